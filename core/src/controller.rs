@@ -1,0 +1,186 @@
+//! The `Controller`: the entry point that owns the drivers, the IPAMs, the
+//! store, the host's netlink handle and every network, endpoint and sandbox.
+
+use crate::model::{EndpointRecord, NetworkRecord, SandboxRecord};
+use crate::store::Store;
+use crate::{Config, Error, Result};
+use cnm_driverapi::Driver;
+use cnm_ipamapi::Ipam;
+use cnm_osl::{Namespace, Netlink};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// The entry point of cnm: create networks and sandboxes through it.
+///
+/// Cheap to clone; every clone is the same controller.
+#[derive(Clone)]
+pub struct Controller {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub config: Config,
+    pub host: Netlink,
+    pub drivers: BTreeMap<String, Arc<dyn Driver>>,
+    pub ipams: BTreeMap<String, Arc<dyn Ipam>>,
+    pub store: Store,
+    pub state: tokio::sync::Mutex<State>,
+}
+
+/// A sandbox's runtime state beside its record.
+pub(crate) struct SandboxState {
+    pub rec: SandboxRecord,
+    /// Netlink inside the sandbox's namespace, opened on first use.
+    pub netlink: Option<Netlink>,
+}
+
+/// Everything the controller knows, guarded by one lock held for a whole
+/// operation, so operations never interleave half-way.
+#[derive(Default)]
+pub(crate) struct State {
+    pub networks: HashMap<String, NetworkRecord>,
+    pub endpoints: HashMap<String, EndpointRecord>,
+    pub sandboxes: HashMap<String, SandboxState>,
+}
+
+type DriverFactory = Box<dyn FnOnce(&Netlink) -> Arc<dyn Driver> + Send>;
+
+/// Builds a [`Controller`]: registers drivers and IPAMs, then restores the store.
+pub struct ControllerBuilder {
+    config: Config,
+    drivers: Vec<DriverFactory>,
+    ipams: Vec<(String, Arc<dyn Ipam>)>,
+}
+
+impl ControllerBuilder {
+    /// Registers a network driver; `make` receives the host's netlink handle.
+    pub fn driver<D, F>(mut self, make: F) -> Self
+    where
+        D: Driver,
+        F: FnOnce(&Netlink) -> D + Send + 'static,
+    {
+        self.drivers.push(Box::new(move |nl| Arc::new(make(nl)) as Arc<dyn Driver>));
+        self
+    }
+
+    /// Registers a ready-made network driver.
+    pub fn driver_arc(mut self, driver: Arc<dyn Driver>) -> Self {
+        self.drivers.push(Box::new(move |_| driver));
+        self
+    }
+
+    /// Registers an IPAM driver under `name`.
+    pub fn ipam(mut self, name: impl Into<String>, ipam: Arc<dyn Ipam>) -> Self {
+        self.ipams.push((name.into(), ipam));
+        self
+    }
+
+    /// Opens the host namespace and the store, registers the drivers, and
+    /// restores every object the store holds (see [`Controller::new`]).
+    pub async fn build(self) -> Result<Controller> {
+        let config = self.config;
+        let host_ns = match &config.host_namespace {
+            Some(p) => Namespace::open(p),
+            None => Namespace::current(),
+        }
+        .map_err(|e| Error::os("open host namespace", e))?;
+        let host = Netlink::connect(&host_ns, config.netlink_deadline)
+            .await
+            .map_err(|e| Error::os("open host netlink", e))?;
+
+        let mut drivers: BTreeMap<String, Arc<dyn Driver>> = BTreeMap::new();
+        let null: Arc<dyn Driver> = Arc::new(cnm_driver_null::NullDriver::new());
+        drivers.insert(null.name().to_string(), null);
+        for make in self.drivers {
+            let d = make(&host);
+            drivers.insert(d.name().to_string(), d);
+        }
+
+        let mut ipams: BTreeMap<String, Arc<dyn Ipam>> = BTreeMap::new();
+        let default_ipam = cnm_ipams::DefaultIpam::new(config.default_pools.clone())
+            .with_host_networks(Arc::new(crate::host_networks::HostRoutes::new(host.clone())));
+        ipams.insert(cnm_ipamapi::DEFAULT_IPAM.to_string(), Arc::new(default_ipam));
+        ipams.insert(cnm_ipamapi::NULL_IPAM.to_string(), Arc::new(cnm_ipams::NullIpam::new()));
+        for (name, ipam) in self.ipams {
+            ipams.insert(name, ipam);
+        }
+
+        let store = Store::open(&config.store_path())?;
+        let ctrl = Controller {
+            inner: Arc::new(Inner {
+                config,
+                host,
+                drivers,
+                ipams,
+                store,
+                state: tokio::sync::Mutex::new(State::default()),
+            }),
+        };
+        ctrl.restore().await?;
+        Ok(ctrl)
+    }
+}
+
+impl Controller {
+    /// A builder with the always-present drivers (`null`) and IPAMs (`default`, `null`).
+    pub fn builder(config: Config) -> ControllerBuilder {
+        ControllerBuilder { config, drivers: Vec::new(), ipams: Vec::new() }
+    }
+
+    /// A controller with only the always-present drivers.
+    ///
+    /// Over an existing data directory it restores networks, endpoints and
+    /// sandboxes: confirmed objects get their kernel state re-created where it
+    /// is missing, interrupted operations are rolled back.
+    pub async fn new(config: Config) -> Result<Self> {
+        Self::builder(config).build().await
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The host namespace the controller works in.
+    pub fn host_namespace(&self) -> &Namespace {
+        self.inner.host.namespace()
+    }
+
+    /// The host's netlink handle.
+    pub fn host_netlink(&self) -> &Netlink {
+        &self.inner.host
+    }
+
+    /// The names of the registered network drivers.
+    pub fn drivers(&self) -> Vec<String> {
+        self.inner.drivers.keys().cloned().collect()
+    }
+
+    /// The names of the registered IPAM drivers.
+    pub fn ipam_drivers(&self) -> Vec<String> {
+        self.inner.ipams.keys().cloned().collect()
+    }
+
+    pub(crate) fn driver(&self, name: &str) -> Result<Arc<dyn Driver>> {
+        self.inner.drivers.get(name).cloned().ok_or_else(|| Error::InvalidDriver {
+            name: name.to_string(),
+            available: self.drivers(),
+        })
+    }
+
+    pub(crate) fn ipam(&self, name: &str) -> Result<Arc<dyn Ipam>> {
+        self.inner.ipams.get(name).cloned().ok_or_else(|| Error::InvalidIpamDriver {
+            name: name.to_string(),
+            available: self.ipam_drivers(),
+        })
+    }
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller")
+            .field("data_dir", &self.inner.config.data_dir)
+            .field("drivers", &self.drivers())
+            .finish()
+    }
+}

@@ -1,0 +1,190 @@
+//! `Network::create_endpoint`: allocate addresses, record the intent, ask the driver, confirm.
+
+use super::{Endpoint, EndpointConfig};
+use crate::model::{EndpointRecord, NetworkRecord, Phase};
+use crate::network::{Network, check_name};
+use crate::store::Table;
+use crate::{Error, Result};
+use cnm_driverapi::{
+    CreateEndpointRequest, DeleteEndpointRequest, EndpointInterface, EndpointOptions, MacAddress,
+};
+use cnm_ipamapi::{Ipam, ReleaseAddressRequest, RequestAddressRequest};
+use ipnet::IpNet;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+impl Network {
+    /// Creates an endpoint named `name` on this network.
+    ///
+    /// Addresses come from the network's IPAM: the static ones of `config`
+    /// (refused with an address-in-use error when taken) or the next free
+    /// ones. The MAC is the given one, the driver's, or `02:42` followed by
+    /// the IPv4 address.
+    pub async fn create_endpoint(&self, name: &str, config: EndpointConfig) -> Result<Endpoint> {
+        check_name("endpoint", name)?;
+        let ctrl = &self.ctrl;
+        let mut st = ctrl.inner.state.lock().await;
+        let net = st.networks.get(&self.id).ok_or_else(|| Error::NetworkNotFound(self.id.clone()))?.clone();
+        if st.endpoints.values().any(|e| e.network_id == self.id && e.name == name) {
+            return Err(Error::EndpointNameExists { name: name.to_string(), network: net.name.clone() });
+        }
+        let drv = ctrl.driver(&net.driver)?;
+        let ipam = ctrl.ipam(&net.config.ipam_driver)?;
+        let allocates = net.config.ipam_driver != cnm_ipamapi::NULL_IPAM;
+
+        let mut rec = EndpointRecord {
+            id: crate::id::new_id(),
+            name: name.to_string(),
+            network_id: self.id.clone(),
+            config,
+            ipv4: None,
+            ipv6: None,
+            mac: None,
+            join: None,
+            phase: Phase::Creating,
+        };
+        rec.mac = rec.config.mac;
+        if allocates {
+            let mac_opt = ipam.capability().requires_mac_address;
+            let preferred4 = rec.config.ipv4.map(IpAddr::V4);
+            rec.ipv4 = Some(request_address(&*ipam, &net, false, preferred4, rec.mac, mac_opt).await?);
+            if net.config.enable_ipv6 && !net.ipv6.is_empty() {
+                let preferred6 = rec.config.ipv6.map(IpAddr::V6);
+                match request_address(&*ipam, &net, true, preferred6, rec.mac, mac_opt).await {
+                    Ok(a) => rec.ipv6 = Some(a),
+                    Err(e) => {
+                        release_addresses(&*ipam, &net, &rec).await;
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        if let Err(e) = ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec) {
+            release_addresses(&*ipam, &net, &rec).await;
+            return Err(e);
+        }
+
+        let req = CreateEndpointRequest {
+            network_id: net.id.clone(),
+            endpoint_id: rec.id.clone(),
+            interface: EndpointInterface { address: rec.ipv4, address_ipv6: rec.ipv6, mac_address: rec.mac },
+            options: endpoint_options(&net, &rec.config),
+        };
+        let given = req.interface.clone();
+        let outcome = match drv.create_endpoint(req).await {
+            Ok(resp) => merge_interface(&given, resp.interface).map_err(|msg| {
+                (true, Error::Driver {
+                    driver: net.driver.clone(),
+                    op: "create endpoint",
+                    source: cnm_driverapi::Error::invalid(msg),
+                })
+            }),
+            Err(source) => Err((false, Error::Driver { driver: net.driver.clone(), op: "create endpoint", source })),
+        };
+        let iface = match outcome {
+            Ok(iface) => iface,
+            Err((delete_in_driver, e)) => {
+                if delete_in_driver {
+                    let del = DeleteEndpointRequest { network_id: net.id.clone(), endpoint_id: rec.id.clone() };
+                    if let Err(err) = drv.delete_endpoint(del).await {
+                        tracing::warn!(error = %err, "driver failed to roll back endpoint");
+                    }
+                }
+                release_addresses(&*ipam, &net, &rec).await;
+                ctrl.inner.store.delete(Table::Endpoints, &rec.id)?;
+                return Err(e);
+            }
+        };
+        rec.ipv4 = iface.address;
+        rec.ipv6 = iface.address_ipv6;
+        rec.mac = iface.mac_address.or_else(|| match rec.ipv4.map(|a| a.addr()) {
+            Some(IpAddr::V4(v4)) => Some(MacAddress::from_ipv4(v4)),
+            _ => None,
+        });
+        rec.phase = Phase::Ready;
+        ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec)?;
+        let ep = Endpoint::handle(ctrl, &rec);
+        st.endpoints.insert(rec.id.clone(), rec);
+        Ok(ep)
+    }
+}
+
+/// The endpoint options Docker sends: port keys only on non-internal networks.
+pub(crate) fn endpoint_options(net: &NetworkRecord, cfg: &EndpointConfig) -> EndpointOptions {
+    let internal = net.config.internal;
+    EndpointOptions {
+        dns_servers: (!cfg.dns_servers.is_empty()).then(|| cfg.dns_servers.clone()),
+        exposed_ports: (!internal).then(|| cfg.exposed_ports.clone()),
+        mac_address: cfg.mac,
+        port_map: (!internal).then(|| cfg.port_bindings.clone()),
+        generic: BTreeMap::new(),
+    }
+}
+
+/// Applies the driver's answer: it may fill empty fields only.
+fn merge_interface(given: &EndpointInterface, answer: Option<EndpointInterface>) -> std::result::Result<EndpointInterface, String> {
+    let Some(a) = answer else { return Ok(given.clone()) };
+    fn pick<T: PartialEq + Copy + std::fmt::Display>(what: &str, given: Option<T>, answer: Option<T>) -> std::result::Result<Option<T>, String> {
+        match (given, answer) {
+            (Some(g), Some(a)) if g != a => Err(format!("driver modified interface {what}: {g} to {a}")),
+            (Some(g), _) => Ok(Some(g)),
+            (None, a) => Ok(a),
+        }
+    }
+    Ok(EndpointInterface {
+        address: pick("address", given.address, a.address)?,
+        address_ipv6: pick("IPv6 address", given.address_ipv6, a.address_ipv6)?,
+        mac_address: pick("MAC address", given.mac_address, a.mac_address)?,
+    })
+}
+
+/// Requests one address: from the pool holding `preferred`, or from the
+/// first pool with room (moving on when a pool is full).
+async fn request_address(
+    ipam: &dyn Ipam,
+    net: &NetworkRecord,
+    v6: bool,
+    preferred: Option<IpAddr>,
+    mac: Option<MacAddress>,
+    send_mac: bool,
+) -> Result<IpNet> {
+    let pools = if v6 { &net.ipv6 } else { &net.ipv4 };
+    let options = match (send_mac, mac) {
+        (true, Some(m)) => Some(BTreeMap::from([(cnm_ipamapi::label::MAC_ADDRESS.to_string(), m.to_string())])),
+        _ => None,
+    };
+    if let Some(ip) = preferred {
+        let pool = pools.iter().find(|p| p.pool.contains(&ip)).ok_or_else(|| {
+            Error::InvalidParameter(format!("address {ip} is not in any subnet of network {}", net.name))
+        })?;
+        return ipam
+            .request_address(RequestAddressRequest { pool_id: pool.pool_id.clone(), address: Some(ip), options })
+            .await
+            .map(|r| r.address)
+            .map_err(|e| Error::ipam(format!("allocate address {ip} on network {}", net.name), e));
+    }
+    let mut last = None;
+    for pool in pools {
+        let req = RequestAddressRequest { pool_id: pool.pool_id.clone(), address: None, options: options.clone() };
+        match ipam.request_address(req).await {
+            Ok(r) => return Ok(r.address),
+            Err(e @ cnm_ipamapi::Error::NoAvailableIps) => last = Some(e),
+            Err(e) => return Err(Error::ipam(format!("allocate address on network {}", net.name), e)),
+        }
+    }
+    Err(Error::ipam(
+        format!("allocate address on network {}", net.name),
+        last.unwrap_or(cnm_ipamapi::Error::NoAvailableIps),
+    ))
+}
+
+/// Releases an endpoint's addresses (IPv4 then IPv6); failures are logged.
+pub(crate) async fn release_addresses(ipam: &dyn Ipam, net: &NetworkRecord, rec: &EndpointRecord) {
+    for a in rec.ipv4.iter().chain(rec.ipv6.iter()) {
+        let Some(pool) = net.pool_of(a.addr()) else { continue };
+        let req = ReleaseAddressRequest { pool_id: pool.pool_id.clone(), address: a.addr() };
+        if let Err(e) = ipam.release_address(req).await {
+            tracing::warn!(address = %a, error = %e, "failed to release address");
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! `Endpoint::delete`: refused while joined; the driver, then the IPAM.
+
+use super::Endpoint;
+use super::create::release_addresses;
+use crate::model::{EndpointRecord, Phase};
+use crate::store::Table;
+use crate::{Controller, Error, Result};
+use cnm_driverapi::DeleteEndpointRequest;
+
+impl Endpoint {
+    /// Deletes the endpoint and releases its addresses.
+    ///
+    /// Errors: [`Error::EndpointJoined`] while it is joined to a sandbox.
+    pub async fn delete(&self) -> Result<()> {
+        let ctrl = &self.ctrl;
+        let mut st = ctrl.inner.state.lock().await;
+        let rec = st.endpoints.get_mut(&self.id).ok_or_else(|| Error::EndpointNotFound(self.id.clone()))?;
+        if rec.join.is_some() {
+            return Err(Error::EndpointJoined(self.name.clone()));
+        }
+        rec.phase = Phase::Deleting;
+        ctrl.inner.store.put(Table::Endpoints, &self.id, &*rec)?;
+        let rec = rec.clone();
+        let net = st.networks.get(&rec.network_id).cloned();
+        let result = ctrl.finish_endpoint_delete(&rec, net.as_ref()).await;
+        st.endpoints.remove(&self.id);
+        result
+    }
+}
+
+impl Controller {
+    /// Deletes an endpoint in its driver, releases its addresses and forgets
+    /// it; keeps going after failures and reports the driver's.
+    pub(crate) async fn finish_endpoint_delete(&self, rec: &EndpointRecord, net: Option<&crate::model::NetworkRecord>) -> Result<()> {
+        let mut errs = Vec::new();
+        if let Some(net) = net {
+            match self.driver(&net.driver) {
+                Ok(drv) => {
+                    let req = DeleteEndpointRequest { network_id: net.id.clone(), endpoint_id: rec.id.clone() };
+                    if let Err(source) = drv.delete_endpoint(req).await {
+                        errs.push(Error::Driver { driver: net.driver.clone(), op: "delete endpoint", source });
+                    }
+                }
+                Err(e) => errs.push(e),
+            }
+            match self.ipam(&net.config.ipam_driver) {
+                Ok(ipam) => release_addresses(&*ipam, net, rec).await,
+                Err(e) => errs.push(e),
+            }
+        }
+        if let Err(e) = self.inner.store.delete(Table::Endpoints, &rec.id) {
+            errs.push(e);
+        }
+        Error::collect(errs)
+    }
+}

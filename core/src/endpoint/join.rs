@@ -1,0 +1,168 @@
+//! `Endpoint::join`: record the intent, ask the driver, place its link in the
+//! sandbox, add routes, move the gateway role if this endpoint now holds it,
+//! refresh the sandbox's files, confirm.
+
+use super::{Endpoint, JoinOptions};
+use crate::controller::State;
+use crate::model::{EndpointRecord, JoinPhase, JoinRecord, NetworkRecord};
+use crate::sandbox::{Sandbox, files, gateway, interface};
+use crate::store::Table;
+use crate::{Controller, Error, Result};
+use cnm_driverapi::{Driver, JoinRequest, LeaveRequest, SandboxOptions};
+use std::sync::Arc;
+
+impl Endpoint {
+    /// Joins the endpoint to `sandbox`: its interface appears in the
+    /// sandbox's namespace with the endpoint's addresses and MAC.
+    ///
+    /// Errors: [`Error::AlreadyJoined`]; [`Error::Forbidden`] when a host
+    /// network meets a sandbox with its own namespace or the reverse; driver
+    /// and OS errors, after which nothing of the join is left.
+    pub async fn join(&self, sandbox: &Sandbox, options: JoinOptions) -> Result<()> {
+        let ctrl = &self.ctrl;
+        let mut guard = ctrl.inner.state.lock().await;
+        let st = &mut *guard;
+        let ep = st.endpoints.get(&self.id).ok_or_else(|| Error::EndpointNotFound(self.id.clone()))?.clone();
+        if let Some(j) = &ep.join {
+            return Err(Error::AlreadyJoined { endpoint: ep.name.clone(), sandbox: j.sandbox_id.clone() });
+        }
+        let net = st.networks.get(&ep.network_id).ok_or_else(|| Error::NetworkNotFound(ep.network_id.clone()))?.clone();
+        let sb = st.sandboxes.get(&sandbox.id).ok_or_else(|| Error::SandboxNotFound(sandbox.id.clone()))?;
+        let host_sandbox = sb.rec.config.use_host_namespace;
+        let host_network = net.driver == "host";
+        if host_sandbox != host_network {
+            return Err(Error::Forbidden(if host_network {
+                format!("network {} shares the host's namespace: only host-namespace sandboxes can join it", net.name)
+            } else {
+                format!("sandbox {} uses the host's namespace: it can only join host networks", sandbox.container_id)
+            }));
+        }
+        let drv = ctrl.driver(&net.driver)?;
+        let old_gateway = gateway::current(st, &sandbox.id);
+
+        let mut rec = ep;
+        rec.join = Some(JoinRecord {
+            sandbox_id: sandbox.id.clone(),
+            phase: JoinPhase::Joining,
+            iface: None,
+            gateway: None,
+            gateway_ipv6: None,
+            static_routes: Vec::new(),
+            disable_gateway_service: false,
+            priority: options.priority,
+        });
+        ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec)?;
+        st.endpoints.insert(rec.id.clone(), rec.clone());
+
+        match ctrl.join_locked(st, &net, &drv, &mut rec, old_gateway).await {
+            Ok(()) => {
+                if let Some(j) = rec.join.as_mut() {
+                    j.phase = JoinPhase::Joined;
+                }
+                ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec)?;
+                st.endpoints.insert(rec.id.clone(), rec);
+                if let Err(e) = files::refresh(&ctrl.inner.config, st, &sandbox.id) {
+                    tracing::warn!(error = %e, "failed to refresh sandbox files");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                rec.join = None;
+                st.endpoints.insert(rec.id.clone(), rec.clone());
+                ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec)?;
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Controller {
+    /// The work of a join once the intent is recorded; undoes itself on failure.
+    pub(crate) async fn join_locked(
+        &self,
+        st: &mut State,
+        net: &NetworkRecord,
+        drv: &Arc<dyn Driver>,
+        rec: &mut EndpointRecord,
+        old_gateway: Option<String>,
+    ) -> Result<()> {
+        let Some(sandbox_id) = rec.join.as_ref().map(|j| j.sandbox_id.clone()) else {
+            return Err(Error::InvalidParameter("join without a sandbox".into()));
+        };
+        let sb = st.sandboxes.get(&sandbox_id).ok_or_else(|| Error::SandboxNotFound(sandbox_id.clone()))?;
+        let options = SandboxOptions {
+            exposed_ports: sb.rec.config.exposed_ports.clone(),
+            port_map: sb.rec.config.port_bindings.clone(),
+        };
+        let req = JoinRequest {
+            network_id: net.id.clone(),
+            endpoint_id: rec.id.clone(),
+            sandbox_key: sb.rec.key.display().to_string(),
+            options,
+        };
+        let resp = drv
+            .join(req)
+            .await
+            .map_err(|source| Error::Driver { driver: net.driver.clone(), op: "join", source })?;
+
+        let mut placed: Option<String> = None;
+        let result: Result<()> = async {
+            let nl = interface::sandbox_netlink(self, st, &sandbox_id).await?;
+            if let Some(ifn) = &resp.interface_name {
+                let used: Vec<String> = st
+                    .endpoints
+                    .values()
+                    .filter(|e| e.id != rec.id)
+                    .filter_map(|e| e.join.as_ref().filter(|j| j.sandbox_id == sandbox_id))
+                    .filter_map(|j| j.iface.clone())
+                    .collect();
+                let dst = interface::next_name(&ifn.dst_prefix, used.iter().map(String::as_str));
+                let addrs: Vec<_> = rec.ipv4.iter().chain(rec.ipv6.iter()).copied().collect();
+                let index = match interface::place(&self.inner.host, &nl, &ifn.src_name, &dst, rec.mac, &addrs).await {
+                    Ok(i) => i,
+                    Err(e) => {
+                        // The link may be half-configured under either name.
+                        let _ = interface::remove(&nl, &ifn.src_name).await;
+                        let _ = interface::remove(&nl, &dst).await;
+                        return Err(e);
+                    }
+                };
+                placed = Some(dst.clone());
+                interface::add_static_routes(&nl, index, &resp.static_routes).await?;
+            }
+            if let Some(j) = rec.join.as_mut() {
+                j.iface = placed.clone();
+                j.gateway = resp.gateway;
+                j.gateway_ipv6 = resp.gateway_ipv6;
+                j.static_routes = resp.static_routes.clone();
+                j.disable_gateway_service = resp.disable_gateway_service;
+            }
+            st.endpoints.insert(rec.id.clone(), rec.clone());
+            self.apply_gateway_change(st, &sandbox_id, old_gateway.clone()).await
+        }
+        .await;
+
+        if let Err(e) = result {
+            // Undo: the endpoint stops counting for the gateway, the old
+            // gateway endpoint gets its role back, the driver forgets the join.
+            if let Some(j) = rec.join.as_mut() {
+                j.phase = JoinPhase::Leaving;
+            }
+            st.endpoints.insert(rec.id.clone(), rec.clone());
+            if gateway::current(st, &sandbox_id) != old_gateway {
+                if let Err(err) = self.apply_gateway_change(st, &sandbox_id, None).await {
+                    tracing::warn!(error = %err, "failed to restore the gateway after a failed join");
+                }
+            }
+            let leave = LeaveRequest { network_id: net.id.clone(), endpoint_id: rec.id.clone() };
+            if let Err(err) = drv.leave(leave).await {
+                tracing::warn!(error = %err, "driver failed to undo a failed join");
+            }
+            if let (Some(name), Ok(nl)) = (placed, interface::sandbox_netlink(self, st, &sandbox_id).await) {
+                let _ = interface::remove(&nl, &name).await;
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,88 @@
+//! `Endpoint::leave`: revoke the gateway role if held, ask the driver, remove
+//! the link from the sandbox, hand the gateway role on, refresh the files.
+
+use super::Endpoint;
+use crate::controller::State;
+use crate::model::JoinPhase;
+use crate::sandbox::{Sandbox, files, gateway, interface};
+use crate::store::Table;
+use crate::{Controller, Error, Result};
+use cnm_driverapi::LeaveRequest;
+
+impl Endpoint {
+    /// Takes the endpoint out of `sandbox`. The endpoint keeps its addresses.
+    ///
+    /// Errors: [`Error::NotJoined`] if it is not joined to that sandbox.
+    /// Teardown keeps going after failures and reports them all.
+    pub async fn leave(&self, sandbox: &Sandbox) -> Result<()> {
+        let ctrl = &self.ctrl;
+        let mut guard = ctrl.inner.state.lock().await;
+        let st = &mut *guard;
+        let ep = st.endpoints.get(&self.id).ok_or_else(|| Error::EndpointNotFound(self.id.clone()))?;
+        if ep.join.as_ref().is_none_or(|j| j.sandbox_id != sandbox.id) {
+            return Err(Error::NotJoined { endpoint: ep.name.clone(), sandbox: sandbox.id.clone() });
+        }
+        ctrl.leave_locked(st, &self.id).await
+    }
+}
+
+impl Controller {
+    /// The work of a leave, with the state lock held (also used by sandbox
+    /// deletion and crash recovery).
+    pub(crate) async fn leave_locked(&self, st: &mut State, endpoint_id: &str) -> Result<()> {
+        let Some(mut rec) = st.endpoints.get(endpoint_id).cloned() else {
+            return Err(Error::EndpointNotFound(endpoint_id.to_string()));
+        };
+        let Some(join) = rec.join.clone() else { return Ok(()) };
+        let sandbox_id = join.sandbox_id.clone();
+        let old_gateway = gateway::current(st, &sandbox_id);
+        if let Some(j) = rec.join.as_mut() {
+            j.phase = JoinPhase::Leaving;
+        }
+        self.inner.store.put(Table::Endpoints, &rec.id, &rec)?;
+        st.endpoints.insert(rec.id.clone(), rec.clone());
+
+        let mut errs = Vec::new();
+        if old_gateway.as_deref() == Some(endpoint_id) {
+            self.revoke_connectivity(st, &rec).await;
+        }
+        if let Some(net) = st.networks.get(&rec.network_id).cloned() {
+            match self.driver(&net.driver) {
+                Ok(drv) => {
+                    let req = LeaveRequest { network_id: net.id.clone(), endpoint_id: rec.id.clone() };
+                    if let Err(source) = drv.leave(req).await {
+                        errs.push(Error::Driver { driver: net.driver.clone(), op: "leave", source });
+                    }
+                }
+                Err(e) => errs.push(e),
+            }
+        }
+        if let Some(iface) = &join.iface {
+            if st.sandboxes.contains_key(&sandbox_id) {
+                match interface::sandbox_netlink(self, st, &sandbox_id).await {
+                    Ok(nl) => {
+                        if let Err(e) = interface::remove(&nl, iface).await {
+                            errs.push(e);
+                        }
+                    }
+                    Err(e) => errs.push(e),
+                }
+            }
+        }
+        rec.join = None;
+        if let Err(e) = self.inner.store.put(Table::Endpoints, &rec.id, &rec) {
+            errs.push(e);
+        }
+        st.endpoints.insert(rec.id.clone(), rec);
+        if st.sandboxes.contains_key(&sandbox_id) {
+            let old = old_gateway.filter(|g| g != endpoint_id);
+            if let Err(e) = self.apply_gateway_change(st, &sandbox_id, old).await {
+                errs.push(e);
+            }
+            if let Err(e) = files::refresh(&self.inner.config, st, &sandbox_id) {
+                errs.push(e);
+            }
+        }
+        Error::collect(errs)
+    }
+}

@@ -1,0 +1,140 @@
+//! Endpoints: what users ask for ([`EndpointConfig`]), the [`Endpoint`]
+//! handle, and its operations, one file per verb.
+
+mod create;
+mod delete;
+mod join;
+mod leave;
+
+pub(crate) use create::{endpoint_options, release_addresses};
+
+use crate::model::EndpointRecord;
+use crate::{Controller, Error, Result};
+use cnm_driverapi::{EndpointOperInfoRequest, MacAddress, PortBinding, TransportPort};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// What a new endpoint should be.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointConfig {
+    /// A static IPv4 address (`--ip`).
+    pub ipv4: Option<Ipv4Addr>,
+    /// A static IPv6 address (`--ip6`).
+    pub ipv6: Option<Ipv6Addr>,
+    /// A MAC address; derived from the IPv4 address when absent.
+    pub mac: Option<MacAddress>,
+    /// Extra names of the endpoint on its network (`--alias`).
+    pub aliases: Vec<String>,
+    /// DNS servers for this endpoint.
+    pub dns_servers: Vec<String>,
+    /// Exposed ports (`--expose`).
+    pub exposed_ports: Vec<TransportPort>,
+    /// Published ports (`-p`).
+    pub port_bindings: Vec<PortBinding>,
+}
+
+/// Options of a join.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinOptions {
+    /// Higher priority endpoints are preferred as the sandbox's gateway.
+    pub priority: i32,
+}
+
+/// A snapshot of an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointInfo {
+    /// The id.
+    pub id: String,
+    /// The name.
+    pub name: String,
+    /// The network's id.
+    pub network_id: String,
+    /// The IPv4 address with its pool's prefix length.
+    pub ipv4: Option<IpNet>,
+    /// The IPv6 address with its pool's prefix length.
+    pub ipv6: Option<IpNet>,
+    /// The MAC address.
+    pub mac: Option<MacAddress>,
+    /// The sandbox the endpoint is joined to.
+    pub sandbox_id: Option<String>,
+    /// The interface's name inside the sandbox.
+    pub interface: Option<String>,
+    /// The IPv4 gateway the driver gave at join.
+    pub gateway: Option<Ipv4Addr>,
+    /// The IPv6 gateway the driver gave at join.
+    pub gateway_ipv6: Option<Ipv6Addr>,
+    /// The configuration it was created with.
+    pub config: EndpointConfig,
+}
+
+/// An endpoint, as a handle on the controller.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    pub(crate) ctrl: Controller,
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) network_id: String,
+}
+
+impl Endpoint {
+    pub(crate) fn handle(ctrl: &Controller, rec: &EndpointRecord) -> Self {
+        Endpoint { ctrl: ctrl.clone(), id: rec.id.clone(), name: rec.name.clone(), network_id: rec.network_id.clone() }
+    }
+
+    /// The id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The network's id.
+    pub fn network_id(&self) -> &str {
+        &self.network_id
+    }
+
+    /// A snapshot of the endpoint.
+    pub async fn info(&self) -> Result<EndpointInfo> {
+        let st = self.ctrl.inner.state.lock().await;
+        let rec = st.endpoints.get(&self.id).ok_or_else(|| Error::EndpointNotFound(self.id.clone()))?;
+        Ok(EndpointInfo {
+            id: rec.id.clone(),
+            name: rec.name.clone(),
+            network_id: rec.network_id.clone(),
+            ipv4: rec.ipv4,
+            ipv6: rec.ipv6,
+            mac: rec.mac,
+            sandbox_id: rec.join.as_ref().map(|j| j.sandbox_id.clone()),
+            interface: rec.join.as_ref().and_then(|j| j.iface.clone()),
+            gateway: rec.join.as_ref().and_then(|j| j.gateway),
+            gateway_ipv6: rec.join.as_ref().and_then(|j| j.gateway_ipv6),
+            config: rec.config.clone(),
+        })
+    }
+
+    /// The driver's operational data of the endpoint, plus its MAC address
+    /// under `com.docker.network.endpoint.macaddress`.
+    pub async fn driver_info(&self) -> Result<BTreeMap<String, serde_json::Value>> {
+        let (driver, mac) = {
+            let st = self.ctrl.inner.state.lock().await;
+            let rec = st.endpoints.get(&self.id).ok_or_else(|| Error::EndpointNotFound(self.id.clone()))?;
+            let net = st.networks.get(&rec.network_id).ok_or_else(|| Error::NetworkNotFound(rec.network_id.clone()))?;
+            (net.driver.clone(), rec.mac)
+        };
+        let drv = self.ctrl.driver(&driver)?;
+        let mut info = drv
+            .endpoint_oper_info(EndpointOperInfoRequest { network_id: self.network_id.clone(), endpoint_id: self.id.clone() })
+            .await
+            .map_err(|source| Error::Driver { driver, op: "report endpoint information", source })?
+            .value;
+        if let Some(mac) = mac {
+            info.insert(cnm_driverapi::label::MAC_ADDRESS.to_string(), serde_json::Value::String(mac.to_string()));
+        }
+        Ok(info)
+    }
+}

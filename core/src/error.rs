@@ -1,0 +1,180 @@
+//! The controller's error type: one variant per meaning, each with a kind.
+
+pub use cnm_driverapi::ErrorKind;
+
+/// An error of the controller.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A network with this name exists already.
+    #[error("network with name {0} already exists")]
+    NetworkNameExists(String),
+    /// No network has this name or id.
+    #[error("network {0} not found")]
+    NetworkNotFound(String),
+    /// The network still has endpoints.
+    #[error("network {name} id {id} has active endpoints")]
+    ActiveEndpoints {
+        /// The network's name.
+        name: String,
+        /// The network's id.
+        id: String,
+    },
+    /// An endpoint with this name exists already on the network.
+    #[error("endpoint with name {name} already exists in network {network}")]
+    EndpointNameExists {
+        /// The endpoint name.
+        name: String,
+        /// The network's name.
+        network: String,
+    },
+    /// No endpoint has this name or id.
+    #[error("endpoint {0} not found")]
+    EndpointNotFound(String),
+    /// No sandbox has this id or container id.
+    #[error("sandbox {0} not found")]
+    SandboxNotFound(String),
+    /// A sandbox exists already for this container.
+    #[error("sandbox for container {0} already exists")]
+    SandboxExists(String),
+    /// The endpoint is joined to a sandbox already.
+    #[error("endpoint {endpoint} is already joined to sandbox {sandbox}")]
+    AlreadyJoined {
+        /// The endpoint's name.
+        endpoint: String,
+        /// The sandbox's id.
+        sandbox: String,
+    },
+    /// The endpoint is not joined to that sandbox.
+    #[error("endpoint {endpoint} is not joined to sandbox {sandbox}")]
+    NotJoined {
+        /// The endpoint's name.
+        endpoint: String,
+        /// The sandbox's id.
+        sandbox: String,
+    },
+    /// The endpoint is joined, so it cannot be deleted.
+    #[error("endpoint {0} is joined to a sandbox: leave it first")]
+    EndpointJoined(String),
+    /// No driver has this name.
+    #[error("could not find a network driver named {name:?}; available drivers: {available}", available = .available.join(", "))]
+    InvalidDriver {
+        /// The name asked for.
+        name: String,
+        /// The drivers registered.
+        available: Vec<String>,
+    },
+    /// No IPAM driver has this name.
+    #[error("could not find an ipam driver named {name:?}; available ipam drivers: {available}", available = .available.join(", "))]
+    InvalidIpamDriver {
+        /// The name asked for.
+        name: String,
+        /// The IPAM drivers registered.
+        available: Vec<String>,
+    },
+    /// A request's parameters are invalid.
+    #[error("invalid parameter: {0}")]
+    InvalidParameter(String),
+    /// The operation is not allowed for this object.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A network driver failed.
+    #[error("{driver} driver failed to {op}: {source}")]
+    Driver {
+        /// The driver's name.
+        driver: String,
+        /// What the driver was asked to do.
+        op: &'static str,
+        /// The driver's error.
+        #[source]
+        source: cnm_driverapi::Error,
+    },
+    /// An IPAM driver failed.
+    #[error("ipam failed to {op}: {source}")]
+    Ipam {
+        /// What the IPAM was asked to do.
+        op: String,
+        /// The IPAM's error.
+        #[source]
+        source: cnm_ipamapi::Error,
+    },
+    /// The OS layer (netlink, namespaces) failed.
+    #[error("{op}: {source}")]
+    Os {
+        /// What was being done.
+        op: String,
+        /// The OS layer's error.
+        #[source]
+        source: cnm_osl::Error,
+    },
+    /// A file could not be read or written.
+    #[error("{op} {path}: {source}", path = .path.display())]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(String),
+    /// Several failures during a teardown that kept going.
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Multiple(Vec<Error>),
+}
+
+/// The result type of the controller.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The class of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::NetworkNameExists(_)
+            | Error::EndpointNameExists { .. }
+            | Error::SandboxExists(_)
+            | Error::AlreadyJoined { .. } => ErrorKind::Conflict,
+            Error::NetworkNotFound(_)
+            | Error::EndpointNotFound(_)
+            | Error::SandboxNotFound(_)
+            | Error::InvalidDriver { .. }
+            | Error::InvalidIpamDriver { .. } => ErrorKind::NotFound,
+            Error::ActiveEndpoints { .. } | Error::EndpointJoined(_) | Error::Forbidden(_) => ErrorKind::Forbidden,
+            Error::NotJoined { .. } | Error::InvalidParameter(_) => ErrorKind::InvalidParameter,
+            Error::Driver { source, .. } => source.kind(),
+            Error::Ipam { source, .. } => source.kind(),
+            Error::Os { source, .. } => match source {
+                cnm_osl::Error::Invalid(_) => ErrorKind::InvalidParameter,
+                cnm_osl::Error::Timeout { .. } => ErrorKind::Timeout,
+                cnm_osl::Error::Unsupported(_) => ErrorKind::NotImplemented,
+                _ => ErrorKind::Internal,
+            },
+            Error::Io { .. } | Error::Store(_) => ErrorKind::Internal,
+            Error::Multiple(errs) => errs.first().map(Error::kind).unwrap_or(ErrorKind::Internal),
+        }
+    }
+
+    pub(crate) fn os(op: impl Into<String>, source: cnm_osl::Error) -> Self {
+        Error::Os { op: op.into(), source }
+    }
+
+    pub(crate) fn ipam(op: impl Into<String>, source: cnm_ipamapi::Error) -> Self {
+        Error::Ipam { op: op.into(), source }
+    }
+
+    pub(crate) fn io(op: &'static str, path: impl Into<std::path::PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { op, path: path.into(), source }
+    }
+
+    /// Folds the errors of a teardown into one result (style: keep going, report all).
+    pub(crate) fn collect(mut errs: Vec<Error>) -> Result<()> {
+        match errs.len() {
+            0 => Ok(()),
+            1 => Err(errs.remove(0)),
+            _ => Err(Error::Multiple(errs)),
+        }
+    }
+}

@@ -1,0 +1,25 @@
+#![doc = include_str!("../README.md")]
+
+mod config;
+mod controller;
+mod endpoint;
+mod error;
+mod host_networks;
+mod id;
+mod model;
+mod network;
+mod restore;
+mod sandbox;
+mod store;
+
+pub use config::Config;
+pub use controller::{Controller, ControllerBuilder};
+pub use endpoint::{Endpoint, EndpointConfig, EndpointInfo, JoinOptions};
+pub use error::{Error, ErrorKind, Result};
+pub use network::{IpamConfig, Network, NetworkConfig, NetworkInfo, PoolInfo};
+pub use sandbox::{ExtraHost, Sandbox, SandboxConfig, SandboxInfo};
+
+pub use cnm_driverapi as driverapi;
+pub use cnm_ipamapi as ipamapi;
+pub use cnm_ipams::DefaultIpamConfig;
+pub use cnm_osl as osl;

@@ -1,0 +1,90 @@
+//! `Controller::new_network`: record the intent, allocate pools, ask the driver, confirm.
+
+use super::{Network, NetworkConfig, check_name, pools};
+use crate::model::{NetworkRecord, Phase};
+use crate::store::Table;
+use crate::{Controller, Error, Result};
+use cnm_driverapi::{CreateNetworkRequest, NetworkOptions};
+
+impl Controller {
+    /// Creates a network named `name` with driver `driver`.
+    ///
+    /// Errors: [`Error::InvalidDriver`] (lists the drivers available),
+    /// [`Error::NetworkNameExists`], [`Error::InvalidParameter`] for a bad
+    /// configuration, IPAM errors (overlapping or exhausted pools) and driver errors.
+    pub async fn new_network(&self, driver: &str, name: &str, config: NetworkConfig) -> Result<Network> {
+        check_name("network", name)?;
+        let drv = self.driver(driver)?;
+        let ipam = self.ipam(&config.ipam_driver)?;
+        for c in &config.ipv4 {
+            pools::validate(c, false)?;
+        }
+        for c in &config.ipv6 {
+            pools::validate(c, true)?;
+        }
+        if !config.ipv6.is_empty() && !config.enable_ipv6 {
+            return Err(Error::InvalidParameter("IPv6 subnets were given but IPv6 is not enabled".into()));
+        }
+
+        let mut st = self.inner.state.lock().await;
+        if st.networks.values().any(|n| n.name == name) {
+            return Err(Error::NetworkNameExists(name.to_string()));
+        }
+        let spaces = ipam.default_address_spaces().await.map_err(|e| Error::ipam("get address spaces", e))?;
+        let space = match drv.capability().data_scope {
+            cnm_driverapi::Scope::Local => spaces.local,
+            cnm_driverapi::Scope::Global => spaces.global,
+        };
+        let allocates = config.ipam_driver != cnm_ipamapi::NULL_IPAM;
+
+        let mut rec = NetworkRecord {
+            id: crate::id::new_id(),
+            name: name.to_string(),
+            driver: driver.to_string(),
+            config,
+            ipv4: Vec::new(),
+            ipv6: Vec::new(),
+            created: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            phase: Phase::Creating,
+        };
+        self.inner.store.put(Table::Networks, &rec.id, &rec)?;
+
+        let mut allocated = pools::allocate(&*ipam, allocates, &space, &rec.config, false, &mut rec.ipv4).await;
+        if allocated.is_ok() && rec.config.enable_ipv6 {
+            allocated = pools::allocate(&*ipam, allocates, &space, &rec.config, true, &mut rec.ipv6).await;
+        }
+        let created = match allocated {
+            Ok(()) => drv
+                .create_network(CreateNetworkRequest {
+                    network_id: rec.id.clone(),
+                    options: NetworkOptions {
+                        enable_ipv6: rec.config.enable_ipv6,
+                        generic: rec.config.driver_options.clone(),
+                        internal: rec.config.internal,
+                        labels: rec.config.labels.clone(),
+                    },
+                    ipv4_data: pools::ipam_data(&rec.ipv4),
+                    ipv6_data: pools::ipam_data(&rec.ipv6),
+                })
+                .await
+                .map_err(|source| Error::Driver { driver: driver.to_string(), op: "create network", source }),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = created {
+            pools::release(&*ipam, &rec.ipv4).await;
+            pools::release(&*ipam, &rec.ipv6).await;
+            self.inner.store.delete(Table::Networks, &rec.id)?;
+            return Err(e);
+        }
+
+        rec.phase = Phase::Ready;
+        self.inner.store.put(Table::Networks, &rec.id, &rec)?;
+        tracing::info!(network = %rec.name, id = %&rec.id[..12], driver, "network created");
+        let net = Network::handle(self, &rec);
+        st.networks.insert(rec.id.clone(), rec);
+        Ok(net)
+    }
+}

@@ -1,0 +1,247 @@
+//! Replaying the store when a controller starts: confirmed objects are
+//! restored (kernel state re-checked and re-created where missing),
+//! interrupted operations are rolled back or finished. Nothing leaks across
+//! a crash: no address, link or namespace.
+
+use crate::controller::{SandboxState, State};
+use crate::endpoint::endpoint_options;
+use crate::model::{EndpointRecord, JoinPhase, NetworkRecord, Phase, SandboxRecord};
+use crate::network::pools;
+use crate::sandbox::{files, interface};
+use crate::store::Table;
+use crate::{Controller, Result};
+use cnm_driverapi::{CreateEndpointRequest, CreateNetworkRequest, DeleteEndpointRequest, EndpointInterface, LeaveRequest, NetworkOptions};
+use cnm_ipamapi::RequestAddressRequest;
+
+impl Controller {
+    /// Whether an IPAM keeps no state of its own, so the controller claims
+    /// the recorded pools and addresses again at start.
+    fn ipam_replays(&self, name: &str) -> bool {
+        name == cnm_ipamapi::DEFAULT_IPAM
+            || name == cnm_ipamapi::NULL_IPAM
+            || self.ipam(name).is_ok_and(|i| i.capability().requires_request_replay)
+    }
+
+    pub(crate) async fn restore(&self) -> Result<()> {
+        let networks: Vec<NetworkRecord> = self.inner.store.load(Table::Networks)?;
+        let sandboxes: Vec<SandboxRecord> = self.inner.store.load(Table::Sandboxes)?;
+        let endpoints: Vec<EndpointRecord> = self.inner.store.load(Table::Endpoints)?;
+        if networks.is_empty() && sandboxes.is_empty() && endpoints.is_empty() {
+            return Ok(());
+        }
+        let mut guard = self.inner.state.lock().await;
+        let st = &mut *guard;
+        for n in networks {
+            self.restore_network(st, n).await;
+        }
+        let mut recreated = Vec::new();
+        for s in sandboxes {
+            if let Some(id) = self.restore_sandbox(st, s).await {
+                recreated.push(id);
+            }
+        }
+        for e in endpoints {
+            self.restore_endpoint(st, e, &recreated).await;
+        }
+        let ids: Vec<String> = st.sandboxes.keys().cloned().collect();
+        for id in ids {
+            if let Err(e) = self.apply_gateway_change(st, &id, None).await {
+                tracing::warn!(sandbox = %id, error = %e, "failed to restore the gateway of a sandbox");
+            }
+            if let Err(e) = files::refresh(&self.inner.config, st, &id) {
+                tracing::warn!(sandbox = %id, error = %e, "failed to restore sandbox files");
+            }
+        }
+        tracing::info!(
+            networks = st.networks.len(),
+            endpoints = st.endpoints.len(),
+            sandboxes = st.sandboxes.len(),
+            "state restored"
+        );
+        Ok(())
+    }
+
+    async fn restore_network(&self, st: &mut State, mut n: NetworkRecord) {
+        if n.phase != Phase::Ready {
+            tracing::info!(network = %n.name, phase = ?n.phase, "rolling back an interrupted network operation");
+            if self.ipam_replays(&n.config.ipam_driver) {
+                // Nothing was claimed in this process: only the driver needs undoing.
+                n.ipv4.clear();
+                n.ipv6.clear();
+            }
+            self.finish_network_delete(&n).await;
+            return;
+        }
+        if self.ipam_replays(&n.config.ipam_driver) {
+            match self.ipam(&n.config.ipam_driver) {
+                Ok(ipam) => {
+                    let allocates = n.config.ipam_driver != cnm_ipamapi::NULL_IPAM;
+                    let opts = n.config.ipam_options.clone();
+                    for pools in [&mut n.ipv4, &mut n.ipv6] {
+                        if let Err(e) = pools::replay(&*ipam, allocates, &opts, pools).await {
+                            tracing::error!(network = %n.name, error = %e, "failed to claim the network's pools again");
+                        }
+                    }
+                }
+                Err(e) => tracing::error!(network = %n.name, error = %e, "network's ipam is not available"),
+            }
+        }
+        match self.driver(&n.driver) {
+            Ok(drv) => {
+                let req = CreateNetworkRequest {
+                    network_id: n.id.clone(),
+                    options: NetworkOptions {
+                        enable_ipv6: n.config.enable_ipv6,
+                        generic: n.config.driver_options.clone(),
+                        internal: n.config.internal,
+                        labels: n.config.labels.clone(),
+                    },
+                    ipv4_data: pools::ipam_data(&n.ipv4),
+                    ipv6_data: pools::ipam_data(&n.ipv6),
+                };
+                if let Err(e) = drv.create_network(req).await {
+                    tracing::error!(network = %n.name, error = %e, "driver failed to restore network");
+                }
+            }
+            Err(e) => tracing::error!(network = %n.name, error = %e, "network's driver is not available"),
+        }
+        st.networks.insert(n.id.clone(), n);
+    }
+
+    /// Restores a sandbox; returns its id if its namespace had to be re-created.
+    async fn restore_sandbox(&self, st: &mut State, mut s: SandboxRecord) -> Option<String> {
+        if s.phase != Phase::Ready {
+            tracing::info!(sandbox = %s.container_id, phase = ?s.phase, "rolling back an interrupted sandbox operation");
+            self.cleanup_sandbox_namespace(&s, st);
+            let _ = std::fs::remove_dir_all(files::sandbox_dir(&self.inner.config, &s.id));
+            if let Err(e) = self.inner.store.delete(Table::Sandboxes, &s.id) {
+                tracing::warn!(error = %e, "failed to forget sandbox");
+            }
+            return None;
+        }
+        let mut recreated = None;
+        let present = if s.config.use_host_namespace { true } else { cnm_osl::Namespace::is_mounted(&s.key) };
+        if !present || s.config.use_host_namespace {
+            match self.setup_sandbox_namespace(&s).await {
+                Ok(_) if !present => {
+                    tracing::info!(sandbox = %s.container_id, "re-created missing sandbox namespace");
+                    recreated = Some(s.id.clone());
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(sandbox = %s.container_id, error = %e, "failed to re-create sandbox namespace"),
+            }
+        }
+        s.phase = Phase::Ready;
+        st.sandboxes.insert(s.id.clone(), SandboxState { rec: s, netlink: None });
+        recreated
+    }
+
+    async fn restore_endpoint(&self, st: &mut State, mut e: EndpointRecord, recreated: &[String]) {
+        let Some(net) = st.networks.get(&e.network_id).cloned() else {
+            tracing::warn!(endpoint = %e.name, "forgetting an endpoint whose network is gone");
+            let _ = self.inner.store.delete(Table::Endpoints, &e.id);
+            return;
+        };
+        let drv = self.driver(&net.driver).ok();
+        if e.phase != Phase::Ready {
+            tracing::info!(endpoint = %e.name, phase = ?e.phase, "rolling back an interrupted endpoint operation");
+            if let Some(drv) = &drv {
+                if e.join.is_some() {
+                    let _ = drv.leave(LeaveRequest { network_id: net.id.clone(), endpoint_id: e.id.clone() }).await;
+                }
+                let _ = drv.delete_endpoint(DeleteEndpointRequest { network_id: net.id.clone(), endpoint_id: e.id.clone() }).await;
+            }
+            if !self.ipam_replays(&net.config.ipam_driver) {
+                if let Ok(ipam) = self.ipam(&net.config.ipam_driver) {
+                    crate::endpoint::release_addresses(&*ipam, &net, &e).await;
+                }
+            }
+            let _ = self.inner.store.delete(Table::Endpoints, &e.id);
+            return;
+        }
+        if self.ipam_replays(&net.config.ipam_driver) && net.config.ipam_driver != cnm_ipamapi::NULL_IPAM {
+            if let Ok(ipam) = self.ipam(&net.config.ipam_driver) {
+                for a in e.ipv4.iter().chain(e.ipv6.iter()) {
+                    let Some(pool) = net.pool_of(a.addr()) else { continue };
+                    let req = RequestAddressRequest { pool_id: pool.pool_id.clone(), address: Some(a.addr()), options: None };
+                    if let Err(err) = ipam.request_address(req).await {
+                        tracing::error!(endpoint = %e.name, address = %a, error = %err, "failed to claim the endpoint's address again");
+                    }
+                }
+            }
+        }
+        if let Some(drv) = &drv {
+            let req = CreateEndpointRequest {
+                network_id: net.id.clone(),
+                endpoint_id: e.id.clone(),
+                interface: EndpointInterface { address: e.ipv4, address_ipv6: e.ipv6, mac_address: e.mac },
+                options: endpoint_options(&net, &e.config),
+            };
+            if let Err(err) = drv.create_endpoint(req).await {
+                tracing::error!(endpoint = %e.name, error = %err, "driver failed to restore endpoint");
+            }
+        }
+        let Some(join) = e.join.clone() else {
+            st.endpoints.insert(e.id.clone(), e);
+            return;
+        };
+        let sandbox_present = st.sandboxes.contains_key(&join.sandbox_id);
+        let mut rejoin = join.phase == JoinPhase::Joined && sandbox_present;
+        if rejoin && !recreated.contains(&join.sandbox_id) {
+            // The join is confirmed: keep it if its interface is still there.
+            if let Some(iface) = &join.iface {
+                let present = match interface::sandbox_netlink(self, st, &join.sandbox_id).await {
+                    Ok(nl) => nl.link_get(iface).await.ok().flatten().is_some_and(|l| l.up),
+                    Err(_) => false,
+                };
+                if present {
+                    st.endpoints.insert(e.id.clone(), e);
+                    return;
+                }
+            } else {
+                st.endpoints.insert(e.id.clone(), e);
+                return;
+            }
+        }
+        // Undo whatever the interrupted (or broken) join left behind.
+        if let Some(drv) = &drv {
+            let _ = drv.leave(LeaveRequest { network_id: net.id.clone(), endpoint_id: e.id.clone() }).await;
+        }
+        if let (Some(iface), true) = (&join.iface, sandbox_present) {
+            if let Ok(nl) = interface::sandbox_netlink(self, st, &join.sandbox_id).await {
+                let _ = interface::remove(&nl, iface).await;
+            }
+        }
+        if rejoin {
+            tracing::info!(endpoint = %e.name, "re-creating the interface of a confirmed join");
+            if let Some(j) = e.join.as_mut() {
+                j.phase = JoinPhase::Joining;
+                j.iface = None;
+            }
+            st.endpoints.insert(e.id.clone(), e.clone());
+            let result = match &drv {
+                Some(drv) => self.join_locked(st, &net, drv, &mut e, None).await,
+                None => Err(crate::Error::InvalidDriver { name: net.driver.clone(), available: self.drivers() }),
+            };
+            match result {
+                Ok(()) => {
+                    if let Some(j) = e.join.as_mut() {
+                        j.phase = JoinPhase::Joined;
+                    }
+                }
+                Err(err) => {
+                    tracing::error!(endpoint = %e.name, error = %err, "failed to re-join endpoint");
+                    rejoin = false;
+                }
+            }
+        }
+        if !rejoin {
+            tracing::info!(endpoint = %e.name, "rolled back an interrupted join");
+            e.join = None;
+        }
+        if let Err(err) = self.inner.store.put(Table::Endpoints, &e.id, &e) {
+            tracing::warn!(error = %err, "failed to record restored endpoint");
+        }
+        st.endpoints.insert(e.id.clone(), e);
+    }
+}

@@ -1,0 +1,87 @@
+//! `Controller::new_sandbox`: record the intent, create the namespace (or
+//! share the host's), bring up loopback, write the files, confirm.
+
+use super::{Sandbox, SandboxConfig, files};
+use crate::controller::SandboxState;
+use crate::model::{Phase, SandboxRecord};
+use crate::store::Table;
+use crate::{Controller, Error, Result};
+use cnm_osl::{Namespace, Netlink};
+
+/// The file the host namespace is mounted at for host-namespace sandboxes.
+pub(crate) const HOST_SANDBOX_KEY: &str = "default";
+
+impl Controller {
+    /// Creates the sandbox of container `container_id`.
+    ///
+    /// Errors: [`Error::SandboxExists`] if the container has one already.
+    pub async fn new_sandbox(&self, container_id: &str, config: SandboxConfig) -> Result<Sandbox> {
+        if container_id.is_empty() {
+            return Err(Error::InvalidParameter("a sandbox needs a container id".into()));
+        }
+        let mut st = self.inner.state.lock().await;
+        if st.sandboxes.values().any(|s| s.rec.container_id == container_id) {
+            return Err(Error::SandboxExists(container_id.to_string()));
+        }
+        let id = crate::id::new_id();
+        let netns_dir = self.inner.config.netns_dir();
+        let key = if config.use_host_namespace { netns_dir.join(HOST_SANDBOX_KEY) } else { netns_dir.join(&id[..12]) };
+        let mut rec = SandboxRecord { id: id.clone(), container_id: container_id.to_string(), key, config, phase: Phase::Creating };
+        self.inner.store.put(Table::Sandboxes, &id, &rec)?;
+
+        let netlink = match self.setup_sandbox_namespace(&rec).await {
+            Ok(nl) => nl,
+            Err(e) => {
+                self.cleanup_sandbox_namespace(&rec, &st);
+                self.inner.store.delete(Table::Sandboxes, &id)?;
+                return Err(e);
+            }
+        };
+        rec.phase = Phase::Ready;
+        st.sandboxes.insert(id.clone(), SandboxState { rec: rec.clone(), netlink: Some(netlink) });
+        if let Err(e) = files::refresh(&self.inner.config, &st, &id) {
+            st.sandboxes.remove(&id);
+            self.cleanup_sandbox_namespace(&rec, &st);
+            let _ = std::fs::remove_dir_all(files::sandbox_dir(&self.inner.config, &id));
+            self.inner.store.delete(Table::Sandboxes, &id)?;
+            return Err(e);
+        }
+        self.inner.store.put(Table::Sandboxes, &id, &rec)?;
+        Ok(Sandbox::handle(self, &rec))
+    }
+
+    /// Creates (or, for a host sandbox, mounts) the namespace at the record's
+    /// key and brings its loopback up; returns its netlink handle.
+    pub(crate) async fn setup_sandbox_namespace(&self, rec: &SandboxRecord) -> Result<Netlink> {
+        if rec.config.use_host_namespace {
+            self.inner
+                .host
+                .namespace()
+                .mount_at(&rec.key)
+                .await
+                .map_err(|e| Error::os("mount host namespace", e))?;
+            return Ok(self.inner.host.clone());
+        }
+        let ns = Namespace::create(&rec.key).await.map_err(|e| Error::os("create sandbox namespace", e))?;
+        let nl = Netlink::connect(&ns, self.inner.config.netlink_deadline)
+            .await
+            .map_err(|e| Error::os("open sandbox netlink", e))?;
+        // In a new namespace the loopback device is always index 1.
+        let lo = nl.link_get("lo").await.map_err(|e| Error::os("find loopback", e))?;
+        nl.link_set_up(lo.map_or(1, |l| l.index)).await.map_err(|e| Error::os("bring loopback up", e))?;
+        Ok(nl)
+    }
+
+    /// Removes a sandbox's namespace mount (for a host sandbox, only when no
+    /// other host sandbox uses it). Failures are logged.
+    pub(crate) fn cleanup_sandbox_namespace(&self, rec: &SandboxRecord, st: &crate::controller::State) {
+        if rec.config.use_host_namespace
+            && st.sandboxes.values().any(|s| s.rec.id != rec.id && s.rec.config.use_host_namespace)
+        {
+            return;
+        }
+        if let Err(e) = Namespace::remove(&rec.key) {
+            tracing::warn!(key = %rec.key.display(), error = %e, "failed to remove sandbox namespace");
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The sandbox's `/etc/hosts` and `resolv.conf`, written under the data
+//! directory and rewritten in place (bind mounts keep seeing the same file)
+//! as endpoints join and leave.
+
+use crate::controller::State;
+use crate::{Config, Error, Result, SandboxConfig};
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+/// The directory of a sandbox's files.
+pub(crate) fn sandbox_dir(config: &Config, id: &str) -> PathBuf {
+    config.data_dir.join("sandboxes").join(id)
+}
+
+/// The `/etc/hosts` of a sandbox: the standard entries, the user's extra
+/// hosts, then one line per address of a joined endpoint.
+pub(crate) fn hosts_content(cfg: &SandboxConfig, own: &[(IpAddr, Vec<String>)]) -> String {
+    let mut s = String::from(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n\
+         ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
+    );
+    for h in &cfg.extra_hosts {
+        let _ = writeln!(s, "{}\t{}", h.ip, h.name);
+    }
+    for (ip, names) in own {
+        if !names.is_empty() {
+            let _ = writeln!(s, "{ip}\t{}", names.join(" "));
+        }
+    }
+    s
+}
+
+/// The `resolv.conf` of a sandbox, derived from the host's: loopback
+/// nameservers dropped (they mean nothing inside the sandbox), IPv6 ones kept
+/// only when the sandbox has IPv6; the user's servers, search domains and
+/// options replace the host's; `ndots:0` unless the user set `ndots`.
+pub(crate) fn resolv_conf_content(host: &str, cfg: &SandboxConfig, ipv6: bool) -> String {
+    let mut servers: Vec<IpAddr> = Vec::new();
+    let mut search: Vec<String> = Vec::new();
+    let mut options: Vec<String> = Vec::new();
+    for line in host.lines() {
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("nameserver") => {
+                if let Some(ip) = words.next().and_then(|w| w.split('%').next()?.parse::<IpAddr>().ok()) {
+                    servers.push(ip);
+                }
+            }
+            Some("search") | Some("domain") => search = words.map(str::to_string).collect(),
+            Some("options") => options.extend(words.map(str::to_string)),
+            _ => {}
+        }
+    }
+    servers.retain(|ip| !ip.is_loopback() && (ipv6 || ip.is_ipv4()));
+    if !cfg.dns.is_empty() {
+        servers = cfg.dns.clone();
+    }
+    if servers.is_empty() {
+        servers = vec!["8.8.8.8".parse().unwrap_or(IpAddr::from([8, 8, 8, 8])), IpAddr::from([8, 8, 4, 4])];
+        if ipv6 {
+            servers.push(IpAddr::from([0x2001, 0x4860, 0x4860, 0, 0, 0, 0, 0x8888]));
+            servers.push(IpAddr::from([0x2001, 0x4860, 0x4860, 0, 0, 0, 0, 0x8844]));
+        }
+    }
+    if !cfg.dns_search.is_empty() {
+        search = cfg.dns_search.iter().filter(|d| d.as_str() != ".").cloned().collect();
+    }
+    if !cfg.dns_options.is_empty() {
+        options = cfg.dns_options.clone();
+    }
+    if !options.iter().any(|o| o.starts_with("ndots:")) {
+        options.push("ndots:0".to_string());
+    }
+    let mut s = String::new();
+    for ip in &servers {
+        let _ = writeln!(s, "nameserver {ip}");
+    }
+    if !search.is_empty() {
+        let _ = writeln!(s, "search {}", search.join(" "));
+    }
+    let _ = writeln!(s, "options {}", options.join(" "));
+    s
+}
+
+fn write_in_place(path: &Path, content: &str) -> Result<()> {
+    std::fs::write(path, content).map_err(|e| Error::io("write", path, e))
+}
+
+/// Rewrites both files of sandbox `id` from the current state.
+pub(crate) fn refresh(config: &Config, st: &State, id: &str) -> Result<()> {
+    let Some(sb) = st.sandboxes.get(id) else { return Ok(()) };
+    let cfg = &sb.rec.config;
+    let dir = sandbox_dir(config, id);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
+    let mut own = Vec::new();
+    let mut ipv6 = false;
+    for ep in st.endpoints.values().filter(|e| e.join.as_ref().is_some_and(|j| j.sandbox_id == id)) {
+        let mut names = Vec::new();
+        if !cfg.hostname.is_empty() {
+            if !cfg.domainname.is_empty() {
+                names.push(format!("{}.{}", cfg.hostname, cfg.domainname));
+            }
+            names.push(cfg.hostname.clone());
+        }
+        names.extend(ep.config.aliases.iter().cloned());
+        for a in ep.ipv4.iter().chain(ep.ipv6.iter()) {
+            ipv6 |= a.addr().is_ipv6();
+            own.push((a.addr(), names.clone()));
+        }
+    }
+    own.sort_by_key(|(ip, _)| *ip);
+    write_in_place(&dir.join("hosts"), &hosts_content(cfg, &own))?;
+    let host = std::fs::read_to_string(&config.host_resolv_conf).unwrap_or_default();
+    write_in_place(&dir.join("resolv.conf"), &resolv_conf_content(&host, cfg, ipv6))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolv_conf_drops_loopback_and_adds_ndots() {
+        let host = "# comment\nnameserver 127.0.0.53\nnameserver 10.1.2.3\nnameserver fd00::1\nsearch example.com\noptions edns0\n";
+        let out = resolv_conf_content(host, &SandboxConfig::default(), false);
+        assert_eq!(out, "nameserver 10.1.2.3\nsearch example.com\noptions edns0 ndots:0\n");
+        let out6 = resolv_conf_content(host, &SandboxConfig::default(), true);
+        assert!(out6.contains("nameserver fd00::1\n"));
+    }
+
+    #[test]
+    fn resolv_conf_defaults_and_user_overrides() {
+        let out = resolv_conf_content("nameserver 127.0.0.1\n", &SandboxConfig::default(), false);
+        assert!(out.starts_with("nameserver 8.8.8.8\nnameserver 8.8.4.4\n"), "{out}");
+        let cfg = SandboxConfig {
+            dns: vec!["9.9.9.9".parse().unwrap()],
+            dns_search: vec!["corp".into()],
+            dns_options: vec!["ndots:3".into()],
+            ..Default::default()
+        };
+        let out = resolv_conf_content("nameserver 10.0.0.1\nsearch a\n", &cfg, false);
+        assert_eq!(out, "nameserver 9.9.9.9\nsearch corp\noptions ndots:3\n");
+    }
+
+    #[test]
+    fn hosts_lists_extra_hosts_and_own_names() {
+        let cfg = SandboxConfig {
+            extra_hosts: vec![crate::ExtraHost { name: "db".into(), ip: "10.9.9.9".parse().unwrap() }],
+            ..Default::default()
+        };
+        let out = hosts_content(&cfg, &[("172.18.0.2".parse().unwrap(), vec!["test.docker.io".into(), "test".into()])]);
+        assert!(out.starts_with("127.0.0.1\tlocalhost\n"));
+        assert!(out.contains("10.9.9.9\tdb\n"));
+        assert!(out.ends_with("172.18.0.2\ttest.docker.io test\n"));
+    }
+}

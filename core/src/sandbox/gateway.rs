@@ -1,0 +1,115 @@
+//! Which joined endpoint gives a sandbox its default route (the "gateway
+//! endpoint"), chosen as libnetwork does, and moving that role when
+//! endpoints join and leave.
+
+use crate::controller::State;
+use crate::model::{EndpointRecord, JoinPhase};
+use crate::{Controller, Error, Result};
+use cnm_driverapi::{ProgramExternalConnectivityRequest, RevokeExternalConnectivityRequest, SandboxOptions};
+use std::cmp::Reverse;
+
+/// Libnetwork's endpoint order: priority (high first), non-internal before
+/// internal, dual-stack gateways before IPv6-only before IPv4-only before
+/// none, then network name.
+fn order_key<'a>(st: &'a State, ep: &'a EndpointRecord) -> (Reverse<i32>, bool, u8, &'a str, &'a str) {
+    let net = st.networks.get(&ep.network_id);
+    let join = ep.join.as_ref();
+    let v4 = join.is_some_and(|j| j.gateway.is_some());
+    let v6 = join.is_some_and(|j| j.gateway_ipv6.is_some());
+    let class = match (v4, v6) {
+        (true, true) => 0,
+        (false, true) => 1,
+        (true, false) => 2,
+        (false, false) => 3,
+    };
+    (
+        Reverse(join.map_or(0, |j| j.priority)),
+        net.is_some_and(|n| n.config.internal),
+        class,
+        net.map_or("", |n| n.name.as_str()),
+        ep.id.as_str(),
+    )
+}
+
+/// Ids of the endpoints joined (or joining) to a sandbox, best gateway candidate first.
+pub(crate) fn ordered_endpoints<'a>(st: &'a State, sandbox_id: &str) -> Vec<&'a str> {
+    let mut eps: Vec<&EndpointRecord> = st
+        .endpoints
+        .values()
+        .filter(|e| e.join.as_ref().is_some_and(|j| j.sandbox_id == sandbox_id && j.phase != JoinPhase::Leaving))
+        .collect();
+    eps.sort_by(|a, b| order_key(st, a).cmp(&order_key(st, b)));
+    eps.into_iter().map(|e| e.id.as_str()).collect()
+}
+
+/// The sandbox's gateway endpoint: the first in order that has a gateway.
+pub(crate) fn current(st: &State, sandbox_id: &str) -> Option<String> {
+    ordered_endpoints(st, sandbox_id)
+        .into_iter()
+        .filter_map(|id| st.endpoints.get(id))
+        .find(|e| e.join.as_ref().is_some_and(|j| j.gateway.is_some() || j.gateway_ipv6.is_some()))
+        .map(|e| e.id.clone())
+}
+
+impl Controller {
+    /// Moves the gateway role from `old` to whichever endpoint holds it now:
+    /// the old one loses its default routes and external connectivity, the
+    /// new one gets them (not on internal networks).
+    pub(crate) async fn apply_gateway_change(&self, st: &mut State, sandbox_id: &str, old: Option<String>) -> Result<()> {
+        let new = current(st, sandbox_id);
+        if new == old {
+            return Ok(());
+        }
+        let nl = super::interface::sandbox_netlink(self, st, sandbox_id).await?;
+        let options = st
+            .sandboxes
+            .get(sandbox_id)
+            .map(|s| SandboxOptions {
+                exposed_ports: s.rec.config.exposed_ports.clone(),
+                port_map: s.rec.config.port_bindings.clone(),
+            })
+            .unwrap_or_default();
+        if let Some(old_rec) = old.as_ref().and_then(|id| st.endpoints.get(id)).cloned() {
+            if let Some(j) = old_rec.join.as_ref().filter(|j| j.phase != JoinPhase::Leaving) {
+                if let Some(iface) = &j.iface {
+                    super::interface::del_default_routes(&nl, iface, j.gateway, j.gateway_ipv6).await;
+                }
+                self.revoke_connectivity(st, &old_rec).await;
+            }
+        }
+        if let Some(new_rec) = new.as_ref().and_then(|id| st.endpoints.get(id)).cloned() {
+            let Some(j) = new_rec.join.as_ref() else { return Ok(()) };
+            if let Some(iface) = &j.iface {
+                super::interface::add_default_routes(&nl, iface, j.gateway, j.gateway_ipv6).await?;
+            }
+            let net = st.networks.get(&new_rec.network_id).ok_or_else(|| Error::NetworkNotFound(new_rec.network_id.clone()))?;
+            if !net.config.internal {
+                let drv = self.driver(&net.driver)?;
+                let req = ProgramExternalConnectivityRequest {
+                    network_id: net.id.clone(),
+                    endpoint_id: new_rec.id.clone(),
+                    options,
+                };
+                drv.program_external_connectivity(req).await.map_err(|source| Error::Driver {
+                    driver: net.driver.clone(),
+                    op: "program external connectivity",
+                    source,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Revokes external connectivity of an endpoint; failures are logged (as Docker does on leave).
+    pub(crate) async fn revoke_connectivity(&self, st: &State, ep: &EndpointRecord) {
+        let Some(net) = st.networks.get(&ep.network_id) else { return };
+        if net.config.internal {
+            return;
+        }
+        let Ok(drv) = self.driver(&net.driver) else { return };
+        let req = RevokeExternalConnectivityRequest { network_id: net.id.clone(), endpoint_id: ep.id.clone() };
+        if let Err(e) = drv.revoke_external_connectivity(req).await {
+            tracing::warn!(endpoint = %ep.name, error = %e, "failed to revoke external connectivity");
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Placing a driver's link in a sandbox: found in the sandbox already (the
+//! fast path: drivers create it there directly) or moved from the host;
+//! renamed to prefix + lowest free index, given its MAC and addresses, and
+//! brought up; plus the sandbox's routes.
+
+use crate::controller::State;
+use crate::{Controller, Error, Result};
+use cnm_driverapi::{MacAddress, RouteType, StaticRoute};
+use cnm_osl::{Namespace, Netlink, Route, RouteScope};
+use ipnet::IpNet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// The sandbox's netlink handle, opened on first use and kept.
+pub(crate) async fn sandbox_netlink(ctrl: &Controller, st: &mut State, sandbox_id: &str) -> Result<Netlink> {
+    let sb = st.sandboxes.get_mut(sandbox_id).ok_or_else(|| Error::SandboxNotFound(sandbox_id.to_string()))?;
+    if let Some(nl) = &sb.netlink {
+        return Ok(nl.clone());
+    }
+    let nl = if sb.rec.config.use_host_namespace {
+        ctrl.inner.host.clone()
+    } else {
+        let ns = Namespace::open(&sb.rec.key).map_err(|e| Error::os("open sandbox namespace", e))?;
+        Netlink::connect(&ns, ctrl.inner.config.netlink_deadline)
+            .await
+            .map_err(|e| Error::os("open sandbox netlink", e))?
+    };
+    sb.netlink = Some(nl.clone());
+    Ok(nl)
+}
+
+/// `prefix` followed by the lowest index not in `used` (`eth0`, `eth1`, …).
+pub(crate) fn next_name<'a>(prefix: &str, used: impl Iterator<Item = &'a str> + Clone) -> String {
+    (0u32..)
+        .map(|i| format!("{prefix}{i}"))
+        .find(|n| !used.clone().any(|u| u == n))
+        .unwrap_or_else(|| prefix.to_string())
+}
+
+/// Places link `src` in the sandbox as `dst`, with `mac` and `addrs`, up.
+/// Returns the link's index in the sandbox.
+pub(crate) async fn place(
+    host: &Netlink,
+    sb: &Netlink,
+    src: &str,
+    dst: &str,
+    mac: Option<MacAddress>,
+    addrs: &[IpNet],
+) -> Result<u32> {
+    let op = |what: &str| format!("{what} {src} as {dst}");
+    let index = match sb.link_get(src).await.map_err(|e| Error::os(op("find"), e))? {
+        Some(link) => {
+            sb.link_configure(link.index, Some(dst), mac.map(|m| m.octets()), true)
+                .await
+                .map_err(|e| Error::os(op("configure"), e))?;
+            link.index
+        }
+        None => {
+            let link = host
+                .link_get(src)
+                .await
+                .map_err(|e| Error::os(op("find"), e))?
+                .ok_or_else(|| Error::os(op("find"), cnm_osl::Error::NotFound(format!("link {src}"))))?;
+            host.link_move(link.index, sb.namespace(), Some(dst)).await.map_err(|e| Error::os(op("move"), e))?;
+            let moved = sb
+                .link_get(dst)
+                .await
+                .map_err(|e| Error::os(op("find moved"), e))?
+                .ok_or_else(|| Error::os(op("find moved"), cnm_osl::Error::NotFound(format!("link {dst}"))))?;
+            sb.link_configure(moved.index, None, mac.map(|m| m.octets()), true)
+                .await
+                .map_err(|e| Error::os(op("configure"), e))?;
+            moved.index
+        }
+    };
+    for a in addrs {
+        sb.addr_add(index, *a).await.map_err(|e| Error::os(format!("add address {a} to {dst}"), e))?;
+    }
+    Ok(index)
+}
+
+/// Removes interface `name` from the sandbox if it is still there.
+pub(crate) async fn remove(sb: &Netlink, name: &str) -> Result<()> {
+    sb.link_del_by_name(name).await.map(|_| ()).map_err(|e| Error::os(format!("delete {name}"), e))
+}
+
+async fn index_of(sb: &Netlink, iface: &str) -> Result<Option<u32>> {
+    Ok(sb.link_get(iface).await.map_err(|e| Error::os(format!("find {iface}"), e))?.map(|l| l.index))
+}
+
+/// Adds default routes via the gateways, out of `iface`.
+pub(crate) async fn add_default_routes(sb: &Netlink, iface: &str, gw4: Option<Ipv4Addr>, gw6: Option<Ipv6Addr>) -> Result<()> {
+    let Some(index) = index_of(sb, iface).await? else { return Ok(()) };
+    for gw in gw4.map(IpAddr::V4).into_iter().chain(gw6.map(IpAddr::V6)) {
+        sb.route_add(&Route::default_via(gw, index))
+            .await
+            .map_err(|e| Error::os(format!("add default route via {gw} dev {iface}"), e))?;
+    }
+    Ok(())
+}
+
+/// Removes the default routes via the gateways (absent routes are fine).
+pub(crate) async fn del_default_routes(sb: &Netlink, iface: &str, gw4: Option<Ipv4Addr>, gw6: Option<Ipv6Addr>) {
+    let Ok(Some(index)) = index_of(sb, iface).await else { return };
+    for gw in gw4.map(IpAddr::V4).into_iter().chain(gw6.map(IpAddr::V6)) {
+        if let Err(e) = sb.route_del(&Route::default_via(gw, index)).await {
+            if !e.is_not_found() {
+                tracing::warn!(%gw, iface, error = %e, "failed to remove default route");
+            }
+        }
+    }
+}
+
+/// Adds a driver's static routes out of link `index`.
+pub(crate) async fn add_static_routes(sb: &Netlink, index: u32, routes: &[StaticRoute]) -> Result<()> {
+    for r in routes {
+        let route = match r.route_type {
+            RouteType::NextHop => Route {
+                destination: r.destination,
+                gateway: Some(r.next_hop.ok_or_else(|| {
+                    Error::InvalidParameter(format!("static route to {} has no next hop", r.destination))
+                })?),
+                oif: Some(index),
+                scope: RouteScope::Universe,
+            },
+            RouteType::Connected => {
+                Route { destination: r.destination, gateway: None, oif: Some(index), scope: RouteScope::Link }
+            }
+        };
+        sb.route_add(&route).await.map_err(|e| Error::os(format!("add route to {}", r.destination), e))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,37 @@
+//! What a driver declares about itself: where its data lives and how far its networks reach.
+
+use serde::{Deserialize, Serialize};
+
+/// Where a driver's state is kept, or how far its connectivity reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// One host: networks are stored in the local store.
+    #[default]
+    Local,
+    /// Many hosts: networks are stored in the global (cluster) store.
+    Global,
+}
+
+/// The answer to `NetworkDriver.GetCapabilities`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Capability {
+    /// Where the driver's networks are stored.
+    #[serde(rename = "Scope")]
+    pub data_scope: Scope,
+    /// How far the connectivity of the driver's networks reaches; `None` means "as the data scope".
+    #[serde(rename = "ConnectivityScope", default, skip_serializing_if = "Option::is_none", with = "crate::wire::opt_scope")]
+    pub connectivity_scope: Option<Scope>,
+}
+
+impl Capability {
+    /// A local driver (local data, local connectivity).
+    pub const fn local() -> Self {
+        Capability { data_scope: Scope::Local, connectivity_scope: Some(Scope::Local) }
+    }
+
+    /// The connectivity scope, defaulting to the data scope.
+    pub fn connectivity(&self) -> Scope {
+        self.connectivity_scope.unwrap_or(self.data_scope)
+    }
+}

@@ -1,0 +1,98 @@
+//! The driver error type and its kinds (libnetwork's error classes).
+
+use std::fmt;
+
+/// The class of an error: what a caller (or the daemon's HTTP layer) can do about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The request is malformed or names an invalid value (HTTP 400).
+    InvalidParameter,
+    /// The object the request names does not exist (HTTP 404).
+    NotFound,
+    /// The request is valid but not allowed in the current state (HTTP 403).
+    Forbidden,
+    /// The request clashes with an existing object (HTTP 409).
+    Conflict,
+    /// A resource or service needed for the request is not available (HTTP 503).
+    Unavailable,
+    /// The driver does not implement this call (HTTP 501).
+    NotImplemented,
+    /// The operation did not finish in time (HTTP 504).
+    Timeout,
+    /// Anything else: a bug or an unexpected failure of the system (HTTP 500).
+    Internal,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            ErrorKind::InvalidParameter => "invalid parameter",
+            ErrorKind::NotFound => "not found",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::NotImplemented => "not implemented",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Internal => "internal",
+        };
+        f.write_str(s)
+    }
+}
+
+/// An error returned by a driver: a kind and a lowercase message with its context.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+/// The result type of driver calls.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An error of `kind` with `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error { kind, message: message.into(), source: None }
+    }
+
+    /// Attaches the underlying cause; its text is appended to the message.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.message = format!("{}: {}", self.message, source);
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// An invalid-parameter error.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidParameter, message)
+    }
+
+    /// A not-found error.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, message)
+    }
+
+    /// A not-implemented error for `call`.
+    pub fn not_implemented(call: &str) -> Self {
+        Self::new(ErrorKind::NotImplemented, format!("{call} is not implemented by this driver"))
+    }
+
+    /// An internal error.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, message)
+    }
+
+    /// The class of this error.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The message, without the kind.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}

@@ -1,0 +1,56 @@
+//! The network driver contract of cnm.
+//!
+//! A network driver implements [`Driver`]; the controller calls it through an
+//! `Arc<dyn Driver>`. Every request and response type serializes (serde) to
+//! exactly the JSON of Docker's remote network-driver protocol, so the same
+//! types serve in-process drivers, remote plugins over HTTP and drivers loaded
+//! from shared libraries.
+
+mod capability;
+mod driver;
+mod endpoint;
+mod error;
+mod join;
+mod network;
+mod ports;
+pub mod wire;
+
+pub use capability::{Capability, Scope};
+pub use driver::Driver;
+pub use endpoint::{
+    CreateEndpointRequest, CreateEndpointResponse, DeleteEndpointRequest, EndpointInterface,
+    EndpointOperInfoRequest, EndpointOperInfoResponse, EndpointOptions,
+};
+pub use error::{Error, ErrorKind, Result};
+pub use join::{
+    DiscoveryNotification, InterfaceName, JoinRequest, JoinResponse, LeaveRequest,
+    ProgramExternalConnectivityRequest, RevokeExternalConnectivityRequest, RouteType,
+    SandboxOptions, StaticRoute,
+};
+pub use network::{
+    AllocateNetworkRequest, AllocateNetworkResponse, CreateNetworkRequest, DeleteNetworkRequest,
+    FreeNetworkRequest, IpamData, NetworkOptions,
+};
+pub use ports::{MacAddress, PortBinding, Protocol, TransportPort};
+
+/// Label keys shared by the controller, drivers and the remote protocol.
+pub mod label {
+    /// Generic (driver-specific) options of a network: the `--opt` map.
+    pub const GENERIC: &str = "com.docker.network.generic";
+    /// Whether the network has IPv6 enabled.
+    pub const ENABLE_IPV6: &str = "com.docker.network.enable_ipv6";
+    /// Whether the network is internal (no external connectivity).
+    pub const INTERNAL: &str = "com.docker.network.internal";
+    /// Port bindings of an endpoint or sandbox.
+    pub const PORT_MAP: &str = "com.docker.network.portmap";
+    /// Exposed ports of an endpoint or sandbox.
+    pub const EXPOSED_PORTS: &str = "com.docker.network.endpoint.exposedports";
+    /// DNS servers the user gave for an endpoint.
+    pub const DNS_SERVERS: &str = "com.docker.network.endpoint.dnsservers";
+    /// The MAC address the user gave for an endpoint.
+    pub const MAC_ADDRESS: &str = "com.docker.network.endpoint.macaddress";
+    /// MTU of a network's links (a generic driver option).
+    pub const MTU: &str = "com.docker.network.driver.mtu";
+    /// The name prefix of a container's interfaces (a generic driver option).
+    pub const CONTAINER_IFACE_PREFIX: &str = "com.docker.network.container_iface_prefix";
+}

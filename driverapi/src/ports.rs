@@ -1,0 +1,163 @@
+//! Port and MAC address types of the protocol: `PortBinding`, `TransportPort`, `MacAddress`.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::str::FromStr;
+
+/// A transport protocol, carried as its IP protocol number (6, 17, 132).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum Protocol {
+    /// TCP (6).
+    #[default]
+    Tcp,
+    /// UDP (17).
+    Udp,
+    /// SCTP (132).
+    Sctp,
+}
+
+impl Protocol {
+    /// The IP protocol number.
+    pub fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
+            Protocol::Sctp => 132,
+        }
+    }
+
+    /// The protocol with IP protocol number `n`, if it is one of ours.
+    pub fn from_number(n: u8) -> Option<Self> {
+        match n {
+            6 => Some(Protocol::Tcp),
+            17 => Some(Protocol::Udp),
+            132 => Some(Protocol::Sctp),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
+        })
+    }
+}
+
+impl FromStr for Protocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "tcp" => Ok(Protocol::Tcp),
+            "udp" => Ok(Protocol::Udp),
+            "sctp" => Ok(Protocol::Sctp),
+            _ => Err(format!("invalid protocol {s:?}: expected tcp, udp or sctp")),
+        }
+    }
+}
+
+impl Serialize for Protocol {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(self.number())
+    }
+}
+
+impl<'de> Deserialize<'de> for Protocol {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = u8::deserialize(d)?;
+        Protocol::from_number(n)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown protocol number {n}")))
+    }
+}
+
+/// A port a container exposes: `{"Proto": 6, "Port": 80}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TransportPort {
+    /// The transport protocol.
+    #[serde(rename = "Proto")]
+    pub proto: Protocol,
+    /// The container port.
+    #[serde(rename = "Port")]
+    pub port: u16,
+}
+
+/// A published port: container port to host address and port (range).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PortBinding {
+    /// The transport protocol.
+    #[serde(rename = "Proto")]
+    pub proto: Protocol,
+    /// The container address (empty until the endpoint has one).
+    #[serde(rename = "IP", with = "crate::wire::empty_none", default)]
+    pub ip: Option<std::net::IpAddr>,
+    /// The container port.
+    #[serde(rename = "Port")]
+    pub port: u16,
+    /// The host address to bind; `None` means every address.
+    #[serde(rename = "HostIP", with = "crate::wire::empty_none", default)]
+    pub host_ip: Option<std::net::IpAddr>,
+    /// The first host port (0: any ephemeral port).
+    #[serde(rename = "HostPort", default)]
+    pub host_port: u16,
+    /// The last host port of the range (equal to `host_port`, or 0, for a single port).
+    #[serde(rename = "HostPortEnd", default)]
+    pub host_port_end: u16,
+}
+
+/// An Ethernet MAC address, written `02:42:ac:11:00:02`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MacAddress(pub [u8; 6]);
+
+impl MacAddress {
+    /// Docker's MAC for an IPv4 address: `02:42` followed by the four address bytes.
+    pub fn from_ipv4(ip: std::net::Ipv4Addr) -> Self {
+        let o = ip.octets();
+        MacAddress([0x02, 0x42, o[0], o[1], o[2], o[3]])
+    }
+
+    /// The six bytes.
+    pub fn octets(&self) -> [u8; 6] {
+        self.0
+    }
+}
+
+impl fmt::Display for MacAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
+    }
+}
+
+impl FromStr for MacAddress {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut out = [0u8; 6];
+        let mut parts = s.split([':', '-']);
+        for b in out.iter_mut() {
+            let p = parts.next().ok_or_else(|| format!("invalid MAC address {s:?}"))?;
+            if p.len() != 2 {
+                return Err(format!("invalid MAC address {s:?}"));
+            }
+            *b = u8::from_str_radix(p, 16).map_err(|_| format!("invalid MAC address {s:?}"))?;
+        }
+        if parts.next().is_some() {
+            return Err(format!("invalid MAC address {s:?}"));
+        }
+        Ok(MacAddress(out))
+    }
+}
+
+impl Serialize for MacAddress {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for MacAddress {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,78 @@
+//! Errors of the bridge driver, and how they map to driver error kinds.
+
+use cnm_driverapi::ErrorKind;
+
+/// An error of the bridge driver.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An option has a malformed value.
+    #[error("invalid value {value:?} for option {key}: {reason}")]
+    InvalidOption {
+        /// The option's key.
+        key: String,
+        /// The value given.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An option the bridge driver does not know.
+    #[error("unknown bridge option {0}")]
+    UnknownOption(String),
+    /// The network is unknown to the driver.
+    #[error("network {0} not found")]
+    NetworkNotFound(String),
+    /// The endpoint is unknown to the driver.
+    #[error("endpoint {0} not found")]
+    EndpointNotFound(String),
+    /// Another network uses the bridge already.
+    #[error("bridge {bridge} is already used by network {network}")]
+    BridgeInUse {
+        /// The bridge's name.
+        bridge: String,
+        /// The network using it.
+        network: String,
+    },
+    /// A link of that name exists and is not a bridge.
+    #[error("link {0} exists and is not a bridge")]
+    NotABridge(String),
+    /// A network without an IPv4 pool.
+    #[error("a bridge network needs an IPv4 pool")]
+    NoIpv4Pool,
+    /// A kernel operation failed.
+    #[error("{op}: {source}")]
+    Os {
+        /// What was being done.
+        op: String,
+        /// The OS layer's error.
+        #[source]
+        source: cnm_osl::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn os(op: impl Into<String>, source: cnm_osl::Error) -> Self {
+        Error::Os { op: op.into(), source }
+    }
+
+    /// The class of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidOption { .. } | Error::UnknownOption(_) | Error::NoIpv4Pool => ErrorKind::InvalidParameter,
+            Error::NetworkNotFound(_) | Error::EndpointNotFound(_) => ErrorKind::NotFound,
+            Error::BridgeInUse { .. } | Error::NotABridge(_) => ErrorKind::Conflict,
+            Error::Os { source, .. } => match source {
+                cnm_osl::Error::Timeout { .. } => ErrorKind::Timeout,
+                cnm_osl::Error::Unsupported(_) => ErrorKind::NotImplemented,
+                cnm_osl::Error::Invalid(_) => ErrorKind::InvalidParameter,
+                _ => ErrorKind::Internal,
+            },
+        }
+    }
+}
+
+impl From<Error> for cnm_driverapi::Error {
+    fn from(e: Error) -> Self {
+        cnm_driverapi::Error::new(e.kind(), e.to_string())
+    }
+}

@@ -1,0 +1,150 @@
+//! A bridge network and its setup steps: find or create the bridge, put the
+//! gateways on it, bring it up; and its teardown.
+
+use crate::{BridgeConfig, Error};
+use cnm_driverapi::{CreateNetworkRequest, MacAddress};
+use cnm_osl::{LinkKind, Netlink};
+use ipnet::IpNet;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+/// What the driver knows of an endpoint.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct BridgeEndpoint {
+    pub ipv4: Option<IpNet>,
+    pub ipv6: Option<IpNet>,
+    pub mac: Option<MacAddress>,
+}
+
+/// One bridge network.
+#[derive(Debug)]
+pub(crate) struct BridgeNetwork {
+    pub id: String,
+    pub config: BridgeConfig,
+    pub bridge: String,
+    pub index: u32,
+    /// Whether the driver created the bridge (and so deletes it).
+    pub owned: bool,
+    pub internal: bool,
+    /// Gateways with their pool's prefix length.
+    pub gateways: Vec<IpNet>,
+    pub endpoints: Mutex<HashMap<String, BridgeEndpoint>>,
+}
+
+impl BridgeNetwork {
+    /// The gateway of the pool holding `addr`.
+    pub fn gateway_for(&self, addr: IpAddr) -> Option<IpAddr> {
+        self.gateways.iter().find(|g| g.contains(&addr)).map(|g| g.addr())
+    }
+}
+
+/// The alias marking a bridge as created by cnm for network `id`.
+fn owner_alias(id: &str) -> String {
+    format!("cnm:{id}")
+}
+
+/// A stable, locally administered MAC for the bridge, from the network id, so
+/// the bridge's MAC does not change as ports come and go.
+fn bridge_mac(id: &str) -> [u8; 6] {
+    let mut mac = [0x02, 0, 0, 0, 0, 0];
+    for (i, b) in id.as_bytes().chunks(2).take(5).enumerate() {
+        let hex = std::str::from_utf8(b).ok().and_then(|s| u8::from_str_radix(s, 16).ok());
+        mac[i + 1] = hex.unwrap_or(b[0]);
+    }
+    mac
+}
+
+/// Step 1: find the bridge (adopting one the user made) or create it.
+async fn ensure_bridge(nl: &Netlink, id: &str, name: &str, mtu: Option<u32>) -> Result<(u32, bool), Error> {
+    match nl.link_get(name).await.map_err(|e| Error::os(format!("look up bridge {name}"), e))? {
+        Some(link) if link.kind != LinkKind::Bridge => Err(Error::NotABridge(name.to_string())),
+        Some(link) => {
+            let owned = link.alias.as_deref() == Some(owner_alias(id).as_str());
+            if let Some(mtu) = mtu.filter(|m| *m != link.mtu) {
+                nl.link_set_mtu(link.index, mtu).await.map_err(|e| Error::os(format!("set MTU of {name}"), e))?;
+            }
+            Ok((link.index, owned))
+        }
+        None => {
+            let alias = owner_alias(id);
+            let link = nl
+                .link_add_bridge(name, mtu, Some(bridge_mac(id)), Some(&alias))
+                .await
+                .map_err(|e| Error::os(format!("create bridge {name}"), e))?;
+            tracing::info!(bridge = name, "bridge created");
+            Ok((link.index, true))
+        }
+    }
+}
+
+/// Sets up the network's bridge; on failure removes what it created.
+pub(crate) async fn setup(nl: &Netlink, req: &CreateNetworkRequest) -> Result<BridgeNetwork, Error> {
+    let config = BridgeConfig::from_options(&req.options.generic)?;
+    if req.ipv4_data.is_empty() {
+        return Err(Error::NoIpv4Pool);
+    }
+    let bridge = config.bridge_name(&req.network_id);
+    let (index, owned) = ensure_bridge(nl, &req.network_id, &bridge, config.mtu).await?;
+    let mut gateways: Vec<IpNet> = Vec::new();
+    if !config.inhibit_ipv4 {
+        gateways.extend(req.ipv4_data.iter().filter_map(|d| d.gateway));
+    }
+    if req.options.enable_ipv6 {
+        gateways.extend(req.ipv6_data.iter().filter_map(|d| d.gateway));
+    }
+    let steps = async {
+        for gw in &gateways {
+            nl.addr_add(index, *gw).await.map_err(|e| Error::os(format!("add gateway {gw} to {bridge}"), e))?;
+        }
+        nl.link_set_up(index).await.map_err(|e| Error::os(format!("bring {bridge} up"), e))
+    };
+    if let Err(e) = steps.await {
+        if owned {
+            let _ = nl.link_del(index).await;
+        }
+        return Err(e);
+    }
+    // The gateway used at join time comes from the pools even with inhibit_ipv4.
+    let gateways = req.ipv4_data.iter().chain(req.ipv6_data.iter()).filter_map(|d| d.gateway).collect();
+    Ok(BridgeNetwork {
+        id: req.network_id.clone(),
+        config,
+        bridge,
+        index,
+        owned,
+        internal: req.options.internal,
+        gateways,
+        endpoints: Mutex::new(HashMap::new()),
+    })
+}
+
+/// Removes the bridge if the driver created it, or else the gateways it added.
+pub(crate) async fn teardown(nl: &Netlink, net: &BridgeNetwork) -> Result<(), Error> {
+    if net.owned {
+        match nl.link_del(net.index).await {
+            Ok(()) => tracing::info!(bridge = %net.bridge, "bridge deleted"),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(Error::os(format!("delete bridge {}", net.bridge), e)),
+        }
+        return Ok(());
+    }
+    for gw in &net.gateways {
+        if let Err(e) = nl.addr_del(net.index, *gw).await {
+            if !e.is_not_found() {
+                return Err(Error::os(format!("remove gateway {gw} from {}", net.bridge), e));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bridge_mac_is_local_unicast_and_stable() {
+        let m = super::bridge_mac("0a1b2c3d4e5f6789");
+        assert_eq!(m, [0x02, 0x0a, 0x1b, 0x2c, 0x3d, 0x4e]);
+        assert_eq!(m[0] & 0x01, 0, "unicast");
+    }
+}

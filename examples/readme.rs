@@ -1,0 +1,86 @@
+//! The README example: a controller, a bridge network `network1`, an
+//! endpoint `Endpoint1` joined to the sandbox of `container1`, and a ping
+//! from inside the sandbox to the network's gateway. Everything it creates
+//! is removed at the end, also when a step fails.
+//!
+//! Run as root: `cargo run -p cnm-examples --example readme`.
+
+use anyhow::Context;
+use cnm::{Config, Controller, EndpointConfig, JoinOptions, NetworkConfig, SandboxConfig};
+use cnm_driver_bridge::BridgeDriver;
+use std::time::Duration;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("CNM_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let dir = std::env::temp_dir().join(format!("cnm-readme-{}", std::process::id()));
+    let config = Config::new(dir.join("data")).exec_root(dir.join("run"));
+    let controller = Controller::builder(config)
+        .driver(|host| BridgeDriver::new(host.clone()))
+        .build()
+        .await
+        .context("start the controller")?;
+
+    let result = run(&controller).await;
+    let cleanup = cleanup(&controller).await;
+    drop(controller);
+    let _ = std::fs::remove_dir_all(&dir);
+    result.and(cleanup)
+}
+
+async fn run(controller: &Controller) -> anyhow::Result<()> {
+    let network = controller.new_network("bridge", "network1", NetworkConfig::default()).await?;
+    let endpoint = network.create_endpoint("Endpoint1", EndpointConfig::default()).await?;
+    let sandbox = controller
+        .new_sandbox(
+            "container1",
+            SandboxConfig { hostname: "test".into(), domainname: "docker.io".into(), ..Default::default() },
+        )
+        .await?;
+    endpoint.join(&sandbox, JoinOptions::default()).await?;
+
+    let info = endpoint.driver_info().await?;
+    let mac = info
+        .get(cnm::driverapi::label::MAC_ADDRESS)
+        .and_then(|v| v.as_str())
+        .context("the endpoint has no MAC address")?;
+    println!(
+        "Joined endpoint {} ({}) to sandbox {} ({})",
+        endpoint.name(),
+        mac,
+        sandbox.container_id(),
+        sandbox.key().display()
+    );
+
+    let gateway = network.info().await?.ipv4.first().and_then(|p| p.gateway).context("network1 has no gateway")?;
+    let rtt = cnm::osl::probe::ping(&sandbox.namespace()?, gateway.addr(), Duration::from_secs(5))
+        .await
+        .with_context(|| format!("ping {} from inside the sandbox", gateway.addr()))?;
+    println!("Pinged the gateway {} from inside the sandbox: {:.3} ms", gateway.addr(), rtt.as_secs_f64() * 1e3);
+    Ok(())
+}
+
+/// Leaves, then deletes the endpoint, the sandbox and the network, whatever exists of them.
+async fn cleanup(controller: &Controller) -> anyhow::Result<()> {
+    if let Ok(sandbox) = controller.sandbox("container1").await {
+        for ep in sandbox.endpoints().await {
+            ep.leave(&sandbox).await?;
+        }
+        if let Ok(network) = controller.network_by_name("network1").await {
+            if let Ok(ep) = network.endpoint("Endpoint1").await {
+                ep.delete().await?;
+            }
+        }
+        sandbox.delete().await?;
+    }
+    if let Ok(network) = controller.network_by_name("network1").await {
+        for ep in network.endpoints().await {
+            ep.delete().await?;
+        }
+        network.delete().await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! Runnable examples of cnm: see `readme.rs` (`cargo run -p cnm-examples --example readme`, as root).

@@ -1,0 +1,44 @@
+//! The `Ipam` trait: the contract between the controller and an IPAM driver.
+
+use crate::{
+    AddressSpaces, IpamCapability, ReleaseAddressRequest, ReleasePoolRequest,
+    RequestAddressRequest, RequestAddressResponse, RequestPoolRequest, RequestPoolResponse,
+    Result,
+};
+use async_trait::async_trait;
+
+/// An IPAM driver: hands out pools and addresses in them.
+#[async_trait]
+pub trait Ipam: Send + Sync + 'static {
+    /// What the IPAM needs from the controller.
+    fn capability(&self) -> IpamCapability {
+        IpamCapability::default()
+    }
+
+    /// The default local and global address spaces.
+    async fn default_address_spaces(&self) -> Result<AddressSpaces>;
+
+    /// Allocates a pool: the requested one, or one the IPAM chooses.
+    ///
+    /// # Behavior
+    /// - `InvalidAddressSpace`, `InvalidPool`, `InvalidSubPool` for bad input;
+    ///   `PoolOverlap` when a requested pool overlaps an allocated one;
+    ///   `NoAvailablePool` when the IPAM has nothing left to choose.
+    async fn request_pool(&self, req: RequestPoolRequest) -> Result<RequestPoolResponse>;
+
+    /// Releases a pool.
+    ///
+    /// # Behavior
+    /// - `PoolNotFound` for an unknown id.
+    async fn release_pool(&self, req: ReleasePoolRequest) -> Result<()>;
+
+    /// Allocates an address in a pool: the preferred one, or the next free one.
+    ///
+    /// # Behavior
+    /// - `AddressInUse`, `AddressOutOfRange` for a preferred address that
+    ///   cannot be had; `NoAvailableIps` when the (sub-)pool is full.
+    async fn request_address(&self, req: RequestAddressRequest) -> Result<RequestAddressResponse>;
+
+    /// Releases an address.
+    async fn release_address(&self, req: ReleaseAddressRequest) -> Result<()>;
+}

@@ -1,0 +1,96 @@
+//! Errors of the OS layer, with the operation and object they concern.
+
+use std::path::PathBuf;
+
+/// An error of the OS layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A netlink request failed; `errno` is the kernel's answer when there is one.
+    #[error("{op}: {message}")]
+    Netlink {
+        /// What was being done (`ip link add br-1234 type bridge`, …).
+        op: String,
+        /// The kernel's errno (positive), if it answered with one.
+        errno: Option<i32>,
+        /// The error text.
+        message: String,
+    },
+    /// A netlink request did not complete before its deadline.
+    #[error("{op}: no answer from the kernel within {millis} ms")]
+    Timeout {
+        /// What was being done.
+        op: String,
+        /// The deadline that passed.
+        millis: u128,
+    },
+    /// A system call or file operation failed.
+    #[error("{op} {path}: {source}", path = path.display())]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file concerned.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A link, address or route that the operation needs does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The request is invalid before reaching the kernel.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// The kernel does not support what was asked (a link kind, for example).
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// The result type of the OS layer.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn netlink(op: impl Into<String>, err: rtnetlink::Error) -> Self {
+        let op = op.into();
+        match err {
+            rtnetlink::Error::NetlinkError(msg) => {
+                let errno = msg.code.map(|c| -c.get());
+                let message = match errno {
+                    Some(e) => std::io::Error::from_raw_os_error(e).to_string(),
+                    None => msg.to_string(),
+                };
+                if errno == Some(libc::EOPNOTSUPP) && op.contains("type ") {
+                    return Error::Unsupported(format!(
+                        "{op}: this kernel does not support the link type ({message})"
+                    ));
+                }
+                Error::Netlink { op, errno, message }
+            }
+            other => Error::Netlink { op, errno: None, message: other.to_string() },
+        }
+    }
+
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { op, path: path.into(), source }
+    }
+
+    /// The kernel's errno, if this is a netlink or I/O error that carries one.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            Error::Netlink { errno, .. } => *errno,
+            Error::Io { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+
+    /// Whether the object did not exist (ENOENT, ENODEV, ESRCH, or [`Error::NotFound`]).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::NotFound(_))
+            || matches!(self.errno(), Some(libc::ENOENT | libc::ENODEV | libc::ESRCH | libc::EADDRNOTAVAIL))
+    }
+
+    /// Whether the object already existed (EEXIST).
+    pub fn is_exists(&self) -> bool {
+        self.errno() == Some(libc::EEXIST)
+    }
+}

@@ -1,0 +1,285 @@
+//! Links: bridges and veth pairs; up/down, rename, MAC, MTU, controller
+//! (bridge port), moves between namespaces and deletion (`ip link …`).
+
+use crate::{Error, Namespace, Netlink, Result};
+use rtnetlink::packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
+use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec};
+use std::os::fd::AsRawFd;
+
+/// The kind of a link, as far as cnm cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkKind {
+    /// A Linux bridge.
+    Bridge,
+    /// One end of a veth pair.
+    Veth,
+    /// Anything else (`lo`, physical devices, …), with the kernel's kind name if any.
+    Other(String),
+}
+
+/// A link as the kernel reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// The interface index.
+    pub index: u32,
+    /// The interface name.
+    pub name: String,
+    /// The kind of link.
+    pub kind: LinkKind,
+    /// The MAC address, for Ethernet-like links.
+    pub mac: Option<[u8; 6]>,
+    /// The MTU.
+    pub mtu: u32,
+    /// Whether the link is administratively up.
+    pub up: bool,
+    /// The index of the bridge this link is a port of.
+    pub controller: Option<u32>,
+    /// The link's alias (`ip link set X alias …`); cnm marks the bridges it creates with it.
+    pub alias: Option<String>,
+}
+
+impl Link {
+    fn from_message(msg: LinkMessage) -> Self {
+        let mut link = Link {
+            index: msg.header.index,
+            name: String::new(),
+            kind: LinkKind::Other(String::new()),
+            mac: None,
+            mtu: 0,
+            up: msg.header.flags.contains(LinkFlags::Up),
+            controller: None,
+            alias: None,
+        };
+        for attr in msg.attributes {
+            match attr {
+                LinkAttribute::IfName(n) => link.name = n,
+                LinkAttribute::Mtu(m) => link.mtu = m,
+                LinkAttribute::Controller(c) => link.controller = Some(c),
+                LinkAttribute::IfAlias(a) => link.alias = Some(a),
+                LinkAttribute::Address(a) if a.len() == 6 => {
+                    let mut mac = [0u8; 6];
+                    mac.copy_from_slice(&a);
+                    link.mac = Some(mac);
+                }
+                LinkAttribute::LinkInfo(infos) => {
+                    for info in infos {
+                        if let LinkInfo::Kind(kind) = info {
+                            link.kind = match kind {
+                                InfoKind::Bridge => LinkKind::Bridge,
+                                InfoKind::Veth => LinkKind::Veth,
+                                other => LinkKind::Other(other.to_string()),
+                            };
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        link
+    }
+}
+
+/// A veth pair to create (`ip link add NAME type veth peer name PEER netns NS`).
+#[derive(Debug, Clone, Default)]
+pub struct VethSpec<'a> {
+    /// The name of the end that stays in the handle's namespace.
+    pub name: &'a str,
+    /// The name of the other end.
+    pub peer_name: &'a str,
+    /// The namespace the peer is created in directly (much cheaper than a
+    /// later move); `None` keeps it beside `name`.
+    pub peer_namespace: Option<&'a Namespace>,
+    /// The MTU of both ends.
+    pub mtu: Option<u32>,
+    /// The MAC address of the peer.
+    pub peer_mac: Option<[u8; 6]>,
+    /// The bridge the local end becomes a port of.
+    pub controller: Option<u32>,
+    /// Whether the local end is brought up in the same request.
+    ///
+    /// The peer cannot be brought up in that request when it is created in
+    /// another namespace (the kernel answers ENOTCONN): bring it up from inside.
+    pub up: bool,
+}
+
+/// Checks that `name` is a valid interface name.
+pub(crate) fn check_name(name: &str) -> Result<()> {
+    if name.is_empty()
+        || name.len() > crate::MAX_IFNAME_LEN
+        || name.contains(['/', ':', ' ', '\0'])
+        || name == "."
+        || name == ".."
+    {
+        return Err(Error::Invalid(format!(
+            "invalid interface name {name:?}: 1 to 15 characters, no '/', ':' or spaces"
+        )));
+    }
+    Ok(())
+}
+
+impl Netlink {
+    /// The link named `name`, if it exists (`ip link show NAME`).
+    pub async fn link_get(&self, name: &str) -> Result<Option<Link>> {
+        check_name(name)?;
+        let req = self.handle.link().get().match_name(name).execute();
+        match self.dump(|| format!("ip link show {name}"), req).await {
+            Ok(mut v) => Ok(v.pop().map(Link::from_message)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The link with index `index`, if it exists.
+    pub async fn link_get_index(&self, index: u32) -> Result<Option<Link>> {
+        let req = self.handle.link().get().match_index(index).execute();
+        match self.dump(|| format!("ip link show index {index}"), req).await {
+            Ok(mut v) => Ok(v.pop().map(Link::from_message)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every link of the namespace (`ip link show`).
+    pub async fn link_list(&self) -> Result<Vec<Link>> {
+        let req = self.handle.link().get().execute();
+        let msgs = self.dump(|| "ip link show".to_string(), req).await?;
+        Ok(msgs.into_iter().map(Link::from_message).collect())
+    }
+
+    /// Creates a bridge (`ip link add NAME type bridge`), with an optional
+    /// MTU, MAC and alias, and returns it.
+    pub async fn link_add_bridge(
+        &self,
+        name: &str,
+        mtu: Option<u32>,
+        mac: Option<[u8; 6]>,
+        alias: Option<&str>,
+    ) -> Result<Link> {
+        check_name(name)?;
+        let mut builder = LinkBridge::new(name);
+        if let Some(alias) = alias {
+            builder = builder.alias(alias);
+        }
+        if let Some(mtu) = mtu {
+            builder = builder.mtu(mtu);
+        }
+        if let Some(mac) = mac {
+            builder = builder.address(mac.to_vec());
+        }
+        let req = self.handle.link().add(builder.build()).execute();
+        self.call(|| format!("ip link add {name} type bridge"), req).await?;
+        self.link_get(name).await?.ok_or_else(|| Error::NotFound(format!("bridge {name} after creation")))
+    }
+
+    /// Creates a veth pair as `spec` describes.
+    pub async fn link_add_veth(&self, spec: &VethSpec<'_>) -> Result<()> {
+        check_name(spec.name)?;
+        check_name(spec.peer_name)?;
+        let mut peer = LinkMessageBuilder::<LinkUnspec>::new().name(spec.peer_name.to_string());
+        if let Some(mtu) = spec.mtu {
+            peer = peer.mtu(mtu);
+        }
+        if let Some(mac) = spec.peer_mac {
+            peer = peer.address(mac.to_vec());
+        }
+        if let Some(ns) = spec.peer_namespace {
+            peer = peer.setns_by_fd(ns.fd().as_raw_fd());
+        }
+        let mut local = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Veth)
+            .name(spec.name.to_string())
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())));
+        if let Some(mtu) = spec.mtu {
+            local = local.mtu(mtu);
+        }
+        if let Some(controller) = spec.controller {
+            local = local.controller(controller);
+        }
+        if spec.up {
+            local = local.up();
+        }
+        let req = self.handle.link().add(local.build()).execute();
+        self.call(|| format!("ip link add {} type veth peer name {}", spec.name, spec.peer_name), req)
+            .await
+    }
+
+    async fn link_set(&self, op: impl FnOnce() -> String, msg: LinkMessage) -> Result<()> {
+        let req = self.handle.link().set(msg).execute();
+        self.call(op, req).await
+    }
+
+    /// Brings a link up (`ip link set dev X up`).
+    pub async fn link_set_up(&self, index: u32) -> Result<()> {
+        let msg = LinkUnspec::new_with_index(index).up().build();
+        self.link_set(|| format!("ip link set index {index} up"), msg).await
+    }
+
+    /// Brings a link down.
+    pub async fn link_set_down(&self, index: u32) -> Result<()> {
+        let msg = LinkUnspec::new_with_index(index).down().build();
+        self.link_set(|| format!("ip link set index {index} down"), msg).await
+    }
+
+    /// Makes a link a port of bridge `controller` (`ip link set X master BR`).
+    pub async fn link_set_controller(&self, index: u32, controller: u32) -> Result<()> {
+        let msg = LinkUnspec::new_with_index(index).controller(controller).build();
+        self.link_set(|| format!("ip link set index {index} master {controller}"), msg).await
+    }
+
+    /// Sets the MTU of a link.
+    pub async fn link_set_mtu(&self, index: u32, mtu: u32) -> Result<()> {
+        let msg = LinkUnspec::new_with_index(index).mtu(mtu).build();
+        self.link_set(|| format!("ip link set index {index} mtu {mtu}"), msg).await
+    }
+
+    /// Renames a (down) link and optionally sets its MAC and brings it up, in one request.
+    pub async fn link_configure(
+        &self,
+        index: u32,
+        name: Option<&str>,
+        mac: Option<[u8; 6]>,
+        up: bool,
+    ) -> Result<()> {
+        let mut b = LinkUnspec::new_with_index(index);
+        if let Some(name) = name {
+            check_name(name)?;
+            b = b.name(name.to_string());
+        }
+        if let Some(mac) = mac {
+            b = b.address(mac.to_vec());
+        }
+        if up {
+            b = b.up();
+        }
+        self.link_set(|| format!("ip link set index {index} name {name:?} up {up}"), b.build()).await
+    }
+
+    /// Moves a link into namespace `ns`, optionally renaming it in the same request.
+    pub async fn link_move(&self, index: u32, ns: &Namespace, new_name: Option<&str>) -> Result<()> {
+        let mut b = LinkUnspec::new_with_index(index).setns_by_fd(ns.fd().as_raw_fd());
+        if let Some(name) = new_name {
+            check_name(name)?;
+            b = b.name(name.to_string());
+        }
+        self.link_set(|| format!("ip link set index {index} netns {:?}", ns.path()), b.build()).await
+    }
+
+    /// Deletes a link (`ip link del`). Deleting one end of a veth removes both.
+    pub async fn link_del(&self, index: u32) -> Result<()> {
+        let req = self.handle.link().del(index).execute();
+        self.call(|| format!("ip link del index {index}"), req).await
+    }
+
+    /// Deletes the link named `name` if it exists; returns whether it existed.
+    pub async fn link_del_by_name(&self, name: &str) -> Result<bool> {
+        match self.link_get(name).await? {
+            None => Ok(false),
+            Some(link) => match self.link_del(link.index).await {
+                Ok(()) => Ok(true),
+                Err(e) if e.is_not_found() => Ok(false),
+                Err(e) => Err(e),
+            },
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! A netlink (rtnetlink) handle bound to one namespace, with a deadline on every request.
+
+use crate::{Error, Namespace, Result};
+use rtnetlink::sys::{AsyncSocket, TokioSocket, protocols::NETLINK_ROUTE};
+use std::future::Future;
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::time::Duration;
+
+/// The deadline of a netlink request unless configured otherwise.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A netlink route socket opened inside one namespace; cheap to clone.
+///
+/// The connection is driven by a task spawned on the current tokio runtime;
+/// it ends when the last clone is dropped.
+#[derive(Clone, Debug)]
+pub struct Netlink {
+    pub(crate) handle: rtnetlink::Handle,
+    deadline: Duration,
+    namespace: Namespace,
+}
+
+impl Netlink {
+    /// Opens a netlink socket inside `ns` (on a short-lived thread that entered it).
+    pub async fn connect(ns: &Namespace, deadline: Duration) -> Result<Self> {
+        let fd: OwnedFd = ns
+            .run(|| -> std::io::Result<OwnedFd> {
+                let socket = rtnetlink::sys::Socket::new(NETLINK_ROUTE)?;
+                // SAFETY: `into_raw_fd` hands over ownership of a valid, open descriptor.
+                Ok(unsafe { OwnedFd::from_raw_fd(socket.into_raw_fd()) })
+            })
+            .await?
+            .map_err(|e| Error::io("open netlink socket", "", e))?;
+        // SAFETY: `fd` is an open netlink socket that we own; TokioSocket takes it over.
+        let mut socket = unsafe { TokioSocket::from_raw_fd(fd.into_raw_fd()) };
+        socket
+            .socket_mut()
+            .set_ext_ack(true)
+            .map_err(|e| Error::io("configure netlink socket", "", e))?;
+        let (connection, handle, _) = rtnetlink::from_socket(socket);
+        tokio::spawn(connection);
+        Ok(Netlink { handle, deadline, namespace: ns.clone() })
+    }
+
+    /// The namespace this handle works in.
+    pub fn namespace(&self) -> &Namespace {
+        &self.namespace
+    }
+
+    /// The deadline of each request.
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    /// Runs one request under the deadline; `op` names it in errors.
+    pub(crate) async fn call<T>(
+        &self,
+        op: impl FnOnce() -> String,
+        fut: impl Future<Output = std::result::Result<T, rtnetlink::Error>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(self.deadline, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(Error::netlink(op(), e)),
+            Err(_) => Err(Error::Timeout { op: op(), millis: self.deadline.as_millis() }),
+        }
+    }
+
+    /// Collects a dump request under the deadline.
+    pub(crate) async fn dump<T>(
+        &self,
+        op: impl FnOnce() -> String,
+        stream: impl futures::Stream<Item = std::result::Result<T, rtnetlink::Error>>,
+    ) -> Result<Vec<T>> {
+        use futures::TryStreamExt;
+        self.call(op, stream.try_collect::<Vec<T>>()).await
+    }
+}
