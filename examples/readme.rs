@@ -69,10 +69,10 @@ async fn cleanup(controller: &Controller) -> anyhow::Result<()> {
         for ep in sandbox.endpoints().await {
             ep.leave(&sandbox).await?;
         }
-        if let Ok(network) = controller.network_by_name("network1").await {
-            if let Ok(ep) = network.endpoint("Endpoint1").await {
-                ep.delete().await?;
-            }
+        if let Ok(network) = controller.network_by_name("network1").await
+            && let Ok(ep) = network.endpoint("Endpoint1").await
+        {
+            ep.delete().await?;
         }
         sandbox.delete().await?;
     }

@@ -84,9 +84,8 @@ impl ControllerBuilder {
             None => Namespace::current(),
         }
         .map_err(|e| Error::os("open host namespace", e))?;
-        let host = Netlink::connect(&host_ns, config.netlink_deadline)
-            .await
-            .map_err(|e| Error::os("open host netlink", e))?;
+        let host =
+            Netlink::connect(&host_ns, config.netlink_deadline).await.map_err(|e| Error::os("open host netlink", e))?;
 
         let mut drivers: BTreeMap<String, Arc<dyn Driver>> = BTreeMap::new();
         let null: Arc<dyn Driver> = Arc::new(cnm_driver_null::NullDriver::new());
@@ -162,17 +161,19 @@ impl Controller {
     }
 
     pub(crate) fn driver(&self, name: &str) -> Result<Arc<dyn Driver>> {
-        self.inner.drivers.get(name).cloned().ok_or_else(|| Error::InvalidDriver {
-            name: name.to_string(),
-            available: self.drivers(),
-        })
+        self.inner
+            .drivers
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::InvalidDriver { name: name.to_string(), available: self.drivers() })
     }
 
     pub(crate) fn ipam(&self, name: &str) -> Result<Arc<dyn Ipam>> {
-        self.inner.ipams.get(name).cloned().ok_or_else(|| Error::InvalidIpamDriver {
-            name: name.to_string(),
-            available: self.ipam_drivers(),
-        })
+        self.inner
+            .ipams
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::InvalidIpamDriver { name: name.to_string(), available: self.ipam_drivers() })
     }
 }
 

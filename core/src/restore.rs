@@ -10,7 +10,9 @@ use crate::network::pools;
 use crate::sandbox::{files, interface};
 use crate::store::Table;
 use crate::{Controller, Result};
-use cnm_driverapi::{CreateEndpointRequest, CreateNetworkRequest, DeleteEndpointRequest, EndpointInterface, LeaveRequest, NetworkOptions};
+use cnm_driverapi::{
+    CreateEndpointRequest, CreateNetworkRequest, DeleteEndpointRequest, EndpointInterface, LeaveRequest, NetworkOptions,
+};
 use cnm_ipamapi::RequestAddressRequest;
 
 impl Controller {
@@ -128,7 +130,9 @@ impl Controller {
                     recreated = Some(s.id.clone());
                 }
                 Ok(_) => {}
-                Err(e) => tracing::error!(sandbox = %s.container_id, error = %e, "failed to re-create sandbox namespace"),
+                Err(e) => {
+                    tracing::error!(sandbox = %s.container_id, error = %e, "failed to re-create sandbox namespace")
+                }
             }
         }
         s.phase = Phase::Ready;
@@ -149,24 +153,28 @@ impl Controller {
                 if e.join.is_some() {
                     let _ = drv.leave(LeaveRequest { network_id: net.id.clone(), endpoint_id: e.id.clone() }).await;
                 }
-                let _ = drv.delete_endpoint(DeleteEndpointRequest { network_id: net.id.clone(), endpoint_id: e.id.clone() }).await;
+                let _ = drv
+                    .delete_endpoint(DeleteEndpointRequest { network_id: net.id.clone(), endpoint_id: e.id.clone() })
+                    .await;
             }
-            if !self.ipam_replays(&net.config.ipam_driver) {
-                if let Ok(ipam) = self.ipam(&net.config.ipam_driver) {
-                    crate::endpoint::release_addresses(&*ipam, &net, &e).await;
-                }
+            if !self.ipam_replays(&net.config.ipam_driver)
+                && let Ok(ipam) = self.ipam(&net.config.ipam_driver)
+            {
+                crate::endpoint::release_addresses(&*ipam, &net, &e).await;
             }
             let _ = self.inner.store.delete(Table::Endpoints, &e.id);
             return;
         }
-        if self.ipam_replays(&net.config.ipam_driver) && net.config.ipam_driver != cnm_ipamapi::NULL_IPAM {
-            if let Ok(ipam) = self.ipam(&net.config.ipam_driver) {
-                for a in e.ipv4.iter().chain(e.ipv6.iter()) {
-                    let Some(pool) = net.pool_of(a.addr()) else { continue };
-                    let req = RequestAddressRequest { pool_id: pool.pool_id.clone(), address: Some(a.addr()), options: None };
-                    if let Err(err) = ipam.request_address(req).await {
-                        tracing::error!(endpoint = %e.name, address = %a, error = %err, "failed to claim the endpoint's address again");
-                    }
+        if self.ipam_replays(&net.config.ipam_driver)
+            && net.config.ipam_driver != cnm_ipamapi::NULL_IPAM
+            && let Ok(ipam) = self.ipam(&net.config.ipam_driver)
+        {
+            for a in e.ipv4.iter().chain(e.ipv6.iter()) {
+                let Some(pool) = net.pool_of(a.addr()) else { continue };
+                let req =
+                    RequestAddressRequest { pool_id: pool.pool_id.clone(), address: Some(a.addr()), options: None };
+                if let Err(err) = ipam.request_address(req).await {
+                    tracing::error!(endpoint = %e.name, address = %a, error = %err, "failed to claim the endpoint's address again");
                 }
             }
         }
@@ -207,10 +215,10 @@ impl Controller {
         if let Some(drv) = &drv {
             let _ = drv.leave(LeaveRequest { network_id: net.id.clone(), endpoint_id: e.id.clone() }).await;
         }
-        if let (Some(iface), true) = (&join.iface, sandbox_present) {
-            if let Ok(nl) = interface::sandbox_netlink(self, st, &join.sandbox_id).await {
-                let _ = interface::remove(&nl, iface).await;
-            }
+        if let (Some(iface), true) = (&join.iface, sandbox_present)
+            && let Ok(nl) = interface::sandbox_netlink(self, st, &join.sandbox_id).await
+        {
+            let _ = interface::remove(&nl, iface).await;
         }
         if rejoin {
             tracing::info!(endpoint = %e.name, "re-creating the interface of a confirmed join");

@@ -20,7 +20,12 @@ pub struct Capability {
     #[serde(rename = "Scope")]
     pub data_scope: Scope,
     /// How far the connectivity of the driver's networks reaches; `None` means "as the data scope".
-    #[serde(rename = "ConnectivityScope", default, skip_serializing_if = "Option::is_none", with = "crate::wire::opt_scope")]
+    #[serde(
+        rename = "ConnectivityScope",
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::wire::opt_scope"
+    )]
     pub connectivity_scope: Option<Scope>,
 }
 

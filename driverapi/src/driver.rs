@@ -1,10 +1,9 @@
 //! The `Driver` trait: the contract between the controller and a network driver.
 
 use crate::{
-    AllocateNetworkRequest, AllocateNetworkResponse, Capability, CreateEndpointRequest,
-    CreateEndpointResponse, CreateNetworkRequest, DeleteEndpointRequest, DeleteNetworkRequest,
-    DiscoveryNotification, EndpointOperInfoRequest, EndpointOperInfoResponse, Error,
-    FreeNetworkRequest, JoinRequest, JoinResponse, LeaveRequest,
+    AllocateNetworkRequest, AllocateNetworkResponse, Capability, CreateEndpointRequest, CreateEndpointResponse,
+    CreateNetworkRequest, DeleteEndpointRequest, DeleteNetworkRequest, DiscoveryNotification, EndpointOperInfoRequest,
+    EndpointOperInfoResponse, Error, FreeNetworkRequest, JoinRequest, JoinResponse, LeaveRequest,
     ProgramExternalConnectivityRequest, Result, RevokeExternalConnectivityRequest,
 };
 use async_trait::async_trait;
@@ -50,10 +49,7 @@ pub trait Driver: Send + Sync + 'static {
     async fn delete_endpoint(&self, req: DeleteEndpointRequest) -> Result<()>;
 
     /// Operational data of an endpoint (free-form).
-    async fn endpoint_oper_info(
-        &self,
-        req: EndpointOperInfoRequest,
-    ) -> Result<EndpointOperInfoResponse> {
+    async fn endpoint_oper_info(&self, req: EndpointOperInfoRequest) -> Result<EndpointOperInfoResponse> {
         let _ = req;
         Ok(EndpointOperInfoResponse::default())
     }
@@ -74,19 +70,13 @@ pub trait Driver: Send + Sync + 'static {
 
     /// Programs external connectivity (published ports, NAT) for the sandbox's
     /// gateway endpoint. The default does nothing.
-    async fn program_external_connectivity(
-        &self,
-        req: ProgramExternalConnectivityRequest,
-    ) -> Result<()> {
+    async fn program_external_connectivity(&self, req: ProgramExternalConnectivityRequest) -> Result<()> {
         let _ = req;
         Ok(())
     }
 
     /// Revokes what `program_external_connectivity` did. The default does nothing.
-    async fn revoke_external_connectivity(
-        &self,
-        req: RevokeExternalConnectivityRequest,
-    ) -> Result<()> {
+    async fn revoke_external_connectivity(&self, req: RevokeExternalConnectivityRequest) -> Result<()> {
         let _ = req;
         Ok(())
     }

@@ -40,7 +40,12 @@ pub struct EndpointOptions {
     #[serde(rename = "com.docker.network.endpoint.exposedports", default, skip_serializing_if = "Option::is_none")]
     pub exposed_ports: Option<Vec<TransportPort>>,
     /// The user's MAC, base64 of the six raw bytes (as Docker encodes a Go `[]byte`).
-    #[serde(rename = "com.docker.network.endpoint.macaddress", default, skip_serializing_if = "Option::is_none", with = "mac_base64")]
+    #[serde(
+        rename = "com.docker.network.endpoint.macaddress",
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "mac_base64"
+    )]
     pub mac_address: Option<MacAddress>,
     /// Port bindings.
     #[serde(rename = "com.docker.network.portmap", default, skip_serializing_if = "Option::is_none")]
@@ -64,12 +69,8 @@ mod mac_base64 {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<MacAddress>, D::Error> {
         let Some(s) = Option::<String>::deserialize(d)? else { return Ok(None) };
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(s.as_bytes())
-            .map_err(serde::de::Error::custom)?;
-        let bytes: [u8; 6] = raw
-            .try_into()
-            .map_err(|_| serde::de::Error::custom("a MAC address must be 6 bytes"))?;
+        let raw = base64::engine::general_purpose::STANDARD.decode(s.as_bytes()).map_err(serde::de::Error::custom)?;
+        let bytes: [u8; 6] = raw.try_into().map_err(|_| serde::de::Error::custom("a MAC address must be 6 bytes"))?;
         Ok(Some(MacAddress(bytes)))
     }
 }
@@ -95,8 +96,27 @@ pub struct CreateEndpointRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct CreateEndpointResponse {
     /// Values the driver chose for fields that were empty in the request.
-    #[serde(rename = "Interface", default, skip_serializing_if = "Option::is_none")]
+    /// On the wire only the chosen fields appear.
+    #[serde(rename = "Interface", default, skip_serializing_if = "Option::is_none", serialize_with = "sparse_interface")]
     pub interface: Option<EndpointInterface>,
+}
+
+/// Writes only the fields that are set (`{"MacAddress": "…"}`), as plugins answer.
+fn sparse_interface<S: serde::Serializer>(v: &Option<EndpointInterface>, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(None)?;
+    if let Some(i) = v {
+        if let Some(a) = &i.address {
+            m.serialize_entry("Address", &a.to_string())?;
+        }
+        if let Some(a) = &i.address_ipv6 {
+            m.serialize_entry("AddressIPv6", &a.to_string())?;
+        }
+        if let Some(mac) = &i.mac_address {
+            m.serialize_entry("MacAddress", &mac.to_string())?;
+        }
+    }
+    m.end()
 }
 
 /// `NetworkDriver.DeleteEndpoint`.

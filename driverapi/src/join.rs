@@ -9,7 +9,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct SandboxOptions {
     /// Exposed ports of the sandbox.
-    #[serde(rename = "com.docker.network.endpoint.exposedports", default, deserialize_with = "crate::wire::null_default")]
+    #[serde(
+        rename = "com.docker.network.endpoint.exposedports",
+        default,
+        deserialize_with = "crate::wire::null_default"
+    )]
     pub exposed_ports: Vec<TransportPort>,
     /// Port bindings of the sandbox.
     #[serde(rename = "com.docker.network.portmap", default, deserialize_with = "crate::wire::null_default")]
@@ -102,10 +106,20 @@ pub struct JoinResponse {
     #[serde(rename = "Gateway", default, skip_serializing_if = "Option::is_none", with = "crate::wire::opt_string")]
     pub gateway: Option<Ipv4Addr>,
     /// The IPv6 default gateway through this endpoint (plain address).
-    #[serde(rename = "GatewayIPv6", default, skip_serializing_if = "Option::is_none", with = "crate::wire::opt_string")]
+    #[serde(
+        rename = "GatewayIPv6",
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::wire::opt_string"
+    )]
     pub gateway_ipv6: Option<Ipv6Addr>,
     /// Extra routes to add in the sandbox.
-    #[serde(rename = "StaticRoutes", default, skip_serializing_if = "Vec::is_empty", deserialize_with = "crate::wire::null_default")]
+    #[serde(
+        rename = "StaticRoutes",
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::wire::null_default"
+    )]
     pub static_routes: Vec<StaticRoute>,
     /// When true the endpoint needs no gateway service (no default route is required).
     #[serde(rename = "DisableGatewayService", default, skip_serializing_if = "std::ops::Not::not")]

@@ -18,18 +18,17 @@ pub mod wire;
 pub use capability::{Capability, Scope};
 pub use driver::Driver;
 pub use endpoint::{
-    CreateEndpointRequest, CreateEndpointResponse, DeleteEndpointRequest, EndpointInterface,
-    EndpointOperInfoRequest, EndpointOperInfoResponse, EndpointOptions,
+    CreateEndpointRequest, CreateEndpointResponse, DeleteEndpointRequest, EndpointInterface, EndpointOperInfoRequest,
+    EndpointOperInfoResponse, EndpointOptions,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use join::{
-    DiscoveryNotification, InterfaceName, JoinRequest, JoinResponse, LeaveRequest,
-    ProgramExternalConnectivityRequest, RevokeExternalConnectivityRequest, RouteType,
-    SandboxOptions, StaticRoute,
+    DiscoveryNotification, InterfaceName, JoinRequest, JoinResponse, LeaveRequest, ProgramExternalConnectivityRequest,
+    RevokeExternalConnectivityRequest, RouteType, SandboxOptions, StaticRoute,
 };
 pub use network::{
-    AllocateNetworkRequest, AllocateNetworkResponse, CreateNetworkRequest, DeleteNetworkRequest,
-    FreeNetworkRequest, IpamData, NetworkOptions,
+    AllocateNetworkRequest, AllocateNetworkResponse, CreateNetworkRequest, DeleteNetworkRequest, FreeNetworkRequest,
+    IpamData, NetworkOptions,
 };
 pub use ports::{MacAddress, PortBinding, Protocol, TransportPort};
 

@@ -13,7 +13,12 @@ pub struct IpamData {
     #[serde(rename = "AddressSpace", default)]
     pub address_space: String,
     /// Auxiliary addresses reserved in the pool, by name.
-    #[serde(rename = "AuxAddresses", default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "crate::wire::null_default")]
+    #[serde(
+        rename = "AuxAddresses",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "crate::wire::null_default"
+    )]
     pub aux_addresses: BTreeMap<String, IpNet>,
     /// The gateway address, with the pool's prefix length.
     #[serde(rename = "Gateway", default, skip_serializing_if = "Option::is_none", with = "crate::wire::opt_string")]

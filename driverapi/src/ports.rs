@@ -68,8 +68,7 @@ impl Serialize for Protocol {
 impl<'de> Deserialize<'de> for Protocol {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let n = u8::deserialize(d)?;
-        Protocol::from_number(n)
-            .ok_or_else(|| serde::de::Error::custom(format!("unknown protocol number {n}")))
+        Protocol::from_number(n).ok_or_else(|| serde::de::Error::custom(format!("unknown protocol number {n}")))
     }
 }
 

@@ -1,9 +1,8 @@
 //! The `Ipam` trait: the contract between the controller and an IPAM driver.
 
 use crate::{
-    AddressSpaces, IpamCapability, ReleaseAddressRequest, ReleasePoolRequest,
-    RequestAddressRequest, RequestAddressResponse, RequestPoolRequest, RequestPoolResponse,
-    Result,
+    AddressSpaces, IpamCapability, ReleaseAddressRequest, ReleasePoolRequest, RequestAddressRequest,
+    RequestAddressResponse, RequestPoolRequest, RequestPoolResponse, Result,
 };
 use async_trait::async_trait;
 

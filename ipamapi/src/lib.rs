@@ -12,8 +12,8 @@ mod message;
 pub use error::{Error, Result};
 pub use ipam::Ipam;
 pub use message::{
-    AddressSpaces, IpamCapability, ReleaseAddressRequest, ReleasePoolRequest,
-    RequestAddressRequest, RequestAddressResponse, RequestPoolRequest, RequestPoolResponse,
+    AddressSpaces, IpamCapability, ReleaseAddressRequest, ReleasePoolRequest, RequestAddressRequest,
+    RequestAddressResponse, RequestPoolRequest, RequestPoolResponse,
 };
 
 /// The error kinds, shared with the driver API.

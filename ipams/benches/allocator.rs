@@ -1,9 +1,7 @@
 //! Benchmarks of the default IPAM through the `Ipam` trait: filling pools,
 //! churn in a half-full /16, and 100k addresses in an IPv6 /64.
 
-use cnm_ipamapi::{
-    Ipam, LOCAL_DEFAULT, ReleaseAddressRequest, RequestAddressRequest, RequestPoolRequest,
-};
+use cnm_ipamapi::{Ipam, LOCAL_DEFAULT, ReleaseAddressRequest, RequestAddressRequest, RequestPoolRequest};
 use cnm_ipams::{AddressPool, DefaultIpam, DefaultIpamConfig};
 use criterion::{BatchSize, Criterion, Throughput, criterion_main};
 use std::collections::{BTreeMap, VecDeque};
@@ -14,9 +12,7 @@ use tokio::runtime::{Builder, Runtime};
 
 /// A current-thread runtime for driving the async calls.
 fn runtime() -> Runtime {
-    Builder::new_current_thread()
-        .build()
-        .expect("tokio runtime")
+    Builder::new_current_thread().build().expect("tokio runtime")
 }
 
 /// A fresh IPAM with `pool` allocated; returns the IPAM and the pool id.
@@ -37,18 +33,8 @@ fn with_pool(rt: &Runtime, pool: &str) -> (DefaultIpam, String) {
 async fn fill(ipam: &DefaultIpam, id: &str, count: u64) -> Option<IpAddr> {
     let mut last = None;
     for _ in 0..count {
-        let req = RequestAddressRequest {
-            pool_id: id.to_string(),
-            address: None,
-            options: None,
-        };
-        last = Some(
-            ipam.request_address(req)
-                .await
-                .expect("free address")
-                .address
-                .addr(),
-        );
+        let req = RequestAddressRequest { pool_id: id.to_string(), address: None, options: None };
+        last = Some(ipam.request_address(req).await.expect("free address").address.addr());
     }
     last
 }
@@ -109,18 +95,8 @@ fn churn(c: &mut Criterion) {
     let mut held: VecDeque<IpAddr> = VecDeque::new();
     rt.block_on(async {
         for _ in 0..32_767 {
-            let req = RequestAddressRequest {
-                pool_id: id.clone(),
-                address: None,
-                options: None,
-            };
-            held.push_back(
-                ipam.request_address(req)
-                    .await
-                    .expect("free")
-                    .address
-                    .addr(),
-            );
+            let req = RequestAddressRequest { pool_id: id.clone(), address: None, options: None };
+            held.push_back(ipam.request_address(req).await.expect("free").address.addr());
         }
     });
     c.bench_function("churn", |b| {
@@ -129,23 +105,10 @@ fn churn(c: &mut Criterion) {
                 let start = Instant::now();
                 for _ in 0..iters {
                     let Some(old) = held.pop_front() else { break };
-                    let rel = ReleaseAddressRequest {
-                        pool_id: id.clone(),
-                        address: old,
-                    };
+                    let rel = ReleaseAddressRequest { pool_id: id.clone(), address: old };
                     ipam.release_address(rel).await.expect("release");
-                    let req = RequestAddressRequest {
-                        pool_id: id.clone(),
-                        address: None,
-                        options: None,
-                    };
-                    held.push_back(
-                        ipam.request_address(req)
-                            .await
-                            .expect("free")
-                            .address
-                            .addr(),
-                    );
+                    let req = RequestAddressRequest { pool_id: id.clone(), address: None, options: None };
+                    held.push_back(ipam.request_address(req).await.expect("free").address.addr());
                 }
                 start.elapsed()
             })

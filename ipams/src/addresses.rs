@@ -80,23 +80,14 @@ mod tests {
     #[test]
     fn representation_follows_size() {
         assert!(matches!(AddressSet::new(255), AddressSet::Dense(_)));
-        assert!(matches!(
-            AddressSet::new(DENSE_LIMIT - 1),
-            AddressSet::Dense(_)
-        ));
-        assert!(matches!(
-            AddressSet::new(DENSE_LIMIT),
-            AddressSet::Sparse(_)
-        ));
+        assert!(matches!(AddressSet::new(DENSE_LIMIT - 1), AddressSet::Dense(_)));
+        assert!(matches!(AddressSet::new(DENSE_LIMIT), AddressSet::Sparse(_)));
         assert!(matches!(AddressSet::new(u128::MAX), AddressSet::Sparse(_)));
     }
 
     #[test]
     fn both_forms_behave_alike() {
-        for mut set in [
-            AddressSet::new(1000),
-            AddressSet::Sparse(IntervalSet::new()),
-        ] {
+        for mut set in [AddressSet::new(1000), AddressSet::Sparse(IntervalSet::new())] {
             assert!(set.insert(3));
             assert!(!set.insert(3));
             assert!(set.contains(3));

@@ -36,9 +36,7 @@ impl Bitmap {
 
     /// Whether `i` is in the set.
     pub(crate) fn contains(&self, i: u64) -> bool {
-        self.locate(i)
-            .and_then(|(w, m)| self.words.get(w).map(|word| word & m != 0))
-            .unwrap_or(false)
+        self.locate(i).and_then(|(w, m)| self.words.get(w).map(|word| word & m != 0)).unwrap_or(false)
     }
 
     /// Adds `i`; false when it was already there or is not covered.

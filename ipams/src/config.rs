@@ -35,17 +35,12 @@ impl PoolSpec {
 
     /// Whether the spec is usable (fields may have been set directly).
     pub(crate) fn is_valid(&self) -> bool {
-        !has_host_bits(&self.base)
-            && self.size >= self.base.prefix_len()
-            && self.size <= self.base.max_prefix_len()
+        !has_host_bits(&self.base) && self.size >= self.base.prefix_len() && self.size <= self.base.max_prefix_len()
     }
 
     /// A spec from constant parts, checked at compile time.
     const fn v4(a: u8, b: u8, prefix: u8, size: u8) -> PoolSpec {
-        PoolSpec {
-            base: IpNet::V4(Ipv4Net::new_assert(Ipv4Addr::new(a, b, 0, 0), prefix)),
-            size,
-        }
+        PoolSpec { base: IpNet::V4(Ipv4Net::new_assert(Ipv4Addr::new(a, b, 0, 0), prefix)), size }
     }
 }
 
@@ -65,8 +60,7 @@ pub struct DefaultIpamConfig {
 impl Default for DefaultIpamConfig {
     /// Docker's defaults: 172.17-31.0.0/16 then 192.168.0.0/16 in /20s locally, 10.0.0.0/8 in /24s globally.
     fn default() -> Self {
-        let mut local_pools: Vec<PoolSpec> =
-            (17..=31).map(|b| PoolSpec::v4(172, b, 16, 16)).collect();
+        let mut local_pools: Vec<PoolSpec> = (17..=31).map(|b| PoolSpec::v4(172, b, 16, 16)).collect();
         local_pools.push(PoolSpec::v4(192, 168, 16, 20));
         DefaultIpamConfig {
             local_pools,
@@ -101,26 +95,11 @@ mod tests {
     fn spec_validation() {
         assert!(PoolSpec::new(net("10.0.0.0/8"), 24).is_ok());
         assert!(PoolSpec::new(net("10.0.0.0/8"), 8).is_ok());
-        assert!(matches!(
-            PoolSpec::new(net("10.0.0.0/8"), 7),
-            Err(Error::InvalidPool(_))
-        ));
-        assert!(matches!(
-            PoolSpec::new(net("10.0.0.0/8"), 33),
-            Err(Error::InvalidPool(_))
-        ));
-        assert!(matches!(
-            PoolSpec::new(net("10.0.0.1/8"), 24),
-            Err(Error::InvalidPool(_))
-        ));
+        assert!(matches!(PoolSpec::new(net("10.0.0.0/8"), 7), Err(Error::InvalidPool(_))));
+        assert!(matches!(PoolSpec::new(net("10.0.0.0/8"), 33), Err(Error::InvalidPool(_))));
+        assert!(matches!(PoolSpec::new(net("10.0.0.1/8"), 24), Err(Error::InvalidPool(_))));
         assert!(PoolSpec::new(net("fd00::/8"), 64).is_ok());
-        assert!(
-            !PoolSpec {
-                base: net("fd00::/8"),
-                size: 4
-            }
-            .is_valid()
-        );
+        assert!(!PoolSpec { base: net("fd00::/8"), size: 4 }.is_valid());
     }
 
     #[test]
@@ -129,14 +108,8 @@ mod tests {
         assert_eq!(c.local_pools.len(), 16);
         assert_eq!(c.local_pools[0].base, net("172.17.0.0/16"));
         assert_eq!(c.local_pools[14].base, net("172.31.0.0/16"));
-        assert_eq!(
-            c.local_pools[15],
-            PoolSpec::new(net("192.168.0.0/16"), 20).expect("ok")
-        );
-        assert_eq!(
-            c.global_pools,
-            vec![PoolSpec::new(net("10.0.0.0/8"), 24).expect("ok")]
-        );
+        assert_eq!(c.local_pools[15], PoolSpec::new(net("192.168.0.0/16"), 20).expect("ok"));
+        assert_eq!(c.global_pools, vec![PoolSpec::new(net("10.0.0.0/8"), 24).expect("ok")]);
         assert!(c.local_pools.iter().all(PoolSpec::is_valid));
         assert!(c.pools(false, true).is_empty() && c.pools(true, true).is_empty());
     }

@@ -7,9 +7,8 @@ use crate::pool::AddressPool;
 use crate::space::Space;
 use async_trait::async_trait;
 use cnm_ipamapi::{
-    AddressSpaces, Error, ErrorKind, GLOBAL_DEFAULT, Ipam, LOCAL_DEFAULT, ReleaseAddressRequest,
-    ReleasePoolRequest, RequestAddressRequest, RequestAddressResponse, RequestPoolRequest,
-    RequestPoolResponse, Result,
+    AddressSpaces, Error, ErrorKind, GLOBAL_DEFAULT, Ipam, LOCAL_DEFAULT, ReleaseAddressRequest, ReleasePoolRequest,
+    RequestAddressRequest, RequestAddressResponse, RequestPoolRequest, RequestPoolResponse, Result,
 };
 use ipnet::IpNet;
 use std::collections::{BTreeMap, HashMap};
@@ -48,11 +47,7 @@ struct Entry {
 impl State {
     /// The allocated pools of a space.
     fn space(&mut self, global: bool) -> &mut Space {
-        if global {
-            &mut self.global
-        } else {
-            &mut self.local
-        }
+        if global { &mut self.global } else { &mut self.local }
     }
 }
 
@@ -85,20 +80,13 @@ fn pool_id(space: &str, pool: &IpNet, sub: Option<&IpNet>) -> String {
 
 /// An internal error with context.
 fn internal(message: String) -> Error {
-    Error::Other {
-        kind: ErrorKind::Internal,
-        message,
-    }
+    Error::Other { kind: ErrorKind::Internal, message }
 }
 
 impl DefaultIpam {
     /// An IPAM choosing automatic pools from `config`.
     pub fn new(config: DefaultIpamConfig) -> Self {
-        DefaultIpam {
-            config,
-            host: None,
-            state: Mutex::new(State::default()),
-        }
+        DefaultIpam { config, host: None, state: Mutex::new(State::default()) }
     }
 
     /// Makes automatic local pools avoid the networks `host` reports.
@@ -114,11 +102,7 @@ impl DefaultIpam {
 
     /// Bytes used by the address allocators of all allocated pools.
     pub fn memory_bytes(&self) -> usize {
-        self.lock()
-            .pools
-            .values()
-            .map(|e| e.alloc.memory_bytes())
-            .sum()
+        self.lock().pools.values().map(|e| e.alloc.memory_bytes()).sum()
     }
 
     /// The state, even if a panicking thread poisoned the lock.
@@ -129,10 +113,9 @@ impl DefaultIpam {
     /// The host's networks, when the choice is for the local space.
     async fn host_networks(&self, global: bool) -> Result<Vec<IpNet>> {
         match &self.host {
-            Some(host) if !global => host
-                .networks()
-                .await
-                .map_err(|e| internal(format!("could not list the host's networks: {e}"))),
+            Some(host) if !global => {
+                host.networks().await.map_err(|e| internal(format!("could not list the host's networks: {e}")))
+            }
             _ => Ok(Vec::new()),
         }
     }
@@ -147,10 +130,7 @@ impl Default for DefaultIpam {
 #[async_trait]
 impl Ipam for DefaultIpam {
     async fn default_address_spaces(&self) -> Result<AddressSpaces> {
-        Ok(AddressSpaces {
-            local: LOCAL_DEFAULT.to_string(),
-            global: GLOBAL_DEFAULT.to_string(),
-        })
+        Ok(AddressSpaces { local: LOCAL_DEFAULT.to_string(), global: GLOBAL_DEFAULT.to_string() })
     }
 
     async fn request_pool(&self, req: RequestPoolRequest) -> Result<RequestPoolResponse> {
@@ -169,51 +149,32 @@ impl Ipam for DefaultIpam {
             }
             None => {
                 if let Some(sub) = req.sub_pool {
-                    return Err(Error::InvalidSubPool(format!(
-                        "{sub}: a sub-pool needs an explicit pool"
-                    )));
+                    return Err(Error::InvalidSubPool(format!("{sub}: a sub-pool needs an explicit pool")));
                 }
                 let host = self.host_networks(global).await?;
                 let mut state = self.lock();
                 let specs = self.config.pools(global, req.v6);
-                let pool = state
-                    .space(global)
-                    .choose(specs, req.v6, &host)
-                    .ok_or(Error::NoAvailablePool)?;
+                let pool = state.space(global).choose(specs, req.v6, &host).ok_or(Error::NoAvailablePool)?;
                 let alloc = AddressPool::new(pool, None)?;
                 let id = pool_id(&req.address_space, &pool, None);
                 state.space(global).insert(pool);
                 state.pools.insert(id.clone(), Entry { global, alloc });
-                return Ok(RequestPoolResponse {
-                    pool_id: id,
-                    pool,
-                    data: BTreeMap::new(),
-                });
+                return Ok(RequestPoolResponse { pool_id: id, pool, data: BTreeMap::new() });
             }
         };
         let mut state = self.lock();
         if let Some(existing) = state.space(global).conflict(&pool) {
-            return Err(Error::PoolOverlap {
-                requested: pool.to_string(),
-                existing: existing.to_string(),
-            });
+            return Err(Error::PoolOverlap { requested: pool.to_string(), existing: existing.to_string() });
         }
         let id = pool_id(&req.address_space, &pool, req.sub_pool.as_ref());
         state.space(global).insert(pool);
         state.pools.insert(id.clone(), Entry { global, alloc });
-        Ok(RequestPoolResponse {
-            pool_id: id,
-            pool,
-            data: BTreeMap::new(),
-        })
+        Ok(RequestPoolResponse { pool_id: id, pool, data: BTreeMap::new() })
     }
 
     async fn release_pool(&self, req: ReleasePoolRequest) -> Result<()> {
         let mut state = self.lock();
-        let entry = state
-            .pools
-            .remove(&req.pool_id)
-            .ok_or(Error::PoolNotFound(req.pool_id))?;
+        let entry = state.pools.remove(&req.pool_id).ok_or(Error::PoolNotFound(req.pool_id))?;
         state.space(entry.global).remove(&entry.alloc.network());
         Ok(())
     }
@@ -232,12 +193,8 @@ impl Ipam for DefaultIpam {
             };
             (addr, alloc.network().prefix_len())
         };
-        let address = IpNet::new(addr, prefix)
-            .map_err(|e| internal(format!("address {addr}/{prefix}: {e}")))?;
-        Ok(RequestAddressResponse {
-            address,
-            data: BTreeMap::new(),
-        })
+        let address = IpNet::new(addr, prefix).map_err(|e| internal(format!("address {addr}/{prefix}: {e}")))?;
+        Ok(RequestAddressResponse { address, data: BTreeMap::new() })
     }
 
     async fn release_address(&self, req: ReleaseAddressRequest) -> Result<()> {

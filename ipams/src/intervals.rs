@@ -21,11 +21,7 @@ impl IntervalSet {
 
     /// The run containing `x`, if any.
     fn run_of(&self, x: u128) -> Option<(u128, u128)> {
-        self.runs
-            .range(..=x)
-            .next_back()
-            .filter(|&(_, &end)| end >= x)
-            .map(|(&s, &e)| (s, e))
+        self.runs.range(..=x).next_back().filter(|&(_, &end)| end >= x).map(|(&s, &e)| (s, e))
     }
 
     /// Whether `x` is in the set.

@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 use cnm_ipamapi::{
-    AddressSpaces, Error, Ipam, NULL_IPAM, ReleaseAddressRequest, ReleasePoolRequest,
-    RequestAddressRequest, RequestAddressResponse, RequestPoolRequest, RequestPoolResponse, Result,
+    AddressSpaces, Error, Ipam, NULL_IPAM, ReleaseAddressRequest, ReleasePoolRequest, RequestAddressRequest,
+    RequestAddressResponse, RequestPoolRequest, RequestPoolResponse, Result,
 };
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use std::collections::BTreeMap;
@@ -32,36 +32,21 @@ impl NullIpam {
 #[async_trait]
 impl Ipam for NullIpam {
     async fn default_address_spaces(&self) -> Result<AddressSpaces> {
-        Ok(AddressSpaces {
-            local: NULL_IPAM.to_string(),
-            global: NULL_IPAM.to_string(),
-        })
+        Ok(AddressSpaces { local: NULL_IPAM.to_string(), global: NULL_IPAM.to_string() })
     }
 
     async fn request_pool(&self, req: RequestPoolRequest) -> Result<RequestPoolResponse> {
         if req.address_space != NULL_IPAM {
             return Err(Error::InvalidAddressSpace(req.address_space));
         }
-        let (pool, pool_id) = if req.v6 {
-            (POOL_V6, POOL_ID_V6)
-        } else {
-            (POOL_V4, POOL_ID_V4)
-        };
+        let (pool, pool_id) = if req.v6 { (POOL_V6, POOL_ID_V6) } else { (POOL_V4, POOL_ID_V4) };
         if let Some(requested) = req.pool.filter(|p| *p != pool) {
-            return Err(Error::InvalidPool(format!(
-                "{requested}: the null IPAM only provides pool {pool}"
-            )));
+            return Err(Error::InvalidPool(format!("{requested}: the null IPAM only provides pool {pool}")));
         }
         if let Some(sub) = req.sub_pool {
-            return Err(Error::InvalidSubPool(format!(
-                "{sub}: the null IPAM does not handle sub-pools"
-            )));
+            return Err(Error::InvalidSubPool(format!("{sub}: the null IPAM does not handle sub-pools")));
         }
-        Ok(RequestPoolResponse {
-            pool_id: pool_id.to_string(),
-            pool,
-            data: BTreeMap::new(),
-        })
+        Ok(RequestPoolResponse { pool_id: pool_id.to_string(), pool, data: BTreeMap::new() })
     }
 
     async fn release_pool(&self, req: ReleasePoolRequest) -> Result<()> {
@@ -73,9 +58,7 @@ impl Ipam for NullIpam {
     }
 
     async fn request_address(&self, _req: RequestAddressRequest) -> Result<RequestAddressResponse> {
-        Err(Error::InvalidRequest(
-            "the null IPAM allocates no addresses".to_string(),
-        ))
+        Err(Error::InvalidRequest("the null IPAM allocates no addresses".to_string()))
     }
 
     async fn release_address(&self, _req: ReleaseAddressRequest) -> Result<()> {
@@ -101,43 +84,22 @@ mod tests {
     async fn pools() {
         let ipam = NullIpam::new();
         let spaces = ipam.default_address_spaces().await.expect("spaces");
-        assert_eq!(
-            (spaces.local.as_str(), spaces.global.as_str()),
-            ("null", "null")
-        );
-        let v4 = ipam
-            .request_pool(req("null", None, false))
-            .await
-            .expect("v4");
+        assert_eq!((spaces.local.as_str(), spaces.global.as_str()), ("null", "null"));
+        let v4 = ipam.request_pool(req("null", None, false)).await.expect("v4");
         assert_eq!((v4.pool_id.as_str(), v4.pool), (POOL_ID_V4, POOL_V4));
-        let v6 = ipam
-            .request_pool(req("null", Some("::/0"), true))
-            .await
-            .expect("v6");
+        let v6 = ipam.request_pool(req("null", Some("::/0"), true)).await.expect("v6");
         assert_eq!((v6.pool_id.as_str(), v6.pool), ("null/::/0", POOL_V6));
-        let bad = ipam
-            .request_pool(req("null", Some("10.0.0.0/8"), false))
-            .await;
+        let bad = ipam.request_pool(req("null", Some("10.0.0.0/8"), false)).await;
         assert!(matches!(bad, Err(Error::InvalidPool(_))));
-        let bad = ipam
-            .request_pool(req("null", Some("0.0.0.0/0"), true))
-            .await;
+        let bad = ipam.request_pool(req("null", Some("0.0.0.0/0"), true)).await;
         assert!(matches!(bad, Err(Error::InvalidPool(_))));
         let bad = ipam.request_pool(req("LocalDefault", None, false)).await;
         assert!(matches!(bad, Err(Error::InvalidAddressSpace(_))));
         for id in [POOL_ID_V4, POOL_ID_V6] {
-            let r = ipam
-                .release_pool(ReleasePoolRequest {
-                    pool_id: id.to_string(),
-                })
-                .await;
+            let r = ipam.release_pool(ReleasePoolRequest { pool_id: id.to_string() }).await;
             assert!(r.is_ok());
         }
-        let r = ipam
-            .release_pool(ReleasePoolRequest {
-                pool_id: "x".to_string(),
-            })
-            .await;
+        let r = ipam.release_pool(ReleasePoolRequest { pool_id: "x".to_string() }).await;
         assert!(matches!(r, Err(Error::PoolNotFound(_))));
     }
 
@@ -145,15 +107,9 @@ mod tests {
     async fn addresses() {
         let ipam = NullIpam;
         let r = ipam
-            .request_address(RequestAddressRequest {
-                pool_id: POOL_ID_V4.to_string(),
-                address: None,
-                options: None,
-            })
+            .request_address(RequestAddressRequest { pool_id: POOL_ID_V4.to_string(), address: None, options: None })
             .await;
-        assert!(
-            matches!(r, Err(Error::InvalidRequest(m)) if m == "the null IPAM allocates no addresses")
-        );
+        assert!(matches!(r, Err(Error::InvalidRequest(m)) if m == "the null IPAM allocates no addresses"));
         let r = ipam
             .release_address(ReleaseAddressRequest {
                 pool_id: POOL_ID_V4.to_string(),

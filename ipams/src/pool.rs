@@ -66,9 +66,7 @@ impl AddressPool {
                     )));
                 }
                 if sub.max_prefix_len() != pool.max_prefix_len() || !pool.contains(&sub) {
-                    return Err(Error::InvalidSubPool(format!(
-                        "{sub} is not inside pool {pool}"
-                    )));
+                    return Err(Error::InvalidSubPool(format!("{sub} is not inside pool {pool}")));
                 }
                 let (s0, s1) = span(&sub);
                 ((s0 - base).max(lo), (s1 - base).min(hi))
@@ -110,9 +108,7 @@ impl AddressPool {
         if ip.is_ipv6() != self.v6 {
             return None;
         }
-        addr_to_u128(ip)
-            .checked_sub(self.base)
-            .filter(|&off| off <= self.max_offset)
+        addr_to_u128(ip).checked_sub(self.base).filter(|&off| off <= self.max_offset)
     }
 
     /// The address at offset `off`.
@@ -139,26 +135,18 @@ impl AddressPool {
             return Err(Error::NoAvailableIps);
         }
         let start = self.cursor.clamp(self.range_lo, self.range_hi);
-        let found = self.set.find_free(start, self.range_hi).or_else(|| {
-            start
-                .checked_sub(1)
-                .and_then(|end| self.set.find_free(self.range_lo, end))
-        });
+        let found = self
+            .set
+            .find_free(start, self.range_hi)
+            .or_else(|| start.checked_sub(1).and_then(|end| self.set.find_free(self.range_lo, end)));
         let off = found.ok_or(Error::NoAvailableIps)?;
-        self.cursor = if off >= self.range_hi {
-            self.range_lo
-        } else {
-            off + 1
-        };
+        self.cursor = if off >= self.range_hi { self.range_lo } else { off + 1 };
         Ok(self.take(off))
     }
 
     /// The first free address of the whole pool (used for gateways).
     pub fn allocate_first(&mut self) -> Result<IpAddr> {
-        let off = self
-            .set
-            .find_free(self.lo, self.hi)
-            .ok_or(Error::NoAvailableIps)?;
+        let off = self.set.find_free(self.lo, self.hi).ok_or(Error::NoAvailableIps)?;
         Ok(self.take(off))
     }
 
@@ -176,9 +164,7 @@ impl AddressPool {
 
     /// Frees `ip`; `Ok(false)` when it was not allocated.
     pub fn release(&mut self, ip: IpAddr) -> Result<bool> {
-        let off = self
-            .offset(ip)
-            .ok_or_else(|| Error::AddressOutOfRange(ip.to_string()))?;
+        let off = self.offset(ip).ok_or_else(|| Error::AddressOutOfRange(ip.to_string()))?;
         let freed = self.set.remove(off);
         if freed {
             self.allocated -= 1;
@@ -188,11 +174,7 @@ impl AddressPool {
 
     /// The number of addresses serial allocation may hand out (saturating).
     pub fn capacity(&self) -> u128 {
-        if self.range_lo > self.range_hi {
-            0
-        } else {
-            (self.range_hi - self.range_lo).saturating_add(1)
-        }
+        if self.range_lo > self.range_hi { 0 } else { (self.range_hi - self.range_lo).saturating_add(1) }
     }
 
     /// Bytes used by this allocator, its address set included.

@@ -127,26 +127,14 @@ mod tests {
     fn choice_skips_allocated_and_host_networks() {
         let c = DefaultIpamConfig::default();
         let mut s = Space::default();
-        assert_eq!(
-            s.choose(&c.local_pools, false, &[]),
-            Some(net("172.17.0.0/16"))
-        );
+        assert_eq!(s.choose(&c.local_pools, false, &[]), Some(net("172.17.0.0/16")));
         let host = [net("172.17.0.0/16"), net("fd00::/8")];
-        assert_eq!(
-            s.choose(&c.local_pools, false, &host),
-            Some(net("172.18.0.0/16"))
-        );
+        assert_eq!(s.choose(&c.local_pools, false, &host), Some(net("172.18.0.0/16")));
         s.insert(net("172.18.0.0/16"));
-        assert_eq!(
-            s.choose(&c.local_pools, false, &host),
-            Some(net("172.19.0.0/16"))
-        );
+        assert_eq!(s.choose(&c.local_pools, false, &host), Some(net("172.19.0.0/16")));
         // A host route covering all of 172.16/12 moves the choice to 192.168.
         let wide = [net("172.16.0.0/12")];
-        assert_eq!(
-            s.choose(&c.local_pools, false, &wide),
-            Some(net("192.168.0.0/20"))
-        );
+        assert_eq!(s.choose(&c.local_pools, false, &wide), Some(net("192.168.0.0/20")));
         assert_eq!(s.choose(&c.local_pools, true, &[]), None);
     }
 
@@ -161,10 +149,7 @@ mod tests {
         // A blocker smaller than a candidate skips the whole candidate.
         let specs = [PoolSpec::new(net("10.0.0.0/8"), 16).expect("ok")];
         let s = Space::default();
-        assert_eq!(
-            s.choose(&specs, false, &[net("10.0.3.0/24")]),
-            Some(net("10.1.0.0/16"))
-        );
+        assert_eq!(s.choose(&specs, false, &[net("10.0.3.0/24")]), Some(net("10.1.0.0/16")));
     }
 
     #[test]
@@ -176,9 +161,6 @@ mod tests {
         s.insert(net("8000::/1"));
         assert_eq!(s.choose(&specs, true, &[]), None);
         let whole = [PoolSpec::new(net("::/0"), 0).expect("ok")];
-        assert_eq!(
-            Space::default().choose(&whole, true, &[]),
-            Some(net("::/0"))
-        );
+        assert_eq!(Space::default().choose(&whole, true, &[]), Some(net("::/0")));
     }
 }

@@ -24,20 +24,13 @@ pub(crate) fn u128_to_addr(v: u128, v6: bool) -> IpAddr {
 /// The largest host offset of a network of `prefix` bits in a family of `bits` bits.
 pub(crate) fn host_mask(bits: u8, prefix: u8) -> u128 {
     let host_bits = u32::from(bits.saturating_sub(prefix));
-    if host_bits >= 128 {
-        u128::MAX
-    } else {
-        (1u128 << host_bits) - 1
-    }
+    if host_bits >= 128 { u128::MAX } else { (1u128 << host_bits) - 1 }
 }
 
 /// The first and last address of a network, as integers (inclusive).
 pub(crate) fn span(net: &IpNet) -> (u128, u128) {
     let start = addr_to_u128(net.network());
-    (
-        start,
-        start | host_mask(net.max_prefix_len(), net.prefix_len()),
-    )
+    (start, start | host_mask(net.max_prefix_len(), net.prefix_len()))
 }
 
 /// Whether the network's address has host bits set.

@@ -60,9 +60,7 @@ impl Error {
                     None => msg.to_string(),
                 };
                 if errno == Some(libc::EOPNOTSUPP) && op.contains("type ") {
-                    return Error::Unsupported(format!(
-                        "{op}: this kernel does not support the link type ({message})"
-                    ));
+                    return Error::Unsupported(format!("{op}: this kernel does not support the link type ({message})"));
                 }
                 Error::Netlink { op, errno, message }
             }

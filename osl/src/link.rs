@@ -2,9 +2,7 @@
 //! (bridge port), moves between namespaces and deletion (`ip link …`).
 
 use crate::{Error, Namespace, Netlink, Result};
-use rtnetlink::packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
-};
+use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
 use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec};
 use std::os::fd::AsRawFd;
 
@@ -159,9 +157,6 @@ impl Netlink {
     ) -> Result<Link> {
         check_name(name)?;
         let mut builder = LinkBridge::new(name);
-        if let Some(alias) = alias {
-            builder = builder.alias(alias);
-        }
         if let Some(mtu) = mtu {
             builder = builder.mtu(mtu);
         }
@@ -170,7 +165,15 @@ impl Netlink {
         }
         let req = self.handle.link().add(builder.build()).execute();
         self.call(|| format!("ip link add {name} type bridge"), req).await?;
-        self.link_get(name).await?.ok_or_else(|| Error::NotFound(format!("bridge {name} after creation")))
+        let link =
+            self.link_get(name).await?.ok_or_else(|| Error::NotFound(format!("bridge {name} after creation")))?;
+        if let Some(alias) = alias {
+            // The kernel ignores IFLA_IFALIAS in a link creation request: set it afterwards.
+            let msg = LinkUnspec::new_with_index(link.index).alias(alias).build();
+            self.link_set(|| format!("ip link set {name} alias {alias}"), msg).await?;
+            return Ok(Link { alias: Some(alias.to_string()), ..link });
+        }
+        Ok(link)
     }
 
     /// Creates a veth pair as `spec` describes.
@@ -200,8 +203,7 @@ impl Netlink {
             local = local.up();
         }
         let req = self.handle.link().add(local.build()).execute();
-        self.call(|| format!("ip link add {} type veth peer name {}", spec.name, spec.peer_name), req)
-            .await
+        self.call(|| format!("ip link add {} type veth peer name {}", spec.name, spec.peer_name), req).await
     }
 
     async fn link_set(&self, op: impl FnOnce() -> String, msg: LinkMessage) -> Result<()> {
@@ -234,13 +236,7 @@ impl Netlink {
     }
 
     /// Renames a (down) link and optionally sets its MAC and brings it up, in one request.
-    pub async fn link_configure(
-        &self,
-        index: u32,
-        name: Option<&str>,
-        mac: Option<[u8; 6]>,
-        up: bool,
-    ) -> Result<()> {
+    pub async fn link_configure(&self, index: u32, name: Option<&str>, mac: Option<[u8; 6]>, up: bool) -> Result<()> {
         let mut b = LinkUnspec::new_with_index(index);
         if let Some(name) = name {
             check_name(name)?;

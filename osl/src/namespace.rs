@@ -147,10 +147,10 @@ impl Namespace {
     }
 }
 
+// The cast is a no-op on x86_64 but not on every target (`__fsword_t` varies).
+#[allow(clippy::unnecessary_cast)]
 fn is_nsfs(file: &File) -> bool {
-    nix::sys::statfs::fstatfs(file)
-        .map(|s| s.filesystem_type().0 as i64 == NSFS_MAGIC)
-        .unwrap_or(false)
+    nix::sys::statfs::fstatfs(file).map(|s| s.filesystem_type().0 as i64 == NSFS_MAGIC).unwrap_or(false)
 }
 
 /// Runs a blocking closure on a fresh thread and awaits its result.
@@ -170,11 +170,7 @@ fn create_blocking(path: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
     }
     if Namespace::is_mounted(path) {
-        return Err(Error::io(
-            "create namespace",
-            path,
-            std::io::Error::from_raw_os_error(libc::EEXIST),
-        ));
+        return Err(Error::io("create namespace", path, std::io::Error::from_raw_os_error(libc::EEXIST)));
     }
     std::fs::OpenOptions::new()
         .write(true)
@@ -187,14 +183,8 @@ fn create_blocking(path: &Path) -> Result<()> {
     let result = nix::sched::unshare(CloneFlags::CLONE_NEWNET)
         .map_err(|e| Error::io("unshare network namespace", path, e.into()))
         .and_then(|()| {
-            nix::mount::mount(
-                Some("/proc/thread-self/ns/net"),
-                path,
-                None::<&str>,
-                MsFlags::MS_BIND,
-                None::<&str>,
-            )
-            .map_err(|e| Error::io("bind-mount namespace", path, e.into()))
+            nix::mount::mount(Some("/proc/thread-self/ns/net"), path, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+                .map_err(|e| Error::io("bind-mount namespace", path, e.into()))
         });
     if result.is_err() {
         let _ = std::fs::remove_file(path);

@@ -33,10 +33,7 @@ impl Netlink {
             .map_err(|e| Error::io("open netlink socket", "", e))?;
         // SAFETY: `fd` is an open netlink socket that we own; TokioSocket takes it over.
         let mut socket = unsafe { TokioSocket::from_raw_fd(fd.into_raw_fd()) };
-        socket
-            .socket_mut()
-            .set_ext_ack(true)
-            .map_err(|e| Error::io("configure netlink socket", "", e))?;
+        socket.socket_mut().set_ext_ack(true).map_err(|e| Error::io("configure netlink socket", "", e))?;
         let (connection, handle, _) = rtnetlink::from_socket(socket);
         tokio::spawn(connection);
         Ok(Netlink { handle, deadline, namespace: ns.clone() })

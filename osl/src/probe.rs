@@ -84,9 +84,7 @@ fn ping_blocking(dst: IpAddr, timeout: Duration) -> Result<Duration> {
         }
         let sent_at = Instant::now();
         // SAFETY: valid descriptor, buffer and socket address of the right length.
-        let n = unsafe {
-            libc::sendto(sock.as_raw_fd(), pkt.as_ptr().cast(), pkt.len(), 0, addr.as_ptr(), addr.len())
-        };
+        let n = unsafe { libc::sendto(sock.as_raw_fd(), pkt.as_ptr().cast(), pkt.len(), 0, addr.as_ptr(), addr.len()) };
         if n < 0 {
             let e = std::io::Error::last_os_error();
             // No route or unreachable network: retry until the timeout, as ping does.
@@ -106,7 +104,12 @@ fn ping_blocking(dst: IpAddr, timeout: Duration) -> Result<Duration> {
             let data = &buf[..n as usize];
             let icmp = if dst.is_ipv4() {
                 let ihl = usize::from(data.first().copied().unwrap_or(0) & 0x0f) * 4;
-                let from_ok = data.len() >= 20 && data[12..16] == match dst { IpAddr::V4(v) => v.octets(), IpAddr::V6(_) => [0; 4] };
+                let from_ok = data.len() >= 20
+                    && data[12..16]
+                        == match dst {
+                            IpAddr::V4(v) => v.octets(),
+                            IpAddr::V6(_) => [0; 4],
+                        };
                 if !from_ok || data.len() < ihl + 8 {
                     continue;
                 }
@@ -114,7 +117,11 @@ fn ping_blocking(dst: IpAddr, timeout: Duration) -> Result<Duration> {
             } else {
                 data
             };
-            if icmp.len() >= 8 && icmp[0] == reply_type && icmp[4..6] == ident.to_be_bytes() && icmp[6..8] == seq.to_be_bytes() {
+            if icmp.len() >= 8
+                && icmp[0] == reply_type
+                && icmp[4..6] == ident.to_be_bytes()
+                && icmp[6..8] == seq.to_be_bytes()
+            {
                 return Ok(sent_at.elapsed());
             }
         }

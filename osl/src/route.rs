@@ -3,10 +3,10 @@
 use crate::{Error, Netlink, Result};
 use ipnet::IpNet;
 use rtnetlink::RouteMessageBuilder;
+use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteScope as KernelScope,
 };
-use rtnetlink::packet_route::AddressFamily;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// How far a route's destination is.

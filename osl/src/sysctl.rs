@@ -24,9 +24,7 @@ impl Namespace {
     pub async fn sysctl_get(&self, key: &str) -> Result<String> {
         let path = sysctl_path(key)?;
         self.run(move || {
-            std::fs::read_to_string(&path)
-                .map(|s| s.trim().to_string())
-                .map_err(|e| Error::io("read sysctl", path, e))
+            std::fs::read_to_string(&path).map(|s| s.trim().to_string()).map_err(|e| Error::io("read sysctl", path, e))
         })
         .await?
     }

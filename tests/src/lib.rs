@@ -1,1 +1,141 @@
-//! placeholder
+//! Support for cnm's privileged end-to-end tests: each test gets a scratch
+//! "host" network namespace and its own state directories, and a test that
+//! needs root never passes silently in CI.
+
+use cnm::osl::{Namespace, Netlink};
+use cnm::{Config, Controller};
+use cnm_driver_bridge::BridgeDriver;
+use cnm_driver_host::HostDriver;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long a probe waits for an answer.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether privileged tests may run. Not root: under `CI=true` or
+/// `CNM_TEST_REQUIRE_ROOT=1` this panics (a skip is a failure there);
+/// elsewhere it prints a loud skip notice and returns false.
+pub fn privileged(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    let required = std::env::var("CI").is_ok_and(|v| v == "true")
+        || std::env::var("CNM_TEST_REQUIRE_ROOT").is_ok_and(|v| v == "1");
+    assert!(!required, "{test}: privileged test cannot run without root, and CI requires it");
+    eprintln!("SKIPPED {test}: requires root");
+    false
+}
+
+/// Logs to stderr when `CNM_LOG` is set (for example `CNM_LOG=debug`).
+pub fn init_logging() {
+    if std::env::var_os("CNM_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_env("CNM_LOG"))
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// A scratch host: its own network namespace and state directories, removed on drop.
+pub struct TestHost {
+    /// The scratch directory (data, exec root, the namespace file).
+    pub dir: tempfile::TempDir,
+    /// The scratch host namespace.
+    pub ns: Namespace,
+    /// Netlink in the scratch host namespace.
+    pub nl: Netlink,
+}
+
+impl TestHost {
+    /// A new scratch host, or `None` when the test must be skipped (see [`privileged`]).
+    pub async fn new(test: &str) -> Option<TestHost> {
+        if !privileged(test) {
+            return None;
+        }
+        init_logging();
+        let dir = tempfile::Builder::new().prefix("cnm-test-").tempdir().expect("create scratch directory");
+        let ns = Namespace::create(dir.path().join("host.netns")).await.expect("create scratch host namespace");
+        let nl = Netlink::connect(&ns, cnm::osl::DEFAULT_DEADLINE).await.expect("netlink in scratch host");
+        let lo = nl.link_get("lo").await.expect("find lo").expect("lo exists");
+        nl.link_set_up(lo.index).await.expect("bring lo up");
+        std::fs::write(
+            dir.path().join("resolv.conf"),
+            "nameserver 127.0.0.53\nnameserver 10.255.0.53\nsearch example.test\n",
+        )
+        .expect("write scratch resolv.conf");
+        Some(TestHost { dir, ns, nl })
+    }
+
+    /// The path of the scratch host namespace.
+    pub fn ns_path(&self) -> PathBuf {
+        self.dir.path().join("host.netns")
+    }
+
+    /// A controller configuration for this host.
+    pub fn config(&self) -> Config {
+        Config::new(self.dir.path().join("data"))
+            .exec_root(self.dir.path().join("run"))
+            .host_namespace(self.ns_path())
+            .host_resolv_conf(self.dir.path().join("resolv.conf"))
+    }
+
+    /// A controller with the bridge and host drivers.
+    pub async fn controller(&self) -> Controller {
+        Controller::builder(self.config())
+            .driver(|host| BridgeDriver::new(host.clone()))
+            .driver(|_| HostDriver::new())
+            .build()
+            .await
+            .expect("start controller")
+    }
+
+    /// Names of the links in the scratch host namespace.
+    pub async fn links(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.nl.link_list().await.expect("list links").into_iter().map(|l| l.name).collect();
+        v.sort();
+        v
+    }
+
+    /// Namespace files left under the exec root.
+    pub fn netns_files(&self) -> Vec<PathBuf> {
+        list_dir(&self.dir.path().join("run").join("netns"))
+    }
+}
+
+fn list_dir(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> =
+        std::fs::read_dir(dir).map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default();
+    v.sort();
+    v
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        for f in self.netns_files() {
+            let _ = Namespace::remove(&f);
+        }
+        let _ = Namespace::remove(self.ns_path());
+    }
+}
+
+/// Names of the links inside a namespace.
+pub async fn links_in(ns: &Namespace) -> Vec<String> {
+    let nl = Netlink::connect(ns, cnm::osl::DEFAULT_DEADLINE).await.expect("netlink in namespace");
+    let mut v: Vec<String> = nl.link_list().await.expect("list links").into_iter().map(|l| l.name).collect();
+    v.sort();
+    v
+}
+
+/// Pings `dst` from inside `ns`; panics with context when no answer comes.
+pub async fn assert_ping(ns: &Namespace, dst: std::net::IpAddr) {
+    if let Err(e) = cnm::osl::probe::ping(ns, dst, PROBE_TIMEOUT).await {
+        panic!("ping {dst} from {:?} failed: {e}", ns.path());
+    }
+}
+
+/// Asserts that `dst` does not answer from inside `ns` within a short time.
+pub async fn assert_no_ping(ns: &Namespace, dst: std::net::IpAddr) {
+    if cnm::osl::probe::ping(ns, dst, Duration::from_millis(600)).await.is_ok() {
+        panic!("ping {dst} from {:?} unexpectedly succeeded", ns.path());
+    }
+}

@@ -5,9 +5,7 @@ use crate::model::{EndpointRecord, NetworkRecord, Phase};
 use crate::network::{Network, check_name};
 use crate::store::Table;
 use crate::{Error, Result};
-use cnm_driverapi::{
-    CreateEndpointRequest, DeleteEndpointRequest, EndpointInterface, EndpointOptions, MacAddress,
-};
+use cnm_driverapi::{CreateEndpointRequest, DeleteEndpointRequest, EndpointInterface, EndpointOptions, MacAddress};
 use cnm_ipamapi::{Ipam, ReleaseAddressRequest, RequestAddressRequest};
 use ipnet::IpNet;
 use std::collections::BTreeMap;
@@ -73,11 +71,14 @@ impl Network {
         let given = req.interface.clone();
         let outcome = match drv.create_endpoint(req).await {
             Ok(resp) => merge_interface(&given, resp.interface).map_err(|msg| {
-                (true, Error::Driver {
-                    driver: net.driver.clone(),
-                    op: "create endpoint",
-                    source: cnm_driverapi::Error::invalid(msg),
-                })
+                (
+                    true,
+                    Error::Driver {
+                        driver: net.driver.clone(),
+                        op: "create endpoint",
+                        source: cnm_driverapi::Error::invalid(msg),
+                    },
+                )
             }),
             Err(source) => Err((false, Error::Driver { driver: net.driver.clone(), op: "create endpoint", source })),
         };
@@ -122,9 +123,16 @@ pub(crate) fn endpoint_options(net: &NetworkRecord, cfg: &EndpointConfig) -> End
 }
 
 /// Applies the driver's answer: it may fill empty fields only.
-fn merge_interface(given: &EndpointInterface, answer: Option<EndpointInterface>) -> std::result::Result<EndpointInterface, String> {
+fn merge_interface(
+    given: &EndpointInterface,
+    answer: Option<EndpointInterface>,
+) -> std::result::Result<EndpointInterface, String> {
     let Some(a) = answer else { return Ok(given.clone()) };
-    fn pick<T: PartialEq + Copy + std::fmt::Display>(what: &str, given: Option<T>, answer: Option<T>) -> std::result::Result<Option<T>, String> {
+    fn pick<T: PartialEq + Copy + std::fmt::Display>(
+        what: &str,
+        given: Option<T>,
+        answer: Option<T>,
+    ) -> std::result::Result<Option<T>, String> {
         match (given, answer) {
             (Some(g), Some(a)) if g != a => Err(format!("driver modified interface {what}: {g} to {a}")),
             (Some(g), _) => Ok(Some(g)),

@@ -31,7 +31,11 @@ impl Endpoint {
 impl Controller {
     /// Deletes an endpoint in its driver, releases its addresses and forgets
     /// it; keeps going after failures and reports the driver's.
-    pub(crate) async fn finish_endpoint_delete(&self, rec: &EndpointRecord, net: Option<&crate::model::NetworkRecord>) -> Result<()> {
+    pub(crate) async fn finish_endpoint_delete(
+        &self,
+        rec: &EndpointRecord,
+        net: Option<&crate::model::NetworkRecord>,
+    ) -> Result<()> {
         let mut errs = Vec::new();
         if let Some(net) = net {
             match self.driver(&net.driver) {

@@ -100,10 +100,8 @@ impl Controller {
             sandbox_key: sb.rec.key.display().to_string(),
             options,
         };
-        let resp = drv
-            .join(req)
-            .await
-            .map_err(|source| Error::Driver { driver: net.driver.clone(), op: "join", source })?;
+        let resp =
+            drv.join(req).await.map_err(|source| Error::Driver { driver: net.driver.clone(), op: "join", source })?;
 
         let mut placed: Option<String> = None;
         let result: Result<()> = async {
@@ -149,10 +147,10 @@ impl Controller {
                 j.phase = JoinPhase::Leaving;
             }
             st.endpoints.insert(rec.id.clone(), rec.clone());
-            if gateway::current(st, &sandbox_id) != old_gateway {
-                if let Err(err) = self.apply_gateway_change(st, &sandbox_id, None).await {
-                    tracing::warn!(error = %err, "failed to restore the gateway after a failed join");
-                }
+            if gateway::current(st, &sandbox_id) != old_gateway
+                && let Err(err) = self.apply_gateway_change(st, &sandbox_id, None).await
+            {
+                tracing::warn!(error = %err, "failed to restore the gateway after a failed join");
             }
             let leave = LeaveRequest { network_id: net.id.clone(), endpoint_id: rec.id.clone() };
             if let Err(err) = drv.leave(leave).await {

@@ -57,16 +57,16 @@ impl Controller {
                 Err(e) => errs.push(e),
             }
         }
-        if let Some(iface) = &join.iface {
-            if st.sandboxes.contains_key(&sandbox_id) {
-                match interface::sandbox_netlink(self, st, &sandbox_id).await {
-                    Ok(nl) => {
-                        if let Err(e) = interface::remove(&nl, iface).await {
-                            errs.push(e);
-                        }
+        if let Some(iface) = &join.iface
+            && st.sandboxes.contains_key(&sandbox_id)
+        {
+            match interface::sandbox_netlink(self, st, &sandbox_id).await {
+                Ok(nl) => {
+                    if let Err(e) = interface::remove(&nl, iface).await {
+                        errs.push(e);
                     }
-                    Err(e) => errs.push(e),
                 }
+                Err(e) => errs.push(e),
             }
         }
         rec.join = None;

@@ -128,7 +128,10 @@ impl Endpoint {
         };
         let drv = self.ctrl.driver(&driver)?;
         let mut info = drv
-            .endpoint_oper_info(EndpointOperInfoRequest { network_id: self.network_id.clone(), endpoint_id: self.id.clone() })
+            .endpoint_oper_info(EndpointOperInfoRequest {
+                network_id: self.network_id.clone(),
+                endpoint_id: self.id.clone(),
+            })
             .await
             .map_err(|source| Error::Driver { driver, op: "report endpoint information", source })?
             .value;

@@ -149,7 +149,12 @@ impl Network {
         let rec = st.networks.get(&self.id).ok_or_else(|| Error::NetworkNotFound(self.id.clone()))?;
         let pools = |ps: &[crate::model::PoolRecord]| {
             ps.iter()
-                .map(|p| PoolInfo { subnet: p.pool, ip_range: p.sub_pool, gateway: p.gateway, aux_addresses: p.aux.clone() })
+                .map(|p| PoolInfo {
+                    subnet: p.pool,
+                    ip_range: p.sub_pool,
+                    gateway: p.gateway,
+                    aux_addresses: p.aux.clone(),
+                })
                 .collect()
         };
         let mut endpoints: Vec<String> =

@@ -5,9 +5,7 @@ use super::{IpamConfig, NetworkConfig};
 use crate::model::PoolRecord;
 use crate::{Error, Result};
 use cnm_driverapi::IpamData;
-use cnm_ipamapi::{
-    Ipam, ReleaseAddressRequest, ReleasePoolRequest, RequestAddressRequest, RequestPoolRequest, label,
-};
+use cnm_ipamapi::{Ipam, ReleaseAddressRequest, ReleasePoolRequest, RequestAddressRequest, RequestPoolRequest, label};
 use ipnet::IpNet;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -34,9 +32,7 @@ pub(crate) fn validate(cfg: &IpamConfig, v6: bool) -> Result<()> {
     let inside = |what: &str, ip: IpAddr| -> Result<()> {
         match cfg.subnet {
             None => Err(Error::InvalidParameter(format!("{what} {ip} needs a subnet"))),
-            Some(s) if !s.contains(&ip) => {
-                Err(Error::InvalidParameter(format!("{what} {ip} is not in subnet {s}")))
-            }
+            Some(s) if !s.contains(&ip) => Err(Error::InvalidParameter(format!("{what} {ip} is not in subnet {s}"))),
             Some(_) => Ok(()),
         }
     };
@@ -147,7 +143,12 @@ pub(crate) async fn release(ipam: &dyn Ipam, pools: &[PoolRecord]) {
 }
 
 /// Claims the recorded pools and addresses again (IPAMs that keep no state).
-pub(crate) async fn replay(ipam: &dyn Ipam, allocates_addresses: bool, ipam_options: &BTreeMap<String, String>, pools: &mut [PoolRecord]) -> Result<()> {
+pub(crate) async fn replay(
+    ipam: &dyn Ipam,
+    allocates_addresses: bool,
+    ipam_options: &BTreeMap<String, String>,
+    pools: &mut [PoolRecord],
+) -> Result<()> {
     for p in pools.iter_mut() {
         let resp = ipam
             .request_pool(RequestPoolRequest {
@@ -173,9 +174,13 @@ pub(crate) async fn replay(ipam: &dyn Ipam, allocates_addresses: bool, ipam_opti
             .map_err(|e| Error::ipam(format!("replay gateway {gw}"), e))?;
         }
         for a in p.aux.values() {
-            ipam.request_address(RequestAddressRequest { pool_id: p.pool_id.clone(), address: Some(a.addr()), options: None })
-                .await
-                .map_err(|e| Error::ipam(format!("replay auxiliary address {a}"), e))?;
+            ipam.request_address(RequestAddressRequest {
+                pool_id: p.pool_id.clone(),
+                address: Some(a.addr()),
+                options: None,
+            })
+            .await
+            .map_err(|e| Error::ipam(format!("replay auxiliary address {a}"), e))?;
         }
     }
     Ok(())

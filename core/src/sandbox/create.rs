@@ -26,7 +26,13 @@ impl Controller {
         let id = crate::id::new_id();
         let netns_dir = self.inner.config.netns_dir();
         let key = if config.use_host_namespace { netns_dir.join(HOST_SANDBOX_KEY) } else { netns_dir.join(&id[..12]) };
-        let mut rec = SandboxRecord { id: id.clone(), container_id: container_id.to_string(), key, config, phase: Phase::Creating };
+        let mut rec = SandboxRecord {
+            id: id.clone(),
+            container_id: container_id.to_string(),
+            key,
+            config,
+            phase: Phase::Creating,
+        };
         self.inner.store.put(Table::Sandboxes, &id, &rec)?;
 
         let netlink = match self.setup_sandbox_namespace(&rec).await {
@@ -54,12 +60,7 @@ impl Controller {
     /// key and brings its loopback up; returns its netlink handle.
     pub(crate) async fn setup_sandbox_namespace(&self, rec: &SandboxRecord) -> Result<Netlink> {
         if rec.config.use_host_namespace {
-            self.inner
-                .host
-                .namespace()
-                .mount_at(&rec.key)
-                .await
-                .map_err(|e| Error::os("mount host namespace", e))?;
+            self.inner.host.namespace().mount_at(&rec.key).await.map_err(|e| Error::os("mount host namespace", e))?;
             return Ok(self.inner.host.clone());
         }
         let ns = Namespace::create(&rec.key).await.map_err(|e| Error::os("create sandbox namespace", e))?;

@@ -34,10 +34,10 @@ impl Sandbox {
             ctrl.cleanup_sandbox_namespace(&sb.rec, st);
         }
         let dir = files::sandbox_dir(ctrl.config(), &self.id);
-        if let Err(e) = std::fs::remove_dir_all(&dir) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                errs.push(Error::io("remove directory", dir, e));
-            }
+        if let Err(e) = std::fs::remove_dir_all(&dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            errs.push(Error::io("remove directory", dir, e));
         }
         if let Err(e) = ctrl.inner.store.delete(Table::Sandboxes, &self.id) {
             errs.push(e);

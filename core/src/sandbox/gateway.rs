@@ -55,7 +55,12 @@ impl Controller {
     /// Moves the gateway role from `old` to whichever endpoint holds it now:
     /// the old one loses its default routes and external connectivity, the
     /// new one gets them (not on internal networks).
-    pub(crate) async fn apply_gateway_change(&self, st: &mut State, sandbox_id: &str, old: Option<String>) -> Result<()> {
+    pub(crate) async fn apply_gateway_change(
+        &self,
+        st: &mut State,
+        sandbox_id: &str,
+        old: Option<String>,
+    ) -> Result<()> {
         let new = current(st, sandbox_id);
         if new == old {
             return Ok(());
@@ -69,20 +74,23 @@ impl Controller {
                 port_map: s.rec.config.port_bindings.clone(),
             })
             .unwrap_or_default();
-        if let Some(old_rec) = old.as_ref().and_then(|id| st.endpoints.get(id)).cloned() {
-            if let Some(j) = old_rec.join.as_ref().filter(|j| j.phase != JoinPhase::Leaving) {
-                if let Some(iface) = &j.iface {
-                    super::interface::del_default_routes(&nl, iface, j.gateway, j.gateway_ipv6).await;
-                }
-                self.revoke_connectivity(st, &old_rec).await;
+        if let Some(old_rec) = old.as_ref().and_then(|id| st.endpoints.get(id)).cloned()
+            && let Some(j) = old_rec.join.as_ref().filter(|j| j.phase != JoinPhase::Leaving)
+        {
+            if let Some(iface) = &j.iface {
+                super::interface::del_default_routes(&nl, iface, j.gateway, j.gateway_ipv6).await;
             }
+            self.revoke_connectivity(st, &old_rec).await;
         }
         if let Some(new_rec) = new.as_ref().and_then(|id| st.endpoints.get(id)).cloned() {
             let Some(j) = new_rec.join.as_ref() else { return Ok(()) };
             if let Some(iface) = &j.iface {
                 super::interface::add_default_routes(&nl, iface, j.gateway, j.gateway_ipv6).await?;
             }
-            let net = st.networks.get(&new_rec.network_id).ok_or_else(|| Error::NetworkNotFound(new_rec.network_id.clone()))?;
+            let net = st
+                .networks
+                .get(&new_rec.network_id)
+                .ok_or_else(|| Error::NetworkNotFound(new_rec.network_id.clone()))?;
             if !net.config.internal {
                 let drv = self.driver(&net.driver)?;
                 let req = ProgramExternalConnectivityRequest {

@@ -88,7 +88,12 @@ async fn index_of(sb: &Netlink, iface: &str) -> Result<Option<u32>> {
 }
 
 /// Adds default routes via the gateways, out of `iface`.
-pub(crate) async fn add_default_routes(sb: &Netlink, iface: &str, gw4: Option<Ipv4Addr>, gw6: Option<Ipv6Addr>) -> Result<()> {
+pub(crate) async fn add_default_routes(
+    sb: &Netlink,
+    iface: &str,
+    gw4: Option<Ipv4Addr>,
+    gw6: Option<Ipv6Addr>,
+) -> Result<()> {
     let Some(index) = index_of(sb, iface).await? else { return Ok(()) };
     for gw in gw4.map(IpAddr::V4).into_iter().chain(gw6.map(IpAddr::V6)) {
         sb.route_add(&Route::default_via(gw, index))
@@ -102,10 +107,10 @@ pub(crate) async fn add_default_routes(sb: &Netlink, iface: &str, gw4: Option<Ip
 pub(crate) async fn del_default_routes(sb: &Netlink, iface: &str, gw4: Option<Ipv4Addr>, gw6: Option<Ipv6Addr>) {
     let Ok(Some(index)) = index_of(sb, iface).await else { return };
     for gw in gw4.map(IpAddr::V4).into_iter().chain(gw6.map(IpAddr::V6)) {
-        if let Err(e) = sb.route_del(&Route::default_via(gw, index)).await {
-            if !e.is_not_found() {
-                tracing::warn!(%gw, iface, error = %e, "failed to remove default route");
-            }
+        if let Err(e) = sb.route_del(&Route::default_via(gw, index)).await
+            && !e.is_not_found()
+        {
+            tracing::warn!(%gw, iface, error = %e, "failed to remove default route");
         }
     }
 }

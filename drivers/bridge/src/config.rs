@@ -58,7 +58,11 @@ fn parse_bool(key: &str, value: &str) -> Result<bool, Error> {
     match value {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
-        _ => Err(Error::InvalidOption { key: key.to_string(), value: value.to_string(), reason: "expected true or false".into() }),
+        _ => Err(Error::InvalidOption {
+            key: key.to_string(),
+            value: value.to_string(),
+            reason: "expected true or false".into(),
+        }),
     }
 }
 
@@ -76,7 +80,11 @@ impl BridgeConfig {
             match key.as_str() {
                 OPT_NAME => {
                     if value.is_empty() || value.len() > 15 || value.contains(['/', ':', ' ']) {
-                        return Err(invalid(key, value, "an interface name has 1 to 15 characters, no '/', ':' or spaces"));
+                        return Err(invalid(
+                            key,
+                            value,
+                            "an interface name has 1 to 15 characters, no '/', ':' or spaces",
+                        ));
                     }
                     c.bridge_name = Some(value.clone());
                 }
@@ -95,7 +103,10 @@ impl BridgeConfig {
                     c.mtu = Some(mtu);
                 }
                 cnm_driverapi::label::CONTAINER_IFACE_PREFIX => {
-                    if value.is_empty() || value.len() > 10 || !value.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-') {
+                    if value.is_empty()
+                        || value.len() > 10
+                        || !value.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
+                    {
                         return Err(invalid(key, value, "expected 1 to 10 letters, digits, '_' or '-'"));
                     }
                     c.container_iface_prefix = value.clone();

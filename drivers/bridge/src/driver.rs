@@ -6,8 +6,8 @@ use crate::{Error, NAME};
 use async_trait::async_trait;
 use cnm_driverapi::{
     Capability, CreateEndpointRequest, CreateEndpointResponse, CreateNetworkRequest, DeleteEndpointRequest,
-    DeleteNetworkRequest, Driver, EndpointInterface, EndpointOperInfoRequest, EndpointOperInfoResponse,
-    InterfaceName, JoinRequest, JoinResponse, LeaveRequest, MacAddress, Result,
+    DeleteNetworkRequest, Driver, EndpointInterface, EndpointOperInfoRequest, EndpointOperInfoResponse, InterfaceName,
+    JoinRequest, JoinResponse, LeaveRequest, MacAddress, Result,
 };
 use cnm_osl::Netlink;
 use std::collections::HashMap;
@@ -87,10 +87,10 @@ impl Driver for BridgeDriver {
     }
 
     async fn delete_endpoint(&self, req: DeleteEndpointRequest) -> Result<()> {
-        if let Ok(net) = self.network(&req.network_id).await {
-            if let Ok(mut eps) = net.endpoints.lock() {
-                eps.remove(&req.endpoint_id);
-            }
+        if let Ok(net) = self.network(&req.network_id).await
+            && let Ok(mut eps) = net.endpoints.lock()
+        {
+            eps.remove(&req.endpoint_id);
         }
         delete_veth(&self.nl, &req.endpoint_id).await?;
         Ok(())
@@ -124,7 +124,10 @@ impl Driver for BridgeDriver {
             (v4, v6)
         };
         Ok(JoinResponse {
-            interface_name: Some(InterfaceName { src_name: peer, dst_prefix: net.config.container_iface_prefix.clone() }),
+            interface_name: Some(InterfaceName {
+                src_name: peer,
+                dst_prefix: net.config.container_iface_prefix.clone(),
+            }),
             gateway,
             gateway_ipv6,
             static_routes: Vec::new(),

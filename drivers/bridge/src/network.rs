@@ -130,10 +130,10 @@ pub(crate) async fn teardown(nl: &Netlink, net: &BridgeNetwork) -> Result<(), Er
         return Ok(());
     }
     for gw in &net.gateways {
-        if let Err(e) = nl.addr_del(net.index, *gw).await {
-            if !e.is_not_found() {
-                return Err(Error::os(format!("remove gateway {gw} from {}", net.bridge), e));
-            }
+        if let Err(e) = nl.addr_del(net.index, *gw).await
+            && !e.is_not_found()
+        {
+            return Err(Error::os(format!("remove gateway {gw} from {}", net.bridge), e));
         }
     }
     Ok(())

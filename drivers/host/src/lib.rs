@@ -3,9 +3,8 @@
 
 use async_trait::async_trait;
 use cnm_driverapi::{
-    Capability, CreateEndpointRequest, CreateEndpointResponse, CreateNetworkRequest,
-    DeleteEndpointRequest, DeleteNetworkRequest, Driver, Error, JoinRequest, JoinResponse,
-    LeaveRequest, Result,
+    Capability, CreateEndpointRequest, CreateEndpointResponse, CreateNetworkRequest, DeleteEndpointRequest,
+    DeleteNetworkRequest, Driver, Error, JoinRequest, JoinResponse, LeaveRequest, Result,
 };
 use std::collections::HashSet;
 use std::sync::Mutex;

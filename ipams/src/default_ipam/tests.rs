@@ -39,29 +39,15 @@ fn addr_req(id: &str, address: Option<&str>, gateway: bool) -> RequestAddressReq
 }
 
 async fn local(ipam: &DefaultIpam, pool: &str) -> String {
-    ipam.request_pool(pool_req(
-        LOCAL_DEFAULT,
-        Some(pool),
-        None,
-        pool.contains(':'),
-    ))
-    .await
-    .expect("pool")
-    .pool_id
+    ipam.request_pool(pool_req(LOCAL_DEFAULT, Some(pool), None, pool.contains(':'))).await.expect("pool").pool_id
 }
 
 async fn next(ipam: &DefaultIpam, id: &str) -> Result<IpNet> {
-    ipam.request_address(addr_req(id, None, false))
-        .await
-        .map(|r| r.address)
+    ipam.request_address(addr_req(id, None, false)).await.map(|r| r.address)
 }
 
 async fn release(ipam: &DefaultIpam, id: &str, a: &str) -> Result<()> {
-    ipam.release_address(ReleaseAddressRequest {
-        pool_id: id.to_string(),
-        address: ip(a),
-    })
-    .await
+    ipam.release_address(ReleaseAddressRequest { pool_id: id.to_string(), address: ip(a) }).await
 }
 
 /// Host networks that count how often they are asked.
@@ -98,10 +84,7 @@ fn is_send_and_sync() {
 async fn address_spaces() {
     let ipam = DefaultIpam::default();
     let spaces = ipam.default_address_spaces().await.expect("spaces");
-    assert_eq!(
-        (spaces.local.as_str(), spaces.global.as_str()),
-        (LOCAL_DEFAULT, GLOBAL_DEFAULT)
-    );
+    assert_eq!((spaces.local.as_str(), spaces.global.as_str()), (LOCAL_DEFAULT, GLOBAL_DEFAULT));
     let err = ipam.request_pool(pool_req("Nope", None, None, false)).await;
     assert!(matches!(err, Err(Error::InvalidAddressSpace(s)) if s == "Nope"));
 }
@@ -112,16 +95,11 @@ async fn serial_allocation_with_prefix_and_wrap_around() {
     let id = local(&ipam, "10.0.0.0/29").await;
     assert_eq!(id, "LocalDefault/10.0.0.0/29");
     for i in 1..=6 {
-        assert_eq!(
-            next(&ipam, &id).await.expect("free"),
-            net(&format!("10.0.0.{i}/29"))
-        );
+        assert_eq!(next(&ipam, &id).await.expect("free"), net(&format!("10.0.0.{i}/29")));
     }
     assert!(matches!(next(&ipam, &id).await, Err(Error::NoAvailableIps)));
     release(&ipam, &id, "10.0.0.2").await.expect("release");
-    release(&ipam, &id, "10.0.0.2")
-        .await
-        .expect("idempotent release");
+    release(&ipam, &id, "10.0.0.2").await.expect("idempotent release");
     assert_eq!(next(&ipam, &id).await.expect("wrapped"), net("10.0.0.2/29"));
 }
 
@@ -138,41 +116,25 @@ async fn released_address_comes_back_only_after_wrap() {
 async fn gateway_takes_first_address_of_the_pool() {
     let ipam = DefaultIpam::default();
     let resp = ipam
-        .request_pool(pool_req(
-            LOCAL_DEFAULT,
-            Some("10.1.0.0/24"),
-            Some("10.1.0.64/26"),
-            false,
-        ))
+        .request_pool(pool_req(LOCAL_DEFAULT, Some("10.1.0.0/24"), Some("10.1.0.64/26"), false))
         .await
         .expect("pool");
     assert_eq!(resp.pool_id, "LocalDefault/10.1.0.0/24/10.1.0.64/26");
     assert!(resp.data.is_empty());
     let id = resp.pool_id;
-    let gw = ipam
-        .request_address(addr_req(&id, None, true))
-        .await
-        .expect("gw");
+    let gw = ipam.request_address(addr_req(&id, None, true)).await.expect("gw");
     assert_eq!(gw.address, net("10.1.0.1/24"));
     assert!(gw.data.is_empty());
     assert_eq!(next(&ipam, &id).await.expect("ep"), net("10.1.0.64/24"));
     // Aux addresses may lie outside the sub-pool, but not outside the pool.
-    let aux = ipam
-        .request_address(addr_req(&id, Some("10.1.0.10"), false))
-        .await;
+    let aux = ipam.request_address(addr_req(&id, Some("10.1.0.10"), false)).await;
     assert_eq!(aux.expect("aux").address, net("10.1.0.10/24"));
-    let out = ipam
-        .request_address(addr_req(&id, Some("10.1.1.10"), false))
-        .await;
+    let out = ipam.request_address(addr_req(&id, Some("10.1.1.10"), false)).await;
     assert!(matches!(out, Err(Error::AddressOutOfRange(_))));
-    let used = ipam
-        .request_address(addr_req(&id, Some("10.1.0.1"), false))
-        .await;
+    let used = ipam.request_address(addr_req(&id, Some("10.1.0.1"), false)).await;
     assert!(matches!(used, Err(Error::AddressInUse(_))));
     for special in ["10.1.0.0", "10.1.0.255"] {
-        let r = ipam
-            .request_address(addr_req(&id, Some(special), false))
-            .await;
+        let r = ipam.request_address(addr_req(&id, Some(special), false)).await;
         assert!(matches!(r, Err(Error::AddressOutOfRange(_))), "{special}");
     }
 }
@@ -180,115 +142,62 @@ async fn gateway_takes_first_address_of_the_pool() {
 #[tokio::test]
 async fn invalid_pools_and_sub_pools() {
     let ipam = DefaultIpam::default();
-    let r = ipam
-        .request_pool(pool_req(LOCAL_DEFAULT, Some("10.0.0.1/24"), None, false))
-        .await;
+    let r = ipam.request_pool(pool_req(LOCAL_DEFAULT, Some("10.0.0.1/24"), None, false)).await;
     assert!(matches!(r, Err(Error::InvalidPool(m)) if m.contains("10.0.0.0/24")));
-    let r = ipam
-        .request_pool(pool_req(LOCAL_DEFAULT, Some("10.0.0.0/24"), None, true))
-        .await;
+    let r = ipam.request_pool(pool_req(LOCAL_DEFAULT, Some("10.0.0.0/24"), None, true)).await;
     assert!(matches!(r, Err(Error::InvalidPool(_))));
-    let r = ipam
-        .request_pool(pool_req(LOCAL_DEFAULT, Some("fd00::/64"), None, false))
-        .await;
+    let r = ipam.request_pool(pool_req(LOCAL_DEFAULT, Some("fd00::/64"), None, false)).await;
     assert!(matches!(r, Err(Error::InvalidPool(_))));
-    let r = ipam
-        .request_pool(pool_req(
-            LOCAL_DEFAULT,
-            Some("10.0.0.0/24"),
-            Some("10.0.1.0/26"),
-            false,
-        ))
-        .await;
+    let r = ipam.request_pool(pool_req(LOCAL_DEFAULT, Some("10.0.0.0/24"), Some("10.0.1.0/26"), false)).await;
     assert!(matches!(r, Err(Error::InvalidSubPool(_))));
-    let r = ipam
-        .request_pool(pool_req(LOCAL_DEFAULT, None, Some("10.0.1.0/26"), false))
-        .await;
+    let r = ipam.request_pool(pool_req(LOCAL_DEFAULT, None, Some("10.0.1.0/26"), false)).await;
     assert!(matches!(r, Err(Error::InvalidSubPool(_))));
-    assert_eq!(
-        ipam.lock().pools.len(),
-        0,
-        "failed requests allocate nothing"
-    );
+    assert_eq!(ipam.lock().pools.len(), 0, "failed requests allocate nothing");
 }
 
 #[tokio::test]
 async fn overlap_is_refused_within_a_space_only() {
     let ipam = DefaultIpam::default();
     local(&ipam, "10.0.0.0/16").await;
-    let r = ipam
-        .request_pool(pool_req(LOCAL_DEFAULT, Some("10.0.3.0/24"), None, false))
-        .await;
+    let r = ipam.request_pool(pool_req(LOCAL_DEFAULT, Some("10.0.3.0/24"), None, false)).await;
     match r {
-        Err(Error::PoolOverlap {
-            requested,
-            existing,
-        }) => {
-            assert_eq!(
-                (requested.as_str(), existing.as_str()),
-                ("10.0.3.0/24", "10.0.0.0/16")
-            );
+        Err(Error::PoolOverlap { requested, existing }) => {
+            assert_eq!((requested.as_str(), existing.as_str()), ("10.0.3.0/24", "10.0.0.0/16"));
         }
         other => panic!("expected an overlap, got {other:?}"),
     }
-    let r = ipam
-        .request_pool(pool_req(GLOBAL_DEFAULT, Some("10.0.3.0/24"), None, false))
-        .await;
+    let r = ipam.request_pool(pool_req(GLOBAL_DEFAULT, Some("10.0.3.0/24"), None, false)).await;
     assert_eq!(r.expect("other space").pool_id, "GlobalDefault/10.0.3.0/24");
 }
 
 #[tokio::test]
 async fn automatic_choice_skips_host_networks_and_allocated_pools() {
-    let host = Arc::new(CountingHost {
-        nets: vec![net("172.17.0.0/16")],
-        calls: AtomicUsize::new(0),
-    });
+    let host = Arc::new(CountingHost { nets: vec![net("172.17.0.0/16")], calls: AtomicUsize::new(0) });
     let ipam = DefaultIpam::default().with_host_networks(host.clone());
-    let first = ipam
-        .request_pool(pool_req(LOCAL_DEFAULT, None, None, false))
-        .await
-        .expect("auto");
+    let first = ipam.request_pool(pool_req(LOCAL_DEFAULT, None, None, false)).await.expect("auto");
     assert_eq!(first.pool, net("172.18.0.0/16"));
     assert_eq!(first.pool_id, "LocalDefault/172.18.0.0/16");
-    let second = ipam
-        .request_pool(pool_req(LOCAL_DEFAULT, None, None, false))
-        .await
-        .expect("auto");
+    let second = ipam.request_pool(pool_req(LOCAL_DEFAULT, None, None, false)).await.expect("auto");
     assert_eq!(second.pool, net("172.19.0.0/16"));
     assert_eq!(host.calls.load(Ordering::SeqCst), 2);
     local(&ipam, "172.20.0.0/16").await;
-    ipam.request_pool(pool_req(GLOBAL_DEFAULT, None, None, false))
-        .await
-        .expect("global");
-    assert_eq!(
-        host.calls.load(Ordering::SeqCst),
-        2,
-        "explicit and global pools skip the host"
-    );
-    let third = ipam
-        .request_pool(pool_req(LOCAL_DEFAULT, None, None, false))
-        .await
-        .expect("auto");
+    ipam.request_pool(pool_req(GLOBAL_DEFAULT, None, None, false)).await.expect("global");
+    assert_eq!(host.calls.load(Ordering::SeqCst), 2, "explicit and global pools skip the host");
+    let third = ipam.request_pool(pool_req(LOCAL_DEFAULT, None, None, false)).await.expect("auto");
     assert_eq!(third.pool, net("172.21.0.0/16"));
 }
 
 #[tokio::test]
 async fn automatic_choice_without_host_starts_at_172_17() {
-    let ipam = DefaultIpam::default()
-        .with_host_networks(Arc::new(StaticHostNetworks(vec![net("10.0.0.0/8")])));
-    let r = ipam
-        .request_pool(pool_req(LOCAL_DEFAULT, None, None, false))
-        .await
-        .expect("auto");
+    let ipam = DefaultIpam::default().with_host_networks(Arc::new(StaticHostNetworks(vec![net("10.0.0.0/8")])));
+    let r = ipam.request_pool(pool_req(LOCAL_DEFAULT, None, None, false)).await.expect("auto");
     assert_eq!(r.pool, net("172.17.0.0/16"));
 }
 
 #[tokio::test]
 async fn host_failure_is_internal() {
     let ipam = DefaultIpam::default().with_host_networks(Arc::new(FailingHost));
-    let r = ipam
-        .request_pool(pool_req(LOCAL_DEFAULT, None, None, false))
-        .await;
+    let r = ipam.request_pool(pool_req(LOCAL_DEFAULT, None, None, false)).await;
     match r {
         Err(e @ Error::Other { .. }) => {
             assert_eq!(e.kind(), ErrorKind::Internal);
@@ -302,10 +211,7 @@ async fn host_failure_is_internal() {
 async fn global_space_gives_consecutive_slash_24s() {
     let ipam = DefaultIpam::default();
     for expected in ["10.0.0.0/24", "10.0.1.0/24"] {
-        let r = ipam
-            .request_pool(pool_req(GLOBAL_DEFAULT, None, None, false))
-            .await
-            .expect("auto");
+        let r = ipam.request_pool(pool_req(GLOBAL_DEFAULT, None, None, false)).await.expect("auto");
         assert_eq!(r.pool, net(expected));
         assert_eq!(r.pool_id, format!("GlobalDefault/{expected}"));
     }
@@ -319,21 +225,12 @@ async fn exhausted_predefined_pools() {
     };
     let ipam = DefaultIpam::new(config);
     for _ in 0..2 {
-        ipam.request_pool(pool_req(LOCAL_DEFAULT, None, None, false))
-            .await
-            .expect("auto");
+        ipam.request_pool(pool_req(LOCAL_DEFAULT, None, None, false)).await.expect("auto");
     }
-    let r = ipam
-        .request_pool(pool_req(LOCAL_DEFAULT, None, None, false))
-        .await;
+    let r = ipam.request_pool(pool_req(LOCAL_DEFAULT, None, None, false)).await;
     assert!(matches!(r, Err(Error::NoAvailablePool)));
-    let r = ipam
-        .request_pool(pool_req(LOCAL_DEFAULT, None, None, true))
-        .await;
-    assert!(
-        matches!(r, Err(Error::NoAvailablePool)),
-        "no IPv6 pools by default"
-    );
+    let r = ipam.request_pool(pool_req(LOCAL_DEFAULT, None, None, true)).await;
+    assert!(matches!(r, Err(Error::NoAvailablePool)), "no IPv6 pools by default");
 }
 
 #[tokio::test]
@@ -342,17 +239,10 @@ async fn automatic_ipv6_pools() {
         local_pools_v6: vec![PoolSpec::new(net("fd00::/48"), 64).expect("spec")],
         ..DefaultIpamConfig::default()
     };
-    let ipam = DefaultIpam::new(config)
-        .with_host_networks(Arc::new(StaticHostNetworks(vec![net("fd00::/64")])));
-    let r = ipam
-        .request_pool(pool_req(LOCAL_DEFAULT, None, None, true))
-        .await
-        .expect("auto");
+    let ipam = DefaultIpam::new(config).with_host_networks(Arc::new(StaticHostNetworks(vec![net("fd00::/64")])));
+    let r = ipam.request_pool(pool_req(LOCAL_DEFAULT, None, None, true)).await.expect("auto");
     assert_eq!(r.pool, net("fd00:0:0:1::/64"));
-    assert_eq!(
-        next(&ipam, &r.pool_id).await.expect("addr"),
-        net("fd00:0:0:1::1/64")
-    );
+    assert_eq!(next(&ipam, &r.pool_id).await.expect("addr"), net("fd00:0:0:1::1/64"));
 }
 
 #[tokio::test]
@@ -360,30 +250,13 @@ async fn release_pool_frees_pool_and_addresses() {
     let ipam = DefaultIpam::default();
     let id = local(&ipam, "192.168.5.0/24").await;
     next(&ipam, &id).await.expect("addr");
-    ipam.release_pool(ReleasePoolRequest {
-        pool_id: id.clone(),
-    })
-    .await
-    .expect("release");
-    let r = ipam
-        .release_pool(ReleasePoolRequest {
-            pool_id: id.clone(),
-        })
-        .await;
+    ipam.release_pool(ReleasePoolRequest { pool_id: id.clone() }).await.expect("release");
+    let r = ipam.release_pool(ReleasePoolRequest { pool_id: id.clone() }).await;
     assert!(matches!(r, Err(Error::PoolNotFound(_))));
-    assert!(matches!(
-        next(&ipam, &id).await,
-        Err(Error::PoolNotFound(_))
-    ));
-    assert!(matches!(
-        release(&ipam, &id, "192.168.5.1").await,
-        Err(Error::PoolNotFound(_))
-    ));
+    assert!(matches!(next(&ipam, &id).await, Err(Error::PoolNotFound(_))));
+    assert!(matches!(release(&ipam, &id, "192.168.5.1").await, Err(Error::PoolNotFound(_))));
     let id = local(&ipam, "192.168.5.0/24").await;
-    assert_eq!(
-        next(&ipam, &id).await.expect("fresh"),
-        net("192.168.5.1/24")
-    );
+    assert_eq!(next(&ipam, &id).await.expect("fresh"), net("192.168.5.1/24"));
 }
 
 #[tokio::test]
@@ -411,24 +284,15 @@ async fn ipv6_slash_64_and_48_stay_small() {
     let ipam = DefaultIpam::default();
     for p in ["fd00:1::/64", "fd00:2::/48"] {
         let id = local(&ipam, p).await;
-        let gw = ipam
-            .request_address(addr_req(&id, None, true))
-            .await
-            .expect("gw");
+        let gw = ipam.request_address(addr_req(&id, None, true)).await.expect("gw");
         assert_eq!(gw.address.prefix_len(), net(p).prefix_len());
         for _ in 0..1000 {
             next(&ipam, &id).await.expect("addr");
         }
-        release(&ipam, &id, &gw.address.addr().to_string())
-            .await
-            .expect("release");
+        release(&ipam, &id, &gw.address.addr().to_string()).await.expect("release");
     }
     let high = ipam
-        .request_address(addr_req(
-            "LocalDefault/fd00:1::/64",
-            Some("fd00:1::ffff:ffff:ffff:ffff"),
-            false,
-        ))
+        .request_address(addr_req("LocalDefault/fd00:1::/64", Some("fd00:1::ffff:ffff:ffff:ffff"), false))
         .await
         .expect("last address");
     assert_eq!(high.address, net("fd00:1::ffff:ffff:ffff:ffff/64"));

@@ -58,10 +58,7 @@ fn first_free_for_gateways() {
 fn sub_pool_is_respected_and_exhausts() {
     let mut p = AddressPool::new(net("10.0.0.0/24"), Some(net("10.0.0.64/30"))).expect("ok");
     let got: Vec<IpAddr> = (0..4).map(|_| p.allocate_next().expect("free")).collect();
-    assert_eq!(
-        got,
-        ["10.0.0.64", "10.0.0.65", "10.0.0.66", "10.0.0.67"].map(ip)
-    );
+    assert_eq!(got, ["10.0.0.64", "10.0.0.65", "10.0.0.66", "10.0.0.67"].map(ip));
     assert!(matches!(p.allocate_next(), Err(Error::NoAvailableIps)));
     assert_eq!(p.allocate(ip("10.0.0.10")).expect("aux"), ip("10.0.0.10"));
 }
@@ -81,30 +78,12 @@ fn sub_pool_at_the_pool_edges_excludes_network_and_broadcast() {
 #[test]
 fn preferred_addresses() {
     let mut p = pool("192.168.1.0/24");
-    assert_eq!(
-        p.allocate(ip("192.168.1.100")).expect("ok"),
-        ip("192.168.1.100")
-    );
-    assert!(matches!(
-        p.allocate(ip("192.168.1.100")),
-        Err(Error::AddressInUse(_))
-    ));
-    assert!(matches!(
-        p.allocate(ip("192.168.2.1")),
-        Err(Error::AddressOutOfRange(_))
-    ));
-    assert!(matches!(
-        p.allocate(ip("192.168.1.0")),
-        Err(Error::AddressOutOfRange(_))
-    ));
-    assert!(matches!(
-        p.allocate(ip("192.168.1.255")),
-        Err(Error::AddressOutOfRange(_))
-    ));
-    assert!(matches!(
-        p.allocate(ip("fd00::1")),
-        Err(Error::AddressOutOfRange(_))
-    ));
+    assert_eq!(p.allocate(ip("192.168.1.100")).expect("ok"), ip("192.168.1.100"));
+    assert!(matches!(p.allocate(ip("192.168.1.100")), Err(Error::AddressInUse(_))));
+    assert!(matches!(p.allocate(ip("192.168.2.1")), Err(Error::AddressOutOfRange(_))));
+    assert!(matches!(p.allocate(ip("192.168.1.0")), Err(Error::AddressOutOfRange(_))));
+    assert!(matches!(p.allocate(ip("192.168.1.255")), Err(Error::AddressOutOfRange(_))));
+    assert!(matches!(p.allocate(ip("fd00::1")), Err(Error::AddressOutOfRange(_))));
     assert!(p.is_allocated(ip("192.168.1.100")));
 }
 
@@ -112,10 +91,7 @@ fn preferred_addresses() {
 fn release_semantics() {
     let mut p = pool("192.168.1.0/24");
     assert!(!p.release(ip("192.168.1.7")).expect("idempotent"));
-    assert!(matches!(
-        p.release(ip("10.0.0.1")),
-        Err(Error::AddressOutOfRange(_))
-    ));
+    assert!(matches!(p.release(ip("10.0.0.1")), Err(Error::AddressOutOfRange(_))));
     p.allocate(ip("192.168.1.7")).expect("ok");
     assert!(p.release(ip("192.168.1.7")).expect("ok"));
     assert!(!p.is_allocated(ip("192.168.1.7")));
@@ -165,30 +141,15 @@ fn ipv6_never_hands_out_the_zero_host_address() {
     let got: Vec<IpAddr> = (0..3).map(|_| p.allocate_next().expect("free")).collect();
     assert_eq!(got, ["fd00::1", "fd00::2", "fd00::3"].map(ip));
     assert!(matches!(p.allocate_next(), Err(Error::NoAvailableIps)));
-    assert!(matches!(
-        p.allocate(ip("fd00::")),
-        Err(Error::AddressOutOfRange(_))
-    ));
+    assert!(matches!(p.allocate(ip("fd00::")), Err(Error::AddressOutOfRange(_))));
 }
 
 #[test]
 fn invalid_pools() {
-    assert!(matches!(
-        AddressPool::new(net("10.0.0.1/24"), None),
-        Err(Error::InvalidPool(_))
-    ));
-    assert!(matches!(
-        AddressPool::new(net("10.0.0.0/24"), Some(net("10.0.1.0/25"))),
-        Err(Error::InvalidSubPool(_))
-    ));
-    assert!(matches!(
-        AddressPool::new(net("10.0.0.0/24"), Some(net("10.0.0.1/25"))),
-        Err(Error::InvalidSubPool(_))
-    ));
-    assert!(matches!(
-        AddressPool::new(net("10.0.0.0/24"), Some(net("fd00::/120"))),
-        Err(Error::InvalidSubPool(_))
-    ));
+    assert!(matches!(AddressPool::new(net("10.0.0.1/24"), None), Err(Error::InvalidPool(_))));
+    assert!(matches!(AddressPool::new(net("10.0.0.0/24"), Some(net("10.0.1.0/25"))), Err(Error::InvalidSubPool(_))));
+    assert!(matches!(AddressPool::new(net("10.0.0.0/24"), Some(net("10.0.0.1/25"))), Err(Error::InvalidSubPool(_))));
+    assert!(matches!(AddressPool::new(net("10.0.0.0/24"), Some(net("fd00::/120"))), Err(Error::InvalidSubPool(_))));
 }
 
 #[test]

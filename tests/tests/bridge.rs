@@ -1,0 +1,212 @@
+//! Bridge networks end to end, proved with packets between sandboxes of a
+//! scratch host.
+
+use cnm::osl::{Netlink, RouteScope};
+use cnm::{EndpointConfig, JoinOptions, NetworkConfig, SandboxConfig};
+use cnm_tests::{TestHost, assert_ping, links_in};
+use std::net::IpAddr;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("address")
+}
+
+/// Two sandboxes on one bridge network ping each other and their gateway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sandboxes_on_one_network_ping_each_other() {
+    let Some(h) = TestHost::new("two_sandboxes_on_one_network_ping_each_other").await else { return };
+    let ctrl = h.controller().await;
+    let net = ctrl.new_network("bridge", "net1", NetworkConfig::default()).await.unwrap();
+    let mut sandboxes = Vec::new();
+    let mut addrs = Vec::new();
+    for name in ["c1", "c2"] {
+        let ep = net.create_endpoint(&format!("ep-{name}"), EndpointConfig::default()).await.unwrap();
+        let sb = ctrl.new_sandbox(name, SandboxConfig { hostname: name.into(), ..Default::default() }).await.unwrap();
+        ep.join(&sb, JoinOptions::default()).await.unwrap();
+        addrs.push(ep.info().await.unwrap().ipv4.unwrap().addr());
+        sandboxes.push(sb);
+    }
+    let gw = net.info().await.unwrap().ipv4[0].gateway.unwrap().addr();
+    let (ns1, ns2) = (sandboxes[0].namespace().unwrap(), sandboxes[1].namespace().unwrap());
+    assert_ping(&ns1, addrs[1]).await;
+    assert_ping(&ns2, addrs[0]).await;
+    assert_ping(&ns1, gw).await;
+    // The sandbox sees eth0 with the endpoint's address and MAC, and lo.
+    assert_eq!(links_in(&ns1).await, vec!["eth0".to_string(), "lo".to_string()]);
+    // The hosts file names the container.
+    let hosts = std::fs::read_to_string(sandboxes[0].hosts_path()).unwrap();
+    assert!(hosts.contains(&format!("{}\tc1", addrs[0])), "{hosts}");
+    // resolv.conf: the host's loopback server dropped, the other kept, ndots:0 added.
+    let resolv = std::fs::read_to_string(sandboxes[0].resolv_conf_path()).unwrap();
+    assert_eq!(resolv, "nameserver 10.255.0.53\nsearch example.test\noptions ndots:0\n");
+
+    for sb in &sandboxes {
+        sb.delete().await.unwrap();
+    }
+    net.delete().await.unwrap();
+    assert_eq!(h.links().await, vec!["lo".to_string()], "bridge and veths are gone");
+    assert!(h.netns_files().is_empty(), "sandbox namespaces are gone: {:?}", h.netns_files());
+}
+
+/// One sandbox on two networks gets eth0 and eth1, and the default route of
+/// the network Docker would choose (by name), which moves when it leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_sandbox_on_two_networks() {
+    let Some(h) = TestHost::new("one_sandbox_on_two_networks").await else { return };
+    let ctrl = h.controller().await;
+    let cfg = |s: &str| NetworkConfig::default().with_subnet(s.parse().unwrap());
+    // Created in reverse name order, so the choice is not just creation order.
+    let net_b = ctrl.new_network("bridge", "net-b", cfg("10.88.2.0/24")).await.unwrap();
+    let net_a = ctrl.new_network("bridge", "net-a", cfg("10.88.1.0/24")).await.unwrap();
+    let sb = ctrl.new_sandbox("multi", SandboxConfig::default()).await.unwrap();
+    let ep_b = net_b.create_endpoint("eb", EndpointConfig::default()).await.unwrap();
+    let ep_a = net_a.create_endpoint("ea", EndpointConfig::default()).await.unwrap();
+    ep_b.join(&sb, JoinOptions::default()).await.unwrap();
+    ep_a.join(&sb, JoinOptions::default()).await.unwrap();
+
+    let ns = sb.namespace().unwrap();
+    assert_eq!(links_in(&ns).await, vec!["eth0".to_string(), "eth1".to_string(), "lo".to_string()]);
+    let default_via = || async {
+        let nl = Netlink::connect(&ns, cnm::osl::DEFAULT_DEADLINE).await.unwrap();
+        let routes = nl.route_list(false).await.unwrap();
+        let d: Vec<_> = routes.iter().filter(|r| r.is_default()).map(|r| r.gateway.unwrap()).collect();
+        let links = nl.link_list().await.unwrap();
+        let oif = routes.iter().find(|r| r.is_default()).and_then(|r| r.oif);
+        (d, oif.and_then(|i| links.iter().find(|l| l.index == i).map(|l| l.name.clone())))
+    };
+    assert_eq!(default_via().await, (vec![ip("10.88.1.1")], Some("eth1".to_string())), "net-a wins by name");
+    // Both gateways answer through their own interface.
+    assert_ping(&ns, ip("10.88.1.1")).await;
+    assert_ping(&ns, ip("10.88.2.1")).await;
+    let nl = Netlink::connect(&ns, cnm::osl::DEFAULT_DEADLINE).await.unwrap();
+    assert!(
+        nl.route_list(false)
+            .await
+            .unwrap()
+            .iter()
+            .any(|r| r.scope == RouteScope::Link && r.destination.to_string() == "10.88.2.0/24")
+    );
+
+    ep_a.leave(&sb).await.unwrap();
+    assert_eq!(default_via().await, (vec![ip("10.88.2.1")], Some("eth0".to_string())), "the role moves to net-b");
+    assert_eq!(links_in(&ns).await, vec!["eth0".to_string(), "lo".to_string()]);
+    ep_a.delete().await.unwrap();
+    sb.delete().await.unwrap();
+    net_a.delete().await.unwrap();
+    net_b.delete().await.unwrap();
+    assert_eq!(h.links().await, vec!["lo".to_string()]);
+}
+
+/// A static IP is honoured (seen by a peer's ping) and refused when taken;
+/// the MAC is derived from it as Docker does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_ip_is_honoured_and_refused_when_taken() {
+    let Some(h) = TestHost::new("static_ip_is_honoured_and_refused_when_taken").await else { return };
+    let ctrl = h.controller().await;
+    let net = ctrl
+        .new_network("bridge", "st", NetworkConfig::default().with_subnet("10.99.0.0/24".parse().unwrap()))
+        .await
+        .unwrap();
+    let fixed = EndpointConfig { ipv4: Some("10.99.0.77".parse().unwrap()), ..Default::default() };
+    let ep1 = net.create_endpoint("fixed", fixed.clone()).await.unwrap();
+    let info = ep1.info().await.unwrap();
+    assert_eq!(info.ipv4.unwrap().to_string(), "10.99.0.77/24");
+    assert_eq!(info.mac.unwrap().to_string(), "02:42:0a:63:00:4d");
+    let err = net.create_endpoint("clash", fixed).await.unwrap_err();
+    assert_eq!(err.kind(), cnm::ErrorKind::Conflict, "{err}");
+    assert!(err.to_string().contains("10.99.0.77"), "{err}");
+
+    let ep2 = net.create_endpoint("dyn", EndpointConfig::default()).await.unwrap();
+    let sb1 = ctrl.new_sandbox("s1", SandboxConfig::default()).await.unwrap();
+    let sb2 = ctrl.new_sandbox("s2", SandboxConfig::default()).await.unwrap();
+    ep1.join(&sb1, JoinOptions::default()).await.unwrap();
+    ep2.join(&sb2, JoinOptions::default()).await.unwrap();
+    assert_ping(&sb2.namespace().unwrap(), ip("10.99.0.77")).await;
+    let nl = Netlink::connect(&sb1.namespace().unwrap(), cnm::osl::DEFAULT_DEADLINE).await.unwrap();
+    let eth0 = nl.link_get("eth0").await.unwrap().unwrap();
+    assert_eq!(eth0.mac, Some([0x02, 0x42, 10, 99, 0, 77]));
+    sb1.delete().await.unwrap();
+    sb2.delete().await.unwrap();
+    net.delete().await.unwrap();
+}
+
+/// An MTU option reaches the bridge and both veth ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtu_option_applies_to_bridge_and_veth() {
+    let Some(h) = TestHost::new("mtu_option_applies_to_bridge_and_veth").await else { return };
+    let ctrl = h.controller().await;
+    let cfg = NetworkConfig::default()
+        .with_option("com.docker.network.driver.mtu", "1400")
+        .with_option("com.docker.network.bridge.name", "cnmtest0");
+    let net = ctrl.new_network("bridge", "mtu", cfg).await.unwrap();
+    let ep = net.create_endpoint("e", EndpointConfig::default()).await.unwrap();
+    let sb = ctrl.new_sandbox("m", SandboxConfig::default()).await.unwrap();
+    ep.join(&sb, JoinOptions::default()).await.unwrap();
+    let br = h.nl.link_get("cnmtest0").await.unwrap().expect("the bridge has the name asked for");
+    assert_eq!(br.mtu, 1400);
+    let nl = Netlink::connect(&sb.namespace().unwrap(), cnm::osl::DEFAULT_DEADLINE).await.unwrap();
+    assert_eq!(nl.link_get("eth0").await.unwrap().unwrap().mtu, 1400);
+    sb.delete().await.unwrap();
+    net.delete().await.unwrap();
+    assert!(h.nl.link_get("cnmtest0").await.unwrap().is_none());
+}
+
+/// A bridge the user made is adopted and left in place when the network goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_bridge_is_adopted_and_kept() {
+    let Some(h) = TestHost::new("user_bridge_is_adopted_and_kept").await else { return };
+    h.nl.link_add_bridge("userbr0", None, None, None).await.unwrap();
+    let ctrl = h.controller().await;
+    let cfg = NetworkConfig::default().with_option("com.docker.network.bridge.name", "userbr0");
+    let net = ctrl.new_network("bridge", "adopt", cfg).await.unwrap();
+    let ep = net.create_endpoint("e", EndpointConfig::default()).await.unwrap();
+    let sb = ctrl.new_sandbox("a", SandboxConfig::default()).await.unwrap();
+    ep.join(&sb, JoinOptions::default()).await.unwrap();
+    let gw = net.info().await.unwrap().ipv4[0].gateway.unwrap();
+    assert_ping(&sb.namespace().unwrap(), gw.addr()).await;
+    sb.delete().await.unwrap();
+    net.delete().await.unwrap();
+    let br = h.nl.link_get("userbr0").await.unwrap();
+    assert!(br.is_some(), "the user's bridge stays");
+    assert!(!h.nl.addr_exists(gw.addr()).await.unwrap(), "the gateway address cnm added is removed");
+}
+
+/// The null driver gives loopback only; the host driver joins host-namespace sandboxes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn null_and_host_drivers() {
+    let Some(h) = TestHost::new("null_and_host_drivers").await else { return };
+    let ctrl = h.controller().await;
+    let none = ctrl
+        .new_network("null", "none", NetworkConfig { ipam_driver: "null".into(), ..Default::default() })
+        .await
+        .unwrap();
+    let ep = none.create_endpoint("n", EndpointConfig::default()).await.unwrap();
+    assert!(ep.info().await.unwrap().ipv4.is_none());
+    let sb = ctrl.new_sandbox("isolated", SandboxConfig::default()).await.unwrap();
+    ep.join(&sb, JoinOptions::default()).await.unwrap();
+    let ns = sb.namespace().unwrap();
+    assert_eq!(links_in(&ns).await, vec!["lo".to_string()]);
+    assert_ping(&ns, ip("127.0.0.1")).await;
+
+    let host = ctrl
+        .new_network("host", "host", NetworkConfig { ipam_driver: "null".into(), ..Default::default() })
+        .await
+        .unwrap();
+    let hep = host.create_endpoint("h", EndpointConfig::default()).await.unwrap();
+    let hsb =
+        ctrl.new_sandbox("hostmode", SandboxConfig { use_host_namespace: true, ..Default::default() }).await.unwrap();
+    hep.join(&hsb, JoinOptions::default()).await.unwrap();
+    // The host sandbox's key is the scratch host's namespace: same links.
+    assert_eq!(links_in(&hsb.namespace().unwrap()).await, h.links().await);
+    // A bridge endpoint cannot join a host-namespace sandbox.
+    let br = ctrl.new_network("bridge", "b", NetworkConfig::default()).await.unwrap();
+    let bep = br.create_endpoint("b", EndpointConfig::default()).await.unwrap();
+    let err = bep.join(&hsb, JoinOptions::default()).await.unwrap_err();
+    assert_eq!(err.kind(), cnm::ErrorKind::Forbidden, "{err}");
+    sb.delete().await.unwrap();
+    hsb.delete().await.unwrap();
+    bep.delete().await.unwrap();
+    for n in [none, host, br] {
+        n.delete().await.unwrap();
+    }
+    assert!(h.netns_files().is_empty(), "{:?}", h.netns_files());
+}

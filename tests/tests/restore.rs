@@ -1,0 +1,150 @@
+//! State survives the controller: dropped and created again over the same
+//! data directory, it restores every object, and interrupted operations
+//! (a process killed with SIGKILL) leave nothing behind.
+
+use cnm::{EndpointConfig, JoinOptions, NetworkConfig, SandboxConfig};
+use cnm_tests::{TestHost, assert_ping, links_in};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+/// Dropped and re-created, the controller restores networks, endpoints and
+/// sandboxes; the sandboxes still ping; missing kernel state is re-created;
+/// new addresses do not collide with restored ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_restores_every_object() {
+    let Some(h) = TestHost::new("restart_restores_every_object").await else { return };
+    let (a1, a2, net_id) = {
+        let ctrl = h.controller().await;
+        let net = ctrl.new_network("bridge", "keep", NetworkConfig::default()).await.unwrap();
+        let mut addrs = Vec::new();
+        for name in ["r1", "r2"] {
+            let ep = net.create_endpoint(name, EndpointConfig::default()).await.unwrap();
+            let sb =
+                ctrl.new_sandbox(name, SandboxConfig { hostname: name.into(), ..Default::default() }).await.unwrap();
+            ep.join(&sb, JoinOptions::default()).await.unwrap();
+            addrs.push(ep.info().await.unwrap().ipv4.unwrap());
+        }
+        (addrs[0], addrs[1], net.id().to_string())
+        // Every handle and the controller are dropped here.
+    };
+
+    let ctrl = h.controller().await;
+    let net = ctrl.network_by_name("keep").await.expect("network restored");
+    assert_eq!(net.id(), net_id);
+    assert_eq!(net.endpoints().await.len(), 2, "endpoints restored");
+    let s1 = ctrl.sandbox("r1").await.expect("sandbox restored");
+    let s2 = ctrl.sandbox("r2").await.expect("sandbox restored");
+    assert_ping(&s1.namespace().unwrap(), a2.addr()).await;
+    assert_ping(&s2.namespace().unwrap(), a1.addr()).await;
+    // The IPAM knows the restored addresses: a new endpoint gets another one.
+    let fresh = net.create_endpoint("fresh", EndpointConfig::default()).await.unwrap();
+    let fa = fresh.info().await.unwrap().ipv4.unwrap();
+    assert!(fa != a1 && fa != a2, "{fa} collides with a restored address");
+    let err = net
+        .create_endpoint(
+            "dup",
+            EndpointConfig {
+                ipv4: Some(match a1.addr() {
+                    std::net::IpAddr::V4(v) => v,
+                    _ => unreachable!(),
+                }),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), cnm::ErrorKind::Conflict);
+    fresh.delete().await.unwrap();
+    let key1 = s1.key().to_path_buf();
+    // Handles keep the controller (and its store) open: drop them all.
+    drop((net, s1, s2, fresh, ctrl));
+
+    // Kernel state lost while the controller was away: one sandbox's
+    // interface and the bridge's veth disappear. A restart re-creates them.
+    let ns1 = cnm::osl::Namespace::open(&key1).unwrap();
+    let nl1 = cnm::osl::Netlink::connect(&ns1, cnm::osl::DEFAULT_DEADLINE).await.unwrap();
+    nl1.link_del_by_name("eth0").await.unwrap();
+    assert_eq!(links_in(&ns1).await, vec!["lo".to_string()]);
+
+    let ctrl = h.controller().await;
+    for name in ["r1", "r2"] {
+        let sb = ctrl.sandbox(name).await.unwrap();
+        assert_eq!(links_in(&sb.namespace().unwrap()).await, vec!["eth0".to_string(), "lo".to_string()], "{name}");
+    }
+    assert_ping(&ctrl.sandbox("r1").await.unwrap().namespace().unwrap(), a2.addr()).await;
+    assert_ping(&ctrl.sandbox("r2").await.unwrap().namespace().unwrap(), a1.addr()).await;
+
+    for sb in ctrl.sandboxes().await {
+        sb.delete().await.unwrap();
+    }
+    ctrl.network_by_name("keep").await.unwrap().delete().await.unwrap();
+    assert_eq!(h.links().await, vec!["lo".to_string()]);
+    assert!(h.netns_files().is_empty());
+}
+
+/// A controller process killed (SIGKILL) in the middle of a join: after a
+/// restart no link, namespace or address is leaked, the endpoint is back to
+/// unjoined, and the same address can be allocated again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_join_leaks_nothing() {
+    let Some(h) = TestHost::new("sigkill_during_join_leaks_nothing").await else { return };
+    let data = h.dir.path().join("data");
+    let run = h.dir.path().join("run");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cnm-crash-child"))
+        .args([&data, &run, &h.ns_path()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the crash child");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // Blocking reads on a dedicated thread, bounded by the child's own progress.
+    let reader = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for line in lines.by_ref() {
+            let Ok(line) = line else { break };
+            let done = line == "JOINING";
+            seen.push(line);
+            if done {
+                break;
+            }
+        }
+        seen
+    });
+    let seen = tokio::task::spawn_blocking(move || reader.join().unwrap()).await.unwrap();
+    assert_eq!(seen, vec!["READY".to_string(), "JOINING".to_string()], "the child reached the middle of the join");
+
+    // The half-done join is visible in the kernel: the veth pair exists.
+    let veths: Vec<String> = h.links().await.into_iter().filter(|l| l.starts_with("veth")).collect();
+    assert_eq!(veths.len(), 1, "the child created the host end: {:?}", h.links().await);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+
+    let ctrl = h.controller().await;
+    // No leaked link: only lo and the network's bridge in the host.
+    let links = h.links().await;
+    assert_eq!(links.len(), 2, "{links:?}");
+    assert!(links.iter().any(|l| l.starts_with("br-")) && links.iter().any(|l| l == "lo"), "{links:?}");
+    let net = ctrl.network_by_name("crashnet").await.unwrap();
+    let ep = net.endpoint("victim").await.unwrap();
+    let info = ep.info().await.unwrap();
+    assert!(info.sandbox_id.is_none(), "the interrupted join was rolled back");
+    let sb = ctrl.sandbox("crash-container").await.unwrap();
+    assert_eq!(links_in(&sb.namespace().unwrap()).await, vec!["lo".to_string()], "nothing left in the sandbox");
+
+    // The endpoint can join for real now, and packets flow.
+    ep.join(&sb, JoinOptions::default()).await.unwrap();
+    assert_ping(&sb.namespace().unwrap(), "10.77.0.1".parse().unwrap()).await;
+    ep.leave(&sb).await.unwrap();
+    ep.delete().await.unwrap();
+    sb.delete().await.unwrap();
+    assert!(h.netns_files().is_empty(), "no leaked namespace: {:?}", h.netns_files());
+    // The address is free again.
+    let again = net
+        .create_endpoint("again", EndpointConfig { ipv4: Some("10.77.0.50".parse().unwrap()), ..Default::default() })
+        .await
+        .unwrap();
+    again.delete().await.unwrap();
+    net.delete().await.unwrap();
+    assert_eq!(h.links().await, vec!["lo".to_string()]);
+}
