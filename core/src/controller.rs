@@ -32,6 +32,8 @@ pub(crate) struct SandboxState {
     pub rec: SandboxRecord,
     /// Netlink inside the sandbox's namespace, opened on first use.
     pub netlink: Option<Netlink>,
+    /// Indexes of the interfaces the controller placed, by name (saves look-ups).
+    pub ifindex: HashMap<String, u32>,
 }
 
 /// Everything the controller knows, guarded by one lock held for a whole

@@ -3,6 +3,7 @@
 //! interrupted operations are rolled back or finished. Nothing leaks across
 //! a crash: no address, link or namespace.
 
+use std::collections::HashMap;
 use crate::controller::{SandboxState, State};
 use crate::endpoint::endpoint_options;
 use crate::model::{EndpointRecord, JoinPhase, NetworkRecord, Phase, SandboxRecord};
@@ -136,7 +137,7 @@ impl Controller {
             }
         }
         s.phase = Phase::Ready;
-        st.sandboxes.insert(s.id.clone(), SandboxState { rec: s, netlink: None });
+        st.sandboxes.insert(s.id.clone(), SandboxState { rec: s, netlink: None, ifindex: HashMap::new() });
         recreated
     }
 

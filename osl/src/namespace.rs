@@ -154,7 +154,7 @@ fn is_nsfs(file: &File) -> bool {
 }
 
 /// Runs a blocking closure on a fresh thread and awaits its result.
-async fn in_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+pub(crate) async fn in_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("cnm-netns".into())
@@ -165,7 +165,7 @@ async fn in_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) ->
     rx.await.map_err(|_| Error::Invalid("namespace thread panicked".into()))
 }
 
-fn create_blocking(path: &Path) -> Result<()> {
+pub(crate) fn create_blocking(path: &Path) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
     }

@@ -4,7 +4,15 @@ use crate::{Error, Namespace, Result};
 use rtnetlink::sys::{AsyncSocket, TokioSocket, protocols::NETLINK_ROUTE};
 use std::future::Future;
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::path::PathBuf;
 use std::time::Duration;
+
+/// Opens a netlink route socket in the calling thread's namespace.
+fn open_socket() -> Result<OwnedFd> {
+    let socket = rtnetlink::sys::Socket::new(NETLINK_ROUTE).map_err(|e| Error::io("open netlink socket", "", e))?;
+    // SAFETY: `into_raw_fd` hands over ownership of a valid, open descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(socket.into_raw_fd()) })
+}
 
 /// The deadline of a netlink request unless configured otherwise.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
@@ -23,20 +31,32 @@ pub struct Netlink {
 impl Netlink {
     /// Opens a netlink socket inside `ns` (on a short-lived thread that entered it).
     pub async fn connect(ns: &Namespace, deadline: Duration) -> Result<Self> {
-        let fd: OwnedFd = ns
-            .run(|| -> std::io::Result<OwnedFd> {
-                let socket = rtnetlink::sys::Socket::new(NETLINK_ROUTE)?;
-                // SAFETY: `into_raw_fd` hands over ownership of a valid, open descriptor.
-                Ok(unsafe { OwnedFd::from_raw_fd(socket.into_raw_fd()) })
-            })
-            .await?
-            .map_err(|e| Error::io("open netlink socket", "", e))?;
+        let fd = ns.run(open_socket).await??;
+        Self::from_fd(fd, ns.clone(), deadline)
+    }
+
+    /// Creates a namespace mounted at `path` and opens a netlink socket in it,
+    /// both from the one short-lived thread that unshared (one thread, not two).
+    pub async fn create_namespace(path: impl Into<PathBuf>, deadline: Duration) -> Result<(Namespace, Self)> {
+        let path = path.into();
+        let target = path.clone();
+        let fd = crate::namespace::in_thread(move || {
+            crate::namespace::create_blocking(&target)?;
+            open_socket()
+        })
+        .await??;
+        let ns = Namespace::open(&path)?;
+        let nl = Self::from_fd(fd, ns.clone(), deadline)?;
+        Ok((ns, nl))
+    }
+
+    fn from_fd(fd: OwnedFd, namespace: Namespace, deadline: Duration) -> Result<Self> {
         // SAFETY: `fd` is an open netlink socket that we own; TokioSocket takes it over.
         let mut socket = unsafe { TokioSocket::from_raw_fd(fd.into_raw_fd()) };
         socket.socket_mut().set_ext_ack(true).map_err(|e| Error::io("configure netlink socket", "", e))?;
         let (connection, handle, _) = rtnetlink::from_socket(socket);
         tokio::spawn(connection);
-        Ok(Netlink { handle, deadline, namespace: ns.clone() })
+        Ok(Netlink { handle, deadline, namespace })
     }
 
     /// The namespace this handle works in.

@@ -126,6 +126,9 @@ impl Controller {
                     }
                 };
                 placed = Some(dst.clone());
+                if let Some(sb) = st.sandboxes.get_mut(&sandbox_id) {
+                    sb.ifindex.insert(dst.clone(), index);
+                }
                 interface::add_static_routes(&nl, index, &resp.static_routes).await?;
             }
             if let Some(j) = rec.join.as_mut() {

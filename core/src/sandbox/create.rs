@@ -2,6 +2,7 @@
 //! share the host's), bring up loopback, write the files, confirm.
 
 use super::{Sandbox, SandboxConfig, files};
+use std::collections::HashMap;
 use crate::controller::SandboxState;
 use crate::model::{Phase, SandboxRecord};
 use crate::store::Table;
@@ -44,7 +45,7 @@ impl Controller {
             }
         };
         rec.phase = Phase::Ready;
-        st.sandboxes.insert(id.clone(), SandboxState { rec: rec.clone(), netlink: Some(netlink) });
+        st.sandboxes.insert(id.clone(), SandboxState { rec: rec.clone(), netlink: Some(netlink), ifindex: HashMap::new() });
         if let Err(e) = files::refresh(&self.inner.config, &st, &id) {
             st.sandboxes.remove(&id);
             self.cleanup_sandbox_namespace(&rec, &st);
@@ -63,13 +64,11 @@ impl Controller {
             self.inner.host.namespace().mount_at(&rec.key).await.map_err(|e| Error::os("mount host namespace", e))?;
             return Ok(self.inner.host.clone());
         }
-        let ns = Namespace::create(&rec.key).await.map_err(|e| Error::os("create sandbox namespace", e))?;
-        let nl = Netlink::connect(&ns, self.inner.config.netlink_deadline)
+        let (_, nl) = Netlink::create_namespace(&rec.key, self.inner.config.netlink_deadline)
             .await
-            .map_err(|e| Error::os("open sandbox netlink", e))?;
-        // In a new namespace the loopback device is always index 1.
-        let lo = nl.link_get("lo").await.map_err(|e| Error::os("find loopback", e))?;
-        nl.link_set_up(lo.map_or(1, |l| l.index)).await.map_err(|e| Error::os("bring loopback up", e))?;
+            .map_err(|e| Error::os("create sandbox namespace", e))?;
+        // The loopback device of a new namespace is always index 1.
+        nl.link_set_up(1).await.map_err(|e| Error::os("bring loopback up", e))?;
         Ok(nl)
     }
 

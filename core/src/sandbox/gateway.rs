@@ -77,15 +77,19 @@ impl Controller {
         if let Some(old_rec) = old.as_ref().and_then(|id| st.endpoints.get(id)).cloned()
             && let Some(j) = old_rec.join.as_ref().filter(|j| j.phase != JoinPhase::Leaving)
         {
-            if let Some(iface) = &j.iface {
-                super::interface::del_default_routes(&nl, iface, j.gateway, j.gateway_ipv6).await;
+            if let Some(iface) = &j.iface
+                && let Ok(Some(index)) = super::interface::index_of(st, &nl, sandbox_id, iface).await
+            {
+                super::interface::del_default_routes(&nl, index, j.gateway, j.gateway_ipv6).await;
             }
             self.revoke_connectivity(st, &old_rec).await;
         }
         if let Some(new_rec) = new.as_ref().and_then(|id| st.endpoints.get(id)).cloned() {
             let Some(j) = new_rec.join.as_ref() else { return Ok(()) };
-            if let Some(iface) = &j.iface {
-                super::interface::add_default_routes(&nl, iface, j.gateway, j.gateway_ipv6).await?;
+            if let Some(iface) = &j.iface
+                && let Some(index) = super::interface::index_of(st, &nl, sandbox_id, iface).await?
+            {
+                super::interface::add_default_routes(&nl, index, j.gateway, j.gateway_ipv6).await?;
             }
             let net = st
                 .networks

@@ -83,34 +83,36 @@ pub(crate) async fn remove(sb: &Netlink, name: &str) -> Result<()> {
     sb.link_del_by_name(name).await.map(|_| ()).map_err(|e| Error::os(format!("delete {name}"), e))
 }
 
-async fn index_of(sb: &Netlink, iface: &str) -> Result<Option<u32>> {
+/// The index of interface `iface` of a sandbox: remembered from its placement, or looked up.
+pub(crate) async fn index_of(st: &State, sb: &Netlink, sandbox_id: &str, iface: &str) -> Result<Option<u32>> {
+    if let Some(i) = st.sandboxes.get(sandbox_id).and_then(|s| s.ifindex.get(iface)) {
+        return Ok(Some(*i));
+    }
     Ok(sb.link_get(iface).await.map_err(|e| Error::os(format!("find {iface}"), e))?.map(|l| l.index))
 }
 
-/// Adds default routes via the gateways, out of `iface`.
+/// Adds default routes via the gateways, out of interface `index`.
 pub(crate) async fn add_default_routes(
     sb: &Netlink,
-    iface: &str,
+    index: u32,
     gw4: Option<Ipv4Addr>,
     gw6: Option<Ipv6Addr>,
 ) -> Result<()> {
-    let Some(index) = index_of(sb, iface).await? else { return Ok(()) };
     for gw in gw4.map(IpAddr::V4).into_iter().chain(gw6.map(IpAddr::V6)) {
         sb.route_add(&Route::default_via(gw, index))
             .await
-            .map_err(|e| Error::os(format!("add default route via {gw} dev {iface}"), e))?;
+            .map_err(|e| Error::os(format!("add default route via {gw} dev index {index}"), e))?;
     }
     Ok(())
 }
 
-/// Removes the default routes via the gateways (absent routes are fine).
-pub(crate) async fn del_default_routes(sb: &Netlink, iface: &str, gw4: Option<Ipv4Addr>, gw6: Option<Ipv6Addr>) {
-    let Ok(Some(index)) = index_of(sb, iface).await else { return };
+/// Removes the default routes via the gateways out of interface `index` (absent routes are fine).
+pub(crate) async fn del_default_routes(sb: &Netlink, index: u32, gw4: Option<Ipv4Addr>, gw6: Option<Ipv6Addr>) {
     for gw in gw4.map(IpAddr::V4).into_iter().chain(gw6.map(IpAddr::V6)) {
         if let Err(e) = sb.route_del(&Route::default_via(gw, index)).await
             && !e.is_not_found()
         {
-            tracing::warn!(%gw, iface, error = %e, "failed to remove default route");
+            tracing::warn!(%gw, index, error = %e, "failed to remove default route");
         }
     }
 }

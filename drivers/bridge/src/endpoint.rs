@@ -29,7 +29,7 @@ pub(crate) async fn create_veth(
 ) -> Result<String, Error> {
     let host = host_name(endpoint_id);
     let peer = peer_name(endpoint_id);
-    let sandbox = if Namespace::is_mounted(sandbox_key) { Namespace::open(sandbox_key).ok() } else { None };
+    let sandbox = Namespace::open(sandbox_key).ok();
     let spec = VethSpec {
         name: &host,
         peer_name: &peer,

@@ -1,0 +1,111 @@
+//! Attach benchmark (a bench binary, run as root):
+//! `cargo bench -p cnm-tests --bench attach`.
+//!
+//! For N = 1, 50 and 200 containers on one bridge network of a scratch host:
+//! per container, attach = create endpoint + create sandbox + join, then
+//! detach = leave + delete endpoint + delete sandbox; medians and p95.
+//! In the same run, the raw-netlink floor: per container a namespace, a veth
+//! created in place (peer inside the namespace, host end a bridge port, up),
+//! the peer brought up, an address and a default route — no bookkeeping.
+//!
+//! The state directory is the system's temporary directory (`TMPDIR`); run
+//! with `TMPDIR=/dev/shm` to see the cost without the store's fsyncs.
+
+use cnm::osl::{Namespace, Netlink, Route, VethSpec};
+use cnm::{EndpointConfig, JoinOptions, NetworkConfig, SandboxConfig};
+use std::time::{Duration, Instant};
+
+fn stats(mut v: Vec<Duration>) -> (f64, f64) {
+    v.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let median = ms(v[v.len() / 2]);
+    let p95 = ms(v[((v.len() * 95).div_ceil(100)).saturating_sub(1).min(v.len() - 1)]);
+    (median, p95)
+}
+
+async fn floor(h: &cnm_tests::TestHost, n: usize) -> Vec<Duration> {
+    let br = h.nl.link_add_bridge("floorbr", None, None, None).await.unwrap();
+    h.nl.addr_add(br.index, "10.201.0.1/16".parse().unwrap()).await.unwrap();
+    h.nl.link_set_up(br.index).await.unwrap();
+    let dir = h.dir.path().join("floor");
+    let mut times = Vec::new();
+    let mut paths = Vec::new();
+    for i in 0..n {
+        let start = Instant::now();
+        let path = dir.join(format!("ns{i}"));
+        let (ns, nl) = Netlink::create_namespace(&path, cnm::osl::DEFAULT_DEADLINE).await.unwrap();
+        let host = format!("fv{i}");
+        let spec = VethSpec {
+            name: &host,
+            peer_name: "eth0",
+            peer_namespace: Some(&ns),
+            controller: Some(br.index),
+            up: true,
+            ..Default::default()
+        };
+        h.nl.link_add_veth(&spec).await.unwrap();
+        let eth0 = nl.link_get("eth0").await.unwrap().unwrap();
+        nl.link_set_up(eth0.index).await.unwrap();
+        let addr = format!("10.201.{}.{}/16", (i + 2) / 256, (i + 2) % 256);
+        nl.addr_add(eth0.index, addr.parse().unwrap()).await.unwrap();
+        nl.route_add(&Route::default_via("10.201.0.1".parse().unwrap(), eth0.index)).await.unwrap();
+        times.push(start.elapsed());
+        paths.push(path);
+    }
+    for p in paths {
+        Namespace::remove(&p).unwrap();
+    }
+    h.nl.link_del(br.index).await.unwrap();
+    times
+}
+
+async fn controller_run(h: &cnm_tests::TestHost, n: usize) -> (Vec<Duration>, Vec<Duration>) {
+    let ctrl = h.controller().await;
+    let net = ctrl.new_network("bridge", "bench", NetworkConfig::default()).await.unwrap();
+    let mut attach = Vec::new();
+    let mut live = Vec::new();
+    for i in 0..n {
+        let start = Instant::now();
+        let ep = net.create_endpoint(&format!("ep{i}"), EndpointConfig::default()).await.unwrap();
+        let sb = ctrl.new_sandbox(&format!("c{i}"), SandboxConfig::default()).await.unwrap();
+        ep.join(&sb, JoinOptions::default()).await.unwrap();
+        attach.push(start.elapsed());
+        live.push((ep, sb));
+    }
+    // One packet proves the last attach is real.
+    let (_, sb) = live.last().unwrap();
+    let gw = net.info().await.unwrap().ipv4[0].gateway.unwrap().addr();
+    cnm::osl::probe::ping(&sb.namespace().unwrap(), gw, Duration::from_secs(5)).await.expect("attached sandbox pings");
+    let mut detach = Vec::new();
+    for (ep, sb) in live {
+        let start = Instant::now();
+        ep.leave(&sb).await.unwrap();
+        ep.delete().await.unwrap();
+        sb.delete().await.unwrap();
+        detach.push(start.elapsed());
+    }
+    net.delete().await.unwrap();
+    (attach, detach)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        // `cargo test --benches` probes bench binaries; nothing to run then.
+        return;
+    }
+    println!("attach benchmark (ms per container; median / p95)");
+    println!("{:>5}  {:>17}  {:>17}  {:>17}  {:>8}", "N", "floor", "attach", "detach", "ratio");
+    for n in [1usize, 50, 200] {
+        let Some(h) = cnm_tests::TestHost::new("attach benchmark").await else { return };
+        let f = floor(&h, n).await;
+        let (a, d) = controller_run(&h, n).await;
+        let (fm, fp) = stats(f);
+        let (am, ap) = stats(a);
+        let (dm, dp) = stats(d);
+        println!(
+            "{n:>5}  {fm:>8.2} / {fp:>6.2}  {am:>8.2} / {ap:>6.2}  {dm:>8.2} / {dp:>6.2}  {:>7.2}x",
+            am / fm
+        );
+    }
+}
