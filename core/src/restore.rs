@@ -3,7 +3,6 @@
 //! interrupted operations are rolled back or finished. Nothing leaks across
 //! a crash: no address, link or namespace.
 
-use std::collections::HashMap;
 use crate::controller::{SandboxState, State};
 use crate::endpoint::endpoint_options;
 use crate::model::{EndpointRecord, JoinPhase, NetworkRecord, Phase, SandboxRecord};
@@ -15,6 +14,7 @@ use cnm_driverapi::{
     CreateEndpointRequest, CreateNetworkRequest, DeleteEndpointRequest, EndpointInterface, LeaveRequest, NetworkOptions,
 };
 use cnm_ipamapi::RequestAddressRequest;
+use std::collections::HashMap;
 
 impl Controller {
     /// Whether an IPAM keeps no state of its own, so the controller claims

@@ -97,7 +97,12 @@ pub struct CreateEndpointRequest {
 pub struct CreateEndpointResponse {
     /// Values the driver chose for fields that were empty in the request.
     /// On the wire only the chosen fields appear.
-    #[serde(rename = "Interface", default, skip_serializing_if = "Option::is_none", serialize_with = "sparse_interface")]
+    #[serde(
+        rename = "Interface",
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "sparse_interface"
+    )]
     pub interface: Option<EndpointInterface>,
 }
 

@@ -103,9 +103,6 @@ async fn main() {
         let (fm, fp) = stats(f);
         let (am, ap) = stats(a);
         let (dm, dp) = stats(d);
-        println!(
-            "{n:>5}  {fm:>8.2} / {fp:>6.2}  {am:>8.2} / {ap:>6.2}  {dm:>8.2} / {dp:>6.2}  {:>7.2}x",
-            am / fm
-        );
+        println!("{n:>5}  {fm:>8.2} / {fp:>6.2}  {am:>8.2} / {ap:>6.2}  {dm:>8.2} / {dp:>6.2}  {:>7.2}x", am / fm);
     }
 }

@@ -103,10 +103,7 @@ fn every_recorded_message_round_trips() {
 fn typed_values_have_docker_encodings() {
     // Interface: all three keys, empty strings when absent, CIDR addresses.
     let iface = d::EndpointInterface { address: Some("10.0.0.2/24".parse().unwrap()), ..Default::default() };
-    assert_eq!(
-        serde_json::to_string(&iface).unwrap(),
-        r#"{"Address":"10.0.0.2/24","AddressIPv6":"","MacAddress":""}"#
-    );
+    assert_eq!(serde_json::to_string(&iface).unwrap(), r#"{"Address":"10.0.0.2/24","AddressIPv6":"","MacAddress":""}"#);
     // IPv6Data is [] not null; internal only when true; labels never on the wire.
     let req = d::CreateNetworkRequest {
         network_id: "n".into(),

@@ -2,12 +2,12 @@
 //! share the host's), bring up loopback, write the files, confirm.
 
 use super::{Sandbox, SandboxConfig, files};
-use std::collections::HashMap;
 use crate::controller::SandboxState;
 use crate::model::{Phase, SandboxRecord};
 use crate::store::Table;
 use crate::{Controller, Error, Result};
 use cnm_osl::{Namespace, Netlink};
+use std::collections::HashMap;
 
 /// The file the host namespace is mounted at for host-namespace sandboxes.
 pub(crate) const HOST_SANDBOX_KEY: &str = "default";
@@ -45,7 +45,8 @@ impl Controller {
             }
         };
         rec.phase = Phase::Ready;
-        st.sandboxes.insert(id.clone(), SandboxState { rec: rec.clone(), netlink: Some(netlink), ifindex: HashMap::new() });
+        st.sandboxes
+            .insert(id.clone(), SandboxState { rec: rec.clone(), netlink: Some(netlink), ifindex: HashMap::new() });
         if let Err(e) = files::refresh(&self.inner.config, &st, &id) {
             st.sandboxes.remove(&id);
             self.cleanup_sandbox_namespace(&rec, &st);
