@@ -10,9 +10,7 @@ use crate::network::pools;
 use crate::sandbox::{files, interface};
 use crate::store::Table;
 use crate::{Controller, Result};
-use cnm_driverapi::{
-    CreateEndpointRequest, CreateNetworkRequest, DeleteEndpointRequest, EndpointInterface, LeaveRequest, NetworkOptions,
-};
+use cnm_driverapi::{CreateEndpointRequest, DeleteEndpointRequest, EndpointInterface, LeaveRequest};
 use cnm_ipamapi::RequestAddressRequest;
 use std::collections::HashMap;
 
@@ -91,17 +89,7 @@ impl Controller {
         }
         match self.driver(&n.driver) {
             Ok(drv) => {
-                let req = CreateNetworkRequest {
-                    network_id: n.id.clone(),
-                    options: NetworkOptions {
-                        enable_ipv6: n.config.enable_ipv6,
-                        generic: n.config.driver_options.clone(),
-                        internal: n.config.internal,
-                        labels: n.config.labels.clone(),
-                    },
-                    ipv4_data: pools::ipam_data(&n.ipv4),
-                    ipv6_data: pools::ipam_data(&n.ipv6),
-                };
+                let req = crate::network::driver_request(&n);
                 if let Err(e) = drv.create_network(req).await {
                     tracing::error!(network = %n.name, error = %e, "driver failed to restore network");
                 }

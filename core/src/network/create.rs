@@ -57,20 +57,11 @@ impl Controller {
             allocated = pools::allocate(&*ipam, allocates, &space, &rec.config, true, &mut rec.ipv6).await;
         }
         let created = match allocated {
-            Ok(()) => drv
-                .create_network(CreateNetworkRequest {
-                    network_id: rec.id.clone(),
-                    options: NetworkOptions {
-                        enable_ipv6: rec.config.enable_ipv6,
-                        generic: rec.config.driver_options.clone(),
-                        internal: rec.config.internal,
-                        labels: rec.config.labels.clone(),
-                    },
-                    ipv4_data: pools::ipam_data(&rec.ipv4),
-                    ipv6_data: pools::ipam_data(&rec.ipv6),
-                })
-                .await
-                .map_err(|source| Error::Driver { driver: driver.to_string(), op: "create network", source }),
+            Ok(()) => drv.create_network(driver_request(&rec)).await.map_err(|source| Error::Driver {
+                driver: driver.to_string(),
+                op: "create network",
+                source,
+            }),
             Err(e) => Err(e),
         };
         if let Err(e) = created {
@@ -86,5 +77,20 @@ impl Controller {
         let net = Network::handle(self, &rec);
         st.networks.insert(rec.id.clone(), rec);
         Ok(net)
+    }
+}
+
+/// What the driver is told of a network (at creation, and again at restore).
+pub(crate) fn driver_request(rec: &NetworkRecord) -> CreateNetworkRequest {
+    CreateNetworkRequest {
+        network_id: rec.id.clone(),
+        options: NetworkOptions {
+            enable_ipv6: rec.config.enable_ipv6,
+            generic: rec.config.driver_options.clone(),
+            internal: rec.config.internal,
+            labels: rec.config.labels.clone(),
+        },
+        ipv4_data: pools::ipam_data(&rec.ipv4),
+        ipv6_data: pools::ipam_data(&rec.ipv6),
     }
 }

@@ -2,6 +2,7 @@
 //! and its operations, one file per verb.
 
 mod create;
+pub(crate) use create::driver_request;
 mod delete;
 pub(crate) mod pools;
 

@@ -1,36 +1,31 @@
 //! The `host` network driver: sandboxes on a host network share the host's
-//! network stack; endpoints get no interface of their own (Docker's `--network host`).
+//! network stack (Docker's `--network host`), so the driver adds no
+//! interface. It behaves as the `null` driver under another name.
 
 use async_trait::async_trait;
+use cnm_driver_null::NullDriver;
 use cnm_driverapi::{
     Capability, CreateEndpointRequest, CreateEndpointResponse, CreateNetworkRequest, DeleteEndpointRequest,
-    DeleteNetworkRequest, Driver, Error, JoinRequest, JoinResponse, LeaveRequest, Result,
+    DeleteNetworkRequest, Driver, JoinRequest, JoinResponse, LeaveRequest, Result,
 };
-use std::collections::HashSet;
-use std::sync::Mutex;
 
 /// The driver's type name.
 pub const NAME: &str = "host";
 
 /// The `host` network driver.
-#[derive(Debug, Default)]
-pub struct HostDriver {
-    networks: Mutex<HashSet<String>>,
+#[derive(Debug)]
+pub struct HostDriver(NullDriver);
+
+impl Default for HostDriver {
+    fn default() -> Self {
+        HostDriver(NullDriver::named(NAME))
+    }
 }
 
 impl HostDriver {
-    /// A host driver with no networks.
+    /// A host driver with no network.
     pub fn new() -> Self {
         Self::default()
-    }
-
-    fn known(&self, network_id: &str) -> Result<()> {
-        let nets = self.networks.lock().map_err(|_| Error::internal("host driver state poisoned"))?;
-        if nets.contains(network_id) {
-            Ok(())
-        } else {
-            Err(Error::not_found(format!("network {network_id} not found")))
-        }
     }
 }
 
@@ -39,82 +34,25 @@ impl Driver for HostDriver {
     fn name(&self) -> &str {
         NAME
     }
-
     fn capability(&self) -> Capability {
-        Capability::local()
+        self.0.capability()
     }
-
     async fn create_network(&self, req: CreateNetworkRequest) -> Result<()> {
-        let mut nets = self.networks.lock().map_err(|_| Error::internal("host driver state poisoned"))?;
-        nets.insert(req.network_id);
-        Ok(())
+        self.0.create_network(req).await
     }
-
     async fn delete_network(&self, req: DeleteNetworkRequest) -> Result<()> {
-        let mut nets = self.networks.lock().map_err(|_| Error::internal("host driver state poisoned"))?;
-        nets.remove(&req.network_id);
-        Ok(())
+        self.0.delete_network(req).await
     }
-
     async fn create_endpoint(&self, req: CreateEndpointRequest) -> Result<CreateEndpointResponse> {
-        self.known(&req.network_id)?;
-        Ok(CreateEndpointResponse::default())
+        self.0.create_endpoint(req).await
     }
-
-    async fn delete_endpoint(&self, _req: DeleteEndpointRequest) -> Result<()> {
-        Ok(())
+    async fn delete_endpoint(&self, req: DeleteEndpointRequest) -> Result<()> {
+        self.0.delete_endpoint(req).await
     }
-
     async fn join(&self, req: JoinRequest) -> Result<JoinResponse> {
-        self.known(&req.network_id)?;
-        Ok(JoinResponse { disable_gateway_service: true, ..JoinResponse::default() })
+        self.0.join(req).await
     }
-
-    async fn leave(&self, _req: LeaveRequest) -> Result<()> {
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Polls a future that never waits on I/O (the host driver never does).
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        use std::task::{Context, Poll, Waker};
-        let mut f = std::pin::pin!(f);
-        let mut cx = Context::from_waker(Waker::noop());
-        loop {
-            if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-                return v;
-            }
-        }
-    }
-
-    fn join(nid: &str) -> JoinRequest {
-        JoinRequest {
-            network_id: nid.into(),
-            endpoint_id: "e".into(),
-            sandbox_key: "/x".into(),
-            options: Default::default(),
-        }
-    }
-
-    #[test]
-    fn join_gives_no_interface_and_unknown_networks_are_refused() {
-        let d = HostDriver::new();
-        let err = block_on(d.join(join("n"))).unwrap_err();
-        assert_eq!(err.kind(), cnm_driverapi::ErrorKind::NotFound);
-        block_on(d.create_network(CreateNetworkRequest {
-            network_id: "n".into(),
-            options: Default::default(),
-            ipv4_data: vec![],
-            ipv6_data: vec![],
-        }))
-        .unwrap();
-        let r = block_on(d.join(join("n"))).unwrap();
-        assert!(r.interface_name.is_none());
-        assert!(r.gateway.is_none());
-        assert!(r.disable_gateway_service);
+    async fn leave(&self, req: LeaveRequest) -> Result<()> {
+        self.0.leave(req).await
     }
 }

@@ -4,29 +4,42 @@
 use async_trait::async_trait;
 use cnm_driverapi::{
     Capability, CreateEndpointRequest, CreateEndpointResponse, CreateNetworkRequest, DeleteEndpointRequest,
-    DeleteNetworkRequest, Driver, Error, JoinRequest, JoinResponse, LeaveRequest, Result,
+    DeleteNetworkRequest, Driver, Error, ErrorKind, JoinRequest, JoinResponse, LeaveRequest, Result,
 };
-use std::collections::HashSet;
 use std::sync::Mutex;
 
 /// The driver's type name.
 pub const NAME: &str = "null";
 
-/// The `null` network driver.
-#[derive(Debug, Default)]
+/// The `null` network driver. Also the base of the `host` driver, which
+/// behaves the same under another name: neither adds an interface.
+#[derive(Debug)]
 pub struct NullDriver {
-    networks: Mutex<HashSet<String>>,
+    name: &'static str,
+    /// The one network of this type (libnetwork allows a single instance).
+    network: Mutex<Option<String>>,
+}
+
+impl Default for NullDriver {
+    fn default() -> Self {
+        Self::named(NAME)
+    }
 }
 
 impl NullDriver {
-    /// A null driver with no networks.
+    /// A null driver with no network.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// The same driver under another type name (the `host` driver uses it).
+    pub fn named(name: &'static str) -> Self {
+        NullDriver { name, network: Mutex::new(None) }
+    }
+
     fn known(&self, network_id: &str) -> Result<()> {
-        let nets = self.networks.lock().map_err(|_| Error::internal("null driver state poisoned"))?;
-        if nets.contains(network_id) {
+        let net = self.network.lock().map_err(|_| Error::internal("driver state poisoned"))?;
+        if net.as_deref() == Some(network_id) {
             Ok(())
         } else {
             Err(Error::not_found(format!("network {network_id} not found")))
@@ -37,22 +50,34 @@ impl NullDriver {
 #[async_trait]
 impl Driver for NullDriver {
     fn name(&self) -> &str {
-        NAME
+        self.name
     }
 
     fn capability(&self) -> Capability {
         Capability::local()
     }
 
+    /// # Behavior
+    /// - `Forbidden` for a second network: only one instance is allowed.
     async fn create_network(&self, req: CreateNetworkRequest) -> Result<()> {
-        let mut nets = self.networks.lock().map_err(|_| Error::internal("null driver state poisoned"))?;
-        nets.insert(req.network_id);
-        Ok(())
+        let mut net = self.network.lock().map_err(|_| Error::internal("driver state poisoned"))?;
+        match net.as_deref() {
+            Some(id) if id != req.network_id => Err(Error::new(
+                ErrorKind::Forbidden,
+                format!("only one instance of \"{}\" network is allowed", self.name),
+            )),
+            _ => {
+                *net = Some(req.network_id);
+                Ok(())
+            }
+        }
     }
 
     async fn delete_network(&self, req: DeleteNetworkRequest) -> Result<()> {
-        let mut nets = self.networks.lock().map_err(|_| Error::internal("null driver state poisoned"))?;
-        nets.remove(&req.network_id);
+        let mut net = self.network.lock().map_err(|_| Error::internal("driver state poisoned"))?;
+        if net.as_deref() == Some(req.network_id.as_str()) {
+            *net = None;
+        }
         Ok(())
     }
 
@@ -116,5 +141,16 @@ mod tests {
         assert!(r.interface_name.is_none());
         assert!(r.gateway.is_none());
         assert!(r.disable_gateway_service);
+        // Restoring the same network is fine; a second one is not.
+        let again = |id: &str| CreateNetworkRequest {
+            network_id: id.into(),
+            options: Default::default(),
+            ipv4_data: vec![],
+            ipv6_data: vec![],
+        };
+        block_on(d.create_network(again("n"))).unwrap();
+        let err = block_on(d.create_network(again("m"))).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Forbidden);
+        assert!(err.to_string().contains("only one instance of \"null\""), "{err}");
     }
 }
