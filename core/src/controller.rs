@@ -4,11 +4,11 @@
 use crate::model::{EndpointRecord, NetworkRecord, SandboxRecord};
 use crate::store::Store;
 use crate::{Config, Error, Result};
-use cnm_driverapi::Driver;
-use cnm_ipamapi::Ipam;
+use cnm_driverapi::{Driver, DriverProvider};
+use cnm_ipamapi::{Ipam, IpamProvider};
 use cnm_osl::{Namespace, Netlink};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, RwLock};
 
 /// The entry point of cnm: create networks and sandboxes through it.
 ///
@@ -21,8 +21,11 @@ pub struct Controller {
 pub(crate) struct Inner {
     pub config: Config,
     pub host: Netlink,
-    pub drivers: BTreeMap<String, Arc<dyn Driver>>,
-    pub ipams: BTreeMap<String, Arc<dyn Ipam>>,
+    /// Drivers registered up front, and those providers supplied since.
+    pub drivers: RwLock<BTreeMap<String, Arc<dyn Driver>>>,
+    pub ipams: RwLock<BTreeMap<String, Arc<dyn Ipam>>>,
+    pub driver_providers: Vec<Arc<dyn DriverProvider>>,
+    pub ipam_providers: Vec<Arc<dyn IpamProvider>>,
     pub store: Store,
     pub state: tokio::sync::Mutex<State>,
 }
@@ -43,6 +46,9 @@ pub(crate) struct State {
     pub networks: HashMap<String, NetworkRecord>,
     pub endpoints: HashMap<String, EndpointRecord>,
     pub sandboxes: HashMap<String, SandboxState>,
+    /// Networks whose driver could not be told about them at start (its
+    /// plugin was down, say); they are replayed to the driver on next use.
+    pub unrestored: HashSet<String>,
 }
 
 type DriverFactory = Box<dyn FnOnce(&Netlink) -> Arc<dyn Driver> + Send>;
@@ -52,6 +58,8 @@ pub struct ControllerBuilder {
     config: Config,
     drivers: Vec<DriverFactory>,
     ipams: Vec<(String, Arc<dyn Ipam>)>,
+    driver_providers: Vec<Arc<dyn DriverProvider>>,
+    ipam_providers: Vec<Arc<dyn IpamProvider>>,
 }
 
 impl ControllerBuilder {
@@ -74,6 +82,18 @@ impl ControllerBuilder {
     /// Registers an IPAM driver under `name`.
     pub fn ipam(mut self, name: impl Into<String>, ipam: Arc<dyn Ipam>) -> Self {
         self.ipams.push((name.into(), ipam));
+        self
+    }
+
+    /// Adds a source of network drivers found by name on first use (remote plugins).
+    pub fn driver_provider(mut self, provider: Arc<dyn DriverProvider>) -> Self {
+        self.driver_providers.push(provider);
+        self
+    }
+
+    /// Adds a source of IPAM drivers found by name on first use (remote plugins).
+    pub fn ipam_provider(mut self, provider: Arc<dyn IpamProvider>) -> Self {
+        self.ipam_providers.push(provider);
         self
     }
 
@@ -111,8 +131,10 @@ impl ControllerBuilder {
             inner: Arc::new(Inner {
                 config,
                 host,
-                drivers,
-                ipams,
+                drivers: RwLock::new(drivers),
+                ipams: RwLock::new(ipams),
+                driver_providers: self.driver_providers,
+                ipam_providers: self.ipam_providers,
                 store,
                 state: tokio::sync::Mutex::new(State::default()),
             }),
@@ -125,7 +147,13 @@ impl ControllerBuilder {
 impl Controller {
     /// A builder with the always-present drivers (`null`) and IPAMs (`default`, `null`).
     pub fn builder(config: Config) -> ControllerBuilder {
-        ControllerBuilder { config, drivers: Vec::new(), ipams: Vec::new() }
+        ControllerBuilder {
+            config,
+            drivers: Vec::new(),
+            ipams: Vec::new(),
+            driver_providers: Vec::new(),
+            ipam_providers: Vec::new(),
+        }
     }
 
     /// A controller with only the always-present drivers.
@@ -152,30 +180,74 @@ impl Controller {
         &self.inner.host
     }
 
-    /// The names of the registered network drivers.
+    /// The names of the network drivers known so far (registered, or found by a provider).
     pub fn drivers(&self) -> Vec<String> {
-        self.inner.drivers.keys().cloned().collect()
+        self.inner.drivers.read().map(|d| d.keys().cloned().collect()).unwrap_or_default()
     }
 
-    /// The names of the registered IPAM drivers.
+    /// The names of the IPAM drivers known so far.
     pub fn ipam_drivers(&self) -> Vec<String> {
-        self.inner.ipams.keys().cloned().collect()
+        self.inner.ipams.read().map(|d| d.keys().cloned().collect()).unwrap_or_default()
     }
 
-    pub(crate) fn driver(&self, name: &str) -> Result<Arc<dyn Driver>> {
-        self.inner
-            .drivers
-            .get(name)
-            .cloned()
-            .ok_or_else(|| Error::InvalidDriver { name: name.to_string(), available: self.drivers() })
+    /// Every driver name usable now: the known ones and what the providers offer.
+    pub async fn available_drivers(&self) -> Vec<String> {
+        let mut names = self.drivers();
+        for p in &self.inner.driver_providers {
+            names.extend(p.available().await);
+        }
+        names.sort();
+        names.dedup();
+        names
     }
 
-    pub(crate) fn ipam(&self, name: &str) -> Result<Arc<dyn Ipam>> {
-        self.inner
-            .ipams
-            .get(name)
-            .cloned()
-            .ok_or_else(|| Error::InvalidIpamDriver { name: name.to_string(), available: self.ipam_drivers() })
+    /// Every IPAM driver name usable now.
+    pub async fn available_ipam_drivers(&self) -> Vec<String> {
+        let mut names = self.ipam_drivers();
+        for p in &self.inner.ipam_providers {
+            names.extend(p.available().await);
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// The network driver named `name`: a registered one, or one a provider supplies.
+    pub(crate) async fn driver(&self, name: &str) -> Result<Arc<dyn Driver>> {
+        if let Some(d) = self.inner.drivers.read().ok().and_then(|d| d.get(name).cloned()) {
+            return Ok(d);
+        }
+        for p in &self.inner.driver_providers {
+            let found = p.network_driver(name).await.map_err(|source| Error::Driver {
+                driver: name.to_string(),
+                op: "load driver",
+                source,
+            })?;
+            if let Some(d) = found {
+                if let Ok(mut map) = self.inner.drivers.write() {
+                    map.insert(name.to_string(), d.clone());
+                }
+                return Ok(d);
+            }
+        }
+        Err(Error::InvalidDriver { name: name.to_string(), available: self.available_drivers().await })
+    }
+
+    /// The IPAM driver named `name`: a registered one, or one a provider supplies.
+    pub(crate) async fn ipam(&self, name: &str) -> Result<Arc<dyn Ipam>> {
+        if let Some(i) = self.inner.ipams.read().ok().and_then(|d| d.get(name).cloned()) {
+            return Ok(i);
+        }
+        for p in &self.inner.ipam_providers {
+            let found = p.ipam_driver(name).await.map_err(|e| Error::ipam(format!("load ipam driver {name}"), e))?;
+            if let Some(i) = found {
+                if let Ok(mut map) = self.inner.ipams.write() {
+                    map.insert(name.to_string(), i.clone());
+                }
+                return Ok(i);
+            }
+        }
+        Err(Error::InvalidIpamDriver { name: name.to_string(), available: self.available_ipam_drivers().await })
     }
 }
 

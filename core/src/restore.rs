@@ -17,10 +17,10 @@ use std::collections::HashMap;
 impl Controller {
     /// Whether an IPAM keeps no state of its own, so the controller claims
     /// the recorded pools and addresses again at start.
-    fn ipam_replays(&self, name: &str) -> bool {
+    async fn ipam_replays(&self, name: &str) -> bool {
         name == cnm_ipamapi::DEFAULT_IPAM
             || name == cnm_ipamapi::NULL_IPAM
-            || self.ipam(name).is_ok_and(|i| i.capability().requires_request_replay)
+            || self.ipam(name).await.is_ok_and(|i| i.capability().requires_request_replay)
     }
 
     pub(crate) async fn restore(&self) -> Result<()> {
@@ -65,7 +65,7 @@ impl Controller {
     async fn restore_network(&self, st: &mut State, mut n: NetworkRecord) {
         if n.phase != Phase::Ready {
             tracing::info!(network = %n.name, phase = ?n.phase, "rolling back an interrupted network operation");
-            if self.ipam_replays(&n.config.ipam_driver) {
+            if self.ipam_replays(&n.config.ipam_driver).await {
                 // Nothing was claimed in this process: only the driver needs undoing.
                 n.ipv4.clear();
                 n.ipv6.clear();
@@ -73,8 +73,8 @@ impl Controller {
             self.finish_network_delete(&n).await;
             return;
         }
-        if self.ipam_replays(&n.config.ipam_driver) {
-            match self.ipam(&n.config.ipam_driver) {
+        if self.ipam_replays(&n.config.ipam_driver).await {
+            match self.ipam(&n.config.ipam_driver).await {
                 Ok(ipam) => {
                     let allocates = n.config.ipam_driver != cnm_ipamapi::NULL_IPAM;
                     let opts = n.config.ipam_options.clone();
@@ -87,14 +87,18 @@ impl Controller {
                 Err(e) => tracing::error!(network = %n.name, error = %e, "network's ipam is not available"),
             }
         }
-        match self.driver(&n.driver) {
+        match self.driver(&n.driver).await {
             Ok(drv) => {
                 let req = crate::network::driver_request(&n);
                 if let Err(e) = drv.create_network(req).await {
-                    tracing::error!(network = %n.name, error = %e, "driver failed to restore network");
+                    tracing::error!(network = %n.name, error = %e, "driver failed to restore network; will retry on next use");
+                    st.unrestored.insert(n.id.clone());
                 }
             }
-            Err(e) => tracing::error!(network = %n.name, error = %e, "network's driver is not available"),
+            Err(e) => {
+                tracing::error!(network = %n.name, error = %e, "network's driver is not available; will retry on next use");
+                st.unrestored.insert(n.id.clone());
+            }
         }
         st.networks.insert(n.id.clone(), n);
     }
@@ -135,7 +139,7 @@ impl Controller {
             let _ = self.inner.store.delete(Table::Endpoints, &e.id);
             return;
         };
-        let drv = self.driver(&net.driver).ok();
+        let drv = if st.unrestored.contains(&net.id) { None } else { self.driver(&net.driver).await.ok() };
         if e.phase != Phase::Ready {
             tracing::info!(endpoint = %e.name, phase = ?e.phase, "rolling back an interrupted endpoint operation");
             if let Some(drv) = &drv {
@@ -146,17 +150,17 @@ impl Controller {
                     .delete_endpoint(DeleteEndpointRequest { network_id: net.id.clone(), endpoint_id: e.id.clone() })
                     .await;
             }
-            if !self.ipam_replays(&net.config.ipam_driver)
-                && let Ok(ipam) = self.ipam(&net.config.ipam_driver)
+            if !self.ipam_replays(&net.config.ipam_driver).await
+                && let Ok(ipam) = self.ipam(&net.config.ipam_driver).await
             {
                 crate::endpoint::release_addresses(&*ipam, &net, &e).await;
             }
             let _ = self.inner.store.delete(Table::Endpoints, &e.id);
             return;
         }
-        if self.ipam_replays(&net.config.ipam_driver)
+        if self.ipam_replays(&net.config.ipam_driver).await
             && net.config.ipam_driver != cnm_ipamapi::NULL_IPAM
-            && let Ok(ipam) = self.ipam(&net.config.ipam_driver)
+            && let Ok(ipam) = self.ipam(&net.config.ipam_driver).await
         {
             for a in e.ipv4.iter().chain(e.ipv6.iter()) {
                 let Some(pool) = net.pool_of(a.addr()) else { continue };
@@ -240,5 +244,36 @@ impl Controller {
             tracing::warn!(error = %err, "failed to record restored endpoint");
         }
         st.endpoints.insert(e.id.clone(), e);
+    }
+}
+
+impl Controller {
+    /// Tells a network's driver about it if the driver missed it at start
+    /// (its plugin was down, say), with the network's endpoints; a no-op otherwise.
+    pub(crate) async fn ensure_restored(&self, st: &mut State, network_id: &str) -> Result<()> {
+        if !st.unrestored.contains(network_id) {
+            return Ok(());
+        }
+        let Some(net) = st.networks.get(network_id).cloned() else { return Ok(()) };
+        let drv = self.driver(&net.driver).await?;
+        drv.create_network(crate::network::driver_request(&net)).await.map_err(|source| crate::Error::Driver {
+            driver: net.driver.clone(),
+            op: "restore network",
+            source,
+        })?;
+        for e in st.endpoints.values().filter(|e| e.network_id == network_id && e.phase == Phase::Ready) {
+            let req = CreateEndpointRequest {
+                network_id: net.id.clone(),
+                endpoint_id: e.id.clone(),
+                interface: EndpointInterface { address: e.ipv4, address_ipv6: e.ipv6, mac_address: e.mac },
+                options: endpoint_options(&net, &e.config),
+            };
+            if let Err(err) = drv.create_endpoint(req).await {
+                tracing::warn!(endpoint = %e.name, error = %err, "driver failed to restore endpoint");
+            }
+        }
+        st.unrestored.remove(network_id);
+        tracing::info!(network = %net.name, "network restored in its driver");
+        Ok(())
     }
 }

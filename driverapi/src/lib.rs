@@ -13,6 +13,7 @@ mod error;
 mod join;
 mod network;
 mod ports;
+mod provider;
 pub mod wire;
 
 pub use capability::{Capability, Scope};
@@ -31,6 +32,7 @@ pub use network::{
     IpamData, NetworkOptions,
 };
 pub use ports::{MacAddress, PortBinding, Protocol, TransportPort};
+pub use provider::DriverProvider;
 
 /// Label keys shared by the controller, drivers and the remote protocol.
 pub mod label {

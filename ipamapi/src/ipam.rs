@@ -41,3 +41,18 @@ pub trait Ipam: Send + Sync + 'static {
     /// Releases an address.
     async fn release_address(&self, req: ReleaseAddressRequest) -> Result<()>;
 }
+
+/// Supplies IPAM drivers by name on demand (remote plugins).
+#[async_trait]
+pub trait IpamProvider: Send + Sync + 'static {
+    /// The IPAM driver named `name`, or `None` if this provider has no such driver.
+    ///
+    /// # Behavior
+    /// - Answers quickly (see `cnm_driverapi::DriverProvider::network_driver`).
+    async fn ipam_driver(&self, name: &str) -> Result<Option<std::sync::Arc<dyn Ipam>>>;
+
+    /// The names this provider can supply now (for error messages).
+    async fn available(&self) -> Vec<String> {
+        Vec::new()
+    }
+}

@@ -10,7 +10,7 @@ mod ipam;
 mod message;
 
 pub use error::{Error, Result};
-pub use ipam::Ipam;
+pub use ipam::{Ipam, IpamProvider};
 pub use message::{
     AddressSpaces, IpamCapability, ReleaseAddressRequest, ReleasePoolRequest, RequestAddressRequest,
     RequestAddressResponse, RequestPoolRequest, RequestPoolResponse,

@@ -139,3 +139,71 @@ pub async fn assert_no_ping(ns: &Namespace, dst: std::net::IpAddr) {
         panic!("ping {dst} from {:?} unexpectedly succeeded", ns.path());
     }
 }
+
+/// A driver wrapper for fault tests: it can be switched "down" (every call
+/// fails as an unreachable plugin would) and can stall forever in the middle
+/// of a join (after the real join's kernel work).
+pub struct FaultyDriver<D> {
+    inner: D,
+    /// When true, every call fails with an `Unavailable` error.
+    pub down: std::sync::atomic::AtomicBool,
+    stall_join: bool,
+}
+
+impl<D: cnm_driverapi::Driver> FaultyDriver<D> {
+    /// Wraps `inner`; `stall_join` makes joins never return (printing `JOINING` first).
+    pub fn new(inner: D, stall_join: bool) -> Self {
+        FaultyDriver { inner, down: std::sync::atomic::AtomicBool::new(false), stall_join }
+    }
+
+    fn check(&self) -> cnm_driverapi::Result<()> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(cnm_driverapi::Error::new(cnm_driverapi::ErrorKind::Unavailable, "the driver is down"));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl<D: cnm_driverapi::Driver> cnm_driverapi::Driver for FaultyDriver<D> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn capability(&self) -> cnm_driverapi::Capability {
+        self.inner.capability()
+    }
+    async fn create_network(&self, req: cnm_driverapi::CreateNetworkRequest) -> cnm_driverapi::Result<()> {
+        self.check()?;
+        self.inner.create_network(req).await
+    }
+    async fn delete_network(&self, req: cnm_driverapi::DeleteNetworkRequest) -> cnm_driverapi::Result<()> {
+        self.check()?;
+        self.inner.delete_network(req).await
+    }
+    async fn create_endpoint(
+        &self,
+        req: cnm_driverapi::CreateEndpointRequest,
+    ) -> cnm_driverapi::Result<cnm_driverapi::CreateEndpointResponse> {
+        self.check()?;
+        self.inner.create_endpoint(req).await
+    }
+    async fn delete_endpoint(&self, req: cnm_driverapi::DeleteEndpointRequest) -> cnm_driverapi::Result<()> {
+        self.check()?;
+        self.inner.delete_endpoint(req).await
+    }
+    async fn join(&self, req: cnm_driverapi::JoinRequest) -> cnm_driverapi::Result<cnm_driverapi::JoinResponse> {
+        self.check()?;
+        let resp = self.inner.join(req).await?;
+        if self.stall_join {
+            use std::io::Write;
+            println!("JOINING");
+            let _ = std::io::stdout().flush();
+            std::future::pending::<()>().await;
+        }
+        Ok(resp)
+    }
+    async fn leave(&self, req: cnm_driverapi::LeaveRequest) -> cnm_driverapi::Result<()> {
+        self.check()?;
+        self.inner.leave(req).await
+    }
+}

@@ -148,3 +148,50 @@ async fn sigkill_during_join_leaks_nothing() {
     net.delete().await.unwrap();
     assert_eq!(h.links().await, vec!["lo".to_string()]);
 }
+
+/// A driver that is down when the controller starts does not stop the start:
+/// its network is listed, using it fails clearly while the driver is down,
+/// and once it is back the network is replayed to it on first use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn driver_down_at_start_is_restored_on_next_use() {
+    use std::sync::atomic::Ordering;
+    let Some(h) = TestHost::new("driver_down_at_start_is_restored_on_next_use").await else { return };
+    {
+        let (ctrl, _) = start_faulty(&h, false).await;
+        let net = ctrl.new_network("bridge", "flaky", NetworkConfig::default()).await.unwrap();
+        net.create_endpoint("first", EndpointConfig::default()).await.unwrap();
+    }
+    // The bridge disappears while the controller is away (as after a reboot).
+    let bridge: Vec<String> = h.links().await.into_iter().filter(|l| l.starts_with("br-")).collect();
+    assert_eq!(bridge.len(), 1);
+    h.nl.link_del_by_name(&bridge[0]).await.unwrap();
+
+    let (ctrl, driver) = start_faulty(&h, true).await;
+    let net = ctrl.network_by_name("flaky").await.expect("the network is listed while its driver is down");
+    let err = net.create_endpoint("second", EndpointConfig::default()).await.unwrap_err();
+    assert_eq!(err.kind(), cnm::ErrorKind::Unavailable, "{err}");
+    assert!(err.to_string().contains("the driver is down"), "{err}");
+
+    driver.down.store(false, Ordering::SeqCst);
+    let ep = net.create_endpoint("second", EndpointConfig::default()).await.expect("replayed on use");
+    assert!(h.links().await.contains(&bridge[0]), "the bridge was re-created by the replay");
+    let sb = ctrl.new_sandbox("back", SandboxConfig::default()).await.unwrap();
+    ep.join(&sb, JoinOptions::default()).await.unwrap();
+    let gw = net.info().await.unwrap().ipv4[0].gateway.unwrap().addr();
+    assert_ping(&sb.namespace().unwrap(), gw).await;
+    sb.delete().await.unwrap();
+    net.endpoint("first").await.unwrap().delete().await.unwrap();
+    net.delete().await.unwrap();
+}
+
+/// A controller whose bridge driver can be switched down.
+async fn start_faulty(
+    h: &TestHost,
+    down: bool,
+) -> (cnm::Controller, std::sync::Arc<cnm_tests::FaultyDriver<cnm_driver_bridge::BridgeDriver>>) {
+    let driver =
+        std::sync::Arc::new(cnm_tests::FaultyDriver::new(cnm_driver_bridge::BridgeDriver::new(h.nl.clone()), false));
+    driver.down.store(down, std::sync::atomic::Ordering::SeqCst);
+    let ctrl = cnm::Controller::builder(h.config()).driver_arc(driver.clone()).build().await.expect("start controller");
+    (ctrl, driver)
+}

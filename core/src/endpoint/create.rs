@@ -22,12 +22,13 @@ impl Network {
         check_name("endpoint", name)?;
         let ctrl = &self.ctrl;
         let mut st = ctrl.inner.state.lock().await;
+        ctrl.ensure_restored(&mut st, &self.id).await?;
         let net = st.networks.get(&self.id).ok_or_else(|| Error::NetworkNotFound(self.id.clone()))?.clone();
         if st.endpoints.values().any(|e| e.network_id == self.id && e.name == name) {
             return Err(Error::EndpointNameExists { name: name.to_string(), network: net.name.clone() });
         }
-        let drv = ctrl.driver(&net.driver)?;
-        let ipam = ctrl.ipam(&net.config.ipam_driver)?;
+        let drv = ctrl.driver(&net.driver).await?;
+        let ipam = ctrl.ipam(&net.config.ipam_driver).await?;
         let allocates = net.config.ipam_driver != cnm_ipamapi::NULL_IPAM;
 
         let mut rec = EndpointRecord {

@@ -38,7 +38,7 @@ impl Controller {
     ) -> Result<()> {
         let mut errs = Vec::new();
         if let Some(net) = net {
-            match self.driver(&net.driver) {
+            match self.driver(&net.driver).await {
                 Ok(drv) => {
                     let req = DeleteEndpointRequest { network_id: net.id.clone(), endpoint_id: rec.id.clone() };
                     if let Err(source) = drv.delete_endpoint(req).await {
@@ -47,7 +47,7 @@ impl Controller {
                 }
                 Err(e) => errs.push(e),
             }
-            match self.ipam(&net.config.ipam_driver) {
+            match self.ipam(&net.config.ipam_driver).await {
                 Ok(ipam) => release_addresses(&*ipam, net, rec).await,
                 Err(e) => errs.push(e),
             }

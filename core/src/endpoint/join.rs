@@ -26,6 +26,7 @@ impl Endpoint {
         if let Some(j) = &ep.join {
             return Err(Error::AlreadyJoined { endpoint: ep.name.clone(), sandbox: j.sandbox_id.clone() });
         }
+        ctrl.ensure_restored(st, &ep.network_id).await?;
         let net = st.networks.get(&ep.network_id).ok_or_else(|| Error::NetworkNotFound(ep.network_id.clone()))?.clone();
         let sb = st.sandboxes.get(&sandbox.id).ok_or_else(|| Error::SandboxNotFound(sandbox.id.clone()))?;
         let host_sandbox = sb.rec.config.use_host_namespace;
@@ -37,7 +38,7 @@ impl Endpoint {
                 format!("sandbox {} uses the host's namespace: it can only join host networks", sandbox.container_id)
             }));
         }
-        let drv = ctrl.driver(&net.driver)?;
+        let drv = ctrl.driver(&net.driver).await?;
         let old_gateway = gateway::current(st, &sandbox.id);
 
         let mut rec = ep;

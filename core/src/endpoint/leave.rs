@@ -47,7 +47,7 @@ impl Controller {
             self.revoke_connectivity(st, &rec).await;
         }
         if let Some(net) = st.networks.get(&rec.network_id).cloned() {
-            match self.driver(&net.driver) {
+            match self.driver(&net.driver).await {
                 Ok(drv) => {
                     let req = LeaveRequest { network_id: net.id.clone(), endpoint_id: rec.id.clone() };
                     if let Err(source) = drv.leave(req).await {

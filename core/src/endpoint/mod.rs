@@ -126,7 +126,7 @@ impl Endpoint {
             let net = st.networks.get(&rec.network_id).ok_or_else(|| Error::NetworkNotFound(rec.network_id.clone()))?;
             (net.driver.clone(), rec.mac)
         };
-        let drv = self.ctrl.driver(&driver)?;
+        let drv = self.ctrl.driver(&driver).await?;
         let mut info = drv
             .endpoint_oper_info(EndpointOperInfoRequest {
                 network_id: self.network_id.clone(),

@@ -14,8 +14,8 @@ impl Controller {
     /// configuration, IPAM errors (overlapping or exhausted pools) and driver errors.
     pub async fn new_network(&self, driver: &str, name: &str, config: NetworkConfig) -> Result<Network> {
         check_name("network", name)?;
-        let drv = self.driver(driver)?;
-        let ipam = self.ipam(&config.ipam_driver)?;
+        let drv = self.driver(driver).await?;
+        let ipam = self.ipam(&config.ipam_driver).await?;
         for c in &config.ipv4 {
             pools::validate(c, false)?;
         }

@@ -36,14 +36,14 @@ impl crate::Controller {
     /// Releases a network's pools, deletes it in its driver and forgets it.
     /// Every step runs even if an earlier one failed (errors are logged).
     pub(crate) async fn finish_network_delete(&self, rec: &crate::model::NetworkRecord) {
-        match self.ipam(&rec.config.ipam_driver) {
+        match self.ipam(&rec.config.ipam_driver).await {
             Ok(ipam) => {
                 pools::release(&*ipam, &rec.ipv4).await;
                 pools::release(&*ipam, &rec.ipv6).await;
             }
             Err(e) => tracing::warn!(network = %rec.name, error = %e, "cannot release pools"),
         }
-        match self.driver(&rec.driver) {
+        match self.driver(&rec.driver).await {
             Ok(drv) => {
                 if let Err(e) = drv.delete_network(DeleteNetworkRequest { network_id: rec.id.clone() }).await {
                     tracing::warn!(network = %rec.name, error = %e, "driver failed to delete network");

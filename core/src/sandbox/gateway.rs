@@ -96,7 +96,7 @@ impl Controller {
                 .get(&new_rec.network_id)
                 .ok_or_else(|| Error::NetworkNotFound(new_rec.network_id.clone()))?;
             if !net.config.internal {
-                let drv = self.driver(&net.driver)?;
+                let drv = self.driver(&net.driver).await?;
                 let req = ProgramExternalConnectivityRequest {
                     network_id: net.id.clone(),
                     endpoint_id: new_rec.id.clone(),
@@ -118,7 +118,7 @@ impl Controller {
         if net.config.internal {
             return;
         }
-        let Ok(drv) = self.driver(&net.driver) else { return };
+        let Ok(drv) = self.driver(&net.driver).await else { return };
         let req = RevokeExternalConnectivityRequest { network_id: net.id.clone(), endpoint_id: ep.id.clone() };
         if let Err(e) = drv.revoke_external_connectivity(req).await {
             tracing::warn!(endpoint = %ep.name, error = %e, "failed to revoke external connectivity");
