@@ -1,0 +1,1 @@
+//! Docker remote plugin protocol (in progress).
