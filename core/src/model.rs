@@ -3,7 +3,7 @@
 
 use crate::network::NetworkConfig;
 use crate::{EndpointConfig, SandboxConfig};
-use cnm_driverapi::{MacAddress, StaticRoute};
+use cnm_driverapi::{MacAddress, PortBinding, StaticRoute};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -64,6 +64,10 @@ pub(crate) struct JoinRecord {
     pub static_routes: Vec<StaticRoute>,
     pub disable_gateway_service: bool,
     pub priority: i32,
+    /// The ports the driver published for this endpoint (with the host ports
+    /// it chose), so a restart publishes the same ones.
+    #[serde(default)]
+    pub published: Vec<PortBinding>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -8,10 +8,12 @@
 
 mod address;
 mod error;
+pub mod firewall;
 mod link;
 mod namespace;
 mod netlink;
 pub mod probe;
+pub mod reservation;
 mod route;
 mod sysctl;
 

@@ -229,6 +229,25 @@ impl Netlink {
         self.link_set(|| format!("ip link set index {index} master {controller}"), msg).await
     }
 
+    /// Sets bridge-port flags (`ip link set X type bridge_slave isolated on hairpin on`):
+    /// isolated ports cannot reach each other, only the bridge and other ports;
+    /// a hairpin port may receive frames back from where they came.
+    pub async fn link_set_bridge_port(&self, index: u32, isolated: Option<bool>, hairpin: Option<bool>) -> Result<()> {
+        let mut b = rtnetlink::LinkBridgePort::new(index);
+        if let Some(v) = isolated {
+            b = b.isolated(v);
+        }
+        if let Some(v) = hairpin {
+            b = b.hairpin(v);
+        }
+        let req = self.handle.link().set_port(b.build()).execute();
+        self.call(
+            || format!("ip link set index {index} type bridge_slave isolated {isolated:?} hairpin {hairpin:?}"),
+            req,
+        )
+        .await
+    }
+
     /// Sets the MTU of a link.
     pub async fn link_set_mtu(&self, index: u32, mtu: u32) -> Result<()> {
         let msg = LinkUnspec::new_with_index(index).mtu(mtu).build();

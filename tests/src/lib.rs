@@ -207,3 +207,137 @@ impl<D: cnm_driverapi::Driver> cnm_driverapi::Driver for FaultyDriver<D> {
         self.inner.leave(req).await
     }
 }
+
+/// An "outside host": a namespace linked to the scratch host by a veth pair,
+/// `10.250.0.1/24` on the host side (`uplink`) and `10.250.0.2/24` outside,
+/// with no route back to container subnets (so only masquerading or a route
+/// added by the test lets replies come back).
+pub struct OutsideHost {
+    /// The outside namespace.
+    pub ns: Namespace,
+    /// Netlink in the outside namespace.
+    pub nl: Netlink,
+    path: PathBuf,
+}
+
+/// The scratch host's address on the link to the outside host.
+pub const UPLINK_HOST: &str = "10.250.0.1";
+/// The outside host's address.
+pub const OUTSIDE: &str = "10.250.0.2";
+
+impl TestHost {
+    /// Creates the outside host and links it to this host.
+    pub async fn outside(&self) -> OutsideHost {
+        let path = self.dir.path().join("outside.netns");
+        let (ns, nl) = Netlink::create_namespace(&path, cnm::osl::DEFAULT_DEADLINE).await.expect("outside namespace");
+        let spec = cnm::osl::VethSpec {
+            name: "uplink",
+            peer_name: "eth0",
+            peer_namespace: Some(&ns),
+            up: true,
+            ..Default::default()
+        };
+        self.nl.link_add_veth(&spec).await.expect("uplink veth");
+        let up = self.nl.link_get("uplink").await.unwrap().unwrap();
+        self.nl.addr_add(up.index, format!("{UPLINK_HOST}/24").parse().unwrap()).await.unwrap();
+        nl.link_set_up(1).await.unwrap();
+        let eth0 = nl.link_get("eth0").await.unwrap().unwrap();
+        nl.link_set_up(eth0.index).await.unwrap();
+        nl.addr_add(eth0.index, format!("{OUTSIDE}/24").parse().unwrap()).await.unwrap();
+        OutsideHost { ns, nl, path }
+    }
+}
+
+impl Drop for OutsideHost {
+    fn drop(&mut self) {
+        let _ = Namespace::remove(&self.path);
+    }
+}
+
+/// A TCP server inside `ns` on `addr` that answers each connection with the
+/// peer address it sees, then closes; it stops after `count` connections.
+pub async fn peer_echo_server(ns: &Namespace, addr: std::net::SocketAddr, count: usize) -> std::thread::JoinHandle<()> {
+    let listener = ns
+        .run(move || std::net::TcpListener::bind(addr))
+        .await
+        .expect("enter namespace")
+        .unwrap_or_else(|e| panic!("bind {addr}: {e}"));
+    // Blocking accepts: the thread ends after `count` connections (a failed
+    // test may leave it waiting; the test process ends it).
+    std::thread::spawn(move || {
+        use std::io::Write;
+        for _ in 0..count {
+            match listener.accept() {
+                Ok((mut s, peer)) => {
+                    let _ = s.write_all(peer.ip().to_string().as_bytes());
+                }
+                Err(_) => break,
+            }
+        }
+    })
+}
+
+/// Connects from `ns` to `addr` and returns what the peer-echo server answered.
+pub async fn seen_as(ns: &Namespace, addr: std::net::SocketAddr) -> Result<String, String> {
+    cnm::osl::probe::tcp_exchange(ns, addr, Vec::new(), Duration::from_secs(3))
+        .await
+        .map(|b| String::from_utf8_lossy(&b).to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// Runs `nft ARGS…` inside `ns` and returns its standard output.
+pub async fn nft(ns: &Namespace, args: &[&str]) -> String {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let out = ns
+        .run(move || std::process::Command::new("nft").args(&args).output())
+        .await
+        .expect("enter namespace")
+        .expect("run nft");
+    assert!(out.status.success(), "nft failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// A UDP server inside `ns` on `addr` answering each datagram with the
+/// sender's address; it stops after `count` datagrams.
+pub async fn udp_peer_echo_server(
+    ns: &Namespace,
+    addr: std::net::SocketAddr,
+    count: usize,
+) -> std::thread::JoinHandle<()> {
+    let sock = ns
+        .run(move || std::net::UdpSocket::bind(addr))
+        .await
+        .expect("enter namespace")
+        .unwrap_or_else(|e| panic!("bind udp {addr}: {e}"));
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        for _ in 0..count {
+            let Ok((_, peer)) = sock.recv_from(&mut buf) else { break };
+            let _ = sock.send_to(peer.ip().to_string().as_bytes(), peer);
+        }
+    })
+}
+
+/// Sends a datagram from `ns` to `addr` and returns the answer (a few tries).
+pub async fn udp_seen_as(ns: &Namespace, addr: std::net::SocketAddr) -> Result<String, String> {
+    ns.run(move || {
+        let bind: std::net::SocketAddr = if addr.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }.parse().expect("addr");
+        let s = std::net::UdpSocket::bind(bind).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_millis(500))).map_err(|e| e.to_string())?;
+        let mut buf = [0u8; 64];
+        for _ in 0..4 {
+            s.send_to(b"who", addr).map_err(|e| e.to_string())?;
+            if let Ok((n, _)) = s.recv_from(&mut buf) {
+                return Ok(String::from_utf8_lossy(&buf[..n]).to_string());
+            }
+        }
+        Err(format!("no UDP answer from {addr}"))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// Whether a TCP socket can bind `addr` in `ns` (the port is free).
+pub async fn can_bind_tcp(ns: &Namespace, addr: std::net::SocketAddr) -> bool {
+    ns.run(move || std::net::TcpListener::bind(addr).is_ok()).await.unwrap_or(false)
+}

@@ -51,6 +51,7 @@ impl Endpoint {
             static_routes: Vec::new(),
             disable_gateway_service: false,
             priority: options.priority,
+            published: Vec::new(),
         });
         ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec)?;
         st.endpoints.insert(rec.id.clone(), rec.clone());
@@ -140,7 +141,12 @@ impl Controller {
                 j.disable_gateway_service = resp.disable_gateway_service;
             }
             st.endpoints.insert(rec.id.clone(), rec.clone());
-            self.apply_gateway_change(st, &sandbox_id, old_gateway.clone()).await
+            self.apply_gateway_change(st, &sandbox_id, old_gateway.clone()).await?;
+            // The gateway change may have recorded published ports on this endpoint.
+            if let Some(cur) = st.endpoints.get(&rec.id) {
+                rec.join = cur.join.clone();
+            }
+            Ok(())
         }
         .await;
 

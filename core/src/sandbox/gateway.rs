@@ -66,7 +66,7 @@ impl Controller {
             return Ok(());
         }
         let nl = super::interface::sandbox_netlink(self, st, sandbox_id).await?;
-        let options = st
+        let mut options = st
             .sandboxes
             .get(sandbox_id)
             .map(|s| SandboxOptions {
@@ -96,20 +96,60 @@ impl Controller {
                 .get(&new_rec.network_id)
                 .ok_or_else(|| Error::NetworkNotFound(new_rec.network_id.clone()))?;
             if !net.config.internal {
-                let drv = self.driver(&net.driver).await?;
+                let driver = net.driver.clone();
+                let drv = self.driver(&driver).await?;
+                // After a restart, publish the host ports chosen before.
+                if !j.published.is_empty() {
+                    options.port_map = j.published.clone();
+                }
+                let publishes = !options.port_map.is_empty();
                 let req = ProgramExternalConnectivityRequest {
                     network_id: net.id.clone(),
                     endpoint_id: new_rec.id.clone(),
                     options,
                 };
                 drv.program_external_connectivity(req).await.map_err(|source| Error::Driver {
-                    driver: net.driver.clone(),
+                    driver: driver.clone(),
                     op: "program external connectivity",
                     source,
                 })?;
+                if publishes {
+                    self.record_published(st, &drv, &new_rec.network_id, &new_rec.id).await;
+                }
             }
         }
         Ok(())
+    }
+
+    /// Asks the driver which ports it published for an endpoint (with the
+    /// host ports it chose) and records them; failures are logged.
+    async fn record_published(
+        &self,
+        st: &mut State,
+        drv: &std::sync::Arc<dyn cnm_driverapi::Driver>,
+        nid: &str,
+        eid: &str,
+    ) {
+        let req = cnm_driverapi::EndpointOperInfoRequest { network_id: nid.to_string(), endpoint_id: eid.to_string() };
+        let bindings = match drv.endpoint_oper_info(req).await {
+            Ok(info) => info
+                .value
+                .get(cnm_driverapi::label::PORT_MAP)
+                .and_then(|v| serde_json::from_value::<Vec<cnm_driverapi::PortBinding>>(v.clone()).ok())
+                .unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(endpoint = eid, error = %e, "driver did not report published ports");
+                return;
+            }
+        };
+        if let Some(rec) = st.endpoints.get_mut(eid)
+            && let Some(j) = rec.join.as_mut()
+        {
+            j.published = bindings;
+            if let Err(e) = self.inner.store.put(crate::store::Table::Endpoints, eid, &*rec) {
+                tracing::warn!(endpoint = eid, error = %e, "failed to record published ports");
+            }
+        }
     }
 
     /// Revokes external connectivity of an endpoint; failures are logged (as Docker does on leave).

@@ -60,6 +60,8 @@ pub struct SandboxInfo {
     pub endpoints: Vec<String>,
     /// The endpoint providing the default route, if any.
     pub gateway_endpoint: Option<String>,
+    /// The ports published for the sandbox (with the host ports chosen).
+    pub published_ports: Vec<PortBinding>,
 }
 
 /// A sandbox, as a handle on the controller.
@@ -111,13 +113,21 @@ impl Sandbox {
         let st = self.ctrl.inner.state.lock().await;
         let sb = st.sandboxes.get(&self.id).ok_or_else(|| Error::SandboxNotFound(self.id.clone()))?;
         let ordered = gateway::ordered_endpoints(&st, &self.id);
+        let gateway_endpoint = gateway::current(&st, &self.id);
+        let published_ports = gateway_endpoint
+            .as_ref()
+            .and_then(|id| st.endpoints.get(id))
+            .and_then(|e| e.join.as_ref())
+            .map(|j| j.published.clone())
+            .unwrap_or_default();
         Ok(SandboxInfo {
             id: sb.rec.id.clone(),
             container_id: sb.rec.container_id.clone(),
             key: sb.rec.key.clone(),
             config: sb.rec.config.clone(),
             endpoints: ordered.iter().map(|e| e.to_string()).collect(),
-            gateway_endpoint: gateway::current(&st, &self.id),
+            gateway_endpoint,
+            published_ports,
         })
     }
 

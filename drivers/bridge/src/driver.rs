@@ -1,15 +1,18 @@
 //! `BridgeDriver`: the `Driver` trait over bridge networks.
 
-use crate::endpoint::{create_veth, delete_veth};
+use crate::endpoint::{create_veth, delete_veth, host_name};
 use crate::network::{self, BridgeEndpoint, BridgeNetwork};
+use crate::ports::{self, PortAllocator, Published};
 use crate::{Error, NAME};
 use async_trait::async_trait;
 use cnm_driverapi::{
     Capability, CreateEndpointRequest, CreateEndpointResponse, CreateNetworkRequest, DeleteEndpointRequest,
     DeleteNetworkRequest, Driver, EndpointInterface, EndpointOperInfoRequest, EndpointOperInfoResponse, InterfaceName,
-    JoinRequest, JoinResponse, LeaveRequest, MacAddress, Result,
+    JoinRequest, JoinResponse, LeaveRequest, MacAddress, ProgramExternalConnectivityRequest, Result,
+    RevokeExternalConnectivityRequest,
 };
 use cnm_osl::Netlink;
+use cnm_osl::firewall::{Firewall, NftFirewall, PortMapping, Proto};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -17,17 +20,106 @@ use std::sync::Arc;
 /// The Linux bridge network driver.
 pub struct BridgeDriver {
     nl: Netlink,
+    firewall: Option<Arc<dyn Firewall>>,
+    firewall_ready: tokio::sync::OnceCell<()>,
+    ports: tokio::sync::OnceCell<Arc<PortAllocator>>,
     networks: tokio::sync::Mutex<HashMap<String, Arc<BridgeNetwork>>>,
 }
 
 impl BridgeDriver {
-    /// A bridge driver working in the namespace of `host` (the controller's host).
+    /// A bridge driver working in the namespace of `host` (the controller's
+    /// host), with the nftables firewall.
     pub fn new(host: Netlink) -> Self {
-        BridgeDriver { nl: host, networks: tokio::sync::Mutex::new(HashMap::new()) }
+        let fw = NftFirewall::new(host.namespace().clone());
+        Self::with_firewall(host, Some(Arc::new(fw)))
+    }
+
+    /// A bridge driver with another firewall backend, or none (then no NAT,
+    /// isolation or published ports are programmed).
+    pub fn with_firewall(host: Netlink, firewall: Option<Arc<dyn Firewall>>) -> Self {
+        BridgeDriver {
+            nl: host,
+            firewall,
+            firewall_ready: tokio::sync::OnceCell::new(),
+            ports: tokio::sync::OnceCell::new(),
+            networks: tokio::sync::Mutex::new(HashMap::new()),
+        }
     }
 
     async fn network(&self, id: &str) -> Result<Arc<BridgeNetwork>, Error> {
         self.networks.lock().await.get(id).cloned().ok_or_else(|| Error::NetworkNotFound(id.to_string()))
+    }
+
+    /// The firewall, its table created (once per driver).
+    async fn firewall(&self) -> Result<Option<&Arc<dyn Firewall>>, Error> {
+        let Some(fw) = &self.firewall else { return Ok(None) };
+        self.firewall_ready
+            .get_or_try_init(|| async { fw.ensure_base().await.map_err(|e| Error::os("create the firewall table", e)) })
+            .await?;
+        Ok(Some(fw))
+    }
+
+    async fn allocator(&self) -> Result<Arc<PortAllocator>, Error> {
+        self.ports
+            .get_or_try_init(|| async {
+                let range = cnm_osl::reservation::ephemeral_port_range(self.nl.namespace())
+                    .await
+                    .map_err(|e| Error::os("read the ephemeral port range", e))?;
+                Ok::<_, Error>(Arc::new(PortAllocator::new(range)))
+            })
+            .await
+            .cloned()
+    }
+
+    /// Takes back every port published for an endpoint.
+    async fn unpublish(&self, net: &BridgeNetwork, endpoint_id: &str) -> Result<(), Error> {
+        let published = net.published.lock().ok().and_then(|mut p| p.remove(endpoint_id)).unwrap_or_default();
+        if published.is_empty() {
+            return Ok(());
+        }
+        let mappings: Vec<PortMapping> = published.iter().flat_map(|p| p.mappings.iter().cloned()).collect();
+        let result = match self.firewall().await {
+            Ok(Some(fw)) => fw.remove_ports(&mappings).await.map_err(|e| Error::os("unpublish ports", e)),
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Ok(alloc) = self.allocator().await {
+            for p in &published {
+                ports::release(&alloc, p);
+            }
+        }
+        let udp: Vec<u16> = mappings.iter().filter(|m| m.proto == Proto::Udp).map(|m| m.host_port).collect();
+        if !udp.is_empty() {
+            flush_udp_conntrack(&self.nl, udp).await;
+        }
+        result
+    }
+}
+
+/// Removes conntrack entries of unpublished UDP ports, so a stale flow does
+/// not keep sending datagrams to the old container. Uses the `conntrack`
+/// command when it is installed; without it the entries time out.
+async fn flush_udp_conntrack(nl: &Netlink, ports: Vec<u16>) {
+    let result = nl
+        .namespace()
+        .run(move || {
+            for port in ports {
+                std::process::Command::new("conntrack")
+                    .args(["-D", "-p", "udp", "--orig-port-dst", &port.to_string()])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status()?;
+            }
+            Ok::<(), std::io::Error>(())
+        })
+        .await;
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::debug!("conntrack is not installed: UDP flows of unpublished ports expire on their own")
+        }
+        Ok(Err(e)) => tracing::warn!(error = %e, "failed to flush conntrack entries"),
+        Err(e) => tracing::warn!(error = %e, "failed to flush conntrack entries"),
     }
 }
 
@@ -57,6 +149,19 @@ impl Driver for BridgeDriver {
             return Err(Error::BridgeInUse { bridge, network: other.id.clone() }.into());
         }
         let net = network::setup(&self.nl, &req).await?;
+        let programmed = async {
+            network::host_settings(&self.nl, &net).await?;
+            if let Some(fw) = self.firewall().await? {
+                fw.add_network(&net.rules()).await.map_err(|e| Error::os("add the network's firewall rules", e))?;
+            }
+            Ok::<_, Error>(())
+        };
+        if let Err(e) = programmed.await {
+            if let Err(err) = network::teardown(&self.nl, &net).await {
+                tracing::warn!(error = %err, "failed to remove the bridge of a failed network");
+            }
+            return Err(e.into());
+        }
         nets.insert(req.network_id.clone(), Arc::new(net));
         Ok(())
     }
@@ -64,7 +169,21 @@ impl Driver for BridgeDriver {
     async fn delete_network(&self, req: DeleteNetworkRequest) -> Result<()> {
         let net = self.networks.lock().await.remove(&req.network_id);
         let net = net.ok_or_else(|| Error::NetworkNotFound(req.network_id.clone()))?;
+        let eids: Vec<String> = net.published.lock().map(|p| p.keys().cloned().collect()).unwrap_or_default();
+        for eid in eids {
+            if let Err(e) = self.unpublish(&net, &eid).await {
+                tracing::warn!(error = %e, "failed to unpublish ports of a deleted network");
+            }
+        }
+        let fw_result = match self.firewall().await {
+            Ok(Some(fw)) => {
+                fw.remove_network(&net.rules()).await.map_err(|e| Error::os("remove the network's firewall rules", e))
+            }
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
         network::teardown(&self.nl, &net).await?;
+        fw_result?;
         Ok(())
     }
 
@@ -87,10 +206,11 @@ impl Driver for BridgeDriver {
     }
 
     async fn delete_endpoint(&self, req: DeleteEndpointRequest) -> Result<()> {
-        if let Ok(net) = self.network(&req.network_id).await
-            && let Ok(mut eps) = net.endpoints.lock()
-        {
-            eps.remove(&req.endpoint_id);
+        if let Ok(net) = self.network(&req.network_id).await {
+            self.unpublish(&net, &req.endpoint_id).await?;
+            if let Ok(mut eps) = net.endpoints.lock() {
+                eps.remove(&req.endpoint_id);
+            }
         }
         delete_veth(&self.nl, &req.endpoint_id).await?;
         Ok(())
@@ -103,6 +223,16 @@ impl Driver for BridgeDriver {
         if let Some(mac) = ep.mac {
             resp.value.insert(cnm_driverapi::label::MAC_ADDRESS.into(), mac.to_string().into());
         }
+        let bindings: Vec<cnm_driverapi::PortBinding> = net
+            .published
+            .lock()
+            .ok()
+            .and_then(|p| p.get(&req.endpoint_id).map(|v| v.iter().map(|p| p.binding.clone()).collect()))
+            .unwrap_or_default();
+        if !bindings.is_empty() {
+            let value = serde_json::to_value(bindings).map_err(|e| cnm_driverapi::Error::internal(e.to_string()))?;
+            resp.value.insert(cnm_driverapi::label::PORT_MAP.into(), value);
+        }
         Ok(resp)
     }
 
@@ -110,6 +240,18 @@ impl Driver for BridgeDriver {
         let net = self.network(&req.network_id).await?;
         let ep = endpoint_of(&net, &req.endpoint_id)?;
         let peer = create_veth(&self.nl, &net, &req.endpoint_id, ep.mac.map(|m| m.octets()), &req.sandbox_key).await?;
+        if !net.config.enable_icc {
+            // ICC off: ports of this bridge cannot reach each other at layer 2.
+            let host = host_name(&req.endpoint_id);
+            let isolated = async {
+                let link = self.nl.link_get(&host).await?.ok_or_else(|| cnm_osl::Error::NotFound(host.clone()))?;
+                self.nl.link_set_bridge_port(link.index, Some(true), None).await
+            };
+            if let Err(e) = isolated.await {
+                let _ = delete_veth(&self.nl, &req.endpoint_id).await;
+                return Err(Error::os(format!("isolate bridge port {host}"), e).into());
+            }
+        }
         let (gateway, gateway_ipv6) = if net.internal {
             (None, None)
         } else {
@@ -137,6 +279,69 @@ impl Driver for BridgeDriver {
 
     async fn leave(&self, req: LeaveRequest) -> Result<()> {
         delete_veth(&self.nl, &req.endpoint_id).await?;
+        Ok(())
+    }
+
+    /// Publishes the sandbox's port bindings for this endpoint: host ports
+    /// allocated and reserved, DNAT map elements added in one transaction.
+    async fn program_external_connectivity(&self, req: ProgramExternalConnectivityRequest) -> Result<()> {
+        let net = self.network(&req.network_id).await?;
+        let ep = endpoint_of(&net, &req.endpoint_id)?;
+        let already = net.published.lock().map(|p| p.contains_key(&req.endpoint_id)).unwrap_or(false);
+        if net.internal || req.options.port_map.is_empty() || already {
+            return Ok(());
+        }
+        let alloc = self.allocator().await?;
+        let bindings = req.options.port_map.clone();
+        let default_ip = net.config.host_binding_ipv4;
+        let (v4, v6) = (ep.ipv4.map(|a| a.addr()), ep.ipv6.map(|a| a.addr()));
+        let alloc2 = alloc.clone();
+        let published: Vec<Published> = cnm_osl::reservation::with_port_binder(self.nl.namespace(), move |bind| {
+            let mut out: Vec<Published> = Vec::new();
+            for b in &bindings {
+                let addrs = ports::host_addresses(b.host_ip, default_ip, v4.is_some(), v6.is_some());
+                match ports::publish_one(&alloc2, b, &addrs, v4, v6, bind) {
+                    Ok(p) => out.push(p),
+                    Err(e) => {
+                        for p in &out {
+                            ports::release(&alloc2, p);
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| Error::os("reserve host ports", e))??;
+        if let Some(fw) = self.firewall().await? {
+            let mappings: Vec<PortMapping> = published.iter().flat_map(|p| p.mappings.iter().cloned()).collect();
+            if let Err(e) = fw.add_ports(&mappings).await {
+                for p in &published {
+                    ports::release(&alloc, p);
+                }
+                return Err(Error::os("publish ports", e).into());
+            }
+        }
+        // With br_netfilter, a container reaching its own published port has
+        // its frames sent back out of the port they came in by: hairpin mode.
+        let host = host_name(&req.endpoint_id);
+        let hairpin = async {
+            let link = self.nl.link_get(&host).await?.ok_or_else(|| cnm_osl::Error::NotFound(host.clone()))?;
+            self.nl.link_set_bridge_port(link.index, None, Some(true)).await
+        };
+        if let Err(e) = hairpin.await {
+            tracing::warn!(port = %host, error = %e, "failed to set hairpin mode; the container cannot reach its own published ports");
+        }
+        if let Ok(mut p) = net.published.lock() {
+            p.insert(req.endpoint_id.clone(), published);
+        }
+        Ok(())
+    }
+
+    async fn revoke_external_connectivity(&self, req: RevokeExternalConnectivityRequest) -> Result<()> {
+        let net = self.network(&req.network_id).await?;
+        self.unpublish(&net, &req.endpoint_id).await?;
         Ok(())
     }
 }

@@ -39,6 +39,24 @@ pub enum Error {
     /// A network without an IPv4 pool.
     #[error("a bridge network needs an IPv4 pool")]
     NoIpv4Pool,
+    /// No host port could be had for a binding.
+    #[error("cannot publish {proto} port {range} on {ip}: {reason}")]
+    PortUnavailable {
+        /// The protocol.
+        proto: &'static str,
+        /// The host address.
+        ip: std::net::IpAddr,
+        /// The port or range asked for.
+        range: String,
+        /// Why.
+        reason: String,
+    },
+    /// A binding whose host address family the container has no address of.
+    #[error("cannot publish port {0}: the container has no address of the host address's family")]
+    NoAddressForBinding(u16),
+    /// The port allocator's lock was poisoned by a panic.
+    #[error("the port allocator is unusable after an internal panic")]
+    PortsPoisoned,
     /// A kernel operation failed.
     #[error("{op}: {source}")]
     Os {
@@ -60,7 +78,9 @@ impl Error {
         match self {
             Error::InvalidOption { .. } | Error::UnknownOption(_) | Error::NoIpv4Pool => ErrorKind::InvalidParameter,
             Error::NetworkNotFound(_) | Error::EndpointNotFound(_) => ErrorKind::NotFound,
-            Error::BridgeInUse { .. } | Error::NotABridge(_) => ErrorKind::Conflict,
+            Error::BridgeInUse { .. } | Error::NotABridge(_) | Error::PortUnavailable { .. } => ErrorKind::Conflict,
+            Error::NoAddressForBinding(_) => ErrorKind::InvalidParameter,
+            Error::PortsPoisoned => ErrorKind::Internal,
             Error::Os { source, .. } => match source {
                 cnm_osl::Error::Timeout { .. } => ErrorKind::Timeout,
                 cnm_osl::Error::Unsupported(_) => ErrorKind::NotImplemented,

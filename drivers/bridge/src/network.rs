@@ -3,6 +3,7 @@
 
 use crate::{BridgeConfig, Error};
 use cnm_driverapi::{CreateNetworkRequest, MacAddress};
+use cnm_osl::firewall::NetworkRules;
 use cnm_osl::{LinkKind, Netlink};
 use ipnet::IpNet;
 use std::collections::HashMap;
@@ -29,10 +30,26 @@ pub(crate) struct BridgeNetwork {
     pub internal: bool,
     /// Gateways with their pool's prefix length.
     pub gateways: Vec<IpNet>,
+    /// The network's pools.
+    pub pools: Vec<IpNet>,
     pub endpoints: Mutex<HashMap<String, BridgeEndpoint>>,
+    /// Published ports, by endpoint.
+    pub published: Mutex<HashMap<String, Vec<crate::ports::Published>>>,
 }
 
 impl BridgeNetwork {
+    /// What the firewall needs to know of this network.
+    pub fn rules(&self) -> NetworkRules {
+        NetworkRules {
+            bridge: self.bridge.clone(),
+            subnets_v4: self.pools.iter().filter_map(|p| if let IpNet::V4(v) = p { Some(*v) } else { None }).collect(),
+            subnets_v6: self.pools.iter().filter_map(|p| if let IpNet::V6(v) = p { Some(*v) } else { None }).collect(),
+            masquerade: self.config.enable_ip_masquerade,
+            internal: self.internal,
+            icc: self.config.enable_icc,
+        }
+    }
+
     /// The gateway of the pool holding `addr`.
     pub fn gateway_for(&self, addr: IpAddr) -> Option<IpAddr> {
         self.gateways.iter().find(|g| g.contains(&addr)).map(|g| g.addr())
@@ -107,6 +124,8 @@ pub(crate) async fn setup(nl: &Netlink, req: &CreateNetworkRequest) -> Result<Br
     }
     // The gateway used at join time comes from the pools even with inhibit_ipv4.
     let gateways = req.ipv4_data.iter().chain(req.ipv6_data.iter()).filter_map(|d| d.gateway).collect();
+    let v6 = req.options.enable_ipv6;
+    let pools = req.ipv4_data.iter().chain(req.ipv6_data.iter().filter(|_| v6)).map(|d| d.pool).collect();
     Ok(BridgeNetwork {
         id: req.network_id.clone(),
         config,
@@ -115,7 +134,9 @@ pub(crate) async fn setup(nl: &Netlink, req: &CreateNetworkRequest) -> Result<Br
         owned,
         internal: req.options.internal,
         gateways,
+        pools,
         endpoints: Mutex::new(HashMap::new()),
+        published: Mutex::new(HashMap::new()),
     })
 }
 
@@ -137,6 +158,32 @@ pub(crate) async fn teardown(nl: &Netlink, net: &BridgeNetwork) -> Result<(), Er
         }
     }
     Ok(())
+}
+
+/// Sets a sysctl of the host namespace if it differs, logging the change.
+async fn ensure_sysctl(nl: &Netlink, key: &str, value: &str) -> Result<(), Error> {
+    let ns = nl.namespace();
+    let current = ns.sysctl_get(key).await.map_err(|e| Error::os(format!("read {key}"), e))?;
+    if current != value {
+        ns.sysctl_set(key, value).await.map_err(|e| Error::os(format!("set {key}"), e))?;
+        tracing::info!(key, from = %current, to = value, "changed a host sysctl for bridge networking");
+    }
+    Ok(())
+}
+
+/// The host settings a non-internal network needs: IP forwarding (IPv6 too
+/// when the network has it), and `route_localnet` on the bridge so the host
+/// reaches published ports through localhost. The FORWARD policy of other
+/// tables is left alone.
+pub(crate) async fn host_settings(nl: &Netlink, net: &BridgeNetwork) -> Result<(), Error> {
+    if net.internal {
+        return Ok(());
+    }
+    ensure_sysctl(nl, "net/ipv4/ip_forward", "1").await?;
+    if net.pools.iter().any(|p| p.addr().is_ipv6()) {
+        ensure_sysctl(nl, "net/ipv6/conf/all/forwarding", "1").await?;
+    }
+    ensure_sysctl(nl, &format!("net/ipv4/conf/{}/route_localnet", net.bridge), "1").await
 }
 
 #[cfg(test)]

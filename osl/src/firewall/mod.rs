@@ -1,0 +1,99 @@
+//! The firewall: one nftables table owned by cnm (`inet cnm`), behind a small
+//! trait so another backend (native netlink) can replace the first one.
+//!
+//! The rules are constant; networks and published ports are set and map
+//! elements, so adding a network or a port never adds a rule, every change
+//! of one operation is one atomic transaction, and other tables are never
+//! touched. A `user` chain is evaluated first and never flushed (Docker's
+//! `DOCKER-USER` role).
+
+mod nft;
+mod recording;
+
+pub use nft::NftFirewall;
+pub use recording::{FirewallCall, RecordingFirewall};
+
+use crate::Result;
+use async_trait::async_trait;
+use ipnet::{Ipv4Net, Ipv6Net};
+use std::net::IpAddr;
+
+/// A transport protocol of a published port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Proto {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+    /// SCTP.
+    Sctp,
+}
+
+impl Proto {
+    /// The nftables (and `/etc/protocols`) name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+            Proto::Sctp => "sctp",
+        }
+    }
+}
+
+/// What the firewall needs to know of one bridge network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkRules {
+    /// The bridge interface.
+    pub bridge: String,
+    /// IPv4 subnets of the network.
+    pub subnets_v4: Vec<Ipv4Net>,
+    /// IPv6 subnets of the network.
+    pub subnets_v6: Vec<Ipv6Net>,
+    /// Masquerade traffic leaving the host.
+    pub masquerade: bool,
+    /// Internal: no traffic in or out, only between its containers.
+    pub internal: bool,
+    /// Inter-container communication (routed traffic within the bridge).
+    pub icc: bool,
+}
+
+/// One published port (or port range) of a container: DNAT from the host.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PortMapping {
+    /// The transport protocol.
+    pub proto: Proto,
+    /// The host address; `None`: every local address of the family of `container_ip`.
+    pub host_ip: Option<IpAddr>,
+    /// The first host port.
+    pub host_port: u16,
+    /// The last host port (equal to `host_port` for one port); a range maps
+    /// every port to `container_port`.
+    pub host_port_end: u16,
+    /// The container's address.
+    pub container_ip: IpAddr,
+    /// The container's port.
+    pub container_port: u16,
+}
+
+/// A firewall backend.
+#[async_trait]
+pub trait Firewall: Send + Sync + 'static {
+    /// Creates the table, its sets, maps and chains if missing, and re-asserts
+    /// the constant rules; the user chain is created once and never flushed.
+    async fn ensure_base(&self) -> Result<()>;
+
+    /// Adds (idempotently) a network's set elements.
+    async fn add_network(&self, net: &NetworkRules) -> Result<()>;
+
+    /// Removes a network's set elements (absent ones are fine).
+    async fn remove_network(&self, net: &NetworkRules) -> Result<()>;
+
+    /// Adds port mappings, all in one transaction.
+    async fn add_ports(&self, ports: &[PortMapping]) -> Result<()>;
+
+    /// Removes port mappings, all in one transaction (absent ones are fine).
+    async fn remove_ports(&self, ports: &[PortMapping]) -> Result<()>;
+
+    /// Removes the whole table (tests and uninstall); the user chain goes too.
+    async fn remove_all(&self) -> Result<()>;
+}

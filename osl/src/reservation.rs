@@ -1,0 +1,130 @@
+//! Host ports held while they are published: a bound (not listening) socket
+//! per port, so no other program can take the port. Dropping the
+//! reservation releases the port.
+
+use crate::firewall::Proto;
+use crate::{Error, Namespace, Result};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::{FromRawFd, OwnedFd};
+
+/// A reserved host port.
+#[derive(Debug)]
+pub struct PortReservation {
+    /// The bound socket; `None` when the kernel has no socket type for the
+    /// protocol (SCTP without its module): the port is then not reserved.
+    _socket: Option<OwnedFd>,
+}
+
+/// What to reserve: a protocol, a host address (unspecified: every address) and a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRequest {
+    /// The protocol.
+    pub proto: Proto,
+    /// The address; `0.0.0.0` or `::` for every address of the family.
+    pub ip: IpAddr,
+    /// The port.
+    pub port: u16,
+}
+
+fn sockaddr(ip: IpAddr, port: u16) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match ip {
+        IpAddr::V4(v4) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in.
+            let sa = unsafe { &mut *(&mut ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            sa.sin_family = libc::AF_INET as libc::sa_family_t;
+            sa.sin_port = port.to_be();
+            sa.sin_addr.s_addr = u32::from_ne_bytes(v4.octets());
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        IpAddr::V6(v6) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in6.
+            let sa = unsafe { &mut *(&mut ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sa.sin6_port = port.to_be();
+            sa.sin6_addr.s6_addr = v6.octets();
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (ss, len as libc::socklen_t)
+}
+
+/// Binds one socket in the calling thread's namespace.
+fn bind_one(req: PortRequest) -> std::io::Result<Option<OwnedFd>> {
+    let domain = if req.ip.is_ipv6() { libc::AF_INET6 } else { libc::AF_INET };
+    let (ty, proto) = match req.proto {
+        Proto::Tcp => (libc::SOCK_STREAM, libc::IPPROTO_TCP),
+        Proto::Udp => (libc::SOCK_DGRAM, libc::IPPROTO_UDP),
+        Proto::Sctp => (libc::SOCK_STREAM, libc::IPPROTO_SCTP),
+    };
+    // SAFETY: plain socket(2) call; the descriptor is owned right away.
+    let fd = unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, proto) };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        if req.proto == Proto::Sctp
+            && matches!(e.raw_os_error(), Some(libc::EPROTONOSUPPORT | libc::ESOCKTNOSUPPORT | libc::EAFNOSUPPORT))
+        {
+            return Ok(None);
+        }
+        return Err(e);
+    }
+    // SAFETY: `fd` is a fresh descriptor nothing else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    if req.ip.is_ipv6() {
+        // `::` reserves the IPv6 port only; IPv4 gets its own reservation.
+        let one: libc::c_int = 1;
+        // SAFETY: valid descriptor, option pointer and length.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_V6ONLY,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+    let (ss, len) = sockaddr(req.ip, req.port);
+    // SAFETY: valid descriptor and a sockaddr of the given length.
+    let rc = unsafe { libc::bind(fd, (&ss as *const libc::sockaddr_storage).cast(), len) };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(Some(sock))
+}
+
+/// Reserves ports in namespace `ns`, all from one thread; one result per request
+/// (`EADDRINUSE` when another program holds the port).
+pub async fn reserve_ports(
+    ns: &Namespace,
+    requests: Vec<PortRequest>,
+) -> Result<Vec<std::io::Result<PortReservation>>> {
+    ns.run(move || requests.into_iter().map(|r| bind_one(r).map(|s| PortReservation { _socket: s })).collect()).await
+}
+
+/// Runs `f` with a port binder for namespace `ns`, on one thread inside it:
+/// `f` may try ports one after another (choosing from a range) without a
+/// thread per attempt.
+pub async fn with_port_binder<T, F>(ns: &Namespace, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn Fn(PortRequest) -> std::io::Result<PortReservation>) -> T + Send + 'static,
+{
+    ns.run(move || f(&|r| bind_one(r).map(|s| PortReservation { _socket: s }))).await
+}
+
+/// The kernel's ephemeral port range (`net.ipv4.ip_local_port_range`) of namespace `ns`.
+pub async fn ephemeral_port_range(ns: &Namespace) -> Result<(u16, u16)> {
+    let s = ns.sysctl_get("net/ipv4/ip_local_port_range").await?;
+    let mut it = s.split_whitespace().filter_map(|w| w.parse::<u16>().ok());
+    match (it.next(), it.next()) {
+        (Some(a), Some(b)) if a <= b => Ok((a, b)),
+        _ => Err(Error::Invalid(format!("unexpected ip_local_port_range {s:?}"))),
+    }
+}
+
+/// The unspecified address of `ip`'s family.
+pub fn unspecified_like(ip: IpAddr) -> IpAddr {
+    if ip.is_ipv6() { Ipv6Addr::UNSPECIFIED.into() } else { Ipv4Addr::UNSPECIFIED.into() }
+}

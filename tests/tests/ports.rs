@@ -1,0 +1,121 @@
+//! Published ports, proved by connections: from the outside host, from the
+//! host through localhost, from the container itself (hairpin) and from a
+//! neighbour; host ports reserved while published; conflicts refused; ranges
+//! and ephemeral ports; everything undone when the container goes.
+
+use cnm::driverapi::{PortBinding, Protocol};
+use cnm::{EndpointConfig, JoinOptions, NetworkConfig, SandboxConfig};
+use cnm_tests::{
+    OUTSIDE, TestHost, UPLINK_HOST, can_bind_tcp, nft, peer_echo_server, seen_as, udp_peer_echo_server, udp_seen_as,
+};
+use std::net::{IpAddr, SocketAddr};
+
+fn sa(ip: &str, port: u16) -> SocketAddr {
+    SocketAddr::new(ip.parse().unwrap(), port)
+}
+
+fn bind(proto: Protocol, port: u16, host_ip: Option<&str>, host_port: u16, host_port_end: u16) -> PortBinding {
+    PortBinding { proto, ip: None, port, host_ip: host_ip.map(|s| s.parse().unwrap()), host_port, host_port_end }
+}
+
+async fn container(
+    ctrl: &cnm::Controller,
+    net: &cnm::Network,
+    name: &str,
+    ports: Vec<PortBinding>,
+) -> cnm::Result<(cnm::Sandbox, IpAddr)> {
+    let ep = net.create_endpoint(name, EndpointConfig::default()).await?;
+    let sb = ctrl.new_sandbox(name, SandboxConfig { port_bindings: ports, ..Default::default() }).await?;
+    if let Err(e) = ep.join(&sb, JoinOptions::default()).await {
+        sb.delete().await?;
+        ep.delete().await?;
+        return Err(e);
+    }
+    Ok((sb, ep.info().await?.ipv4.unwrap().addr()))
+}
+
+/// `-p 8080:80` and `-p 127.0.0.1:8053:53/udp` reach the container from
+/// everywhere Docker users expect, and go away with the container.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_ports_are_reachable_and_released() {
+    let Some(h) = TestHost::new("published_ports_are_reachable_and_released").await else { return };
+    let out = h.outside().await;
+    let ctrl = h.controller().await;
+    let net = ctrl.new_network("bridge", "pub", NetworkConfig::default()).await.unwrap();
+    let ports = vec![bind(Protocol::Tcp, 80, None, 8080, 0), bind(Protocol::Udp, 53, Some("127.0.0.1"), 8053, 8053)];
+    let (web, web_ip) = container(&ctrl, &net, "web", ports).await.unwrap();
+    let gw = net.info().await.unwrap().ipv4[0].gateway.unwrap().addr().to_string();
+    let ns = web.namespace().unwrap();
+    let _tcp = peer_echo_server(&ns, sa("0.0.0.0", 80), 5).await;
+    let _udp = udp_peer_echo_server(&ns, sa("0.0.0.0", 53), 1).await;
+
+    // From the outside host: the container sees the client itself.
+    assert_eq!(seen_as(&out.ns, sa(UPLINK_HOST, 8080)).await.unwrap(), OUTSIDE);
+    // From the host, through localhost: masqueraded to the bridge's address.
+    assert_eq!(seen_as(&h.ns, sa("127.0.0.1", 8080)).await.unwrap(), gw);
+    // From the host, through its own address.
+    assert_eq!(seen_as(&h.ns, sa(UPLINK_HOST, 8080)).await.unwrap(), UPLINK_HOST);
+    // From the container itself (hairpin).
+    assert_eq!(seen_as(&ns, sa(UPLINK_HOST, 8080)).await.unwrap(), gw);
+    // From a neighbour on the same network.
+    let (nb, _) = container(&ctrl, &net, "neighbour", vec![]).await.unwrap();
+    assert_eq!(seen_as(&nb.namespace().unwrap(), sa(UPLINK_HOST, 8080)).await.unwrap(), gw);
+    // UDP on 127.0.0.1 only.
+    assert_eq!(udp_seen_as(&h.ns, sa("127.0.0.1", 8053)).await.unwrap(), gw);
+
+    // The host port is reserved: no other program can take it.
+    assert!(!can_bind_tcp(&h.ns, sa("0.0.0.0", 8080)).await);
+    // A second container asking for it gets a clear error, and nothing of it is left.
+    let err = container(&ctrl, &net, "clash", vec![bind(Protocol::Tcp, 80, None, 8080, 0)]).await.unwrap_err();
+    assert_eq!(err.kind(), cnm::ErrorKind::Conflict, "{err}");
+    assert!(err.to_string().contains("8080"), "{err}");
+    assert!(ctrl.sandbox("clash").await.is_err());
+    // The sandbox reports what it published.
+    let info = web.info().await.unwrap();
+    let hp: Vec<u16> = info.published_ports.iter().map(|p| p.host_port).collect();
+    assert_eq!(hp, vec![8080, 8053]);
+
+    web.delete().await.unwrap();
+    assert!(can_bind_tcp(&h.ns, sa("0.0.0.0", 8080)).await, "released with the container");
+    assert!(seen_as(&out.ns, sa(UPLINK_HOST, 8080)).await.is_err(), "no longer published");
+    let maps = nft(&h.ns, &["list map inet cnm ports4_any"]).await + &nft(&h.ns, &["list map inet cnm ports4"]).await;
+    assert!(!maps.contains(&web_ip.to_string()), "map elements removed: {maps}");
+    nb.delete().await.unwrap();
+    net.delete().await.unwrap();
+}
+
+/// A host port range gets the first port no one holds; an ephemeral port
+/// comes from the kernel's range; both survive a controller restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_ranges_and_ephemeral_ports() {
+    let Some(h) = TestHost::new("port_ranges_and_ephemeral_ports").await else { return };
+    let out = h.outside().await;
+    h.ns.sysctl_set("net/ipv4/ip_local_port_range", "41000 41009").await.unwrap();
+    // Another program holds 9000.
+    let holder = h.ns.run(|| std::net::TcpListener::bind("0.0.0.0:9000")).await.unwrap().unwrap();
+    let (range_port, eph_port) = {
+        let ctrl = h.controller().await;
+        let net = ctrl.new_network("bridge", "rng", NetworkConfig::default()).await.unwrap();
+        let ports = vec![bind(Protocol::Tcp, 80, None, 9000, 9005), bind(Protocol::Tcp, 81, None, 0, 0)];
+        let (sb, _) = container(&ctrl, &net, "r", ports).await.unwrap();
+        let published = sb.info().await.unwrap().published_ports;
+        (published[0].host_port, published[1].host_port)
+    };
+    assert_eq!(range_port, 9001, "9000 is held by another program");
+    assert!((41000..=41009).contains(&eph_port), "{eph_port}");
+    drop(holder);
+
+    // After a restart the same ports are published again.
+    let ctrl = h.controller().await;
+    let sb = ctrl.sandbox("r").await.unwrap();
+    let published: Vec<u16> = sb.info().await.unwrap().published_ports.iter().map(|p| p.host_port).collect();
+    assert_eq!(published, vec![range_port, eph_port]);
+    let ns = sb.namespace().unwrap();
+    let _a = peer_echo_server(&ns, sa("0.0.0.0", 80), 1).await;
+    let _b = peer_echo_server(&ns, sa("0.0.0.0", 81), 1).await;
+    assert_eq!(seen_as(&out.ns, sa(UPLINK_HOST, range_port)).await.unwrap(), OUTSIDE);
+    assert_eq!(seen_as(&out.ns, sa(UPLINK_HOST, eph_port)).await.unwrap(), OUTSIDE);
+    assert!(!can_bind_tcp(&h.ns, sa("0.0.0.0", eph_port)).await, "reserved again after the restart");
+    sb.delete().await.unwrap();
+    ctrl.network_by_name("rng").await.unwrap().delete().await.unwrap();
+}
