@@ -1,6 +1,8 @@
 //! The controller's configuration.
 
+use crate::NetworkConfig;
 use cnm_ipams::DefaultIpamConfig;
+use ipnet::IpNet;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -20,6 +22,40 @@ pub struct Config {
     pub netlink_deadline: Duration,
     /// Predefined pools of the default IPAM.
     pub default_pools: DefaultIpamConfig,
+    /// A network created at start if missing (docker0's role), used when no network is named.
+    pub default_network: Option<DefaultNetwork>,
+}
+
+/// The default network: created when the controller starts, unless it exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefaultNetwork {
+    /// The network's name (Docker's is `bridge`).
+    pub name: String,
+    /// The driver.
+    pub driver: String,
+    /// How to create it.
+    pub config: NetworkConfig,
+}
+
+impl DefaultNetwork {
+    /// A default bridge network named `name` on the bridge interface
+    /// `interface`, with `bip` as the bridge's address and subnet (`--bip`)
+    /// and `fixed_cidr` as the range containers get addresses from (`--fixed-cidr`).
+    pub fn bridge(name: &str, interface: &str, bip: Option<IpNet>, fixed_cidr: Option<IpNet>) -> Self {
+        let mut ipam = crate::IpamConfig::default();
+        if let Some(bip) = bip {
+            ipam.subnet = Some(bip.trunc());
+            ipam.gateway = Some(bip.addr());
+        }
+        ipam.ip_range = fixed_cidr;
+        let mut config = NetworkConfig::default()
+            .with_option("com.docker.network.bridge.name", interface)
+            .with_option("com.docker.network.bridge.default_bridge", "true");
+        if ipam != crate::IpamConfig::default() {
+            config.ipv4.push(ipam);
+        }
+        DefaultNetwork { name: name.to_string(), driver: "bridge".to_string(), config }
+    }
 }
 
 impl Config {
@@ -33,6 +69,7 @@ impl Config {
             host_resolv_conf: PathBuf::from("/etc/resolv.conf"),
             netlink_deadline: cnm_osl::DEFAULT_DEADLINE,
             default_pools: DefaultIpamConfig::default(),
+            default_network: None,
         }
     }
 
@@ -51,6 +88,12 @@ impl Config {
     /// Sets the host `resolv.conf` that sandboxes start from.
     pub fn host_resolv_conf(mut self, path: impl Into<PathBuf>) -> Self {
         self.host_resolv_conf = path.into();
+        self
+    }
+
+    /// Sets the default network, created at start if missing.
+    pub fn default_network(mut self, network: DefaultNetwork) -> Self {
+        self.default_network = Some(network);
         self
     }
 

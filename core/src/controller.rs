@@ -140,6 +140,11 @@ impl ControllerBuilder {
             }),
         };
         ctrl.restore().await?;
+        if let Some(default) = ctrl.inner.config.default_network.clone()
+            && ctrl.network_by_name(&default.name).await.is_err()
+        {
+            ctrl.new_network(&default.driver, &default.name, default.config).await?;
+        }
         Ok(ctrl)
     }
 }
@@ -168,6 +173,12 @@ impl Controller {
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The default network (see [`Config::default_network`]), if configured.
+    pub async fn default_network(&self) -> Option<crate::Network> {
+        let name = self.inner.config.default_network.as_ref()?.name.clone();
+        self.network_by_name(&name).await.ok()
     }
 
     /// The host namespace the controller works in.

@@ -12,7 +12,7 @@ mod restore;
 mod sandbox;
 mod store;
 
-pub use config::Config;
+pub use config::{Config, DefaultNetwork};
 pub use controller::{Controller, ControllerBuilder};
 pub use endpoint::{Endpoint, EndpointConfig, EndpointInfo, JoinOptions};
 pub use error::{Error, ErrorKind, Result};

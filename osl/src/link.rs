@@ -248,6 +248,12 @@ impl Netlink {
         .await
     }
 
+    /// Takes a link out of service in one request: down, and marked with `alias`.
+    pub async fn link_retire(&self, index: u32, alias: &str) -> Result<()> {
+        let msg = LinkUnspec::new_with_index(index).down().alias(alias).build();
+        self.link_set(|| format!("ip link set index {index} down alias {alias}"), msg).await
+    }
+
     /// Sets the MTU of a link.
     pub async fn link_set_mtu(&self, index: u32, mtu: u32) -> Result<()> {
         let msg = LinkUnspec::new_with_index(index).mtu(mtu).build();

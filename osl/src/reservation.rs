@@ -128,3 +128,29 @@ pub async fn ephemeral_port_range(ns: &Namespace) -> Result<(u16, u16)> {
 pub fn unspecified_like(ip: IpAddr) -> IpAddr {
     if ip.is_ipv6() { Ipv6Addr::UNSPECIFIED.into() } else { Ipv4Addr::UNSPECIFIED.into() }
 }
+
+/// Grows this process's file-descriptor table to `capacity` entries once.
+///
+/// In a multi-threaded process every growth of the table waits for an RCU
+/// grace period (about 10 ms here); reserving thousands of ports would hit
+/// several of them one after another. Growing once, up front, keeps the
+/// per-port cost flat. Bounded by the open-file limit.
+pub fn grow_fd_table(capacity: u32) {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: valid pointer to an rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return;
+    }
+    let top = u64::from(capacity).min(lim.rlim_cur).saturating_sub(1);
+    if top < 64 {
+        return;
+    }
+    // SAFETY: dup2 onto a free high descriptor number, closed right away;
+    // the table keeps its new size.
+    unsafe {
+        let fd = libc::dup2(0, top as libc::c_int);
+        if fd >= 0 {
+            libc::close(fd);
+        }
+    }
+}

@@ -29,3 +29,23 @@ impl Namespace {
         .await?
     }
 }
+
+impl Namespace {
+    /// Sets several sysctls from one thread inside the namespace, each only
+    /// if it differs; returns the ones it changed, with their old values.
+    pub async fn sysctl_ensure(&self, settings: Vec<(String, String)>) -> Result<Vec<(String, String)>> {
+        let paths = settings.iter().map(|(k, _)| sysctl_path(k)).collect::<Result<Vec<_>>>()?;
+        self.run(move || {
+            let mut changed = Vec::new();
+            for ((key, value), path) in settings.into_iter().zip(paths) {
+                let current = std::fs::read_to_string(&path).map_err(|e| Error::io("read sysctl", &path, e))?;
+                if current.trim() != value {
+                    std::fs::write(&path, value.as_bytes()).map_err(|e| Error::io("write sysctl", &path, e))?;
+                    changed.push((key, current.trim().to_string()));
+                }
+            }
+            Ok(changed)
+        })
+        .await?
+    }
+}

@@ -96,6 +96,21 @@ impl TestHost {
         v
     }
 
+    /// The links once background deletions have finished: polls until the
+    /// list equals `expected` (deleted bridges go in the background, within
+    /// tens of milliseconds), for at most five seconds.
+    pub async fn settled_links(&self, expected: &[&str]) -> Vec<String> {
+        let want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+        let end = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let now = self.links().await;
+            if now == want || std::time::Instant::now() > end {
+                return now;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Namespace files left under the exec root.
     pub fn netns_files(&self) -> Vec<PathBuf> {
         list_dir(&self.dir.path().join("run").join("netns"))

@@ -43,7 +43,7 @@ async fn two_sandboxes_on_one_network_ping_each_other() {
         sb.delete().await.unwrap();
     }
     net.delete().await.unwrap();
-    assert_eq!(h.links().await, vec!["lo".to_string()], "bridge and veths are gone");
+    assert_eq!(h.settled_links(&["lo"]).await, vec!["lo".to_string()], "bridge and veths are gone");
     assert!(h.netns_files().is_empty(), "sandbox namespaces are gone: {:?}", h.netns_files());
 }
 
@@ -93,7 +93,7 @@ async fn one_sandbox_on_two_networks() {
     sb.delete().await.unwrap();
     net_a.delete().await.unwrap();
     net_b.delete().await.unwrap();
-    assert_eq!(h.links().await, vec!["lo".to_string()]);
+    assert_eq!(h.settled_links(&["lo"]).await, vec!["lo".to_string()]);
 }
 
 /// A static IP is honoured (seen by a peer's ping) and refused when taken;
@@ -147,7 +147,7 @@ async fn mtu_option_applies_to_bridge_and_veth() {
     assert_eq!(nl.link_get("eth0").await.unwrap().unwrap().mtu, 1400);
     sb.delete().await.unwrap();
     net.delete().await.unwrap();
-    assert!(h.nl.link_get("cnmtest0").await.unwrap().is_none());
+    assert_eq!(h.settled_links(&["lo"]).await, vec!["lo".to_string()], "cnmtest0 is deleted");
 }
 
 /// A bridge the user made is adopted and left in place when the network goes.
@@ -209,4 +209,42 @@ async fn null_and_host_drivers() {
         n.delete().await.unwrap();
     }
     assert!(h.netns_files().is_empty(), "{:?}", h.netns_files());
+}
+
+/// The default bridge network (docker0's role) is created at start with its
+/// bridge name, address and fixed range, once, and containers on it work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_bridge_network_is_created_once() {
+    let Some(h) = TestHost::new("default_bridge_network_is_created_once").await else { return };
+    let default = cnm::DefaultNetwork::bridge(
+        "bridge",
+        "cnm0",
+        Some("10.70.0.1/16".parse().unwrap()),
+        Some("10.70.5.0/24".parse().unwrap()),
+    );
+    let start = || {
+        cnm::Controller::builder(h.config().default_network(default.clone()))
+            .driver(|host| cnm_driver_bridge::BridgeDriver::new(host.clone()))
+            .build()
+    };
+    let id = {
+        let ctrl = start().await.unwrap();
+        let net = ctrl.default_network().await.expect("created at start");
+        assert_eq!(net.name(), "bridge");
+        let ep = net.create_endpoint("e", EndpointConfig::default()).await.unwrap();
+        let addr = ep.info().await.unwrap().ipv4.unwrap();
+        let range: ipnet::IpNet = "10.70.5.0/24".parse().unwrap();
+        assert!(range.contains(&addr.addr()), "{addr} comes from the fixed range");
+        assert_eq!(addr.prefix_len(), 16, "with the subnet's prefix");
+        let sb = ctrl.new_sandbox("d", SandboxConfig::default()).await.unwrap();
+        ep.join(&sb, JoinOptions::default()).await.unwrap();
+        assert_ping(&sb.namespace().unwrap(), ip("10.70.0.1")).await;
+        assert!(h.nl.link_get("cnm0").await.unwrap().is_some());
+        sb.delete().await.unwrap();
+        net.id().to_string()
+    };
+    let ctrl = start().await.unwrap();
+    assert_eq!(ctrl.networks().await.len(), 1, "not created twice");
+    assert_eq!(ctrl.default_network().await.unwrap().id(), id);
+    ctrl.default_network().await.unwrap().delete().await.unwrap();
 }

@@ -220,8 +220,10 @@ async fn firewall_table_life() {
     net.delete().await.unwrap();
     let bridges = nft(&h.ns, &["list set inet cnm bridges"]).await;
     assert!(!bridges.contains(&bridge), "the network's elements are gone: {bridges}");
-    let masq = nft(&h.ns, &["list set inet cnm masq4"]).await;
-    assert!(!masq.contains("172."), "{masq}");
+    let masq = nft(&h.ns, &["list set inet cnm masq"]).await;
+    assert!(!masq.contains(&bridge), "{masq}");
+    let hairpin = nft(&h.ns, &["list set inet cnm hairpin4"]).await;
+    assert!(!hairpin.contains(&bridge), "{hairpin}");
     assert!(nft(&h.ns, &["list tables"]).await.contains("table inet hostfw"), "other tables are left alone");
 }
 

@@ -78,7 +78,7 @@ async fn restart_restores_every_object() {
         sb.delete().await.unwrap();
     }
     ctrl.network_by_name("keep").await.unwrap().delete().await.unwrap();
-    assert_eq!(h.links().await, vec!["lo".to_string()]);
+    assert_eq!(h.settled_links(&["lo"]).await, vec!["lo".to_string()]);
     assert!(h.netns_files().is_empty());
 }
 
@@ -146,7 +146,7 @@ async fn sigkill_during_join_leaks_nothing() {
         .unwrap();
     again.delete().await.unwrap();
     net.delete().await.unwrap();
-    assert_eq!(h.links().await, vec!["lo".to_string()]);
+    assert_eq!(h.settled_links(&["lo"]).await, vec!["lo".to_string()]);
 }
 
 /// A driver that is down when the controller starts does not stop the start:
@@ -194,4 +194,19 @@ async fn start_faulty(
     driver.down.store(down, std::sync::atomic::Ordering::SeqCst);
     let ctrl = cnm::Controller::builder(h.config()).driver_arc(driver.clone()).build().await.expect("start controller");
     (ctrl, driver)
+}
+
+/// A bridge whose background deletion was cut short (the process died while
+/// it was marked for deletion) is deleted when the next driver starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupted_bridge_deletion_is_finished_at_next_start() {
+    let Some(h) = TestHost::new("interrupted_bridge_deletion_is_finished_at_next_start").await else { return };
+    let br = h.nl.link_add_bridge("br-dead", None, None, Some("cnm:deleting")).await.unwrap();
+    assert_eq!(br.alias.as_deref(), Some("cnm:deleting"));
+    let ctrl = h.controller().await;
+    let net = ctrl.new_network("bridge", "next", NetworkConfig::default()).await.unwrap();
+    let links = h.links().await;
+    assert!(!links.contains(&"br-dead".to_string()), "swept at the driver's first network: {links:?}");
+    net.delete().await.unwrap();
+    assert_eq!(h.settled_links(&["lo"]).await, vec!["lo".to_string()]);
 }

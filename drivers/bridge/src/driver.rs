@@ -24,6 +24,7 @@ pub struct BridgeDriver {
     firewall_ready: tokio::sync::OnceCell<()>,
     ports: tokio::sync::OnceCell<Arc<PortAllocator>>,
     networks: tokio::sync::Mutex<HashMap<String, Arc<BridgeNetwork>>>,
+    reaper: crate::reaper::Reaper,
 }
 
 impl BridgeDriver {
@@ -43,7 +44,14 @@ impl BridgeDriver {
             firewall_ready: tokio::sync::OnceCell::new(),
             ports: tokio::sync::OnceCell::new(),
             networks: tokio::sync::Mutex::new(HashMap::new()),
+            reaper: crate::reaper::Reaper::default(),
         }
+    }
+
+    /// Waits until every bridge of a deleted network is gone from the kernel
+    /// (deletion finishes in the background; see the crate docs).
+    pub async fn settle(&self) {
+        self.reaper.wait_all().await;
     }
 
     async fn network(&self, id: &str) -> Result<Arc<BridgeNetwork>, Error> {
@@ -65,6 +73,10 @@ impl BridgeDriver {
                 let range = cnm_osl::reservation::ephemeral_port_range(self.nl.namespace())
                     .await
                     .map_err(|e| Error::os("read the ephemeral port range", e))?;
+                // One reservation socket per published port: size the fd table once.
+                tokio::task::spawn_blocking(|| cnm_osl::reservation::grow_fd_table(32 * 1024))
+                    .await
+                    .map_err(|_| Error::PortsPoisoned)?;
                 Ok::<_, Error>(Arc::new(PortAllocator::new(range)))
             })
             .await
@@ -148,7 +160,8 @@ impl Driver for BridgeDriver {
         if let Some(other) = nets.values().find(|n| n.bridge == bridge) {
             return Err(Error::BridgeInUse { bridge, network: other.id.clone() }.into());
         }
-        let net = network::setup(&self.nl, &req).await?;
+        self.reaper.sweep(&self.nl).await?;
+        let net = network::setup(&self.nl, &req, &self.reaper).await?;
         let programmed = async {
             network::host_settings(&self.nl, &net).await?;
             if let Some(fw) = self.firewall().await? {
@@ -157,7 +170,7 @@ impl Driver for BridgeDriver {
             Ok::<_, Error>(())
         };
         if let Err(e) = programmed.await {
-            if let Err(err) = network::teardown(&self.nl, &net).await {
+            if let Err(err) = network::teardown(&self.nl, &net, &self.reaper).await {
                 tracing::warn!(error = %err, "failed to remove the bridge of a failed network");
             }
             return Err(e.into());
@@ -182,7 +195,7 @@ impl Driver for BridgeDriver {
             Ok(None) => Ok(()),
             Err(e) => Err(e),
         };
-        network::teardown(&self.nl, &net).await?;
+        network::teardown(&self.nl, &net, &self.reaper).await?;
         fw_result?;
         Ok(())
     }
@@ -323,6 +336,7 @@ impl Driver for BridgeDriver {
                 return Err(Error::os("publish ports", e).into());
             }
         }
+
         // With br_netfilter, a container reaching its own published port has
         // its frames sent back out of the port they came in by: hairpin mode.
         let host = host_name(&req.endpoint_id);

@@ -7,6 +7,10 @@
 //! networks, and publishes ports through DNAT map elements; a plain attach
 //! needs no firewall change at all. ICC off is also enforced at layer 2 with
 //! isolated bridge ports.
+//!
+//! A deleted network's bridge is taken down and marked at once; the kernel's
+//! unregister (20 to 40 ms of RCU grace periods) finishes in the background,
+//! and a bridge left marked by a process that died is deleted at the next start.
 
 mod config;
 mod driver;
@@ -14,6 +18,7 @@ mod endpoint;
 mod error;
 mod network;
 mod ports;
+mod reaper;
 
 pub use config::BridgeConfig;
 pub use driver::BridgeDriver;

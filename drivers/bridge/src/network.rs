@@ -96,12 +96,18 @@ async fn ensure_bridge(nl: &Netlink, id: &str, name: &str, mtu: Option<u32>) -> 
 }
 
 /// Sets up the network's bridge; on failure removes what it created.
-pub(crate) async fn setup(nl: &Netlink, req: &CreateNetworkRequest) -> Result<BridgeNetwork, Error> {
+pub(crate) async fn setup(
+    nl: &Netlink,
+    req: &CreateNetworkRequest,
+    reaper: &crate::reaper::Reaper,
+) -> Result<BridgeNetwork, Error> {
     let config = BridgeConfig::from_options(&req.options.generic)?;
     if req.ipv4_data.is_empty() {
         return Err(Error::NoIpv4Pool);
     }
     let bridge = config.bridge_name(&req.network_id);
+    // A bridge of this name still being deleted must be gone before we look.
+    reaper.wait(&bridge).await;
     let (index, owned) = ensure_bridge(nl, &req.network_id, &bridge, config.mtu).await?;
     let mut gateways: Vec<IpNet> = Vec::new();
     if !config.inhibit_ipv4 {
@@ -118,7 +124,7 @@ pub(crate) async fn setup(nl: &Netlink, req: &CreateNetworkRequest) -> Result<Br
     };
     if let Err(e) = steps.await {
         if owned {
-            let _ = nl.link_del(index).await;
+            let _ = reaper.reap(nl, &bridge, index).await;
         }
         return Err(e);
     }
@@ -140,14 +146,12 @@ pub(crate) async fn setup(nl: &Netlink, req: &CreateNetworkRequest) -> Result<Br
     })
 }
 
-/// Removes the bridge if the driver created it, or else the gateways it added.
-pub(crate) async fn teardown(nl: &Netlink, net: &BridgeNetwork) -> Result<(), Error> {
+/// Removes the bridge if the driver created it (down and marked at once,
+/// deleted in the background by `reaper`), or else the gateways it added.
+pub(crate) async fn teardown(nl: &Netlink, net: &BridgeNetwork, reaper: &crate::reaper::Reaper) -> Result<(), Error> {
     if net.owned {
-        match nl.link_del(net.index).await {
-            Ok(()) => tracing::info!(bridge = %net.bridge, "bridge deleted"),
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(Error::os(format!("delete bridge {}", net.bridge), e)),
-        }
+        reaper.reap(nl, &net.bridge, net.index).await?;
+        tracing::info!(bridge = %net.bridge, "bridge deleted");
         return Ok(());
     }
     for gw in &net.gateways {
@@ -160,30 +164,26 @@ pub(crate) async fn teardown(nl: &Netlink, net: &BridgeNetwork) -> Result<(), Er
     Ok(())
 }
 
-/// Sets a sysctl of the host namespace if it differs, logging the change.
-async fn ensure_sysctl(nl: &Netlink, key: &str, value: &str) -> Result<(), Error> {
-    let ns = nl.namespace();
-    let current = ns.sysctl_get(key).await.map_err(|e| Error::os(format!("read {key}"), e))?;
-    if current != value {
-        ns.sysctl_set(key, value).await.map_err(|e| Error::os(format!("set {key}"), e))?;
-        tracing::info!(key, from = %current, to = value, "changed a host sysctl for bridge networking");
-    }
-    Ok(())
-}
-
 /// The host settings a non-internal network needs: IP forwarding (IPv6 too
 /// when the network has it), and `route_localnet` on the bridge so the host
-/// reaches published ports through localhost. The FORWARD policy of other
-/// tables is left alone.
+/// reaches published ports through localhost. One thread sets them all; the
+/// FORWARD policy of other tables is left alone.
 pub(crate) async fn host_settings(nl: &Netlink, net: &BridgeNetwork) -> Result<(), Error> {
     if net.internal {
         return Ok(());
     }
-    ensure_sysctl(nl, "net/ipv4/ip_forward", "1").await?;
+    let mut settings = vec![("net/ipv4/ip_forward".to_string(), "1".to_string())];
     if net.pools.iter().any(|p| p.addr().is_ipv6()) {
-        ensure_sysctl(nl, "net/ipv6/conf/all/forwarding", "1").await?;
+        settings.push(("net/ipv6/conf/all/forwarding".to_string(), "1".to_string()));
     }
-    ensure_sysctl(nl, &format!("net/ipv4/conf/{}/route_localnet", net.bridge), "1").await
+    settings.push((format!("net/ipv4/conf/{}/route_localnet", net.bridge), "1".to_string()));
+    let changed = nl.namespace().sysctl_ensure(settings).await.map_err(|e| Error::os("set host sysctls", e))?;
+    for (key, old) in changed {
+        if !key.ends_with("route_localnet") {
+            tracing::info!(key, from = %old, to = "1", "changed a host sysctl for bridge networking");
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! touched. A `user` chain is evaluated first and never flushed (Docker's
 //! `DOCKER-USER` role).
 
+mod elements;
 mod nft;
 mod recording;
 

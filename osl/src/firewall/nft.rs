@@ -2,6 +2,7 @@
 //! (Debian package `nftables`), each one atomic transaction, run from a
 //! thread inside the host namespace.
 
+use super::elements::{Element, ElementOp, ElementSocket, key};
 use super::{Firewall, NetworkRules, PortMapping};
 use crate::{Error, Namespace, Result};
 use async_trait::async_trait;
@@ -9,20 +10,37 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::IpAddr;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 /// The table cnm owns.
 pub const TABLE: &str = "cnm";
 
-/// nftables through the `nft` command.
+/// nftables: the table created with the `nft` command, its elements (every
+/// network and port change) over netlink.
 #[derive(Debug, Clone)]
 pub struct NftFirewall {
     ns: Namespace,
+    socket: Arc<tokio::sync::OnceCell<Arc<ElementSocket>>>,
 }
 
 impl NftFirewall {
     /// A firewall working in namespace `ns` (the controller's host).
     pub fn new(ns: Namespace) -> Self {
-        NftFirewall { ns }
+        NftFirewall { ns, socket: Arc::new(tokio::sync::OnceCell::new()) }
+    }
+
+    /// Applies element operations as one batch, off the async threads.
+    async fn apply(&self, ops: Vec<ElementOp>) -> Result<()> {
+        let sock = self
+            .socket
+            .get_or_try_init(|| async {
+                ElementSocket::open(&self.ns, TABLE, crate::DEFAULT_DEADLINE).await.map(Arc::new)
+            })
+            .await?
+            .clone();
+        tokio::task::spawn_blocking(move || sock.apply(&ops))
+            .await
+            .map_err(|_| Error::Invalid("the nf_tables batch task panicked".into()))?
     }
 
     async fn run(&self, what: &'static str, script: String) -> Result<()> {
@@ -70,18 +88,23 @@ pub(crate) fn base_script() -> String {
         ("icc_same", "type ifname . ifname;"),
         ("hairpin4", "type ifname . ipv4_addr; flags interval;"),
         ("hairpin6", "type ifname . ipv6_addr; flags interval;"),
-        ("masq4", "type ipv4_addr; flags interval;"),
-        ("masq6", "type ipv6_addr; flags interval;"),
+        ("masq", "type ifname;"),
     ] {
         let _ = writeln!(s, "add set {t} {set} {{ {ty} }}");
     }
-    for (map, key, value) in [
-        ("ports4", "inet_proto . ipv4_addr . inet_service", "ipv4_addr . inet_service"),
-        ("ports4_any", "inet_proto . inet_service", "ipv4_addr . inet_service"),
-        ("ports6", "inet_proto . ipv6_addr . inet_service", "ipv6_addr . inet_service"),
-        ("ports6_any", "inet_proto . inet_service", "ipv6_addr . inet_service"),
+    // Single ports in hash maps (constant-time updates at any size); ranges
+    // of host ports, one element each, in interval maps.
+    for (map, key, value, flags) in [
+        ("ports4", "inet_proto . ipv4_addr . inet_service", "ipv4_addr . inet_service", ""),
+        ("ports4_any", "inet_proto . inet_service", "ipv4_addr . inet_service", ""),
+        ("ports6", "inet_proto . ipv6_addr . inet_service", "ipv6_addr . inet_service", ""),
+        ("ports6_any", "inet_proto . inet_service", "ipv6_addr . inet_service", ""),
+        ("ranges4", "inet_proto . ipv4_addr . inet_service", "ipv4_addr . inet_service", " flags interval;"),
+        ("ranges4_any", "inet_proto . inet_service", "ipv4_addr . inet_service", " flags interval;"),
+        ("ranges6", "inet_proto . ipv6_addr . inet_service", "ipv6_addr . inet_service", " flags interval;"),
+        ("ranges6_any", "inet_proto . inet_service", "ipv6_addr . inet_service", " flags interval;"),
     ] {
-        let _ = writeln!(s, "add map {t} {map} {{ type {key} : {value}; flags interval; }}");
+        let _ = writeln!(s, "add map {t} {map} {{ type {key} : {value};{flags} }}");
     }
     // The user chain: created once, never flushed.
     let _ = writeln!(s, "add chain {t} user");
@@ -113,7 +136,16 @@ pub(crate) fn base_script() -> String {
         let _ = writeln!(s, "add rule {t} forward {rule}");
     }
     for chain in ["prerouting", "output"] {
-        for (family, map) in [("ip", "ports4"), ("ip", "ports4_any"), ("ip6", "ports6"), ("ip6", "ports6_any")] {
+        for (family, map) in [
+            ("ip", "ports4"),
+            ("ip", "ports4_any"),
+            ("ip", "ranges4"),
+            ("ip", "ranges4_any"),
+            ("ip6", "ports6"),
+            ("ip6", "ports6_any"),
+            ("ip6", "ranges6"),
+            ("ip6", "ranges6_any"),
+        ] {
             let key = if map.ends_with("_any") {
                 "meta l4proto . th dport".to_string()
             } else {
@@ -133,90 +165,95 @@ pub(crate) fn base_script() -> String {
         // bridged packets have no input device here).
         "oifname . ip saddr @hairpin4 ct status dnat masquerade",
         "oifname . ip6 saddr @hairpin6 ct status dnat masquerade",
-        "ip saddr @masq4 oifname != @bridges masquerade",
-        "ip6 saddr @masq6 oifname != @bridges masquerade",
+        // Outbound IPv4 from networks that masquerade (as Docker, IPv6 is routed).
+        "meta nfproto ipv4 iifname @masq oifname != @bridges masquerade",
     ] {
         let _ = writeln!(s, "add rule {t} postrouting {rule}");
     }
     s
 }
 
-fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', ""))
-}
-
-/// `add element` lines for a network (with `delete`, the same elements removed).
-fn network_elements(net: &NetworkRules) -> Vec<(&'static str, String)> {
-    let br = quote(&net.bridge);
-    let mut v = vec![("bridges", br.clone())];
-    v.extend(net.subnets_v4.iter().map(|s| ("hairpin4", format!("{br} . {}", s.trunc()))));
-    v.extend(net.subnets_v6.iter().map(|s| ("hairpin6", format!("{br} . {}", s.trunc()))));
+/// A network's set elements.
+fn network_elements(net: &NetworkRules) -> Vec<(&'static str, Element)> {
+    let plain = |k: Vec<u8>| Element { key: k, key_end: None, data: None };
+    let br = key::ifname(&net.bridge);
+    let mut v = vec![("bridges", plain(br.clone()))];
+    for s in &net.subnets_v4 {
+        let (lo, hi) = (IpAddr::V4(s.network()), IpAddr::V4(s.broadcast()));
+        let e = Element {
+            key: key::concat(&[br.clone(), key::addr(lo)]),
+            key_end: Some(key::concat(&[br.clone(), key::addr(hi)])),
+            data: None,
+        };
+        v.push(("hairpin4", e));
+    }
+    for s in &net.subnets_v6 {
+        let (lo, hi) = (IpAddr::V6(s.network()), IpAddr::V6(s.broadcast()));
+        let e = Element {
+            key: key::concat(&[br.clone(), key::addr(lo)]),
+            key_end: Some(key::concat(&[br.clone(), key::addr(hi)])),
+            data: None,
+        };
+        v.push(("hairpin6", e));
+    }
     if net.internal {
-        v.push(("internal", br.clone()));
+        v.push(("internal", plain(br.clone())));
     }
     if net.icc {
-        v.push(("icc_same", format!("{br} . {br}")));
+        v.push(("icc_same", plain(key::concat(&[br.clone(), br.clone()]))));
     }
     if net.masquerade && !net.internal {
-        v.extend(net.subnets_v4.iter().map(|s| ("masq4", s.trunc().to_string())));
-        v.extend(net.subnets_v6.iter().map(|s| ("masq6", s.trunc().to_string())));
+        v.push(("masq", plain(br)));
     }
     v
 }
 
-/// Adds elements, or removes them: removal first adds them (a no-op if they
-/// exist) so that deleting never fails on an element that is already gone.
-fn elements_script(elements: &[(&str, String)], remove: bool) -> String {
-    let mut s = String::new();
+/// A port mapping's map and element.
+fn port_element(p: &PortMapping) -> (&'static str, Element) {
+    let proto = key::proto(match p.proto {
+        super::Proto::Tcp => 6,
+        super::Proto::Udp => 17,
+        super::Proto::Sctp => 132,
+    });
+    let with_port = |port: u16| match p.host_ip {
+        Some(ip) => key::concat(&[proto.clone(), key::addr(ip), key::port(port)]),
+        None => key::concat(&[proto.clone(), key::port(port)]),
+    };
+    let range = p.host_port_end > p.host_port;
+    let map = match (p.container_ip.is_ipv6(), p.host_ip.is_some(), range) {
+        (false, true, false) => "ports4",
+        (false, false, false) => "ports4_any",
+        (true, true, false) => "ports6",
+        (true, false, false) => "ports6_any",
+        (false, true, true) => "ranges4",
+        (false, false, true) => "ranges4_any",
+        (true, true, true) => "ranges6",
+        (true, false, true) => "ranges6_any",
+    };
+    let e = Element {
+        key: with_port(p.host_port),
+        key_end: range.then(|| with_port(p.host_port_end)),
+        data: Some(key::concat(&[key::addr(p.container_ip), key::port(p.container_port)])),
+    };
+    (map, e)
+}
+
+/// Groups elements by set into operations; a removal first adds them (a
+/// no-op for existing ones) so that deleting never fails on a missing one.
+fn ops(elements: Vec<(&'static str, Element)>, remove: bool) -> Vec<ElementOp> {
+    let mut by_set: Vec<(&'static str, Vec<Element>)> = Vec::new();
     for (set, e) in elements {
-        let _ = writeln!(s, "add element inet {TABLE} {set} {{ {e} }}");
+        match by_set.iter_mut().find(|(s, _)| *s == set) {
+            Some((_, v)) => v.push(e),
+            None => by_set.push((set, vec![e])),
+        }
     }
+    let mut out: Vec<ElementOp> =
+        by_set.iter().map(|(set, els)| ElementOp { set, elements: els.clone(), delete: false }).collect();
     if remove {
-        for (set, e) in elements {
-            let _ = writeln!(s, "delete element inet {TABLE} {set} {{ {e} }}");
-        }
+        out.extend(by_set.into_iter().map(|(set, elements)| ElementOp { set, elements, delete: true }));
     }
-    s
-}
-
-fn port_element(p: &PortMapping) -> (&'static str, String, String) {
-    let ports = if p.host_port_end > p.host_port {
-        format!("{}-{}", p.host_port, p.host_port_end)
-    } else {
-        p.host_port.to_string()
-    };
-    let v6 = p.container_ip.is_ipv6();
-    let map = match (v6, p.host_ip.is_some()) {
-        (false, true) => "ports4",
-        (false, false) => "ports4_any",
-        (true, true) => "ports6",
-        (true, false) => "ports6_any",
-    };
-    let key = match p.host_ip {
-        Some(ip) => format!("{} . {} . {ports}", p.proto.name(), ip),
-        None => format!("{} . {ports}", p.proto.name()),
-    };
-    let value = format!("{} . {}", p.container_ip, p.container_port);
-    (map, key, value)
-}
-
-fn ports_script(ports: &[PortMapping], remove: bool) -> String {
-    let mut s = String::new();
-    // One `add element` per map with every element: one message, one transaction.
-    for map in ["ports4", "ports4_any", "ports6", "ports6_any"] {
-        let elems: Vec<(String, String)> =
-            ports.iter().map(port_element).filter(|(m, _, _)| *m == map).map(|(_, k, v)| (k, v)).collect();
-        if elems.is_empty() {
-            continue;
-        }
-        let adds: Vec<String> = elems.iter().map(|(k, v)| format!("{k} : {v}")).collect();
-        let _ = writeln!(s, "add element inet {TABLE} {map} {{ {} }}", adds.join(", "));
-        if remove {
-            let keys: Vec<&str> = elems.iter().map(|(k, _)| k.as_str()).collect();
-            let _ = writeln!(s, "delete element inet {TABLE} {map} {{ {} }}", keys.join(", "));
-        }
-    }
-    s
+    out
 }
 
 /// Checks that a host address can go into the maps (not a mapped or zone-scoped form).
@@ -242,22 +279,22 @@ impl Firewall for NftFirewall {
     }
 
     async fn add_network(&self, net: &NetworkRules) -> Result<()> {
-        self.run("add network", elements_script(&network_elements(net), false)).await
+        self.apply(ops(network_elements(net), false)).await
     }
 
     async fn remove_network(&self, net: &NetworkRules) -> Result<()> {
-        self.run("remove network", elements_script(&network_elements(net), true)).await
+        self.apply(ops(network_elements(net), true)).await
     }
 
     async fn add_ports(&self, ports: &[PortMapping]) -> Result<()> {
         for p in ports {
             check_mapping(p)?;
         }
-        self.run("publish ports", ports_script(ports, false)).await
+        self.apply(ops(ports.iter().map(port_element).collect(), false)).await
     }
 
     async fn remove_ports(&self, ports: &[PortMapping]) -> Result<()> {
-        self.run("unpublish ports", ports_script(ports, true)).await
+        self.apply(ops(ports.iter().map(port_element).collect(), true)).await
     }
 
     async fn remove_all(&self) -> Result<()> {
@@ -288,31 +325,41 @@ mod tests {
             internal: false,
             icc: false,
         };
-        let s = elements_script(&network_elements(&net), false);
-        assert!(s.contains("add element inet cnm bridges { \"br-1\" }"));
-        assert!(s.contains("add element inet cnm masq4 { 172.18.0.0/16 }"));
-        assert!(!s.contains("icc_same"), "ICC off: no icc element");
+        let sets: Vec<&str> = network_elements(&net).into_iter().map(|(s, _)| s).collect();
+        assert_eq!(sets, vec!["bridges", "hairpin4", "masq"], "ICC off: no icc element");
+        let hairpin = network_elements(&net).remove(1).1;
+        assert_eq!(&hairpin.key[16..], &[172, 18, 0, 0]);
+        assert_eq!(&hairpin.key_end.unwrap()[16..], &[172, 18, 255, 255]);
         let internal = NetworkRules { internal: true, icc: true, ..net };
-        let s = elements_script(&network_elements(&internal), true);
-        assert!(s.contains("delete element inet cnm internal { \"br-1\" }"));
-        assert!(!s.contains("masq4"), "internal networks are never masqueraded");
+        let sets: Vec<&str> = network_elements(&internal).into_iter().map(|(s, _)| s).collect();
+        assert_eq!(
+            sets,
+            vec!["bridges", "hairpin4", "internal", "icc_same"],
+            "internal networks are never masqueraded"
+        );
+        let removal = ops(network_elements(&internal), true);
+        assert_eq!(removal.len(), 8, "each set added then deleted");
+        assert!(removal[..4].iter().all(|o| !o.delete) && removal[4..].iter().all(|o| o.delete));
     }
 
     #[test]
-    fn ports_go_into_one_element_command_per_map() {
-        let p = |port: u16, host_ip: Option<IpAddr>| PortMapping {
+    fn port_elements_pick_the_map_by_family_and_address() {
+        let p = PortMapping {
             proto: Proto::Udp,
-            host_ip,
-            host_port: port,
-            host_port_end: port,
+            host_ip: None,
+            host_port: 8053,
+            host_port_end: 8053,
             container_ip: "172.18.0.2".parse().unwrap(),
             container_port: 53,
         };
-        let s = ports_script(&[p(8053, None), p(8054, None), p(9000, Some("127.0.0.1".parse().unwrap()))], true);
-        assert!(s.contains(
-            "add element inet cnm ports4_any { udp . 8053 : 172.18.0.2 . 53, udp . 8054 : 172.18.0.2 . 53 }"
-        ));
-        assert!(s.contains("delete element inet cnm ports4_any { udp . 8053, udp . 8054 }"));
-        assert!(s.contains("add element inet cnm ports4 { udp . 127.0.0.1 . 9000 : 172.18.0.2 . 53 }"));
+        let (map, e) = port_element(&p);
+        assert_eq!(map, "ports4_any");
+        assert_eq!(e.key, vec![17, 0, 0, 0, 0x1f, 0x75, 0, 0]);
+        assert_eq!(e.key_end, None);
+        assert_eq!(e.data.unwrap(), vec![172, 18, 0, 2, 0, 53, 0, 0]);
+        let range = PortMapping { host_ip: Some("127.0.0.1".parse().unwrap()), host_port_end: 8060, ..p };
+        let (map, e) = port_element(&range);
+        assert_eq!(map, "ranges4");
+        assert_eq!(e.key_end.unwrap(), vec![17, 0, 0, 0, 127, 0, 0, 1, 0x1f, 0x7c, 0, 0]);
     }
 }
