@@ -1,0 +1,2 @@
+//! cnmctl (in progress).
+fn main() {}

@@ -1,0 +1,2 @@
+//! cnmd (in progress).
+fn main() {}

@@ -1,0 +1,1 @@
+//! The cnm daemon and its client (in progress).
