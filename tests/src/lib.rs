@@ -356,3 +356,44 @@ pub async fn udp_seen_as(ns: &Namespace, addr: std::net::SocketAddr) -> Result<S
 pub async fn can_bind_tcp(ns: &Namespace, addr: std::net::SocketAddr) -> bool {
     ns.run(move || std::net::TcpListener::bind(addr).is_ok()).await.unwrap_or(false)
 }
+
+/// A UDP server inside `ns` on `addr` answering each datagram with `tag`; it
+/// stops after `count` datagrams.
+pub async fn udp_tag_server(
+    ns: &Namespace,
+    addr: std::net::SocketAddr,
+    tag: &'static str,
+    count: usize,
+) -> std::thread::JoinHandle<()> {
+    let sock = ns
+        .run(move || std::net::UdpSocket::bind(addr))
+        .await
+        .expect("enter namespace")
+        .unwrap_or_else(|e| panic!("bind udp {addr}: {e}"));
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        for _ in 0..count {
+            let Ok((_, peer)) = sock.recv_from(&mut buf) else { break };
+            let _ = sock.send_to(tag.as_bytes(), peer);
+        }
+    })
+}
+
+/// Sends a datagram from `ns`, from the fixed local port `from_port`, to
+/// `addr`, and returns the answer (a few tries).
+pub async fn udp_ask_from(ns: &Namespace, from_port: u16, addr: std::net::SocketAddr) -> Result<String, String> {
+    ns.run(move || {
+        let s = std::net::UdpSocket::bind(("0.0.0.0", from_port)).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_millis(400))).map_err(|e| e.to_string())?;
+        let mut buf = [0u8; 64];
+        for _ in 0..3 {
+            s.send_to(b"who", addr).map_err(|e| e.to_string())?;
+            if let Ok((n, _)) = s.recv_from(&mut buf) {
+                return Ok(String::from_utf8_lossy(&buf[..n]).to_string());
+            }
+        }
+        Err(format!("no UDP answer from {addr}"))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}

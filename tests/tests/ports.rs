@@ -119,3 +119,25 @@ async fn port_ranges_and_ephemeral_ports() {
     sb.delete().await.unwrap();
     ctrl.network_by_name("rng").await.unwrap().delete().await.unwrap();
 }
+
+/// A UDP port published again for another container reaches the new one at
+/// once, even for a client that keeps its source port: the old mapping's
+/// conntrack entries are flushed when it is unpublished.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unpublished_udp_flows_are_flushed() {
+    let Some(h) = TestHost::new("unpublished_udp_flows_are_flushed").await else { return };
+    let out = h.outside().await;
+    let ctrl = h.controller().await;
+    let net = ctrl.new_network("bridge", "udp", NetworkConfig::default()).await.unwrap();
+    let publish = vec![bind(Protocol::Udp, 53, None, 8054, 0)];
+    let (first, _) = container(&ctrl, &net, "first", publish.clone()).await.unwrap();
+    let _a = cnm_tests::udp_tag_server(&first.namespace().unwrap(), sa("0.0.0.0", 53), "first", 1).await;
+    assert_eq!(cnm_tests::udp_ask_from(&out.ns, 5353, sa(UPLINK_HOST, 8054)).await.unwrap(), "first");
+    first.delete().await.unwrap();
+    let (second, _) = container(&ctrl, &net, "second", publish).await.unwrap();
+    let _b = cnm_tests::udp_tag_server(&second.namespace().unwrap(), sa("0.0.0.0", 53), "second", 1).await;
+    // Same client port: without the flush, the old flow would still point at `first`.
+    assert_eq!(cnm_tests::udp_ask_from(&out.ns, 5353, sa(UPLINK_HOST, 8054)).await.unwrap(), "second");
+    second.delete().await.unwrap();
+    net.delete().await.unwrap();
+}
