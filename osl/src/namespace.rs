@@ -126,22 +126,6 @@ impl Namespace {
         .await?
     }
 
-    /// Same as [`Namespace::run`], blocking the calling thread (not for async contexts).
-    pub fn run_blocking<T, F>(&self, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce() -> T + Send + 'static,
-    {
-        let ns = self.clone();
-        std::thread::spawn(move || {
-            nix::sched::setns(ns.fd(), CloneFlags::CLONE_NEWNET)
-                .map_err(|e| Error::io("enter namespace", ns.display_path(), e.into()))?;
-            Ok(f())
-        })
-        .join()
-        .map_err(|_| Error::Invalid("namespace thread panicked".into()))?
-    }
-
     fn display_path(&self) -> PathBuf {
         self.inner.path.clone().unwrap_or_else(|| PathBuf::from("/proc/thread-self/ns/net"))
     }

@@ -67,7 +67,9 @@ fn ping_blocking(dst: IpAddr, timeout: Duration) -> Result<Duration> {
         );
     }
     let addr: socket2_addr::Addr = socket2_addr::Addr::new(dst);
-    let ident: u16 = (std::process::id() as u16) ^ (Instant::now().elapsed().subsec_nanos() as u16);
+    // Distinct per probe, so concurrent pings in one namespace do not take each other's replies.
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let ident: u16 = (std::process::id() as u16) ^ NEXT.fetch_add(0x0101, std::sync::atomic::Ordering::Relaxed);
     let start = Instant::now();
     let mut seq: u16 = 0;
     let mut buf = [0u8; 1500];

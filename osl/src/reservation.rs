@@ -94,15 +94,6 @@ fn bind_one(req: PortRequest) -> std::io::Result<Option<OwnedFd>> {
     Ok(Some(sock))
 }
 
-/// Reserves ports in namespace `ns`, all from one thread; one result per request
-/// (`EADDRINUSE` when another program holds the port).
-pub async fn reserve_ports(
-    ns: &Namespace,
-    requests: Vec<PortRequest>,
-) -> Result<Vec<std::io::Result<PortReservation>>> {
-    ns.run(move || requests.into_iter().map(|r| bind_one(r).map(|s| PortReservation { _socket: s })).collect()).await
-}
-
 /// Runs `f` with a port binder for namespace `ns`, on one thread inside it:
 /// `f` may try ports one after another (choosing from a range) without a
 /// thread per attempt.

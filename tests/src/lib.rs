@@ -162,13 +162,20 @@ pub struct FaultyDriver<D> {
     inner: D,
     /// When true, every call fails with an `Unavailable` error.
     pub down: std::sync::atomic::AtomicBool,
+    /// When true, the next call programming external connectivity fails (once).
+    pub fail_program: std::sync::atomic::AtomicBool,
     stall_join: bool,
 }
 
 impl<D: cnm_driverapi::Driver> FaultyDriver<D> {
     /// Wraps `inner`; `stall_join` makes joins never return (printing `JOINING` first).
     pub fn new(inner: D, stall_join: bool) -> Self {
-        FaultyDriver { inner, down: std::sync::atomic::AtomicBool::new(false), stall_join }
+        FaultyDriver {
+            inner,
+            down: std::sync::atomic::AtomicBool::new(false),
+            fail_program: std::sync::atomic::AtomicBool::new(false),
+            stall_join,
+        }
     }
 
     fn check(&self) -> cnm_driverapi::Result<()> {
@@ -220,6 +227,30 @@ impl<D: cnm_driverapi::Driver> cnm_driverapi::Driver for FaultyDriver<D> {
     async fn leave(&self, req: cnm_driverapi::LeaveRequest) -> cnm_driverapi::Result<()> {
         self.check()?;
         self.inner.leave(req).await
+    }
+    async fn program_external_connectivity(
+        &self,
+        req: cnm_driverapi::ProgramExternalConnectivityRequest,
+    ) -> cnm_driverapi::Result<()> {
+        self.check()?;
+        if self.fail_program.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Err(cnm_driverapi::Error::new(cnm_driverapi::ErrorKind::Internal, "programming failed"));
+        }
+        self.inner.program_external_connectivity(req).await
+    }
+    async fn revoke_external_connectivity(
+        &self,
+        req: cnm_driverapi::RevokeExternalConnectivityRequest,
+    ) -> cnm_driverapi::Result<()> {
+        self.check()?;
+        self.inner.revoke_external_connectivity(req).await
+    }
+    async fn endpoint_oper_info(
+        &self,
+        req: cnm_driverapi::EndpointOperInfoRequest,
+    ) -> cnm_driverapi::Result<cnm_driverapi::EndpointOperInfoResponse> {
+        self.check()?;
+        self.inner.endpoint_oper_info(req).await
     }
 }
 

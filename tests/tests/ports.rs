@@ -141,3 +141,41 @@ async fn unpublished_udp_flows_are_flushed() {
     second.delete().await.unwrap();
     net.delete().await.unwrap();
 }
+
+/// A join that would take the gateway role but fails to program external
+/// connectivity is undone, and the previous gateway endpoint keeps its
+/// default route and its published port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_join_gives_the_gateway_back() {
+    use std::sync::atomic::Ordering;
+    let Some(h) = TestHost::new("failed_join_gives_the_gateway_back").await else { return };
+    let out = h.outside().await;
+    let driver =
+        std::sync::Arc::new(cnm_tests::FaultyDriver::new(cnm_driver_bridge::BridgeDriver::new(h.nl.clone()), false));
+    let ctrl = cnm::Controller::builder(h.config()).driver_arc(driver.clone()).build().await.unwrap();
+    let cfg = |s: &str| NetworkConfig::default().with_subnet(s.parse().unwrap());
+    let net_b = ctrl.new_network("bridge", "net-b", cfg("10.71.0.0/24")).await.unwrap();
+    let net_a = ctrl.new_network("bridge", "net-a", cfg("10.72.0.0/24")).await.unwrap();
+    let (sb, _) = container(&ctrl, &net_b, "gw", vec![bind(Protocol::Tcp, 80, None, 8081, 0)]).await.unwrap();
+    let ns = sb.namespace().unwrap();
+    let _srv = peer_echo_server(&ns, sa("0.0.0.0", 80), 2).await;
+    assert_eq!(seen_as(&out.ns, sa(UPLINK_HOST, 8081)).await.unwrap(), OUTSIDE);
+
+    driver.fail_program.store(true, Ordering::SeqCst);
+    let ep_a = net_a.create_endpoint("a", EndpointConfig::default()).await.unwrap();
+    let err = ep_a.join(&sb, JoinOptions::default()).await.unwrap_err();
+    assert!(err.to_string().contains("programming failed"), "{err}");
+
+    // net-b's endpoint is the gateway again: default route and published port.
+    let nl = cnm::osl::Netlink::connect(&ns, cnm::osl::DEFAULT_DEADLINE).await.unwrap();
+    let defaults: Vec<_> = nl.route_list(false).await.unwrap().into_iter().filter(|r| r.is_default()).collect();
+    assert_eq!(defaults.len(), 1, "{defaults:?}");
+    assert_eq!(defaults[0].gateway, Some("10.71.0.1".parse().unwrap()));
+    assert_eq!(seen_as(&out.ns, sa(UPLINK_HOST, 8081)).await.unwrap(), OUTSIDE);
+    assert!(ep_a.info().await.unwrap().sandbox_id.is_none(), "the failed join left nothing");
+    assert_eq!(cnm_tests::links_in(&ns).await, vec!["eth0".to_string(), "lo".to_string()]);
+    sb.delete().await.unwrap();
+    ep_a.delete().await.unwrap();
+    net_a.delete().await.unwrap();
+    net_b.delete().await.unwrap();
+}

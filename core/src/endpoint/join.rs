@@ -152,14 +152,14 @@ impl Controller {
 
         if let Err(e) = result {
             // Undo: the endpoint stops counting for the gateway, the old
-            // gateway endpoint gets its role back, the driver forgets the join.
+            // gateway endpoint gets its role back if this one had taken it,
+            // the driver forgets the join.
+            let took_gateway = gateway::current(st, &sandbox_id).as_deref() == Some(rec.id.as_str());
             if let Some(j) = rec.join.as_mut() {
                 j.phase = JoinPhase::Leaving;
             }
             st.endpoints.insert(rec.id.clone(), rec.clone());
-            if gateway::current(st, &sandbox_id) != old_gateway
-                && let Err(err) = self.apply_gateway_change(st, &sandbox_id, None).await
-            {
+            if took_gateway && let Err(err) = self.apply_gateway_change(st, &sandbox_id, Some(rec.id.clone())).await {
                 tracing::warn!(error = %err, "failed to restore the gateway after a failed join");
             }
             let leave = LeaveRequest { network_id: net.id.clone(), endpoint_id: rec.id.clone() };

@@ -57,7 +57,8 @@ pub(crate) fn resolv_conf_content(host: &str, cfg: &SandboxConfig, ipv6: bool) -
         servers = cfg.dns.clone();
     }
     if servers.is_empty() {
-        servers = vec!["8.8.8.8".parse().unwrap_or(IpAddr::from([8, 8, 8, 8])), IpAddr::from([8, 8, 4, 4])];
+        // Docker's fallback when the host has no usable nameserver.
+        servers = vec![IpAddr::from([8, 8, 8, 8]), IpAddr::from([8, 8, 4, 4])];
         if ipv6 {
             servers.push(IpAddr::from([0x2001, 0x4860, 0x4860, 0, 0, 0, 0, 0x8888]));
             servers.push(IpAddr::from([0x2001, 0x4860, 0x4860, 0, 0, 0, 0, 0x8844]));
