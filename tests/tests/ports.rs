@@ -179,3 +179,26 @@ async fn failed_join_gives_the_gateway_back() {
     net_a.delete().await.unwrap();
     net_b.delete().await.unwrap();
 }
+
+/// On a dual-stack network a port published on every address answers over
+/// IPv6 too (the outside host reaches the host's IPv6 address).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_port_over_ipv6() {
+    let Some(h) = TestHost::new("published_port_over_ipv6").await else { return };
+    let out = h.outside().await;
+    let uplink = h.nl.link_get("uplink").await.unwrap().unwrap();
+    h.nl.addr_add(uplink.index, "fd00:250::1/64".parse().unwrap()).await.unwrap();
+    let oeth = out.nl.link_get("eth0").await.unwrap().unwrap();
+    out.nl.addr_add(oeth.index, "fd00:250::2/64".parse().unwrap()).await.unwrap();
+    let ctrl = h.controller().await;
+    let cfg = NetworkConfig { enable_ipv6: true, ..NetworkConfig::default() }
+        .with_subnet("10.73.0.0/24".parse().unwrap())
+        .with_subnet("fd00:73::/64".parse().unwrap());
+    let net = ctrl.new_network("bridge", "v6pub", cfg).await.unwrap();
+    let (sb, _) = container(&ctrl, &net, "v6web", vec![bind(Protocol::Tcp, 80, None, 8090, 0)]).await.unwrap();
+    let _srv = peer_echo_server(&sb.namespace().unwrap(), sa("::", 80), 2).await;
+    assert_eq!(seen_as(&out.ns, sa("fd00:250::1", 8090)).await.unwrap(), "fd00:250::2");
+    assert_eq!(seen_as(&out.ns, sa(UPLINK_HOST, 8090)).await.unwrap(), "::ffff:10.250.0.2", "IPv4 too");
+    sb.delete().await.unwrap();
+    net.delete().await.unwrap();
+}
