@@ -3,9 +3,15 @@
 //! from inside the sandbox to the network's gateway. Everything it creates
 //! is removed at the end, also when a step fails.
 //!
+//! The controller's "host" is a network namespace the example creates for
+//! itself, so that running it never changes your machine's own settings
+//! (IP forwarding, the firewall); the bridge, veth pair, sandbox namespace
+//! and firewall table are real kernel objects inside it.
+//!
 //! Run as root: `cargo run -p cnm-examples --example readme`.
 
 use anyhow::Context;
+use cnm::osl::Netlink;
 use cnm::{Config, Controller, EndpointConfig, JoinOptions, NetworkConfig, SandboxConfig};
 use cnm_driver_bridge::BridgeDriver;
 use std::time::Duration;
@@ -17,18 +23,27 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let dir = std::env::temp_dir().join(format!("cnm-readme-{}", std::process::id()));
-    let config = Config::new(dir.join("data")).exec_root(dir.join("run"));
-    let controller = Controller::builder(config)
-        .driver(|host| BridgeDriver::new(host.clone()))
-        .build()
+    let host = dir.join("host.netns");
+    let (_, host_nl) = Netlink::create_namespace(&host, cnm::osl::DEFAULT_DEADLINE)
         .await
-        .context("start the controller")?;
-
-    let result = run(&controller).await;
-    let cleanup = cleanup(&controller).await;
-    drop(controller);
+        .context("create the example's host namespace")?;
+    host_nl.link_set_up(1).await.context("bring up the host's loopback")?;
+    let config = Config::new(dir.join("data")).exec_root(dir.join("run")).host_namespace(&host);
+    let started = Controller::builder(config).driver(|host| BridgeDriver::new(host.clone())).build().await;
+    let result = match started {
+        Ok(controller) => {
+            let result = run(&controller).await;
+            let cleanup = cleanup(&controller).await;
+            drop(controller);
+            result.and(cleanup)
+        }
+        Err(e) => Err(anyhow::Error::new(e).context("start the controller")),
+    };
+    drop(host_nl);
+    // Removing the host namespace takes its firewall table and sysctls with it.
+    cnm::osl::Namespace::remove(&host)?;
     let _ = std::fs::remove_dir_all(&dir);
-    result.and(cleanup)
+    result
 }
 
 async fn run(controller: &Controller) -> anyhow::Result<()> {

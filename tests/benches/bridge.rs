@@ -75,7 +75,8 @@ async fn publish_bench(h: &cnm_tests::TestHost) {
         })
         .await
         .unwrap();
-    let sandbox = h.dir.path().join("bench-sandbox");
+    // Under run/netns: the TestHost removes it even if the benchmark panics.
+    let sandbox = h.dir.path().join("run/netns/bench-sandbox");
     let _ns = cnm::osl::Namespace::create(&sandbox).await.unwrap();
     // The first round (one port) warms up the allocator and the netlink socket; it is not printed.
     for (i, p) in [1usize, 1, 100, 1000, 10_000].into_iter().enumerate() {
