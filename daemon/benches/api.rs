@@ -1,0 +1,118 @@
+//! API overhead: the same operations through the HTTP API (unix socket,
+//! one connection per request, as the docker CLI's first request) and
+//! through the library, each repeated 200 times on bridge networks in a
+//! scratch host namespace; prints the medians and the difference.
+//! Target: at most 1 ms added per request. Needs root (skips otherwise).
+//!
+//! Run: `cargo bench -p cnmd --bench api`.
+
+use cnm::{EndpointConfig, JoinOptions, NetworkConfig, SandboxConfig};
+use cnmd::api::{ApiState, DaemonFacts};
+use cnmd::client::Client;
+use cnmd::listen::{ListenAddr, Listener};
+use std::time::{Duration, Instant};
+
+const N: usize = 200;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+#[tokio::main]
+async fn main() {
+    let Some(host) = cnm_tests::TestHost::new("bench api").await else { return };
+    let ctrl = host.controller().await;
+    let state = ApiState::new(ctrl.clone(), DaemonFacts::default());
+    let addr = ListenAddr::Unix(host.dir.path().join("bench.sock"));
+    let listener = Listener::bind(&addr).await.expect("bind");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let inflight = state.inflight.clone();
+    let server = tokio::spawn(cnmd::server::serve(vec![listener], cnmd::server::router(state), inflight, async {
+        let _ = stop_rx.await;
+    }));
+    let client = Client::new(addr);
+
+    // 1. network create (deletion not measured).
+    let (mut lib, mut api) = (Vec::new(), Vec::new());
+    for i in 0..N {
+        let t = Instant::now();
+        let n = ctrl.new_network("bridge", &format!("lib{i}"), NetworkConfig::default()).await.expect("lib create");
+        lib.push(t.elapsed());
+        n.delete().await.expect("delete");
+        let t = Instant::now();
+        let _: serde_json::Value = client
+            .post("/networks/create", &serde_json::json!({ "Name": format!("api{i}") }))
+            .await
+            .expect("api create");
+        api.push(t.elapsed());
+        client.delete(&format!("/networks/api{i}")).await.expect("delete");
+    }
+    report("network create", lib, api);
+
+    // 2. sandbox create + connect, 3. disconnect + sandbox rm.
+    let net = ctrl.new_network("bridge", "bench", NetworkConfig::default()).await.expect("network");
+    let (mut lib_up, mut api_up, mut lib_down, mut api_down) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for i in 0..N {
+        let name = format!("l{i}");
+        let t = Instant::now();
+        let sb = ctrl.new_sandbox(&name, SandboxConfig::default()).await.expect("sandbox");
+        let ep = net.create_endpoint(&name, EndpointConfig::default()).await.expect("endpoint");
+        ep.join(&sb, JoinOptions::default()).await.expect("join");
+        lib_up.push(t.elapsed());
+        let t = Instant::now();
+        ep.leave(&sb).await.expect("leave");
+        ep.delete().await.expect("delete endpoint");
+        sb.delete().await.expect("delete sandbox");
+        lib_down.push(t.elapsed());
+
+        let name = format!("a{i}");
+        let t = Instant::now();
+        let _: serde_json::Value =
+            client.post("/sandboxes", &serde_json::json!({ "Name": name })).await.expect("api sandbox");
+        client.post_unit("/networks/bench/connect", &serde_json::json!({ "Container": name })).await.expect("connect");
+        api_up.push(t.elapsed());
+        let t = Instant::now();
+        client
+            .post_unit("/networks/bench/disconnect", &serde_json::json!({ "Container": name }))
+            .await
+            .expect("disconnect");
+        client.delete(&format!("/sandboxes/{name}")).await.expect("api rm");
+        api_down.push(t.elapsed());
+    }
+    report("sandbox create + connect", lib_up, api_up);
+    report("disconnect + sandbox rm", lib_down, api_down);
+
+    // 4. A request with no kernel work (network inspect): the bare API cost.
+    let (mut lib, mut api) = (Vec::new(), Vec::new());
+    for _ in 0..N {
+        let t = Instant::now();
+        let _ = net.info().await.expect("info");
+        lib.push(t.elapsed());
+        let t = Instant::now();
+        let _: serde_json::Value = client.get("/networks/bench").await.expect("inspect");
+        api.push(t.elapsed());
+    }
+    report("network inspect", lib, api);
+    net.delete().await.expect("delete network");
+    let _ = stop_tx.send(());
+    let _ = server.await;
+}
+
+fn report(what: &str, lib: Vec<Duration>, api: Vec<Duration>) {
+    let (l, a) = (median(lib), median(api));
+    let added = ms(a) - ms(l);
+    // Two requests for the combined operations: the target is per request.
+    let requests = if what.contains('+') { 2.0 } else { 1.0 };
+    println!(
+        "{what:<26} library {:>8.3} ms   API {:>8.3} ms   added {:>7.3} ms ({:.3} ms per request; target <= 1 ms) [median of {N}]",
+        ms(l),
+        ms(a),
+        added,
+        added / requests
+    );
+}

@@ -1,0 +1,192 @@
+//! Docker's request types turned into the controller's: a network create
+//! request into a [`NetworkConfig`], connect settings into an [`EndpointConfig`].
+//! Every refusal is a 400 that names the field and value.
+
+use crate::errors::ApiError;
+use crate::wire::network::{EndpointSettings, NetworkCreateRequest};
+use cnm::{EndpointConfig, IpamConfig, NetworkConfig};
+use ipnet::IpNet;
+use std::net::IpAddr;
+
+/// The driver used when a request names none.
+pub const DEFAULT_DRIVER: &str = "bridge";
+
+/// The driver and the controller's configuration of a create request.
+pub fn network_config(req: &NetworkCreateRequest) -> Result<(String, NetworkConfig), ApiError> {
+    if !matches!(req.scope.as_str(), "" | "local") {
+        return Err(ApiError::bad_request(format!("invalid scope {:?}: only local networks are supported", req.scope)));
+    }
+    if req.enable_ipv4 == Some(false) {
+        return Err(ApiError::bad_request("IPv4 cannot be disabled"));
+    }
+    if req.ingress {
+        return Err(ApiError::bad_request("ingress networks are not supported (no swarm)"));
+    }
+    if req.config_only || req.config_from.as_ref().is_some_and(|c| !c.network.is_empty()) {
+        return Err(ApiError::bad_request("configuration-only networks are not supported"));
+    }
+    let driver = if req.driver.is_empty() { DEFAULT_DRIVER.to_string() } else { req.driver.clone() };
+    let mut cfg = NetworkConfig {
+        enable_ipv6: req.enable_ipv6.unwrap_or(false),
+        internal: req.internal,
+        labels: req.labels.clone().unwrap_or_default(),
+        driver_options: req.options.clone().unwrap_or_default(),
+        ..NetworkConfig::default()
+    };
+    if let Some(ipam) = &req.ipam {
+        if !ipam.driver.is_empty() {
+            cfg.ipam_driver = ipam.driver.clone();
+        }
+        cfg.ipam_options = ipam.options.clone();
+        for c in &ipam.config {
+            let subnet = opt_net("Subnet", &c.subnet)?;
+            let ip_range = opt_net("IPRange", &c.ip_range)?;
+            let gateway = opt_ip("Gateway", &c.gateway)?;
+            let mut aux = std::collections::BTreeMap::new();
+            for (name, ip) in &c.auxiliary_addresses {
+                let ip = opt_ip(&format!("AuxiliaryAddresses[{name}]"), ip)?
+                    .ok_or_else(|| ApiError::bad_request(format!("auxiliary address {name} is empty")))?;
+                aux.insert(name.clone(), ip);
+            }
+            let v6 = match (subnet, ip_range, gateway) {
+                (Some(n), _, _) | (None, Some(n), _) => n.addr().is_ipv6(),
+                (None, None, Some(g)) => g.is_ipv6(),
+                (None, None, None) => false,
+            };
+            let entry = IpamConfig { subnet, ip_range, gateway, aux_addresses: aux };
+            if v6 { cfg.ipv6.push(entry) } else { cfg.ipv4.push(entry) }
+        }
+    }
+    if !cfg.ipv6.is_empty() && req.enable_ipv6.is_none() {
+        // Docker 28 enables IPv6 when an IPv6 subnet is given without EnableIPv6.
+        cfg.enable_ipv6 = true;
+    }
+    Ok((driver, cfg))
+}
+
+fn opt_net(field: &str, s: &str) -> Result<Option<IpNet>, ApiError> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    s.parse::<IpNet>().map(Some).map_err(|_| {
+        ApiError::bad_request(format!("invalid {field} {s:?}: expected an address in CIDR form such as 10.1.0.0/24"))
+    })
+}
+
+fn opt_ip(field: &str, s: &str) -> Result<Option<IpAddr>, ApiError> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    // Docker accepts a gateway with a prefix length (`10.1.0.1/24`) too.
+    let addr = s.split_once('/').map_or(s, |(a, _)| a);
+    addr.parse::<IpAddr>()
+        .map(Some)
+        .map_err(|_| ApiError::bad_request(format!("invalid {field} {s:?}: not an IP address")))
+}
+
+/// The endpoint configuration and gateway priority of connect settings.
+pub fn endpoint_config(settings: Option<&EndpointSettings>) -> Result<(EndpointConfig, i32), ApiError> {
+    let Some(s) = settings else { return Ok((EndpointConfig::default(), 0)) };
+    if !s.links.is_empty() {
+        return Err(ApiError::bad_request("links are not supported: use aliases"));
+    }
+    if !s.driver_opts.is_empty() {
+        return Err(ApiError::bad_request("endpoint driver options are not supported"));
+    }
+    let mut cfg = EndpointConfig { aliases: s.aliases.clone(), ..EndpointConfig::default() };
+    if let Some(ipam) = &s.ipam_config {
+        if !ipam.link_local_ips.is_empty() {
+            return Err(ApiError::bad_request("link-local addresses are not supported"));
+        }
+        if !ipam.ipv4_address.is_empty() {
+            cfg.ipv4 = Some(ipam.ipv4_address.parse().map_err(|_| {
+                ApiError::bad_request(format!("invalid IPv4Address {:?}: not an IPv4 address", ipam.ipv4_address))
+            })?);
+        }
+        if !ipam.ipv6_address.is_empty() {
+            cfg.ipv6 = Some(ipam.ipv6_address.parse().map_err(|_| {
+                ApiError::bad_request(format!("invalid IPv6Address {:?}: not an IPv6 address", ipam.ipv6_address))
+            })?);
+        }
+    }
+    if !s.mac_address.is_empty() {
+        cfg.mac = Some(
+            s.mac_address
+                .parse()
+                .map_err(|e| ApiError::bad_request(format!("invalid MacAddress {:?}: {e}", s.mac_address)))?,
+        );
+    }
+    Ok((cfg, s.gw_priority))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::network::{EndpointIpamConfig, Ipam, IpamConfig as WireIpam};
+
+    fn req(json: &str) -> NetworkCreateRequest {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn docker_cli_request_converts() {
+        // What docker 28 sends for `network create --subnet 10.9.0.0/24 --gateway 10.9.0.254 -o a=b --label l=v n1`
+        // after negotiating API 1.41.
+        let r = req(r#"{"Name":"n1","CheckDuplicate":true,"Driver":"bridge","Scope":"","EnableIPv6":null,
+            "IPAM":{"Driver":"default","Options":{},"Config":[{"Subnet":"10.9.0.0/24","Gateway":"10.9.0.254",
+            "AuxiliaryAddresses":{"r":"10.9.0.5"}}]},"Internal":false,"Attachable":false,"Ingress":false,
+            "ConfigOnly":false,"ConfigFrom":null,"Options":{"a":"b"},"Labels":{"l":"v"}}"#);
+        let (driver, cfg) = network_config(&r).unwrap();
+        assert_eq!(driver, "bridge");
+        assert_eq!(cfg.ipv4.len(), 1);
+        assert_eq!(cfg.ipv4[0].subnet, Some("10.9.0.0/24".parse().unwrap()));
+        assert_eq!(cfg.ipv4[0].gateway, Some("10.9.0.254".parse().unwrap()));
+        assert_eq!(cfg.ipv4[0].aux_addresses["r"], "10.9.0.5".parse::<IpAddr>().unwrap());
+        assert_eq!(cfg.driver_options["a"], "b");
+        assert_eq!(cfg.labels["l"], "v");
+    }
+
+    #[test]
+    fn ipv6_subnets_go_to_ipv6_and_enable_it() {
+        let mut r = NetworkCreateRequest { name: "n".into(), ..Default::default() };
+        r.ipam = Some(Ipam {
+            config: vec![WireIpam { subnet: "fd00:1::/64".into(), ..Default::default() }],
+            ..Default::default()
+        });
+        let (_, cfg) = network_config(&r).unwrap();
+        assert!(cfg.enable_ipv6);
+        assert_eq!(cfg.ipv6.len(), 1);
+        assert!(cfg.ipv4.is_empty());
+    }
+
+    #[test]
+    fn invalid_values_name_the_field() {
+        let e = network_config(&req(r#"{"Name":"n","IPAM":{"Config":[{"Subnet":"10.0.0/24"}]}}"#)).unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
+        assert!(e.message.contains("Subnet") && e.message.contains("10.0.0/24"), "{}", e.message);
+        assert!(network_config(&req(r#"{"Name":"n","Scope":"swarm"}"#)).is_err());
+        assert!(network_config(&req(r#"{"Name":"n","Ingress":true}"#)).is_err());
+        assert!(serde_json::from_str::<NetworkCreateRequest>(r#"{"Name":"n","Colour":"red"}"#).is_err());
+    }
+
+    #[test]
+    fn connect_settings_convert() {
+        let s = EndpointSettings {
+            ipam_config: Some(EndpointIpamConfig { ipv4_address: "10.9.0.7".into(), ..Default::default() }),
+            aliases: vec!["web".into()],
+            mac_address: "02:42:0a:09:00:07".into(),
+            gw_priority: 5,
+            ..Default::default()
+        };
+        let (cfg, prio) = endpoint_config(Some(&s)).unwrap();
+        assert_eq!(cfg.ipv4, Some("10.9.0.7".parse().unwrap()));
+        assert_eq!(cfg.aliases, vec!["web"]);
+        assert!(cfg.mac.is_some());
+        assert_eq!(prio, 5);
+        let bad = EndpointSettings {
+            ipam_config: Some(EndpointIpamConfig { ipv4_address: "fd00::1".into(), ..Default::default() }),
+            ..Default::default()
+        };
+        assert!(endpoint_config(Some(&bad)).is_err());
+    }
+}

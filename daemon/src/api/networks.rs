@@ -1,0 +1,182 @@
+//! `GET /networks`, `GET /networks/{id}`, `POST /networks/create`,
+//! `DELETE /networks/{id}`, `POST /networks/prune`.
+
+use super::extract::{IdParam, JsonBody, QueryMap};
+use super::filters::{Filters, parse_until};
+use super::{ApiState, lookup, network_config};
+use crate::errors::{ApiError, ApiResult};
+use crate::wire::network::{
+    EndpointResource, Ipam, IpamConfig, NetworkCreateRequest, NetworkCreateResponse, NetworkPruneResponse,
+    NetworkResource,
+};
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use cnm::{Network, PoolInfo};
+use std::collections::{BTreeMap, HashMap};
+
+const LIST_FILTERS: &[&str] = &["name", "id", "driver", "label", "scope", "type", "dangling"];
+const PRUNE_FILTERS: &[&str] = &["until", "label", "label!"];
+
+/// `GET /networks`: every network, filtered.
+pub async fn list(State(st): State<ApiState>, q: QueryMap) -> ApiResult<Json<Vec<NetworkResource>>> {
+    let f = Filters::parse(q.0.get("filters").map(String::as_str), LIST_FILTERS)?;
+    for t in f.values("type") {
+        if t != "custom" && t != "builtin" {
+            return Err(ApiError::bad_request(format!("invalid filter: 'type'='{t}'")));
+        }
+    }
+    for s in f.values("scope") {
+        if !matches!(s.as_str(), "local" | "swarm" | "global") {
+            return Err(ApiError::bad_request(format!("invalid filter: 'scope'='{s}'")));
+        }
+    }
+    let dangling = f.bool("dangling")?;
+    let mut out = Vec::new();
+    for net in st.controller.networks().await {
+        let r = resource(&st, &net, false).await?;
+        let builtin = st.default_network() == Some(r.name.as_str());
+        let unused = dangling.is_some() && !builtin && net.endpoints().await.is_empty();
+        let keep = f.any("name", |v| r.name.contains(v))
+            && f.any("id", |v| r.id.starts_with(v))
+            && f.any("driver", |v| r.driver == v)
+            && f.any("scope", |v| v == "local")
+            && f.any("type", |v| (v == "builtin") == builtin)
+            && f.labels("label", &r.labels)
+            && dangling.is_none_or(|d| d == unused);
+        if keep {
+            out.push(r);
+        }
+    }
+    Ok(Json(out))
+}
+
+/// `GET /networks/{id}`: one network with the sandboxes joined to it.
+pub async fn inspect(
+    State(st): State<ApiState>,
+    IdParam(id): IdParam,
+    q: QueryMap,
+) -> ApiResult<Json<NetworkResource>> {
+    q.flag("verbose")?;
+    if q.0.get("scope").is_some_and(|s| !s.is_empty() && s != "local") {
+        return Err(ApiError::not_found(format!("network {id} not found")));
+    }
+    let net = lookup::network(&st.controller, &id).await?;
+    Ok(Json(resource(&st, &net, true).await?))
+}
+
+/// `POST /networks/create`.
+pub async fn create(
+    State(st): State<ApiState>,
+    JsonBody(req): JsonBody<NetworkCreateRequest>,
+) -> ApiResult<(StatusCode, Json<NetworkCreateResponse>)> {
+    let (driver, cfg) = network_config::network_config(&req)?;
+    let ctrl = st.controller.clone();
+    let net = st.inflight.run(async move { Ok(ctrl.new_network(&driver, &req.name, cfg).await?) }).await?;
+    Ok((StatusCode::CREATED, Json(NetworkCreateResponse { id: net.id().to_string(), warning: String::new() })))
+}
+
+/// `DELETE /networks/{id}`: refused for the default network and while sandboxes are joined.
+pub async fn delete(State(st): State<ApiState>, IdParam(id): IdParam) -> ApiResult<StatusCode> {
+    let net = lookup::network(&st.controller, &id).await?;
+    if st.default_network() == Some(net.name()) {
+        return Err(ApiError::forbidden(format!("{} is a pre-defined network and cannot be removed", net.name())));
+    }
+    st.inflight.run(async move { Ok(net.delete().await?) }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /networks/prune`: deletes every unused network except the default one.
+pub async fn prune(State(st): State<ApiState>, q: QueryMap) -> ApiResult<Json<NetworkPruneResponse>> {
+    let f = Filters::parse(q.0.get("filters").map(String::as_str), PRUNE_FILTERS)?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let until = match f.values("until") {
+        [] => None,
+        [v] => Some(parse_until(v, now)?),
+        _ => return Err(ApiError::bad_request("invalid filter 'until': only one value is allowed")),
+    };
+    let default = st.default_network().map(str::to_string);
+    let ctrl = st.controller.clone();
+    let deleted = st
+        .inflight
+        .run(async move {
+            let mut deleted = Vec::new();
+            for net in ctrl.networks().await {
+                let info = net.info().await?;
+                let unused = info.endpoints.is_empty() && default.as_deref() != Some(net.name());
+                let selected = until.is_none_or(|u| info.created < u)
+                    && f.labels("label", &info.config.labels)
+                    && f.no_labels("label!", &info.config.labels);
+                if unused && selected {
+                    match net.delete().await {
+                        Ok(()) => deleted.push(info.name),
+                        Err(e) => tracing::warn!(network = %info.name, error = %e, "prune: cannot delete network"),
+                    }
+                }
+            }
+            Ok(deleted)
+        })
+        .await?;
+    Ok(Json(NetworkPruneResponse { networks_deleted: deleted }))
+}
+
+/// A network in Docker's shape; `containers` lists the joined sandboxes.
+pub async fn resource(st: &ApiState, net: &Network, containers: bool) -> ApiResult<NetworkResource> {
+    let info = net.info().await?;
+    let pools = |ps: &[PoolInfo]| -> Vec<IpamConfig> {
+        ps.iter()
+            .map(|p| IpamConfig {
+                subnet: p.subnet.to_string(),
+                ip_range: p.ip_range.map(|r| r.to_string()).unwrap_or_default(),
+                gateway: p.gateway.map(|g| g.addr().to_string()).unwrap_or_default(),
+                auxiliary_addresses: p.aux_addresses.iter().map(|(k, v)| (k.clone(), v.addr().to_string())).collect(),
+            })
+            .collect()
+    };
+    let mut map = BTreeMap::new();
+    if containers {
+        let names: HashMap<String, String> = st
+            .controller
+            .sandboxes()
+            .await
+            .into_iter()
+            .map(|s| (s.id().to_string(), s.container_id().to_string()))
+            .collect();
+        for ep in net.endpoints().await {
+            let Ok(e) = ep.info().await else { continue };
+            let Some(sid) = e.sandbox_id else { continue };
+            map.insert(
+                sid.clone(),
+                EndpointResource {
+                    name: names.get(&sid).cloned().unwrap_or_default(),
+                    endpoint_id: e.id,
+                    mac_address: e.mac.map(|m| m.to_string()).unwrap_or_default(),
+                    ipv4_address: e.ipv4.map(|a| a.to_string()).unwrap_or_default(),
+                    ipv6_address: e.ipv6.map(|a| a.to_string()).unwrap_or_default(),
+                },
+            );
+        }
+    }
+    Ok(NetworkResource {
+        name: info.name,
+        id: info.id,
+        created: crate::wire::time::rfc3339(info.created),
+        scope: "local".into(),
+        driver: info.driver,
+        enable_ipv4: true,
+        enable_ipv6: info.config.enable_ipv6,
+        ipam: Ipam {
+            driver: info.config.ipam_driver.clone(),
+            config: pools(&info.ipv4).into_iter().chain(pools(&info.ipv6)).collect(),
+            options: info.config.ipam_options.clone(),
+        },
+        internal: info.config.internal,
+        attachable: false,
+        ingress: false,
+        config_from: Default::default(),
+        config_only: false,
+        containers: map,
+        options: info.config.driver_options,
+        labels: info.config.labels,
+    })
+}

@@ -1,0 +1,184 @@
+//! `cnmctl sandbox …`: create, ls, inspect, rm, exec.
+
+use super::table::{self, short};
+use super::{CliError, Format, Outcome, print_json};
+use crate::client::{Client, encode};
+use crate::wire::ports::{parse_expose, parse_publish};
+use crate::wire::sandbox::{SandboxCreateRequest, SandboxCreateResponse, SandboxResource};
+use clap::{Args, Subcommand};
+
+/// Sandbox commands.
+#[derive(Debug, Subcommand)]
+pub enum SandboxCommand {
+    /// Create a sandbox (a network namespace with its hosts and resolv.conf)
+    Create(CreateArgs),
+    /// List sandboxes
+    #[command(alias = "list")]
+    Ls(super::FormatArg),
+    /// Show sandboxes in detail
+    Inspect {
+        /// Output format
+        #[arg(long, value_enum, default_value_t = Format::Json)]
+        format: Format,
+        /// Sandboxes (names or ids)
+        #[arg(required = true)]
+        sandboxes: Vec<String>,
+    },
+    /// Remove sandboxes (each leaves its networks first)
+    #[command(alias = "remove")]
+    Rm {
+        /// Sandboxes (names or ids)
+        #[arg(required = true)]
+        sandboxes: Vec<String>,
+    },
+    /// Run a command in a sandbox's network namespace (root, on the daemon's host)
+    Exec {
+        /// The sandbox
+        sandbox: String,
+        /// The command and its arguments
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+}
+
+/// `sandbox create` flags (as `docker run`'s).
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Host name
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Domain name
+    #[arg(long)]
+    pub domainname: Option<String>,
+    /// DNS server (repeatable)
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// DNS search domain (repeatable)
+    #[arg(long)]
+    pub dns_search: Vec<String>,
+    /// Resolver option (repeatable)
+    #[arg(long)]
+    pub dns_option: Vec<String>,
+    /// Extra /etc/hosts entry, NAME:IP (repeatable)
+    #[arg(long)]
+    pub add_host: Vec<String>,
+    /// Publish a port, [IP:][HOSTPORT[-END]:]PORT[/PROTO] (repeatable)
+    #[arg(short, long)]
+    pub publish: Vec<String>,
+    /// Expose a port or range, PORT[-END][/PROTO] (repeatable)
+    #[arg(long)]
+    pub expose: Vec<String>,
+    /// Share the host's network namespace (for the host network)
+    #[arg(long)]
+    pub host_namespace: bool,
+    /// The sandbox's name
+    pub name: String,
+}
+
+/// Runs a sandbox command.
+pub async fn run(client: &Client, cmd: SandboxCommand) -> Result<Outcome, CliError> {
+    match cmd {
+        SandboxCommand::Create(a) => {
+            let req = create_request(a)?;
+            let r: SandboxCreateResponse = client.post("/sandboxes", &req).await?;
+            println!("{}", r.id);
+        }
+        SandboxCommand::Ls(f) => {
+            let sbs: Vec<SandboxResource> = client.get("/sandboxes").await?;
+            match f.format {
+                Format::Json => print_json(&sbs)?,
+                Format::Table => {
+                    let rows: Vec<Vec<String>> = sbs
+                        .iter()
+                        .map(|s| {
+                            let nets: Vec<String> = s.networks.keys().cloned().collect();
+                            let addrs: Vec<String> = s
+                                .networks
+                                .values()
+                                .filter(|e| !e.ip_address.is_empty())
+                                .map(|e| e.ip_address.clone())
+                                .collect();
+                            vec![short(&s.id), s.name.clone(), nets.join(","), addrs.join(",")]
+                        })
+                        .collect();
+                    table::print(&["SANDBOX ID", "NAME", "NETWORKS", "ADDRESSES"], &rows);
+                }
+            }
+        }
+        SandboxCommand::Inspect { format, sandboxes } => {
+            let mut out = Vec::new();
+            for s in &sandboxes {
+                out.push(client.get::<SandboxResource>(&format!("/sandboxes/{}", encode(s))).await?);
+            }
+            match format {
+                Format::Json => print_json(&out)?,
+                Format::Table => {
+                    for s in &out {
+                        println!("Name:\t{}\nId:\t{}\nKey:\t{}\nHostname:\t{}", s.name, s.id, s.key, s.hostname);
+                        let rows: Vec<Vec<String>> = s
+                            .networks
+                            .iter()
+                            .map(|(n, e)| {
+                                vec![
+                                    n.clone(),
+                                    e.interface.clone(),
+                                    format!("{}/{}", e.ip_address, e.ip_prefix_len),
+                                    e.mac_address.clone(),
+                                ]
+                            })
+                            .collect();
+                        table::print(&["NETWORK", "INTERFACE", "IPV4", "MAC"], &rows);
+                        println!();
+                    }
+                }
+            }
+        }
+        SandboxCommand::Rm { sandboxes } => {
+            let mut failed = None;
+            for s in &sandboxes {
+                match client.delete(&format!("/sandboxes/{}", encode(s))).await {
+                    Ok(()) => println!("{s}"),
+                    Err(e) => failed = Some(e),
+                }
+            }
+            if let Some(e) = failed {
+                return Err(e.into());
+            }
+        }
+        SandboxCommand::Exec { sandbox, command } => {
+            let s: SandboxResource = client.get(&format!("/sandboxes/{}", encode(&sandbox))).await?;
+            return Ok(Outcome::Exec(super::exec::ExecPlan {
+                netns: s.key.into(),
+                hosts: s.hosts_path.into(),
+                resolv_conf: s.resolv_conf_path.into(),
+                command,
+            }));
+        }
+    }
+    Ok(Outcome::Exit(0))
+}
+
+/// The create request of `sandbox create` flags.
+pub fn create_request(a: CreateArgs) -> Result<SandboxCreateRequest, CliError> {
+    let mut req = SandboxCreateRequest {
+        name: a.name,
+        hostname: a.hostname.unwrap_or_default(),
+        domainname: a.domainname.unwrap_or_default(),
+        dns: a.dns,
+        dns_search: a.dns_search,
+        dns_options: a.dns_option,
+        extra_hosts: a.add_host,
+        host_namespace: a.host_namespace,
+        ..Default::default()
+    };
+    for e in &a.expose {
+        for key in parse_expose(e).map_err(CliError::Usage)? {
+            req.exposed_ports.insert(key, serde_json::json!({}));
+        }
+    }
+    for p in &a.publish {
+        let (key, binding) = parse_publish(p).map_err(CliError::Usage)?;
+        req.port_bindings.entry(key).or_default().push(binding);
+    }
+    Ok(req)
+}

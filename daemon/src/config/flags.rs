@@ -1,0 +1,76 @@
+//! `cnmd`'s command-line flags (every one optional: unset flags leave the
+//! file's value or the default).
+
+use super::file::PoolEntry;
+use super::{ConfigError, LogFormat};
+use clap::Parser;
+use ipnet::IpNet;
+use std::path::PathBuf;
+
+/// The cnm daemon: container networking with a Docker-compatible network API.
+#[derive(Debug, Clone, Default, Parser)]
+#[command(name = "cnmd", version)]
+pub struct Flags {
+    /// Configuration file [default: /etc/cnm/cnmd.toml, if present]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Persistent state directory [default: /var/lib/cnm]
+    #[arg(long, value_name = "DIR")]
+    pub data_root: Option<PathBuf>,
+    /// Runtime state directory: namespaces, the socket [default: /run/cnm]
+    #[arg(long, value_name = "DIR")]
+    pub exec_root: Option<PathBuf>,
+    /// Where to listen: unix:///path or tcp://host:port (repeatable) [default: unix://<exec-root>/cnmd.sock]
+    #[arg(short = 'H', long = "host", value_name = "ADDR")]
+    pub hosts: Vec<String>,
+    /// A range of predefined pools, base=CIDR,size=N (repeatable; replaces Docker's defaults)
+    #[arg(long = "default-address-pool", value_name = "base=CIDR,size=N")]
+    pub default_address_pools: Vec<String>,
+    /// Create the default bridge network [default: true]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub default_network: Option<bool>,
+    /// Name of the default network [default: bridge]
+    #[arg(long, value_name = "NAME")]
+    pub default_network_name: Option<String>,
+    /// Bridge interface of the default network; "none" disables it [default: cnm0]
+    #[arg(short = 'b', long, value_name = "IFACE")]
+    pub bridge: Option<String>,
+    /// Address and subnet of the default bridge, e.g. 172.30.0.1/16
+    #[arg(long, value_name = "CIDR")]
+    pub bip: Option<IpNet>,
+    /// Range of the default network's subnet that sandboxes get addresses from
+    #[arg(long, value_name = "CIDR")]
+    pub fixed_cidr: Option<IpNet>,
+    /// Program the nftables firewall (NAT, isolation, published ports) [default: true]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub firewall: Option<bool>,
+    /// Log level or tracing directives, e.g. info, debug, cnm=trace [default: info]
+    #[arg(short = 'l', long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Log format [default: human]
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Work in this network namespace as the host (for tests)
+    #[arg(long, value_name = "PATH", hide = true)]
+    pub host_netns: Option<PathBuf>,
+    /// The host's resolv.conf that sandbox files are derived from [default: /etc/resolv.conf]
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub host_resolv_conf: Option<PathBuf>,
+}
+
+/// Parses Docker's pool syntax: `base=10.10.0.0/16,size=24`.
+pub fn parse_pool(s: &str) -> Result<PoolEntry, ConfigError> {
+    let bad = |m: String| ConfigError::Invalid { field: "default-address-pool", message: m };
+    let (mut base, mut size) = (None, None);
+    for part in s.split(',') {
+        match part.split_once('=') {
+            Some(("base", v)) => base = Some(v.parse::<IpNet>().map_err(|e| bad(format!("{s:?}: base {v:?}: {e}")))?),
+            Some(("size", v)) => size = Some(v.parse::<u8>().map_err(|e| bad(format!("{s:?}: size {v:?}: {e}")))?),
+            _ => return Err(bad(format!("{s:?}: expected base=CIDR,size=N"))),
+        }
+    }
+    match (base, size) {
+        (Some(base), Some(size)) => Ok(PoolEntry { base, size }),
+        _ => Err(bad(format!("{s:?}: both base and size are required"))),
+    }
+}

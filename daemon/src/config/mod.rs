@@ -1,0 +1,246 @@
+//! The daemon's configuration: a TOML file ([`file`]), command-line flags
+//! ([`flags`]) that override it, and the resolved [`DaemonConfig`].
+
+pub mod file;
+pub mod flags;
+
+use crate::listen::ListenAddr;
+use cnm::DefaultNetwork;
+use cnm_ipams::PoolSpec;
+use ipnet::IpNet;
+use std::path::{Path, PathBuf};
+
+/// The configuration file read when `--config` is not given (it may be absent).
+pub const DEFAULT_CONFIG: &str = "/etc/cnm/cnmd.toml";
+/// The default data root.
+pub const DEFAULT_DATA_ROOT: &str = "/var/lib/cnm";
+/// The default exec root.
+pub const DEFAULT_EXEC_ROOT: &str = "/run/cnm";
+/// The socket's file name under the exec root (the default `-H`).
+pub const SOCKET_NAME: &str = "cnmd.sock";
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read config file {path}: {source}", path = .path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown keys.
+    #[error("invalid config file {path}: {message}", path = .path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is invalid.
+    #[error("invalid {field}: {message}")]
+    Invalid {
+        /// The flag or key.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The default bridge network (Docker's `docker0` network named `bridge`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefaultBridge {
+    /// The network's name.
+    pub name: String,
+    /// The bridge interface.
+    pub interface: String,
+    /// The bridge's address and subnet (`--bip`).
+    pub bip: Option<IpNet>,
+    /// The range sandboxes get addresses from (`--fixed-cidr`).
+    pub fixed_cidr: Option<IpNet>,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonConfig {
+    /// Persistent state (the store, sandbox files).
+    pub data_root: PathBuf,
+    /// Runtime state (namespaces, the socket).
+    pub exec_root: PathBuf,
+    /// Where to listen.
+    pub hosts: Vec<ListenAddr>,
+    /// Predefined local pools of the default IPAM; empty means Docker's.
+    pub default_address_pools: Vec<PoolSpec>,
+    /// The default network, if enabled.
+    pub default_network: Option<DefaultBridge>,
+    /// Whether the bridge driver programs the nftables firewall.
+    pub firewall: bool,
+    /// The log filter (`info`, `debug`, or tracing directives).
+    pub log_level: String,
+    /// The log format.
+    pub log_format: LogFormat,
+    /// The namespace to work in as "host" (tests run the daemon in a scratch namespace).
+    pub host_netns: Option<PathBuf>,
+    /// The host's resolv.conf that sandbox files start from.
+    pub host_resolv_conf: PathBuf,
+}
+
+impl DaemonConfig {
+    /// Reads the config file (`--config`, or [`DEFAULT_CONFIG`] if present)
+    /// and applies the flags over it.
+    pub fn load(flags: &flags::Flags) -> Result<DaemonConfig, ConfigError> {
+        let file = match &flags.config {
+            Some(p) => file::ConfigFile::read(p)?,
+            None if Path::new(DEFAULT_CONFIG).exists() => file::ConfigFile::read(Path::new(DEFAULT_CONFIG))?,
+            None => file::ConfigFile::default(),
+        };
+        Self::resolve(flags, file)
+    }
+
+    /// Flags over file over defaults.
+    pub fn resolve(flags: &flags::Flags, file: file::ConfigFile) -> Result<DaemonConfig, ConfigError> {
+        let data_root = flags.data_root.clone().or(file.data_root).unwrap_or_else(|| DEFAULT_DATA_ROOT.into());
+        let exec_root = flags.exec_root.clone().or(file.exec_root).unwrap_or_else(|| DEFAULT_EXEC_ROOT.into());
+        let host_strings = if !flags.hosts.is_empty() { flags.hosts.clone() } else { file.hosts };
+        let hosts = if host_strings.is_empty() {
+            vec![ListenAddr::Unix(exec_root.join(SOCKET_NAME))]
+        } else {
+            host_strings
+                .iter()
+                .map(|h| h.parse().map_err(|e: crate::listen::ListenError| invalid("host", e.to_string())))
+                .collect::<Result<_, _>>()?
+        };
+        let pool_specs: Vec<file::PoolEntry> = if !flags.default_address_pools.is_empty() {
+            flags.default_address_pools.iter().map(|s| flags::parse_pool(s)).collect::<Result<_, _>>()?
+        } else {
+            file.default_address_pools
+        };
+        let default_address_pools = pool_specs
+            .into_iter()
+            .map(|p| PoolSpec::new(p.base, p.size).map_err(|e| invalid("default-address-pool", e.to_string())))
+            .collect::<Result<_, _>>()?;
+        let net = file.default_network;
+        let bridge_iface = flags.bridge.clone().or(net.bridge).unwrap_or_else(|| "cnm0".into());
+        let enabled = flags.default_network.or(net.enabled).unwrap_or(true) && bridge_iface != "none";
+        let default_network = enabled.then(|| DefaultBridge {
+            name: flags.default_network_name.clone().or(net.name).unwrap_or_else(|| "bridge".into()),
+            interface: bridge_iface,
+            bip: flags.bip.or(net.bip),
+            fixed_cidr: flags.fixed_cidr.or(net.fixed_cidr),
+        });
+        if let Some(d) = &default_network
+            && let (Some(bip), Some(fixed)) = (d.bip, d.fixed_cidr)
+            && !bip.trunc().contains(&fixed)
+        {
+            return Err(invalid("fixed-cidr", format!("{fixed} is not inside the bridge subnet {}", bip.trunc())));
+        }
+        Ok(DaemonConfig {
+            data_root,
+            exec_root,
+            hosts,
+            default_address_pools,
+            default_network,
+            firewall: flags.firewall.or(file.firewall).unwrap_or(true),
+            log_level: flags.log_level.clone().or(file.log_level).unwrap_or_else(|| "info".into()),
+            log_format: flags.log_format.or(file.log_format).unwrap_or_default(),
+            host_netns: flags.host_netns.clone().or(file.host_netns),
+            host_resolv_conf: flags
+                .host_resolv_conf
+                .clone()
+                .or(file.host_resolv_conf)
+                .unwrap_or_else(|| "/etc/resolv.conf".into()),
+        })
+    }
+
+    /// The controller's configuration.
+    pub fn controller_config(&self) -> cnm::Config {
+        let mut c =
+            cnm::Config::new(&self.data_root).exec_root(&self.exec_root).host_resolv_conf(&self.host_resolv_conf);
+        if let Some(ns) = &self.host_netns {
+            c = c.host_namespace(ns);
+        }
+        if !self.default_address_pools.is_empty() {
+            c.default_pools.local_pools = self.default_address_pools.clone();
+        }
+        if let Some(d) = &self.default_network {
+            c = c.default_network(DefaultNetwork::bridge(&d.name, &d.interface, d.bip, d.fixed_cidr));
+        }
+        c
+    }
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { field, message: message.into() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn flags(args: &[&str]) -> flags::Flags {
+        flags::Flags::try_parse_from(std::iter::once("cnmd").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn defaults_follow_docker() {
+        let c = DaemonConfig::resolve(&flags(&[]), Default::default()).unwrap();
+        assert_eq!(c.data_root, PathBuf::from("/var/lib/cnm"));
+        assert_eq!(c.hosts, vec![ListenAddr::Unix("/run/cnm/cnmd.sock".into())]);
+        assert!(c.firewall);
+        assert_eq!(c.default_network.as_ref().unwrap().name, "bridge");
+        assert!(c.default_address_pools.is_empty());
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let file = file::ConfigFile::parse(
+            r#"
+            data-root = "/srv/cnm"
+            exec-root = "/run/x"
+            firewall = false
+            log-level = "debug"
+            [[default-address-pools]]
+            base = "10.10.0.0/16"
+            size = 24
+            [default-network]
+            name = "br"
+            bip = "10.20.0.1/24"
+            "#,
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        let c = DaemonConfig::resolve(&flags(&["--exec-root", "/run/y", "--firewall", "true"]), file.clone()).unwrap();
+        assert_eq!(c.data_root, PathBuf::from("/srv/cnm"));
+        assert_eq!(c.exec_root, PathBuf::from("/run/y"));
+        assert_eq!(c.hosts, vec![ListenAddr::Unix("/run/y/cnmd.sock".into())]);
+        assert!(c.firewall);
+        assert_eq!(c.log_level, "debug");
+        assert_eq!(c.default_address_pools.len(), 1);
+        assert_eq!(c.default_network.as_ref().unwrap().bip, Some("10.20.0.1/24".parse().unwrap()));
+        let off = DaemonConfig::resolve(&flags(&["--default-network=false"]), file).unwrap();
+        assert!(off.default_network.is_none());
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(file::ConfigFile::parse("colour = 1", Path::new("t")).is_err());
+        let bad_pool =
+            flags::Flags::try_parse_from(["cnmd", "--default-address-pool", "base=10.0.0.0/8,size=4"]).unwrap();
+        assert!(DaemonConfig::resolve(&bad_pool, Default::default()).is_err());
+        assert!(DaemonConfig::resolve(&flags(&["-H", "http://x"]), Default::default()).is_err());
+    }
+}

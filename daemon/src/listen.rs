@@ -1,0 +1,147 @@
+//! Where the daemon listens (`-H`): `unix:///path` (the default; the socket
+//! is made mode 0660) or, only when asked, `tcp://host:port`.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// A listen address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// A unix socket.
+    Unix(PathBuf),
+    /// A TCP address (unauthenticated: only on explicit request).
+    Tcp(String),
+}
+
+/// Why a listen address cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    /// The address is not `unix://PATH` or `tcp://HOST:PORT`.
+    #[error("invalid listen address {0:?}: expected unix:///path/to/socket or tcp://host:port")]
+    Invalid(String),
+    /// Another process answers on the socket.
+    #[error("another daemon is already listening on {0}")]
+    InUse(PathBuf),
+    /// Binding failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl FromStr for ListenAddr {
+    type Err = ListenError;
+
+    fn from_str(s: &str) -> Result<Self, ListenError> {
+        if let Some(p) = s.strip_prefix("unix://") {
+            if p.is_empty() || !p.starts_with('/') {
+                return Err(ListenError::Invalid(s.to_string()));
+            }
+            return Ok(ListenAddr::Unix(PathBuf::from(p)));
+        }
+        if let Some(a) = s.strip_prefix("tcp://") {
+            let a = a.trim_end_matches('/');
+            let a = if a.starts_with(':') { format!("127.0.0.1{a}") } else { a.to_string() };
+            if !a.contains(':') {
+                return Err(ListenError::Invalid(s.to_string()));
+            }
+            return Ok(ListenAddr::Tcp(a));
+        }
+        if s.starts_with('/') {
+            return Ok(ListenAddr::Unix(PathBuf::from(s)));
+        }
+        Err(ListenError::Invalid(s.to_string()))
+    }
+}
+
+impl std::fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenAddr::Unix(p) => write!(f, "unix://{}", p.display()),
+            ListenAddr::Tcp(a) => write!(f, "tcp://{a}"),
+        }
+    }
+}
+
+/// A bound listener.
+#[derive(Debug)]
+pub enum Listener {
+    /// A unix socket, removed by [`Listener::cleanup`].
+    Unix {
+        /// The listener.
+        listener: tokio::net::UnixListener,
+        /// The socket's path.
+        path: PathBuf,
+    },
+    /// A TCP listener.
+    Tcp(tokio::net::TcpListener),
+}
+
+impl Listener {
+    /// Binds `addr`. A unix socket replaces a stale socket file (refused if
+    /// a daemon answers on it) and is made mode 0660.
+    pub async fn bind(addr: &ListenAddr) -> Result<Listener, ListenError> {
+        let bind_err = |source| ListenError::Bind { addr: addr.to_string(), source };
+        match addr {
+            ListenAddr::Unix(path) => {
+                if path.exists() {
+                    if tokio::net::UnixStream::connect(path).await.is_ok() {
+                        return Err(ListenError::InUse(path.clone()));
+                    }
+                    std::fs::remove_file(path).map_err(bind_err)?;
+                }
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).map_err(bind_err)?;
+                }
+                let listener = tokio::net::UnixListener::bind(path).map_err(bind_err)?;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(bind_err)?;
+                Ok(Listener::Unix { listener, path: path.clone() })
+            }
+            ListenAddr::Tcp(a) => {
+                tracing::warn!(address = %a, "listening on TCP: the API is unauthenticated, anyone who can connect controls the host's networking");
+                let listener = tokio::net::TcpListener::bind(a).await.map_err(bind_err)?;
+                Ok(Listener::Tcp(listener))
+            }
+        }
+    }
+
+    /// The path of a unix socket.
+    pub fn socket_path(&self) -> Option<&Path> {
+        match self {
+            Listener::Unix { path, .. } => Some(path),
+            Listener::Tcp(_) => None,
+        }
+    }
+
+    /// The bound TCP address.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Listener::Tcp(l) => l.local_addr().ok(),
+            Listener::Unix { .. } => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_parse() {
+        assert_eq!(
+            "unix:///run/cnm/cnmd.sock".parse::<ListenAddr>().unwrap(),
+            ListenAddr::Unix("/run/cnm/cnmd.sock".into())
+        );
+        assert_eq!("tcp://0.0.0.0:2375".parse::<ListenAddr>().unwrap(), ListenAddr::Tcp("0.0.0.0:2375".into()));
+        assert_eq!("tcp://:2375".parse::<ListenAddr>().unwrap(), ListenAddr::Tcp("127.0.0.1:2375".into()));
+        for bad in ["unix://relative", "http://x:1", "tcp://host", "fd://"] {
+            assert!(bad.parse::<ListenAddr>().is_err(), "{bad}");
+        }
+    }
+}

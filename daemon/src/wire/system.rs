@@ -1,0 +1,78 @@
+//! `/version` and `/info`, as far as the docker CLI needs them.
+
+use serde::{Deserialize, Serialize};
+
+/// `GET /version` (Docker's `Version` type, the fields that apply).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct VersionResponse {
+    /// The server's platform.
+    pub platform: Platform,
+    /// The daemon's version.
+    pub version: String,
+    /// The API version spoken.
+    pub api_version: String,
+    /// The oldest API version accepted.
+    #[serde(rename = "MinAPIVersion")]
+    pub min_api_version: String,
+    /// Always `linux`.
+    pub os: String,
+    /// The machine architecture.
+    pub arch: String,
+    /// The kernel release.
+    pub kernel_version: String,
+    /// Source revision (empty).
+    #[serde(default)]
+    pub git_commit: String,
+    /// The Go version field, here the Rust toolchain (empty).
+    #[serde(default)]
+    pub go_version: String,
+}
+
+/// The server's platform name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Platform {
+    /// `cnmd`.
+    pub name: String,
+}
+
+/// `GET /info`: a minimal subset of Docker's, plus cnm's counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InfoResponse {
+    /// The host name.
+    pub name: String,
+    /// The daemon's version.
+    pub server_version: String,
+    /// Always `linux`.
+    #[serde(rename = "OSType")]
+    pub os_type: String,
+    /// The machine architecture.
+    pub architecture: String,
+    /// The kernel release.
+    pub kernel_version: String,
+    /// The data root.
+    pub docker_root_dir: String,
+    /// The exec root (namespaces, socket).
+    pub exec_root: String,
+    /// Number of networks.
+    pub networks: usize,
+    /// Number of sandboxes.
+    pub sandboxes: usize,
+    /// The drivers and plugins available.
+    pub plugins: Plugins,
+    /// Whether the bridge firewall is on.
+    pub firewall: bool,
+}
+
+/// The plugins (drivers) by kind, as Docker's `Plugins` reports them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Plugins {
+    /// Network drivers.
+    pub network: Vec<String>,
+    /// IPAM drivers (cnm's addition).
+    #[serde(rename = "IPAM", default)]
+    pub ipam: Vec<String>,
+}

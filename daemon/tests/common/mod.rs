@@ -1,0 +1,176 @@
+//! The daemon under test: `cnmd` started as a child process inside a scratch
+//! host namespace (cnm-tests' `TestHost`) with its own data and exec roots
+//! and socket; helpers to run `cnmctl` and `docker` against it.
+
+#![allow(dead_code)]
+
+use cnm_tests::TestHost;
+use cnmd::client::Client;
+use cnmd::listen::ListenAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running (or stopped) daemon in its scratch host.
+pub struct Daemon {
+    /// The scratch host.
+    pub host: TestHost,
+    child: Option<Child>,
+    /// The API socket.
+    pub sock: PathBuf,
+    starts: u32,
+}
+
+impl Daemon {
+    /// Starts a daemon in a new scratch host; `None` when the test must be skipped (not root).
+    pub async fn start(test: &str) -> Option<Daemon> {
+        let host = TestHost::new(test).await?;
+        let sock = host.dir.path().join("cnmd.sock");
+        std::fs::write(host.dir.path().join("cnmd.toml"), "").expect("write empty config");
+        let mut d = Daemon { host, child: None, sock, starts: 0 };
+        d.spawn();
+        Some(d)
+    }
+
+    /// The exec root (namespaces live under `netns/`).
+    pub fn run_dir(&self) -> PathBuf {
+        self.host.dir.path().join("run")
+    }
+
+    /// Starts the daemon process and waits (at most 30 s) until its socket accepts.
+    pub fn spawn(&mut self) {
+        assert!(self.child.is_none(), "daemon already running");
+        self.starts += 1;
+        let dir = self.host.dir.path();
+        let log = std::fs::File::create(dir.join(format!("cnmd-{}.log", self.starts))).expect("create log");
+        let child = Command::new(env!("CARGO_BIN_EXE_cnmd"))
+            .arg("--config")
+            .arg(dir.join("cnmd.toml"))
+            .arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("run"))
+            .arg("-H")
+            .arg(format!("unix://{}", self.sock.display()))
+            .arg("--host-netns")
+            .arg(self.host.ns_path())
+            .arg("--host-resolv-conf")
+            .arg(dir.join("resolv.conf"))
+            .arg("--log-level")
+            .arg("debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start cnmd");
+        self.child = Some(child);
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            if std::os::unix::net::UnixStream::connect(&self.sock).is_ok() {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("cnmd exited at start with {status}; log:\n{}", self.log());
+            }
+            assert!(Instant::now() < end, "cnmd did not listen within 30 s; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The current log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.host.dir.path().join(format!("cnmd-{}.log", self.starts))).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the exit (at most 30 s); returns whether it exited successfully.
+    pub fn sigterm(&mut self) -> bool {
+        let mut child = self.child.take().expect("daemon running");
+        signal(&child, nix::sys::signal::Signal::SIGTERM);
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait cnmd") {
+                return status.success();
+            }
+            if Instant::now() > end {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("cnmd did not stop within 30 s of SIGTERM; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Kills the daemon with SIGKILL.
+    pub fn sigkill(&mut self) {
+        let mut child = self.child.take().expect("daemon running");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// An API client.
+    pub fn client(&self) -> Client {
+        Client::new(ListenAddr::Unix(self.sock.clone()))
+    }
+
+    /// Runs `cnmctl ARGS` against the daemon.
+    pub fn cnmctl(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_cnmctl"))
+            .args(args)
+            .env("CNM_HOST", format!("unix://{}", self.sock.display()))
+            .output()
+            .expect("run cnmctl")
+    }
+
+    /// Runs `cnmctl ARGS`, asserts success, returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cnmctl(args);
+        assert!(out.status.success(), "cnmctl {args:?} failed: {}\n{}", stderr(&out), self.log());
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    /// Runs `docker ARGS` with DOCKER_HOST pointing at the daemon (and a scratch client config).
+    pub fn docker(&self, args: &[&str]) -> Output {
+        Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
+            .env("DOCKER_CONFIG", self.host.dir.path().join("docker-config"))
+            .env_remove("DOCKER_CONTEXT")
+            .output()
+            .expect("run docker (is the docker CLI installed?)")
+    }
+
+    /// The IPv4 address of `sandbox` on `network`.
+    pub fn ip(&self, sandbox: &str, network: &str) -> String {
+        let v: serde_json::Value = serde_json::from_str(&self.ok(&["sandbox", "inspect", sandbox])).expect("json");
+        v[0]["Networks"][network]["IPAddress"].as_str().expect("sandbox has an address").to_string()
+    }
+
+    /// Whether `cnmctl sandbox exec FROM -- ping -c1 -W2 IP` succeeds.
+    pub fn pings(&self, from: &str, ip: &str) -> bool {
+        self.cnmctl(&["sandbox", "exec", from, "--", "ping", "-c1", "-W2", ip]).status.success()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn signal(child: &Child, sig: nix::sys::signal::Signal) {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, sig).expect("signal cnmd");
+}
+
+/// The standard error of an output, as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).trim().to_string()
+}
+
+/// The standard output of an output, as text.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}

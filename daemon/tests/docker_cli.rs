@@ -1,0 +1,118 @@
+//! The real `docker` CLI against cnmd (privileged): every `docker network`
+//! subcommand works unmodified with `DOCKER_HOST` pointing at the daemon.
+
+mod common;
+
+use common::{Daemon, stderr, stdout};
+use std::time::{Duration, Instant};
+
+fn docker_ok(d: &Daemon, args: &[&str]) -> String {
+    let out = d.docker(args);
+    assert!(out.status.success(), "docker {args:?} failed: {}\n{}", stderr(&out), d.log());
+    stdout(&out)
+}
+
+/// create, ls, inspect, connect, disconnect, rm and prune, with docker's
+/// output formats and error messages; packets flow between the sandboxes docker connected.
+#[tokio::test]
+async fn docker_cli_drives_every_network_subcommand() {
+    let Some(d) = Daemon::start("docker_cli_drives_every_network_subcommand").await else { return };
+    let id = docker_ok(
+        &d,
+        &[
+            "network",
+            "create",
+            "--subnet",
+            "10.232.1.0/24",
+            "--gateway",
+            "10.232.1.254",
+            "--ip-range",
+            "10.232.1.128/25",
+            "--aux-address",
+            "router=10.232.1.200",
+            "--label",
+            "team=net",
+            "-o",
+            "com.docker.network.bridge.name=brdocker",
+            "dn1",
+        ],
+    );
+    assert_eq!(id.len(), 64, "docker prints the new id: {id:?}");
+    docker_ok(&d, &["network", "create", "--internal", "dn2"]);
+
+    let ls = docker_ok(&d, &["network", "ls"]);
+    assert!(ls.starts_with("NETWORK ID"), "{ls}");
+    assert!(
+        ls.lines()
+            .any(|l| l.starts_with(&id[..12]) && l.contains("dn1") && l.contains("bridge") && l.contains("local")),
+        "{ls}"
+    );
+    assert!(ls.contains("bridge"), "the default network is listed: {ls}");
+    let names = docker_ok(&d, &["network", "ls", "--filter", "label=team=net", "--format", "{{.Name}}"]);
+    assert_eq!(names, "dn1");
+    let names = docker_ok(&d, &["network", "ls", "-q", "--filter", "name=dn2"]);
+    assert_eq!(names.len(), 12);
+
+    let v: serde_json::Value = serde_json::from_str(&docker_ok(&d, &["network", "inspect", "dn1"])).unwrap();
+    let n = &v[0];
+    assert_eq!(n["Id"], id.as_str());
+    assert_eq!(n["IPAM"]["Config"][0]["Subnet"], "10.232.1.0/24");
+    assert_eq!(n["IPAM"]["Config"][0]["Gateway"], "10.232.1.254");
+    assert_eq!(n["IPAM"]["Config"][0]["IPRange"], "10.232.1.128/25");
+    assert_eq!(n["IPAM"]["Config"][0]["AuxiliaryAddresses"]["router"], "10.232.1.200");
+    assert_eq!(n["Labels"]["team"], "net");
+    assert_eq!(n["Options"]["com.docker.network.bridge.name"], "brdocker");
+    let internal = docker_ok(&d, &["network", "inspect", "-f", "{{.Internal}}", "dn2"]);
+    assert_eq!(internal, "true");
+
+    d.ok(&["sandbox", "create", "web"]);
+    d.ok(&["sandbox", "create", "cli"]);
+    docker_ok(&d, &["network", "connect", "--ip", "10.232.1.130", "--alias", "www", "dn1", "web"]);
+    docker_ok(&d, &["network", "connect", "dn1", "cli"]);
+    let v: serde_json::Value = serde_json::from_str(&docker_ok(&d, &["network", "inspect", "dn1"])).unwrap();
+    let containers = v[0]["Containers"].as_object().unwrap();
+    assert_eq!(containers.len(), 2);
+    let web = containers.values().find(|c| c["Name"] == "web").expect("web listed");
+    assert_eq!(web["IPv4Address"], "10.232.1.130/24");
+    assert_eq!(web["MacAddress"].as_str().unwrap().len(), 17);
+    assert_eq!(web["EndpointID"].as_str().unwrap().len(), 64);
+    assert!(d.pings("cli", "10.232.1.130"), "cli cannot reach web");
+
+    let out = d.docker(&["network", "connect", "dn1", "web"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("already connected"), "{}", stderr(&out));
+    let out = d.docker(&["network", "rm", "dn1"]);
+    assert!(!out.status.success(), "docker network rm of a network in use must fail");
+    assert!(stderr(&out).contains("active endpoints"), "{}", stderr(&out));
+
+    docker_ok(&d, &["network", "disconnect", "dn1", "web"]);
+    assert!(!d.pings("cli", "10.232.1.130"), "web still answers after disconnect");
+    let out = d.docker(&["network", "disconnect", "dn1", "web"]);
+    assert!(!out.status.success());
+    docker_ok(&d, &["network", "disconnect", "--force", "dn1", "cli"]);
+
+    let out = d.docker(&["network", "create", "dn1"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("network with name dn1 already exists"), "{}", stderr(&out));
+    let out = d.docker(&["network", "inspect", "nope"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).to_lowercase().contains("not found"), "{}", stderr(&out));
+    let start = Instant::now();
+    let out = d.docker(&["network", "create", "-d", "brigde", "typo"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("available drivers: bridge"), "{}", stderr(&out));
+    assert!(start.elapsed() < Duration::from_secs(5), "an unknown driver is refused at once");
+    let out = d.docker(&["network", "create", "--subnet", "10.232.9.1/33", "badnet"]);
+    assert!(!out.status.success(), "an invalid subnet is refused");
+
+    let out = d.docker(&["network", "rm", "bridge"]);
+    assert!(!out.status.success(), "the default network cannot be removed");
+    assert!(stderr(&out).contains("pre-defined"), "{}", stderr(&out));
+    docker_ok(&d, &["network", "rm", "dn2"]);
+    let pruned = docker_ok(&d, &["network", "prune", "-f"]);
+    assert!(pruned.contains("dn1"), "{pruned}");
+    let ls = docker_ok(&d, &["network", "ls", "--format", "{{.Name}}"]);
+    assert_eq!(ls, "bridge", "only the default network survives prune");
+    d.ok(&["sandbox", "rm", "web", "cli"]);
+    assert_eq!(d.host.settled_links(&["cnm0", "lo"]).await, ["cnm0", "lo"]);
+}
