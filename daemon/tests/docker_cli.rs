@@ -108,11 +108,14 @@ async fn docker_cli_drives_every_network_subcommand() {
     let out = d.docker(&["network", "rm", "bridge"]);
     assert!(!out.status.success(), "the default network cannot be removed");
     assert!(stderr(&out).contains("pre-defined"), "{}", stderr(&out));
+    let out = d.docker(&["network", "rm", "host"]);
+    assert!(!out.status.success(), "the host network cannot be removed");
+    assert!(stderr(&out).contains("pre-defined"), "{}", stderr(&out));
     docker_ok(&d, &["network", "rm", "dn2"]);
     let pruned = docker_ok(&d, &["network", "prune", "-f"]);
     assert!(pruned.contains("dn1"), "{pruned}");
     let ls = docker_ok(&d, &["network", "ls", "--format", "{{.Name}}"]);
-    assert_eq!(ls, "bridge", "only the default network survives prune");
+    assert_eq!(ls, "bridge\nhost\nnone", "only the pre-defined networks survive prune");
     d.ok(&["sandbox", "rm", "web", "cli"]);
     assert_eq!(d.host.settled_links(&["cnm0", "lo"]).await, ["cnm0", "lo"]);
 }

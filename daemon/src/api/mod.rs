@@ -51,6 +51,29 @@ impl ApiState {
     pub fn default_network(&self) -> Option<&str> {
         self.controller.config().default_network.as_ref().map(|d| d.name.as_str())
     }
+
+    /// Whether `name` is a pre-defined network (the default one, `host`,
+    /// `none`): listed as built in, never removed or pruned.
+    pub fn predefined(&self, name: &str) -> bool {
+        self.default_network() == Some(name) || PREDEFINED.iter().any(|(n, _)| *n == name)
+    }
+}
+
+/// Docker's pre-defined networks besides the default bridge: (name, driver).
+pub const PREDEFINED: [(&str, &str); 2] = [("host", "host"), ("none", "null")];
+
+/// Creates the pre-defined `host` and `none` networks if their drivers are
+/// compiled in and they do not exist yet (null IPAM: they have no addresses).
+pub async fn predefined_networks(ctrl: &Controller) {
+    for (name, driver) in PREDEFINED {
+        if ctrl.network_by_name(name).await.is_ok() || !ctrl.drivers().iter().any(|d| d == driver) {
+            continue;
+        }
+        let cfg = cnm::NetworkConfig { ipam_driver: "null".to_string(), ..Default::default() };
+        if let Err(e) = ctrl.new_network(driver, name, cfg).await {
+            tracing::warn!(network = name, error = %e, "cannot create a pre-defined network");
+        }
+    }
 }
 
 /// Tracks the operations under way. Each runs in its own task, so a client

@@ -35,7 +35,7 @@ pub async fn list(State(st): State<ApiState>, q: QueryMap) -> ApiResult<Json<Vec
     let mut out = Vec::new();
     for net in st.controller.networks().await {
         let r = resource(&st, &net, false).await?;
-        let builtin = st.default_network() == Some(r.name.as_str());
+        let builtin = st.predefined(&r.name);
         let unused = dangling.is_some() && !builtin && net.endpoints().await.is_empty();
         let keep = f.any("name", |v| r.name.contains(v))
             && f.any("id", |v| r.id.starts_with(v))
@@ -79,7 +79,7 @@ pub async fn create(
 /// `DELETE /networks/{id}`: refused for the default network and while sandboxes are joined.
 pub async fn delete(State(st): State<ApiState>, IdParam(id): IdParam) -> ApiResult<StatusCode> {
     let net = lookup::network(&st.controller, &id).await?;
-    if st.default_network() == Some(net.name()) {
+    if st.predefined(net.name()) {
         return Err(ApiError::forbidden(format!("{} is a pre-defined network and cannot be removed", net.name())));
     }
     st.inflight.run(async move { Ok(net.delete().await?) }).await?;
@@ -95,7 +95,7 @@ pub async fn prune(State(st): State<ApiState>, q: QueryMap) -> ApiResult<Json<Ne
         [v] => Some(parse_until(v, now)?),
         _ => return Err(ApiError::bad_request("invalid filter 'until': only one value is allowed")),
     };
-    let default = st.default_network().map(str::to_string);
+    let keep = st.clone();
     let ctrl = st.controller.clone();
     let deleted = st
         .inflight
@@ -103,7 +103,7 @@ pub async fn prune(State(st): State<ApiState>, q: QueryMap) -> ApiResult<Json<Ne
             let mut deleted = Vec::new();
             for net in ctrl.networks().await {
                 let info = net.info().await?;
-                let unused = info.endpoints.is_empty() && default.as_deref() != Some(net.name());
+                let unused = info.endpoints.is_empty() && !keep.predefined(net.name());
                 let selected = until.is_none_or(|u| info.created < u)
                     && f.labels("label", &info.config.labels)
                     && f.no_labels("label!", &info.config.labels);

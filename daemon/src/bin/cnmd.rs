@@ -38,6 +38,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         .await
         .context("start the controller")?;
     cnmd::api::reconcile(&controller).await;
+    cnmd::api::predefined_networks(&controller).await;
     let facts =
         DaemonFacts { data_root: cfg.data_root.clone(), exec_root: cfg.exec_root.clone(), firewall: cfg.firewall };
     let state = ApiState::new(controller, facts);
