@@ -210,3 +210,25 @@ async fn fifty_concurrent_clients_create_and_connect() {
     }
     assert!(d.host.netns_files().is_empty());
 }
+
+/// `cnmctl sandbox create -p 8080:80` publishes through the API: the port is
+/// reported by inspect, answers from the host through localhost, and is
+/// released with the sandbox.
+#[tokio::test]
+async fn published_port_through_the_api() {
+    let Some(d) = Daemon::start("published_port_through_the_api").await else { return };
+    d.ok(&["network", "create", "--subnet", "10.231.4.0/24", "pub"]);
+    d.ok(&["sandbox", "create", "-p", "8080:80", "web"]);
+    d.ok(&["network", "connect", "pub", "web"]);
+    let inspect = d.ok(&["sandbox", "inspect", "web"]);
+    assert!(inspect.contains("8080"), "inspect shows the published port:\n{inspect}");
+    let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    let ns = cnm::osl::Namespace::open(v[0]["Key"].as_str().unwrap()).unwrap();
+    let _srv = cnm_tests::peer_echo_server(&ns, "0.0.0.0:80".parse().unwrap(), 1).await;
+    let seen = cnm_tests::seen_as(&d.host.ns, "127.0.0.1:8080".parse().unwrap()).await;
+    assert_eq!(seen.as_deref(), Ok("10.231.4.1"), "reached through localhost, masqueraded to the gateway");
+    assert!(!cnm_tests::can_bind_tcp(&d.host.ns, "0.0.0.0:8080".parse().unwrap()).await, "reserved");
+    d.ok(&["sandbox", "rm", "web"]);
+    assert!(cnm_tests::can_bind_tcp(&d.host.ns, "0.0.0.0:8080".parse().unwrap()).await, "released");
+    d.ok(&["network", "rm", "pub"]);
+}
