@@ -172,15 +172,7 @@ impl Controller {
             }
         }
         if let Some(drv) = &drv {
-            let req = CreateEndpointRequest {
-                network_id: net.id.clone(),
-                endpoint_id: e.id.clone(),
-                interface: EndpointInterface { address: e.ipv4, address_ipv6: e.ipv6, mac_address: e.mac },
-                options: endpoint_options(&net, &e.config),
-            };
-            if let Err(err) = drv.create_endpoint(req).await {
-                tracing::error!(endpoint = %e.name, error = %err, "driver failed to restore endpoint");
-            }
+            restore_in_driver(drv, &net, &e).await;
         }
         let Some(join) = e.join.clone() else {
             st.endpoints.insert(e.id.clone(), e);
@@ -262,18 +254,23 @@ impl Controller {
             source,
         })?;
         for e in st.endpoints.values().filter(|e| e.network_id == network_id && e.phase == Phase::Ready) {
-            let req = CreateEndpointRequest {
-                network_id: net.id.clone(),
-                endpoint_id: e.id.clone(),
-                interface: EndpointInterface { address: e.ipv4, address_ipv6: e.ipv6, mac_address: e.mac },
-                options: endpoint_options(&net, &e.config),
-            };
-            if let Err(err) = drv.create_endpoint(req).await {
-                tracing::warn!(endpoint = %e.name, error = %err, "driver failed to restore endpoint");
-            }
+            restore_in_driver(&drv, &net, e).await;
         }
         st.unrestored.remove(network_id);
         tracing::info!(network = %net.name, "network restored in its driver");
         Ok(())
+    }
+}
+
+/// Tells a driver about an endpoint again, as it was created; failures are logged.
+async fn restore_in_driver(drv: &std::sync::Arc<dyn cnm_driverapi::Driver>, net: &NetworkRecord, e: &EndpointRecord) {
+    let req = CreateEndpointRequest {
+        network_id: net.id.clone(),
+        endpoint_id: e.id.clone(),
+        interface: EndpointInterface { address: e.ipv4, address_ipv6: e.ipv6, mac_address: e.mac },
+        options: endpoint_options(net, &e.config),
+    };
+    if let Err(err) = drv.create_endpoint(req).await {
+        tracing::error!(endpoint = %e.name, error = %err, "driver failed to restore endpoint");
     }
 }

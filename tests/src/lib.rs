@@ -350,6 +350,17 @@ pub async fn udp_peer_echo_server(
     addr: std::net::SocketAddr,
     count: usize,
 ) -> std::thread::JoinHandle<()> {
+    udp_server(ns, addr, count, None).await
+}
+
+/// A UDP server inside `ns` on `addr` answering each datagram with `tag`
+/// (`None`: with the sender's address); it stops after `count` datagrams.
+pub async fn udp_server(
+    ns: &Namespace,
+    addr: std::net::SocketAddr,
+    count: usize,
+    tag: Option<&'static str>,
+) -> std::thread::JoinHandle<()> {
     let sock = ns
         .run(move || std::net::UdpSocket::bind(addr))
         .await
@@ -359,17 +370,24 @@ pub async fn udp_peer_echo_server(
         let mut buf = [0u8; 64];
         for _ in 0..count {
             let Ok((_, peer)) = sock.recv_from(&mut buf) else { break };
-            let _ = sock.send_to(peer.ip().to_string().as_bytes(), peer);
+            let answer = tag.map_or_else(|| peer.ip().to_string(), str::to_string);
+            let _ = sock.send_to(answer.as_bytes(), peer);
         }
     })
 }
 
 /// Sends a datagram from `ns` to `addr` and returns the answer (a few tries).
 pub async fn udp_seen_as(ns: &Namespace, addr: std::net::SocketAddr) -> Result<String, String> {
+    udp_ask_from(ns, 0, addr).await
+}
+
+/// Sends a datagram from `ns`, from local port `from_port` (0: any), to
+/// `addr`, and returns the answer (a few tries).
+pub async fn udp_ask_from(ns: &Namespace, from_port: u16, addr: std::net::SocketAddr) -> Result<String, String> {
     ns.run(move || {
-        let bind: std::net::SocketAddr = if addr.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }.parse().expect("addr");
-        let s = std::net::UdpSocket::bind(bind).map_err(|e| e.to_string())?;
-        s.set_read_timeout(Some(Duration::from_millis(500))).map_err(|e| e.to_string())?;
+        let any: std::net::IpAddr = if addr.is_ipv6() { [0u16; 8].into() } else { [0u8; 4].into() };
+        let s = std::net::UdpSocket::bind((any, from_port)).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_millis(400))).map_err(|e| e.to_string())?;
         let mut buf = [0u8; 64];
         for _ in 0..4 {
             s.send_to(b"who", addr).map_err(|e| e.to_string())?;
@@ -386,45 +404,4 @@ pub async fn udp_seen_as(ns: &Namespace, addr: std::net::SocketAddr) -> Result<S
 /// Whether a TCP socket can bind `addr` in `ns` (the port is free).
 pub async fn can_bind_tcp(ns: &Namespace, addr: std::net::SocketAddr) -> bool {
     ns.run(move || std::net::TcpListener::bind(addr).is_ok()).await.unwrap_or(false)
-}
-
-/// A UDP server inside `ns` on `addr` answering each datagram with `tag`; it
-/// stops after `count` datagrams.
-pub async fn udp_tag_server(
-    ns: &Namespace,
-    addr: std::net::SocketAddr,
-    tag: &'static str,
-    count: usize,
-) -> std::thread::JoinHandle<()> {
-    let sock = ns
-        .run(move || std::net::UdpSocket::bind(addr))
-        .await
-        .expect("enter namespace")
-        .unwrap_or_else(|e| panic!("bind udp {addr}: {e}"));
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 64];
-        for _ in 0..count {
-            let Ok((_, peer)) = sock.recv_from(&mut buf) else { break };
-            let _ = sock.send_to(tag.as_bytes(), peer);
-        }
-    })
-}
-
-/// Sends a datagram from `ns`, from the fixed local port `from_port`, to
-/// `addr`, and returns the answer (a few tries).
-pub async fn udp_ask_from(ns: &Namespace, from_port: u16, addr: std::net::SocketAddr) -> Result<String, String> {
-    ns.run(move || {
-        let s = std::net::UdpSocket::bind(("0.0.0.0", from_port)).map_err(|e| e.to_string())?;
-        s.set_read_timeout(Some(Duration::from_millis(400))).map_err(|e| e.to_string())?;
-        let mut buf = [0u8; 64];
-        for _ in 0..3 {
-            s.send_to(b"who", addr).map_err(|e| e.to_string())?;
-            if let Ok((n, _)) = s.recv_from(&mut buf) {
-                return Ok(String::from_utf8_lossy(&buf[..n]).to_string());
-            }
-        }
-        Err(format!("no UDP answer from {addr}"))
-    })
-    .await
-    .map_err(|e| e.to_string())?
 }

@@ -131,11 +131,11 @@ async fn unpublished_udp_flows_are_flushed() {
     let net = ctrl.new_network("bridge", "udp", NetworkConfig::default()).await.unwrap();
     let publish = vec![bind(Protocol::Udp, 53, None, 8054, 0)];
     let (first, _) = container(&ctrl, &net, "first", publish.clone()).await.unwrap();
-    let _a = cnm_tests::udp_tag_server(&first.namespace().unwrap(), sa("0.0.0.0", 53), "first", 1).await;
+    let _a = cnm_tests::udp_server(&first.namespace().unwrap(), sa("0.0.0.0", 53), 1, Some("first")).await;
     assert_eq!(cnm_tests::udp_ask_from(&out.ns, 5353, sa(UPLINK_HOST, 8054)).await.unwrap(), "first");
     first.delete().await.unwrap();
     let (second, _) = container(&ctrl, &net, "second", publish).await.unwrap();
-    let _b = cnm_tests::udp_tag_server(&second.namespace().unwrap(), sa("0.0.0.0", 53), "second", 1).await;
+    let _b = cnm_tests::udp_server(&second.namespace().unwrap(), sa("0.0.0.0", 53), 1, Some("second")).await;
     // Same client port: without the flush, the old flow would still point at `first`.
     assert_eq!(cnm_tests::udp_ask_from(&out.ns, 5353, sa(UPLINK_HOST, 8054)).await.unwrap(), "second");
     second.delete().await.unwrap();
