@@ -210,3 +210,41 @@ async fn interrupted_bridge_deletion_is_finished_at_next_start() {
     net.delete().await.unwrap();
     assert_eq!(h.settled_links(&["lo"]).await, vec!["lo".to_string()]);
 }
+
+/// A sandbox whose namespace disappeared while the controller was away (as
+/// after a reboot, /run being empty) gets it back at restart, with its
+/// endpoint joined again: the same address, and packets flow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_sandbox_namespace_is_recreated_at_restart() {
+    let Some(h) = TestHost::new("lost_sandbox_namespace_is_recreated_at_restart").await else { return };
+    let (key, addr, peer) = {
+        let ctrl = h.controller().await;
+        let net = ctrl.new_network("bridge", "re", NetworkConfig::default()).await.unwrap();
+        let mut out = Vec::new();
+        for name in ["lost", "kept"] {
+            let ep = net.create_endpoint(name, EndpointConfig::default()).await.unwrap();
+            let sb = ctrl.new_sandbox(name, SandboxConfig::default()).await.unwrap();
+            ep.join(&sb, JoinOptions::default()).await.unwrap();
+            out.push((sb.key().to_path_buf(), ep.info().await.unwrap().ipv4.unwrap()));
+        }
+        (out[0].0.clone(), out[0].1, out[1].1)
+    };
+    cnm::osl::Namespace::remove(&key).unwrap();
+    assert!(!cnm::osl::Namespace::is_mounted(&key));
+
+    let ctrl = h.controller().await;
+    let sb = ctrl.sandbox("lost").await.unwrap();
+    assert_eq!(sb.key(), key.as_path());
+    assert!(cnm::osl::Namespace::is_mounted(&key), "the namespace is back");
+    let ns = sb.namespace().unwrap();
+    assert_eq!(links_in(&ns).await, vec!["eth0".to_string(), "lo".to_string()]);
+    let ep = ctrl.network_by_name("re").await.unwrap().endpoint("lost").await.unwrap();
+    assert_eq!(ep.info().await.unwrap().ipv4, Some(addr), "the same address");
+    assert_ping(&ns, peer.addr()).await;
+    assert_ping(&ctrl.sandbox("kept").await.unwrap().namespace().unwrap(), addr.addr()).await;
+    for sb in ctrl.sandboxes().await {
+        sb.delete().await.unwrap();
+    }
+    ctrl.network_by_name("re").await.unwrap().delete().await.unwrap();
+    assert_eq!(h.settled_links(&["lo"]).await, vec!["lo".to_string()]);
+}
