@@ -405,3 +405,36 @@ pub async fn udp_ask_from(ns: &Namespace, from_port: u16, addr: std::net::Socket
 pub async fn can_bind_tcp(ns: &Namespace, addr: std::net::SocketAddr) -> bool {
     ns.run(move || std::net::TcpListener::bind(addr).is_ok()).await.unwrap_or(false)
 }
+
+/// The recorded Docker traffic (`shared/conformance/traces`), beside the checkout.
+pub mod traces {
+    use std::path::{Path, PathBuf};
+
+    /// The directory of the recorded traces.
+    pub fn dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/traces")
+    }
+
+    /// The trace files (`*.jsonl` without `.steps`), sorted; panics if the visible set is missing.
+    pub fn files() -> Vec<PathBuf> {
+        let dir = dir();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("the conformance traces must be at {}: {e}", dir.display()))
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl") && !p.to_string_lossy().ends_with(".steps.jsonl"))
+            .collect();
+        files.sort();
+        assert!(files.len() >= 12, "expected the visible trace set, found {files:?}");
+        files
+    }
+
+    /// The lines of a JSON-lines file.
+    pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+            .collect()
+    }
+}

@@ -8,27 +8,13 @@ use cnm_ipamapi as i;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use std::path::PathBuf;
-
-fn traces_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/traces")
-}
 
 /// Every recorded call: (file, seq, path, request, response).
 fn calls() -> Vec<(String, u64, String, Value, Value)> {
-    let dir = traces_dir();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("the conformance traces must be at {}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "jsonl") && !p.to_string_lossy().ends_with(".steps.jsonl"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 12, "expected the visible trace set, found {files:?}");
     let mut out = Vec::new();
-    for f in files {
-        let name = f.file_name().unwrap().to_string_lossy().to_string();
-        for line in std::fs::read_to_string(&f).unwrap().lines().filter(|l| !l.trim().is_empty()) {
-            let v: Value = serde_json::from_str(line).unwrap();
+    for f in cnm_tests::traces::files() {
+        let name = f.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        for v in cnm_tests::traces::read_jsonl(&f) {
             out.push((
                 name.clone(),
                 v["seq"].as_u64().unwrap(),

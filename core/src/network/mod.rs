@@ -234,8 +234,8 @@ impl Controller {
     }
 }
 
-/// Checks a network name as Docker does: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
-pub(crate) fn check_name(kind: &str, name: &str) -> Result<()> {
+/// Checks a name (network, endpoint, sandbox) as Docker does: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+pub fn check_name(kind: &str, name: &str) -> Result<()> {
     let mut chars = name.chars();
     let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));

@@ -6,16 +6,9 @@ use crate::wire::sandbox::SandboxCreateRequest;
 use cnm::{ExtraHost, SandboxConfig};
 use std::net::IpAddr;
 
-/// Checks a sandbox name as Docker checks container names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+/// Checks a sandbox name with core's rule for names (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`).
 pub fn check_name(name: &str) -> Result<(), ApiError> {
-    let mut chars = name.chars();
-    let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(format!("invalid sandbox name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")))
-    }
+    cnm::check_name("sandbox", name).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 /// The controller's configuration of a create request.

@@ -434,12 +434,12 @@ fn per_endpoint(calls: &[(String, Value)]) -> Vec<(String, Value)> {
 async fn scenario(prefix: &str) {
     let test = format!("conformance_{prefix}");
     let Some(h) = cnm_tests::TestHost::new(&test).await else { return };
-    let file = common::trace_files()
+    let file = cnm_tests::traces::files()
         .into_iter()
         .find(|f| f.file_name().unwrap().to_string_lossy().starts_with(prefix))
         .unwrap();
-    let trace = common::read_jsonl(&file);
-    let steps = common::read_jsonl(&file.with_extension("").with_extension("steps.jsonl"));
+    let trace = cnm_tests::traces::read_jsonl(&file);
+    let steps = cnm_tests::traces::read_jsonl(&file.with_extension("").with_extension("steps.jsonl"));
     let plugins_dir = h.dir.path().join("plugins");
     std::fs::create_dir_all(&plugins_dir).unwrap();
 

@@ -27,9 +27,9 @@ type Recorded = (Vec<String>, VecDeque<Value>, VecDeque<Value>);
 async fn every_traced_request_is_served_as_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let mut replayed = 0;
-    for file in common::trace_files() {
+    for file in cnm_tests::traces::files() {
         let name = file.file_name().unwrap().to_string_lossy().to_string();
-        let calls = common::read_jsonl(&file);
+        let calls = cnm_tests::traces::read_jsonl(&file);
         // Per plugin: its roles (from its Activate answer) and the queued answers.
         let mut plugins: BTreeMap<String, Recorded> = BTreeMap::new();
         for c in &calls {
@@ -119,8 +119,8 @@ fn lower_cased_answers_decode_like_the_originals() {
         }
     }
     let mut checked = 0;
-    for file in common::trace_files() {
-        for c in common::read_jsonl(&file) {
+    for file in cnm_tests::traces::files() {
+        for c in cnm_tests::traces::read_jsonl(&file) {
             let r = &c["response"];
             let path = c["path"].as_str().unwrap();
             macro_rules! same {

@@ -435,31 +435,3 @@ pub fn quick_config() -> cnm_driver_remote::ClientConfig {
         retry: cnm_driver_remote::RetryPolicy::new(Duration::from_millis(20), Duration::from_millis(200)),
     }
 }
-
-/// The directory of the recorded traces.
-pub fn traces_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/traces")
-}
-
-/// The trace files (`*.jsonl` without `.steps`), sorted.
-pub fn trace_files() -> Vec<PathBuf> {
-    let dir = traces_dir();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("the conformance traces must be at {}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "jsonl") && !p.to_string_lossy().ends_with(".steps.jsonl"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 12, "expected the visible trace set, found {files:?}");
-    files
-}
-
-/// The lines of a JSON-lines file.
-pub fn read_jsonl(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
