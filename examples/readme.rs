@@ -8,7 +8,9 @@
 //! (IP forwarding, the firewall); the bridge, veth pair, sandbox namespace
 //! and firewall table are real kernel objects inside it.
 //!
-//! Run as root: `cargo run -p cnm-examples --example readme`.
+//! Run it as root or as an ordinary user: `cargo run -p cnm-examples
+//! --example readme`. Not root, it first moves into a user namespace of its
+//! own (rootless: the same kernel objects, owned by that namespace).
 
 use anyhow::Context;
 use cnm::osl::Netlink;
@@ -16,19 +18,29 @@ use cnm::{Config, Controller, EndpointConfig, JoinOptions, NetworkConfig, Sandbo
 use cnm_driver_bridge::BridgeDriver;
 use std::time::Duration;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("CNM_LOG"))
         .with_writer(std::io::stderr)
         .init();
+    // Rootless: the kernel lets only a single-threaded process change its
+    // user namespace, so this comes before the runtime starts.
+    let rootless = !cnm::rootless::is_root();
+    if rootless {
+        let userns = cnm::rootless::enter().context("enter a user namespace (not root)")?;
+        println!("Not root: running in a user namespace of its own (uid {} outside)", userns.outer_uid);
+    }
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(example(rootless))
+}
+
+async fn example(rootless: bool) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("cnm-readme-{}", std::process::id()));
     let host = dir.join("host.netns");
     let (_, host_nl) = Netlink::create_namespace(&host, cnm::osl::DEFAULT_DEADLINE)
         .await
         .context("create the example's host namespace")?;
     host_nl.link_set_up(1).await.context("bring up the host's loopback")?;
-    let config = Config::new(dir.join("data")).exec_root(dir.join("run")).host_namespace(&host);
+    let config = Config::new(dir.join("data")).exec_root(dir.join("run")).host_namespace(&host).rootless(rootless);
     let started = Controller::builder(config).driver(|host| BridgeDriver::new(host.clone())).build().await;
     let result = match started {
         Ok(controller) => {

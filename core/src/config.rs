@@ -24,6 +24,8 @@ pub struct Config {
     pub default_pools: DefaultIpamConfig,
     /// A network created at start if missing (docker0's role), used when no network is named.
     pub default_network: Option<DefaultNetwork>,
+    /// Not root: run inside a user namespace of the process's own (see [`crate::rootless`]).
+    pub rootless: bool,
 }
 
 /// The default network: created when the controller starts, unless it exists.
@@ -70,7 +72,20 @@ impl Config {
             netlink_deadline: cnm_osl::DEFAULT_DEADLINE,
             default_pools: DefaultIpamConfig::default(),
             default_network: None,
+            rootless: false,
         }
+    }
+
+    /// When the process is not root, runs the controller inside a user
+    /// namespace of its own, with its own network and mount namespaces
+    /// ([`crate::rootless::enter`]; as root this changes nothing). The
+    /// namespaces, bridges, veths and firewall table are real but private:
+    /// the host's own network is out of reach. The process must still be
+    /// single-threaded when the controller is built, unless `main` called
+    /// [`crate::rootless::enter`] before starting its runtime.
+    pub fn rootless(mut self, on: bool) -> Self {
+        self.rootless = on;
+        self
     }
 
     /// Sets the exec root (namespaces go under `exec_root/netns`).

@@ -101,6 +101,9 @@ impl ControllerBuilder {
     /// restores every object the store holds (see [`Controller::new`]).
     pub async fn build(self) -> Result<Controller> {
         let config = self.config;
+        if config.rootless && !crate::rootless::is_root() {
+            crate::rootless::enter().map_err(|e| Error::os("enter a user namespace (rootless)", e))?;
+        }
         let host_ns = match &config.host_namespace {
             Some(p) => Namespace::open(p),
             None => Namespace::current(),

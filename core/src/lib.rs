@@ -23,3 +23,4 @@ pub use cnm_driverapi as driverapi;
 pub use cnm_ipamapi as ipamapi;
 pub use cnm_ipams::DefaultIpamConfig;
 pub use cnm_osl as osl;
+pub use cnm_osl::userns as rootless;

@@ -16,6 +16,9 @@ fn docker_ok(d: &Daemon, args: &[&str]) -> String {
 /// output formats and error messages; packets flow between the sandboxes docker connected.
 #[tokio::test]
 async fn docker_cli_drives_every_network_subcommand() {
+    if !cnm_tests::tools("docker_cli_drives_every_network_subcommand", &["docker"], "docker.io") {
+        return;
+    }
     let Some(d) = Daemon::start("docker_cli_drives_every_network_subcommand").await else { return };
     let id = docker_ok(
         &d,
@@ -76,7 +79,7 @@ async fn docker_cli_drives_every_network_subcommand() {
     assert_eq!(web["IPv4Address"], "10.232.1.130/24");
     assert_eq!(web["MacAddress"].as_str().unwrap().len(), 17);
     assert_eq!(web["EndpointID"].as_str().unwrap().len(), 64);
-    assert!(d.pings("cli", "10.232.1.130"), "cli cannot reach web");
+    assert!(d.pings("cli", "10.232.1.130").await, "cli cannot reach web");
 
     let out = d.docker(&["network", "connect", "dn1", "web"]);
     assert!(!out.status.success());
@@ -86,7 +89,7 @@ async fn docker_cli_drives_every_network_subcommand() {
     assert!(stderr(&out).contains("active endpoints"), "{}", stderr(&out));
 
     docker_ok(&d, &["network", "disconnect", "dn1", "web"]);
-    assert!(!d.pings("cli", "10.232.1.130"), "web still answers after disconnect");
+    assert!(!d.pings("cli", "10.232.1.130").await, "web still answers after disconnect");
     let out = d.docker(&["network", "disconnect", "dn1", "web"]);
     assert!(!out.status.success());
     docker_ok(&d, &["network", "disconnect", "--force", "dn1", "cli"]);

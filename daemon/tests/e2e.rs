@@ -26,8 +26,8 @@ async fn cnmctl_networks_sandboxes_connect_and_ping() {
     assert_eq!(d.ip("a", "n1"), "10.231.1.10");
     let ip_b = d.ip("b", "n1");
 
-    assert!(d.pings("a", &ip_b), "a cannot ping b at {ip_b}");
-    assert!(d.pings("b", "10.231.1.10"), "b cannot ping a");
+    assert!(d.pings("a", &ip_b).await, "a cannot ping b at {ip_b}");
+    assert!(d.pings("b", "10.231.1.10").await, "b cannot ping a");
     let hosts = d.ok(&["sandbox", "exec", "a", "--", "cat", "/etc/hosts"]);
     assert!(hosts.contains("10.9.9.9\tdb"), "extra host missing from /etc/hosts:\n{hosts}");
     assert!(hosts.contains("10.231.1.10\talpha web"), "own address missing from /etc/hosts:\n{hosts}");
@@ -39,7 +39,7 @@ async fn cnmctl_networks_sandboxes_connect_and_ping() {
     assert_eq!(inspect[0]["Labels"]["team"], "a");
 
     d.ok(&["network", "disconnect", "n1", "b"]);
-    assert!(!d.pings("a", &ip_b), "b still answers after disconnect");
+    assert!(!d.pings("a", &ip_b).await, "b still answers after disconnect");
     let out = d.cnmctl(&["network", "disconnect", "n1", "b"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("not connected"), "{}", stderr(&out));
@@ -67,7 +67,7 @@ async fn sigterm_then_restart_keeps_networks_sandboxes_and_packets() {
     d.ok(&["network", "connect", "n1", "b"]);
     let (ip_a, ip_b) = (d.ip("a", "n1"), d.ip("b", "n1"));
     let before: serde_json::Value = serde_json::from_str(&d.ok(&["sandbox", "inspect", "a", "b"])).unwrap();
-    assert!(d.pings("a", &ip_b));
+    assert!(d.pings("a", &ip_b).await);
 
     assert!(d.sigterm(), "cnmd exits successfully on SIGTERM:\n{}", d.log());
     assert!(!d.sock.exists(), "the socket is removed at exit");
@@ -80,11 +80,11 @@ async fn sigterm_then_restart_keeps_networks_sandboxes_and_packets() {
     let after: serde_json::Value = serde_json::from_str(&d.ok(&["sandbox", "inspect", "a", "b"])).unwrap();
     assert_eq!(before, after, "sandboxes are restored as they were");
     assert!(d.ok(&["network", "ls"]).contains(" n1 "));
-    assert!(d.pings("a", &ip_b));
-    assert!(d.pings("b", &ip_a));
+    assert!(d.pings("a", &ip_b).await);
+    assert!(d.pings("b", &ip_a).await);
     d.ok(&["sandbox", "create", "c"]);
     d.ok(&["network", "connect", "n1", "c"]);
-    assert!(d.pings("c", &ip_a), "a sandbox connected after the restart reaches the old ones");
+    assert!(d.pings("c", &ip_a).await, "a sandbox connected after the restart reaches the old ones");
 }
 
 /// SIGKILL while sandboxes are being created and connected; after a restart
@@ -198,8 +198,8 @@ async fn fifty_concurrent_clients_create_and_connect() {
         let v: serde_json::Value = client.get(&format!("/networks/{n}")).await.unwrap();
         assert_eq!(v["Containers"].as_object().unwrap().len(), 25, "{n}");
     }
-    assert!(d.pings("p0", &d.ip("p48", "c0")));
-    assert!(d.pings("p1", &d.ip("p49", "c1")));
+    assert!(d.pings("p0", &d.ip("p48", "c0")).await);
+    assert!(d.pings("p1", &d.ip("p49", "c1")).await);
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..50 {
         let client = client.clone();

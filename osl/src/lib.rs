@@ -16,6 +16,7 @@ pub mod probe;
 pub mod reservation;
 mod route;
 mod sysctl;
+pub mod userns;
 
 pub use address::Address;
 pub use error::{Error, Result};

@@ -12,18 +12,77 @@ use std::time::Duration;
 /// How long a probe waits for an answer.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Whether privileged tests may run. Not root: under `CI=true` or
-/// `CNM_TEST_REQUIRE_ROOT=1` this panics (a skip is a failure there);
-/// elsewhere it prints a loud skip notice and returns false.
+/// Whether a missing requirement fails the test (`CI=true` or
+/// `CNM_TEST_REQUIRE_ROOT=1`) rather than skipping it.
+pub fn required() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true") || std::env::var("CNM_TEST_REQUIRE_ROOT").is_ok_and(|v| v == "1")
+}
+
+/// Skips `test` loudly with `why`, or panics with it where a skip is a failure.
+fn skip(test: &str, why: &str) -> bool {
+    assert!(!required(), "{test}: {why}, and CI requires it");
+    // Straight to the process's stderr: libtest captures `eprintln!` of
+    // passing tests, and a skip must be seen.
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+    false
+}
+
+/// The user namespace test binaries move into when not run as root: the
+/// constructor below runs before `main` (before libtest starts its threads,
+/// which the kernel requires), so every test, thread and child process
+/// (cnmd, the crash child) runs inside it and may create namespaces,
+/// bridges, veths and nf_tables tables there.
+static ROOTLESS: std::sync::OnceLock<Result<cnm::rootless::UserNamespace, String>> = std::sync::OnceLock::new();
+
+extern "C" fn enter_rootless_at_start() {
+    if cnm::rootless::is_root() || std::env::var_os("CNM_TEST_NO_USERNS").is_some() {
+        return;
+    }
+    let _ = ROOTLESS.set(cnm::rootless::enter().map_err(|e| e.to_string()));
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static ENTER_ROOTLESS_AT_START: extern "C" fn() = enter_rootless_at_start;
+
+/// Whether privileged tests may run: as root, or (not root) inside the
+/// user namespace every test binary of this crate's users enters at start.
+/// Otherwise, under `CI=true` or `CNM_TEST_REQUIRE_ROOT=1` this panics (a
+/// skip is a failure there); elsewhere it prints a loud skip notice and
+/// returns false.
 pub fn privileged(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
+    if cnm::rootless::is_root() {
         return true;
     }
-    let required = std::env::var("CI").is_ok_and(|v| v == "true")
-        || std::env::var("CNM_TEST_REQUIRE_ROOT").is_ok_and(|v| v == "1");
-    assert!(!required, "{test}: privileged test cannot run without root, and CI requires it");
-    eprintln!("SKIPPED {test}: requires root");
-    false
+    match ROOTLESS.get() {
+        Some(Err(e)) => skip(test, &format!("requires root or a user namespace ({e})")),
+        _ => skip(test, "requires root"),
+    }
+}
+
+/// Whether the test runs as real root (not in the rootless user namespace):
+/// for tests that drive dockerd or runc, or the host's own firewall.
+pub fn real_root(test: &str) -> bool {
+    if !privileged(test) {
+        return false;
+    }
+    match cnm::rootless::entered() {
+        Some(u) => skip(test, &format!("requires real root (running rootless as uid {})", u.outer_uid)),
+        None => true,
+    }
+}
+
+/// Whether every program in `programs` is on `PATH`; a missing one skips
+/// the test loudly (or fails it under CI) naming the Debian package in `package`.
+pub fn tools(test: &str, programs: &[&str], package: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let missing: Vec<&str> =
+        programs.iter().copied().filter(|p| !std::env::split_paths(&path).any(|d| d.join(p).is_file())).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    skip(test, &format!("needs {} (Debian package {package})", missing.join(", ")))
 }
 
 /// Logs to stderr when `CNM_LOG` is set (for example `CNM_LOG=debug`).
@@ -406,13 +465,18 @@ pub async fn can_bind_tcp(ns: &Namespace, addr: std::net::SocketAddr) -> bool {
     ns.run(move || std::net::TcpListener::bind(addr).is_ok()).await.unwrap_or(false)
 }
 
-/// The recorded Docker traffic (`shared/conformance/traces`), beside the checkout.
+/// The recorded Docker traffic: Docker Engine 20.10 facing a recording
+/// plugin, kept as test fixtures in `tests/fixtures/traces` (a copy of the
+/// project's shared conformance set; see its README).
 pub mod traces {
     use std::path::{Path, PathBuf};
 
-    /// The directory of the recorded traces.
+    /// The directory of the recorded traces: `CNM_TRACES_DIR` when set (to
+    /// run the suites against another recorded set), else the fixtures.
     pub fn dir() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/traces")
+        std::env::var_os("CNM_TRACES_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/traces"))
     }
 
     /// The trace files (`*.jsonl` without `.steps`), sorted; panics if the visible set is missing.

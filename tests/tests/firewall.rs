@@ -186,6 +186,10 @@ async fn dual_stack_network() {
 /// a network's elements go with it, and a restart re-creates a deleted table.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn firewall_table_life() {
+    // The operator's own rules are written with the nft command here.
+    if !cnm_tests::tools("firewall_table_life", &["nft"], "nftables") {
+        return;
+    }
     let Some(h) = TestHost::new("firewall_table_life").await else { return };
     let out = h.outside().await;
     let _srv = peer_echo_server(&out.ns, sa(OUTSIDE, 7003), 2).await;

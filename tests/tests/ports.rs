@@ -125,6 +125,9 @@ async fn port_ranges_and_ephemeral_ports() {
 /// conntrack entries are flushed when it is unpublished.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unpublished_udp_flows_are_flushed() {
+    if !cnm_tests::tools("unpublished_udp_flows_are_flushed", &["conntrack"], "conntrack") {
+        return;
+    }
     let Some(h) = TestHost::new("unpublished_udp_flows_are_flushed").await else { return };
     let out = h.outside().await;
     let ctrl = h.controller().await;

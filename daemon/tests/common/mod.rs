@@ -145,9 +145,15 @@ impl Daemon {
         v[0]["Networks"][network]["IPAddress"].as_str().expect("sandbox has an address").to_string()
     }
 
-    /// Whether `cnmctl sandbox exec FROM -- ping -c1 -W2 IP` succeeds.
-    pub fn pings(&self, from: &str, ip: &str) -> bool {
-        self.cnmctl(&["sandbox", "exec", from, "--", "ping", "-c1", "-W2", ip]).status.success()
+    /// Whether `ip` answers an ICMP echo sent from inside sandbox `from`
+    /// (its namespace found through `cnmctl sandbox inspect`; no `ping`
+    /// program needed).
+    pub async fn pings(&self, from: &str, ip: &str) -> bool {
+        let v: serde_json::Value = serde_json::from_str(&self.ok(&["sandbox", "inspect", from])).expect("json");
+        let key = v[0]["Key"].as_str().expect("sandbox has a key");
+        let ns = cnm::osl::Namespace::open(key).expect("open the sandbox's namespace");
+        let ip: std::net::IpAddr = ip.parse().expect("an IP address");
+        cnm::osl::probe::ping(&ns, ip, Duration::from_secs(2)).await.is_ok()
     }
 }
 

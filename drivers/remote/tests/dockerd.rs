@@ -20,28 +20,14 @@ use std::time::{Duration, Instant};
 
 const BUSYBOX: &str = "/bin/busybox";
 
-/// Whether this test can run: root and dockerd present; under CI both are required.
+/// Whether this test can run: real root (dockerd does not run in our
+/// user namespace), dockerd, the docker CLI and busybox-static; under CI all are required.
 fn available() -> bool {
-    if !cnm_tests::privileged("docker_engine_uses_our_plugins") {
-        return false;
-    }
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true")
-        || std::env::var("CNM_TEST_REQUIRE_ROOT").is_ok_and(|v| v == "1");
-    let have = ["dockerd", "docker", "unshare", "nsenter"].iter().all(|b| {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {b}")])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    }) && Path::new(BUSYBOX).exists();
-    assert!(
-        have || !ci,
-        "docker_engine_uses_our_plugins: dockerd, docker or busybox-static missing, and CI requires them"
-    );
-    if !have {
-        eprintln!("SKIPPED docker_engine_uses_our_plugins: needs dockerd (docker.io) and busybox-static");
-    }
-    have
+    const TEST: &str = "docker_engine_uses_our_plugins";
+    cnm_tests::real_root(TEST)
+        && cnm_tests::tools(TEST, &["dockerd", "docker"], "docker.io")
+        && cnm_tests::tools(TEST, &["unshare", "nsenter"], "util-linux")
+        && (Path::new(BUSYBOX).exists() || cnm_tests::tools(TEST, &["busybox"], "busybox-static"))
 }
 
 /// A private dockerd in a scratch network namespace; killed (with every
