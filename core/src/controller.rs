@@ -1,6 +1,7 @@
 //! The `Controller`: the entry point that owns the drivers, the IPAMs, the
 //! store, the host's netlink handle and every network, endpoint and sandbox.
 
+use crate::locks::ObjectLocks;
 use crate::model::{EndpointRecord, NetworkRecord, SandboxRecord};
 use crate::store::Store;
 use crate::{Config, Error, Result};
@@ -8,7 +9,7 @@ use cnm_driverapi::{Driver, DriverProvider};
 use cnm_ipamapi::{Ipam, IpamProvider};
 use cnm_osl::{Namespace, Netlink};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 /// The entry point of cnm: create networks and sandboxes through it.
 ///
@@ -27,7 +28,15 @@ pub(crate) struct Inner {
     pub driver_providers: Vec<Arc<dyn DriverProvider>>,
     pub ipam_providers: Vec<Arc<dyn IpamProvider>>,
     pub store: Store,
-    pub state: tokio::sync::Mutex<State>,
+    /// The in-memory state: held only for map look-ups and updates, never
+    /// across I/O (see [`crate::locks`]).
+    pub state: Mutex<State>,
+    /// Per-network and per-sandbox operation locks.
+    pub locks: ObjectLocks,
+    /// Names of networks being created.
+    pub creating_networks: Arc<Mutex<HashSet<String>>>,
+    /// Container ids of sandboxes being created.
+    pub creating_sandboxes: Arc<Mutex<HashSet<String>>>,
 }
 
 /// A sandbox's runtime state beside its record.
@@ -39,8 +48,8 @@ pub(crate) struct SandboxState {
     pub ifindex: HashMap<String, u32>,
 }
 
-/// Everything the controller knows, guarded by one lock held for a whole
-/// operation, so operations never interleave half-way.
+/// Everything the controller knows. Operations change it in short steps,
+/// holding the locks of the objects they work on (see [`crate::locks`]).
 #[derive(Default)]
 pub(crate) struct State {
     pub networks: HashMap<String, NetworkRecord>,
@@ -139,7 +148,10 @@ impl ControllerBuilder {
                 driver_providers: self.driver_providers,
                 ipam_providers: self.ipam_providers,
                 store,
-                state: tokio::sync::Mutex::new(State::default()),
+                state: Mutex::new(State::default()),
+                locks: ObjectLocks::default(),
+                creating_networks: Arc::default(),
+                creating_sandboxes: Arc::default(),
             }),
         };
         ctrl.restore().await?;
@@ -171,6 +183,13 @@ impl Controller {
     /// is missing, interrupted operations are rolled back.
     pub async fn new(config: Config) -> Result<Self> {
         Self::builder(config).build().await
+    }
+
+    /// The in-memory state, for a few look-ups or updates: never hold the
+    /// guard across an `.await`. A panic elsewhere cannot corrupt it between
+    /// two steps, so a poisoned lock is taken over.
+    pub(crate) fn st(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The configuration.

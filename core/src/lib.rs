@@ -6,6 +6,7 @@ mod endpoint;
 mod error;
 mod host_networks;
 mod id;
+mod locks;
 mod model;
 mod network;
 mod restore;

@@ -3,7 +3,7 @@
 //! interrupted operations are rolled back or finished. Nothing leaks across
 //! a crash: no address, link or namespace.
 
-use crate::controller::{SandboxState, State};
+use crate::controller::SandboxState;
 use crate::endpoint::endpoint_options;
 use crate::model::{EndpointRecord, JoinPhase, NetworkRecord, Phase, SandboxRecord};
 use crate::network::pools;
@@ -30,29 +30,30 @@ impl Controller {
         if networks.is_empty() && sandboxes.is_empty() && endpoints.is_empty() {
             return Ok(());
         }
-        let mut guard = self.inner.state.lock().await;
-        let st = &mut *guard;
+        // Runs inside `build`, before the controller is handed out: nothing
+        // else can take the object locks yet.
         for n in networks {
-            self.restore_network(st, n).await;
+            self.restore_network(n).await;
         }
         let mut recreated = Vec::new();
         for s in sandboxes {
-            if let Some(id) = self.restore_sandbox(st, s).await {
+            if let Some(id) = self.restore_sandbox(s).await {
                 recreated.push(id);
             }
         }
         for e in endpoints {
-            self.restore_endpoint(st, e, &recreated).await;
+            self.restore_endpoint(e, &recreated).await;
         }
-        let ids: Vec<String> = st.sandboxes.keys().cloned().collect();
+        let ids: Vec<String> = self.st().sandboxes.keys().cloned().collect();
         for id in ids {
-            if let Err(e) = self.apply_gateway_change(st, &id, None).await {
+            if let Err(e) = self.apply_gateway_change(&id, None).await {
                 tracing::warn!(sandbox = %id, error = %e, "failed to restore the gateway of a sandbox");
             }
-            if let Err(e) = files::refresh(&self.inner.config, st, &id) {
+            if let Err(e) = self.refresh_files(&id) {
                 tracing::warn!(sandbox = %id, error = %e, "failed to restore sandbox files");
             }
         }
+        let st = self.st();
         tracing::info!(
             networks = st.networks.len(),
             endpoints = st.endpoints.len(),
@@ -62,7 +63,7 @@ impl Controller {
         Ok(())
     }
 
-    async fn restore_network(&self, st: &mut State, mut n: NetworkRecord) {
+    async fn restore_network(&self, mut n: NetworkRecord) {
         if n.phase != Phase::Ready {
             tracing::info!(network = %n.name, phase = ?n.phase, "rolling back an interrupted network operation");
             if self.ipam_replays(&n.config.ipam_driver).await {
@@ -92,24 +93,24 @@ impl Controller {
                 let req = crate::network::driver_request(&n);
                 if let Err(e) = drv.create_network(req).await {
                     tracing::error!(network = %n.name, error = %e, "driver failed to restore network; will retry on next use");
-                    st.unrestored.insert(n.id.clone());
+                    self.st().unrestored.insert(n.id.clone());
                 }
             }
             Err(e) => {
                 tracing::error!(network = %n.name, error = %e, "network's driver is not available; will retry on next use");
-                st.unrestored.insert(n.id.clone());
+                self.st().unrestored.insert(n.id.clone());
             }
         }
-        st.networks.insert(n.id.clone(), n);
+        self.st().networks.insert(n.id.clone(), n);
     }
 
     /// Restores a sandbox; returns its id if its namespace had to be re-created.
-    async fn restore_sandbox(&self, st: &mut State, mut s: SandboxRecord) -> Option<String> {
+    async fn restore_sandbox(&self, mut s: SandboxRecord) -> Option<String> {
         if s.phase != Phase::Ready {
             tracing::info!(sandbox = %s.container_id, phase = ?s.phase, "rolling back an interrupted sandbox operation");
-            self.cleanup_sandbox_namespace(&s, st);
+            self.cleanup_sandbox_namespace(&s);
             let _ = std::fs::remove_dir_all(files::sandbox_dir(&self.inner.config, &s.id));
-            if let Err(e) = self.inner.store.delete(Table::Sandboxes, &s.id) {
+            if let Err(e) = self.inner.store.delete(Table::Sandboxes, &s.id).await {
                 tracing::warn!(error = %e, "failed to forget sandbox");
             }
             return None;
@@ -129,17 +130,18 @@ impl Controller {
             }
         }
         s.phase = Phase::Ready;
-        st.sandboxes.insert(s.id.clone(), SandboxState { rec: s, netlink: None, ifindex: HashMap::new() });
+        self.st().sandboxes.insert(s.id.clone(), SandboxState { rec: s, netlink: None, ifindex: HashMap::new() });
         recreated
     }
 
-    async fn restore_endpoint(&self, st: &mut State, mut e: EndpointRecord, recreated: &[String]) {
-        let Some(net) = st.networks.get(&e.network_id).cloned() else {
+    async fn restore_endpoint(&self, mut e: EndpointRecord, recreated: &[String]) {
+        let Some(net) = self.st().networks.get(&e.network_id).cloned() else {
             tracing::warn!(endpoint = %e.name, "forgetting an endpoint whose network is gone");
-            let _ = self.inner.store.delete(Table::Endpoints, &e.id);
+            let _ = self.inner.store.delete(Table::Endpoints, &e.id).await;
             return;
         };
-        let drv = if st.unrestored.contains(&net.id) { None } else { self.driver(&net.driver).await.ok() };
+        let unrestored = self.st().unrestored.contains(&net.id);
+        let drv = if unrestored { None } else { self.driver(&net.driver).await.ok() };
         if e.phase != Phase::Ready {
             tracing::info!(endpoint = %e.name, phase = ?e.phase, "rolling back an interrupted endpoint operation");
             if let Some(drv) = &drv {
@@ -155,7 +157,7 @@ impl Controller {
             {
                 crate::endpoint::release_addresses(&*ipam, &net, &e).await;
             }
-            let _ = self.inner.store.delete(Table::Endpoints, &e.id);
+            let _ = self.inner.store.delete(Table::Endpoints, &e.id).await;
             return;
         }
         if self.ipam_replays(&net.config.ipam_driver).await
@@ -175,24 +177,24 @@ impl Controller {
             restore_in_driver(drv, &net, &e).await;
         }
         let Some(join) = e.join.clone() else {
-            st.endpoints.insert(e.id.clone(), e);
+            self.st().endpoints.insert(e.id.clone(), e);
             return;
         };
-        let sandbox_present = st.sandboxes.contains_key(&join.sandbox_id);
+        let sandbox_present = self.st().sandboxes.contains_key(&join.sandbox_id);
         let mut rejoin = join.phase == JoinPhase::Joined && sandbox_present;
         if rejoin && !recreated.contains(&join.sandbox_id) {
             // The join is confirmed: keep it if its interface is still there.
             if let Some(iface) = &join.iface {
-                let present = match interface::sandbox_netlink(self, st, &join.sandbox_id).await {
+                let present = match interface::sandbox_netlink(self, &join.sandbox_id).await {
                     Ok(nl) => nl.link_get(iface).await.ok().flatten().is_some_and(|l| l.up),
                     Err(_) => false,
                 };
                 if present {
-                    st.endpoints.insert(e.id.clone(), e);
+                    self.st().endpoints.insert(e.id.clone(), e);
                     return;
                 }
             } else {
-                st.endpoints.insert(e.id.clone(), e);
+                self.st().endpoints.insert(e.id.clone(), e);
                 return;
             }
         }
@@ -201,7 +203,7 @@ impl Controller {
             let _ = drv.leave(LeaveRequest { network_id: net.id.clone(), endpoint_id: e.id.clone() }).await;
         }
         if let (Some(iface), true) = (&join.iface, sandbox_present)
-            && let Ok(nl) = interface::sandbox_netlink(self, st, &join.sandbox_id).await
+            && let Ok(nl) = interface::sandbox_netlink(self, &join.sandbox_id).await
         {
             let _ = interface::remove(&nl, iface).await;
         }
@@ -211,9 +213,9 @@ impl Controller {
                 j.phase = JoinPhase::Joining;
                 j.iface = None;
             }
-            st.endpoints.insert(e.id.clone(), e.clone());
+            self.st().endpoints.insert(e.id.clone(), e.clone());
             let result = match &drv {
-                Some(drv) => self.join_locked(st, &net, drv, &mut e, None).await,
+                Some(drv) => self.join_locked(&net, drv, &mut e, None).await,
                 None => Err(crate::Error::InvalidDriver { name: net.driver.clone(), available: self.drivers() }),
             };
             match result {
@@ -232,31 +234,42 @@ impl Controller {
             tracing::info!(endpoint = %e.name, "rolled back an interrupted join");
             e.join = None;
         }
-        if let Err(err) = self.inner.store.put(Table::Endpoints, &e.id, &e) {
+        if let Err(err) = self.inner.store.put(Table::Endpoints, &e.id, &e).await {
             tracing::warn!(error = %err, "failed to record restored endpoint");
         }
-        st.endpoints.insert(e.id.clone(), e);
+        self.st().endpoints.insert(e.id.clone(), e);
     }
 }
 
 impl Controller {
     /// Tells a network's driver about it if the driver missed it at start
-    /// (its plugin was down, say), with the network's endpoints; a no-op otherwise.
-    pub(crate) async fn ensure_restored(&self, st: &mut State, network_id: &str) -> Result<()> {
-        if !st.unrestored.contains(network_id) {
-            return Ok(());
-        }
-        let Some(net) = st.networks.get(network_id).cloned() else { return Ok(()) };
+    /// (its plugin was down, say), with the network's endpoints; a no-op
+    /// otherwise. The caller holds the network's lock.
+    pub(crate) async fn ensure_restored(&self, network_id: &str) -> Result<()> {
+        let (net, endpoints) = {
+            let st = self.st();
+            if !st.unrestored.contains(network_id) {
+                return Ok(());
+            }
+            let Some(net) = st.networks.get(network_id).cloned() else { return Ok(()) };
+            let endpoints: Vec<EndpointRecord> = st
+                .endpoints
+                .values()
+                .filter(|e| e.network_id == network_id && e.phase == Phase::Ready)
+                .cloned()
+                .collect();
+            (net, endpoints)
+        };
         let drv = self.driver(&net.driver).await?;
         drv.create_network(crate::network::driver_request(&net)).await.map_err(|source| crate::Error::Driver {
             driver: net.driver.clone(),
             op: "restore network",
             source,
         })?;
-        for e in st.endpoints.values().filter(|e| e.network_id == network_id && e.phase == Phase::Ready) {
+        for e in &endpoints {
             restore_in_driver(&drv, &net, e).await;
         }
-        st.unrestored.remove(network_id);
+        self.st().unrestored.remove(network_id);
         tracing::info!(network = %net.name, "network restored in its driver");
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! The embedded store (redb): one table per object kind, JSON values, one
 //! durable transaction per write so an intent is on disk before the kernel
-//! or a driver is touched.
+//! or a driver is touched. A durable commit waits for fsync, so writes run
+//! on tokio's blocking threads, never on an async worker.
 
 use crate::{Error, Result};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
@@ -26,9 +27,10 @@ impl Table {
     }
 }
 
-/// The controller's store.
+/// The controller's store (cheap to clone; every clone is the same database).
+#[derive(Clone)]
 pub(crate) struct Store {
-    db: redb::Database,
+    db: std::sync::Arc<redb::Database>,
 }
 
 fn err(op: &str) -> impl Fn(&dyn std::fmt::Display) -> Error + '_ {
@@ -42,7 +44,7 @@ impl Store {
             std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
         }
         let db = redb::Database::create(path).map_err(|e| err("open")(&e))?;
-        let store = Store { db };
+        let store = Store { db: std::sync::Arc::new(db) };
         // Create the tables once, so readers never meet a missing table.
         let txn = store.db.begin_write().map_err(|e| err("begin")(&e))?;
         for t in [Table::Networks, Table::Endpoints, Table::Sandboxes] {
@@ -52,19 +54,33 @@ impl Store {
         Ok(store)
     }
 
-    /// Writes one record durably.
-    pub fn put<T: Serialize>(&self, table: Table, id: &str, value: &T) -> Result<()> {
+    /// Writes one record durably (on a blocking thread).
+    pub async fn put<T: Serialize>(&self, table: Table, id: &str, value: &T) -> Result<()> {
         let bytes = serde_json::to_vec(value).map_err(|e| err("encode")(&e))?;
+        let (store, id) = (self.clone(), id.to_string());
+        tokio::task::spawn_blocking(move || store.put_bytes(table, &id, &bytes))
+            .await
+            .map_err(|e| Error::Store(format!("write task failed: {e}")))?
+    }
+
+    /// Removes one record durably (on a blocking thread; absent records are fine).
+    pub async fn delete(&self, table: Table, id: &str) -> Result<()> {
+        let (store, id) = (self.clone(), id.to_string());
+        tokio::task::spawn_blocking(move || store.delete_now(table, &id))
+            .await
+            .map_err(|e| Error::Store(format!("write task failed: {e}")))?
+    }
+
+    fn put_bytes(&self, table: Table, id: &str, bytes: &[u8]) -> Result<()> {
         let txn = self.db.begin_write().map_err(|e| err("begin")(&e))?;
         {
             let mut t = txn.open_table(table.def()).map_err(|e| err("open table")(&e))?;
-            t.insert(id, bytes.as_slice()).map_err(|e| err("insert")(&e))?;
+            t.insert(id, bytes).map_err(|e| err("insert")(&e))?;
         }
         txn.commit().map_err(|e| err("commit")(&e))
     }
 
-    /// Removes one record durably (absent records are fine).
-    pub fn delete(&self, table: Table, id: &str) -> Result<()> {
+    fn delete_now(&self, table: Table, id: &str) -> Result<()> {
         let txn = self.db.begin_write().map_err(|e| err("begin")(&e))?;
         {
             let mut t = txn.open_table(table.def()).map_err(|e| err("open table")(&e))?;

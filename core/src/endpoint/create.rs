@@ -21,12 +21,16 @@ impl Network {
     pub async fn create_endpoint(&self, name: &str, config: EndpointConfig) -> Result<Endpoint> {
         check_name("endpoint", name)?;
         let ctrl = &self.ctrl;
-        let mut st = ctrl.inner.state.lock().await;
-        ctrl.ensure_restored(&mut st, &self.id).await?;
-        let net = st.networks.get(&self.id).ok_or_else(|| Error::NetworkNotFound(self.id.clone()))?.clone();
-        if st.endpoints.values().any(|e| e.network_id == self.id && e.name == name) {
-            return Err(Error::EndpointNameExists { name: name.to_string(), network: net.name.clone() });
-        }
+        let _lock = ctrl.inner.locks.lock(&self.id).await;
+        ctrl.ensure_restored(&self.id).await?;
+        let net = {
+            let st = ctrl.st();
+            let net = st.networks.get(&self.id).ok_or_else(|| Error::NetworkNotFound(self.id.clone()))?.clone();
+            if st.endpoints.values().any(|e| e.network_id == self.id && e.name == name) {
+                return Err(Error::EndpointNameExists { name: name.to_string(), network: net.name.clone() });
+            }
+            net
+        };
         let drv = ctrl.driver(&net.driver).await?;
         let ipam = ctrl.ipam(&net.config.ipam_driver).await?;
         let allocates = net.config.ipam_driver != cnm_ipamapi::NULL_IPAM;
@@ -58,7 +62,7 @@ impl Network {
                 }
             }
         }
-        if let Err(e) = ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec) {
+        if let Err(e) = ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec).await {
             release_addresses(&*ipam, &net, &rec).await;
             return Err(e);
         }
@@ -93,7 +97,7 @@ impl Network {
                     }
                 }
                 release_addresses(&*ipam, &net, &rec).await;
-                ctrl.inner.store.delete(Table::Endpoints, &rec.id)?;
+                ctrl.inner.store.delete(Table::Endpoints, &rec.id).await?;
                 return Err(e);
             }
         };
@@ -104,9 +108,9 @@ impl Network {
             _ => None,
         });
         rec.phase = Phase::Ready;
-        ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec)?;
+        ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec).await?;
         let ep = Endpoint::handle(ctrl, &rec);
-        st.endpoints.insert(rec.id.clone(), rec);
+        ctrl.st().endpoints.insert(rec.id.clone(), rec);
         Ok(ep)
     }
 }

@@ -13,17 +13,20 @@ impl Endpoint {
     /// Errors: [`Error::EndpointJoined`] while it is joined to a sandbox.
     pub async fn delete(&self) -> Result<()> {
         let ctrl = &self.ctrl;
-        let mut st = ctrl.inner.state.lock().await;
-        let rec = st.endpoints.get_mut(&self.id).ok_or_else(|| Error::EndpointNotFound(self.id.clone()))?;
-        if rec.join.is_some() {
-            return Err(Error::EndpointJoined(self.name.clone()));
-        }
+        let _lock = ctrl.inner.locks.lock(&self.network_id).await;
+        let (mut rec, net) = {
+            let st = ctrl.st();
+            let rec = st.endpoints.get(&self.id).ok_or_else(|| Error::EndpointNotFound(self.id.clone()))?;
+            if rec.join.is_some() {
+                return Err(Error::EndpointJoined(self.name.clone()));
+            }
+            (rec.clone(), st.networks.get(&rec.network_id).cloned())
+        };
         rec.phase = Phase::Deleting;
-        ctrl.inner.store.put(Table::Endpoints, &self.id, &*rec)?;
-        let rec = rec.clone();
-        let net = st.networks.get(&rec.network_id).cloned();
+        ctrl.inner.store.put(Table::Endpoints, &self.id, &rec).await?;
+        ctrl.st().endpoints.insert(rec.id.clone(), rec.clone());
         let result = ctrl.finish_endpoint_delete(&rec, net.as_ref()).await;
-        st.endpoints.remove(&self.id);
+        ctrl.st().endpoints.remove(&self.id);
         result
     }
 }
@@ -52,7 +55,7 @@ impl Controller {
                 Err(e) => errs.push(e),
             }
         }
-        if let Err(e) = self.inner.store.delete(Table::Endpoints, &rec.id) {
+        if let Err(e) = self.inner.store.delete(Table::Endpoints, &rec.id).await {
             errs.push(e);
         }
         Error::collect(errs)

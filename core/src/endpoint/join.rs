@@ -3,9 +3,8 @@
 //! refresh the sandbox's files, confirm.
 
 use super::{Endpoint, JoinOptions};
-use crate::controller::State;
 use crate::model::{EndpointRecord, JoinPhase, JoinRecord, NetworkRecord};
-use crate::sandbox::{Sandbox, files, gateway, interface};
+use crate::sandbox::{Sandbox, gateway, interface};
 use crate::store::Table;
 use crate::{Controller, Error, Result};
 use cnm_driverapi::{Driver, JoinRequest, LeaveRequest, SandboxOptions};
@@ -20,16 +19,21 @@ impl Endpoint {
     /// and OS errors, after which nothing of the join is left.
     pub async fn join(&self, sandbox: &Sandbox, options: JoinOptions) -> Result<()> {
         let ctrl = &self.ctrl;
-        let mut guard = ctrl.inner.state.lock().await;
-        let st = &mut *guard;
-        let ep = st.endpoints.get(&self.id).ok_or_else(|| Error::EndpointNotFound(self.id.clone()))?.clone();
+        // The lock order: the network, then the sandbox (see crate::locks).
+        let _network_lock = ctrl.inner.locks.lock(&self.network_id).await;
+        let _sandbox_lock = ctrl.inner.locks.lock(&sandbox.id).await;
+        let ep = ctrl.st().endpoints.get(&self.id).ok_or_else(|| Error::EndpointNotFound(self.id.clone()))?.clone();
         if let Some(j) = &ep.join {
             return Err(Error::AlreadyJoined { endpoint: ep.name.clone(), sandbox: j.sandbox_id.clone() });
         }
-        ctrl.ensure_restored(st, &ep.network_id).await?;
-        let net = st.networks.get(&ep.network_id).ok_or_else(|| Error::NetworkNotFound(ep.network_id.clone()))?.clone();
-        let sb = st.sandboxes.get(&sandbox.id).ok_or_else(|| Error::SandboxNotFound(sandbox.id.clone()))?;
-        let host_sandbox = sb.rec.config.use_host_namespace;
+        ctrl.ensure_restored(&ep.network_id).await?;
+        let (net, host_sandbox) = {
+            let st = ctrl.st();
+            let net =
+                st.networks.get(&ep.network_id).ok_or_else(|| Error::NetworkNotFound(ep.network_id.clone()))?.clone();
+            let sb = st.sandboxes.get(&sandbox.id).ok_or_else(|| Error::SandboxNotFound(sandbox.id.clone()))?;
+            (net, sb.rec.config.use_host_namespace)
+        };
         let host_network = net.driver == "host";
         if host_sandbox != host_network {
             return Err(Error::Forbidden(if host_network {
@@ -39,7 +43,7 @@ impl Endpoint {
             }));
         }
         let drv = ctrl.driver(&net.driver).await?;
-        let old_gateway = gateway::current(st, &sandbox.id);
+        let old_gateway = gateway::current(&ctrl.st(), &sandbox.id);
 
         let mut rec = ep;
         rec.join = Some(JoinRecord {
@@ -53,25 +57,25 @@ impl Endpoint {
             priority: options.priority,
             published: Vec::new(),
         });
-        ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec)?;
-        st.endpoints.insert(rec.id.clone(), rec.clone());
+        ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec).await?;
+        ctrl.st().endpoints.insert(rec.id.clone(), rec.clone());
 
-        match ctrl.join_locked(st, &net, &drv, &mut rec, old_gateway).await {
+        match ctrl.join_locked(&net, &drv, &mut rec, old_gateway).await {
             Ok(()) => {
                 if let Some(j) = rec.join.as_mut() {
                     j.phase = JoinPhase::Joined;
                 }
-                ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec)?;
-                st.endpoints.insert(rec.id.clone(), rec);
-                if let Err(e) = files::refresh(&ctrl.inner.config, st, &sandbox.id) {
+                ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec).await?;
+                ctrl.st().endpoints.insert(rec.id.clone(), rec);
+                if let Err(e) = ctrl.refresh_files(&sandbox.id) {
                     tracing::warn!(error = %e, "failed to refresh sandbox files");
                 }
                 Ok(())
             }
             Err(e) => {
                 rec.join = None;
-                st.endpoints.insert(rec.id.clone(), rec.clone());
-                ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec)?;
+                ctrl.st().endpoints.insert(rec.id.clone(), rec.clone());
+                ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec).await?;
                 Err(e)
             }
         }
@@ -79,10 +83,10 @@ impl Endpoint {
 }
 
 impl Controller {
-    /// The work of a join once the intent is recorded; undoes itself on failure.
+    /// The work of a join once the intent is recorded; undoes itself on
+    /// failure. The caller holds the network's and the sandbox's locks.
     pub(crate) async fn join_locked(
         &self,
-        st: &mut State,
         net: &NetworkRecord,
         drv: &Arc<dyn Driver>,
         rec: &mut EndpointRecord,
@@ -91,25 +95,25 @@ impl Controller {
         let Some(sandbox_id) = rec.join.as_ref().map(|j| j.sandbox_id.clone()) else {
             return Err(Error::InvalidParameter("join without a sandbox".into()));
         };
-        let sb = st.sandboxes.get(&sandbox_id).ok_or_else(|| Error::SandboxNotFound(sandbox_id.clone()))?;
-        let options = SandboxOptions {
-            exposed_ports: sb.rec.config.exposed_ports.clone(),
-            port_map: sb.rec.config.port_bindings.clone(),
+        let (options, key) = {
+            let st = self.st();
+            let sb = st.sandboxes.get(&sandbox_id).ok_or_else(|| Error::SandboxNotFound(sandbox_id.clone()))?;
+            let options = SandboxOptions {
+                exposed_ports: sb.rec.config.exposed_ports.clone(),
+                port_map: sb.rec.config.port_bindings.clone(),
+            };
+            (options, sb.rec.key.display().to_string())
         };
-        let req = JoinRequest {
-            network_id: net.id.clone(),
-            endpoint_id: rec.id.clone(),
-            sandbox_key: sb.rec.key.display().to_string(),
-            options,
-        };
+        let req = JoinRequest { network_id: net.id.clone(), endpoint_id: rec.id.clone(), sandbox_key: key, options };
         let resp =
             drv.join(req).await.map_err(|source| Error::Driver { driver: net.driver.clone(), op: "join", source })?;
 
         let mut placed: Option<String> = None;
         let result: Result<()> = async {
-            let nl = interface::sandbox_netlink(self, st, &sandbox_id).await?;
+            let nl = interface::sandbox_netlink(self, &sandbox_id).await?;
             if let Some(ifn) = &resp.interface_name {
-                let used: Vec<String> = st
+                let used: Vec<String> = self
+                    .st()
                     .endpoints
                     .values()
                     .filter(|e| e.id != rec.id)
@@ -128,7 +132,7 @@ impl Controller {
                     }
                 };
                 placed = Some(dst.clone());
-                if let Some(sb) = st.sandboxes.get_mut(&sandbox_id) {
+                if let Some(sb) = self.st().sandboxes.get_mut(&sandbox_id) {
                     sb.ifindex.insert(dst.clone(), index);
                 }
                 interface::add_static_routes(&nl, index, &resp.static_routes).await?;
@@ -140,10 +144,10 @@ impl Controller {
                 j.static_routes = resp.static_routes.clone();
                 j.disable_gateway_service = resp.disable_gateway_service;
             }
-            st.endpoints.insert(rec.id.clone(), rec.clone());
-            self.apply_gateway_change(st, &sandbox_id, old_gateway.clone()).await?;
+            self.st().endpoints.insert(rec.id.clone(), rec.clone());
+            self.apply_gateway_change(&sandbox_id, old_gateway.clone()).await?;
             // The gateway change may have recorded published ports on this endpoint.
-            if let Some(cur) = st.endpoints.get(&rec.id) {
+            if let Some(cur) = self.st().endpoints.get(&rec.id) {
                 rec.join = cur.join.clone();
             }
             Ok(())
@@ -154,19 +158,19 @@ impl Controller {
             // Undo: the endpoint stops counting for the gateway, the old
             // gateway endpoint gets its role back if this one had taken it,
             // the driver forgets the join.
-            let took_gateway = gateway::current(st, &sandbox_id).as_deref() == Some(rec.id.as_str());
+            let took_gateway = gateway::current(&self.st(), &sandbox_id).as_deref() == Some(rec.id.as_str());
             if let Some(j) = rec.join.as_mut() {
                 j.phase = JoinPhase::Leaving;
             }
-            st.endpoints.insert(rec.id.clone(), rec.clone());
-            if took_gateway && let Err(err) = self.apply_gateway_change(st, &sandbox_id, Some(rec.id.clone())).await {
+            self.st().endpoints.insert(rec.id.clone(), rec.clone());
+            if took_gateway && let Err(err) = self.apply_gateway_change(&sandbox_id, Some(rec.id.clone())).await {
                 tracing::warn!(error = %err, "failed to restore the gateway after a failed join");
             }
             let leave = LeaveRequest { network_id: net.id.clone(), endpoint_id: rec.id.clone() };
             if let Err(err) = drv.leave(leave).await {
                 tracing::warn!(error = %err, "driver failed to undo a failed join");
             }
-            if let (Some(name), Ok(nl)) = (placed, interface::sandbox_netlink(self, st, &sandbox_id).await) {
+            if let (Some(name), Ok(nl)) = (placed, interface::sandbox_netlink(self, &sandbox_id).await) {
                 let _ = interface::remove(&nl, &name).await;
             }
             return Err(e);

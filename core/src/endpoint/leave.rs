@@ -2,9 +2,8 @@
 //! the link from the sandbox, hand the gateway role on, refresh the files.
 
 use super::Endpoint;
-use crate::controller::State;
 use crate::model::JoinPhase;
-use crate::sandbox::{Sandbox, files, gateway, interface};
+use crate::sandbox::{Sandbox, gateway, interface};
 use crate::store::Table;
 use crate::{Controller, Error, Result};
 use cnm_driverapi::LeaveRequest;
@@ -16,37 +15,41 @@ impl Endpoint {
     /// Teardown keeps going after failures and reports them all.
     pub async fn leave(&self, sandbox: &Sandbox) -> Result<()> {
         let ctrl = &self.ctrl;
-        let mut guard = ctrl.inner.state.lock().await;
-        let st = &mut *guard;
-        let ep = st.endpoints.get(&self.id).ok_or_else(|| Error::EndpointNotFound(self.id.clone()))?;
-        if ep.join.as_ref().is_none_or(|j| j.sandbox_id != sandbox.id) {
-            return Err(Error::NotJoined { endpoint: ep.name.clone(), sandbox: sandbox.id.clone() });
+        let _network_lock = ctrl.inner.locks.lock(&self.network_id).await;
+        let _sandbox_lock = ctrl.inner.locks.lock(&sandbox.id).await;
+        {
+            let st = ctrl.st();
+            let ep = st.endpoints.get(&self.id).ok_or_else(|| Error::EndpointNotFound(self.id.clone()))?;
+            if ep.join.as_ref().is_none_or(|j| j.sandbox_id != sandbox.id) {
+                return Err(Error::NotJoined { endpoint: ep.name.clone(), sandbox: sandbox.id.clone() });
+            }
         }
-        ctrl.leave_locked(st, &self.id).await
+        ctrl.leave_locked(&self.id).await
     }
 }
 
 impl Controller {
-    /// The work of a leave, with the state lock held (also used by sandbox
-    /// deletion and crash recovery).
-    pub(crate) async fn leave_locked(&self, st: &mut State, endpoint_id: &str) -> Result<()> {
-        let Some(mut rec) = st.endpoints.get(endpoint_id).cloned() else {
+    /// The work of a leave (also used by sandbox deletion and crash
+    /// recovery). The caller holds the network's and the sandbox's locks.
+    pub(crate) async fn leave_locked(&self, endpoint_id: &str) -> Result<()> {
+        let Some(mut rec) = self.st().endpoints.get(endpoint_id).cloned() else {
             return Err(Error::EndpointNotFound(endpoint_id.to_string()));
         };
         let Some(join) = rec.join.clone() else { return Ok(()) };
         let sandbox_id = join.sandbox_id.clone();
-        let old_gateway = gateway::current(st, &sandbox_id);
+        let old_gateway = gateway::current(&self.st(), &sandbox_id);
         if let Some(j) = rec.join.as_mut() {
             j.phase = JoinPhase::Leaving;
         }
-        self.inner.store.put(Table::Endpoints, &rec.id, &rec)?;
-        st.endpoints.insert(rec.id.clone(), rec.clone());
+        self.inner.store.put(Table::Endpoints, &rec.id, &rec).await?;
+        self.st().endpoints.insert(rec.id.clone(), rec.clone());
 
         let mut errs = Vec::new();
         if old_gateway.as_deref() == Some(endpoint_id) {
-            self.revoke_connectivity(st, &rec).await;
+            self.revoke_connectivity(&rec).await;
         }
-        if let Some(net) = st.networks.get(&rec.network_id).cloned() {
+        let net = self.st().networks.get(&rec.network_id).cloned();
+        if let Some(net) = net {
             match self.driver(&net.driver).await {
                 Ok(drv) => {
                     let req = LeaveRequest { network_id: net.id.clone(), endpoint_id: rec.id.clone() };
@@ -57,10 +60,11 @@ impl Controller {
                 Err(e) => errs.push(e),
             }
         }
+        let sandbox_present = || self.st().sandboxes.contains_key(&sandbox_id);
         if let Some(iface) = &join.iface
-            && st.sandboxes.contains_key(&sandbox_id)
+            && sandbox_present()
         {
-            match interface::sandbox_netlink(self, st, &sandbox_id).await {
+            match interface::sandbox_netlink(self, &sandbox_id).await {
                 Ok(nl) => {
                     if let Err(e) = interface::remove(&nl, iface).await {
                         errs.push(e);
@@ -70,16 +74,16 @@ impl Controller {
             }
         }
         rec.join = None;
-        if let Err(e) = self.inner.store.put(Table::Endpoints, &rec.id, &rec) {
+        if let Err(e) = self.inner.store.put(Table::Endpoints, &rec.id, &rec).await {
             errs.push(e);
         }
-        st.endpoints.insert(rec.id.clone(), rec);
-        if st.sandboxes.contains_key(&sandbox_id) {
+        self.st().endpoints.insert(rec.id.clone(), rec);
+        if sandbox_present() {
             let old = old_gateway.filter(|g| g != endpoint_id);
-            if let Err(e) = self.apply_gateway_change(st, &sandbox_id, old).await {
+            if let Err(e) = self.apply_gateway_change(&sandbox_id, old).await {
                 errs.push(e);
             }
-            if let Err(e) = files::refresh(&self.inner.config, st, &sandbox_id) {
+            if let Err(e) = self.refresh_files(&sandbox_id) {
                 errs.push(e);
             }
         }

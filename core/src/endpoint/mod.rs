@@ -100,7 +100,7 @@ impl Endpoint {
 
     /// A snapshot of the endpoint.
     pub async fn info(&self) -> Result<EndpointInfo> {
-        let st = self.ctrl.inner.state.lock().await;
+        let st = self.ctrl.st();
         let rec = st.endpoints.get(&self.id).ok_or_else(|| Error::EndpointNotFound(self.id.clone()))?;
         Ok(EndpointInfo {
             id: rec.id.clone(),
@@ -121,7 +121,7 @@ impl Endpoint {
     /// under `com.docker.network.endpoint.macaddress`.
     pub async fn driver_info(&self) -> Result<BTreeMap<String, serde_json::Value>> {
         let (driver, mac) = {
-            let st = self.ctrl.inner.state.lock().await;
+            let st = self.ctrl.st();
             let rec = st.endpoints.get(&self.id).ok_or_else(|| Error::EndpointNotFound(self.id.clone()))?;
             let net = st.networks.get(&rec.network_id).ok_or_else(|| Error::NetworkNotFound(rec.network_id.clone()))?;
             (net.driver.clone(), rec.mac)

@@ -26,8 +26,15 @@ impl Controller {
             return Err(Error::InvalidParameter("IPv6 subnets were given but IPv6 is not enabled".into()));
         }
 
-        let mut st = self.inner.state.lock().await;
-        if st.networks.values().any(|n| n.name == name) {
+        // The name is held from here until the network is inserted (or the creation fails).
+        let taken = |ctrl: &Controller| ctrl.st().networks.values().any(|n| n.name == name);
+        if taken(self) {
+            return Err(Error::NetworkNameExists(name.to_string()));
+        }
+        let Some(_reserved) = crate::locks::Reservation::take(&self.inner.creating_networks, name) else {
+            return Err(Error::NetworkNameExists(name.to_string()));
+        };
+        if taken(self) {
             return Err(Error::NetworkNameExists(name.to_string()));
         }
         let spaces = ipam.default_address_spaces().await.map_err(|e| Error::ipam("get address spaces", e))?;
@@ -50,7 +57,7 @@ impl Controller {
                 .unwrap_or(0),
             phase: Phase::Creating,
         };
-        self.inner.store.put(Table::Networks, &rec.id, &rec)?;
+        self.inner.store.put(Table::Networks, &rec.id, &rec).await?;
 
         let mut allocated = pools::allocate(&*ipam, allocates, &space, &rec.config, false, &mut rec.ipv4).await;
         if allocated.is_ok() && rec.config.enable_ipv6 {
@@ -67,15 +74,15 @@ impl Controller {
         if let Err(e) = created {
             pools::release(&*ipam, &rec.ipv4).await;
             pools::release(&*ipam, &rec.ipv6).await;
-            self.inner.store.delete(Table::Networks, &rec.id)?;
+            self.inner.store.delete(Table::Networks, &rec.id).await?;
             return Err(e);
         }
 
         rec.phase = Phase::Ready;
-        self.inner.store.put(Table::Networks, &rec.id, &rec)?;
+        self.inner.store.put(Table::Networks, &rec.id, &rec).await?;
         tracing::info!(network = %rec.name, id = %&rec.id[..12], driver, "network created");
         let net = Network::handle(self, &rec);
-        st.networks.insert(rec.id.clone(), rec);
+        self.st().networks.insert(rec.id.clone(), rec);
         Ok(net)
     }
 }

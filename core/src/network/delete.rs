@@ -14,20 +14,24 @@ impl Network {
     /// anyway, as Docker does.
     pub async fn delete(&self) -> Result<()> {
         let ctrl = &self.ctrl;
-        let mut guard = ctrl.inner.state.lock().await;
-        let st = &mut *guard;
-        if !st.networks.contains_key(&self.id) {
-            return Err(Error::NetworkNotFound(self.id.clone()));
+        let _lock = ctrl.inner.locks.lock(&self.id).await;
+        let rec = {
+            let st = ctrl.st();
+            let rec = st.networks.get(&self.id).ok_or_else(|| Error::NetworkNotFound(self.id.clone()))?;
+            if st.endpoints.values().any(|e| e.network_id == self.id) {
+                return Err(Error::ActiveEndpoints { name: self.name.clone(), id: self.id.clone() });
+            }
+            let mut rec = rec.clone();
+            rec.phase = Phase::Deleting;
+            rec
+        };
+        ctrl.inner.store.put(Table::Networks, &self.id, &rec).await?;
+        if let Some(r) = ctrl.st().networks.get_mut(&self.id) {
+            r.phase = Phase::Deleting;
         }
-        if st.endpoints.values().any(|e| e.network_id == self.id) {
-            return Err(Error::ActiveEndpoints { name: self.name.clone(), id: self.id.clone() });
-        }
-        let rec = st.networks.get_mut(&self.id).ok_or_else(|| Error::NetworkNotFound(self.id.clone()))?;
-        rec.phase = Phase::Deleting;
-        ctrl.inner.store.put(Table::Networks, &self.id, &*rec)?;
-        let rec = rec.clone();
         ctrl.finish_network_delete(&rec).await;
-        st.networks.remove(&self.id);
+        ctrl.st().networks.remove(&self.id);
+        ctrl.inner.locks.forget(&self.id);
         Ok(())
     }
 }
@@ -51,7 +55,7 @@ impl crate::Controller {
             }
             Err(e) => tracing::warn!(network = %rec.name, error = %e, "cannot delete network in driver"),
         }
-        if let Err(e) = self.inner.store.delete(Table::Networks, &rec.id) {
+        if let Err(e) = self.inner.store.delete(Table::Networks, &rec.id).await {
             tracing::warn!(network = %rec.name, error = %e, "cannot remove network from the store");
         }
         tracing::info!(network = %rec.name, "network deleted");

@@ -146,7 +146,7 @@ impl Network {
 
     /// A snapshot of the network.
     pub async fn info(&self) -> Result<NetworkInfo> {
-        let st = self.ctrl.inner.state.lock().await;
+        let st = self.ctrl.st();
         let rec = st.networks.get(&self.id).ok_or_else(|| Error::NetworkNotFound(self.id.clone()))?;
         let pools = |ps: &[crate::model::PoolRecord]| {
             ps.iter()
@@ -175,7 +175,7 @@ impl Network {
 
     /// The network's endpoints.
     pub async fn endpoints(&self) -> Vec<Endpoint> {
-        let st = self.ctrl.inner.state.lock().await;
+        let st = self.ctrl.st();
         let mut eps: Vec<Endpoint> = st
             .endpoints
             .values()
@@ -188,7 +188,7 @@ impl Network {
 
     /// The endpoint with this name or id.
     pub async fn endpoint(&self, name_or_id: &str) -> Result<Endpoint> {
-        let st = self.ctrl.inner.state.lock().await;
+        let st = self.ctrl.st();
         st.endpoints
             .values()
             .find(|e| e.network_id == self.id && (e.id == name_or_id || e.name == name_or_id))
@@ -204,7 +204,7 @@ impl Network {
 impl Controller {
     /// Every network, by name.
     pub async fn networks(&self) -> Vec<Network> {
-        let st = self.inner.state.lock().await;
+        let st = self.st();
         let mut nets: Vec<Network> = st.networks.values().map(|n| Network::handle(self, n)).collect();
         nets.sort_by(|a, b| a.name.cmp(&b.name));
         nets
@@ -212,7 +212,7 @@ impl Controller {
 
     /// The network named `name`.
     pub async fn network_by_name(&self, name: &str) -> Result<Network> {
-        let st = self.inner.state.lock().await;
+        let st = self.st();
         st.networks
             .values()
             .find(|n| n.name == name)
@@ -222,7 +222,7 @@ impl Controller {
 
     /// The network with id `id` (a unique prefix of at least 1 character is accepted).
     pub async fn network_by_id(&self, id: &str) -> Result<Network> {
-        let st = self.inner.state.lock().await;
+        let st = self.st();
         if let Some(n) = st.networks.get(id) {
             return Ok(Network::handle(self, n));
         }

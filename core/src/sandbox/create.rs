@@ -20,8 +20,15 @@ impl Controller {
         if container_id.is_empty() {
             return Err(Error::InvalidParameter("a sandbox needs a container id".into()));
         }
-        let mut st = self.inner.state.lock().await;
-        if st.sandboxes.values().any(|s| s.rec.container_id == container_id) {
+        let taken = |ctrl: &Controller| ctrl.st().sandboxes.values().any(|s| s.rec.container_id == container_id);
+        if taken(self) {
+            return Err(Error::SandboxExists(container_id.to_string()));
+        }
+        // The container id is held from here until the sandbox is inserted (or the creation fails).
+        let Some(_reserved) = crate::locks::Reservation::take(&self.inner.creating_sandboxes, container_id) else {
+            return Err(Error::SandboxExists(container_id.to_string()));
+        };
+        if taken(self) {
             return Err(Error::SandboxExists(container_id.to_string()));
         }
         let id = crate::id::new_id();
@@ -34,27 +41,32 @@ impl Controller {
             config,
             phase: Phase::Creating,
         };
-        self.inner.store.put(Table::Sandboxes, &id, &rec)?;
+        self.inner.store.put(Table::Sandboxes, &id, &rec).await?;
 
         let netlink = match self.setup_sandbox_namespace(&rec).await {
             Ok(nl) => nl,
             Err(e) => {
-                self.cleanup_sandbox_namespace(&rec, &st);
-                self.inner.store.delete(Table::Sandboxes, &id)?;
+                self.cleanup_sandbox_namespace(&rec);
+                self.inner.store.delete(Table::Sandboxes, &id).await?;
                 return Err(e);
             }
         };
         rec.phase = Phase::Ready;
-        st.sandboxes
-            .insert(id.clone(), SandboxState { rec: rec.clone(), netlink: Some(netlink), ifindex: HashMap::new() });
-        if let Err(e) = files::refresh(&self.inner.config, &st, &id) {
-            st.sandboxes.remove(&id);
-            self.cleanup_sandbox_namespace(&rec, &st);
+        // Written before the sandbox is visible: no endpoint is joined yet.
+        let inputs = files::inputs_of(&rec.config, std::iter::empty());
+        if let Err(e) = files::write(&self.inner.config, &id, &inputs) {
+            self.cleanup_sandbox_namespace(&rec);
             let _ = std::fs::remove_dir_all(files::sandbox_dir(&self.inner.config, &id));
-            self.inner.store.delete(Table::Sandboxes, &id)?;
+            self.inner.store.delete(Table::Sandboxes, &id).await?;
             return Err(e);
         }
-        self.inner.store.put(Table::Sandboxes, &id, &rec)?;
+        if let Err(e) = self.inner.store.put(Table::Sandboxes, &id, &rec).await {
+            self.cleanup_sandbox_namespace(&rec);
+            let _ = std::fs::remove_dir_all(files::sandbox_dir(&self.inner.config, &id));
+            return Err(e);
+        }
+        let state = SandboxState { rec: rec.clone(), netlink: Some(netlink), ifindex: HashMap::new() };
+        self.st().sandboxes.insert(id.clone(), state);
         Ok(Sandbox::handle(self, &rec))
     }
 
@@ -75,9 +87,9 @@ impl Controller {
 
     /// Removes a sandbox's namespace mount (for a host sandbox, only when no
     /// other host sandbox uses it). Failures are logged.
-    pub(crate) fn cleanup_sandbox_namespace(&self, rec: &SandboxRecord, st: &crate::controller::State) {
+    pub(crate) fn cleanup_sandbox_namespace(&self, rec: &SandboxRecord) {
         if rec.config.use_host_namespace
-            && st.sandboxes.values().any(|s| s.rec.id != rec.id && s.rec.config.use_host_namespace)
+            && self.st().sandboxes.values().any(|s| s.rec.id != rec.id && s.rec.config.use_host_namespace)
         {
             return;
         }

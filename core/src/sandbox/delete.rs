@@ -12,36 +12,72 @@ impl Sandbox {
     /// after failures and reports them all.
     pub async fn delete(&self) -> Result<()> {
         let ctrl = &self.ctrl;
-        let mut guard = ctrl.inner.state.lock().await;
-        let st = &mut *guard;
-        let sb = st.sandboxes.get_mut(&self.id).ok_or_else(|| Error::SandboxNotFound(self.id.clone()))?;
-        sb.rec.phase = Phase::Deleting;
-        ctrl.inner.store.put(Table::Sandboxes, &self.id, &sb.rec)?;
+        // The locks of every network the sandbox has endpoints on, then its
+        // own (the lock order); if a join came in meanwhile, again.
+        let networks_of = || -> Result<Vec<String>> {
+            let st = ctrl.st();
+            if !st.sandboxes.contains_key(&self.id) {
+                return Err(Error::SandboxNotFound(self.id.clone()));
+            }
+            let mut v: Vec<String> = st
+                .endpoints
+                .values()
+                .filter(|e| e.join.as_ref().is_some_and(|j| j.sandbox_id == self.id))
+                .map(|e| e.network_id.clone())
+                .collect();
+            v.sort();
+            v.dedup();
+            Ok(v)
+        };
+        let mut networks = networks_of()?;
+        let (_network_locks, _sandbox_lock) = loop {
+            let net_locks = ctrl.inner.locks.lock_all(&networks).await;
+            let sb_lock = ctrl.inner.locks.lock(&self.id).await;
+            let now = networks_of()?;
+            if now.iter().all(|n| networks.contains(n)) {
+                break (net_locks, sb_lock);
+            }
+            networks = now;
+        };
+        let rec = {
+            let mut st = ctrl.st();
+            let sb = st.sandboxes.get_mut(&self.id).ok_or_else(|| Error::SandboxNotFound(self.id.clone()))?;
+            sb.rec.phase = Phase::Deleting;
+            sb.rec.clone()
+        };
+        ctrl.inner.store.put(Table::Sandboxes, &self.id, &rec).await?;
         let mut errs = Vec::new();
-        let joined: Vec<String> = gateway::ordered_endpoints(st, &self.id).into_iter().map(str::to_string).collect();
+        let joined: Vec<String> =
+            gateway::ordered_endpoints(&ctrl.st(), &self.id).into_iter().map(str::to_string).collect();
         for eid in joined {
-            if let Err(e) = ctrl.leave_locked(st, &eid).await {
+            if let Err(e) = ctrl.leave_locked(&eid).await {
                 errs.push(e);
             }
-            if let Some(rec) = st.endpoints.remove(&eid) {
-                let net = st.networks.get(&rec.network_id).cloned();
-                if let Err(e) = ctrl.finish_endpoint_delete(&rec, net.as_ref()).await {
-                    errs.push(e);
-                }
+            let removed = {
+                let mut st = ctrl.st();
+                st.endpoints.remove(&eid).map(|rec| {
+                    let net = st.networks.get(&rec.network_id).cloned();
+                    (rec, net)
+                })
+            };
+            if let Some((rec, net)) = removed
+                && let Err(e) = ctrl.finish_endpoint_delete(&rec, net.as_ref()).await
+            {
+                errs.push(e);
             }
         }
-        if let Some(sb) = st.sandboxes.remove(&self.id) {
-            ctrl.cleanup_sandbox_namespace(&sb.rec, st);
-        }
+        ctrl.cleanup_sandbox_namespace(&rec);
+        ctrl.st().sandboxes.remove(&self.id);
         let dir = files::sandbox_dir(ctrl.config(), &self.id);
         if let Err(e) = std::fs::remove_dir_all(&dir)
             && e.kind() != std::io::ErrorKind::NotFound
         {
             errs.push(Error::io("remove directory", dir, e));
         }
-        if let Err(e) = ctrl.inner.store.delete(Table::Sandboxes, &self.id) {
+        if let Err(e) = ctrl.inner.store.delete(Table::Sandboxes, &self.id).await {
             errs.push(e);
         }
+        ctrl.inner.locks.forget(&self.id);
         Error::collect(errs)
     }
 }

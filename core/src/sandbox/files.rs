@@ -88,15 +88,28 @@ fn write_in_place(path: &Path, content: &str) -> Result<()> {
     std::fs::write(path, content).map_err(|e| Error::io("write", path, e))
 }
 
-/// Rewrites both files of sandbox `id` from the current state.
-pub(crate) fn refresh(config: &Config, st: &State, id: &str) -> Result<()> {
-    let Some(sb) = st.sandboxes.get(id) else { return Ok(()) };
-    let cfg = &sb.rec.config;
-    let dir = sandbox_dir(config, id);
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
+/// What a sandbox's files are made of, taken from the state.
+pub(crate) struct FileInputs {
+    cfg: SandboxConfig,
+    own: Vec<(IpAddr, Vec<String>)>,
+    ipv6: bool,
+}
+
+/// The inputs of sandbox `id`'s files (`None`: no such sandbox).
+pub(crate) fn inputs(st: &State, id: &str) -> Option<FileInputs> {
+    let sb = st.sandboxes.get(id)?;
+    let joined = st.endpoints.values().filter(|e| e.join.as_ref().is_some_and(|j| j.sandbox_id == id));
+    Some(inputs_of(&sb.rec.config, joined))
+}
+
+/// The inputs of the files of a sandbox with configuration `cfg` and these joined endpoints.
+pub(crate) fn inputs_of<'a>(
+    cfg: &SandboxConfig,
+    joined: impl Iterator<Item = &'a crate::model::EndpointRecord>,
+) -> FileInputs {
     let mut own = Vec::new();
     let mut ipv6 = false;
-    for ep in st.endpoints.values().filter(|e| e.join.as_ref().is_some_and(|j| j.sandbox_id == id)) {
+    for ep in joined {
         let mut names = Vec::new();
         if !cfg.hostname.is_empty() {
             if !cfg.domainname.is_empty() {
@@ -111,9 +124,24 @@ pub(crate) fn refresh(config: &Config, st: &State, id: &str) -> Result<()> {
         }
     }
     own.sort_by_key(|(ip, _)| *ip);
-    write_in_place(&dir.join("hosts"), &hosts_content(cfg, &own))?;
+    FileInputs { cfg: cfg.clone(), own, ipv6 }
+}
+
+/// Writes both files of sandbox `id` (no lock held: plain file I/O).
+pub(crate) fn write(config: &Config, id: &str, inputs: &FileInputs) -> Result<()> {
+    let dir = sandbox_dir(config, id);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
+    write_in_place(&dir.join("hosts"), &hosts_content(&inputs.cfg, &inputs.own))?;
     let host = std::fs::read_to_string(&config.host_resolv_conf).unwrap_or_default();
-    write_in_place(&dir.join("resolv.conf"), &resolv_conf_content(&host, cfg, ipv6))
+    write_in_place(&dir.join("resolv.conf"), &resolv_conf_content(&host, &inputs.cfg, inputs.ipv6))
+}
+
+impl crate::Controller {
+    /// Rewrites both files of sandbox `id` from the current state.
+    pub(crate) fn refresh_files(&self, id: &str) -> Result<()> {
+        let Some(inputs) = inputs(&self.st(), id) else { return Ok(()) };
+        write(&self.inner.config, id, &inputs)
+    }
 }
 
 #[cfg(test)]

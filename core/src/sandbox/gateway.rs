@@ -54,47 +54,47 @@ pub(crate) fn current(st: &State, sandbox_id: &str) -> Option<String> {
 impl Controller {
     /// Moves the gateway role from `old` to whichever endpoint holds it now:
     /// the old one loses its default routes and external connectivity, the
-    /// new one gets them (not on internal networks).
-    pub(crate) async fn apply_gateway_change(
-        &self,
-        st: &mut State,
-        sandbox_id: &str,
-        old: Option<String>,
-    ) -> Result<()> {
-        let new = current(st, sandbox_id);
-        if new == old {
-            return Ok(());
-        }
-        let nl = super::interface::sandbox_netlink(self, st, sandbox_id).await?;
-        let mut options = st
-            .sandboxes
-            .get(sandbox_id)
-            .map(|s| SandboxOptions {
-                exposed_ports: s.rec.config.exposed_ports.clone(),
-                port_map: s.rec.config.port_bindings.clone(),
-            })
-            .unwrap_or_default();
-        if let Some(old_rec) = old.as_ref().and_then(|id| st.endpoints.get(id)).cloned()
+    /// new one gets them (not on internal networks). The caller holds the
+    /// sandbox's lock.
+    pub(crate) async fn apply_gateway_change(&self, sandbox_id: &str, old: Option<String>) -> Result<()> {
+        let (mut options, old_rec, new_rec, new_net) = {
+            let st = self.st();
+            let new = current(&st, sandbox_id);
+            if new == old {
+                return Ok(());
+            }
+            let options = st
+                .sandboxes
+                .get(sandbox_id)
+                .map(|s| SandboxOptions {
+                    exposed_ports: s.rec.config.exposed_ports.clone(),
+                    port_map: s.rec.config.port_bindings.clone(),
+                })
+                .unwrap_or_default();
+            let old_rec = old.as_ref().and_then(|id| st.endpoints.get(id)).cloned();
+            let new_rec = new.as_ref().and_then(|id| st.endpoints.get(id)).cloned();
+            let new_net = new_rec.as_ref().and_then(|r| st.networks.get(&r.network_id)).cloned();
+            (options, old_rec, new_rec, new_net)
+        };
+        let nl = super::interface::sandbox_netlink(self, sandbox_id).await?;
+        if let Some(old_rec) = old_rec
             && let Some(j) = old_rec.join.as_ref().filter(|j| j.phase != JoinPhase::Leaving)
         {
             if let Some(iface) = &j.iface
-                && let Ok(Some(index)) = super::interface::index_of(st, &nl, sandbox_id, iface).await
+                && let Ok(Some(index)) = super::interface::index_of(self, &nl, sandbox_id, iface).await
             {
                 super::interface::del_default_routes(&nl, index, j.gateway, j.gateway_ipv6).await;
             }
-            self.revoke_connectivity(st, &old_rec).await;
+            self.revoke_connectivity(&old_rec).await;
         }
-        if let Some(new_rec) = new.as_ref().and_then(|id| st.endpoints.get(id)).cloned() {
+        if let Some(new_rec) = new_rec {
             let Some(j) = new_rec.join.as_ref() else { return Ok(()) };
             if let Some(iface) = &j.iface
-                && let Some(index) = super::interface::index_of(st, &nl, sandbox_id, iface).await?
+                && let Some(index) = super::interface::index_of(self, &nl, sandbox_id, iface).await?
             {
                 super::interface::add_default_routes(&nl, index, j.gateway, j.gateway_ipv6).await?;
             }
-            let net = st
-                .networks
-                .get(&new_rec.network_id)
-                .ok_or_else(|| Error::NetworkNotFound(new_rec.network_id.clone()))?;
+            let net = new_net.ok_or_else(|| Error::NetworkNotFound(new_rec.network_id.clone()))?;
             if !net.config.internal {
                 let driver = net.driver.clone();
                 let drv = self.driver(&driver).await?;
@@ -114,7 +114,7 @@ impl Controller {
                     source,
                 })?;
                 if publishes {
-                    self.record_published(st, &drv, &new_rec.network_id, &new_rec.id).await;
+                    self.record_published(&drv, &new_rec.network_id, &new_rec.id).await;
                 }
             }
         }
@@ -123,13 +123,7 @@ impl Controller {
 
     /// Asks the driver which ports it published for an endpoint (with the
     /// host ports it chose) and records them; failures are logged.
-    async fn record_published(
-        &self,
-        st: &mut State,
-        drv: &std::sync::Arc<dyn cnm_driverapi::Driver>,
-        nid: &str,
-        eid: &str,
-    ) {
+    async fn record_published(&self, drv: &std::sync::Arc<dyn cnm_driverapi::Driver>, nid: &str, eid: &str) {
         let req = cnm_driverapi::EndpointOperInfoRequest { network_id: nid.to_string(), endpoint_id: eid.to_string() };
         let bindings = match drv.endpoint_oper_info(req).await {
             Ok(info) => info
@@ -142,19 +136,21 @@ impl Controller {
                 return;
             }
         };
-        if let Some(rec) = st.endpoints.get_mut(eid)
-            && let Some(j) = rec.join.as_mut()
-        {
+        let updated = {
+            let mut st = self.st();
+            let Some(rec) = st.endpoints.get_mut(eid) else { return };
+            let Some(j) = rec.join.as_mut() else { return };
             j.published = bindings;
-            if let Err(e) = self.inner.store.put(crate::store::Table::Endpoints, eid, &*rec) {
-                tracing::warn!(endpoint = eid, error = %e, "failed to record published ports");
-            }
+            rec.clone()
+        };
+        if let Err(e) = self.inner.store.put(crate::store::Table::Endpoints, eid, &updated).await {
+            tracing::warn!(endpoint = eid, error = %e, "failed to record published ports");
         }
     }
 
     /// Revokes external connectivity of an endpoint; failures are logged (as Docker does on leave).
-    pub(crate) async fn revoke_connectivity(&self, st: &State, ep: &EndpointRecord) {
-        let Some(net) = st.networks.get(&ep.network_id) else { return };
+    pub(crate) async fn revoke_connectivity(&self, ep: &EndpointRecord) {
+        let Some(net) = self.st().networks.get(&ep.network_id).cloned() else { return };
         if net.config.internal {
             return;
         }

@@ -3,7 +3,6 @@
 //! renamed to prefix + lowest free index, given its MAC and addresses, and
 //! brought up; plus the sandbox's routes.
 
-use crate::controller::State;
 use crate::{Controller, Error, Result};
 use cnm_driverapi::{MacAddress, RouteType, StaticRoute};
 use cnm_osl::{Namespace, Netlink, Route, RouteScope};
@@ -11,21 +10,27 @@ use ipnet::IpNet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The sandbox's netlink handle, opened on first use and kept.
-pub(crate) async fn sandbox_netlink(ctrl: &Controller, st: &mut State, sandbox_id: &str) -> Result<Netlink> {
-    let sb = st.sandboxes.get_mut(sandbox_id).ok_or_else(|| Error::SandboxNotFound(sandbox_id.to_string()))?;
-    if let Some(nl) = &sb.netlink {
-        return Ok(nl.clone());
+pub(crate) async fn sandbox_netlink(ctrl: &Controller, sandbox_id: &str) -> Result<Netlink> {
+    let (cached, shares_host, key) = {
+        let st = ctrl.st();
+        let sb = st.sandboxes.get(sandbox_id).ok_or_else(|| Error::SandboxNotFound(sandbox_id.to_string()))?;
+        (sb.netlink.clone(), sb.rec.config.use_host_namespace, sb.rec.key.clone())
+    };
+    if let Some(nl) = cached {
+        return Ok(nl);
     }
-    let nl = if sb.rec.config.use_host_namespace {
+    let nl = if shares_host {
         ctrl.inner.host.clone()
     } else {
-        let ns = Namespace::open(&sb.rec.key).map_err(|e| Error::os("open sandbox namespace", e))?;
+        let ns = Namespace::open(&key).map_err(|e| Error::os("open sandbox namespace", e))?;
         Netlink::connect(&ns, ctrl.inner.config.netlink_deadline)
             .await
             .map_err(|e| Error::os("open sandbox netlink", e))?
     };
-    sb.netlink = Some(nl.clone());
-    Ok(nl)
+    // Two callers may have opened one each: keep the first.
+    let mut st = ctrl.st();
+    let sb = st.sandboxes.get_mut(sandbox_id).ok_or_else(|| Error::SandboxNotFound(sandbox_id.to_string()))?;
+    Ok(sb.netlink.get_or_insert(nl).clone())
 }
 
 /// `prefix` followed by the lowest index not in `used` (`eth0`, `eth1`, …).
@@ -84,9 +89,10 @@ pub(crate) async fn remove(sb: &Netlink, name: &str) -> Result<()> {
 }
 
 /// The index of interface `iface` of a sandbox: remembered from its placement, or looked up.
-pub(crate) async fn index_of(st: &State, sb: &Netlink, sandbox_id: &str, iface: &str) -> Result<Option<u32>> {
-    if let Some(i) = st.sandboxes.get(sandbox_id).and_then(|s| s.ifindex.get(iface)) {
-        return Ok(Some(*i));
+pub(crate) async fn index_of(ctrl: &Controller, sb: &Netlink, sandbox_id: &str, iface: &str) -> Result<Option<u32>> {
+    let known = ctrl.st().sandboxes.get(sandbox_id).and_then(|s| s.ifindex.get(iface).copied());
+    if let Some(i) = known {
+        return Ok(Some(i));
     }
     Ok(sb.link_get(iface).await.map_err(|e| Error::os(format!("find {iface}"), e))?.map(|l| l.index))
 }

@@ -110,7 +110,7 @@ impl Sandbox {
 
     /// A snapshot of the sandbox.
     pub async fn info(&self) -> Result<SandboxInfo> {
-        let st = self.ctrl.inner.state.lock().await;
+        let st = self.ctrl.st();
         let sb = st.sandboxes.get(&self.id).ok_or_else(|| Error::SandboxNotFound(self.id.clone()))?;
         let ordered = gateway::ordered_endpoints(&st, &self.id);
         let gateway_endpoint = gateway::current(&st, &self.id);
@@ -133,7 +133,7 @@ impl Sandbox {
 
     /// The endpoints joined to this sandbox.
     pub async fn endpoints(&self) -> Vec<Endpoint> {
-        let st = self.ctrl.inner.state.lock().await;
+        let st = self.ctrl.st();
         gateway::ordered_endpoints(&st, &self.id)
             .iter()
             .filter_map(|id| st.endpoints.get(*id))
@@ -145,7 +145,7 @@ impl Sandbox {
 impl Controller {
     /// Every sandbox.
     pub async fn sandboxes(&self) -> Vec<Sandbox> {
-        let st = self.inner.state.lock().await;
+        let st = self.st();
         let mut v: Vec<Sandbox> = st.sandboxes.values().map(|s| Sandbox::handle(self, &s.rec)).collect();
         v.sort_by(|a, b| a.container_id.cmp(&b.container_id));
         v
@@ -153,7 +153,7 @@ impl Controller {
 
     /// The sandbox with this id or container id.
     pub async fn sandbox(&self, id_or_container: &str) -> Result<Sandbox> {
-        let st = self.inner.state.lock().await;
+        let st = self.st();
         st.sandboxes
             .values()
             .find(|s| s.rec.id == id_or_container || s.rec.container_id == id_or_container)
