@@ -41,6 +41,19 @@ impl Controller {
                 recreated.push(id);
             }
         }
+        // Interfaces whose background deletion a crash cut short.
+        let own_ns: Vec<String> = self
+            .st()
+            .sandboxes
+            .values()
+            .filter(|s| !s.rec.config.use_host_namespace)
+            .map(|s| s.rec.id.clone())
+            .collect();
+        for id in own_ns {
+            if let Ok(nl) = interface::sandbox_netlink(self, &id).await {
+                interface::sweep_retired(&nl).await;
+            }
+        }
         for e in endpoints {
             self.restore_endpoint(e, &recreated).await;
         }

@@ -83,9 +83,51 @@ pub(crate) async fn place(
     Ok(index)
 }
 
-/// Removes interface `name` from the sandbox if it is still there.
+/// The alias of an interface being deleted in the background.
+pub(crate) const RETIRED_ALIAS: &str = "cnm:deleting";
+
+/// Removes interface `name` from the sandbox if it is still there: down,
+/// marked and renamed out of the way at once (so the name can be used
+/// again), deleted in the background — a synchronous delete waits 20–40 ms
+/// for the kernel. A marked link left by a process that died is deleted
+/// when the sandbox is restored.
 pub(crate) async fn remove(sb: &Netlink, name: &str) -> Result<()> {
-    sb.link_del_by_name(name).await.map(|_| ()).map_err(|e| Error::os(format!("delete {name}"), e))
+    let op = |what: &str| format!("{what} {name}");
+    let Some(link) = sb.link_get(name).await.map_err(|e| Error::os(op("find"), e))? else { return Ok(()) };
+    let gone = |e: &cnm_osl::Error| e.is_not_found();
+    match sb.link_retire(link.index, RETIRED_ALIAS).await {
+        Ok(()) => {}
+        Err(e) if gone(&e) => return Ok(()),
+        Err(e) => return Err(Error::os(op("take down"), e)),
+    }
+    // `gone` + the index in hex: unique, and within IFNAMSIZ.
+    let parked = format!("gone{:x}", link.index);
+    match sb.link_configure(link.index, Some(&parked), None, false).await {
+        Ok(()) => {}
+        Err(e) if gone(&e) => return Ok(()),
+        Err(e) => return Err(Error::os(op("rename"), e)),
+    }
+    let nl = sb.clone();
+    tokio::spawn(async move {
+        match nl.link_del(link.index).await {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => tracing::warn!(link = %parked, error = %e, "background delete failed; retried at restore"),
+        }
+    });
+    Ok(())
+}
+
+/// Deletes the links a previous process left marked in a sandbox; failures are logged.
+pub(crate) async fn sweep_retired(sb: &Netlink) {
+    let Ok(links) = sb.link_list().await else { return };
+    for l in links.into_iter().filter(|l| l.alias.as_deref() == Some(RETIRED_ALIAS)) {
+        if let Err(e) = sb.link_del(l.index).await
+            && !e.is_not_found()
+        {
+            tracing::warn!(link = %l.name, error = %e, "failed to delete a link left marked");
+        }
+    }
 }
 
 /// The index of interface `iface` of a sandbox: remembered from its placement, or looked up.

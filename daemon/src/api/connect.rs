@@ -8,6 +8,34 @@ use crate::wire::network::{NetworkConnectRequest, NetworkDisconnectRequest};
 use axum::extract::State;
 use axum::http::StatusCode;
 use cnm::{Endpoint, JoinOptions, Network, Sandbox};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// One lock per (network, sandbox) pair: a connect checks for an existing
+/// endpoint, creates one and joins it, and a second connect of the same pair
+/// must see the first's result rather than take its endpoint for a leftover.
+#[derive(Default)]
+pub struct AttachLocks {
+    locks: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl AttachLocks {
+    /// Runs `op` holding the lock of (`network`, `sandbox`).
+    async fn with<T>(&self, network: &str, sandbox: &str, op: impl Future<Output = T>) -> T {
+        let key = (network.to_string(), sandbox.to_string());
+        let lock = self.locks.lock().unwrap_or_else(|p| p.into_inner()).entry(key.clone()).or_default().clone();
+        let out = {
+            let _held = lock.lock().await;
+            op.await
+        };
+        drop(lock);
+        let mut map = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        if map.get(&key).is_some_and(|l| Arc::strong_count(l) == 1) {
+            map.remove(&key);
+        }
+        out
+    }
+}
 
 /// `POST /networks/{id}/connect`.
 pub async fn connect(
@@ -18,37 +46,44 @@ pub async fn connect(
     let (cfg, priority) = network_config::endpoint_config(req.endpoint_config.as_ref())?;
     let net = lookup::network(&st.controller, &id).await?;
     let sb = lookup::sandbox(&st.controller, &req.container).await?;
+    let attachments = st.attachments.clone();
     st.inflight
         .run(async move {
-            if joined_endpoint(&net, &sb).await.is_some() {
-                return Err(ApiError::forbidden(format!(
-                    "sandbox {} is already connected to network {}",
-                    sb.container_id(),
-                    net.name()
-                )));
-            }
-            // An endpoint of this name that is not joined is a leftover of an
-            // interrupted connect: replace it.
-            if let Ok(stale) = net.endpoint(sb.container_id()).await
-                && stale.info().await.is_ok_and(|i| i.sandbox_id.is_none())
-            {
-                stale.delete().await?;
-            }
-            let ep = net.create_endpoint(sb.container_id(), cfg).await.map_err(|e| match e {
-                cnm::Error::EndpointNameExists { .. } => ApiError::forbidden(e.to_string()),
-                e => e.into(),
-            })?;
-            if let Err(e) = ep.join(&sb, JoinOptions { priority }).await {
-                if let Err(del) = ep.delete().await {
-                    tracing::warn!(endpoint = %ep.name(), error = %del, "cannot delete the endpoint of a failed join");
-                }
-                return Err(e.into());
-            }
-            tracing::info!(network = %net.name(), sandbox = %sb.container_id(), "connected");
-            Ok(())
+            let (nid, sid) = (net.id().to_string(), sb.id().to_string());
+            attachments.with(&nid, &sid, connect_locked(net, sb, cfg, priority)).await
         })
         .await?;
     Ok(StatusCode::OK)
+}
+
+/// The work of a connect, holding the pair's lock.
+async fn connect_locked(net: Network, sb: Sandbox, cfg: cnm::EndpointConfig, priority: i32) -> ApiResult<()> {
+    if joined_endpoint(&net, &sb).await.is_some() {
+        return Err(ApiError::forbidden(format!(
+            "sandbox {} is already connected to network {}",
+            sb.container_id(),
+            net.name()
+        )));
+    }
+    // An endpoint of this name that is not joined is a leftover of an
+    // interrupted connect: replace it.
+    if let Ok(stale) = net.endpoint(sb.container_id()).await
+        && stale.info().await.is_ok_and(|i| i.sandbox_id.is_none())
+    {
+        stale.delete().await?;
+    }
+    let ep = net.create_endpoint(sb.container_id(), cfg).await.map_err(|e| match e {
+        cnm::Error::EndpointNameExists { .. } => ApiError::forbidden(e.to_string()),
+        e => e.into(),
+    })?;
+    if let Err(e) = ep.join(&sb, JoinOptions { priority }).await {
+        if let Err(del) = ep.delete().await {
+            tracing::warn!(endpoint = %ep.name(), error = %del, "cannot delete the endpoint of a failed join");
+        }
+        return Err(e.into());
+    }
+    tracing::info!(network = %net.name(), sandbox = %sb.container_id(), "connected");
+    Ok(())
 }
 
 /// `POST /networks/{id}/disconnect`.
@@ -63,25 +98,33 @@ pub async fn disconnect(
         Err(e) if !req.force => return Err(e),
         Err(_) => None,
     };
+    let attachments = st.attachments.clone();
     st.inflight
         .run(async move {
-            let Some(sb) = sb else {
-                // Forced, and the sandbox is gone: remove a stale endpoint of that name.
-                let ep = net.endpoint(&req.container).await.map_err(|_| {
-                    ApiError::not_found(format!("sandbox {} not found on network {}", req.container, net.name()))
-                })?;
-                return Ok(ep.delete().await?);
-            };
-            let ep = joined_endpoint(&net, &sb).await.ok_or_else(|| {
-                ApiError::not_found(format!("sandbox {} is not connected to network {}", sb.container_id(), net.name()))
-            })?;
-            ep.leave(&sb).await?;
-            ep.delete().await?;
-            tracing::info!(network = %net.name(), sandbox = %sb.container_id(), "disconnected");
-            Ok(())
+            let nid = net.id().to_string();
+            let key = sb.as_ref().map_or_else(|| req.container.clone(), |s| s.id().to_string());
+            attachments.with(&nid, &key, disconnect_locked(net, sb, req)).await
         })
         .await?;
     Ok(StatusCode::OK)
+}
+
+/// The work of a disconnect, holding the pair's lock.
+async fn disconnect_locked(net: Network, sb: Option<Sandbox>, req: NetworkDisconnectRequest) -> ApiResult<()> {
+    let Some(sb) = sb else {
+        // Forced, and the sandbox is gone: remove a stale endpoint of that name.
+        let ep = net.endpoint(&req.container).await.map_err(|_| {
+            ApiError::not_found(format!("sandbox {} not found on network {}", req.container, net.name()))
+        })?;
+        return Ok(ep.delete().await?);
+    };
+    let ep = joined_endpoint(&net, &sb).await.ok_or_else(|| {
+        ApiError::not_found(format!("sandbox {} is not connected to network {}", sb.container_id(), net.name()))
+    })?;
+    ep.leave(&sb).await?;
+    ep.delete().await?;
+    tracing::info!(network = %net.name(), sandbox = %sb.container_id(), "disconnected");
+    Ok(())
 }
 
 /// The endpoint joining `sb` to `net`, if any.

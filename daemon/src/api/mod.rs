@@ -28,6 +28,8 @@ pub struct ApiState {
     pub inflight: Inflight,
     /// Facts reported by `/info`.
     pub facts: Arc<DaemonFacts>,
+    /// Connects and disconnects of one sandbox to one network, one at a time.
+    pub attachments: Arc<connect::AttachLocks>,
 }
 
 /// Facts about the daemon that `/info` reports.
@@ -44,7 +46,7 @@ pub struct DaemonFacts {
 impl ApiState {
     /// State over `controller`.
     pub fn new(controller: Controller, facts: DaemonFacts) -> Self {
-        ApiState { controller, inflight: Inflight::new(), facts: Arc::new(facts) }
+        ApiState { controller, inflight: Inflight::new(), facts: Arc::new(facts), attachments: Arc::default() }
     }
 
     /// The default network's name, if one is configured (it cannot be removed or pruned).

@@ -23,7 +23,10 @@ pub struct BridgeDriver {
     firewall: Option<Arc<dyn Firewall>>,
     firewall_ready: tokio::sync::OnceCell<()>,
     ports: tokio::sync::OnceCell<Arc<PortAllocator>>,
-    networks: tokio::sync::Mutex<HashMap<String, Arc<BridgeNetwork>>>,
+    /// Networks by id: looked up and updated only, never held across I/O.
+    networks: std::sync::Mutex<HashMap<String, Arc<BridgeNetwork>>>,
+    /// Network ids and bridge names of networks being created.
+    creating: std::sync::Mutex<std::collections::HashSet<String>>,
     reaper: crate::reaper::Reaper,
 }
 
@@ -43,7 +46,8 @@ impl BridgeDriver {
             firewall,
             firewall_ready: tokio::sync::OnceCell::new(),
             ports: tokio::sync::OnceCell::new(),
-            networks: tokio::sync::Mutex::new(HashMap::new()),
+            networks: std::sync::Mutex::new(HashMap::new()),
+            creating: std::sync::Mutex::new(std::collections::HashSet::new()),
             reaper: crate::reaper::Reaper::default(),
         }
     }
@@ -54,8 +58,12 @@ impl BridgeDriver {
         self.reaper.wait_all().await;
     }
 
+    fn nets(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<BridgeNetwork>>> {
+        self.networks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     async fn network(&self, id: &str) -> Result<Arc<BridgeNetwork>, Error> {
-        self.networks.lock().await.get(id).cloned().ok_or_else(|| Error::NetworkNotFound(id.to_string()))
+        self.nets().get(id).cloned().ok_or_else(|| Error::NetworkNotFound(id.to_string()))
     }
 
     /// The firewall, its table created (once per driver).
@@ -81,6 +89,27 @@ impl BridgeDriver {
             })
             .await
             .cloned()
+    }
+
+    /// The work of `create_network` once its id and bridge name are claimed.
+    async fn create_network_claimed(&self, req: &CreateNetworkRequest) -> Result<(), Error> {
+        self.reaper.sweep(&self.nl).await?;
+        let net = network::setup(&self.nl, req, &self.reaper).await?;
+        let programmed = async {
+            network::host_settings(&self.nl, &net).await?;
+            if let Some(fw) = self.firewall().await? {
+                fw.add_network(&net.rules()).await.map_err(|e| Error::os("add the network's firewall rules", e))?;
+            }
+            Ok::<_, Error>(())
+        };
+        if let Err(e) = programmed.await {
+            if let Err(err) = network::teardown(&self.nl, &net, &self.reaper).await {
+                tracing::warn!(error = %err, "failed to remove the bridge of a failed network");
+            }
+            return Err(e);
+        }
+        self.nets().insert(req.network_id.clone(), Arc::new(net));
+        Ok(())
     }
 
     /// Takes back every port published for an endpoint.
@@ -135,6 +164,21 @@ async fn flush_udp_conntrack(nl: &Netlink, ports: Vec<u16>) {
     }
 }
 
+/// Network ids and bridge names claimed by a `create_network` under way; released when dropped.
+struct Claim<'a> {
+    set: &'a std::sync::Mutex<std::collections::HashSet<String>>,
+    keys: [String; 2],
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        let mut set = self.set.lock().unwrap_or_else(|p| p.into_inner());
+        for k in &self.keys {
+            set.remove(k);
+        }
+    }
+}
+
 fn endpoint_of(net: &BridgeNetwork, eid: &str) -> Result<BridgeEndpoint, Error> {
     let eps = net.endpoints.lock().map_err(|_| Error::EndpointNotFound(eid.to_string()))?;
     eps.get(eid).cloned().ok_or_else(|| Error::EndpointNotFound(eid.to_string()))
@@ -151,36 +195,32 @@ impl Driver for BridgeDriver {
     }
 
     async fn create_network(&self, req: CreateNetworkRequest) -> Result<()> {
-        let mut nets = self.networks.lock().await;
-        if nets.contains_key(&req.network_id) {
-            return Ok(());
-        }
         let config = crate::BridgeConfig::from_options(&req.options.generic)?;
         let bridge = config.bridge_name(&req.network_id);
-        if let Some(other) = nets.values().find(|n| n.bridge == bridge) {
-            return Err(Error::BridgeInUse { bridge, network: other.id.clone() }.into());
-        }
-        self.reaper.sweep(&self.nl).await?;
-        let net = network::setup(&self.nl, &req, &self.reaper).await?;
-        let programmed = async {
-            network::host_settings(&self.nl, &net).await?;
-            if let Some(fw) = self.firewall().await? {
-                fw.add_network(&net.rules()).await.map_err(|e| Error::os("add the network's firewall rules", e))?;
+        // Claim the id and the bridge name, then work without the lock.
+        let claim = {
+            let nets = self.nets();
+            if nets.contains_key(&req.network_id) {
+                return Ok(());
             }
-            Ok::<_, Error>(())
+            if let Some(other) = nets.values().find(|n| n.bridge == bridge) {
+                return Err(Error::BridgeInUse { bridge, network: other.id.clone() }.into());
+            }
+            let mut creating = self.creating.lock().unwrap_or_else(|p| p.into_inner());
+            if creating.contains(&req.network_id) || creating.contains(&bridge) {
+                return Err(Error::BridgeInUse { bridge, network: req.network_id.clone() }.into());
+            }
+            creating.insert(req.network_id.clone());
+            creating.insert(bridge.clone());
+            Claim { set: &self.creating, keys: [req.network_id.clone(), bridge.clone()] }
         };
-        if let Err(e) = programmed.await {
-            if let Err(err) = network::teardown(&self.nl, &net, &self.reaper).await {
-                tracing::warn!(error = %err, "failed to remove the bridge of a failed network");
-            }
-            return Err(e.into());
-        }
-        nets.insert(req.network_id.clone(), Arc::new(net));
-        Ok(())
+        let created = self.create_network_claimed(&req).await;
+        drop(claim);
+        Ok(created?)
     }
 
     async fn delete_network(&self, req: DeleteNetworkRequest) -> Result<()> {
-        let net = self.networks.lock().await.remove(&req.network_id);
+        let net = self.nets().remove(&req.network_id);
         let net = net.ok_or_else(|| Error::NetworkNotFound(req.network_id.clone()))?;
         let eids: Vec<String> = net.published.lock().map(|p| p.keys().cloned().collect()).unwrap_or_default();
         for eid in eids {
@@ -225,7 +265,7 @@ impl Driver for BridgeDriver {
                 eps.remove(&req.endpoint_id);
             }
         }
-        delete_veth(&self.nl, &req.endpoint_id).await?;
+        delete_veth(&self.nl, &req.endpoint_id, &self.reaper).await?;
         Ok(())
     }
 
@@ -252,7 +292,9 @@ impl Driver for BridgeDriver {
     async fn join(&self, req: JoinRequest) -> Result<JoinResponse> {
         let net = self.network(&req.network_id).await?;
         let ep = endpoint_of(&net, &req.endpoint_id)?;
-        let peer = create_veth(&self.nl, &net, &req.endpoint_id, ep.mac.map(|m| m.octets()), &req.sandbox_key).await?;
+        let peer =
+            create_veth(&self.nl, &net, &req.endpoint_id, ep.mac.map(|m| m.octets()), &req.sandbox_key, &self.reaper)
+                .await?;
         if !net.config.enable_icc {
             // ICC off: ports of this bridge cannot reach each other at layer 2.
             let host = host_name(&req.endpoint_id);
@@ -261,7 +303,7 @@ impl Driver for BridgeDriver {
                 self.nl.link_set_bridge_port(link.index, Some(true), None).await
             };
             if let Err(e) = isolated.await {
-                let _ = delete_veth(&self.nl, &req.endpoint_id).await;
+                let _ = delete_veth(&self.nl, &req.endpoint_id, &self.reaper).await;
                 return Err(Error::os(format!("isolate bridge port {host}"), e).into());
             }
         }
@@ -291,7 +333,7 @@ impl Driver for BridgeDriver {
     }
 
     async fn leave(&self, req: LeaveRequest) -> Result<()> {
-        delete_veth(&self.nl, &req.endpoint_id).await?;
+        delete_veth(&self.nl, &req.endpoint_id, &self.reaper).await?;
         Ok(())
     }
 

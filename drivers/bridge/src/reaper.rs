@@ -1,8 +1,9 @@
-//! Deleting bridges without waiting for the kernel: a deleted network's
-//! bridge is taken down and marked at once, and the kernel's unregister —
-//! 20 to 40 ms of RCU grace periods here — completes in the background.
-//! Creating a bridge of the same name waits for it; a bridge left marked by
-//! a process that died is deleted when the next driver starts.
+//! Deleting links without waiting for the kernel: a deleted network's
+//! bridge, or a leaving endpoint's veth pair, is taken down and marked at
+//! once, and the kernel's unregister — 20 to 40 ms of RCU grace periods
+//! here — completes in the background. Creating a link of the same name
+//! waits for it; a link left marked by a process that died is deleted when
+//! the next driver starts.
 
 use crate::Error;
 use cnm_osl::Netlink;
@@ -45,6 +46,11 @@ impl Reaper {
             p.insert(name.to_string(), handle);
         }
         Ok(())
+    }
+
+    /// Whether a deletion of `name` is under way.
+    pub fn is_pending(&self, name: &str) -> bool {
+        self.pending.lock().is_ok_and(|p| p.contains_key(name))
     }
 
     /// Waits until a pending deletion of `name`, if any, is done.
