@@ -136,3 +136,66 @@ async fn plugin_down_at_start_is_restored_when_back() {
     net.delete().await.unwrap();
     running.stop().await;
 }
+
+/// A plugin that hangs in `CreateNetwork` stalls only that call: while it
+/// hangs, listing networks, inspecting them, and a connect on a bridge
+/// network (endpoint, sandbox, join, packets) all complete; the hung call
+/// then fails cleanly when the plugin goes away, and leaves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_plugin_stalls_only_its_own_call() {
+    let Some(h) = cnm_tests::TestHost::new("a_hung_plugin_stalls_only_its_own_call").await else { return };
+    let dir = h.dir.path().join("plugins");
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = Log::default();
+    let (running, drv) = plugin(&dir, &log);
+    // Far longer than the test: only the plugin's going away ends the hang.
+    let config = ClientConfig { timeout: Duration::from_secs(120), retry: RetryPolicy::none() };
+    let provider = Arc::new(PluginProvider::new(Discovery::in_dir(&dir)).client_config(config));
+    let ctrl = Controller::builder(h.config())
+        .driver(|host| cnm_driver_bridge::BridgeDriver::new(host.clone()))
+        .driver_provider(provider.clone())
+        .ipam_provider(provider)
+        .build()
+        .await
+        .unwrap();
+    let bridge = ctrl.new_network("bridge", "b", NetworkConfig::default()).await.unwrap();
+
+    *drv.hang.lock().unwrap() = Some("CreateNetwork".into());
+    let hung = tokio::spawn({
+        let ctrl = ctrl.clone();
+        async move { ctrl.new_network("p", "stuck", NetworkConfig::default()).await.map(|_| ()) }
+    });
+    // Wait (bounded) until the plugin has the request.
+    let asked = async {
+        while !log.methods().iter().any(|m| m == "NetworkDriver.CreateNetwork") {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), asked).await.expect("the plugin received CreateNetwork");
+
+    let names: Vec<String> = ctrl.networks().await.iter().map(|n| n.name().to_string()).collect();
+    assert_eq!(names, ["b"], "the network being created is not listed yet");
+    assert!(bridge.info().await.is_ok());
+    let (a, b) = (
+        ctrl.new_sandbox("a", SandboxConfig::default()).await.unwrap(),
+        ctrl.new_sandbox("b", SandboxConfig::default()).await.unwrap(),
+    );
+    for (name, sb) in [("a", &a), ("b", &b)] {
+        let ep = bridge.create_endpoint(name, EndpointConfig::default()).await.unwrap();
+        ep.join(sb, JoinOptions::default()).await.unwrap();
+    }
+    let ip_b = bridge.endpoint("b").await.unwrap().info().await.unwrap().ipv4.unwrap().addr();
+    cnm_tests::assert_ping(&a.namespace().unwrap(), ip_b).await;
+    let e = ctrl.new_network("p", "stuck", NetworkConfig::default()).await.unwrap_err();
+    assert!(matches!(e, cnm::Error::NetworkNameExists(_)), "the name is held by the creation under way: {e}");
+    assert!(!hung.is_finished(), "everything above completed while the plugin hung");
+
+    running.stop().await;
+    let result = tokio::time::timeout(Duration::from_secs(30), hung).await.expect("the hung call ends").unwrap();
+    assert!(result.is_err(), "the plugin went away: {result:?}");
+    let names: Vec<String> = ctrl.networks().await.iter().map(|n| n.name().to_string()).collect();
+    assert_eq!(names, ["b"]);
+    a.delete().await.unwrap();
+    b.delete().await.unwrap();
+    bridge.delete().await.unwrap();
+}

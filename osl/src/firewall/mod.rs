@@ -1,5 +1,6 @@
-//! The firewall: one nftables table owned by cnm (`inet cnm`), behind a small
-//! trait so another backend (native netlink) can replace the first one.
+//! The firewall: one nftables table owned by cnm (`inet cnm`), programmed
+//! over nf_tables netlink alone (nothing to install in user space), behind
+//! a small trait so that tests can record calls instead.
 //!
 //! The rules are constant; networks and published ports are set and map
 //! elements, so adding a network or a port never adds a rule, every change
@@ -8,8 +9,10 @@
 //! `DOCKER-USER` role).
 
 mod elements;
+mod nfnl;
 mod nft;
 mod recording;
+mod ruleset;
 
 pub use nft::NftFirewall;
 pub use recording::{FirewallCall, RecordingFirewall};
@@ -18,6 +21,9 @@ use crate::Result;
 use async_trait::async_trait;
 use ipnet::{Ipv4Net, Ipv6Net};
 use std::net::IpAddr;
+
+/// The table cnm owns (family inet).
+pub(crate) const TABLE: &str = "cnm";
 
 /// A transport protocol of a published port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,176 +1,37 @@
-//! The first firewall backend: nftables text scripts fed to `nft -f -`
-//! (Debian package `nftables`), each one atomic transaction, run from a
-//! thread inside the host namespace.
+//! The nftables backend, entirely over nf_tables netlink: the table's fixed
+//! part from `ruleset.rs`, the elements of every network and port change
+//! from `elements.rs`, each operation one atomic batch sent from a socket
+//! opened inside the host namespace.
 
-use super::elements::{Element, ElementOp, ElementSocket, key};
-use super::{Firewall, NetworkRules, PortMapping};
+use super::elements::{self, Element, ElementOp, key};
+use super::nfnl::Pool;
+use super::{Firewall, NetworkRules, PortMapping, TABLE, ruleset};
 use crate::{Error, Namespace, Result};
 use async_trait::async_trait;
-use std::fmt::Write as _;
-use std::io::Write as _;
 use std::net::IpAddr;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-/// The table cnm owns.
-pub const TABLE: &str = "cnm";
-
-/// nftables: the table created with the `nft` command, its elements (every
-/// network and port change) over netlink.
+/// nftables: the table `inet cnm`, its sets, maps, chains and rules, and
+/// their elements, all over netlink.
 #[derive(Debug, Clone)]
 pub struct NftFirewall {
-    ns: Namespace,
-    socket: Arc<tokio::sync::OnceCell<Arc<ElementSocket>>>,
+    sockets: Arc<Pool>,
 }
 
 impl NftFirewall {
     /// A firewall working in namespace `ns` (the controller's host).
     pub fn new(ns: Namespace) -> Self {
-        NftFirewall { ns, socket: Arc::new(tokio::sync::OnceCell::new()) }
+        NftFirewall { sockets: Arc::new(Pool::new(ns, crate::DEFAULT_DEADLINE)) }
     }
 
     /// Applies element operations as one batch, off the async threads.
     async fn apply(&self, ops: Vec<ElementOp>) -> Result<()> {
-        let sock = self
-            .socket
-            .get_or_try_init(|| async {
-                ElementSocket::open(&self.ns, TABLE, crate::DEFAULT_DEADLINE).await.map(Arc::new)
-            })
-            .await?
-            .clone();
-        tokio::task::spawn_blocking(move || sock.apply(&ops))
-            .await
-            .map_err(|_| Error::Invalid("the nf_tables batch task panicked".into()))?
-    }
-
-    async fn run(&self, what: &'static str, script: String) -> Result<()> {
-        if script.is_empty() {
+        let batch = elements::batch(TABLE, &ops);
+        if batch.is_empty() {
             return Ok(());
         }
-        self.ns.run(move || run_nft(what, &script)).await?
+        self.sockets.run(move |sock| sock.send(&batch)).await
     }
-}
-
-fn run_nft(what: &'static str, script: &str) -> Result<()> {
-    let mut child = Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Error::Unsupported("the nft command is missing (install the nftables package)".into())
-            } else {
-                Error::io("run nft", "nft", e)
-            }
-        })?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(script.as_bytes()).map_err(|e| Error::io("write to nft", "nft", e))?;
-    }
-    let out = child.wait_with_output().map_err(|e| Error::io("wait for nft", "nft", e))?;
-    if out.status.success() {
-        return Ok(());
-    }
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let first = stderr.lines().find(|l| l.contains("Error")).unwrap_or(stderr.trim());
-    Err(Error::Netlink { op: format!("nft: {what}"), errno: None, message: first.to_string() })
-}
-
-/// The table, sets, maps and chains, and the constant rules.
-pub(crate) fn base_script() -> String {
-    let t = format!("inet {TABLE}");
-    let mut s = String::new();
-    let _ = writeln!(s, "add table {t}");
-    for (set, ty) in [
-        ("bridges", "type ifname;"),
-        ("internal", "type ifname;"),
-        ("icc_same", "type ifname . ifname;"),
-        ("hairpin4", "type ifname . ipv4_addr; flags interval;"),
-        ("hairpin6", "type ifname . ipv6_addr; flags interval;"),
-        ("masq", "type ifname;"),
-    ] {
-        let _ = writeln!(s, "add set {t} {set} {{ {ty} }}");
-    }
-    // Single ports in hash maps (constant-time updates at any size); ranges
-    // of host ports, one element each, in interval maps.
-    for (map, key, value, flags) in [
-        ("ports4", "inet_proto . ipv4_addr . inet_service", "ipv4_addr . inet_service", ""),
-        ("ports4_any", "inet_proto . inet_service", "ipv4_addr . inet_service", ""),
-        ("ports6", "inet_proto . ipv6_addr . inet_service", "ipv6_addr . inet_service", ""),
-        ("ports6_any", "inet_proto . inet_service", "ipv6_addr . inet_service", ""),
-        ("ranges4", "inet_proto . ipv4_addr . inet_service", "ipv4_addr . inet_service", " flags interval;"),
-        ("ranges4_any", "inet_proto . inet_service", "ipv4_addr . inet_service", " flags interval;"),
-        ("ranges6", "inet_proto . ipv6_addr . inet_service", "ipv6_addr . inet_service", " flags interval;"),
-        ("ranges6_any", "inet_proto . inet_service", "ipv6_addr . inet_service", " flags interval;"),
-    ] {
-        let _ = writeln!(s, "add map {t} {map} {{ type {key} : {value};{flags} }}");
-    }
-    // The user chain: created once, never flushed.
-    let _ = writeln!(s, "add chain {t} user");
-    for (chain, spec) in [
-        ("forward", "type filter hook forward priority filter; policy accept;"),
-        ("prerouting", "type nat hook prerouting priority dstnat; policy accept;"),
-        ("output", "type nat hook output priority -100; policy accept;"),
-        ("postrouting", "type nat hook postrouting priority srcnat; policy accept;"),
-    ] {
-        let _ = writeln!(s, "add chain {t} {chain} {{ {spec} }}");
-        let _ = writeln!(s, "flush chain {t} {chain}");
-    }
-    for rule in [
-        "jump user",
-        // Traffic within a network that allows ICC: routed through the host,
-        // or bridged when br_netfilter makes bridged frames pass this hook.
-        "iifname . oifname @icc_same accept",
-        // Internal networks: nothing in or out.
-        "iifname @internal drop",
-        "oifname @internal drop",
-        "oifname @bridges ct state established,related accept",
-        // Published ports, from anywhere (hairpin included).
-        "oifname @bridges ct status dnat accept",
-        // Isolation between networks, and ICC off within one.
-        "iifname @bridges oifname @bridges drop",
-        // Nothing unsolicited from outside reaches a container.
-        "oifname @bridges drop",
-    ] {
-        let _ = writeln!(s, "add rule {t} forward {rule}");
-    }
-    for chain in ["prerouting", "output"] {
-        for (family, map) in [
-            ("ip", "ports4"),
-            ("ip", "ports4_any"),
-            ("ip", "ranges4"),
-            ("ip", "ranges4_any"),
-            ("ip6", "ports6"),
-            ("ip6", "ports6_any"),
-            ("ip6", "ranges6"),
-            ("ip6", "ranges6_any"),
-        ] {
-            let key = if map.ends_with("_any") {
-                "meta l4proto . th dport".to_string()
-            } else {
-                format!("meta l4proto . {family} daddr . th dport")
-            };
-            let _ = writeln!(
-                s,
-                "add rule {t} {chain} meta l4proto {{ tcp, udp, sctp }} fib daddr type local dnat {family} to {key} map @{map}"
-            );
-        }
-    }
-    for rule in [
-        // The host reaching a published port through localhost (route_localnet on the bridge).
-        "oifname @bridges ip saddr 127.0.0.0/8 masquerade",
-        // A container reaching a published port of its own network through
-        // the host (by output bridge and source subnet: with br_netfilter,
-        // bridged packets have no input device here).
-        "oifname . ip saddr @hairpin4 ct status dnat masquerade",
-        "oifname . ip6 saddr @hairpin6 ct status dnat masquerade",
-        // Outbound IPv4 from networks that masquerade (as Docker, IPv6 is routed).
-        "meta nfproto ipv4 iifname @masq oifname != @bridges masquerade",
-    ] {
-        let _ = writeln!(s, "add rule {t} postrouting {rule}");
-    }
-    s
 }
 
 /// A network's set elements.
@@ -275,7 +136,7 @@ pub(crate) fn check_mapping(p: &PortMapping) -> Result<()> {
 #[async_trait]
 impl Firewall for NftFirewall {
     async fn ensure_base(&self) -> Result<()> {
-        self.run("create table", base_script()).await
+        self.sockets.run(ruleset::ensure).await
     }
 
     async fn add_network(&self, net: &NetworkRules) -> Result<()> {
@@ -298,7 +159,7 @@ impl Firewall for NftFirewall {
     }
 
     async fn remove_all(&self) -> Result<()> {
-        self.run("remove table", format!("add table inet {TABLE}\ndelete table inet {TABLE}\n")).await
+        self.sockets.run(ruleset::remove).await
     }
 }
 
@@ -306,14 +167,6 @@ impl Firewall for NftFirewall {
 mod tests {
     use super::*;
     use crate::firewall::Proto;
-
-    #[test]
-    fn base_has_constant_rules_and_keeps_the_user_chain() {
-        let s = base_script();
-        assert!(s.contains("add chain inet cnm user\n"));
-        assert!(!s.contains("flush chain inet cnm user"));
-        assert!(s.lines().next().is_some_and(|l| l == "add table inet cnm"));
-    }
 
     #[test]
     fn network_elements_follow_the_options() {
