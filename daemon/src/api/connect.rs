@@ -16,8 +16,11 @@ use std::sync::{Arc, Mutex};
 /// must see the first's result rather than take its endpoint for a leftover.
 #[derive(Default)]
 pub struct AttachLocks {
-    locks: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
+    locks: Mutex<HashMap<PairKey, Arc<tokio::sync::Mutex<()>>>>,
 }
+
+/// A (network id, sandbox id) pair.
+type PairKey = (String, String);
 
 impl AttachLocks {
     /// Runs `op` holding the lock of (`network`, `sandbox`).
