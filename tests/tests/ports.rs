@@ -6,7 +6,7 @@
 use cnm::driverapi::{PortBinding, Protocol};
 use cnm::{EndpointConfig, JoinOptions, NetworkConfig, SandboxConfig};
 use cnm_tests::{
-    OUTSIDE, TestHost, UPLINK_HOST, can_bind_tcp, nft, peer_echo_server, seen_as, udp_peer_echo_server, udp_seen_as,
+    OUTSIDE, TestHost, UPLINK_HOST, can_bind_tcp, peer_echo_server, seen_as, udp_peer_echo_server, udp_seen_as,
 };
 use std::net::{IpAddr, SocketAddr};
 
@@ -75,11 +75,22 @@ async fn published_ports_are_reachable_and_released() {
     let hp: Vec<u16> = info.published_ports.iter().map(|p| p.host_port).collect();
     assert_eq!(hp, vec![8080, 8053]);
 
+    let fw = cnm::osl::firewall::NftFirewall::new(h.ns.clone());
+    let IpAddr::V4(web_v4) = web_ip else { panic!("an IPv4 container") };
+    let of_web = |els: Vec<cnm::osl::firewall::SetElement>| -> Vec<_> {
+        els.into_iter().filter(|e| e.data.as_ref().is_some_and(|d| d.starts_with(&web_v4.octets()))).collect()
+    };
+    let mut published = of_web(fw.elements("ports4_any").await.unwrap());
+    published.extend(of_web(fw.elements("ports4").await.unwrap()));
+    assert_eq!(published.len(), 2, "one DNAT element per published port: {published:?}");
+
     web.delete().await.unwrap();
     assert!(can_bind_tcp(&h.ns, sa("0.0.0.0", 8080)).await, "released with the container");
     assert!(seen_as(&out.ns, sa(UPLINK_HOST, 8080)).await.is_err(), "no longer published");
-    let maps = nft(&h.ns, &["list map inet cnm ports4_any"]).await + &nft(&h.ns, &["list map inet cnm ports4"]).await;
-    assert!(!maps.contains(&web_ip.to_string()), "map elements removed: {maps}");
+    for map in ["ports4_any", "ports4"] {
+        let left = of_web(fw.elements(map).await.unwrap());
+        assert!(left.is_empty(), "map elements of {web_ip} removed from {map}: {left:?}");
+    }
     nb.delete().await.unwrap();
     net.delete().await.unwrap();
 }

@@ -7,6 +7,7 @@ use super::nfnl::{Batch, NFTA_LIST_ELEM, NLM_F_CREATE};
 
 const NFT_MSG_NEWSETELEM: u16 = 12;
 const NFT_MSG_DELSETELEM: u16 = 14;
+const NFT_MSG_GETSETELEM: u16 = 13;
 const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
 const NFTA_SET_ELEM_LIST_SET: u16 = 2;
 const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
@@ -102,6 +103,41 @@ pub(crate) fn batch(table: &str, ops: &[ElementOp]) -> Batch {
         }
     }
     b
+}
+
+/// The value of an `NFTA_DATA_VALUE` nest.
+fn data_value(nest: &[u8]) -> Option<Vec<u8>> {
+    super::nfnl::attrs(nest).find(|(t, _)| *t == super::nfnl::NFTA_DATA_VALUE).map(|(_, v)| v.to_vec())
+}
+
+/// Every element of set `set` of `table` (blocking; call off the async threads).
+pub(crate) fn list(sock: &mut super::nfnl::Socket, table: &str, set: &str) -> crate::Result<Vec<Element>> {
+    let what = format!("list set inet {table} {set}");
+    let answers = sock.request(NFT_MSG_GETSETELEM, super::nfnl::NLM_F_DUMP, super::nfnl::NFPROTO_INET, &what, |w| {
+        w.attr_str(NFTA_SET_ELEM_LIST_TABLE, table);
+        w.attr_str(NFTA_SET_ELEM_LIST_SET, set);
+    })?;
+    let mut out = Vec::new();
+    for answer in &answers {
+        for (ty, list) in super::nfnl::attrs(answer) {
+            if ty != NFTA_SET_ELEM_LIST_ELEMENTS {
+                continue;
+            }
+            for (_, elem) in super::nfnl::attrs(list).filter(|(t, _)| *t == NFTA_LIST_ELEM) {
+                let mut e = Element { key: Vec::new(), key_end: None, data: None };
+                for (t, v) in super::nfnl::attrs(elem) {
+                    match t {
+                        NFTA_SET_ELEM_KEY => e.key = data_value(v).unwrap_or_default(),
+                        NFTA_SET_ELEM_KEY_END => e.key_end = data_value(v),
+                        NFTA_SET_ELEM_DATA => e.data = data_value(v),
+                        _ => {}
+                    }
+                }
+                out.push(e);
+            }
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

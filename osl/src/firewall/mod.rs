@@ -82,6 +82,18 @@ pub struct PortMapping {
     pub container_port: u16,
 }
 
+/// A set or map element as the kernel reports it (raw bytes, each field of a
+/// concatenation padded to 4 bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetElement {
+    /// The key.
+    pub key: Vec<u8>,
+    /// The end of a range key.
+    pub key_end: Option<Vec<u8>>,
+    /// A map element's value.
+    pub data: Option<Vec<u8>>,
+}
+
 /// A firewall backend.
 #[async_trait]
 pub trait Firewall: Send + Sync + 'static {

@@ -24,6 +24,15 @@ impl NftFirewall {
         NftFirewall { sockets: Arc::new(Pool::new(ns, crate::DEFAULT_DEADLINE)) }
     }
 
+    /// The elements of one of the table's sets or maps, as the kernel holds
+    /// them: key, range end and value bytes (diagnostics, tests, and
+    /// comparing the kernel with what should be there).
+    pub async fn elements(&self, set: &str) -> Result<Vec<super::SetElement>> {
+        let set = set.to_string();
+        let listed = self.sockets.run(move |sock| elements::list(sock, TABLE, &set)).await?;
+        Ok(listed.into_iter().map(|e| super::SetElement { key: e.key, key_end: e.key_end, data: e.data }).collect())
+    }
+
     /// Applies element operations as one batch, off the async threads.
     async fn apply(&self, ops: Vec<ElementOp>) -> Result<()> {
         let batch = elements::batch(TABLE, &ops);
