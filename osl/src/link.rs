@@ -254,6 +254,26 @@ impl Netlink {
         self.link_set(|| format!("ip link set index {index} down alias {alias}"), msg).await
     }
 
+    /// Takes a link out of service in one request: down, marked with
+    /// `alias`, and moved to link group `group` (so that one
+    /// [`Netlink::link_del_group`] deletes every retired link at once).
+    pub async fn link_retire_to_group(&self, index: u32, alias: &str, group: u32) -> Result<()> {
+        let msg = LinkUnspec::new_with_index(index).down().alias(alias).link_group(group).build();
+        self.link_set(|| format!("ip link set index {index} down alias {alias} group {group}"), msg).await
+    }
+
+    /// Deletes every link of link group `group` in one request (`ip link del
+    /// group N`): the kernel waits for one RCU grace period for all of them.
+    /// No link in the group is fine.
+    pub async fn link_del_group(&self, group: u32) -> Result<()> {
+        let mut req = self.handle.link().del(0);
+        req.message_mut().attributes.push(LinkAttribute::Group(group));
+        match self.call(|| format!("ip link del group {group}"), req.execute()).await {
+            Err(e) if e.errno() == Some(libc::ENODEV) => Ok(()),
+            r => r,
+        }
+    }
+
     /// Sets the MTU of a link.
     pub async fn link_set_mtu(&self, index: u32, mtu: u32) -> Result<()> {
         let msg = LinkUnspec::new_with_index(index).mtu(mtu).build();

@@ -200,6 +200,22 @@ pub async fn links_in(ns: &Namespace) -> Vec<String> {
     v
 }
 
+/// The links inside a namespace once background deletions have finished:
+/// polls until the list equals `expected` (a removed interface is parked
+/// down and deleted in the background, within a few seconds), for at most
+/// five seconds.
+pub async fn settled_links_in(ns: &Namespace, expected: &[&str]) -> Vec<String> {
+    let want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = links_in(ns).await;
+        if now == want || std::time::Instant::now() > end {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Pings `dst` from inside `ns`; panics with context when no answer comes.
 pub async fn assert_ping(ns: &Namespace, dst: std::net::IpAddr) {
     if let Err(e) = cnm::osl::probe::ping(ns, dst, PROBE_TIMEOUT).await {

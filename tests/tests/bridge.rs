@@ -88,7 +88,7 @@ async fn one_sandbox_on_two_networks() {
 
     ep_a.leave(&sb).await.unwrap();
     assert_eq!(default_via().await, (vec![ip("10.88.2.1")], Some("eth0".to_string())), "the role moves to net-b");
-    assert_eq!(links_in(&ns).await, vec!["eth0".to_string(), "lo".to_string()]);
+    assert_eq!(cnm_tests::settled_links_in(&ns, &["eth0", "lo"]).await, vec!["eth0".to_string(), "lo".to_string()]);
     ep_a.delete().await.unwrap();
     sb.delete().await.unwrap();
     net_a.delete().await.unwrap();

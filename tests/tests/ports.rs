@@ -187,7 +187,7 @@ async fn failed_join_gives_the_gateway_back() {
     assert_eq!(defaults[0].gateway, Some("10.71.0.1".parse().unwrap()));
     assert_eq!(seen_as(&out.ns, sa(UPLINK_HOST, 8081)).await.unwrap(), OUTSIDE);
     assert!(ep_a.info().await.unwrap().sandbox_id.is_none(), "the failed join left nothing");
-    assert_eq!(cnm_tests::links_in(&ns).await, vec!["eth0".to_string(), "lo".to_string()]);
+    assert_eq!(cnm_tests::settled_links_in(&ns, &["eth0", "lo"]).await, vec!["eth0".to_string(), "lo".to_string()]);
     sb.delete().await.unwrap();
     ep_a.delete().await.unwrap();
     net_a.delete().await.unwrap();

@@ -121,8 +121,16 @@ async fn sigkill_during_join_leaks_nothing() {
     assert!(!status.success());
 
     let ctrl = h.controller().await;
-    // No leaked link: only lo and the network's bridge in the host.
-    let links = h.links().await;
+    // No leaked link: only lo and the network's bridge in the host, once
+    // the rolled-back veth's background deletion is done (bounded).
+    let mut links = h.links().await;
+    for _ in 0..250 {
+        if links.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        links = h.links().await;
+    }
     assert_eq!(links.len(), 2, "{links:?}");
     assert!(links.iter().any(|l| l.starts_with("br-")) && links.iter().any(|l| l == "lo"), "{links:?}");
     let net = ctrl.network_by_name("crashnet").await.unwrap();
@@ -130,7 +138,8 @@ async fn sigkill_during_join_leaks_nothing() {
     let info = ep.info().await.unwrap();
     assert!(info.sandbox_id.is_none(), "the interrupted join was rolled back");
     let sb = ctrl.sandbox("crash-container").await.unwrap();
-    assert_eq!(links_in(&sb.namespace().unwrap()).await, vec!["lo".to_string()], "nothing left in the sandbox");
+    let left = cnm_tests::settled_links_in(&sb.namespace().unwrap(), &["lo"]).await;
+    assert_eq!(left, vec!["lo".to_string()], "nothing left in the sandbox");
 
     // The endpoint can join for real now, and packets flow.
     ep.join(&sb, JoinOptions::default()).await.unwrap();

@@ -61,8 +61,12 @@ impl Controller {
             }
         }
         let sandbox_present = || self.st().sandboxes.contains_key(&sandbox_id);
+        // A sandbox being deleted loses its namespace and the interfaces with
+        // it: nothing to remove (the gateway role still moves, as Docker's does).
+        let sandbox_going =
+            self.st().sandboxes.get(&sandbox_id).is_none_or(|s| s.rec.phase == crate::model::Phase::Deleting);
         if let Some(iface) = &join.iface
-            && sandbox_present()
+            && !sandbox_going
         {
             match interface::sandbox_netlink(self, &sandbox_id).await {
                 Ok(nl) => {

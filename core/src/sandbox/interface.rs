@@ -86,6 +86,10 @@ pub(crate) async fn place(
 /// The alias of an interface being deleted in the background.
 pub(crate) const RETIRED_ALIAS: &str = "cnm:deleting";
 
+/// How long a removed interface stays parked before the controller deletes
+/// it itself (when its driver did not).
+const PARKED_DELETE_DELAY: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Removes interface `name` from the sandbox if it is still there: down,
 /// marked and renamed out of the way at once (so the name can be used
 /// again), deleted in the background — a synchronous delete waits 20–40 ms
@@ -107,12 +111,18 @@ pub(crate) async fn remove(sb: &Netlink, name: &str) -> Result<()> {
         Err(e) if gone(&e) => return Ok(()),
         Err(e) => return Err(Error::os(op("rename"), e)),
     }
+    // Later, and only if still there: the driver usually deletes the link
+    // itself (a veth pair goes with its host end), and every delete request
+    // holds the kernel's RTNL for a grace period.
     let nl = sb.clone();
     tokio::spawn(async move {
-        match nl.link_del(link.index).await {
-            Ok(()) => {}
-            Err(e) if e.is_not_found() => {}
-            Err(e) => tracing::warn!(link = %parked, error = %e, "background delete failed; retried at restore"),
+        tokio::time::sleep(PARKED_DELETE_DELAY).await;
+        let still = nl.link_get_index(link.index).await.ok().flatten();
+        if still.is_some_and(|l| l.alias.as_deref() == Some(RETIRED_ALIAS))
+            && let Err(e) = nl.link_del(link.index).await
+            && !e.is_not_found()
+        {
+            tracing::warn!(link = %parked, error = %e, "background delete failed; retried at restore");
         }
     });
     Ok(())

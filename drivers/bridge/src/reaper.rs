@@ -1,72 +1,168 @@
-//! Deleting links without waiting for the kernel: a deleted network's
-//! bridge, or a leaving endpoint's veth pair, is taken down and marked at
-//! once, and the kernel's unregister — 20 to 40 ms of RCU grace periods
-//! here — completes in the background. Creating a link of the same name
-//! waits for it; a link left marked by a process that died is deleted when
-//! the next driver starts.
+//! Deleting links without waiting for the kernel. A deleted network's
+//! bridge, or a leaving endpoint's veth pair, is taken out of service at
+//! once in one request — down, marked with an alias, moved to cnm's "reap"
+//! link group — and the caller goes on. The kernel's unregister costs 20 to
+//! 40 ms of RCU grace periods per delete request, with RTNL held, so every
+//! other link operation on the host waits meanwhile; instead, a background
+//! task deletes the whole group in one request a short while later (one
+//! grace period for the batch). Creating a link of a pending name flushes
+//! the batch at once and waits for it; a link left marked by a process that
+//! died is deleted when the next driver starts.
 
 use crate::Error;
 use cnm_osl::Netlink;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use tokio::task::JoinHandle;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
 
 /// The alias of a link being deleted.
 pub(crate) const REAP_ALIAS: &str = "cnm:deleting";
 
-/// Links being deleted, by name.
+/// The link group of links being deleted ("cnm" in ASCII).
+pub(crate) const REAP_GROUP: u32 = 0x0063_6e6d;
+
+/// How long retired links wait to be deleted together.
+const BATCH_DELAY: Duration = Duration::from_millis(500);
+
 #[derive(Default)]
+struct Pending {
+    /// Retired link names, with the batch number that will delete them.
+    names: HashMap<String, u64>,
+    /// The batch being filled.
+    batch: u64,
+    /// Flush without waiting for the delay.
+    urgent: bool,
+}
+
+struct Shared {
+    pending: Mutex<Pending>,
+    wake: Notify,
+    /// The last batch deleted.
+    done: watch::Sender<u64>,
+}
+
+/// Links being deleted, and the task that deletes them.
 pub(crate) struct Reaper {
-    pending: Arc<Mutex<HashMap<String, JoinHandle<()>>>>,
+    shared: Arc<Shared>,
+    task: tokio::sync::OnceCell<tokio::task::JoinHandle<()>>,
+    /// The host's netlink, known from the first reap.
+    nl: std::sync::OnceLock<Netlink>,
     swept: tokio::sync::OnceCell<()>,
+}
+
+impl Default for Reaper {
+    fn default() -> Self {
+        let shared = Shared {
+            pending: Mutex::new(Pending { batch: 1, ..Default::default() }),
+            wake: Notify::new(),
+            done: watch::channel(0).0,
+        };
+        Reaper {
+            shared: Arc::new(shared),
+            task: tokio::sync::OnceCell::new(),
+            nl: std::sync::OnceLock::new(),
+            swept: tokio::sync::OnceCell::new(),
+        }
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.get() {
+            t.abort();
+        }
+        // A last batch, if a runtime can still run it; otherwise the links
+        // stay marked and the next start deletes them.
+        let pending = !self.shared.pending().names.is_empty();
+        if let (true, Some(nl), Ok(rt)) = (pending, self.nl.get(), tokio::runtime::Handle::try_current()) {
+            let nl = nl.clone();
+            rt.spawn(async move { nl.link_del_group(REAP_GROUP).await });
+        }
+    }
+}
+
+impl Shared {
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Deletes the reap group in batches until the reaper goes away.
+async fn run(shared: Arc<Shared>, nl: Netlink) {
+    loop {
+        shared.wake.notified().await;
+        let urgent = shared.pending().urgent;
+        if !urgent {
+            // Let more links join the batch, unless someone needs it now.
+            let _ = tokio::time::timeout(BATCH_DELAY, shared.wake.notified()).await;
+        }
+        let batch = {
+            let mut p = shared.pending();
+            if p.names.is_empty() {
+                continue;
+            }
+            p.urgent = false;
+            p.batch += 1;
+            p.batch - 1
+        };
+        match nl.link_del_group(REAP_GROUP).await {
+            Ok(()) => tracing::debug!(batch, "deleted retired links"),
+            Err(e) => tracing::warn!(error = %e, "background delete failed; retried at next start"),
+        }
+        shared.pending().names.retain(|_, b| *b > batch);
+        shared.done.send_replace(batch);
+        if !shared.pending().names.is_empty() {
+            shared.wake.notify_one();
+        }
+    }
 }
 
 impl Reaper {
     /// Takes the link down, marks it, and deletes it in the background.
     pub async fn reap(&self, nl: &Netlink, name: &str, index: u32) -> Result<(), Error> {
-        match nl.link_retire(index, REAP_ALIAS).await {
+        match nl.link_retire_to_group(index, REAP_ALIAS, REAP_GROUP).await {
             Ok(()) => {}
             Err(e) if e.is_not_found() => return Ok(()),
             Err(e) => return Err(Error::os(format!("take {name} down"), e)),
         }
-        let nl = nl.clone();
-        let owned = name.to_string();
-        let pending = self.pending.clone();
-        let handle = tokio::spawn(async move {
-            match nl.link_del(index).await {
-                Ok(()) => tracing::debug!(link = %owned, "deleted"),
-                Err(e) if e.is_not_found() => {}
-                Err(e) => tracing::warn!(link = %owned, error = %e, "background delete failed; retried at next start"),
-            }
-            if let Ok(mut p) = pending.lock() {
-                p.remove(&owned);
-            }
-        });
-        if let Ok(mut p) = self.pending.lock() {
-            p.insert(name.to_string(), handle);
+        let _ = self.nl.set(nl.clone());
+        self.task.get_or_init(|| async { tokio::spawn(run(self.shared.clone(), nl.clone())) }).await;
+        {
+            let mut p = self.shared.pending();
+            let batch = p.batch;
+            p.names.insert(name.to_string(), batch);
         }
+        self.shared.wake.notify_one();
         Ok(())
     }
 
     /// Whether a deletion of `name` is under way.
     pub fn is_pending(&self, name: &str) -> bool {
-        self.pending.lock().is_ok_and(|p| p.contains_key(name))
+        self.shared.pending().names.contains_key(name)
+    }
+
+    /// Deletes the pending batch now and waits until the deletion of batch `upto` is done.
+    async fn flush(&self, upto: u64) {
+        let mut done = self.shared.done.subscribe();
+        self.shared.pending().urgent = true;
+        self.shared.wake.notify_one();
+        let _ = done.wait_for(|d| *d >= upto).await;
     }
 
     /// Waits until a pending deletion of `name`, if any, is done.
     pub async fn wait(&self, name: &str) {
-        let handle = self.pending.lock().ok().and_then(|mut p| p.remove(name));
-        if let Some(h) = handle {
-            let _ = h.await;
+        let batch = self.shared.pending().names.get(name).copied();
+        if let Some(b) = batch {
+            self.flush(b).await;
         }
     }
 
     /// Waits for every pending deletion.
     pub async fn wait_all(&self) {
-        let handles: Vec<JoinHandle<()>> =
-            self.pending.lock().map(|mut p| p.drain().map(|(_, h)| h).collect()).unwrap_or_default();
-        for h in handles {
-            let _ = h.await;
+        let last = self.shared.pending().names.values().copied().max();
+        if let Some(b) = last {
+            self.flush(b).await;
         }
     }
 
