@@ -45,7 +45,7 @@ struct Shared {
 /// Links being deleted, and the task that deletes them.
 pub(crate) struct Reaper {
     shared: Arc<Shared>,
-    task: tokio::sync::OnceCell<tokio::task::JoinHandle<()>>,
+    task: std::sync::OnceLock<tokio::task::JoinHandle<()>>,
     /// The host's netlink, known from the first reap.
     nl: std::sync::OnceLock<Netlink>,
     swept: tokio::sync::OnceCell<()>,
@@ -60,7 +60,7 @@ impl Default for Reaper {
         };
         Reaper {
             shared: Arc::new(shared),
-            task: tokio::sync::OnceCell::new(),
+            task: std::sync::OnceLock::new(),
             nl: std::sync::OnceLock::new(),
             swept: tokio::sync::OnceCell::new(),
         }
@@ -127,7 +127,7 @@ impl Reaper {
             Err(e) => return Err(Error::os(format!("take {name} down"), e)),
         }
         let _ = self.nl.set(nl.clone());
-        self.task.get_or_init(|| async { tokio::spawn(run(self.shared.clone(), nl.clone())) }).await;
+        self.task.get_or_init(|| tokio::spawn(run(self.shared.clone(), nl.clone())));
         {
             let mut p = self.shared.pending();
             let batch = p.batch;
