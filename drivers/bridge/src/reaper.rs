@@ -92,10 +92,13 @@ impl Shared {
 async fn run(shared: Arc<Shared>, nl: Netlink) {
     loop {
         shared.wake.notified().await;
-        let urgent = shared.pending().urgent;
-        if !urgent {
-            // Let more links join the batch, unless someone needs it now.
-            let _ = tokio::time::timeout(BATCH_DELAY, shared.wake.notified()).await;
+        // Let more links join the batch, unless someone needs it now (a
+        // wake-up for another retired link does not end the wait).
+        let deadline = tokio::time::Instant::now() + BATCH_DELAY;
+        while !shared.pending().urgent {
+            if tokio::time::timeout_at(deadline, shared.wake.notified()).await.is_err() {
+                break;
+            }
         }
         let batch = {
             let mut p = shared.pending();
@@ -133,6 +136,15 @@ impl Reaper {
             let batch = p.batch;
             p.names.insert(name.to_string(), batch);
         }
+        self.shared.wake.notify_one();
+        Ok(())
+    }
+
+    /// As [`Reaper::reap`], and the batch is deleted now (in the background):
+    /// for bridges, whose addresses and routes must go at once.
+    pub async fn reap_now(&self, nl: &Netlink, name: &str, index: u32) -> Result<(), Error> {
+        self.reap(nl, name, index).await?;
+        self.shared.pending().urgent = true;
         self.shared.wake.notify_one();
         Ok(())
     }
