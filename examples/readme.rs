@@ -13,9 +13,11 @@
 //! own (rootless: the same kernel objects, owned by that namespace).
 
 use anyhow::Context;
+use cnm::ipamapi::DEFAULT_IPAM;
 use cnm::osl::Netlink;
 use cnm::{Config, Controller, EndpointConfig, JoinOptions, NetworkConfig, SandboxConfig};
 use cnm_driver_bridge::BridgeDriver;
+use cnm_ipams::DefaultIpam;
 use std::time::Duration;
 
 fn main() -> anyhow::Result<()> {
@@ -41,7 +43,13 @@ async fn example(rootless: bool) -> anyhow::Result<()> {
         .context("create the example's host namespace")?;
     host_nl.link_set_up(1).await.context("bring up the host's loopback")?;
     let config = Config::new(dir.join("data")).exec_root(dir.join("run")).host_namespace(&host).rootless(rootless);
-    let started = Controller::builder(config).driver(|host| BridgeDriver::new(host.clone())).build().await;
+    // The bridge driver works on the host's namespace; the default IPAM
+    // avoids the host's networks when it picks a subnet.
+    let started = Controller::builder(config)
+        .driver_on_host(|host| BridgeDriver::new(host.clone()))
+        .ipam_on_host(DEFAULT_IPAM, |host| DefaultIpam::default().with_host_networks(host))
+        .build()
+        .await;
     let result = match started {
         Ok(controller) => {
             let result = run(&controller).await;
@@ -69,11 +77,7 @@ async fn run(controller: &Controller) -> anyhow::Result<()> {
         .await?;
     endpoint.join(&sandbox, JoinOptions::default()).await?;
 
-    let info = endpoint.driver_info().await?;
-    let mac = info
-        .get(cnm::driverapi::label::MAC_ADDRESS)
-        .and_then(|v| v.as_str())
-        .context("the endpoint has no MAC address")?;
+    let mac = endpoint.info().await?.mac.context("the endpoint has no MAC address")?;
     println!(
         "Joined endpoint {} ({}) to sandbox {} ({})",
         endpoint.name(),

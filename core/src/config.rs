@@ -1,8 +1,6 @@
 //! The controller's configuration.
 
 use crate::NetworkConfig;
-use cnm_ipams::DefaultIpamConfig;
-use ipnet::IpNet;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -20,8 +18,6 @@ pub struct Config {
     pub host_resolv_conf: PathBuf,
     /// Deadline of each netlink request.
     pub netlink_deadline: Duration,
-    /// Predefined pools of the default IPAM.
-    pub default_pools: DefaultIpamConfig,
     /// A network created at start if missing (docker0's role), used when no network is named.
     pub default_network: Option<DefaultNetwork>,
     /// Not root: run inside a user namespace of the process's own (see [`crate::rootless`]).
@@ -40,23 +36,10 @@ pub struct DefaultNetwork {
 }
 
 impl DefaultNetwork {
-    /// A default bridge network named `name` on the bridge interface
-    /// `interface`, with `bip` as the bridge's address and subnet (`--bip`)
-    /// and `fixed_cidr` as the range containers get addresses from (`--fixed-cidr`).
-    pub fn bridge(name: &str, interface: &str, bip: Option<IpNet>, fixed_cidr: Option<IpNet>) -> Self {
-        let mut ipam = crate::IpamConfig::default();
-        if let Some(bip) = bip {
-            ipam.subnet = Some(bip.trunc());
-            ipam.gateway = Some(bip.addr());
-        }
-        ipam.ip_range = fixed_cidr;
-        let mut config = NetworkConfig::default()
-            .with_option("com.docker.network.bridge.name", interface)
-            .with_option("com.docker.network.bridge.default_bridge", "true");
-        if ipam != crate::IpamConfig::default() {
-            config.ipv4.push(ipam);
-        }
-        DefaultNetwork { name: name.to_string(), driver: "bridge".to_string(), config }
+    /// A default network named `name` of `driver`, created with `config`
+    /// (the driver's options, such as its interface name, go in `config.options`).
+    pub fn new(name: impl Into<String>, driver: impl Into<String>, config: NetworkConfig) -> Self {
+        DefaultNetwork { name: name.into(), driver: driver.into(), config }
     }
 }
 
@@ -70,7 +53,6 @@ impl Config {
             host_namespace: None,
             host_resolv_conf: PathBuf::from("/etc/resolv.conf"),
             netlink_deadline: cnm_osl::DEFAULT_DEADLINE,
-            default_pools: DefaultIpamConfig::default(),
             default_network: None,
             rootless: false,
         }

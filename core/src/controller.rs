@@ -6,7 +6,7 @@ use crate::model::{EndpointRecord, NetworkRecord, SandboxRecord};
 use crate::store::Store;
 use crate::{Config, Error, Result};
 use cnm_driverapi::{Driver, DriverProvider};
-use cnm_ipamapi::{Ipam, IpamProvider};
+use cnm_ipamapi::{HostNetworks, Ipam, IpamProvider};
 use cnm_osl::{Namespace, Netlink};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -60,20 +60,41 @@ pub(crate) struct State {
     pub unrestored: HashSet<String>,
 }
 
+/// Makes a driver once the host's netlink handle is open (for drivers that ask for it).
 type DriverFactory = Box<dyn FnOnce(&Netlink) -> Arc<dyn Driver> + Send>;
+/// Makes an IPAM once the host's networks can be read (for IPAMs that ask for them).
+type IpamFactory = Box<dyn FnOnce(Arc<dyn HostNetworks>) -> Arc<dyn Ipam> + Send>;
 
 /// Builds a [`Controller`]: registers drivers and IPAMs, then restores the store.
+///
+/// No driver or IPAM is built in: register each one you want (the daemon
+/// registers `null`, the default IPAM and the null IPAM, plus one driver per
+/// Cargo feature). A driver or IPAM that needs the host's netlink handle or
+/// its networks asks for them with the `_on_host` forms. Two registrations
+/// under one name make [`ControllerBuilder::build`] fail.
 pub struct ControllerBuilder {
     config: Config,
     drivers: Vec<DriverFactory>,
-    ipams: Vec<(String, Arc<dyn Ipam>)>,
+    ipams: Vec<(String, IpamFactory)>,
     driver_providers: Vec<Arc<dyn DriverProvider>>,
     ipam_providers: Vec<Arc<dyn IpamProvider>>,
 }
 
 impl ControllerBuilder {
-    /// Registers a network driver; `make` receives the host's netlink handle.
-    pub fn driver<D, F>(mut self, make: F) -> Self
+    /// Registers a network driver under its own name.
+    pub fn driver(self, driver: impl Driver) -> Self {
+        self.driver_arc(Arc::new(driver))
+    }
+
+    /// Registers a shared network driver under its own name.
+    pub fn driver_arc(mut self, driver: Arc<dyn Driver>) -> Self {
+        self.drivers.push(Box::new(move |_| driver));
+        self
+    }
+
+    /// Registers a network driver that works on the host's namespace:
+    /// `make` receives the host's netlink handle when the controller is built.
+    pub fn driver_on_host<D, F>(mut self, make: F) -> Self
     where
         D: Driver,
         F: FnOnce(&Netlink) -> D + Send + 'static,
@@ -82,15 +103,25 @@ impl ControllerBuilder {
         self
     }
 
-    /// Registers a ready-made network driver.
-    pub fn driver_arc(mut self, driver: Arc<dyn Driver>) -> Self {
-        self.drivers.push(Box::new(move |_| driver));
+    /// Registers an IPAM driver under `name`.
+    pub fn ipam(self, name: impl Into<String>, ipam: impl Ipam) -> Self {
+        self.ipam_arc(name, Arc::new(ipam))
+    }
+
+    /// Registers a shared IPAM driver under `name`.
+    pub fn ipam_arc(mut self, name: impl Into<String>, ipam: Arc<dyn Ipam>) -> Self {
+        self.ipams.push((name.into(), Box::new(move |_| ipam)));
         self
     }
 
-    /// Registers an IPAM driver under `name`.
-    pub fn ipam(mut self, name: impl Into<String>, ipam: Arc<dyn Ipam>) -> Self {
-        self.ipams.push((name.into(), ipam));
+    /// Registers an IPAM driver that avoids the host's networks: `make`
+    /// receives a reader of the host namespace's routes and addresses.
+    pub fn ipam_on_host<I, F>(mut self, name: impl Into<String>, make: F) -> Self
+    where
+        I: Ipam,
+        F: FnOnce(Arc<dyn HostNetworks>) -> I + Send + 'static,
+    {
+        self.ipams.push((name.into(), Box::new(move |host| Arc::new(make(host)) as Arc<dyn Ipam>)));
         self
     }
 
@@ -122,20 +153,19 @@ impl ControllerBuilder {
             Netlink::connect(&host_ns, config.netlink_deadline).await.map_err(|e| Error::os("open host netlink", e))?;
 
         let mut drivers: BTreeMap<String, Arc<dyn Driver>> = BTreeMap::new();
-        let null: Arc<dyn Driver> = Arc::new(cnm_driver_null::NullDriver::new());
-        drivers.insert(null.name().to_string(), null);
         for make in self.drivers {
             let d = make(&host);
-            drivers.insert(d.name().to_string(), d);
+            let name = d.name().to_string();
+            if drivers.insert(name.clone(), d).is_some() {
+                return Err(Error::DuplicateDriver(name));
+            }
         }
-
         let mut ipams: BTreeMap<String, Arc<dyn Ipam>> = BTreeMap::new();
-        let default_ipam = cnm_ipams::DefaultIpam::new(config.default_pools.clone())
-            .with_host_networks(Arc::new(crate::host_networks::HostRoutes::new(host.clone())));
-        ipams.insert(cnm_ipamapi::DEFAULT_IPAM.to_string(), Arc::new(default_ipam));
-        ipams.insert(cnm_ipamapi::NULL_IPAM.to_string(), Arc::new(cnm_ipams::NullIpam::new()));
-        for (name, ipam) in self.ipams {
-            ipams.insert(name, ipam);
+        let host_networks: Arc<dyn HostNetworks> = Arc::new(crate::host_networks::HostRoutes::new(host.clone()));
+        for (name, make) in self.ipams {
+            if ipams.insert(name.clone(), make(host_networks.clone())).is_some() {
+                return Err(Error::DuplicateIpamDriver(name));
+            }
         }
 
         let store = Store::open(&config.store_path())?;
@@ -165,7 +195,7 @@ impl ControllerBuilder {
 }
 
 impl Controller {
-    /// A builder with the always-present drivers (`null`) and IPAMs (`default`, `null`).
+    /// A builder with no driver and no IPAM yet.
     pub fn builder(config: Config) -> ControllerBuilder {
         ControllerBuilder {
             config,
@@ -176,7 +206,8 @@ impl Controller {
         }
     }
 
-    /// A controller with only the always-present drivers.
+    /// A controller with no driver and no IPAM (its store restored as far
+    /// as it goes without them); use [`Controller::builder`] to register some.
     ///
     /// Over an existing data directory it restores networks, endpoints and
     /// sandboxes: confirmed objects get their kernel state re-created where it

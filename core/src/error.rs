@@ -72,6 +72,12 @@ pub enum Error {
         /// The IPAM drivers registered.
         available: Vec<String>,
     },
+    /// Two network drivers were registered under one name.
+    #[error("two network drivers are registered under the name {0:?}")]
+    DuplicateDriver(String),
+    /// Two IPAM drivers were registered under one name.
+    #[error("two ipam drivers are registered under the name {0:?}")]
+    DuplicateIpamDriver(String),
     /// A request's parameters are invalid.
     #[error("invalid parameter: {0}")]
     InvalidParameter(String),
@@ -143,15 +149,13 @@ impl Error {
             | Error::InvalidDriver { .. }
             | Error::InvalidIpamDriver { .. } => ErrorKind::NotFound,
             Error::ActiveEndpoints { .. } | Error::EndpointJoined(_) | Error::Forbidden(_) => ErrorKind::Forbidden,
-            Error::NotJoined { .. } | Error::InvalidParameter(_) => ErrorKind::InvalidParameter,
+            Error::NotJoined { .. }
+            | Error::InvalidParameter(_)
+            | Error::DuplicateDriver(_)
+            | Error::DuplicateIpamDriver(_) => ErrorKind::InvalidParameter,
             Error::Driver { source, .. } => source.kind(),
             Error::Ipam { source, .. } => source.kind(),
-            Error::Os { source, .. } => match source {
-                cnm_osl::Error::Invalid(_) => ErrorKind::InvalidParameter,
-                cnm_osl::Error::Timeout { .. } => ErrorKind::Timeout,
-                cnm_osl::Error::Unsupported(_) => ErrorKind::NotImplemented,
-                _ => ErrorKind::Internal,
-            },
+            Error::Os { source, .. } => source.kind(),
             Error::Io { .. } | Error::Store(_) => ErrorKind::Internal,
             Error::Multiple(errs) => errs.first().map(Error::kind).unwrap_or(ErrorKind::Internal),
         }

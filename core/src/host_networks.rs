@@ -17,9 +17,10 @@ impl HostRoutes {
 }
 
 #[async_trait]
-impl cnm_ipams::HostNetworks for HostRoutes {
+impl cnm_ipamapi::HostNetworks for HostRoutes {
     async fn networks(&self) -> std::io::Result<Vec<IpNet>> {
-        let io = |e: cnm_osl::Error| std::io::Error::other(e.to_string());
+        // The OS layer's error stays the cause (typed, not flattened).
+        let io = std::io::Error::other;
         let mut out = Vec::new();
         for v6 in [false, true] {
             for r in self.nl.route_list(v6).await.map_err(io)? {

@@ -22,6 +22,5 @@ pub use sandbox::{ExtraHost, Sandbox, SandboxConfig, SandboxInfo};
 
 pub use cnm_driverapi as driverapi;
 pub use cnm_ipamapi as ipamapi;
-pub use cnm_ipams::DefaultIpamConfig;
 pub use cnm_osl as osl;
 pub use cnm_osl::userns as rootless;

@@ -64,8 +64,9 @@ fn ms(d: Duration) -> f64 {
 #[tokio::main]
 async fn main() {
     let Some(host) = cnm_tests::TestHost::new("bench api").await else { return };
-    let ctrl = cnm::Controller::builder(host.config())
-        .driver(|h| cnm_driver_bridge::BridgeDriver::new(h.clone()))
+    let ctrl = host
+        .builder()
+        .driver_on_host(|h| cnm_driver_bridge::BridgeDriver::new(h.clone()))
         .driver_arc(Arc::new(Hanging))
         .build()
         .await

@@ -4,21 +4,31 @@
 use cnm::ControllerBuilder;
 
 /// Options that some built-in drivers take.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct DriverOptions {
     /// Whether the bridge driver programs the nftables firewall.
     pub firewall: bool,
+    /// The predefined pools of the default IPAM.
+    pub default_pools: cnm_ipams::DefaultIpamConfig,
 }
 
-/// Registers every driver compiled in. `null` is always present (core
-/// registers it). With `remote`, driver and IPAM names that are not built
-/// in are looked up as Docker plugins (and listed in the unknown-driver error).
+/// Registers every driver compiled in, the `null` driver, and the two IPAMs
+/// every Docker host has (`default`, which avoids the host's networks, and
+/// `null`). With `remote`, driver and IPAM names that are not built in are
+/// looked up as Docker plugins (and listed in the unknown-driver error).
 #[allow(unused_variables)]
 pub fn register_builtin_drivers(builder: ControllerBuilder, opts: DriverOptions) -> ControllerBuilder {
+    let pools = opts.default_pools.clone();
+    let builder = builder
+        .driver(cnm_driver_null::NullDriver::new())
+        .ipam_on_host(cnm::ipamapi::DEFAULT_IPAM, move |host| {
+            cnm_ipams::DefaultIpam::new(pools).with_host_networks(host)
+        })
+        .ipam(cnm::ipamapi::NULL_IPAM, cnm_ipams::NullIpam::new());
     #[cfg(feature = "bridge")]
-    let builder = builder.driver(move |host| bridge(host, opts.firewall));
+    let builder = builder.driver_on_host(move |host| bridge(host, opts.firewall));
     #[cfg(feature = "host")]
-    let builder = builder.driver(|_| cnm_driver_host::HostDriver::new());
+    let builder = builder.driver(cnm_driver_host::HostDriver::new());
     #[cfg(feature = "remote")]
     let builder = remote(builder);
     builder
@@ -37,4 +47,33 @@ fn bridge(host: &cnm::osl::Netlink, firewall: bool) -> cnm_driver_bridge::Bridge
     } else {
         cnm_driver_bridge::BridgeDriver::with_firewall(host.clone(), None)
     }
+}
+
+/// The default network of `d` (docker0's role): a bridge network, so only
+/// with the `bridge` driver compiled in.
+#[cfg(feature = "bridge")]
+pub fn default_network(d: &crate::config::DefaultBridge) -> Option<cnm::DefaultNetwork> {
+    let bridge = cnm_driver_bridge::BridgeConfig {
+        bridge_name: Some(d.interface.clone()),
+        default_bridge: true,
+        ..Default::default()
+    };
+    let mut config = cnm::NetworkConfig { driver_options: bridge.to_options(), ..Default::default() };
+    let mut ipam = cnm::IpamConfig::default();
+    if let Some(bip) = d.bip {
+        ipam.subnet = Some(bip.trunc());
+        ipam.gateway = Some(bip.addr());
+    }
+    ipam.ip_range = d.fixed_cidr;
+    if ipam != cnm::IpamConfig::default() {
+        config.ipv4.push(ipam);
+    }
+    Some(cnm::DefaultNetwork::new(&d.name, cnm_driver_bridge::NAME, config))
+}
+
+/// Without the `bridge` driver there is no default network.
+#[cfg(not(feature = "bridge"))]
+pub fn default_network(d: &crate::config::DefaultBridge) -> Option<cnm::DefaultNetwork> {
+    tracing::warn!(network = %d.name, "no default network: the bridge driver is not compiled in");
+    None
 }

@@ -100,3 +100,37 @@ mod tests {
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
     }
 }
+
+/// An error and its causes on one line, each cause once: the project's
+/// errors print their cause in their own message, so a cause whose text the
+/// line already ends with is not repeated (contexts added by `anyhow` are).
+pub fn report(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !line.ends_with(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        next = cause.source();
+    }
+    line
+}
+
+#[cfg(test)]
+mod report_tests {
+    use super::report;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("open host netlink: {0}")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn causes_are_printed_once() {
+        let e = Outer(std::io::Error::other("permission denied"));
+        assert_eq!(report(&e), "open host netlink: permission denied");
+        let wrapped = anyhow::Error::new(e).context("start the controller");
+        assert_eq!(report(wrapped.as_ref()), "start the controller: open host netlink: permission denied");
+    }
+}

@@ -55,8 +55,11 @@ struct Server {
 async fn server(test: &str) -> Option<Server> {
     let host = cnm_tests::TestHost::new(test).await?;
     let config = host.config();
-    let ctrl =
-        cnm::Controller::builder(config).driver_arc(std::sync::Arc::new(NoopDriver)).build().await.expect("controller");
+    let ctrl = cnm_tests::with_defaults(cnm::Controller::builder(config))
+        .driver_arc(std::sync::Arc::new(NoopDriver))
+        .build()
+        .await
+        .expect("controller");
     let state = ApiState::new(ctrl, DaemonFacts::default());
     let inflight = state.inflight.clone();
     let addr = ListenAddr::Unix(host.dir.path().join("api.sock"));

@@ -27,12 +27,23 @@ pub struct Capability {
         with = "crate::wire::opt_scope"
     )]
     pub connectivity_scope: Option<Scope>,
+    /// The driver's endpoints are the host's own stack (the `host` driver):
+    /// only sandboxes that share the host's namespace can join its networks,
+    /// and such sandboxes join no other kind. Not part of the plugin protocol
+    /// (a plugin never answers it; it is `false` for them).
+    #[serde(skip)]
+    pub host_namespace: bool,
 }
 
 impl Capability {
     /// A local driver (local data, local connectivity).
     pub const fn local() -> Self {
-        Capability { data_scope: Scope::Local, connectivity_scope: Some(Scope::Local) }
+        Capability { data_scope: Scope::Local, connectivity_scope: Some(Scope::Local), host_namespace: false }
+    }
+
+    /// A local driver whose networks are the host's own stack (see [`Capability::host_namespace`]).
+    pub const fn host_stack() -> Self {
+        Capability { host_namespace: true, ..Capability::local() }
     }
 
     /// The connectivity scope, defaulting to the data scope.

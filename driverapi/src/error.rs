@@ -59,6 +59,12 @@ impl Error {
         Error { kind, message: message.into(), source: None }
     }
 
+    /// An error of `kind` that is `source` (another crate's typed error,
+    /// kept as the cause and reachable by `source()`); its text is the message.
+    pub fn from_source(kind: ErrorKind, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error { kind, message: source.to_string(), source: Some(Box::new(source)) }
+    }
+
     /// Attaches the underlying cause; its text is appended to the message.
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         self.message = format!("{}: {}", self.message, source);

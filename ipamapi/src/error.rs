@@ -41,7 +41,16 @@ pub enum Error {
     /// A request field is malformed.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
-    /// Any other failure, with its kind (remote IPAM errors, host look-ups).
+    /// A failure of another layer (a plugin call, a host look-up), kept as the cause.
+    #[error("{source}")]
+    Cause {
+        /// The class of the error.
+        kind: ErrorKind,
+        /// The underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+    /// Any other failure, with its kind (remote IPAM errors answered as text).
     #[error("{message}")]
     Other {
         /// The class of the error.
@@ -66,7 +75,7 @@ impl Error {
             Error::PoolNotFound(_) => ErrorKind::NotFound,
             Error::PoolOverlap { .. } | Error::AddressInUse(_) => ErrorKind::Conflict,
             Error::NoAvailablePool | Error::NoAvailableIps => ErrorKind::Unavailable,
-            Error::Other { kind, .. } => *kind,
+            Error::Other { kind, .. } | Error::Cause { kind, .. } => *kind,
         }
     }
 }

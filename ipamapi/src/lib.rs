@@ -6,10 +6,12 @@
 //! form, requested and released addresses as plain IPs.
 
 mod error;
+mod host;
 mod ipam;
 mod message;
 
 pub use error::{Error, Result};
+pub use host::{HostNetworks, StaticHostNetworks};
 pub use ipam::{Ipam, IpamProvider};
 pub use message::{
     AddressSpaces, IpamCapability, ReleaseAddressRequest, ReleasePoolRequest, RequestAddressRequest,

@@ -1,11 +1,11 @@
 //! The default IPAM: predefined local and global pools, serial address allocation.
 
 use crate::config::DefaultIpamConfig;
-use crate::host::HostNetworks;
 use crate::ids::BuildIdHasher;
 use crate::pool::AddressPool;
 use crate::space::Space;
 use async_trait::async_trait;
+use cnm_ipamapi::HostNetworks;
 use cnm_ipamapi::{
     AddressSpaces, Error, ErrorKind, GLOBAL_DEFAULT, Ipam, LOCAL_DEFAULT, ReleaseAddressRequest, ReleasePoolRequest,
     RequestAddressRequest, RequestAddressResponse, RequestPoolRequest, RequestPoolResponse, Result,

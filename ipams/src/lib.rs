@@ -24,7 +24,6 @@ mod addresses;
 mod bitmap;
 mod config;
 mod default_ipam;
-mod host;
 mod ids;
 mod intervals;
 mod null_ipam;
@@ -33,8 +32,8 @@ mod space;
 mod span;
 
 pub use addresses::DENSE_LIMIT;
+pub use cnm_ipamapi::{HostNetworks, StaticHostNetworks};
 pub use config::{DefaultIpamConfig, PoolSpec};
 pub use default_ipam::DefaultIpam;
-pub use host::{HostNetworks, StaticHostNetworks};
 pub use null_ipam::NullIpam;
 pub use pool::AddressPool;

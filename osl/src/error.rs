@@ -44,7 +44,13 @@ pub enum Error {
     /// The kernel does not support what was asked (a link kind, for example).
     #[error("{0}")]
     Unsupported(String),
+    /// A bug of this layer: a namespace thread or task that panicked.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
+
+/// The class of an error, shared by every crate of the project.
+pub use cnm_driverapi::ErrorKind;
 
 /// The result type of the OS layer.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -78,6 +84,18 @@ impl Error {
             Error::Netlink { errno, .. } => *errno,
             Error::Io { source, .. } => source.raw_os_error(),
             _ => None,
+        }
+    }
+
+    /// The class of this error, for callers that report it (an HTTP status,
+    /// a driver error): an invalid request is the caller's, a timeout and a
+    /// missing kernel feature are their own kinds, the rest is internal.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Invalid(_) => ErrorKind::InvalidParameter,
+            Error::Timeout { .. } => ErrorKind::Timeout,
+            Error::Unsupported(_) => ErrorKind::NotImplemented,
+            Error::Netlink { .. } | Error::Io { .. } | Error::NotFound(_) | Error::Internal(_) => ErrorKind::Internal,
         }
     }
 

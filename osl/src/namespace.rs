@@ -146,7 +146,7 @@ pub(crate) async fn in_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 
             let _ = tx.send(f());
         })
         .map_err(|e| Error::io("spawn namespace thread", "", e))?;
-    rx.await.map_err(|_| Error::Invalid("namespace thread panicked".into()))
+    rx.await.map_err(|_| Error::Internal("a namespace thread panicked".into()))
 }
 
 pub(crate) fn create_blocking(path: &Path) -> Result<()> {

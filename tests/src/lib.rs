@@ -95,6 +95,15 @@ pub fn init_logging() {
     }
 }
 
+/// Registers what every Docker host has on `builder`: the `null` driver and
+/// the `default` (avoiding the host's networks) and `null` IPAMs.
+pub fn with_defaults(builder: cnm::ControllerBuilder) -> cnm::ControllerBuilder {
+    builder
+        .driver(cnm_driver_null::NullDriver::new())
+        .ipam_on_host(cnm_ipamapi::DEFAULT_IPAM, |host| cnm_ipams::DefaultIpam::default().with_host_networks(host))
+        .ipam(cnm_ipamapi::NULL_IPAM, cnm_ipams::NullIpam::new())
+}
+
 /// A scratch host: its own network namespace and state directories, removed on drop.
 pub struct TestHost {
     /// The scratch directory (data, exec root, the namespace file).
@@ -138,11 +147,17 @@ impl TestHost {
             .host_resolv_conf(self.dir.path().join("resolv.conf"))
     }
 
-    /// A controller with the bridge and host drivers.
+    /// A builder for this host with what every Docker host has: the `null`
+    /// driver and the `default` and `null` IPAMs.
+    pub fn builder(&self) -> cnm::ControllerBuilder {
+        with_defaults(Controller::builder(self.config()))
+    }
+
+    /// A controller with the bridge and host drivers (and [`TestHost::builder`]'s).
     pub async fn controller(&self) -> Controller {
-        Controller::builder(self.config())
-            .driver(|host| BridgeDriver::new(host.clone()))
-            .driver(|_| HostDriver::new())
+        self.builder()
+            .driver_on_host(|host| BridgeDriver::new(host.clone()))
+            .driver(HostDriver::new())
             .build()
             .await
             .expect("start controller")

@@ -216,15 +216,22 @@ async fn null_and_host_drivers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_bridge_network_is_created_once() {
     let Some(h) = TestHost::new("default_bridge_network_is_created_once").await else { return };
-    let default = cnm::DefaultNetwork::bridge(
-        "bridge",
-        "cnm0",
-        Some("10.70.0.1/16".parse().unwrap()),
-        Some("10.70.5.0/24".parse().unwrap()),
-    );
+    let bridge = cnm_driver_bridge::BridgeConfig {
+        bridge_name: Some("cnm0".into()),
+        default_bridge: true,
+        ..Default::default()
+    };
+    let ipam = cnm::IpamConfig {
+        subnet: Some("10.70.0.0/16".parse().unwrap()),
+        gateway: Some("10.70.0.1".parse().unwrap()),
+        ip_range: Some("10.70.5.0/24".parse().unwrap()),
+        ..Default::default()
+    };
+    let config = cnm::NetworkConfig { driver_options: bridge.to_options(), ipv4: vec![ipam], ..Default::default() };
+    let default = cnm::DefaultNetwork::new("bridge", "bridge", config);
     let start = || {
-        cnm::Controller::builder(h.config().default_network(default.clone()))
-            .driver(|host| cnm_driver_bridge::BridgeDriver::new(host.clone()))
+        cnm_tests::with_defaults(cnm::Controller::builder(h.config().default_network(default.clone())))
+            .driver_on_host(|host| cnm_driver_bridge::BridgeDriver::new(host.clone()))
             .build()
     };
     let id = {

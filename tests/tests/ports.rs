@@ -166,7 +166,7 @@ async fn failed_join_gives_the_gateway_back() {
     let out = h.outside().await;
     let driver =
         std::sync::Arc::new(cnm_tests::FaultyDriver::new(cnm_driver_bridge::BridgeDriver::new(h.nl.clone()), false));
-    let ctrl = cnm::Controller::builder(h.config()).driver_arc(driver.clone()).build().await.unwrap();
+    let ctrl = h.builder().driver_arc(driver.clone()).build().await.unwrap();
     let cfg = |s: &str| NetworkConfig::default().with_subnet(s.parse().unwrap());
     let net_b = ctrl.new_network("bridge", "net-b", cfg("10.71.0.0/24")).await.unwrap();
     let net_a = ctrl.new_network("bridge", "net-a", cfg("10.72.0.0/24")).await.unwrap();

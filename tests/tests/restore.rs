@@ -201,7 +201,7 @@ async fn start_faulty(
     let driver =
         std::sync::Arc::new(cnm_tests::FaultyDriver::new(cnm_driver_bridge::BridgeDriver::new(h.nl.clone()), false));
     driver.down.store(down, std::sync::atomic::Ordering::SeqCst);
-    let ctrl = cnm::Controller::builder(h.config()).driver_arc(driver.clone()).build().await.expect("start controller");
+    let ctrl = h.builder().driver_arc(driver.clone()).build().await.expect("start controller");
     (ctrl, driver)
 }
 

@@ -34,7 +34,8 @@ impl Endpoint {
             let sb = st.sandboxes.get(&sandbox.id).ok_or_else(|| Error::SandboxNotFound(sandbox.id.clone()))?;
             (net, sb.rec.config.use_host_namespace)
         };
-        let host_network = net.driver == "host";
+        let drv = ctrl.driver(&net.driver).await?;
+        let host_network = drv.capability().host_namespace;
         if host_sandbox != host_network {
             return Err(Error::Forbidden(if host_network {
                 format!("network {} shares the host's namespace: only host-namespace sandboxes can join it", net.name)
@@ -42,7 +43,6 @@ impl Endpoint {
                 format!("sandbox {} uses the host's namespace: it can only join host networks", sandbox.container_id)
             }));
         }
-        let drv = ctrl.driver(&net.driver).await?;
         let old_gateway = gateway::current(&ctrl.st(), &sandbox.id);
 
         let mut rec = ep;

@@ -7,14 +7,14 @@ use clap::Parser;
 use cnmd::api::{ApiState, DaemonFacts};
 use cnmd::config::DaemonConfig;
 use cnmd::config::flags::Flags;
-use cnmd::drivers::{DriverOptions, register_builtin_drivers};
+use cnmd::drivers::register_builtin_drivers;
 use cnmd::listen::Listener;
 use tokio::signal::unix::{SignalKind, signal};
 
 fn main() {
     let flags = Flags::parse();
     if let Err(e) = run(flags) {
-        eprintln!("cnmd: {e:#}");
+        eprintln!("cnmd: {}", cnmd::errors::report(e.as_ref()));
         std::process::exit(1);
     }
 }
@@ -33,10 +33,8 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     let sockets: Vec<_> = listeners.iter().filter_map(|l| l.socket_path().map(|p| p.to_path_buf())).collect();
 
     let builder = cnm::Controller::builder(cfg.controller_config());
-    let controller = register_builtin_drivers(builder, DriverOptions { firewall: cfg.firewall })
-        .build()
-        .await
-        .context("start the controller")?;
+    let controller =
+        register_builtin_drivers(builder, cfg.driver_options()).build().await.context("start the controller")?;
     cnmd::api::reconcile(&controller).await;
     cnmd::api::predefined_networks(&controller).await;
     let facts =

@@ -5,7 +5,6 @@ pub mod file;
 pub mod flags;
 
 use crate::listen::ListenAddr;
-use cnm::DefaultNetwork;
 use cnm_ipams::PoolSpec;
 use ipnet::IpNet;
 use std::path::{Path, PathBuf};
@@ -165,6 +164,15 @@ impl DaemonConfig {
         })
     }
 
+    /// What the built-in drivers and IPAMs are registered with.
+    pub fn driver_options(&self) -> crate::drivers::DriverOptions {
+        let mut default_pools = cnm_ipams::DefaultIpamConfig::default();
+        if !self.default_address_pools.is_empty() {
+            default_pools.local_pools = self.default_address_pools.clone();
+        }
+        crate::drivers::DriverOptions { firewall: self.firewall, default_pools }
+    }
+
     /// The controller's configuration.
     pub fn controller_config(&self) -> cnm::Config {
         let mut c =
@@ -172,11 +180,8 @@ impl DaemonConfig {
         if let Some(ns) = &self.host_netns {
             c = c.host_namespace(ns);
         }
-        if !self.default_address_pools.is_empty() {
-            c.default_pools.local_pools = self.default_address_pools.clone();
-        }
-        if let Some(d) = &self.default_network {
-            c = c.default_network(DefaultNetwork::bridge(&d.name, &d.interface, d.bip, d.fixed_cidr));
+        if let Some(net) = self.default_network.as_ref().and_then(crate::drivers::default_network) {
+            c = c.default_network(net);
         }
         c
     }

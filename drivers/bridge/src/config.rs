@@ -117,6 +117,43 @@ impl BridgeConfig {
         Ok(c)
     }
 
+    /// The generic options that [`BridgeConfig::from_options`] reads back as
+    /// this configuration: Docker's option names, only where a field differs
+    /// from the default (what a caller that builds a network, such as a
+    /// daemon's default bridge, passes in `NetworkConfig::options`).
+    pub fn to_options(&self) -> BTreeMap<String, String> {
+        let d = BridgeConfig::default();
+        let mut o = BTreeMap::new();
+        let mut put = |k: &str, v: String| {
+            o.insert(k.to_string(), v);
+        };
+        if let Some(name) = &self.bridge_name {
+            put(OPT_NAME, name.clone());
+        }
+        if self.enable_icc != d.enable_icc {
+            put(OPT_ICC, self.enable_icc.to_string());
+        }
+        if self.enable_ip_masquerade != d.enable_ip_masquerade {
+            put(OPT_MASQUERADE, self.enable_ip_masquerade.to_string());
+        }
+        if self.host_binding_ipv4 != d.host_binding_ipv4 {
+            put(OPT_HOST_BINDING, self.host_binding_ipv4.to_string());
+        }
+        if self.default_bridge {
+            put(OPT_DEFAULT_BRIDGE, "true".into());
+        }
+        if let Some(mtu) = self.mtu {
+            put(cnm_driverapi::label::MTU, mtu.to_string());
+        }
+        if self.container_iface_prefix != d.container_iface_prefix {
+            put(cnm_driverapi::label::CONTAINER_IFACE_PREFIX, self.container_iface_prefix.clone());
+        }
+        if self.inhibit_ipv4 {
+            put(OPT_INHIBIT_IPV4, "true".into());
+        }
+        o
+    }
+
     /// The bridge's name for network `network_id`.
     pub fn bridge_name(&self, network_id: &str) -> String {
         self.bridge_name.clone().unwrap_or_else(|| format!("br-{}", &network_id[..network_id.len().min(12)]))
@@ -147,6 +184,24 @@ mod tests {
         assert!(!c.enable_icc);
         assert_eq!(c.mtu, Some(1400));
         assert_eq!(c.container_iface_prefix, "veth");
+    }
+
+    #[test]
+    fn options_read_back_as_the_same_config() {
+        assert!(BridgeConfig::default().to_options().is_empty());
+        let c = BridgeConfig {
+            bridge_name: Some("cnm0".into()),
+            enable_icc: false,
+            enable_ip_masquerade: false,
+            host_binding_ipv4: "127.0.0.1".parse().unwrap(),
+            default_bridge: true,
+            mtu: Some(1400),
+            container_iface_prefix: "veth".into(),
+            inhibit_ipv4: true,
+        };
+        let o = c.to_options();
+        assert_eq!(o.get(OPT_DEFAULT_BRIDGE).map(String::as_str), Some("true"));
+        assert_eq!(BridgeConfig::from_options(&o).unwrap(), c);
     }
 
     #[test]

@@ -81,18 +81,30 @@ impl Error {
             Error::BridgeInUse { .. } | Error::NotABridge(_) | Error::PortUnavailable { .. } => ErrorKind::Conflict,
             Error::NoAddressForBinding(_) => ErrorKind::InvalidParameter,
             Error::PortsPoisoned => ErrorKind::Internal,
-            Error::Os { source, .. } => match source {
-                cnm_osl::Error::Timeout { .. } => ErrorKind::Timeout,
-                cnm_osl::Error::Unsupported(_) => ErrorKind::NotImplemented,
-                cnm_osl::Error::Invalid(_) => ErrorKind::InvalidParameter,
-                _ => ErrorKind::Internal,
-            },
+            Error::Os { source, .. } => source.kind(),
         }
     }
 }
 
 impl From<Error> for cnm_driverapi::Error {
     fn from(e: Error) -> Self {
-        cnm_driverapi::Error::new(e.kind(), e.to_string())
+        cnm_driverapi::Error::from_source(e.kind(), e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn a_driver_error_keeps_the_bridge_error_as_its_cause() {
+        let e = Error::NotABridge("eth0".into());
+        let text = e.to_string();
+        let d = cnm_driverapi::Error::from(e);
+        assert_eq!(d.kind(), ErrorKind::Conflict);
+        assert_eq!(d.to_string(), text, "the cause's text once, nothing added");
+        let cause = d.source().and_then(|s| s.downcast_ref::<Error>()).expect("typed cause");
+        assert!(matches!(cause, Error::NotABridge(n) if n == "eth0"));
     }
 }

@@ -34,8 +34,9 @@ impl Driver for HostDriver {
     fn name(&self) -> &str {
         NAME
     }
+    /// Local, and its networks are the host's own stack.
     fn capability(&self) -> Capability {
-        self.0.capability()
+        Capability::host_stack()
     }
     async fn create_network(&self, req: CreateNetworkRequest) -> Result<()> {
         self.0.create_network(req).await

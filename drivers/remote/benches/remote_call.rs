@@ -102,8 +102,8 @@ fn attach(c: &mut Criterion) {
     let provider = Arc::new(PluginProvider::new(Discovery::in_dir(&plugins)));
     let ctrl = rt
         .block_on(
-            Controller::builder(h.config())
-                .driver(|host| cnm_driver_bridge::BridgeDriver::new(host.clone()))
+            h.builder()
+                .driver_on_host(|host| cnm_driver_bridge::BridgeDriver::new(host.clone()))
                 .driver_provider(provider)
                 .build(),
         )

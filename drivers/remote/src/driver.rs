@@ -60,7 +60,7 @@ impl RemoteDriver {
             s => Some(parse_scope("connectivity scope", s).map_err(invalid)?),
         };
         client.add_role(NETWORK_DRIVER);
-        Ok(RemoteDriver { client, capability: Capability { data_scope, connectivity_scope } })
+        Ok(RemoteDriver { client, capability: Capability { data_scope, connectivity_scope, host_namespace: false } })
     }
 
     /// The plugin's client.

@@ -135,13 +135,13 @@ impl Error {
 
 impl From<Error> for cnm_driverapi::Error {
     fn from(e: Error) -> Self {
-        cnm_driverapi::Error::new(e.kind(), e.to_string())
+        cnm_driverapi::Error::from_source(e.kind(), e)
     }
 }
 
 impl From<Error> for cnm_ipamapi::Error {
     fn from(e: Error) -> Self {
-        cnm_ipamapi::Error::Other { kind: e.kind(), message: e.to_string() }
+        cnm_ipamapi::Error::Cause { kind: e.kind(), source: Box::new(e) }
     }
 }
 

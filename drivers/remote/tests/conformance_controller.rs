@@ -460,8 +460,9 @@ async fn scenario(prefix: &str) {
         running.push(RunningPlugin::start(&plugins_dir.join(format!("{name}.sock")), server));
     }
     let provider = Arc::new(PluginProvider::new(Discovery::in_dir(&plugins_dir)).client_config(common::quick_config()));
-    let ctrl = Controller::builder(h.config())
-        .driver(|host| cnm_driver_bridge::BridgeDriver::new(host.clone()))
+    let ctrl = h
+        .builder()
+        .driver_on_host(|host| cnm_driver_bridge::BridgeDriver::new(host.clone()))
         .driver_provider(provider.clone())
         .ipam_provider(provider)
         .build()

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 async fn controller(h: &cnm_tests::TestHost, plugins: &Path, config: ClientConfig) -> Controller {
     let provider = Arc::new(PluginProvider::new(Discovery::in_dir(plugins)).client_config(config));
-    Controller::builder(h.config()).driver_provider(provider.clone()).ipam_provider(provider).build().await.unwrap()
+    h.builder().driver_provider(provider.clone()).ipam_provider(provider).build().await.unwrap()
 }
 
 fn plugin(dir: &Path, log: &Log) -> (RunningPlugin, Arc<RecordingDriver>) {
@@ -151,8 +151,9 @@ async fn a_hung_plugin_stalls_only_its_own_call() {
     // Far longer than the test: only the plugin's going away ends the hang.
     let config = ClientConfig { timeout: Duration::from_secs(120), retry: RetryPolicy::none() };
     let provider = Arc::new(PluginProvider::new(Discovery::in_dir(&dir)).client_config(config));
-    let ctrl = Controller::builder(h.config())
-        .driver(|host| cnm_driver_bridge::BridgeDriver::new(host.clone()))
+    let ctrl = h
+        .builder()
+        .driver_on_host(|host| cnm_driver_bridge::BridgeDriver::new(host.clone()))
         .driver_provider(provider.clone())
         .ipam_provider(provider)
         .build()

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::config::PoolSpec;
-use crate::host::StaticHostNetworks;
+use cnm_ipamapi::StaticHostNetworks;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

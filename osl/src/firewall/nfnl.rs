@@ -535,7 +535,7 @@ impl Pool {
             (sock, r)
         })
         .await
-        .map_err(|_| Error::Invalid("the nf_tables task panicked".into()))?;
+        .map_err(|_| Error::Internal("the nf_tables task panicked".into()))?;
         // A socket that timed out or failed may hold a half-read answer: drop it.
         if matches!(result, Ok(_) | Err(Error::Netlink { .. })) {
             let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);

@@ -15,8 +15,8 @@ async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     anyhow::ensure!(args.len() == 4, "usage: cnm-crash-child DATA_DIR EXEC_ROOT HOST_NETNS");
     let config = Config::new(&args[1]).exec_root(&args[2]).host_namespace(&args[3]);
-    let ctrl = Controller::builder(config)
-        .driver(|host| FaultyDriver::new(BridgeDriver::new(host.clone()), true))
+    let ctrl = cnm_tests::with_defaults(Controller::builder(config))
+        .driver_on_host(|host| FaultyDriver::new(BridgeDriver::new(host.clone()), true))
         .build()
         .await?;
     let net =

@@ -1,4 +1,6 @@
-//! The host's networks, which automatically chosen local pools must avoid.
+//! The host's networks: what an IPAM that picks pools by itself must avoid.
+//! The controller provides them (routes and addresses of its host namespace)
+//! to an IPAM that asks for them when it is registered.
 
 use async_trait::async_trait;
 use ipnet::IpNet;
