@@ -8,11 +8,14 @@ use cnm_tests::TestHost;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_registrations_under_one_name_are_refused() {
     let Some(h) = TestHost::new("two_registrations_under_one_name_are_refused").await else { return };
-    let e = h.builder().driver(HostDriver::new()).driver(HostDriver::new()).build().await.err().expect("refused");
+    let Err(e) = h.builder().driver(HostDriver::new()).driver(HostDriver::new()).build().await else {
+        panic!("refused")
+    };
     assert!(matches!(&e, cnm::Error::DuplicateDriver(n) if n == "host"), "{e}");
     assert_eq!(e.kind(), cnm::ErrorKind::InvalidParameter);
-    let e =
-        h.builder().ipam(cnm::ipamapi::DEFAULT_IPAM, cnm_ipams::NullIpam::new()).build().await.err().expect("refused");
+    let Err(e) = h.builder().ipam(cnm::ipamapi::DEFAULT_IPAM, cnm_ipams::NullIpam::new()).build().await else {
+        panic!("refused")
+    };
     assert!(matches!(&e, cnm::Error::DuplicateIpamDriver(n) if n == "default"), "{e}");
 }
 
@@ -22,8 +25,8 @@ async fn a_bare_builder_has_no_driver_and_no_ipam() {
     let ctrl = Controller::builder(h.config()).driver(HostDriver::new()).build().await.expect("start");
     assert_eq!(ctrl.drivers(), vec!["host".to_string()]);
     assert!(ctrl.ipam_drivers().is_empty());
-    let e = ctrl.new_network("null", "n", NetworkConfig::default()).await.err().expect("no null driver");
+    let Err(e) = ctrl.new_network("null", "n", NetworkConfig::default()).await else { panic!("no null driver") };
     assert!(matches!(e, cnm::Error::InvalidDriver { .. }), "{e}");
-    let e = ctrl.new_network("host", "h", NetworkConfig::default()).await.err().expect("no default IPAM");
+    let Err(e) = ctrl.new_network("host", "h", NetworkConfig::default()).await else { panic!("no default IPAM") };
     assert!(matches!(e, cnm::Error::InvalidIpamDriver { .. }), "{e}");
 }
