@@ -187,12 +187,26 @@ async fn check_kernel(d: &Daemon, view: &BTreeMap<String, BTreeMap<String, Strin
     }
     let networks: Value = d.client().get("/networks").await.expect("list networks");
     let bridges = networks.as_array().expect("a list").iter().filter(|n| n["Driver"] == "bridge").count();
-    let host_links =
-        settle(|| d.host.links(), |l: &Vec<String>| l.iter().filter(|n| n.starts_with("veth")).count() == joined).await;
+    let is_bridge = |n: &String| n.starts_with("br-") || n.as_str() == "cnm0";
+    let host_links = settle(
+        || d.host.links(),
+        |l: &Vec<String>| {
+            l.iter().filter(|n| n.starts_with("veth")).count() == joined
+                && l.iter().filter(|n| is_bridge(n)).count() == bridges
+        },
+    )
+    .await;
     let veths = host_links.iter().filter(|n| n.starts_with("veth")).count();
     assert_eq!(veths, joined, "one veth per connection on the host: {host_links:?}");
-    let host_bridges = host_links.iter().filter(|n| n.starts_with("br-") || n.as_str() == "cnm0").count();
-    assert_eq!(host_bridges, bridges, "one bridge per bridge network: {host_links:?}");
+    let host_bridges = host_links.iter().filter(|n| is_bridge(n)).count();
+    let warnings =
+        || d.log().lines().filter(|l| l.contains("WARN") || l.contains("ERROR")).collect::<Vec<_>>().join("\n");
+    assert_eq!(
+        host_bridges,
+        bridges,
+        "one bridge per bridge network: {host_links:?}\ndaemon warnings:\n{}",
+        warnings()
+    );
 }
 
 /// Polls `get` until `done` holds (background deletions finish within tens

@@ -69,6 +69,6 @@ impl Netlink {
         if let Some(i) = index {
             req = req.set_link_index_filter(i);
         }
-        self.dump(|| "ip addr show".to_string(), req.execute()).await
+        self.dump(|| "ip addr show".to_string(), move || req.execute()).await
     }
 }

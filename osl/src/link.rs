@@ -122,7 +122,7 @@ impl Netlink {
     pub async fn link_get(&self, name: &str) -> Result<Option<Link>> {
         check_name(name)?;
         let req = self.handle.link().get().match_name(name).execute();
-        match self.dump(|| format!("ip link show {name}"), req).await {
+        match self.get_one(|| format!("ip link show {name}"), req).await {
             Ok(mut v) => Ok(v.pop().map(Link::from_message)),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
@@ -132,7 +132,7 @@ impl Netlink {
     /// The link with index `index`, if it exists.
     pub async fn link_get_index(&self, index: u32) -> Result<Option<Link>> {
         let req = self.handle.link().get().match_index(index).execute();
-        match self.dump(|| format!("ip link show index {index}"), req).await {
+        match self.get_one(|| format!("ip link show index {index}"), req).await {
             Ok(mut v) => Ok(v.pop().map(Link::from_message)),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
@@ -141,8 +141,8 @@ impl Netlink {
 
     /// Every link of the namespace (`ip link show`).
     pub async fn link_list(&self) -> Result<Vec<Link>> {
-        let req = self.handle.link().get().execute();
-        let msgs = self.dump(|| "ip link show".to_string(), req).await?;
+        let req = self.handle.link().get();
+        let msgs = self.dump(|| "ip link show".to_string(), move || req.execute()).await?;
         Ok(msgs.into_iter().map(Link::from_message).collect())
     }
 

@@ -26,6 +26,9 @@ pub struct Netlink {
     pub(crate) handle: rtnetlink::Handle,
     deadline: Duration,
     namespace: Namespace,
+    /// The kernel runs one dump at a time per socket and answers EBUSY to a
+    /// second one: dumps on this socket (shared by every clone) take turns.
+    dumps: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Netlink {
@@ -56,7 +59,7 @@ impl Netlink {
         socket.socket_mut().set_ext_ack(true).map_err(|e| Error::io("configure netlink socket", "", e))?;
         let (connection, handle, _) = rtnetlink::from_socket(socket);
         tokio::spawn(connection);
-        Ok(Netlink { handle, deadline, namespace })
+        Ok(Netlink { handle, deadline, namespace, dumps: Default::default() })
     }
 
     /// The namespace this handle works in.
@@ -82,13 +85,24 @@ impl Netlink {
         }
     }
 
-    /// Collects a dump request under the deadline.
-    pub(crate) async fn dump<T>(
+    /// Collects the answer of a request for one object (not a dump: no turn to wait for).
+    pub(crate) async fn get_one<T>(
         &self,
         op: impl FnOnce() -> String,
         stream: impl futures::Stream<Item = std::result::Result<T, rtnetlink::Error>>,
     ) -> Result<Vec<T>> {
         use futures::TryStreamExt;
         self.call(op, stream.try_collect::<Vec<T>>()).await
+    }
+
+    /// Sends a dump request (`start` makes it) and collects the answer
+    /// under the deadline, one dump at a time on this socket.
+    pub(crate) async fn dump<T, S>(&self, op: impl FnOnce() -> String, start: impl FnOnce() -> S) -> Result<Vec<T>>
+    where
+        S: futures::Stream<Item = std::result::Result<T, rtnetlink::Error>>,
+    {
+        use futures::TryStreamExt;
+        let _turn = self.dumps.lock().await;
+        self.call(op, start().try_collect::<Vec<T>>()).await
     }
 }

@@ -135,8 +135,8 @@ impl Netlink {
         } else {
             RouteMessageBuilder::<Ipv4Addr>::new().build()
         };
-        let req = self.handle.route().get(msg).execute();
-        let msgs = self.dump(|| "ip route show".to_string(), req).await?;
+        let req = self.handle.route().get(msg);
+        let msgs = self.dump(|| "ip route show".to_string(), move || req.execute()).await?;
         Ok(msgs.iter().filter_map(Route::from_message).collect())
     }
 }

@@ -124,7 +124,7 @@ pub(crate) async fn setup(
     };
     if let Err(e) = steps.await {
         if owned {
-            let _ = reaper.reap_now(nl, &bridge, index).await;
+            let _ = reaper.reap_bridge(nl, &bridge, index).await;
         }
         return Err(e);
     }
@@ -150,7 +150,7 @@ pub(crate) async fn setup(
 /// deleted in the background by `reaper`), or else the gateways it added.
 pub(crate) async fn teardown(nl: &Netlink, net: &BridgeNetwork, reaper: &crate::reaper::Reaper) -> Result<(), Error> {
     if net.owned {
-        reaper.reap_now(nl, &net.bridge, net.index).await?;
+        reaper.reap_bridge(nl, &net.bridge, net.index).await?;
         tracing::info!(bridge = %net.bridge, "bridge deleted");
         return Ok(());
     }

@@ -140,13 +140,25 @@ impl Reaper {
         Ok(())
     }
 
-    /// As [`Reaper::reap`], and the batch is deleted now (in the background):
-    /// for bridges, whose addresses and routes must go at once.
-    pub async fn reap_now(&self, nl: &Netlink, name: &str, index: u32) -> Result<(), Error> {
-        self.reap(nl, name, index).await?;
-        self.shared.pending().urgent = true;
-        self.shared.wake.notify_one();
-        Ok(())
+    /// As [`Reaper::reap`] for a bridge: its addresses (and so its routes)
+    /// are removed first, at once, so that its subnet is free for the next
+    /// network (the default IPAM avoids the host's networks); the link itself
+    /// goes with the batch. Removing an address costs no grace period.
+    pub async fn reap_bridge(&self, nl: &Netlink, name: &str, index: u32) -> Result<(), Error> {
+        match nl.addr_list(Some(index)).await {
+            Ok(addrs) => {
+                for a in addrs {
+                    match nl.addr_del(index, a.net).await {
+                        Ok(()) => {}
+                        Err(e) if e.is_not_found() => {}
+                        Err(e) => return Err(Error::os(format!("remove {} from {name}", a.net), e)),
+                    }
+                }
+            }
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(Error::os(format!("list the addresses of {name}"), e)),
+        }
+        self.reap(nl, name, index).await
     }
 
     /// Whether a deletion of `name` is under way.
