@@ -22,6 +22,9 @@ pub struct Config {
     pub default_network: Option<DefaultNetwork>,
     /// Not root: run inside a user namespace of the process's own (see [`crate::rootless`]).
     pub rootless: bool,
+    /// Run the embedded DNS resolver (127.0.0.11 in every sandbox on a
+    /// network with DNS on; see [`Config::embedded_dns`]).
+    pub embedded_dns: bool,
 }
 
 /// The default network: created when the controller starts, unless it exists.
@@ -55,6 +58,7 @@ impl Config {
             netlink_deadline: cnm_osl::DEFAULT_DEADLINE,
             default_network: None,
             rootless: false,
+            embedded_dns: false,
         }
     }
 
@@ -67,6 +71,20 @@ impl Config {
     /// [`crate::rootless::enter`] before starting its runtime.
     pub fn rootless(mut self, on: bool) -> Self {
         self.rootless = on;
+        self
+    }
+
+    /// Turns the embedded DNS resolver on or off (off by default).
+    ///
+    /// On, every sandbox joined to a network with DNS on (any network but
+    /// the default one, unless [`crate::NetworkConfig::disable_dns`] is set)
+    /// gets a resolver at 127.0.0.11:53, UDP and TCP, served by the
+    /// controller's tokio runtime: the names of the sandboxes it shares a
+    /// network with (container id, host name, endpoint name, aliases) resolve
+    /// there, other names go to the sandbox's DNS servers (`dns`, or the
+    /// host's), and its `resolv.conf` names 127.0.0.11.
+    pub fn embedded_dns(mut self, on: bool) -> Self {
+        self.embedded_dns = on;
         self
     }
 

@@ -37,6 +37,15 @@ pub(crate) struct Inner {
     pub creating_networks: Arc<Mutex<HashSet<String>>>,
     /// Container ids of sandboxes being created.
     pub creating_sandboxes: Arc<Mutex<HashSet<String>>>,
+    /// The embedded resolver, when [`Config::embedded_dns`] is on.
+    pub dns: Option<DnsState>,
+}
+
+/// The embedded resolver: the shared records and one server per sandbox.
+pub(crate) struct DnsState {
+    pub resolver: Arc<cnm_dns::Resolver>,
+    /// Running servers by sandbox id; only held for map updates.
+    pub servers: Mutex<HashMap<String, cnm_dns::SandboxServer>>,
 }
 
 /// A sandbox's runtime state beside its record.
@@ -169,6 +178,9 @@ impl ControllerBuilder {
         }
 
         let store = Store::open(&config.store_path())?;
+        let dns = config
+            .embedded_dns
+            .then(|| DnsState { resolver: cnm_dns::Resolver::new(), servers: Mutex::new(HashMap::new()) });
         let ctrl = Controller {
             inner: Arc::new(Inner {
                 config,
@@ -182,6 +194,7 @@ impl ControllerBuilder {
                 locks: ObjectLocks::default(),
                 creating_networks: Arc::default(),
                 creating_sandboxes: Arc::default(),
+                dns,
             }),
         };
         ctrl.restore().await?;

@@ -113,6 +113,15 @@ pub enum Error {
         #[source]
         source: cnm_osl::Error,
     },
+    /// The embedded DNS server of a sandbox could not start.
+    #[error("DNS server of sandbox {sandbox}: {source}")]
+    Dns {
+        /// The sandbox's id.
+        sandbox: String,
+        /// The resolver's error.
+        #[source]
+        source: cnm_dns::Error,
+    },
     /// A file could not be read or written.
     #[error("{op} {path}: {source}", path = .path.display())]
     Io {
@@ -156,7 +165,7 @@ impl Error {
             Error::Driver { source, .. } => source.kind(),
             Error::Ipam { source, .. } => source.kind(),
             Error::Os { source, .. } => source.kind(),
-            Error::Io { .. } | Error::Store(_) => ErrorKind::Internal,
+            Error::Io { .. } | Error::Store(_) | Error::Dns { .. } => ErrorKind::Internal,
             Error::Multiple(errs) => errs.first().map(Error::kind).unwrap_or(ErrorKind::Internal),
         }
     }

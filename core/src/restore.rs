@@ -62,7 +62,7 @@ impl Controller {
             if let Err(e) = self.apply_gateway_change(&id, None).await {
                 tracing::warn!(sandbox = %id, error = %e, "failed to restore the gateway of a sandbox");
             }
-            if let Err(e) = self.refresh_files(&id) {
+            if let Err(e) = self.refresh_sandbox(&id).await {
                 tracing::warn!(sandbox = %id, error = %e, "failed to restore sandbox files");
             }
         }

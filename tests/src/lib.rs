@@ -496,6 +496,8 @@ pub async fn can_bind_tcp(ns: &Namespace, addr: std::net::SocketAddr) -> bool {
     ns.run(move || std::net::TcpListener::bind(addr).is_ok()).await.unwrap_or(false)
 }
 
+pub mod dns;
+
 /// The recorded Docker traffic: Docker Engine 20.10 facing a recording
 /// plugin, kept as test fixtures in `tests/fixtures/traces` (a copy of the
 /// project's shared conformance set; see its README).

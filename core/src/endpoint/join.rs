@@ -67,7 +67,7 @@ impl Endpoint {
                 }
                 ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec).await?;
                 ctrl.st().endpoints.insert(rec.id.clone(), rec);
-                if let Err(e) = ctrl.refresh_files(&sandbox.id) {
+                if let Err(e) = ctrl.refresh_sandbox(&sandbox.id).await {
                     tracing::warn!(error = %e, "failed to refresh sandbox files");
                 }
                 Ok(())

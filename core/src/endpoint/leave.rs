@@ -87,7 +87,7 @@ impl Controller {
             if let Err(e) = self.apply_gateway_change(&sandbox_id, old).await {
                 errs.push(e);
             }
-            if let Err(e) = self.refresh_files(&sandbox_id) {
+            if let Err(e) = self.refresh_sandbox(&sandbox_id).await {
                 errs.push(e);
             }
         }

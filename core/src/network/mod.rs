@@ -51,6 +51,10 @@ pub struct NetworkConfig {
     pub labels: BTreeMap<String, String>,
     /// Driver options (`--opt`), passed to the driver as strings.
     pub driver_options: BTreeMap<String, String>,
+    /// No name resolution through the embedded resolver on this network
+    /// (it is always off on the default network, as in Docker).
+    #[serde(default)]
+    pub disable_dns: bool,
 }
 
 impl Default for NetworkConfig {
@@ -64,6 +68,7 @@ impl Default for NetworkConfig {
             internal: false,
             labels: BTreeMap::new(),
             driver_options: BTreeMap::new(),
+            disable_dns: false,
         }
     }
 }

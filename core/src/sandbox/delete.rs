@@ -68,6 +68,9 @@ impl Sandbox {
         }
         ctrl.cleanup_sandbox_namespace(&rec);
         ctrl.st().sandboxes.remove(&self.id);
+        if let Err(e) = ctrl.refresh_dns(&self.id).await {
+            errs.push(e);
+        }
         let dir = files::sandbox_dir(ctrl.config(), &self.id);
         if let Err(e) = std::fs::remove_dir_all(&dir)
             && e.kind() != std::io::ErrorKind::NotFound

@@ -31,38 +31,66 @@ pub(crate) fn hosts_content(cfg: &SandboxConfig, own: &[(IpAddr, Vec<String>)]) 
     s
 }
 
-/// The `resolv.conf` of a sandbox, derived from the host's: loopback
-/// nameservers dropped (they mean nothing inside the sandbox), IPv6 ones kept
-/// only when the sandbox has IPv6; the user's servers, search domains and
-/// options replace the host's; `ndots:0` unless the user set `ndots`.
-pub(crate) fn resolv_conf_content(host: &str, cfg: &SandboxConfig, ipv6: bool) -> String {
-    let mut servers: Vec<IpAddr> = Vec::new();
-    let mut search: Vec<String> = Vec::new();
-    let mut options: Vec<String> = Vec::new();
-    for line in host.lines() {
+/// The parts of a `resolv.conf` that matter here.
+struct ResolvConf {
+    servers: Vec<IpAddr>,
+    search: Vec<String>,
+    options: Vec<String>,
+}
+
+fn parse_resolv_conf(text: &str) -> ResolvConf {
+    let mut rc = ResolvConf { servers: Vec::new(), search: Vec::new(), options: Vec::new() };
+    for line in text.lines() {
         let mut words = line.split_whitespace();
         match words.next() {
             Some("nameserver") => {
                 if let Some(ip) = words.next().and_then(|w| w.split('%').next()?.parse::<IpAddr>().ok()) {
-                    servers.push(ip);
+                    rc.servers.push(ip);
                 }
             }
-            Some("search") | Some("domain") => search = words.map(str::to_string).collect(),
-            Some("options") => options.extend(words.map(str::to_string)),
+            Some("search") | Some("domain") => rc.search = words.map(str::to_string).collect(),
+            Some("options") => rc.options.extend(words.map(str::to_string)),
             _ => {}
         }
     }
+    rc
+}
+
+/// Docker's fallback when the host has no usable nameserver.
+fn fallback_servers(ipv6: bool) -> Vec<IpAddr> {
+    let mut servers = vec![IpAddr::from([8, 8, 8, 8]), IpAddr::from([8, 8, 4, 4])];
+    if ipv6 {
+        servers.push(IpAddr::from([0x2001, 0x4860, 0x4860, 0, 0, 0, 0, 0x8888]));
+        servers.push(IpAddr::from([0x2001, 0x4860, 0x4860, 0, 0, 0, 0, 0x8844]));
+    }
+    servers
+}
+
+/// The servers the embedded resolver of a sandbox forwards to: the user's
+/// (`dns`), else the host's, loopback ones included (the resolver reaches
+/// them from the host's namespace), else Docker's fallback.
+pub(crate) fn upstreams(host: &str, cfg: &SandboxConfig) -> Vec<IpAddr> {
+    if !cfg.dns.is_empty() {
+        return cfg.dns.clone();
+    }
+    let servers = parse_resolv_conf(host).servers;
+    if servers.is_empty() { fallback_servers(false) } else { servers }
+}
+
+/// The `resolv.conf` of a sandbox, derived from the host's: loopback
+/// nameservers dropped (they mean nothing inside the sandbox), IPv6 ones kept
+/// only when the sandbox has IPv6; the user's servers, search domains and
+/// options replace the host's; `ndots:0` unless the user set `ndots`.
+/// With the embedded resolver (`embedded`), the only nameserver is
+/// 127.0.0.11, and the servers it forwards to are listed in a comment.
+pub(crate) fn resolv_conf_content(host: &str, cfg: &SandboxConfig, ipv6: bool, embedded: bool) -> String {
+    let ResolvConf { mut servers, mut search, mut options } = parse_resolv_conf(host);
     servers.retain(|ip| !ip.is_loopback() && (ipv6 || ip.is_ipv4()));
     if !cfg.dns.is_empty() {
         servers = cfg.dns.clone();
     }
     if servers.is_empty() {
-        // Docker's fallback when the host has no usable nameserver.
-        servers = vec![IpAddr::from([8, 8, 8, 8]), IpAddr::from([8, 8, 4, 4])];
-        if ipv6 {
-            servers.push(IpAddr::from([0x2001, 0x4860, 0x4860, 0, 0, 0, 0, 0x8888]));
-            servers.push(IpAddr::from([0x2001, 0x4860, 0x4860, 0, 0, 0, 0, 0x8844]));
-        }
+        servers = fallback_servers(ipv6);
     }
     if !cfg.dns_search.is_empty() {
         search = cfg.dns_search.iter().filter(|d| d.as_str() != ".").cloned().collect();
@@ -74,13 +102,21 @@ pub(crate) fn resolv_conf_content(host: &str, cfg: &SandboxConfig, ipv6: bool) -
         options.push("ndots:0".to_string());
     }
     let mut s = String::new();
-    for ip in &servers {
-        let _ = writeln!(s, "nameserver {ip}");
+    if embedded {
+        let _ = writeln!(s, "nameserver {}", cnm_dns::RESOLVER_ADDR.ip());
+    } else {
+        for ip in &servers {
+            let _ = writeln!(s, "nameserver {ip}");
+        }
     }
     if !search.is_empty() {
         let _ = writeln!(s, "search {}", search.join(" "));
     }
     let _ = writeln!(s, "options {}", options.join(" "));
+    if embedded {
+        let ups: Vec<String> = upstreams(host, cfg).iter().map(IpAddr::to_string).collect();
+        let _ = writeln!(s, "# Upstream servers of the embedded resolver: {}", ups.join(" "));
+    }
     s
 }
 
@@ -93,6 +129,8 @@ pub(crate) struct FileInputs {
     cfg: SandboxConfig,
     own: Vec<(IpAddr, Vec<String>)>,
     ipv6: bool,
+    /// The sandbox's embedded DNS server runs.
+    pub embedded_dns: bool,
 }
 
 /// The inputs of sandbox `id`'s files (`None`: no such sandbox).
@@ -124,7 +162,7 @@ pub(crate) fn inputs_of<'a>(
         }
     }
     own.sort_by_key(|(ip, _)| *ip);
-    FileInputs { cfg: cfg.clone(), own, ipv6 }
+    FileInputs { cfg: cfg.clone(), own, ipv6, embedded_dns: false }
 }
 
 /// Writes both files of sandbox `id` (no lock held: plain file I/O).
@@ -133,13 +171,14 @@ pub(crate) fn write(config: &Config, id: &str, inputs: &FileInputs) -> Result<()
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
     write_in_place(&dir.join("hosts"), &hosts_content(&inputs.cfg, &inputs.own))?;
     let host = std::fs::read_to_string(&config.host_resolv_conf).unwrap_or_default();
-    write_in_place(&dir.join("resolv.conf"), &resolv_conf_content(&host, &inputs.cfg, inputs.ipv6))
+    write_in_place(&dir.join("resolv.conf"), &resolv_conf_content(&host, &inputs.cfg, inputs.ipv6, inputs.embedded_dns))
 }
 
 impl crate::Controller {
     /// Rewrites both files of sandbox `id` from the current state.
     pub(crate) fn refresh_files(&self, id: &str) -> Result<()> {
-        let Some(inputs) = inputs(&self.st(), id) else { return Ok(()) };
+        let Some(mut inputs) = inputs(&self.st(), id) else { return Ok(()) };
+        inputs.embedded_dns = self.dns_running(id);
         write(&self.inner.config, id, &inputs)
     }
 }
@@ -151,15 +190,15 @@ mod tests {
     #[test]
     fn resolv_conf_drops_loopback_and_adds_ndots() {
         let host = "# comment\nnameserver 127.0.0.53\nnameserver 10.1.2.3\nnameserver fd00::1\nsearch example.com\noptions edns0\n";
-        let out = resolv_conf_content(host, &SandboxConfig::default(), false);
+        let out = resolv_conf_content(host, &SandboxConfig::default(), false, false);
         assert_eq!(out, "nameserver 10.1.2.3\nsearch example.com\noptions edns0 ndots:0\n");
-        let out6 = resolv_conf_content(host, &SandboxConfig::default(), true);
+        let out6 = resolv_conf_content(host, &SandboxConfig::default(), true, false);
         assert!(out6.contains("nameserver fd00::1\n"));
     }
 
     #[test]
     fn resolv_conf_defaults_and_user_overrides() {
-        let out = resolv_conf_content("nameserver 127.0.0.1\n", &SandboxConfig::default(), false);
+        let out = resolv_conf_content("nameserver 127.0.0.1\n", &SandboxConfig::default(), false, false);
         assert!(out.starts_with("nameserver 8.8.8.8\nnameserver 8.8.4.4\n"), "{out}");
         let cfg = SandboxConfig {
             dns: vec!["9.9.9.9".parse().unwrap()],
@@ -167,8 +206,20 @@ mod tests {
             dns_options: vec!["ndots:3".into()],
             ..Default::default()
         };
-        let out = resolv_conf_content("nameserver 10.0.0.1\nsearch a\n", &cfg, false);
+        let out = resolv_conf_content("nameserver 10.0.0.1\nsearch a\n", &cfg, false, false);
         assert_eq!(out, "nameserver 9.9.9.9\nsearch corp\noptions ndots:3\n");
+    }
+
+    #[test]
+    fn embedded_resolver_replaces_the_nameservers() {
+        let host = "nameserver 127.0.0.53\nsearch example.com\n";
+        let out = resolv_conf_content(host, &SandboxConfig::default(), false, true);
+        assert_eq!(
+            out,
+            "nameserver 127.0.0.11\nsearch example.com\noptions ndots:0\n# Upstream servers of the embedded resolver: 127.0.0.53\n"
+        );
+        let cfg = SandboxConfig { dns: vec!["10.9.9.9".parse().unwrap()], ..Default::default() };
+        assert_eq!(upstreams(host, &cfg), vec!["10.9.9.9".parse::<IpAddr>().unwrap()]);
     }
 
     #[test]

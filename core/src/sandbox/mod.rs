@@ -3,6 +3,7 @@
 
 mod create;
 mod delete;
+pub(crate) mod dns;
 pub(crate) mod files;
 pub(crate) mod gateway;
 pub(crate) mod interface;

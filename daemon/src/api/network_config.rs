@@ -11,6 +11,10 @@ use std::net::IpAddr;
 /// The driver used when a request names none.
 pub const DEFAULT_DRIVER: &str = "bridge";
 
+/// The network option that turns the embedded resolver off on a network
+/// (`-o cnm.network.enable_dns=false`); the daemon takes it, the driver never sees it.
+pub const DNS_OPTION: &str = "cnm.network.enable_dns";
+
 /// The driver and the controller's configuration of a create request.
 pub fn network_config(req: &NetworkCreateRequest) -> Result<(String, NetworkConfig), ApiError> {
     if !matches!(req.scope.as_str(), "" | "local") {
@@ -26,11 +30,19 @@ pub fn network_config(req: &NetworkCreateRequest) -> Result<(String, NetworkConf
         return Err(ApiError::bad_request("configuration-only networks are not supported"));
     }
     let driver = if req.driver.is_empty() { DEFAULT_DRIVER.to_string() } else { req.driver.clone() };
+    let mut driver_options = req.options.clone().unwrap_or_default();
+    let disable_dns = match driver_options.remove(DNS_OPTION).as_deref() {
+        None => false,
+        Some(v) => !v
+            .parse::<bool>()
+            .map_err(|_| ApiError::bad_request(format!("invalid option {DNS_OPTION}={v:?}: expected true or false")))?,
+    };
     let mut cfg = NetworkConfig {
         enable_ipv6: req.enable_ipv6.unwrap_or(false),
         internal: req.internal,
         labels: req.labels.clone().unwrap_or_default(),
-        driver_options: req.options.clone().unwrap_or_default(),
+        driver_options,
+        disable_dns,
         ..NetworkConfig::default()
     };
     if let Some(ipam) = &req.ipam {

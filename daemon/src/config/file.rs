@@ -25,6 +25,8 @@ pub struct ConfigFile {
     pub default_network: DefaultNetworkSection,
     /// `firewall = true`.
     pub firewall: Option<bool>,
+    /// `embedded-dns = true`.
+    pub embedded_dns: Option<bool>,
     /// `log-level = "info"`.
     pub log_level: Option<String>,
     /// `log-format = "human" | "json"`.

@@ -87,6 +87,8 @@ pub struct DaemonConfig {
     pub default_network: Option<DefaultBridge>,
     /// Whether the bridge driver programs the nftables firewall.
     pub firewall: bool,
+    /// Whether sandboxes get the embedded DNS resolver.
+    pub embedded_dns: bool,
     /// The log filter (`info`, `debug`, or tracing directives).
     pub log_level: String,
     /// The log format.
@@ -153,6 +155,7 @@ impl DaemonConfig {
             default_address_pools,
             default_network,
             firewall: flags.firewall.or(file.firewall).unwrap_or(true),
+            embedded_dns: flags.embedded_dns.or(file.embedded_dns).unwrap_or(true),
             log_level: flags.log_level.clone().or(file.log_level).unwrap_or_else(|| "info".into()),
             log_format: flags.log_format.or(file.log_format).unwrap_or_default(),
             host_netns: flags.host_netns.clone().or(file.host_netns),
@@ -177,6 +180,7 @@ impl DaemonConfig {
     pub fn controller_config(&self) -> cnm::Config {
         let mut c =
             cnm::Config::new(&self.data_root).exec_root(&self.exec_root).host_resolv_conf(&self.host_resolv_conf);
+        c = c.embedded_dns(self.embedded_dns);
         if let Some(ns) = &self.host_netns {
             c = c.host_namespace(ns);
         }

@@ -1,0 +1,106 @@
+//! The embedded resolver's side of the controller ([`crate::Config::embedded_dns`]):
+//! after every join, leave and restore, the records are rebuilt from the
+//! state and swapped in whole, and the sandbox's DNS server is started or
+//! stopped. A sandbox gets one when it is joined to a network with DNS on
+//! (every network but the default one, unless its config turns DNS off),
+//! and has a namespace of its own.
+
+use crate::controller::State;
+use crate::model::JoinPhase;
+use crate::{Controller, Error, Result};
+use cnm_dns::{Entry, Records, SandboxServer};
+use std::net::IpAddr;
+
+/// The records of every sandbox, from the state.
+pub(crate) fn records(ctrl: &Controller, st: &State) -> Records {
+    let default_name = ctrl.inner.config.default_network.as_ref().map(|d| d.name.as_str());
+    let entries = st.endpoints.values().filter_map(|ep| {
+        let join = ep.join.as_ref().filter(|j| j.phase == JoinPhase::Joined)?;
+        let net = st.networks.get(&ep.network_id)?;
+        if net.config.disable_dns || Some(net.name.as_str()) == default_name {
+            return None;
+        }
+        let sb = st.sandboxes.get(&join.sandbox_id)?;
+        if sb.rec.config.use_host_namespace {
+            return None;
+        }
+        let mut names = vec![sb.rec.container_id.clone()];
+        let cfg = &sb.rec.config;
+        let more = [cfg.hostname.clone(), ep.name.clone()].into_iter().chain(ep.config.aliases.iter().cloned());
+        for n in more {
+            if !n.is_empty() && !names.iter().any(|x| x.eq_ignore_ascii_case(&n)) {
+                names.push(n);
+            }
+        }
+        Some(Entry {
+            network_id: net.id.clone(),
+            network_name: net.name.clone(),
+            sandbox_id: sb.rec.id.clone(),
+            names,
+            addrs: ep.ipv4.iter().chain(ep.ipv6.iter()).map(|a| a.addr()).collect(),
+        })
+    });
+    Records::new(entries.collect::<Vec<_>>())
+}
+
+impl Controller {
+    /// Whether sandbox `id` has a running DNS server.
+    pub(crate) fn dns_running(&self, id: &str) -> bool {
+        self.inner.dns.as_ref().is_some_and(|d| d.servers.lock().unwrap_or_else(|p| p.into_inner()).contains_key(id))
+    }
+
+    /// Rebuilds the records and starts or stops sandbox `id`'s server to
+    /// match. The caller holds the sandbox's lock.
+    pub(crate) async fn refresh_dns(&self, id: &str) -> Result<()> {
+        let Some(dns) = &self.inner.dns else { return Ok(()) };
+        let (records, key) = {
+            let st = self.st();
+            (records(self, &st), st.sandboxes.get(id).map(|s| s.rec.key.clone()))
+        };
+        let wanted = records.has_sandbox(id) && key.is_some();
+        dns.resolver.update(records);
+        let running = self.dns_running(id);
+        if wanted && !running {
+            let Some(key) = key else { return Ok(()) };
+            let ns = cnm_osl::Namespace::open(&key).map_err(|e| Error::os("open sandbox namespace", e))?;
+            let upstreams = self.dns_upstreams(id);
+            let server = SandboxServer::start(dns.resolver.clone(), id, &ns, self.host_namespace(), &upstreams)
+                .await
+                .map_err(|e| Error::Dns { sandbox: id.to_string(), source: e })?;
+            tracing::debug!(sandbox = %id, ?upstreams, "DNS server started");
+            dns.servers.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string(), server);
+        } else if !wanted && running {
+            self.stop_dns(id);
+        }
+        Ok(())
+    }
+
+    /// Stops sandbox `id`'s DNS server, if it has one.
+    pub(crate) fn stop_dns(&self, id: &str) {
+        if let Some(dns) = &self.inner.dns {
+            let server = dns.servers.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+            drop(server);
+        }
+    }
+
+    /// The servers sandbox `id` forwards to: its own (`dns`), or the host's,
+    /// loopback ones included (they are queried from the host's namespace).
+    fn dns_upstreams(&self, id: &str) -> Vec<IpAddr> {
+        let cfg = self.st().sandboxes.get(id).map(|s| s.rec.config.clone()).unwrap_or_default();
+        let host = std::fs::read_to_string(&self.inner.config.host_resolv_conf).unwrap_or_default();
+        crate::sandbox::files::upstreams(&host, &cfg)
+    }
+
+    /// The upstream servers sandbox `id`'s DNS server forwards to, if it runs one.
+    pub fn dns_upstreams_of(&self, id: &str) -> Option<Vec<IpAddr>> {
+        let dns = self.inner.dns.as_ref()?;
+        dns.servers.lock().unwrap_or_else(|p| p.into_inner()).get(id).map(|s| s.upstreams())
+    }
+
+    /// Rewrites sandbox `id`'s DNS state, then its files.
+    pub(crate) async fn refresh_sandbox(&self, id: &str) -> Result<()> {
+        let dns = self.refresh_dns(id).await;
+        let files = self.refresh_files(id);
+        dns.and(files)
+    }
+}

@@ -1,0 +1,237 @@
+//! The DNS server of one sandbox: a UDP socket and a TCP listener at
+//! 127.0.0.11:53 inside the sandbox's namespace, opened there by a
+//! short-lived thread and then served by tasks of the caller's tokio
+//! runtime (no process and no thread per sandbox). Dropping the
+//! [`SandboxServer`] stops its tasks and closes its sockets.
+
+use crate::answer::{Outcome, answer, error_reply};
+use crate::cache::AnswerCache;
+use crate::forward::{Upstream, forward, rcode, read_framed, write_framed};
+use crate::{Error, Resolver, Result};
+use arc_swap::ArcSwap;
+use cnm_osl::Namespace;
+use hickory_proto::op::ResponseCode;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::Semaphore;
+use tokio::task::AbortHandle;
+
+/// Where the server listens inside the sandbox (Docker's address).
+pub const RESOLVER_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 11)), 53);
+/// Forwarded queries in flight per sandbox at most (Docker's bound).
+pub const MAX_IN_FLIGHT: usize = 100;
+/// How long one upstream has to answer.
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
+/// An idle TCP connection is closed after this.
+const TCP_IDLE: Duration = Duration::from_secs(10);
+
+/// The state the tasks of one sandbox's server share.
+struct Ctx {
+    resolver: Arc<Resolver>,
+    sandbox: String,
+    sandbox_ns: Namespace,
+    host_ns: Namespace,
+    upstreams: ArcSwap<Vec<Upstream>>,
+    in_flight: Arc<Semaphore>,
+    cache: AnswerCache,
+    /// When the in-flight bound was last logged (Unix seconds), to log it once a second.
+    bound_logged: AtomicU64,
+}
+
+/// The running DNS server of one sandbox.
+pub struct SandboxServer {
+    ctx: Arc<Ctx>,
+    tasks: Vec<AbortHandle>,
+}
+
+impl SandboxServer {
+    /// Starts the server of sandbox `sandbox` (its id in the [`Resolver`]'s
+    /// records) inside `sandbox_ns`; other names go to `upstreams`, reached
+    /// from `host_ns` when they are loopback addresses. Must be called
+    /// within a tokio runtime; the sandbox's loopback must be up.
+    pub async fn start(
+        resolver: Arc<Resolver>,
+        sandbox: &str,
+        sandbox_ns: &Namespace,
+        host_ns: &Namespace,
+        upstreams: &[IpAddr],
+    ) -> Result<Self> {
+        let (udp, tcp) = sandbox_ns
+            .run(|| -> std::io::Result<(std::net::UdpSocket, std::net::TcpListener)> {
+                let udp = std::net::UdpSocket::bind(RESOLVER_ADDR)?;
+                udp.set_nonblocking(true)?;
+                let tcp = std::net::TcpListener::bind(RESOLVER_ADDR)?;
+                tcp.set_nonblocking(true)?;
+                Ok((udp, tcp))
+            })
+            .await?
+            .map_err(|e| Error::io("listen on 127.0.0.11:53 in the sandbox", e))?;
+        let udp = Arc::new(UdpSocket::from_std(udp).map_err(|e| Error::io("register DNS socket", e))?);
+        let tcp = TcpListener::from_std(tcp).map_err(|e| Error::io("register DNS listener", e))?;
+        let ctx = Arc::new(Ctx {
+            resolver,
+            sandbox: sandbox.to_string(),
+            sandbox_ns: sandbox_ns.clone(),
+            host_ns: host_ns.clone(),
+            upstreams: ArcSwap::from_pointee(Vec::new()),
+            in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            cache: AnswerCache::default(),
+            bound_logged: AtomicU64::new(0),
+        });
+        ctx.set_upstreams(upstreams);
+        let tasks = vec![
+            tokio::spawn(serve_udp(ctx.clone(), udp)).abort_handle(),
+            tokio::spawn(serve_tcp(ctx.clone(), tcp)).abort_handle(),
+        ];
+        Ok(SandboxServer { ctx, tasks })
+    }
+
+    /// Replaces the upstream servers (the first three are used).
+    pub fn set_upstreams(&self, ips: &[IpAddr]) {
+        self.ctx.set_upstreams(ips);
+    }
+
+    /// The upstream servers in use.
+    pub fn upstreams(&self) -> Vec<IpAddr> {
+        self.ctx.upstreams.load().iter().map(|u| u.addr.ip()).collect()
+    }
+}
+
+impl Drop for SandboxServer {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl std::fmt::Debug for SandboxServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxServer").field("sandbox", &self.ctx.sandbox).finish()
+    }
+}
+
+impl Ctx {
+    fn set_upstreams(&self, ips: &[IpAddr]) {
+        let ups = ips
+            .iter()
+            .take(crate::forward::MAX_UPSTREAMS)
+            .map(|ip| Upstream::new(*ip, &self.sandbox_ns, &self.host_ns))
+            .collect();
+        self.upstreams.store(Arc::new(ups));
+    }
+
+    /// Answers from the records, or says the query must go upstream.
+    fn local(&self, query: &[u8], udp: bool) -> Outcome {
+        let records = self.resolver.records.load();
+        answer(&records, &self.sandbox, query, udp)
+    }
+
+    /// Answers a forwarded query: from the cache, else from the upstreams
+    /// (SERVFAIL when none answers).
+    async fn upstream(&self, fq: &crate::answer::ForwardQuery, query: &[u8], tcp: bool) -> Vec<u8> {
+        if let Some(hit) = self.cache.get(&fq.key, fq.id) {
+            return hit;
+        }
+        let upstreams = self.upstreams.load_full();
+        match forward(&upstreams, query, tcp, UPSTREAM_TIMEOUT).await {
+            Some(resp) => {
+                if matches!(rcode(&resp), 0 | 3) {
+                    self.cache.put(fq.key.clone(), &resp);
+                }
+                resp
+            }
+            None => error_reply(&fq.message, ResponseCode::ServFail),
+        }
+    }
+
+    /// A permit for one more forwarded query, or `None` at the bound (logged once a second).
+    fn permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let p = self.in_flight.clone().try_acquire_owned().ok();
+        if p.is_none() {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            if self.bound_logged.swap(now, Ordering::Relaxed) != now {
+                tracing::warn!(
+                    sandbox = %self.sandbox,
+                    bound = MAX_IN_FLIGHT,
+                    "DNS: too many forwarded queries in flight; answering SERVFAIL until some complete"
+                );
+            }
+        }
+        p
+    }
+}
+
+async fn serve_udp(ctx: Arc<Ctx>, sock: Arc<UdpSocket>) {
+    let mut buf = vec![0u8; 65535];
+    loop {
+        let (n, peer) = match sock.recv_from(&mut buf).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %e, "DNS: receive failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let query = &buf[..n];
+        match ctx.local(query, true) {
+            Outcome::Reply(resp) => {
+                let _ = sock.send_to(&resp, peer).await;
+            }
+            Outcome::Drop => {}
+            Outcome::Forward(fq) => {
+                if let Some(hit) = ctx.cache.get(&fq.key, fq.id) {
+                    let _ = sock.send_to(&hit, peer).await;
+                    continue;
+                }
+                let Some(permit) = ctx.permit() else {
+                    let _ = sock.send_to(&error_reply(&fq.message, ResponseCode::ServFail), peer).await;
+                    continue;
+                };
+                let (ctx, sock, query) = (ctx.clone(), sock.clone(), query.to_vec());
+                tokio::spawn(async move {
+                    let resp = ctx.upstream(&fq, &query, false).await;
+                    let _ = sock.send_to(&resp, peer).await;
+                    drop(permit);
+                });
+            }
+        }
+    }
+}
+
+async fn serve_tcp(ctx: Arc<Ctx>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                tokio::spawn(serve_tcp_connection(ctx.clone(), stream));
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "DNS: accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+async fn serve_tcp_connection(ctx: Arc<Ctx>, mut stream: TcpStream) {
+    loop {
+        let query = match tokio::time::timeout(TCP_IDLE, read_framed(&mut stream)).await {
+            Ok(Ok(Some(q))) => q,
+            _ => return,
+        };
+        let resp = match ctx.local(&query, false) {
+            Outcome::Reply(resp) => resp,
+            Outcome::Drop => return,
+            Outcome::Forward(fq) => match ctx.permit() {
+                Some(_permit) => ctx.upstream(&fq, &query, true).await,
+                None => error_reply(&fq.message, ResponseCode::ServFail),
+            },
+        };
+        if write_framed(&mut stream, &resp).await.is_err() {
+            return;
+        }
+    }
+}
