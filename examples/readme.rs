@@ -42,7 +42,11 @@ async fn example(rootless: bool) -> anyhow::Result<()> {
         .await
         .context("create the example's host namespace")?;
     host_nl.link_set_up(1).await.context("bring up the host's loopback")?;
-    let config = Config::new(dir.join("data")).exec_root(dir.join("run")).host_namespace(&host).rootless(rootless);
+    let config = Config::new(dir.join("data"))
+        .exec_root(dir.join("run"))
+        .host_namespace(&host)
+        .rootless(rootless)
+        .embedded_dns(true);
     // The bridge driver works on the host's namespace; the default IPAM
     // avoids the host's networks when it picks a subnet.
     let started = Controller::builder(config)
@@ -91,18 +95,25 @@ async fn run(controller: &Controller) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("ping {} from inside the sandbox", gateway.addr()))?;
     println!("Pinged the gateway {} from inside the sandbox: {:.3} ms", gateway.addr(), rtt.as_secs_f64() * 1e3);
+
+    // A second container on the network: the first finds it by name through
+    // the embedded resolver at 127.0.0.11.
+    let endpoint2 = network.create_endpoint("Endpoint2", EndpointConfig::default()).await?;
+    let sandbox2 = controller.new_sandbox("container2", SandboxConfig::default()).await?;
+    endpoint2.join(&sandbox2, JoinOptions::default()).await?;
+    let found = cnm::dns::lookup_ipv4(&sandbox.namespace()?, "container2", Duration::from_secs(5))
+        .await
+        .context("resolve container2 from inside container1")?;
+    let found: Vec<String> = found.iter().map(|ip| ip.to_string()).collect();
+    println!("Resolved container2 to {} from inside container1 (127.0.0.11)", found.join(", "));
     Ok(())
 }
 
 /// Leaves, then deletes the endpoint, the sandbox and the network, whatever exists of them.
 async fn cleanup(controller: &Controller) -> anyhow::Result<()> {
-    if let Ok(sandbox) = controller.sandbox("container1").await {
+    for sandbox in controller.sandboxes().await {
         for ep in sandbox.endpoints().await {
             ep.leave(&sandbox).await?;
-        }
-        if let Ok(network) = controller.network_by_name("network1").await
-            && let Ok(ep) = network.endpoint("Endpoint1").await
-        {
             ep.delete().await?;
         }
         sandbox.delete().await?;

@@ -20,6 +20,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use network::{IpamConfig, Network, NetworkConfig, NetworkInfo, PoolInfo, check_name};
 pub use sandbox::{ExtraHost, Sandbox, SandboxConfig, SandboxInfo};
 
+pub use cnm_dns as dns;
 pub use cnm_driverapi as driverapi;
 pub use cnm_ipamapi as ipamapi;
 pub use cnm_osl as osl;

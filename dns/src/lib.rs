@@ -12,6 +12,7 @@
 
 mod answer;
 mod cache;
+mod fast;
 mod forward;
 mod records;
 mod server;
@@ -43,6 +44,14 @@ pub enum Error {
     /// Entering a namespace failed.
     #[error(transparent)]
     Os(#[from] cnm_osl::Error),
+    /// The resolver answered a lookup with an error code.
+    #[error("{name}: {code}")]
+    Answer {
+        /// The name looked up.
+        name: String,
+        /// The answer's RCODE.
+        code: hickory_proto::op::ResponseCode,
+    },
     /// An upstream server did not answer in time.
     #[error("upstream {0} did not answer in time")]
     Timeout(SocketAddr),
@@ -78,4 +87,35 @@ impl Resolver {
     pub fn records(&self) -> Arc<Records> {
         self.records.load_full()
     }
+}
+
+/// Asks the embedded resolver of the sandbox whose namespace is `ns` for
+/// the IPv4 addresses of `name`, over UDP, from inside the namespace.
+pub async fn lookup_ipv4(
+    ns: &cnm_osl::Namespace,
+    name: &str,
+    timeout: std::time::Duration,
+) -> Result<Vec<std::net::Ipv4Addr>> {
+    use hickory_proto::op::{Message, ResponseCode};
+    use hickory_proto::rr::{RData, RecordType};
+    let query = query_bytes(rand::random(), name, RecordType::A, false);
+    let answer = ns
+        .run(move || -> std::io::Result<Vec<u8>> {
+            let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
+            s.connect(RESOLVER_ADDR)?;
+            s.set_read_timeout(Some(timeout))?;
+            s.send(&query)?;
+            let mut buf = vec![0u8; 4096];
+            let n = s.recv(&mut buf)?;
+            buf.truncate(n);
+            Ok(buf)
+        })
+        .await?
+        .map_err(|e| Error::io("ask 127.0.0.11", e))?;
+    let m = Message::from_vec(&answer)
+        .map_err(|e| Error::io("read the answer", std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+    if m.metadata.response_code != ResponseCode::NoError {
+        return Err(Error::Answer { name: name.to_string(), code: m.metadata.response_code });
+    }
+    Ok(m.answers.iter().filter_map(|r| if let RData::A(a) = &r.data { Some(a.0) } else { None }).collect())
 }

@@ -93,11 +93,17 @@ impl Records {
     /// Looks `name` (any case, with or without the final dot) up for `sandbox`:
     /// as a name of one of its networks, or as `name.network`.
     pub fn lookup(&self, sandbox: &str, name: &str) -> Lookup {
-        let key = normalize(name);
         let Some(nets) = self.sandboxes.get(sandbox) else { return Lookup::External };
+        // Most names come lower case without the final dot: no copy then.
+        let key: std::borrow::Cow<'_, str> = if name.ends_with('.') || name.bytes().any(|b| b.is_ascii_uppercase()) {
+            normalize(name).into()
+        } else {
+            name.into()
+        };
+        let key = key.as_ref();
         let mut found: Option<Vec<IpAddr>> = None;
         for net in nets.iter().filter_map(|id| self.networks.get(id)) {
-            let hit = net.names.get(&key).or_else(|| {
+            let hit = net.names.get(key).or_else(|| {
                 let short = key.strip_suffix(&net.name)?.strip_suffix('.')?;
                 net.names.get(short)
             });

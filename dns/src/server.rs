@@ -25,6 +25,9 @@ pub const RESOLVER_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(1
 pub const MAX_IN_FLIGHT: usize = 100;
 /// How long one upstream has to answer.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
+/// Tasks receiving on the UDP socket: two, so that a burst of queries uses
+/// both of a small host's cores.
+const UDP_LOOPS: usize = 2;
 /// An idle TCP connection is closed after this.
 const TCP_IDLE: Duration = Duration::from_secs(10);
 
@@ -82,10 +85,10 @@ impl SandboxServer {
             bound_logged: AtomicU64::new(0),
         });
         ctx.set_upstreams(upstreams);
-        let tasks = vec![
-            tokio::spawn(serve_udp(ctx.clone(), udp)).abort_handle(),
-            tokio::spawn(serve_tcp(ctx.clone(), tcp)).abort_handle(),
-        ];
+        let mut tasks = vec![tokio::spawn(serve_tcp(ctx.clone(), tcp)).abort_handle()];
+        for _ in 0..UDP_LOOPS {
+            tasks.push(tokio::spawn(serve_udp(ctx.clone(), udp.clone())).abort_handle());
+        }
         Ok(SandboxServer { ctx, tasks })
     }
 
@@ -127,6 +130,9 @@ impl Ctx {
     /// Answers from the records, or says the query must go upstream.
     fn local(&self, query: &[u8], udp: bool) -> Outcome {
         let records = self.resolver.records.load();
+        if let Some(reply) = crate::fast::answer(&records, &self.sandbox, query, udp) {
+            return Outcome::Reply(reply);
+        }
         answer(&records, &self.sandbox, query, udp)
     }
 
@@ -165,8 +171,11 @@ impl Ctx {
     }
 }
 
+/// The largest query taken over UDP (queries are small; a longer one is cut and refused).
+const MAX_UDP_QUERY: usize = 4096;
+
 async fn serve_udp(ctx: Arc<Ctx>, sock: Arc<UdpSocket>) {
-    let mut buf = vec![0u8; 65535];
+    let mut buf = vec![0u8; MAX_UDP_QUERY];
     loop {
         let (n, peer) = match sock.recv_from(&mut buf).await {
             Ok(r) => r,
