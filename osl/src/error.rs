@@ -44,6 +44,14 @@ pub enum Error {
     /// The kernel does not support what was asked (a link kind, for example).
     #[error("{0}")]
     Unsupported(String),
+    /// A program the layer runs (the host's `iptables`) failed.
+    #[error("{op}: {message}")]
+    Command {
+        /// The command line.
+        op: String,
+        /// What it said, or why it could not run.
+        message: String,
+    },
     /// A bug of this layer: a namespace thread or task that panicked.
     #[error("internal error: {0}")]
     Internal(String),
@@ -95,7 +103,11 @@ impl Error {
             Error::Invalid(_) => ErrorKind::InvalidParameter,
             Error::Timeout { .. } => ErrorKind::Timeout,
             Error::Unsupported(_) => ErrorKind::NotImplemented,
-            Error::Netlink { .. } | Error::Io { .. } | Error::NotFound(_) | Error::Internal(_) => ErrorKind::Internal,
+            Error::Netlink { .. }
+            | Error::Io { .. }
+            | Error::NotFound(_)
+            | Error::Internal(_)
+            | Error::Command { .. } => ErrorKind::Internal,
         }
     }
 

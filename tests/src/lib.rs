@@ -497,6 +497,7 @@ pub async fn can_bind_tcp(ns: &Namespace, addr: std::net::SocketAddr) -> bool {
 }
 
 pub mod dns;
+pub mod dockerd;
 
 /// The recorded Docker traffic: Docker Engine 20.10 facing a recording
 /// plugin, kept as test fixtures in `tests/fixtures/traces` (a copy of the

@@ -9,6 +9,7 @@
 //! `DOCKER-USER` role).
 
 mod elements;
+pub mod iptables;
 mod nfnl;
 mod nft;
 mod recording;

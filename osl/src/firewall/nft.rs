@@ -16,12 +16,15 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub struct NftFirewall {
     sockets: Arc<Pool>,
+    /// iptables' `FORWARD` chains, when another firewall uses them.
+    foreign: super::iptables::ForeignForward,
 }
 
 impl NftFirewall {
     /// A firewall working in namespace `ns` (the controller's host).
     pub fn new(ns: Namespace) -> Self {
-        NftFirewall { sockets: Arc::new(Pool::new(ns, crate::DEFAULT_DEADLINE)) }
+        let foreign = super::iptables::ForeignForward::new(ns.clone());
+        NftFirewall { sockets: Arc::new(Pool::new(ns, crate::DEFAULT_DEADLINE)), foreign }
     }
 
     /// The elements of one of the table's sets or maps, as the kernel holds
@@ -149,11 +152,13 @@ impl Firewall for NftFirewall {
     }
 
     async fn add_network(&self, net: &NetworkRules) -> Result<()> {
-        self.apply(ops(network_elements(net), false)).await
+        self.apply(ops(network_elements(net), false)).await?;
+        self.foreign.allow(&net.bridge).await
     }
 
     async fn remove_network(&self, net: &NetworkRules) -> Result<()> {
-        self.apply(ops(network_elements(net), true)).await
+        let foreign = self.foreign.revoke(&net.bridge).await;
+        self.apply(ops(network_elements(net), true)).await.and(foreign)
     }
 
     async fn add_ports(&self, ports: &[PortMapping]) -> Result<()> {
@@ -168,7 +173,8 @@ impl Firewall for NftFirewall {
     }
 
     async fn remove_all(&self) -> Result<()> {
-        self.sockets.run(ruleset::remove).await
+        let foreign = self.foreign.remove_all().await;
+        self.sockets.run(ruleset::remove).await.and(foreign)
     }
 }
 

@@ -1,0 +1,179 @@
+//! A private Docker Engine for tests (Debian's `docker.io`): `dockerd` with
+//! its own data root, exec root, socket and pidfile in a scratch directory,
+//! inside a scratch network namespace and a mount namespace of its own;
+//! killed, with every process under its directory, when dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Debian's static busybox (`busybox-static`), the image's only program.
+pub const BUSYBOX: &str = "/bin/busybox";
+
+/// Whether test `test` can run: real root (dockerd does not run in our
+/// user namespace), dockerd, the docker CLI and busybox-static; under CI all are required.
+pub fn available(test: &str) -> bool {
+    crate::real_root(test)
+        && crate::tools(test, &["dockerd", "docker"], "docker.io")
+        && crate::tools(test, &["unshare", "nsenter"], "util-linux")
+        && (Path::new(BUSYBOX).exists() || crate::tools(test, &["busybox"], "busybox-static"))
+}
+
+/// A private dockerd in a scratch network namespace; killed (with every
+/// process under its scratch directory) when dropped.
+pub struct Engine {
+    /// The scratch directory.
+    pub dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl Engine {
+    /// The engine's API socket.
+    pub fn sock(&self) -> PathBuf {
+        self.dir.path().join("docker.sock")
+    }
+
+    /// Runs the docker CLI against the engine; its output, or what it said.
+    pub fn docker(&self, args: &[&str]) -> Result<String, String> {
+        let host = format!("unix://{}", self.sock().display());
+        let out = Command::new("docker").arg("-H").arg(&host).args(args).output().map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        } else {
+            Err(format!("docker {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+        }
+    }
+
+    /// Runs the docker CLI, panicking (with the daemon's log) on failure.
+    pub fn ok(&self, args: &[&str]) -> String {
+        self.docker(args).unwrap_or_else(|e| panic!("{e}\n--- dockerd log (tail) ---\n{}", self.log_tail()))
+    }
+
+    /// The last lines of dockerd's log.
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("dockerd.log")).unwrap_or_default();
+        log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
+
+    /// Starts dockerd in network namespace `netns` and waits (bounded) for
+    /// its API. With `iptables`, it programs iptables there (its chains, a
+    /// `FORWARD` policy of DROP) and has a default bridge, as on a real host;
+    /// without, neither.
+    pub fn start(dir: tempfile::TempDir, netns: &Path, iptables: bool) -> Engine {
+        let d = dir.path();
+        std::fs::write(d.join("daemon.json"), "{}").unwrap();
+        let log = std::fs::File::create(d.join("dockerd.log")).unwrap();
+        // unshare and nsenter exec: the child's pid is dockerd's.
+        let child =
+            Command::new("unshare")
+                .args(["--mount", "--propagation", "private", "nsenter"])
+                .arg(format!("--net={}", netns.display()))
+                .arg("dockerd")
+                .arg(format!("--config-file={}", d.join("daemon.json").display()))
+                .arg(format!("--data-root={}", d.join("data").display()))
+                .arg(format!("--exec-root={}", d.join("exec").display()))
+                .arg(format!("--pidfile={}", d.join("dockerd.pid").display()))
+                .arg(format!("--host=unix://{}", d.join("docker.sock").display()))
+                .args(if iptables {
+                    &["--iptables=true", "--bip=172.29.0.1/24", "--storage-driver=vfs"][..]
+                } else {
+                    &[
+                        "--iptables=false",
+                        "--ip6tables=false",
+                        "--bridge=none",
+                        "--ip-masq=false",
+                        "--storage-driver=vfs",
+                    ][..]
+                })
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("start dockerd");
+        let engine = Engine { dir, child };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while engine.docker(&["version"]).is_err() {
+            assert!(Instant::now() < deadline, "dockerd did not come up in 60 s:\n{}", engine.log_tail());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        engine
+    }
+
+    /// Processes whose command line mentions the scratch directory (dockerd, containerd, shims).
+    pub fn processes(&self) -> Vec<i32> {
+        let needle = self.dir.path().to_string_lossy().to_string();
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(&needle))
+            })
+            .collect()
+    }
+
+    /// Stops dockerd with SIGTERM and waits (bounded) for it and its children.
+    pub fn stop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if self.child.try_wait().ok().flatten().is_some() && self.processes().is_empty() {
+                return;
+            }
+            if Instant::now() > deadline {
+                self.kill_all();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn kill_all(&mut self) {
+        let _ = self.child.kill();
+        for p in self.processes() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::Signal::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() || !self.processes().is_empty() {
+            self.kill_all();
+        }
+    }
+}
+
+/// Imports the image `busybox:local`: Debian's static busybox and the applets the tests use.
+pub fn import_busybox(engine: &Engine) {
+    let root = engine.dir.path().join("image");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::copy(BUSYBOX, root.join("bin/busybox")).unwrap();
+    std::fs::create_dir_all(root.join("www")).unwrap();
+    std::fs::write(root.join("www/index.html"), "published through cnm\n").unwrap();
+    for applet in ["sh", "sleep", "ping", "ip", "cat", "httpd"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "tar -C {} -c . | docker -H unix://{} import - busybox:local >/dev/null",
+            root.display(),
+            engine.sock().display()
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success(), "docker import failed");
+}
+
+/// A container's address on a network.
+pub fn address(engine: &Engine, container: &str, network: &str) -> String {
+    engine.ok(&[
+        "inspect",
+        "-f",
+        &format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}"),
+        container,
+    ])
+}
