@@ -71,6 +71,15 @@ impl Client {
         Client { addr }
     }
 
+    /// The daemon's process id, as the kernel reports the peer of its unix
+    /// socket (`None` over TCP, or when it cannot be reached).
+    pub fn daemon_pid(&self) -> Option<i32> {
+        let ListenAddr::Unix(p) = &self.addr else { return None };
+        let s = std::os::unix::net::UnixStream::connect(p).ok()?;
+        let cred = nix::sys::socket::getsockopt(&s, nix::sys::socket::sockopt::PeerCredentials).ok()?;
+        Some(cred.pid())
+    }
+
     /// Sends one request with a raw body and returns the raw answer.
     pub async fn raw(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<Answer, ClientError> {
         let connect_err = |source| ClientError::Connect { addr: self.addr.to_string(), source };

@@ -232,3 +232,28 @@ async fn published_port_through_the_api() {
     assert!(cnm_tests::can_bind_tcp(&d.host.ns, "0.0.0.0:8080".parse().unwrap()).await, "released");
     d.ok(&["network", "rm", "pub"]);
 }
+
+/// `cnmctl sandbox exec` from another mount namespace than cnmd's: the
+/// sandbox's namespace file is a plain file here, and cnmctl enters the
+/// namespace through the daemon's root; the embedded resolver answers there.
+#[tokio::test]
+async fn exec_from_another_mount_namespace() {
+    let Some(d) = Daemon::start_in_private_mounts("exec_from_another_mount_namespace").await else { return };
+    d.ok(&["network", "create", "--subnet", "10.231.9.0/24", "n9"]);
+    for s in ["a", "b"] {
+        d.ok(&["sandbox", "create", s]);
+        d.ok(&["network", "connect", "n9", s]);
+    }
+    let v: serde_json::Value = serde_json::from_str(&d.ok(&["sandbox", "inspect", "a"])).unwrap();
+    let key = v[0]["Key"].as_str().unwrap().to_string();
+    assert!(cnm::osl::Namespace::open(&key).is_err(), "{key} is not a namespace in the test's mount namespace");
+    let ip_a = d.ip("a", "n9");
+    let addrs = d.ok(&["sandbox", "exec", "a", "--", "ip", "-o", "-4", "addr", "show", "eth0"]);
+    assert!(addrs.contains(&format!("inet {ip_a}/24")), "{addrs}");
+    let resolv = d.ok(&["sandbox", "exec", "a", "--", "cat", "/etc/resolv.conf"]);
+    assert!(resolv.starts_with("nameserver 127.0.0.11\n"), "{resolv}");
+    for s in ["a", "b"] {
+        d.ok(&["sandbox", "rm", s]);
+    }
+    d.ok(&["network", "rm", "n9"]);
+}

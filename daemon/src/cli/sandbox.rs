@@ -151,6 +151,7 @@ pub async fn run(client: &Client, cmd: SandboxCommand) -> Result<Outcome, CliErr
                 netns: s.key.into(),
                 hosts: s.hosts_path.into(),
                 resolv_conf: s.resolv_conf_path.into(),
+                daemon_pid: client.daemon_pid(),
                 command,
             }));
         }

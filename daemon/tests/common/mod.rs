@@ -19,6 +19,8 @@ pub struct Daemon {
     /// The API socket.
     pub sock: PathBuf,
     starts: u32,
+    /// Run cnmd in a mount namespace of its own (as systemd's `PrivateMounts=`).
+    private_mounts: bool,
 }
 
 impl Daemon {
@@ -27,7 +29,21 @@ impl Daemon {
         let host = TestHost::new(test).await?;
         let sock = host.dir.path().join("cnmd.sock");
         std::fs::write(host.dir.path().join("cnmd.toml"), "").expect("write empty config");
-        let mut d = Daemon { host, child: None, sock, starts: 0 };
+        let mut d = Daemon { host, child: None, sock, starts: 0, private_mounts: false };
+        d.spawn();
+        Some(d)
+    }
+
+    /// Starts a daemon in its own private mount namespace (its namespace
+    /// mounts are invisible to the test and to cnmctl); `None` when skipped.
+    pub async fn start_in_private_mounts(test: &str) -> Option<Daemon> {
+        if !cnm_tests::real_root(test) || !cnm_tests::tools(test, &["unshare"], "util-linux") {
+            return None;
+        }
+        let host = TestHost::new(test).await?;
+        let sock = host.dir.path().join("cnmd.sock");
+        std::fs::write(host.dir.path().join("cnmd.toml"), "").expect("write empty config");
+        let mut d = Daemon { host, child: None, sock, starts: 0, private_mounts: true };
         d.spawn();
         Some(d)
     }
@@ -43,7 +59,15 @@ impl Daemon {
         self.starts += 1;
         let dir = self.host.dir.path();
         let log = std::fs::File::create(dir.join(format!("cnmd-{}.log", self.starts))).expect("create log");
-        let child = Command::new(env!("CARGO_BIN_EXE_cnmd"))
+        let mut cmd = if self.private_mounts {
+            // unshare execs cnmd: the child's pid is cnmd's.
+            let mut c = Command::new("unshare");
+            c.args(["--mount", "--propagation", "private", env!("CARGO_BIN_EXE_cnmd")]);
+            c
+        } else {
+            Command::new(env!("CARGO_BIN_EXE_cnmd"))
+        };
+        let child = cmd
             .arg("--config")
             .arg(dir.join("cnmd.toml"))
             .arg("--data-root")
