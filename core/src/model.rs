@@ -90,6 +90,10 @@ pub(crate) struct SandboxRecord {
     pub key: PathBuf,
     pub config: SandboxConfig,
     pub phase: Phase,
+    /// The inode of a runtime's namespace (`config.netns`) when it was
+    /// adopted: a different one at the same path later is another namespace.
+    #[serde(default)]
+    pub netns_inode: Option<u64>,
 }
 
 impl NetworkRecord {

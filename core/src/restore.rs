@@ -36,7 +36,11 @@ impl Controller {
             self.restore_network(n).await;
         }
         let mut recreated = Vec::new();
+        let mut vanished = Vec::new();
         for s in sandboxes {
+            if s.phase == Phase::Ready && s.config.netns.is_some() && !runtime_namespace_alive(&s) {
+                vanished.push(s.clone());
+            }
             if let Some(id) = self.restore_sandbox(s).await {
                 recreated.push(id);
             }
@@ -56,6 +60,15 @@ impl Controller {
         }
         for e in endpoints {
             self.restore_endpoint(e, &recreated).await;
+        }
+        // A runtime's namespace gone while the controller was away: its
+        // container exited, so its sandbox and endpoints go (the interfaces
+        // went with the namespace).
+        for s in vanished {
+            tracing::info!(sandbox = %s.container_id, key = %s.key.display(), "the runtime's namespace is gone: removing the sandbox");
+            if let Err(e) = crate::Sandbox::handle(self, &s).delete().await {
+                tracing::warn!(sandbox = %s.container_id, error = %e, "removing a sandbox whose namespace is gone");
+            }
         }
         let ids: Vec<String> = self.st().sandboxes.keys().cloned().collect();
         for id in ids {
@@ -129,7 +142,8 @@ impl Controller {
             return None;
         }
         let mut recreated = None;
-        let present = if s.config.use_host_namespace { true } else { cnm_osl::Namespace::is_mounted(&s.key) };
+        // A runtime's namespace is never re-created: it is there, or its sandbox goes.
+        let present = s.config.use_host_namespace || s.config.netns.is_some() || cnm_osl::Namespace::is_mounted(&s.key);
         if !present || s.config.use_host_namespace {
             match self.setup_sandbox_namespace(&s).await {
                 Ok(_) if !present => {
@@ -299,4 +313,9 @@ async fn restore_in_driver(drv: &std::sync::Arc<dyn cnm_driverapi::Driver>, net:
     if let Err(err) = drv.create_endpoint(req).await {
         tracing::error!(endpoint = %e.name, error = %err, "driver failed to restore endpoint");
     }
+}
+
+/// Whether a sandbox's runtime namespace is still the one it was created on.
+fn runtime_namespace_alive(s: &SandboxRecord) -> bool {
+    cnm_osl::Namespace::open(&s.key).is_ok_and(|ns| s.netns_inode.is_none_or(|ino| ino == ns.inode()))
 }

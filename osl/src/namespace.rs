@@ -104,6 +104,13 @@ impl Namespace {
         self.inner.path.as_deref()
     }
 
+    /// The namespace's inode number: the same for every file that names this
+    /// namespace, different from any other namespace alive.
+    pub fn inode(&self) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        self.inner.file.metadata().map_or(0, |m| m.ino())
+    }
+
     /// The namespace's file descriptor.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.inner.file.as_fd()

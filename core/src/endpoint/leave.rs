@@ -63,8 +63,13 @@ impl Controller {
         let sandbox_present = || self.st().sandboxes.contains_key(&sandbox_id);
         // A sandbox being deleted loses its namespace and the interfaces with
         // it: nothing to remove (the gateway role still moves, as Docker's does).
-        let sandbox_going =
-            self.st().sandboxes.get(&sandbox_id).is_none_or(|s| s.rec.phase == crate::model::Phase::Deleting);
+        // A runtime's namespace outlives the sandbox: its interfaces are removed.
+        let (sandbox_going, runtime_ns) = {
+            let st = self.st();
+            let sb = st.sandboxes.get(&sandbox_id);
+            let runtime_ns = sb.is_some_and(|s| s.rec.config.netns.is_some());
+            (sb.is_none_or(|s| s.rec.phase == crate::model::Phase::Deleting) && !runtime_ns, runtime_ns)
+        };
         if let Some(iface) = &join.iface
             && !sandbox_going
         {
@@ -74,6 +79,8 @@ impl Controller {
                         errs.push(e);
                     }
                 }
+                // The runtime's namespace is gone (its container exited): so is the interface.
+                Err(e) if runtime_ns => tracing::debug!(error = %e, "the runtime's namespace is gone"),
                 Err(e) => errs.push(e),
             }
         }

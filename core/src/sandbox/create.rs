@@ -31,15 +31,31 @@ impl Controller {
         if taken(self) {
             return Err(Error::SandboxExists(container_id.to_string()));
         }
+        if config.use_host_namespace && config.netns.is_some() {
+            return Err(Error::InvalidParameter(
+                "a sandbox either shares the host's namespace or uses an existing one, not both".into(),
+            ));
+        }
         let id = crate::id::new_id();
         let netns_dir = self.inner.config.netns_dir();
-        let key = if config.use_host_namespace { netns_dir.join(HOST_SANDBOX_KEY) } else { netns_dir.join(&id[..12]) };
+        let key = match &config.netns {
+            Some(path) => path.clone(),
+            None if config.use_host_namespace => netns_dir.join(HOST_SANDBOX_KEY),
+            None => netns_dir.join(&id[..12]),
+        };
+        let netns_inode = match &config.netns {
+            Some(path) => {
+                Some(Namespace::open(path).map_err(|e| Error::os("open the runtime's network namespace", e))?.inode())
+            }
+            None => None,
+        };
         let mut rec = SandboxRecord {
             id: id.clone(),
             container_id: container_id.to_string(),
             key,
             config,
             phase: Phase::Creating,
+            netns_inode,
         };
         self.inner.store.put(Table::Sandboxes, &id, &rec).await?;
 
@@ -77,9 +93,24 @@ impl Controller {
             self.inner.host.namespace().mount_at(&rec.key).await.map_err(|e| Error::os("mount host namespace", e))?;
             return Ok(self.inner.host.clone());
         }
-        let (_, nl) = Netlink::create_namespace(&rec.key, self.inner.config.netlink_deadline)
-            .await
-            .map_err(|e| Error::os("create sandbox namespace", e))?;
+        let nl = if rec.config.netns.is_some() {
+            // A runtime's namespace: used as it is, if it is still the one adopted.
+            let ns = Namespace::open(&rec.key).map_err(|e| Error::os("open the runtime's network namespace", e))?;
+            if rec.netns_inode.is_some_and(|ino| ino != ns.inode()) {
+                return Err(Error::InvalidParameter(format!(
+                    "{} is another network namespace than the one the sandbox was created on",
+                    rec.key.display()
+                )));
+            }
+            Netlink::connect(&ns, self.inner.config.netlink_deadline)
+                .await
+                .map_err(|e| Error::os("open sandbox netlink", e))?
+        } else {
+            let (_, nl) = Netlink::create_namespace(&rec.key, self.inner.config.netlink_deadline)
+                .await
+                .map_err(|e| Error::os("create sandbox namespace", e))?;
+            nl
+        };
         // The loopback device of a new namespace is always index 1.
         nl.link_set_up(1).await.map_err(|e| Error::os("bring loopback up", e))?;
         Ok(nl)
@@ -88,6 +119,10 @@ impl Controller {
     /// Removes a sandbox's namespace mount (for a host sandbox, only when no
     /// other host sandbox uses it). Failures are logged.
     pub(crate) fn cleanup_sandbox_namespace(&self, rec: &SandboxRecord) {
+        if rec.config.netns.is_some() {
+            // The runtime's: never removed by cnm.
+            return;
+        }
         if rec.config.use_host_namespace
             && self.st().sandboxes.values().any(|s| s.rec.id != rec.id && s.rec.config.use_host_namespace)
         {

@@ -40,6 +40,12 @@ pub struct SandboxConfig {
     pub extra_hosts: Vec<ExtraHost>,
     /// Share the host's namespace instead of getting one (for the `host` network).
     pub use_host_namespace: bool,
+    /// An existing network namespace to use, made by a container runtime
+    /// (`/proc/<pid>/ns/net`, or a bind mount of it): cnm moves interfaces
+    /// in and out but never removes it. A controller that restarts after it
+    /// is gone (the container exited) removes the sandbox and its endpoints.
+    #[serde(default)]
+    pub netns: Option<PathBuf>,
     /// Exposed ports (`--expose`).
     pub exposed_ports: Vec<TransportPort>,
     /// Published ports (`-p`).

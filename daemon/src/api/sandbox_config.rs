@@ -46,6 +46,11 @@ pub fn sandbox_config(req: &SandboxCreateRequest) -> Result<SandboxConfig, ApiEr
             exposed_ports.push(p);
         }
     }
+    let netns = match req.netns.as_str() {
+        "" => None,
+        p if p.starts_with('/') => Some(std::path::PathBuf::from(p)),
+        p => return Err(ApiError::bad_request(format!("invalid Netns {p:?}: expected an absolute path"))),
+    };
     let port_bindings = bindings_from_map(&req.port_bindings)
         .map_err(|e| ApiError::bad_request(format!("invalid PortBindings: {e}")))?;
     Ok(SandboxConfig {
@@ -58,6 +63,7 @@ pub fn sandbox_config(req: &SandboxCreateRequest) -> Result<SandboxConfig, ApiEr
         use_host_namespace: req.host_namespace,
         exposed_ports,
         port_bindings,
+        netns,
     })
 }
 

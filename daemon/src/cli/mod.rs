@@ -4,6 +4,7 @@
 
 pub mod exec;
 pub mod network;
+pub mod oci_hook;
 pub mod sandbox;
 pub mod table;
 
@@ -35,6 +36,8 @@ pub enum Command {
     /// Manage sandboxes
     #[command(subcommand)]
     Sandbox(sandbox::SandboxCommand),
+    /// OCI runtime hook: connect a runc container to its annotated networks (state on stdin)
+    OciHook(oci_hook::HookArgs),
     /// Show the client and daemon versions
     Version(FormatArg),
     /// Show daemon information
@@ -92,6 +95,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
     match cli.command {
         Command::Network(c) => network::run(&client, c).await.map(|()| Outcome::Exit(0)),
         Command::Sandbox(c) => sandbox::run(&client, c).await,
+        Command::OciHook(a) => oci_hook::run(&client, a).await.map(|()| Outcome::Exit(0)),
         Command::Version(f) => {
             let v: crate::wire::system::VersionResponse = client.get("/version").await?;
             match f.format {

@@ -71,6 +71,9 @@ pub struct CreateArgs {
     /// Share the host's network namespace (for the host network)
     #[arg(long)]
     pub host_namespace: bool,
+    /// Use an existing network namespace, e.g. a runtime's /proc/PID/ns/net (never removed)
+    #[arg(long, value_name = "PATH")]
+    pub netns: Option<String>,
     /// The sandbox's name
     pub name: String,
 }
@@ -170,6 +173,15 @@ pub fn create_request(a: CreateArgs) -> Result<SandboxCreateRequest, CliError> {
         dns_options: a.dns_option,
         extra_hosts: a.add_host,
         host_namespace: a.host_namespace,
+        netns: a
+            .netns
+            .map(|p| {
+                // Relative to where cnmctl runs, as a user would mean it.
+                let p = std::path::PathBuf::from(p);
+                if p.is_relative() { std::env::current_dir().map(|d| d.join(&p)).unwrap_or(p) } else { p }
+            })
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
         ..Default::default()
     };
     for e in &a.expose {

@@ -39,6 +39,10 @@ pub struct SandboxCreateRequest {
     /// Share the host's network namespace (for the `host` network).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub host_namespace: bool,
+    /// An existing network namespace to use (a runtime's, such as
+    /// `/proc/PID/ns/net`): cnm never removes it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub netns: String,
 }
 
 /// The answer to `POST /sandboxes` (201).
