@@ -16,7 +16,7 @@ const BUSYBOX: &str = "/bin/busybox";
 /// A bundle in `dir/NAME`: busybox as the root file system, `sleep` as the
 /// process (with CAP_NET_RAW, for ping), the hook in `createRuntime` and
 /// `poststop`, and the networks in its annotations.
-fn bundle(d: &Daemon, dir: &Path, name: &str, networks: &str) -> PathBuf {
+fn bundle(d: &Daemon, dir: &Path, name: &str, networks: &str, poststop: bool) -> PathBuf {
     let b = dir.join(name);
     let bin = b.join("rootfs/bin");
     std::fs::create_dir_all(&bin).unwrap();
@@ -37,7 +37,11 @@ fn bundle(d: &Daemon, dir: &Path, name: &str, networks: &str) -> PathBuf {
         "path": env!("CARGO_BIN_EXE_cnmctl"),
         "args": ["cnmctl", "-H", format!("unix://{}", d.sock.display()), "oci-hook"],
     }]);
-    spec["hooks"] = serde_json::json!({ "createRuntime": hook, "poststop": hook });
+    spec["hooks"] = if poststop {
+        serde_json::json!({ "createRuntime": hook, "poststop": hook })
+    } else {
+        serde_json::json!({ "createRuntime": hook })
+    };
     spec["annotations"] = serde_json::json!({ "cnm.networks": networks });
     std::fs::write(b.join("config.json"), serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
     b
@@ -87,7 +91,8 @@ fn sandboxes(d: &Daemon) -> Vec<String> {
 /// Two runc containers attached by the hook ping each other and a cnm
 /// sandbox; a daemon restart keeps a running one connected and removes one
 /// whose namespace went while it was down; `runc delete` (the poststop
-/// hook) and a `network disconnect` before it leave nothing behind.
+/// hook), a `network disconnect` before it, and one after it leave nothing
+/// behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runc_containers_get_networks_through_the_hook() {
     if !cnm_tests::real_root(TEST)
@@ -106,9 +111,13 @@ async fn runc_containers_get_networks_through_the_hook() {
     let s_ip = d.ip("s", "rn");
 
     for c in ["c1", "c2", "c3"] {
-        let b = bundle(&d, &dir, c, "rn");
+        let b = bundle(&d, &dir, c, "rn", true);
         run_detached(&root, &b, c);
     }
+    // c4 has no poststop hook: it is disconnected by hand after `runc delete`.
+    let b4 = bundle(&d, &dir, "c4", "rn", false);
+    run_detached(&root, &b4, "c4");
+    ping(&root, "c4", &s_ip).expect("c4 pings the sandbox");
     let (c1, c2, c3) = (d.ip("c1", "rn"), d.ip("c2", "rn"), d.ip("c3", "rn"));
     ping(&root, "c1", &c2).expect("c1 pings c2");
     ping(&root, "c2", &c1).expect("c2 pings c1");
@@ -138,6 +147,12 @@ async fn runc_containers_get_networks_through_the_hook() {
     runc(&root, &["kill", "c2", "KILL"]).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
     runc(&root, &["delete", "c2"]).unwrap();
+    // runc delete, then network disconnect and sandbox rm.
+    runc(&root, &["kill", "c4", "KILL"]).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    runc(&root, &["delete", "c4"]).unwrap();
+    d.ok(&["network", "disconnect", "rn", "c4"]);
+    d.ok(&["sandbox", "rm", "c4"]);
     assert_eq!(sandboxes(&d), vec!["s".to_string()]);
 
     let inspect: serde_json::Value = serde_json::from_str(&d.ok(&["network", "inspect", "rn"])).unwrap();
