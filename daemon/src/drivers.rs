@@ -77,3 +77,31 @@ pub fn default_network(d: &crate::config::DefaultBridge) -> Option<cnm::DefaultN
     tracing::warn!(network = %d.name, "no default network: the bridge driver is not compiled in");
     None
 }
+
+/// Loads every driver library of `dir` (feature `dylib`) and registers its
+/// network driver and/or IPAM under the name it exports. A library that
+/// cannot be loaded (another ABI version, a failed start) is an error:
+/// the daemon does not start with a driver missing.
+#[cfg(feature = "dylib")]
+pub async fn load_driver_dir(
+    builder: ControllerBuilder,
+    dir: &std::path::Path,
+    host_netns: Option<&std::path::Path>,
+) -> Result<ControllerBuilder, cnm_driver_dylib::Error> {
+    let config = cnm::driverapi::abi::LibraryConfig { host_namespace: host_netns.map(|p| p.display().to_string()) };
+    let mut builder = builder;
+    for path in cnm_driver_dylib::libraries_in(dir)? {
+        let lib = cnm_driver_dylib::DriverLibrary::open(&path, &config)?;
+        let plugin = lib.activate(cnm_driver_remote::ClientConfig::default()).await?;
+        tracing::info!(library = %path.display(), name = lib.name(), implements = ?plugin.manifest.implements, "driver library loaded");
+        if let Some(network) = plugin.network {
+            let d = network.map_err(|source| cnm_driver_dylib::Error::Plugin { path: path.clone(), source })?;
+            builder = builder.driver_arc(d);
+        }
+        if let Some(ipam) = plugin.ipam {
+            let i = ipam.map_err(|source| cnm_driver_dylib::Error::Plugin { path: path.clone(), source })?;
+            builder = builder.ipam_arc(lib.name(), i);
+        }
+    }
+    Ok(builder)
+}

@@ -92,6 +92,26 @@ impl Error {
         Self::new(ErrorKind::Internal, message)
     }
 
+    /// A forbidden error: valid, but not allowed now.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Forbidden, message)
+    }
+
+    /// A conflict with an existing object.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Conflict, message)
+    }
+
+    /// A resource or service the call needs is not available.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unavailable, message)
+    }
+
+    /// The call did not finish in time.
+    pub fn timeout(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Timeout, message)
+    }
+
     /// The class of this error.
     pub fn kind(&self) -> ErrorKind {
         self.kind

@@ -6,6 +6,7 @@
 //! types serve in-process drivers, remote plugins over HTTP and drivers loaded
 //! from shared libraries.
 
+pub mod abi;
 mod capability;
 mod driver;
 mod endpoint;
@@ -16,6 +17,9 @@ mod ports;
 mod provider;
 pub mod wire;
 
+/// The attribute that makes `impl Driver for …` blocks work (re-exported, so
+/// a driver author needs no crate of their own for it).
+pub use async_trait::async_trait;
 pub use capability::{Capability, Scope};
 pub use driver::Driver;
 pub use endpoint::{
@@ -23,6 +27,8 @@ pub use endpoint::{
     EndpointOperInfoResponse, EndpointOptions,
 };
 pub use error::{Error, ErrorKind, Result};
+/// IP networks, as the messages carry them.
+pub use ipnet;
 pub use join::{
     DiscoveryNotification, InterfaceName, JoinRequest, JoinResponse, LeaveRequest, ProgramExternalConnectivityRequest,
     RevokeExternalConnectivityRequest, RouteType, SandboxOptions, StaticRoute,

@@ -122,3 +122,10 @@ impl Error {
         self.errno() == Some(libc::EEXIST)
     }
 }
+
+/// A driver reports an OS error with the same kind, its cause kept.
+impl From<Error> for cnm_driverapi::Error {
+    fn from(e: Error) -> Self {
+        cnm_driverapi::Error::from_source(e.kind(), e)
+    }
+}

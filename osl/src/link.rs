@@ -176,7 +176,13 @@ impl Netlink {
         Ok(link)
     }
 
-    /// Creates a veth pair as `spec` describes.
+    /// Creates a veth pair as `spec` describes; returns the local end.
+    pub async fn link_create_veth(&self, spec: &VethSpec<'_>) -> Result<Link> {
+        self.link_add_veth(spec).await?;
+        self.link_get(spec.name).await?.ok_or_else(|| Error::NotFound(format!("new veth {}", spec.name)))
+    }
+
+    /// Creates a veth pair (see [`Netlink::link_create_veth`], which also returns the local end).
     pub async fn link_add_veth(&self, spec: &VethSpec<'_>) -> Result<()> {
         check_name(spec.name)?;
         check_name(spec.peer_name)?;

@@ -35,6 +35,11 @@ pub struct Route {
 }
 
 impl Route {
+    /// A directly connected route (`ip route add DEST dev OIF scope link`).
+    pub fn connected(destination: IpNet, oif: u32) -> Self {
+        Route { destination, gateway: None, oif: Some(oif), scope: RouteScope::Link }
+    }
+
     /// A default route via `gateway`, out of interface `oif`.
     pub fn default_via(gateway: IpAddr, oif: u32) -> Self {
         let destination = match gateway {

@@ -32,9 +32,19 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     }
     let sockets: Vec<_> = listeners.iter().filter_map(|l| l.socket_path().map(|p| p.to_path_buf())).collect();
 
-    let builder = cnm::Controller::builder(cfg.controller_config());
-    let controller =
-        register_builtin_drivers(builder, cfg.driver_options()).build().await.context("start the controller")?;
+    let builder = register_builtin_drivers(cnm::Controller::builder(cfg.controller_config()), cfg.driver_options());
+    #[cfg(feature = "dylib")]
+    let builder = match &cfg.driver_dir {
+        Some(dir) => cnmd::drivers::load_driver_dir(builder, dir, cfg.host_netns.as_deref())
+            .await
+            .context("load the driver libraries")?,
+        None => builder,
+    };
+    #[cfg(not(feature = "dylib"))]
+    if let Some(dir) = &cfg.driver_dir {
+        anyhow::bail!("--driver-dir {}: this cnmd was built without the dylib feature", dir.display());
+    }
+    let controller = builder.build().await.context("start the controller")?;
     cnmd::api::reconcile(&controller).await;
     cnmd::api::predefined_networks(&controller).await;
     let facts =

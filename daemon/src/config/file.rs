@@ -27,6 +27,8 @@ pub struct ConfigFile {
     pub firewall: Option<bool>,
     /// `embedded-dns = true`.
     pub embedded_dns: Option<bool>,
+    /// `driver-dir = "/usr/lib/cnm/drivers"`.
+    pub driver_dir: Option<PathBuf>,
     /// `log-level = "info"`.
     pub log_level: Option<String>,
     /// `log-format = "human" | "json"`.

@@ -47,6 +47,9 @@ pub struct Flags {
     /// Run the embedded DNS resolver (127.0.0.11 in sandboxes on user-defined networks) [default: true]
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub embedded_dns: Option<bool>,
+    /// Load driver libraries (*.so exporting the cnm driver ABI) from this directory
+    #[arg(long, value_name = "DIR")]
+    pub driver_dir: Option<PathBuf>,
     /// Log level or tracing directives, e.g. info, debug, cnm=trace [default: info]
     #[arg(short = 'l', long, value_name = "LEVEL")]
     pub log_level: Option<String>,

@@ -89,6 +89,8 @@ pub struct DaemonConfig {
     pub firewall: bool,
     /// Whether sandboxes get the embedded DNS resolver.
     pub embedded_dns: bool,
+    /// Where driver libraries are loaded from (feature `dylib`).
+    pub driver_dir: Option<PathBuf>,
     /// The log filter (`info`, `debug`, or tracing directives).
     pub log_level: String,
     /// The log format.
@@ -156,6 +158,7 @@ impl DaemonConfig {
             default_network,
             firewall: flags.firewall.or(file.firewall).unwrap_or(true),
             embedded_dns: flags.embedded_dns.or(file.embedded_dns).unwrap_or(true),
+            driver_dir: flags.driver_dir.clone().or(file.driver_dir),
             log_level: flags.log_level.clone().or(file.log_level).unwrap_or_else(|| "info".into()),
             log_format: flags.log_format.or(file.log_format).unwrap_or_default(),
             host_netns: flags.host_netns.clone().or(file.host_netns),

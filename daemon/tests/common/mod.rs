@@ -21,6 +21,8 @@ pub struct Daemon {
     starts: u32,
     /// Run cnmd in a mount namespace of its own (as systemd's `PrivateMounts=`).
     private_mounts: bool,
+    /// More command-line arguments.
+    extra_args: Vec<String>,
 }
 
 impl Daemon {
@@ -29,7 +31,18 @@ impl Daemon {
         let host = TestHost::new(test).await?;
         let sock = host.dir.path().join("cnmd.sock");
         std::fs::write(host.dir.path().join("cnmd.toml"), "").expect("write empty config");
-        let mut d = Daemon { host, child: None, sock, starts: 0, private_mounts: false };
+        let mut d = Daemon { host, child: None, sock, starts: 0, private_mounts: false, extra_args: Vec::new() };
+        d.spawn();
+        Some(d)
+    }
+
+    /// Starts a daemon with more command-line arguments; `None` when skipped.
+    pub async fn start_with_args(test: &str, args: &[&str]) -> Option<Daemon> {
+        let host = TestHost::new(test).await?;
+        let sock = host.dir.path().join("cnmd.sock");
+        std::fs::write(host.dir.path().join("cnmd.toml"), "").expect("write empty config");
+        let extra_args = args.iter().map(|s| s.to_string()).collect();
+        let mut d = Daemon { host, child: None, sock, starts: 0, private_mounts: false, extra_args };
         d.spawn();
         Some(d)
     }
@@ -43,7 +56,7 @@ impl Daemon {
         let host = TestHost::new(test).await?;
         let sock = host.dir.path().join("cnmd.sock");
         std::fs::write(host.dir.path().join("cnmd.toml"), "").expect("write empty config");
-        let mut d = Daemon { host, child: None, sock, starts: 0, private_mounts: true };
+        let mut d = Daemon { host, child: None, sock, starts: 0, private_mounts: true, extra_args: Vec::new() };
         d.spawn();
         Some(d)
     }
@@ -82,6 +95,7 @@ impl Daemon {
             .arg(dir.join("resolv.conf"))
             .arg("--log-level")
             .arg("debug")
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

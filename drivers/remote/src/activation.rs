@@ -61,9 +61,15 @@ impl Plugin {
     /// fails at once instead of after Docker's ≈15 s).
     pub async fn activate(spec: &PluginSpec, config: ClientConfig, retry: RetryPolicy) -> Result<Plugin> {
         let client = Arc::new(PluginClient::new(&spec.name, spec.address.clone(), config));
+        Plugin::activate_client(client, retry).await
+    }
+
+    /// Activates the plugin behind `client` (any transport, an in-process
+    /// library included) and registers its roles, as [`Plugin::activate`].
+    pub async fn activate_client(client: Arc<PluginClient>, retry: RetryPolicy) -> Result<Plugin> {
         let answer = client.call_with_retry(ACTIVATE, bytes::Bytes::new(), retry).await?;
         let manifest = Manifest::from_value(interpret(ACTIVATE, answer, ErrorField::Err)?)?;
-        tracing::info!(plugin = %spec.name, address = %spec.address, implements = ?manifest.implements, "plugin activated");
+        tracing::info!(plugin = %client.name(), address = %client.address(), implements = ?manifest.implements, "plugin activated");
         let mut plugin = Plugin { client, manifest, network: None, ipam: None };
         let roles = plugin.manifest.implements.clone();
         for role in roles {

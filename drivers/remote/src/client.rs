@@ -27,8 +27,8 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use serde_json::Value;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The `Accept` header Docker 20.10 sends.
@@ -135,8 +135,22 @@ enum Failure {
     Stale,
 }
 
+/// A plugin reached without HTTP: a call goes straight to `exchange`
+/// (a driver library loaded in the process), with the protocol's methods,
+/// bodies, statuses and error kinds unchanged.
+pub trait InProcess: Send + Sync + 'static {
+    /// Answers one call: `method` is `Subsystem.Method`, `body` its JSON.
+    fn exchange(
+        &self,
+        method: &str,
+        body: Bytes,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::result::Result<Answer, String>> + Send>>;
+}
+
 /// A client of one plugin: connection pool, timeouts, retries and re-activation.
 pub struct PluginClient {
+    /// Set for a plugin in this process: no connection, no HTTP.
+    in_process: Option<Arc<dyn InProcess>>,
     name: String,
     address: PluginAddress,
     config: ClientConfig,
@@ -161,6 +175,7 @@ impl PluginClient {
     pub fn new(name: impl Into<String>, address: PluginAddress, config: ClientConfig) -> Self {
         let host = HeaderValue::from_str(address.host_header()).unwrap_or_else(|_| HeaderValue::from_static(""));
         PluginClient {
+            in_process: None,
             name: name.into(),
             address,
             config,
@@ -170,6 +185,18 @@ impl PluginClient {
             reactivation: tokio::sync::Mutex::new(()),
             roles: Mutex::new(Vec::new()),
         }
+    }
+
+    /// A client of plugin `name` living in this process: calls go to
+    /// `exchange` (timeouts and the answer's interpretation as for any plugin).
+    /// `address` names it in messages.
+    pub fn in_process(
+        name: impl Into<String>,
+        address: PluginAddress,
+        exchange: Arc<dyn InProcess>,
+        config: ClientConfig,
+    ) -> Self {
+        PluginClient { in_process: Some(exchange), ..PluginClient::new(name, address, config) }
     }
 
     /// The plugin's name.
@@ -325,6 +352,9 @@ impl PluginClient {
     }
 
     async fn exchange(&self, method: &str, body: Bytes, fresh: bool) -> std::result::Result<Answer, Failure> {
+        if let Some(p) = &self.in_process {
+            return p.exchange(method, body).await.map_err(Failure::Transport);
+        }
         if !fresh && let Some(mut sender) = self.take_idle() {
             if sender.ready().await.is_err() {
                 // Every kept connection predates the close: drop them all.

@@ -32,10 +32,10 @@ mod provider;
 mod server;
 
 pub use activation::{ACTIVATE, IPAM_DRIVER, Manifest, NETWORK_DRIVER, Plugin, activate};
-pub use client::{ACCEPT, Answer, ClientConfig, ErrorField, PluginClient, RetryPolicy, USER_AGENT};
+pub use client::{ACCEPT, Answer, ClientConfig, ErrorField, InProcess, PluginClient, RetryPolicy, USER_AGENT};
 pub use discovery::{DEFAULT_SOCKET_DIR, DEFAULT_SPEC_DIRS, Discovery, PluginAddress, PluginSpec, check_name};
 pub use driver::{NODE_DISCOVERY, RemoteDriver};
-pub use error::{ERROR_KIND_HEADER, Error, Result, kind_for_status, status_for_kind};
+pub use error::{ERROR_KIND_HEADER, Error, Result, kind_for_status, kind_from_name, kind_name, status_for_kind};
 pub use ipam::RemoteIpam;
 pub use provider::PluginProvider;
 pub use server::{CONTENT_TYPE, Listener, MAX_REQUEST, PluginServer, Reply, serve, serve_ipam, serve_plugin};
