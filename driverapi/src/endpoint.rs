@@ -76,7 +76,7 @@ mod mac_base64 {
 }
 
 /// `NetworkDriver.CreateEndpoint`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateEndpointRequest {
     /// The network's id.
     #[serde(rename = "NetworkID")]

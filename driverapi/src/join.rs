@@ -21,7 +21,7 @@ pub struct SandboxOptions {
 }
 
 /// `NetworkDriver.Join`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JoinRequest {
     /// The network's id.
     #[serde(rename = "NetworkID")]

@@ -46,7 +46,7 @@ pub struct NetworkOptions {
 }
 
 /// `NetworkDriver.CreateNetwork`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateNetworkRequest {
     /// The new network's id (64 hex characters).
     #[serde(rename = "NetworkID")]
