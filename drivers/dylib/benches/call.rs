@@ -1,3 +1,4 @@
+#![allow(missing_docs)] // criterion's macros generate undocumented functions
 //! The cost of one driver call (`DeleteNetwork`, which the fixture's driver
 //! answers at once) three ways: the driver in process, the same driver as
 //! a loaded library, and as a remote plugin on a unix socket. Target: the
@@ -40,7 +41,9 @@ fn calls(c: &mut Criterion) {
         let provider = PluginProvider::new(Discovery::in_dir(dir.path()));
         provider.network_driver("fixture").await.unwrap().unwrap()
     });
-    c.bench_function("remote plugin", |b| b.to_async(&rt).iter(|| async { remote.delete_network(req()).await.unwrap() }));
+    c.bench_function("remote plugin", |b| {
+        b.to_async(&rt).iter(|| async { remote.delete_network(req()).await.unwrap() })
+    });
 }
 
 criterion_group!(benches, calls);

@@ -6,7 +6,8 @@
 //! ([`cnm_driver_remote::PluginClient::in_process`]), so a library's
 //! answers are read by the same rules as Docker's plugins' (a malformed
 //! answer is a clear error naming the call). Each call runs on a blocking
-//! thread, never on the async workers.
+//! thread (in place when the runtime is multi-threaded), never blocking the
+//! async workers.
 
 mod ffi;
 
@@ -143,9 +144,18 @@ impl InProcess for Exchange {
         let lib = self.lib.clone();
         let method = method.to_string();
         Box::pin(async move {
-            let done = tokio::task::spawn_blocking(move || lib.call(&method, &body))
-                .await
-                .map_err(|e| format!("the library call did not complete: {e}"))?;
+            // Off the async workers: in place on a multi-threaded runtime (the
+            // worker hands its other tasks over first; no thread hop), else
+            // on a blocking thread.
+            let multi = tokio::runtime::Handle::try_current()
+                .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+            let done = if multi {
+                tokio::task::block_in_place(|| lib.call(&method, &body))
+            } else {
+                tokio::task::spawn_blocking(move || lib.call(&method, &body))
+                    .await
+                    .map_err(|e| format!("the library call did not complete: {e}"))?
+            };
             Ok(match done {
                 Some((status, body, kind)) => Answer {
                     status: http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),

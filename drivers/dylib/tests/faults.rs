@@ -40,7 +40,11 @@ async fn a_misbehaving_library_is_handled_cleanly() {
     let net = CreateNetworkRequest { network_id: "n1".repeat(32), ..Default::default() };
     driver.create_network(net.clone()).await.expect("CreateNetwork works");
 
-    let ep = CreateEndpointRequest { network_id: net.network_id.clone(), endpoint_id: "e1".repeat(32), ..Default::default() };
+    let ep = CreateEndpointRequest {
+        network_id: net.network_id.clone(),
+        endpoint_id: "e1".repeat(32),
+        ..Default::default()
+    };
     let e = driver.create_endpoint(ep).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Internal, "{e}");
     assert!(e.to_string().contains("panicked in NetworkDriver.CreateEndpoint"), "{e}");
