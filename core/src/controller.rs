@@ -112,6 +112,16 @@ impl ControllerBuilder {
         self
     }
 
+    /// Registers a shared network driver that works on the host's namespace:
+    /// `make` receives the host's netlink handle when the controller is built.
+    pub fn driver_arc_on_host<F>(mut self, make: F) -> Self
+    where
+        F: FnOnce(&Netlink) -> Arc<dyn Driver> + Send + 'static,
+    {
+        self.drivers.push(Box::new(make));
+        self
+    }
+
     /// Registers an IPAM driver under `name`.
     pub fn ipam(self, name: impl Into<String>, ipam: impl Ipam) -> Self {
         self.ipam_arc(name, Arc::new(ipam))

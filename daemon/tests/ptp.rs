@@ -89,7 +89,8 @@ async fn ptp_compiled_in() {
     let Some(host) = cnm_tests::TestHost::new("ptp_compiled_in").await else { return };
     let ctrl = host
         .builder()
-        .driver_on_host(|h| cnm_example_ptp::PtpDriver::new(h.clone()))
+        // A shared driver that needs the host's netlink (`driver_arc_on_host`).
+        .driver_arc_on_host(|h| std::sync::Arc::new(cnm_example_ptp::PtpDriver::new(h.clone())))
         .build()
         .await
         .expect("controller");
