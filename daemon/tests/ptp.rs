@@ -69,6 +69,10 @@ async fn ptp_as_a_library() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ptp_as_a_remote_plugin() {
+    // The plugin socket goes in /run/docker/plugins, which only real root may write.
+    if !cnm_tests::real_root("ptp_as_a_remote_plugin") {
+        return;
+    }
     let Some(d) = Daemon::start("ptp_as_a_remote_plugin").await else { return };
     let name = format!("cnm-test-ptp-{}", std::process::id());
     let plugins = std::path::Path::new(cnm_driver_remote::DEFAULT_SOCKET_DIR);

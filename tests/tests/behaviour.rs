@@ -114,3 +114,32 @@ async fn a_broken_driver_fails_the_suite() {
     assert!(failed.contains(&"unknown network and endpoint"), "{report:?}");
     assert!(failed.contains(&"network lifecycle and re-creation"), "{report:?}");
 }
+
+/// The IPAM part of the suite: Docker's default IPAM in process, behind our
+/// plugin server, and loaded from a library (the dylib fixture serves it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_ipam_passes_the_suite_three_ways() {
+    use cnm_driver_suite::check_ipam;
+    use cnm_ipamapi::{Ipam, IpamProvider};
+    let direct = Arc::new(cnm_ipams::DefaultIpam::new(Default::default()));
+    check_ipam("default", direct).await.assert_passed();
+
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::UnixListener::bind(dir.path().join("suite-ipam.sock")).unwrap();
+    let server = tokio::spawn(cnm_driver_remote::serve_ipam(
+        listener,
+        Arc::new(cnm_ipams::DefaultIpam::new(Default::default())),
+    ));
+    let provider = cnm_driver_remote::PluginProvider::new(cnm_driver_remote::Discovery::in_dir(dir.path()));
+    let remote: Arc<dyn Ipam> = provider.ipam_driver("suite-ipam").await.unwrap().expect("the plugin is found");
+    check_ipam("remote default", remote).await.assert_passed();
+    server.abort();
+
+    let exe = std::env::current_exe().unwrap();
+    let lib = exe.parent().and_then(|d| d.parent()).unwrap().join("libcnm_dylib_fixture.so");
+    assert!(lib.exists(), "{} is missing: build the workspace", lib.display());
+    let loaded = cnm_driver_dylib::DriverLibrary::open(&lib, &Default::default()).expect("load the fixture library");
+    let plugin = loaded.activate(cnm_driver_remote::ClientConfig::default()).await.unwrap();
+    let from_lib: Arc<dyn Ipam> = plugin.ipam.expect("an IPAM").expect("registered");
+    check_ipam("library default", from_lib).await.assert_passed();
+}
