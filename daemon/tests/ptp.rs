@@ -13,13 +13,9 @@ use common::Daemon;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The ptp library cargo built beside the test binaries.
+/// The ptp library (built on demand).
 fn library() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target directory");
-    let lib = dir.join("libcnm_example_ptp.so");
-    assert!(lib.exists(), "{} is missing: build the workspace (cargo test --workspace builds it)", lib.display());
-    lib
+    cnm_tests::cdylib("cnm-example-ptp", "cnm_example_ptp")
 }
 
 /// Through `client`: a network of `driver` on `subnet` (a /24), sandboxes

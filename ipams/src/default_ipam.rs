@@ -1,4 +1,6 @@
-//! The default IPAM: predefined local and global pools, serial address allocation.
+//! The default IPAM: predefined local and global pools; the lowest free
+//! address (Docker 20.10's default), or serial allocation with Docker's
+//! `com.docker.network.ipam.serial=true` option.
 
 use crate::config::DefaultIpamConfig;
 use crate::ids::BuildIdHasher;
@@ -42,6 +44,16 @@ struct Entry {
     global: bool,
     /// Its address allocator.
     alloc: AddressPool,
+    /// Serial allocation (the pool was requested with [`SERIAL_OPTION`]).
+    serial: bool,
+}
+
+/// Docker's option for serial, delayed-reuse allocation (in the pool's or the address request's options).
+pub const SERIAL_OPTION: &str = "com.docker.network.ipam.serial";
+
+/// Whether `options` ask for serial allocation.
+fn serial(options: Option<&BTreeMap<String, String>>) -> bool {
+    options.and_then(|o| o.get(SERIAL_OPTION)).is_some_and(|v| v == "true")
 }
 
 impl State {
@@ -158,7 +170,7 @@ impl Ipam for DefaultIpam {
                 let alloc = AddressPool::new(pool, None)?;
                 let id = pool_id(&req.address_space, &pool, None);
                 state.space(global).insert(pool);
-                state.pools.insert(id.clone(), Entry { global, alloc });
+                state.pools.insert(id.clone(), Entry { global, alloc, serial: serial(Some(&req.options)) });
                 return Ok(RequestPoolResponse { pool_id: id, pool, data: BTreeMap::new() });
             }
         };
@@ -168,7 +180,7 @@ impl Ipam for DefaultIpam {
         }
         let id = pool_id(&req.address_space, &pool, req.sub_pool.as_ref());
         state.space(global).insert(pool);
-        state.pools.insert(id.clone(), Entry { global, alloc });
+        state.pools.insert(id.clone(), Entry { global, alloc, serial: serial(Some(&req.options)) });
         Ok(RequestPoolResponse { pool_id: id, pool, data: BTreeMap::new() })
     }
 
@@ -189,7 +201,8 @@ impl Ipam for DefaultIpam {
             let addr = match req.address {
                 Some(ip) => alloc.allocate(ip)?,
                 None if req.is_gateway() => alloc.allocate_first()?,
-                None => alloc.allocate_next()?,
+                None if entry.serial || serial(req.options.as_ref()) => alloc.allocate_next()?,
+                None => alloc.allocate_lowest()?,
             };
             (addr, alloc.network().prefix_len())
         };

@@ -33,6 +33,9 @@ pub struct AddressPool {
     range_hi: u128,
     /// Where the next serial search starts.
     cursor: u128,
+    /// Every offset of the range below this one is allocated (where the
+    /// lowest-free search starts).
+    low_hint: u128,
     /// Allocated offsets.
     set: AddressSet,
     /// Number of allocated addresses.
@@ -83,6 +86,7 @@ impl AddressPool {
             range_lo,
             range_hi,
             cursor: range_lo,
+            low_hint: range_lo,
             set: AddressSet::new(max_offset),
             allocated: 0,
         })
@@ -144,6 +148,22 @@ impl AddressPool {
         Ok(self.take(off))
     }
 
+    /// The lowest free address of the sub-pool (or pool): Docker 20.10's
+    /// default, so a container that reconnects gets its address back.
+    pub fn allocate_lowest(&mut self) -> Result<IpAddr> {
+        if self.range_lo > self.range_hi {
+            return Err(Error::NoAvailableIps);
+        }
+        let start = self.low_hint.clamp(self.range_lo, self.range_hi);
+        let off = self.set.find_free(start, self.range_hi).ok_or(Error::NoAvailableIps)?;
+        self.low_hint = off.saturating_add(1);
+        // A serial request later continues after the highest address handed out.
+        if off >= self.cursor {
+            self.cursor = if off >= self.range_hi { self.range_lo } else { off + 1 };
+        }
+        Ok(self.take(off))
+    }
+
     /// The first free address of the whole pool (used for gateways).
     pub fn allocate_first(&mut self) -> Result<IpAddr> {
         let off = self.set.find_free(self.lo, self.hi).ok_or(Error::NoAvailableIps)?;
@@ -168,6 +188,7 @@ impl AddressPool {
         let freed = self.set.remove(off);
         if freed {
             self.allocated -= 1;
+            self.low_hint = self.low_hint.min(off);
         }
         Ok(freed)
     }

@@ -536,3 +536,32 @@ pub mod traces {
             .collect()
     }
 }
+
+/// The path of `lib<lib>.so`, the `cdylib` of workspace package `package`,
+/// built (debug) by a nested `cargo build` in a target directory of its own
+/// (`<target>/cdylibs`): `cargo test` builds libraries only as rlibs, and
+/// holds its own target directory while tests run. A no-op when fresh.
+/// Optimized when the caller is (benchmarks), debug otherwise.
+pub fn cdylib(package: &str, lib: &str) -> PathBuf {
+    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = BUILD.lock().unwrap_or_else(|p| p.into_inner());
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace").to_path_buf();
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let target = if target.is_relative() { root.join(target) } else { target }.join("cdylibs");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let release = !cfg!(debug_assertions);
+    let mut args = vec!["build", "--quiet", "--locked", "-p", package];
+    if release {
+        args.push("--release");
+    }
+    let out = std::process::Command::new(cargo)
+        .args(&args)
+        .env("CARGO_TARGET_DIR", &target)
+        .current_dir(&root)
+        .output()
+        .unwrap_or_else(|e| panic!("run cargo to build {package}: {e}"));
+    assert!(out.status.success(), "cargo build -p {package}: {}", String::from_utf8_lossy(&out.stderr));
+    let path = target.join(if release { "release" } else { "debug" }).join(format!("lib{lib}.so"));
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}

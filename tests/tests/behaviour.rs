@@ -51,9 +51,7 @@ async fn ptp_compiled_in_passes_the_suite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ptp_library_passes_the_suite() {
     let Some(h) = host("ptp_library_passes_the_suite").await else { return };
-    let exe = std::env::current_exe().unwrap();
-    let lib = exe.parent().and_then(|d| d.parent()).unwrap().join("libcnm_example_ptp.so");
-    assert!(lib.exists(), "{} is missing: build the workspace", lib.display());
+    let lib = cnm_tests::cdylib("cnm-example-ptp", "cnm_example_ptp");
     let config = cnm_driverapi::abi::LibraryConfig { host_namespace: Some(h.path().display().to_string()) };
     let loaded = cnm_driver_dylib::DriverLibrary::open(&lib, &config).expect("load the ptp library");
     let plugin = loaded.activate(cnm_driver_remote::ClientConfig::default()).await.unwrap();
@@ -135,9 +133,7 @@ async fn default_ipam_passes_the_suite_three_ways() {
     check_ipam("remote default", remote).await.assert_passed();
     server.abort();
 
-    let exe = std::env::current_exe().unwrap();
-    let lib = exe.parent().and_then(|d| d.parent()).unwrap().join("libcnm_dylib_fixture.so");
-    assert!(lib.exists(), "{} is missing: build the workspace", lib.display());
+    let lib = cnm_tests::cdylib("cnm-dylib-fixture", "cnm_dylib_fixture");
     let loaded = cnm_driver_dylib::DriverLibrary::open(&lib, &Default::default()).expect("load the fixture library");
     let plugin = loaded.activate(cnm_driver_remote::ClientConfig::default()).await.unwrap();
     let from_lib: Arc<dyn Ipam> = plugin.ipam.expect("an IPAM").expect("registered");

@@ -217,3 +217,23 @@ async fn dns_can_be_off_and_comes_back_after_restart() {
     assert_eq!(lookup_a(&s1_ns, "s2").await.unwrap(), vec![s2_ip], "after a restart");
     teardown(&ctrl).await;
 }
+
+/// As in Docker, the default network has no embedded resolver: its
+/// sandboxes keep the host's servers and 127.0.0.11 does not answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_dns_on_the_default_network() {
+    let Some(h) = TestHost::new("no_dns_on_the_default_network").await else { return };
+    let default = cnm::DefaultNetwork::new("bridge", "bridge", NetworkConfig::default());
+    let ctrl = cnm_tests::with_defaults(Controller::builder(h.config().embedded_dns(true).default_network(default)))
+        .driver_on_host(|host| cnm_driver_bridge::BridgeDriver::new(host.clone()))
+        .build()
+        .await
+        .expect("start controller");
+    let net = ctrl.default_network().await.expect("created at start");
+    let (d1, _) = container(&ctrl, &net, "d1", &[], SandboxConfig::default()).await;
+    let (_d2, _) = container(&ctrl, &net, "d2", &[], SandboxConfig::default()).await;
+    assert!(ask(&d1.namespace().unwrap(), RESOLVER, "d2", RecordType::A, false, false).await.is_err());
+    let resolv = std::fs::read_to_string(d1.resolv_conf_path()).unwrap();
+    assert!(resolv.starts_with("nameserver 10.255.0.53\n"), "{resolv}");
+    teardown(&ctrl).await;
+}

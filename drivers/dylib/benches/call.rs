@@ -13,8 +13,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use std::sync::Arc;
 
 fn fixture() -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("bench binary path");
-    exe.parent().and_then(|d| d.parent()).expect("target directory").join("libcnm_dylib_fixture.so")
+    cnm_tests::cdylib("cnm-dylib-fixture", "cnm_dylib_fixture")
 }
 
 fn calls(c: &mut Criterion) {
@@ -25,10 +24,6 @@ fn calls(c: &mut Criterion) {
     c.bench_function("in process", |b| b.to_async(&rt).iter(|| async { direct.delete_network(req()).await.unwrap() }));
 
     let path = fixture();
-    if !path.exists() {
-        eprintln!("SKIPPED the library case: {} is missing (cargo build -p cnm-dylib-fixture)", path.display());
-        return;
-    }
     let lib = cnm_driver_dylib::DriverLibrary::open(&path, &LibraryConfig::default()).unwrap();
     let dylib = rt.block_on(lib.activate(ClientConfig::default())).unwrap().network.unwrap().unwrap();
     c.bench_function("library", |b| b.to_async(&rt).iter(|| async { dylib.delete_network(req()).await.unwrap() }));

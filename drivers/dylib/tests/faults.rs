@@ -12,12 +12,9 @@ use cnm_driverapi::{
 };
 use std::path::PathBuf;
 
-/// The fixture library cargo built beside the test binaries.
+/// The fixture library (built on demand).
 fn fixture() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let lib = exe.parent().and_then(|d| d.parent()).expect("target directory").join("libcnm_dylib_fixture.so");
-    assert!(lib.exists(), "{} is missing: build the workspace (cargo test --workspace builds it)", lib.display());
-    lib
+    cnm_tests::cdylib("cnm-dylib-fixture", "cnm_dylib_fixture")
 }
 
 // One test: the fixture reads its version from the environment, and a

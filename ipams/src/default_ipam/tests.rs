@@ -103,13 +103,39 @@ async fn serial_allocation_with_prefix_and_wrap_around() {
     assert_eq!(next(&ipam, &id).await.expect("wrapped"), net("10.0.0.2/29"));
 }
 
+/// With Docker's serial option, a released address comes back only after the range wraps.
 #[tokio::test]
-async fn released_address_comes_back_only_after_wrap() {
+async fn serial_option_delays_reuse() {
     let ipam = DefaultIpam::default();
-    let id = local(&ipam, "10.0.0.0/24").await;
+    let mut req = pool_req(LOCAL_DEFAULT, Some("10.0.0.0/24"), None, false);
+    req.options.insert(crate::SERIAL_OPTION.into(), "true".into());
+    let id = ipam.request_pool(req).await.expect("pool").pool_id;
     assert_eq!(next(&ipam, &id).await.expect("a"), net("10.0.0.1/24"));
     release(&ipam, &id, "10.0.0.1").await.expect("release");
     assert_eq!(next(&ipam, &id).await.expect("b"), net("10.0.0.2/24"));
+}
+
+/// By default (Docker 20.10), the lowest free address: a released one comes back at once.
+#[tokio::test]
+async fn lowest_free_address_by_default() {
+    let ipam = DefaultIpam::default();
+    let id = local(&ipam, "10.0.0.0/24").await;
+    for i in 1..=4 {
+        assert_eq!(next(&ipam, &id).await.unwrap(), net(&format!("10.0.0.{i}/24")));
+    }
+    release(&ipam, &id, "10.0.0.2").await.unwrap();
+    release(&ipam, &id, "10.0.0.3").await.unwrap();
+    assert_eq!(next(&ipam, &id).await.unwrap(), net("10.0.0.2/24"), "the reconnecting container's address");
+    assert_eq!(next(&ipam, &id).await.unwrap(), net("10.0.0.3/24"));
+    assert_eq!(next(&ipam, &id).await.unwrap(), net("10.0.0.5/24"));
+    // The serial option on one request works too (Docker passes it per address request).
+    let serial = RequestAddressRequest {
+        pool_id: id.clone(),
+        address: None,
+        options: Some(BTreeMap::from([(crate::SERIAL_OPTION.to_string(), "true".to_string())])),
+    };
+    release(&ipam, &id, "10.0.0.1").await.unwrap();
+    assert_eq!(ipam.request_address(serial).await.unwrap().address, net("10.0.0.6/24"), "serial continues");
 }
 
 #[tokio::test]
