@@ -42,6 +42,9 @@ pub(crate) struct NetworkRecord {
     pub ipv4: Vec<PoolRecord>,
     pub ipv6: Vec<PoolRecord>,
     pub created: u64,
+    /// The nanoseconds of the creation time (Docker shows them).
+    #[serde(default)]
+    pub created_nanos: u32,
     pub phase: Phase,
 }
 

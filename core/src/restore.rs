@@ -90,6 +90,15 @@ impl Controller {
     }
 
     async fn restore_network(&self, mut n: NetworkRecord) {
+        if n.config.config_only {
+            // A record only: nothing to claim or tell a driver.
+            if n.phase == Phase::Ready {
+                self.st().networks.insert(n.id.clone(), n);
+            } else {
+                self.finish_network_delete(&n).await;
+            }
+            return;
+        }
         if n.phase != Phase::Ready {
             tracing::info!(network = %n.name, phase = ?n.phase, "rolling back an interrupted network operation");
             if self.ipam_replays(&n.config.ipam_driver).await {

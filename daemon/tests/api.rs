@@ -218,6 +218,53 @@ async fn networks_follow_docker_shapes_and_filters() {
     s.shutdown().await;
 }
 
+/// Docker's echoes and filter rules: `Attachable` kept, `Created` with
+/// nanoseconds, `name` filters as regular expressions, `id` filters as
+/// prefixes, prune's `until` as RFC 3339 and as a Unix timestamp with a fraction.
+#[tokio::test]
+async fn docker_filter_rules_and_echoes() {
+    let Some(s) = server("docker_filter_rules_and_echoes").await else { return };
+    let mut ids = Vec::new();
+    for (name, attachable) in [("web-1", true), ("web-2", false), ("db", false)] {
+        let r: serde_json::Value = s
+            .client
+            .post("/networks/create", &serde_json::json!({"Name": name, "Driver": "noop", "Attachable": attachable}))
+            .await
+            .unwrap();
+        ids.push(r["Id"].as_str().unwrap().to_string());
+    }
+    let n: serde_json::Value = s.client.get("/networks/web-1").await.unwrap();
+    assert_eq!(n["Attachable"], true);
+    let created = n["Created"].as_str().unwrap();
+    assert!(created.contains('.') && created.ends_with('Z'), "RFC 3339 with nanoseconds: {created}");
+    let names = |v: Vec<serde_json::Value>| -> Vec<String> {
+        let mut n: Vec<String> = v.iter().map(|n| n["Name"].as_str().unwrap().to_string()).collect();
+        n.sort();
+        n
+    };
+    let q = |f: serde_json::Value| format!("/networks?filters={}", cnmd::client::encode(&f.to_string()));
+    let by_regex: Vec<serde_json::Value> =
+        s.client.get(&q(serde_json::json!({"name": {"^web-[0-9]$": true}}))).await.unwrap();
+    assert_eq!(names(by_regex), ["web-1", "web-2"]);
+    let by_id: Vec<serde_json::Value> = s.client.get(&q(serde_json::json!({"id": [&ids[2][..6]]}))).await.unwrap();
+    assert_eq!(names(by_id), ["db"]);
+    let not_prefix: Vec<serde_json::Value> =
+        s.client.get(&q(serde_json::json!({"id": [&ids[2][3..9]]}))).await.unwrap();
+    assert!(not_prefix.is_empty(), "ids match by prefix only");
+
+    let prune = |until: &str| {
+        format!("/networks/prune?filters={}", cnmd::client::encode(&serde_json::json!({"until": [until]}).to_string()))
+    };
+    let none: serde_json::Value = s.client.post(&prune("2001-01-01T00:00:00Z"), &serde_json::json!({})).await.unwrap();
+    assert!(none["NetworksDeleted"].as_array().is_none_or(|a| a.is_empty()), "nothing is that old: {none}");
+    let future = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 3600;
+    let all: serde_json::Value = s.client.post(&prune(&format!("{future}.5")), &serde_json::json!({})).await.unwrap();
+    assert_eq!(all["NetworksDeleted"].as_array().map(|a| a.len()), Some(3), "{all}");
+    let bad = s.client.raw(Method::POST, &prune("next tuesday"), Some(b"{}".to_vec())).await.unwrap();
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    s.shutdown().await;
+}
+
 fn documented() -> BTreeSet<(String, String)> {
     let doc: serde_json::Value =
         serde_json::from_str(include_str!("../openapi.json")).expect("openapi.json is valid JSON");

@@ -257,3 +257,49 @@ async fn exec_from_another_mount_namespace() {
     }
     d.ok(&["network", "rm", "n9"]);
 }
+
+/// Configuration-only networks (`--config-only`, `--config-from`): the
+/// first has the null driver, no bridge and no pool, and cannot be
+/// connected; a network made from it takes its subnet, gateway and driver
+/// options; the first cannot be removed while the second exists.
+#[tokio::test]
+async fn config_only_and_config_from() {
+    let Some(d) = Daemon::start("config_only_and_config_from").await else { return };
+    let links_before = d.host.links().await;
+    d.ok(&[
+        "network",
+        "create",
+        "--config-only",
+        "--subnet",
+        "10.231.50.0/24",
+        "--gateway",
+        "10.231.50.254",
+        "-o",
+        "com.docker.network.bridge.name=br-fromconf",
+        "conf",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&d.ok(&["network", "inspect", "conf"])).unwrap();
+    assert_eq!((v[0]["Driver"].as_str(), v[0]["ConfigOnly"].as_bool()), (Some("null"), Some(true)), "{v}");
+    assert_eq!(v[0]["IPAM"]["Config"][0]["Subnet"], "10.231.50.0/24");
+    assert_eq!(d.host.links().await, links_before, "a configuration-only network makes no link");
+    d.ok(&["sandbox", "create", "a"]);
+    let out = d.cnmctl(&["network", "connect", "conf", "a"]);
+    assert!(!out.status.success() && stderr(&out).contains("configuration-only"), "{}", stderr(&out));
+
+    let out = d.cnmctl(&["network", "create", "--config-from", "conf", "--subnet", "10.231.51.0/24", "bad"]);
+    assert!(!out.status.success(), "subnets and --config-from do not mix");
+    d.ok(&["network", "create", "--config-from", "conf", "derived"]);
+    let v: serde_json::Value = serde_json::from_str(&d.ok(&["network", "inspect", "derived"])).unwrap();
+    assert_eq!(v[0]["ConfigFrom"]["Network"], "conf", "{v}");
+    assert_eq!(v[0]["IPAM"]["Config"][0]["Gateway"], "10.231.50.254", "{v}");
+    assert!(d.host.links().await.contains(&"br-fromconf".to_string()), "the driver options came along");
+    d.ok(&["network", "connect", "derived", "a"]);
+    assert!(d.ip("a", "derived").starts_with("10.231.50."));
+    assert!(d.pings("a", "10.231.50.254").await, "the gateway from the configuration answers");
+
+    let out = d.cnmctl(&["network", "rm", "conf"]);
+    assert!(!out.status.success() && stderr(&out).contains("in use"), "{}", stderr(&out));
+    d.ok(&["sandbox", "rm", "a"]);
+    d.ok(&["network", "rm", "derived"]);
+    d.ok(&["network", "rm", "conf"]);
+}

@@ -29,6 +29,12 @@ impl Network {
             if st.endpoints.values().any(|e| e.network_id == self.id && e.name == name) {
                 return Err(Error::EndpointNameExists { name: name.to_string(), network: net.name.clone() });
             }
+            if net.config.config_only {
+                return Err(Error::Forbidden(format!(
+                    "network {} is a configuration-only network: it cannot be connected",
+                    net.name
+                )));
+            }
             net
         };
         let drv = ctrl.driver(&net.driver).await?;

@@ -14,6 +14,9 @@ impl Controller {
     /// configuration, IPAM errors (overlapping or exhausted pools) and driver errors.
     pub async fn new_network(&self, driver: &str, name: &str, config: NetworkConfig) -> Result<Network> {
         check_name("network", name)?;
+        if config.config_only {
+            return self.new_config_only_network(driver, name, config).await;
+        }
         let drv = self.driver(driver).await?;
         let ipam = self.ipam(&config.ipam_driver).await?;
         for c in &config.ipv4 {
@@ -44,6 +47,7 @@ impl Controller {
         };
         let allocates = config.ipam_driver != cnm_ipamapi::NULL_IPAM;
 
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let mut rec = NetworkRecord {
             id: crate::id::new_id(),
             name: name.to_string(),
@@ -51,10 +55,8 @@ impl Controller {
             config,
             ipv4: Vec::new(),
             ipv6: Vec::new(),
-            created: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
+            created: now.as_secs(),
+            created_nanos: now.subsec_nanos(),
             phase: Phase::Creating,
         };
         self.inner.store.put(Table::Networks, &rec.id, &rec).await?;
@@ -81,6 +83,41 @@ impl Controller {
         rec.phase = Phase::Ready;
         self.inner.store.put(Table::Networks, &rec.id, &rec).await?;
         tracing::info!(network = %rec.name, id = %&rec.id[..12], driver, "network created");
+        let net = Network::handle(self, &rec);
+        self.st().networks.insert(rec.id.clone(), rec);
+        Ok(net)
+    }
+}
+
+impl Controller {
+    /// A configuration-only network: only a record (no pool, no driver call).
+    async fn new_config_only_network(&self, driver: &str, name: &str, config: NetworkConfig) -> Result<Network> {
+        for c in &config.ipv4 {
+            pools::validate(c, false)?;
+        }
+        for c in &config.ipv6 {
+            pools::validate(c, true)?;
+        }
+        let Some(_reserved) = crate::locks::Reservation::take(&self.inner.creating_networks, name) else {
+            return Err(Error::NetworkNameExists(name.to_string()));
+        };
+        if self.st().networks.values().any(|n| n.name == name) {
+            return Err(Error::NetworkNameExists(name.to_string()));
+        }
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let rec = NetworkRecord {
+            id: crate::id::new_id(),
+            name: name.to_string(),
+            driver: driver.to_string(),
+            config,
+            ipv4: Vec::new(),
+            ipv6: Vec::new(),
+            created: now.as_secs(),
+            created_nanos: now.subsec_nanos(),
+            phase: Phase::Ready,
+        };
+        self.inner.store.put(Table::Networks, &rec.id, &rec).await?;
+        tracing::info!(network = %rec.name, id = %&rec.id[..12], "configuration-only network created");
         let net = Network::handle(self, &rec);
         self.st().networks.insert(rec.id.clone(), rec);
         Ok(net)

@@ -40,6 +40,13 @@ impl crate::Controller {
     /// Releases a network's pools, deletes it in its driver and forgets it.
     /// Every step runs even if an earlier one failed (errors are logged).
     pub(crate) async fn finish_network_delete(&self, rec: &crate::model::NetworkRecord) {
+        if rec.config.config_only {
+            // Nothing was allocated or created for it.
+            if let Err(e) = self.inner.store.delete(Table::Networks, &rec.id).await {
+                tracing::warn!(network = %rec.name, error = %e, "cannot remove network from the store");
+            }
+            return;
+        }
         match self.ipam(&rec.config.ipam_driver).await {
             Ok(ipam) => {
                 pools::release(&*ipam, &rec.ipv4).await;

@@ -55,6 +55,17 @@ pub struct NetworkConfig {
     /// (it is always off on the default network, as in Docker).
     #[serde(default)]
     pub disable_dns: bool,
+    /// A configuration-only network (Docker's `--config-only`): it holds
+    /// pools and options for other networks to take (`config_from`), makes
+    /// no driver or IPAM call, and cannot be connected.
+    #[serde(default)]
+    pub config_only: bool,
+    /// The configuration-only network this one took its configuration from.
+    #[serde(default)]
+    pub config_from: Option<String>,
+    /// Docker's `Attachable` (swarm): kept and shown, meaningless on one host.
+    #[serde(default)]
+    pub attachable: bool,
 }
 
 impl Default for NetworkConfig {
@@ -69,6 +80,9 @@ impl Default for NetworkConfig {
             labels: BTreeMap::new(),
             driver_options: BTreeMap::new(),
             disable_dns: false,
+            config_only: false,
+            config_from: None,
+            attachable: false,
         }
     }
 }
@@ -120,6 +134,8 @@ pub struct NetworkInfo {
     pub ipv6: Vec<PoolInfo>,
     /// Creation time, seconds since the Unix epoch.
     pub created: u64,
+    /// The nanoseconds of the creation time.
+    pub created_nanos: u32,
     /// Ids of the network's endpoints.
     pub endpoints: Vec<String>,
 }
@@ -174,6 +190,7 @@ impl Network {
             ipv4: pools(&rec.ipv4),
             ipv6: pools(&rec.ipv6),
             created: rec.created,
+            created_nanos: rec.created_nanos,
             endpoints,
         })
     }

@@ -84,15 +84,26 @@ fn label_matches(filter: &str, labels: &BTreeMap<String, String>) -> bool {
     }
 }
 
-/// Parses a prune `until` value: Unix seconds, an RFC 3339 date is not
-/// supported, or a Go-style duration before now (`10m`, `24h`, `1h30m`).
+/// Parses a prune `until` value as Docker does: a Unix timestamp (with an
+/// optional fraction), an RFC 3339 time or date, or a Go-style duration
+/// before now (`10m`, `24h`, `1h30m`).
 pub fn parse_until(value: &str, now: u64) -> Result<u64, ApiError> {
     if let Ok(secs) = value.parse::<u64>() {
         return Ok(secs);
     }
+    if let Some((s, f)) = value.split_once('.')
+        && let Ok(secs) = s.parse::<u64>()
+        && !f.is_empty()
+        && f.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Ok(secs);
+    }
+    if let Some(secs) = crate::wire::time::parse_rfc3339(value) {
+        return Ok(secs);
+    }
     let bad = || {
         ApiError::bad_request(format!(
-            "invalid filter 'until={value}': expected Unix seconds or a duration such as 24h"
+            "invalid filter 'until={value}': expected a Unix timestamp, an RFC 3339 time or a duration such as 24h"
         ))
     };
     let mut total = 0u64;

@@ -26,10 +26,24 @@ pub fn network_config(req: &NetworkCreateRequest) -> Result<(String, NetworkConf
     if req.ingress {
         return Err(ApiError::bad_request("ingress networks are not supported (no swarm)"));
     }
-    if req.config_only || req.config_from.as_ref().is_some_and(|c| !c.network.is_empty()) {
-        return Err(ApiError::bad_request("configuration-only networks are not supported"));
+    let config_from = req.config_from.as_ref().map(|c| c.network.clone()).filter(|n| !n.is_empty());
+    if req.config_only && config_from.is_some() {
+        return Err(ApiError::bad_request("a configuration-only network cannot take its configuration from another"));
     }
-    let driver = if req.driver.is_empty() { DEFAULT_DRIVER.to_string() } else { req.driver.clone() };
+    // Docker's rule: a configuration-only network has the null driver.
+    let driver = if req.config_only {
+        if !matches!(req.driver.as_str(), "" | "null" | DEFAULT_DRIVER) {
+            return Err(ApiError::bad_request(format!(
+                "a configuration-only network has no driver (got {:?})",
+                req.driver
+            )));
+        }
+        "null".to_string()
+    } else if req.driver.is_empty() {
+        DEFAULT_DRIVER.to_string()
+    } else {
+        req.driver.clone()
+    };
     let mut driver_options = req.options.clone().unwrap_or_default();
     let disable_dns = match driver_options.remove(DNS_OPTION).as_deref() {
         None => false,
@@ -43,6 +57,9 @@ pub fn network_config(req: &NetworkCreateRequest) -> Result<(String, NetworkConf
         labels: req.labels.clone().unwrap_or_default(),
         driver_options,
         disable_dns,
+        config_only: req.config_only,
+        config_from,
+        attachable: req.attachable,
         ..NetworkConfig::default()
     };
     if let Some(ipam) = &req.ipam {

@@ -37,7 +37,8 @@ pub async fn list(State(st): State<ApiState>, q: QueryMap) -> ApiResult<Json<Vec
         let r = resource(&st, &net, false).await?;
         let builtin = st.predefined(&r.name);
         let unused = dangling.is_some() && !builtin && net.endpoints().await.is_empty();
-        let keep = f.any("name", |v| r.name.contains(v))
+        // Docker matches names as regular expressions, ids as prefixes.
+        let keep = f.any("name", |v| regex::Regex::new(v).is_ok_and(|re| re.is_match(&r.name)))
             && f.any("id", |v| r.id.starts_with(v))
             && f.any("driver", |v| r.driver == v)
             && f.any("scope", |v| v == "local")
@@ -70,17 +71,59 @@ pub async fn create(
     State(st): State<ApiState>,
     JsonBody(req): JsonBody<NetworkCreateRequest>,
 ) -> ApiResult<(StatusCode, Json<NetworkCreateResponse>)> {
-    let (driver, cfg) = network_config::network_config(&req)?;
+    let (driver, mut cfg) = network_config::network_config(&req)?;
+    if let Some(from) = cfg.config_from.clone() {
+        take_config(&st.controller, &from, &mut cfg).await?;
+    }
     let ctrl = st.controller.clone();
     let net = st.inflight.run(async move { Ok(ctrl.new_network(&driver, &req.name, cfg).await?) }).await?;
     Ok((StatusCode::CREATED, Json(NetworkCreateResponse { id: net.id().to_string(), warning: String::new() })))
 }
 
-/// `DELETE /networks/{id}`: refused for the default network and while sandboxes are joined.
+/// `--config-from NAME`: the pools, IPAM driver and options, driver options
+/// and IPv6 flag of configuration-only network `from` (the request may set
+/// none of them itself, as in Docker).
+async fn take_config(ctrl: &cnm::Controller, from: &str, cfg: &mut cnm::NetworkConfig) -> ApiResult<()> {
+    let source = lookup::network(ctrl, from).await?.info().await?;
+    if !source.config.config_only {
+        return Err(ApiError::bad_request(format!("network {from} is not a configuration-only network")));
+    }
+    if !cfg.ipv4.is_empty() || !cfg.ipv6.is_empty() || !cfg.driver_options.is_empty() || !cfg.ipam_options.is_empty() {
+        return Err(ApiError::bad_request(
+            "a network that takes its configuration from another (--config-from) cannot set subnets or options",
+        ));
+    }
+    let s = source.config;
+    cfg.ipam_driver = s.ipam_driver;
+    cfg.ipam_options = s.ipam_options;
+    cfg.ipv4 = s.ipv4;
+    cfg.ipv6 = s.ipv6;
+    cfg.enable_ipv6 |= s.enable_ipv6;
+    cfg.driver_options = s.driver_options;
+    Ok(())
+}
+
+/// The name of a network that took its configuration from network `name`, if any.
+async fn config_user(ctrl: &cnm::Controller, name: &str) -> Option<String> {
+    for other in ctrl.networks().await {
+        if let Ok(info) = other.info().await
+            && info.config.config_from.as_deref() == Some(name)
+        {
+            return Some(info.name);
+        }
+    }
+    None
+}
+
+/// `DELETE /networks/{id}`: refused for the default network, while sandboxes
+/// are joined, and for a configuration-only network other networks use.
 pub async fn delete(State(st): State<ApiState>, IdParam(id): IdParam) -> ApiResult<StatusCode> {
     let net = lookup::network(&st.controller, &id).await?;
     if st.predefined(net.name()) {
         return Err(ApiError::forbidden(format!("{} is a pre-defined network and cannot be removed", net.name())));
+    }
+    if let Some(user) = config_user(&st.controller, net.name()).await {
+        return Err(ApiError::forbidden(format!("configuration network {} is in use by network {user}", net.name())));
     }
     st.inflight.run(async move { Ok(net.delete().await?) }).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -103,7 +146,9 @@ pub async fn prune(State(st): State<ApiState>, q: QueryMap) -> ApiResult<Json<Ne
             let mut deleted = Vec::new();
             for net in ctrl.networks().await {
                 let info = net.info().await?;
-                let unused = info.endpoints.is_empty() && !keep.predefined(net.name());
+                let unused = info.endpoints.is_empty()
+                    && !keep.predefined(net.name())
+                    && (!info.config.config_only || config_user(&ctrl, net.name()).await.is_none());
                 let selected = until.is_none_or(|u| info.created < u)
                     && f.labels("label", &info.config.labels)
                     && f.no_labels("label!", &info.config.labels);
@@ -160,23 +205,40 @@ pub async fn resource(st: &ApiState, net: &Network, containers: bool) -> ApiResu
     Ok(NetworkResource {
         name: info.name,
         id: info.id,
-        created: crate::wire::time::rfc3339(info.created),
+        created: crate::wire::time::rfc3339_nanos(info.created, info.created_nanos),
         scope: "local".into(),
         driver: info.driver,
         enable_ipv4: true,
         enable_ipv6: info.config.enable_ipv6,
         ipam: Ipam {
             driver: info.config.ipam_driver.clone(),
-            config: pools(&info.ipv4).into_iter().chain(pools(&info.ipv6)).collect(),
+            config: if info.config.config_only {
+                // Nothing allocated: the configuration as given.
+                info.config.ipv4.iter().chain(info.config.ipv6.iter()).map(configured_pool).collect()
+            } else {
+                pools(&info.ipv4).into_iter().chain(pools(&info.ipv6)).collect()
+            },
             options: info.config.ipam_options.clone(),
         },
         internal: info.config.internal,
-        attachable: false,
+        attachable: info.config.attachable,
         ingress: false,
-        config_from: Default::default(),
-        config_only: false,
+        config_from: crate::wire::network::ConfigReference {
+            network: info.config.config_from.clone().unwrap_or_default(),
+        },
+        config_only: info.config.config_only,
         containers: map,
         options: info.config.driver_options,
         labels: info.config.labels,
     })
+}
+
+/// A pool as configured (for configuration-only networks).
+fn configured_pool(c: &cnm::IpamConfig) -> IpamConfig {
+    IpamConfig {
+        subnet: c.subnet.map(|s| s.to_string()).unwrap_or_default(),
+        ip_range: c.ip_range.map(|s| s.to_string()).unwrap_or_default(),
+        gateway: c.gateway.map(|s| s.to_string()).unwrap_or_default(),
+        auxiliary_addresses: c.aux_addresses.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
+    }
 }

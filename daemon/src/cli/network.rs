@@ -87,6 +87,12 @@ pub struct CreateArgs {
     /// IPAM driver option, KEY=VALUE (repeatable)
     #[arg(long)]
     pub ipam_opt: Vec<String>,
+    /// Create a configuration-only network (pools and options for --config-from)
+    #[arg(long)]
+    pub config_only: bool,
+    /// Take the pools and options from this configuration-only network
+    #[arg(long, value_name = "NAME")]
+    pub config_from: Option<String>,
     /// The network's name
     pub name: String,
 }
@@ -224,6 +230,8 @@ pub fn create_request(a: CreateArgs) -> Result<NetworkCreateRequest, CliError> {
         internal: a.internal,
         options: Some(key_values("--opt", &a.opt)?),
         labels: Some(key_values("--label", &a.label)?),
+        config_only: a.config_only,
+        config_from: a.config_from.map(|network| crate::wire::network::ConfigReference { network }),
         ..Default::default()
     })
 }
