@@ -61,9 +61,10 @@ impl Controller {
         };
         self.inner.store.put(Table::Networks, &rec.id, &rec).await?;
 
-        let mut allocated = pools::allocate(&*ipam, allocates, &space, &rec.config, false, &mut rec.ipv4).await;
+        let host = crate::host_networks::HostRoutes::new(self.inner.host.clone());
+        let mut allocated = pools::allocate(&*ipam, &host, allocates, &space, &rec.config, false, &mut rec.ipv4).await;
         if allocated.is_ok() && rec.config.enable_ipv6 {
-            allocated = pools::allocate(&*ipam, allocates, &space, &rec.config, true, &mut rec.ipv6).await;
+            allocated = pools::allocate(&*ipam, &host, allocates, &space, &rec.config, true, &mut rec.ipv6).await;
         }
         let created = match allocated {
             Ok(()) => drv.create_network(driver_request(&rec)).await.map_err(|source| Error::Driver {

@@ -5,7 +5,9 @@ use super::{IpamConfig, NetworkConfig};
 use crate::model::PoolRecord;
 use crate::{Error, Result};
 use cnm_driverapi::IpamData;
-use cnm_ipamapi::{Ipam, ReleaseAddressRequest, ReleasePoolRequest, RequestAddressRequest, RequestPoolRequest, label};
+use cnm_ipamapi::{
+    HostNetworks, Ipam, ReleaseAddressRequest, ReleasePoolRequest, RequestAddressRequest, RequestPoolRequest, label,
+};
 use ipnet::IpNet;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -54,10 +56,79 @@ pub(crate) fn validate(cfg: &IpamConfig, v6: bool) -> Result<()> {
     Ok(())
 }
 
+/// How many pools that overlap the host's routes are set aside before giving up.
+const MAX_COLLIDING_POOLS: usize = 64;
+
+fn overlaps(a: &IpNet, b: &IpNet) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// Requests a pool for `cfg`. Without an explicit subnet, a pool the IPAM
+/// offers that overlaps a route or address of the host is set aside and
+/// another requested, as libnetwork does; the set-aside pools are released
+/// afterwards (also on failure).
+async fn request_pool(
+    ipam: &dyn Ipam,
+    host: &dyn HostNetworks,
+    req: RequestPoolRequest,
+) -> Result<cnm_ipamapi::RequestPoolResponse> {
+    let host_nets = if req.pool.is_none() {
+        match host.networks().await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the host's routes: pools are not checked against them");
+                Vec::new()
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    let mut colliding = Vec::new();
+    let result = loop {
+        match ipam.request_pool(req.clone()).await {
+            Ok(r) if host_nets.iter().any(|h| overlaps(h, &r.pool)) => {
+                tracing::info!(pool = %r.pool, "the IPAM offered a pool that overlaps a route of the host: asking for another");
+                colliding.push(r);
+                if colliding.len() >= MAX_COLLIDING_POOLS {
+                    break Err(Error::ipam(
+                        format!(
+                            "request a pool that overlaps no route of the host (refused {})",
+                            pool_list(&colliding)
+                        ),
+                        cnm_ipamapi::Error::NoAvailablePool,
+                    ));
+                }
+            }
+            Ok(r) => break Ok(r),
+            Err(e) if !colliding.is_empty() => {
+                break Err(Error::ipam(
+                    format!(
+                        "request a pool that overlaps no route of the host (every pool offered did: {})",
+                        pool_list(&colliding)
+                    ),
+                    e,
+                ));
+            }
+            Err(e) => break Err(Error::ipam("request pool", e)),
+        }
+    };
+    for r in colliding {
+        if let Err(e) = ipam.release_pool(ReleasePoolRequest { pool_id: r.pool_id.clone() }).await {
+            tracing::warn!(pool = %r.pool, error = %e, "failed to release a pool set aside");
+        }
+    }
+    result
+}
+
+fn pool_list(pools: &[cnm_ipamapi::RequestPoolResponse]) -> String {
+    pools.iter().map(|p| p.pool.to_string()).collect::<Vec<_>>().join(", ")
+}
+
 /// Allocates the pools of one family into `out` (what is in `out` on error
 /// was allocated and must be released).
 pub(crate) async fn allocate(
     ipam: &dyn Ipam,
+    host: &dyn HostNetworks,
     allocates_addresses: bool,
     address_space: &str,
     config: &NetworkConfig,
@@ -68,16 +139,14 @@ pub(crate) async fn allocate(
     let default = [IpamConfig::default()];
     let requests: &[IpamConfig] = if requested.is_empty() { &default } else { requested };
     for cfg in requests {
-        let resp = ipam
-            .request_pool(RequestPoolRequest {
-                address_space: address_space.to_string(),
-                pool: cfg.subnet,
-                sub_pool: cfg.ip_range,
-                options: config.ipam_options.clone(),
-                v6,
-            })
-            .await
-            .map_err(|e| Error::ipam("request pool", e))?;
+        let req = RequestPoolRequest {
+            address_space: address_space.to_string(),
+            pool: cfg.subnet,
+            sub_pool: cfg.ip_range,
+            options: config.ipam_options.clone(),
+            v6,
+        };
+        let resp = request_pool(ipam, host, req).await?;
         out.push(PoolRecord {
             address_space: address_space.to_string(),
             pool_id: resp.pool_id.clone(),
