@@ -117,6 +117,14 @@ impl MacAddress {
         MacAddress([0x02, 0x42, o[0], o[1], o[2], o[3]])
     }
 
+    /// A MAC made of `bytes` as Docker generates one: locally administered,
+    /// unicast (pass random bytes).
+    pub fn local_unicast(bytes: [u8; 6]) -> Self {
+        let mut b = bytes;
+        b[0] = (b[0] & 0xfe) | 0x02;
+        MacAddress(b)
+    }
+
     /// The six bytes.
     pub fn octets(&self) -> [u8; 6] {
         self.0

@@ -17,10 +17,17 @@ use std::sync::{Arc, Mutex};
 struct ScriptedIpam {
     offers: Mutex<Vec<IpNet>>,
     released: Mutex<Vec<String>>,
+    /// Declares `RequiresMACAddress`.
+    requires_mac: bool,
+    /// The MAC option of each address request that had one.
+    macs: Mutex<Vec<String>>,
 }
 
 #[cnm::driverapi::async_trait]
 impl Ipam for ScriptedIpam {
+    fn capability(&self) -> cnm::ipamapi::IpamCapability {
+        cnm::ipamapi::IpamCapability { requires_mac_address: self.requires_mac, ..Default::default() }
+    }
     async fn default_address_spaces(&self) -> Result<AddressSpaces> {
         Ok(AddressSpaces { local: "local".into(), global: "global".into() })
     }
@@ -42,9 +49,13 @@ impl Ipam for ScriptedIpam {
         Ok(())
     }
     async fn request_address(&self, req: RequestAddressRequest) -> Result<RequestAddressResponse> {
+        if let Some(mac) = req.options.as_ref().and_then(|o| o.get(cnm::ipamapi::label::MAC_ADDRESS)) {
+            self.macs.lock().unwrap().push(mac.clone());
+        }
         let pool: IpNet = req.pool_id.parse().unwrap();
         let IpNet::V4(p) = pool else { unreachable!() };
-        let ip = req.address.unwrap_or_else(|| std::net::Ipv4Addr::from(u32::from(p.network()) + 1).into());
+        let n = 1 + self.macs.lock().unwrap().len() as u32;
+        let ip = req.address.unwrap_or_else(|| std::net::Ipv4Addr::from(u32::from(p.network()) + n).into());
         Ok(RequestAddressResponse { address: IpNet::new(ip, pool.prefix_len()).unwrap(), data: Default::default() })
     }
     async fn release_address(&self, _: ReleaseAddressRequest) -> Result<()> {
@@ -83,5 +94,52 @@ async fn pools_overlapping_the_host_are_set_aside() {
     assert!(e.to_string().contains("overlaps no route of the host") && e.to_string().contains("10.250.0.0/25"), "{e}");
     assert_eq!(*ipam.released.lock().unwrap(), ["10.250.0.0/25"]);
     assert!(ctrl.network_by_name("stuck").await.is_err());
+    net.delete().await.unwrap();
+}
+
+/// An IPAM that requires the MAC gets it with every address request: the
+/// one the user gave, or one generated for the endpoint; the sandbox's
+/// interface has that MAC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ipam_that_requires_the_mac_gets_the_endpoints_mac() {
+    let Some(h) = TestHost::new("an_ipam_that_requires_the_mac_gets_the_endpoints_mac").await else { return };
+    let ipam = Arc::new(ScriptedIpam { requires_mac: true, ..Default::default() });
+    let ctrl: Controller = h
+        .builder()
+        .driver_on_host(|host| cnm_driver_bridge::BridgeDriver::new(host.clone()))
+        .ipam_arc("mac-ipam", ipam.clone())
+        .build()
+        .await
+        .unwrap();
+    let cfg = NetworkConfig { ipam_driver: "mac-ipam".into(), ..Default::default() }
+        .with_subnet("10.97.0.0/24".parse().unwrap());
+    let net = ctrl.new_network("bridge", "macs", cfg).await.unwrap();
+    let given: cnm::driverapi::MacAddress = "02:11:22:33:44:55".parse().unwrap();
+    let mut sandboxes = Vec::new();
+    for (name, mac) in [("generated", None), ("given", Some(given))] {
+        let ep = net.create_endpoint(name, cnm::EndpointConfig { mac, ..Default::default() }).await.unwrap();
+        let sb = ctrl.new_sandbox(name, cnm::SandboxConfig::default()).await.unwrap();
+        ep.join(&sb, cnm::JoinOptions::default()).await.unwrap();
+        let info = ep.info().await.unwrap();
+        let mac_sent = ipam.macs.lock().unwrap().last().cloned().expect("the IPAM got a MAC");
+        assert_eq!(Some(mac_sent.clone()), info.mac.map(|m| m.to_string()), "{name}");
+        if let Some(m) = mac {
+            assert_eq!(mac_sent, m.to_string());
+        }
+        let nl = cnm::osl::Netlink::connect(&sb.namespace().unwrap(), cnm::osl::DEFAULT_DEADLINE).await.unwrap();
+        let eth0 = nl.link_get("eth0").await.unwrap().unwrap();
+        assert_eq!(
+            eth0.mac.map(|b| cnm::driverapi::MacAddress(b).to_string()),
+            Some(mac_sent),
+            "{name}: the interface"
+        );
+        sandboxes.push(sb);
+    }
+    for sb in sandboxes {
+        sb.delete().await.unwrap();
+    }
+    for ep in net.endpoints().await {
+        ep.delete().await.unwrap();
+    }
     net.delete().await.unwrap();
 }

@@ -53,8 +53,13 @@ impl Network {
             phase: Phase::Creating,
         };
         rec.mac = rec.config.mac;
+        let mac_opt = allocates && ipam.capability().requires_mac_address;
+        if mac_opt && rec.mac.is_none() {
+            // The IPAM wants the endpoint's MAC before any address exists:
+            // one is generated as Docker does, and the endpoint keeps it.
+            rec.mac = Some(MacAddress::local_unicast(rand::random()));
+        }
         if allocates {
-            let mac_opt = ipam.capability().requires_mac_address;
             let preferred4 = rec.config.ipv4.map(IpAddr::V4);
             rec.ipv4 = Some(request_address(&*ipam, &net, false, preferred4, rec.mac, mac_opt).await?);
             if net.config.enable_ipv6 && !net.ipv6.is_empty() {

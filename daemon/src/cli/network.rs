@@ -109,6 +109,9 @@ pub struct ConnectArgs {
     /// Extra name on the network (repeatable)
     #[arg(long)]
     pub alias: Vec<String>,
+    /// MAC address of the sandbox's interface on this network
+    #[arg(long)]
+    pub mac_address: Option<String>,
     /// The network
     pub network: String,
     /// The sandbox
@@ -179,6 +182,7 @@ pub async fn run(client: &Client, cmd: NetworkCommand) -> Result<(), CliError> {
                     link_local_ips: Vec::new(),
                 }),
                 aliases: a.alias,
+                mac_address: a.mac_address.unwrap_or_default(),
                 ..Default::default()
             };
             let req = NetworkConnectRequest { container: a.sandbox, endpoint_config: Some(settings) };
