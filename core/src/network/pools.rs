@@ -66,13 +66,14 @@ fn overlaps(a: &IpNet, b: &IpNet) -> bool {
 /// Requests a pool for `cfg`. Without an explicit subnet, a pool the IPAM
 /// offers that overlaps a route or address of the host is set aside and
 /// another requested, as libnetwork does; the set-aside pools are released
-/// afterwards (also on failure).
+/// afterwards (also on failure). `host` is `None` for IPAMs that hand out
+/// no addresses (the null IPAM's pool is everything).
 async fn request_pool(
     ipam: &dyn Ipam,
-    host: &dyn HostNetworks,
+    host: Option<&dyn HostNetworks>,
     req: RequestPoolRequest,
 ) -> Result<cnm_ipamapi::RequestPoolResponse> {
-    let host_nets = if req.pool.is_none() {
+    let host_nets = if let (None, Some(host)) = (req.pool, host) {
         match host.networks().await {
             Ok(n) => n,
             Err(e) => {
@@ -146,7 +147,7 @@ pub(crate) async fn allocate(
             options: config.ipam_options.clone(),
             v6,
         };
-        let resp = request_pool(ipam, host, req).await?;
+        let resp = request_pool(ipam, allocates_addresses.then_some(host), req).await?;
         out.push(PoolRecord {
             address_space: address_space.to_string(),
             pool_id: resp.pool_id.clone(),
