@@ -283,20 +283,34 @@ async fn has_link(nl: &Netlink, name: &str) -> bool {
     nl.link_get(name).await.ok().flatten().is_some()
 }
 
+/// Where a join of `d` goes: the scratch host itself for a driver sharing
+/// the host's namespace, else a new sandbox.
+async fn sandbox_for(d: &dyn Driver, host: &ScratchHost) -> Result<(PathBuf, Netlink), String> {
+    if d.capability().host_namespace { Ok((host.path(), host.netlink().clone())) } else { host.sandbox().await }
+}
+
+/// Creates endpoint 0 (with an address) on the case's network and joins it to `key`.
+async fn create_and_join(
+    d: &dyn Driver,
+    ids: &Ids,
+    key: &std::path::Path,
+) -> Result<cnm_driverapi::JoinResponse, String> {
+    d.create_endpoint(ids.create_endpoint(0, true)).await.map_err(|e| failed("create endpoint", e))?;
+    let join = JoinRequest {
+        network_id: ids.network.clone(),
+        endpoint_id: ids.endpoint(0),
+        sandbox_key: key.display().to_string(),
+        ..Default::default()
+    };
+    d.join(join).await.map_err(|e| failed("join", e))
+}
+
 async fn join_and_leave(d: &dyn Driver, host: &ScratchHost) -> CaseResult {
     let ids = Ids::new();
-    let (key, sandbox) =
-        if d.capability().host_namespace { (host.path(), host.netlink().clone()) } else { host.sandbox().await? };
+    let (key, sandbox) = sandbox_for(d, host).await?;
     d.create_network(ids.create_network()).await.map_err(|e| failed("create network", e))?;
     let r = async {
-        d.create_endpoint(ids.create_endpoint(0, true)).await.map_err(|e| failed("create endpoint", e))?;
-        let join = JoinRequest {
-            network_id: ids.network.clone(),
-            endpoint_id: ids.endpoint(0),
-            sandbox_key: key.display().to_string(),
-            ..Default::default()
-        };
-        let resp = d.join(join).await.map_err(|e| failed("join", e))?;
+        let resp = create_and_join(d, &ids, &key).await?;
         let src = resp.interface_name.map(|i| i.src_name);
         if let Some(src) = &src
             && !has_link(host.netlink(), src).await
@@ -325,18 +339,10 @@ async fn join_and_leave(d: &dyn Driver, host: &ScratchHost) -> CaseResult {
 
 async fn external_connectivity(d: &dyn Driver, host: &ScratchHost) -> CaseResult {
     let ids = Ids::new();
-    let (key, _sandbox) =
-        if d.capability().host_namespace { (host.path(), host.netlink().clone()) } else { host.sandbox().await? };
+    let (key, _sandbox) = sandbox_for(d, host).await?;
     d.create_network(ids.create_network()).await.map_err(|e| failed("create network", e))?;
     let r = async {
-        d.create_endpoint(ids.create_endpoint(0, true)).await.map_err(|e| failed("create endpoint", e))?;
-        let join = JoinRequest {
-            network_id: ids.network.clone(),
-            endpoint_id: ids.endpoint(0),
-            sandbox_key: key.display().to_string(),
-            ..Default::default()
-        };
-        d.join(join).await.map_err(|e| failed("join", e))?;
+        create_and_join(d, &ids, &key).await?;
         let program = ProgramExternalConnectivityRequest {
             network_id: ids.network.clone(),
             endpoint_id: ids.endpoint(0),

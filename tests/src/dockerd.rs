@@ -177,3 +177,18 @@ pub fn address(engine: &Engine, container: &str, network: &str) -> String {
         container,
     ])
 }
+
+/// Fetches `/index.html` of the image's httpd at `addr` from inside `ns`,
+/// polling (bounded: 10 s) while the server comes up.
+pub async fn page_answers(ns: &cnm::osl::Namespace, addr: std::net::SocketAddr) -> Result<(), String> {
+    let get = b"GET /index.html HTTP/1.0\r\n\r\n".to_vec();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = cnm::osl::probe::tcp_exchange(ns, addr, get.clone(), Duration::from_secs(2)).await;
+        match answer {
+            Ok(body) if String::from_utf8_lossy(&body).contains("published through cnm") => return Ok(()),
+            other if Instant::now() > deadline => return Err(format!("{addr}: {other:?}")),
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}

@@ -35,6 +35,42 @@ async fn container(
     (sb, ep.info().await.unwrap().ipv4.unwrap().addr())
 }
 
+/// cnm's side of both tests: networks `front` (containers `a`, and `b`
+/// with port 8080 published) and `other` (container `c`); checks that `a`
+/// reaches `b` and the outside host, `c` cannot reach `b`, and the
+/// published port answers from outside. Returns the controller and `b`'s address.
+async fn cnm_side(h: &TestHost, out: &cnm_tests::OutsideHost) -> (cnm::Controller, IpAddr) {
+    let ctrl = h.controller().await;
+    let net = ctrl.new_network("bridge", "front", NetworkConfig::default()).await.unwrap();
+    let other = ctrl.new_network("bridge", "other", NetworkConfig::default()).await.unwrap();
+    let port =
+        PortBinding { proto: Protocol::Tcp, ip: None, port: 80, host_ip: None, host_port: 8080, host_port_end: 8080 };
+    let (a, _) = container(&ctrl, &net, "a", vec![]).await;
+    let (b, b_ip) = container(&ctrl, &net, "b", vec![port]).await;
+    let (c, _) = container(&ctrl, &other, "c", vec![]).await;
+    let a_ns = a.namespace().unwrap();
+    assert_ping(&a_ns, b_ip).await;
+    assert_ping(&a_ns, OUTSIDE.parse().unwrap()).await;
+    assert_no_ping(&c.namespace().unwrap(), b_ip).await;
+    let _srv = peer_echo_server(&b.namespace().unwrap(), "0.0.0.0:80".parse().unwrap(), 1).await;
+    let published: SocketAddr = format!("{UPLINK_HOST}:8080").parse().unwrap();
+    assert_eq!(seen_as(&out.ns, published).await.unwrap(), OUTSIDE, "cnm's published port answers from outside");
+    (ctrl, b_ip)
+}
+
+/// Deletes every sandbox, endpoint and network of `ctrl`.
+async fn remove_all(ctrl: &cnm::Controller) {
+    for sb in ctrl.sandboxes().await {
+        sb.delete().await.unwrap();
+    }
+    for n in ctrl.networks().await {
+        for ep in n.endpoints().await {
+            ep.delete().await.unwrap();
+        }
+        n.delete().await.unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn beside_an_iptables_forward_drop_policy() {
     if !cnm_tests::real_root(TEST) || !cnm_tests::tools(TEST, &["iptables-nft"], "iptables") {
@@ -46,56 +82,18 @@ async fn beside_an_iptables_forward_drop_policy() {
     iptables(&h.ns, &["-A", "FORWARD", "-s", "192.0.2.0/24", "-j", "ACCEPT"]).await;
     let before = iptables(&h.ns, &["-S", "FORWARD"]).await;
     let out = h.outside().await;
-    let ctrl = h.controller().await;
-    let net = ctrl.new_network("bridge", "front", NetworkConfig::default()).await.unwrap();
-    let other = ctrl.new_network("bridge", "other", NetworkConfig::default()).await.unwrap();
-    let port =
-        PortBinding { proto: Protocol::Tcp, ip: None, port: 80, host_ip: None, host_port: 8080, host_port_end: 8080 };
-    let (a, _) = container(&ctrl, &net, "a", vec![]).await;
-    let (b, b_ip) = container(&ctrl, &net, "b", vec![port]).await;
-    let (c, _) = container(&ctrl, &other, "c", vec![]).await;
-    let a_ns = a.namespace().unwrap();
-
-    assert_ping(&a_ns, b_ip).await;
-    assert_ping(&a_ns, OUTSIDE.parse().unwrap()).await;
-    assert_no_ping(&c.namespace().unwrap(), b_ip).await;
-    let _srv = peer_echo_server(&b.namespace().unwrap(), "0.0.0.0:80".parse().unwrap(), 1).await;
-    let published: SocketAddr = format!("{UPLINK_HOST}:8080").parse().unwrap();
-    assert_eq!(seen_as(&out.ns, published).await.unwrap(), OUTSIDE, "the published port answers from outside");
+    let (ctrl, _) = cnm_side(&h, &out).await;
 
     let during = iptables(&h.ns, &["-S", "FORWARD"]).await;
     assert!(during.starts_with("-P FORWARD DROP\n-A FORWARD -j CNM-FORWARD\n"), "{during}");
     assert!(during.contains("-A FORWARD -s 192.0.2.0/24 -j ACCEPT"), "{during}");
 
-    for sb in [a, b, c] {
-        sb.delete().await.unwrap();
-    }
-    for n in [net, other] {
-        for ep in n.endpoints().await {
-            ep.delete().await.unwrap();
-        }
-        n.delete().await.unwrap();
-    }
+    remove_all(&ctrl).await;
     assert_eq!(iptables(&h.ns, &["-S", "FORWARD"]).await, before, "the foreign chain is as it was");
     assert!(!iptables(&h.ns, &["-S"]).await.contains("CNM-FORWARD"), "cnm's chain is gone");
 }
 
 const DOCKERD_TEST: &str = "beside_a_real_dockerd_with_iptables";
-
-/// Fetches `/index.html` from `addr` inside `ns`, polling (bounded) while
-/// the server comes up; whether it answered with the image's page.
-async fn http_answers(ns: &cnm::osl::Namespace, addr: SocketAddr) -> Result<(), String> {
-    let get = b"GET /index.html HTTP/1.0\r\n\r\n".to_vec();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let answer = cnm::osl::probe::tcp_exchange(ns, addr, get.clone(), std::time::Duration::from_secs(2)).await;
-        match answer {
-            Ok(body) if String::from_utf8_lossy(&body).contains("published through cnm") => return Ok(()),
-            other if std::time::Instant::now() > deadline => return Err(format!("{addr}: {other:?}")),
-            _ => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
-        }
-    }
-}
 
 /// A real dockerd with `--iptables=true` in the scratch host (its chains,
 /// its FORWARD policy of DROP, its default bridge) next to cnm: a Docker
@@ -120,39 +118,16 @@ async fn beside_a_real_dockerd_with_iptables() {
     e.ok(&["run", "-d", "--name", "dc", "busybox:local", "sleep", "3600"]);
     let dweb_ip = address(e, "dweb", "bridge");
 
-    let ctrl = h.controller().await;
-    let net = ctrl.new_network("bridge", "front", NetworkConfig::default()).await.unwrap();
-    let other = ctrl.new_network("bridge", "other", NetworkConfig::default()).await.unwrap();
-    let port =
-        PortBinding { proto: Protocol::Tcp, ip: None, port: 80, host_ip: None, host_port: 8080, host_port_end: 8080 };
-    let (a, _) = container(&ctrl, &net, "a", vec![]).await;
-    let (b, b_ip) = container(&ctrl, &net, "b", vec![port]).await;
-    let (c, _) = container(&ctrl, &other, "c", vec![]).await;
-    let a_ns = a.namespace().unwrap();
-
-    assert_ping(&a_ns, b_ip).await;
-    assert_ping(&a_ns, OUTSIDE.parse().unwrap()).await;
-    assert_no_ping(&c.namespace().unwrap(), b_ip).await;
-    let _srv = peer_echo_server(&b.namespace().unwrap(), "0.0.0.0:80".parse().unwrap(), 1).await;
-    let published: SocketAddr = format!("{UPLINK_HOST}:8080").parse().unwrap();
-    assert_eq!(seen_as(&out.ns, published).await.unwrap(), OUTSIDE, "cnm's published port");
+    let (ctrl, b_ip) = cnm_side(&h, &out).await;
 
     let dping = |to: String| e.docker(&["exec", "dc", "ping", "-c", "1", "-W", "2", &to]);
     dping(dweb_ip.clone()).expect("Docker's containers reach each other");
     dping(OUTSIDE.to_string()).expect("Docker's containers reach the outside");
     dping(b_ip.to_string()).expect_err("cnm's containers are isolated from Docker's");
     let docker_port: SocketAddr = format!("{UPLINK_HOST}:8081").parse().unwrap();
-    http_answers(&out.ns, docker_port).await.expect("Docker's published port answers from outside");
+    cnm_tests::dockerd::page_answers(&out.ns, docker_port).await.expect("Docker's published port answers from outside");
 
-    for sb in [a, b, c] {
-        sb.delete().await.unwrap();
-    }
-    for n in [net, other] {
-        for ep in n.endpoints().await {
-            ep.delete().await.unwrap();
-        }
-        n.delete().await.unwrap();
-    }
+    remove_all(&ctrl).await;
     assert!(!iptables(&h.ns, &["-S"]).await.contains("CNM-FORWARD"), "cnm's chain is gone");
     dping(dweb_ip).expect("Docker's containers still reach each other");
     e.ok(&["rm", "-f", "dweb", "dc"]);

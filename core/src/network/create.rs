@@ -47,18 +47,7 @@ impl Controller {
         };
         let allocates = config.ipam_driver != cnm_ipamapi::NULL_IPAM;
 
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        let mut rec = NetworkRecord {
-            id: crate::id::new_id(),
-            name: name.to_string(),
-            driver: driver.to_string(),
-            config,
-            ipv4: Vec::new(),
-            ipv6: Vec::new(),
-            created: now.as_secs(),
-            created_nanos: now.subsec_nanos(),
-            phase: Phase::Creating,
-        };
+        let mut rec = new_record(driver, name, config, Phase::Creating);
         self.inner.store.put(Table::Networks, &rec.id, &rec).await?;
 
         let host = crate::host_networks::HostRoutes::new(self.inner.host.clone());
@@ -105,23 +94,28 @@ impl Controller {
         if self.st().networks.values().any(|n| n.name == name) {
             return Err(Error::NetworkNameExists(name.to_string()));
         }
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        let rec = NetworkRecord {
-            id: crate::id::new_id(),
-            name: name.to_string(),
-            driver: driver.to_string(),
-            config,
-            ipv4: Vec::new(),
-            ipv6: Vec::new(),
-            created: now.as_secs(),
-            created_nanos: now.subsec_nanos(),
-            phase: Phase::Ready,
-        };
+        let rec = new_record(driver, name, config, Phase::Ready);
         self.inner.store.put(Table::Networks, &rec.id, &rec).await?;
         tracing::info!(network = %rec.name, id = %&rec.id[..12], "configuration-only network created");
         let net = Network::handle(self, &rec);
         self.st().networks.insert(rec.id.clone(), rec);
         Ok(net)
+    }
+}
+
+/// A new network's record, with a fresh id and the creation time, no pool yet.
+fn new_record(driver: &str, name: &str, config: NetworkConfig, phase: Phase) -> NetworkRecord {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    NetworkRecord {
+        id: crate::id::new_id(),
+        name: name.to_string(),
+        driver: driver.to_string(),
+        config,
+        ipv4: Vec::new(),
+        ipv6: Vec::new(),
+        created: now.as_secs(),
+        created_nanos: now.subsec_nanos(),
+        phase,
     }
 }
 

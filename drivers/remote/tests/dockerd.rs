@@ -46,16 +46,10 @@ async fn check_published_port(engine: &Engine, ns: &Namespace, network: &str, ga
     let get = b"GET /index.html HTTP/1.0\r\n\r\n".to_vec();
     for host in ["127.0.0.1", gateway] {
         let addr: std::net::SocketAddr = format!("{host}:8080").parse().unwrap();
-        // httpd needs a moment to listen: poll, bounded.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let answer = cnm_osl::probe::tcp_exchange(ns, addr, get.clone(), Duration::from_secs(2)).await;
-            match answer {
-                Ok(body) if String::from_utf8_lossy(&body).contains("published through cnm") => break,
-                other if Instant::now() > deadline => panic!("published port {addr} did not answer: {other:?}"),
-                _ => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
+        // httpd needs a moment to listen: polled, bounded.
+        cnm_tests::dockerd::page_answers(ns, addr)
+            .await
+            .unwrap_or_else(|e| panic!("published port did not answer: {e}"));
     }
     engine.ok(&["rm", "-f", "web"]);
     let addr: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
