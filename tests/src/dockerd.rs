@@ -112,6 +112,16 @@ impl Engine {
             .collect()
     }
 
+    /// [`Engine::stop`] on a blocking thread; the engine back.
+    pub async fn stop_async(mut self) -> Engine {
+        tokio::task::spawn_blocking(move || {
+            self.stop();
+            self
+        })
+        .await
+        .expect("stop dockerd")
+    }
+
     /// Stops dockerd with SIGTERM and waits (bounded) for it and its children.
     pub fn stop(&mut self) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);

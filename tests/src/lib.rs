@@ -565,3 +565,16 @@ pub fn cdylib(package: &str, lib: &str) -> PathBuf {
     assert!(path.exists(), "{} was not built", path.display());
     path
 }
+
+/// Deletes every sandbox, endpoint and network of `ctrl` (test teardown).
+pub async fn remove_all(ctrl: &Controller) {
+    for sb in ctrl.sandboxes().await {
+        sb.delete().await.expect("delete sandbox");
+    }
+    for net in ctrl.networks().await {
+        for ep in net.endpoints().await {
+            ep.delete().await.expect("delete endpoint");
+        }
+        net.delete().await.expect("delete network");
+    }
+}

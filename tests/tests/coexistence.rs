@@ -58,19 +58,6 @@ async fn cnm_side(h: &TestHost, out: &cnm_tests::OutsideHost) -> (cnm::Controlle
     (ctrl, b_ip)
 }
 
-/// Deletes every sandbox, endpoint and network of `ctrl`.
-async fn remove_all(ctrl: &cnm::Controller) {
-    for sb in ctrl.sandboxes().await {
-        sb.delete().await.unwrap();
-    }
-    for n in ctrl.networks().await {
-        for ep in n.endpoints().await {
-            ep.delete().await.unwrap();
-        }
-        n.delete().await.unwrap();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn beside_an_iptables_forward_drop_policy() {
     if !cnm_tests::real_root(TEST) || !cnm_tests::tools(TEST, &["iptables-nft"], "iptables") {
@@ -88,7 +75,7 @@ async fn beside_an_iptables_forward_drop_policy() {
     assert!(during.starts_with("-P FORWARD DROP\n-A FORWARD -j CNM-FORWARD\n"), "{during}");
     assert!(during.contains("-A FORWARD -s 192.0.2.0/24 -j ACCEPT"), "{during}");
 
-    remove_all(&ctrl).await;
+    cnm_tests::remove_all(&ctrl).await;
     assert_eq!(iptables(&h.ns, &["-S", "FORWARD"]).await, before, "the foreign chain is as it was");
     assert!(!iptables(&h.ns, &["-S"]).await.contains("CNM-FORWARD"), "cnm's chain is gone");
 }
@@ -110,7 +97,7 @@ async fn beside_a_real_dockerd_with_iptables() {
     let out = h.outside().await;
     let dir = tempfile::Builder::new().prefix("cnm-dockerd-").tempdir().unwrap();
     let ns_path = h.ns_path();
-    let mut engine = tokio::task::spawn_blocking(move || Engine::start(dir, &ns_path, true)).await.unwrap();
+    let engine = tokio::task::spawn_blocking(move || Engine::start(dir, &ns_path, true)).await.unwrap();
     let e = &engine;
     import_busybox(e);
     assert!(iptables(&h.ns, &["-S", "FORWARD"]).await.starts_with("-P FORWARD DROP\n"), "dockerd set the policy");
@@ -127,15 +114,10 @@ async fn beside_a_real_dockerd_with_iptables() {
     let docker_port: SocketAddr = format!("{UPLINK_HOST}:8081").parse().unwrap();
     cnm_tests::dockerd::page_answers(&out.ns, docker_port).await.expect("Docker's published port answers from outside");
 
-    remove_all(&ctrl).await;
+    cnm_tests::remove_all(&ctrl).await;
     assert!(!iptables(&h.ns, &["-S"]).await.contains("CNM-FORWARD"), "cnm's chain is gone");
     dping(dweb_ip).expect("Docker's containers still reach each other");
     e.ok(&["rm", "-f", "dweb", "dc"]);
-    let engine = tokio::task::spawn_blocking(move || {
-        engine.stop();
-        engine
-    })
-    .await
-    .unwrap();
+    let engine = engine.stop_async().await;
     assert!(engine.processes().is_empty(), "dockerd and containerd are gone");
 }

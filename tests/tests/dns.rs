@@ -33,19 +33,6 @@ async fn dns_controller(h: &TestHost) -> Controller {
         .expect("start controller")
 }
 
-/// Deletes every sandbox, endpoint and network of `ctrl`.
-async fn teardown(ctrl: &Controller) {
-    for sb in ctrl.sandboxes().await {
-        sb.delete().await.unwrap();
-    }
-    for net in ctrl.networks().await {
-        for ep in net.endpoints().await {
-            ep.delete().await.unwrap();
-        }
-        net.delete().await.unwrap();
-    }
-}
-
 /// Sandboxes resolve each other by container name, host name, alias and
 /// `name.network` on a shared network, not across networks; PTR; other
 /// types of internal names answer empty and never go upstream; names go on
@@ -95,7 +82,7 @@ async fn names_resolve_on_shared_networks_only() {
     let ep_b = b.endpoints().await.remove(0);
     ep_b.leave(&b).await.unwrap();
     assert!(lookup_a(&a_ns, "db").await.unwrap_err().contains("NXDomain"));
-    teardown(&ctrl).await;
+    cnm_tests::remove_all(&ctrl).await;
 }
 
 /// Three sandboxes under one alias: every address is answered, in shuffled order.
@@ -121,7 +108,7 @@ async fn round_robin_over_a_shared_alias() {
         assert_eq!(got, ips);
     }
     assert!(firsts.len() > 1, "the order never changed: {firsts:?}");
-    teardown(&ctrl).await;
+    cnm_tests::remove_all(&ctrl).await;
 }
 
 /// Other names go to the sandbox's servers: a dead one and a failing one
@@ -170,7 +157,7 @@ async fn forwarding_fails_over_and_falls_back_to_tcp() {
     .await;
     let fail = ask(&lone.namespace().unwrap(), RESOLVER, "ext.test", RecordType::A, false, false).await.unwrap();
     assert_eq!(fail.metadata.response_code, ResponseCode::ServFail);
-    teardown(&ctrl).await;
+    cnm_tests::remove_all(&ctrl).await;
 }
 
 /// A loopback upstream of the host (127.0.0.53, as systemd-resolved) is
@@ -187,7 +174,7 @@ async fn a_loopback_upstream_is_asked_from_the_host() {
     assert_eq!(up.queries(), 1);
     let resolv = std::fs::read_to_string(sb.resolv_conf_path()).unwrap();
     assert!(resolv.contains("embedded resolver: 127.0.0.53 10.255.0.53"), "{resolv}");
-    teardown(&ctrl).await;
+    cnm_tests::remove_all(&ctrl).await;
 }
 
 /// DNS off (by the network's option): no server at 127.0.0.11, the host's
@@ -215,7 +202,7 @@ async fn dns_can_be_off_and_comes_back_after_restart() {
     assert!(ask(&s1_ns, RESOLVER, "s2", RecordType::A, false, false).await.is_err(), "stopped with the controller");
     let ctrl = dns_controller(&h).await;
     assert_eq!(lookup_a(&s1_ns, "s2").await.unwrap(), vec![s2_ip], "after a restart");
-    teardown(&ctrl).await;
+    cnm_tests::remove_all(&ctrl).await;
 }
 
 /// As in Docker, the default network has no embedded resolver: its
@@ -235,5 +222,5 @@ async fn no_dns_on_the_default_network() {
     assert!(ask(&d1.namespace().unwrap(), RESOLVER, "d2", RecordType::A, false, false).await.is_err());
     let resolv = std::fs::read_to_string(d1.resolv_conf_path()).unwrap();
     assert!(resolv.starts_with("nameserver 10.255.0.53\n"), "{resolv}");
-    teardown(&ctrl).await;
+    cnm_tests::remove_all(&ctrl).await;
 }

@@ -116,7 +116,7 @@ async fn docker_engine_uses_our_plugins() {
     );
 
     let ns_for_engine = ns_path.clone();
-    let mut engine = tokio::task::spawn_blocking(move || Engine::start(dir, &ns_for_engine, false)).await.unwrap();
+    let engine = tokio::task::spawn_blocking(move || Engine::start(dir, &ns_for_engine, false)).await.unwrap();
     let e = &engine;
     import_busybox(e);
 
@@ -181,12 +181,7 @@ async fn docker_engine_uses_our_plugins() {
     };
     assert_eq!(links, ["lo"], "bridges and veths removed");
 
-    let engine = tokio::task::spawn_blocking(move || {
-        engine.stop();
-        engine
-    })
-    .await
-    .unwrap();
+    let engine = engine.stop_async().await;
     assert!(engine.processes().is_empty(), "dockerd and containerd are gone");
     drop((served_net, served_ipam));
     assert!(!plugins.join(format!("{net_plugin}.sock")).exists(), "plugin socket removed");
