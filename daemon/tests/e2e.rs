@@ -265,6 +265,9 @@ async fn exec_from_another_mount_namespace() {
 #[tokio::test]
 async fn config_only_and_config_from() {
     let Some(d) = Daemon::start("config_only_and_config_from").await else { return };
+    // The socket accepts before the controller (and its default bridge) is
+    // up: a first answer means the daemon is serving.
+    d.ok(&["network", "ls"]);
     let links_before = d.host.links().await;
     d.ok(&[
         "network",

@@ -75,6 +75,14 @@ async fn connect_locked(net: Network, sb: Sandbox, cfg: cnm::EndpointConfig, pri
     {
         stale.delete().await?;
     }
+    // As dockerd: the sandbox's exposed ports and bindings travel with every
+    // endpoint's CreateEndpoint (the driver may program them at join).
+    let mut cfg = cfg;
+    if cfg.exposed_ports.is_empty() && cfg.port_bindings.is_empty() {
+        let sandbox = sb.info().await?.config;
+        cfg.exposed_ports = sandbox.exposed_ports;
+        cfg.port_bindings = sandbox.port_bindings;
+    }
     let ep = net.create_endpoint(sb.container_id(), cfg).await.map_err(|e| match e {
         cnm::Error::EndpointNameExists { .. } => ApiError::forbidden(e.to_string()),
         e => e.into(),
@@ -84,6 +92,11 @@ async fn connect_locked(net: Network, sb: Sandbox, cfg: cnm::EndpointConfig, pri
             tracing::warn!(endpoint = %ep.name(), error = %del, "cannot delete the endpoint of a failed join");
         }
         return Err(e.into());
+    }
+    // dockerd asks the driver for the endpoint's operational data after
+    // every join (plugins see the call); a failure there is not the connect's.
+    if let Err(e) = ep.driver_info().await {
+        tracing::debug!(endpoint = %ep.name(), error = %e, "EndpointOperInfo after join");
     }
     tracing::info!(network = %net.name(), sandbox = %sb.container_id(), "connected");
     Ok(())

@@ -52,7 +52,8 @@ fn parse_host_ports(s: &str) -> Result<(u16, u16), String> {
             }
             Ok((a, b))
         }
-        None => Ok((num(s)?, 0)),
+        // dockerd sends a single host port as HostPort = HostPortEnd.
+        None => num(s).map(|p| (p, p)),
     }
 }
 
