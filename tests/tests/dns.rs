@@ -224,3 +224,49 @@ async fn no_dns_on_the_default_network() {
     assert!(resolv.starts_with("nameserver 10.255.0.53\n"), "{resolv}");
     cnm_tests::remove_all(&ctrl).await;
 }
+
+/// At most `MAX_IN_FLIGHT` forwarded queries wait on upstreams per sandbox:
+/// with an upstream that never answers (an address nobody has), a burst of
+/// 150 distinct names gets SERVFAIL at once for every query past the bound,
+/// while the others wait for the upstream's timeout; a local name still
+/// answers during the burst.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_queries_in_flight_are_bounded() {
+    let Some(h) = TestHost::new("forwarded_queries_in_flight_are_bounded").await else { return };
+    let _out = h.outside().await;
+    let ctrl = dns_controller(&h).await;
+    let net = ctrl.new_network("bridge", "burst", NetworkConfig::default()).await.unwrap();
+    // 10.250.0.99 is on the outside link but nobody has it: queries to it go unanswered.
+    let cfg = SandboxConfig { dns: vec!["10.250.0.99".parse().unwrap()], ..Default::default() };
+    let (asker, _) = container(&ctrl, &net, "asker", &[], cfg).await;
+    let (_peer, peer_ip) = container(&ctrl, &net, "peer", &[], SandboxConfig::default()).await;
+    let ns = asker.namespace().unwrap();
+    let burst = 150usize;
+    let quick = ns
+        .run(move || -> std::io::Result<usize> {
+            let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
+            s.connect(RESOLVER)?;
+            for i in 0..burst {
+                s.send(&cnm_dns::query_bytes(i as u16, &format!("n{i}.example.test"), RecordType::A, false))?;
+            }
+            // Everything answered within a second was answered without waiting on the upstream.
+            s.set_read_timeout(Some(std::time::Duration::from_millis(200)))?;
+            let end = std::time::Instant::now() + std::time::Duration::from_secs(1);
+            let (mut servfail, mut buf) = (0, [0u8; 512]);
+            while std::time::Instant::now() < end {
+                if let Ok(n) = s.recv(&mut buf)
+                    && n > 3
+                    && buf[3] & 0x0f == 2
+                {
+                    servfail += 1;
+                }
+            }
+            Ok(servfail)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(quick, burst - cnm_dns::MAX_IN_FLIGHT, "every query past the bound is refused at once");
+    assert_eq!(lookup_a(&ns, "peer").await.unwrap(), vec![peer_ip], "local names still answer");
+    cnm_tests::remove_all(&ctrl).await;
+}
