@@ -28,6 +28,9 @@ pub const CHAIN: &str = "CNM-FORWARD";
 struct Tool {
     /// The command.
     name: &'static str,
+    /// For the nf_tables backend, the family of its `filter` table (the tool
+    /// is only run when that table has a `FORWARD` chain: see [`nft_forward_families`]).
+    nft_family: Option<u8>,
     /// For the legacy backend, the `/proc` file listing the namespace's
     /// tables (read before running the tool, which would otherwise load
     /// the kernel's legacy tables just by listing them).
@@ -35,11 +38,36 @@ struct Tool {
 }
 
 const TOOLS: [Tool; 4] = [
-    Tool { name: "iptables-nft", legacy_tables: None },
-    Tool { name: "ip6tables-nft", legacy_tables: None },
-    Tool { name: "iptables-legacy", legacy_tables: Some("/proc/thread-self/net/ip_tables_names") },
-    Tool { name: "ip6tables-legacy", legacy_tables: Some("/proc/thread-self/net/ip6_tables_names") },
+    Tool { name: "iptables-nft", nft_family: Some(NFPROTO_IPV4), legacy_tables: None },
+    Tool { name: "ip6tables-nft", nft_family: Some(NFPROTO_IPV6), legacy_tables: None },
+    Tool { name: "iptables-legacy", nft_family: None, legacy_tables: Some("/proc/thread-self/net/ip_tables_names") },
+    Tool { name: "ip6tables-legacy", nft_family: None, legacy_tables: Some("/proc/thread-self/net/ip6_tables_names") },
 ];
+
+const NFPROTO_IPV4: u8 = 2;
+const NFPROTO_IPV6: u8 = 10;
+const NFT_MSG_GETCHAIN: u16 = 4;
+const NFTA_CHAIN_TABLE: u16 = 1;
+const NFTA_CHAIN_NAME: u16 = 3;
+
+/// The families whose nf_tables `filter` table has a `FORWARD` chain (what
+/// iptables-nft makes): one netlink request each, so that a host without
+/// such a chain costs no process at all. An unclear answer counts as "has".
+pub(crate) fn nft_forward_families(sock: &mut super::nfnl::Socket) -> Vec<u8> {
+    [NFPROTO_IPV4, NFPROTO_IPV6]
+        .into_iter()
+        .filter(|&family| {
+            let what = format!("get chain FORWARD of table filter (family {family})");
+            match sock.request(NFT_MSG_GETCHAIN, 0, family, &what, |w| {
+                w.attr_str(NFTA_CHAIN_TABLE, "filter");
+                w.attr_str(NFTA_CHAIN_NAME, "FORWARD");
+            }) {
+                Ok(_) => true,
+                Err(e) => !e.is_not_found(),
+            }
+        })
+        .collect()
+}
 
 /// The iptables `FORWARD` chains of a namespace, as cnm touches them.
 #[derive(Debug, Clone)]
@@ -64,20 +92,21 @@ impl ForeignForward {
 
     /// Lets traffic of `bridge` through every foreign `FORWARD` chain in use
     /// (idempotent); with no such chain (or no iptables), does nothing.
-    pub async fn allow(&self, bridge: &str) -> Result<()> {
+    /// `nft_families`: where iptables-nft has a `FORWARD` chain ([`nft_forward_families`]).
+    pub async fn allow(&self, bridge: &str, nft_families: Vec<u8>) -> Result<()> {
         let bridge = bridge.to_string();
-        self.ns.run(move || for_each_tool(|tool| allow_blocking(tool, &bridge))).await?
+        self.ns.run(move || for_each_tool(&nft_families, |tool| allow_blocking(tool, &bridge))).await?
     }
 
     /// Takes `bridge`'s rules out; with no rule left, the jump and the chain go too.
-    pub async fn revoke(&self, bridge: &str) -> Result<()> {
+    pub async fn revoke(&self, bridge: &str, nft_families: Vec<u8>) -> Result<()> {
         let bridge = bridge.to_string();
-        self.ns.run(move || for_each_tool(|tool| revoke_blocking(tool, &bridge))).await?
+        self.ns.run(move || for_each_tool(&nft_families, |tool| revoke_blocking(tool, &bridge))).await?
     }
 
     /// Removes cnm's jump and chain from every foreign table.
-    pub async fn remove_all(&self) -> Result<()> {
-        self.ns.run(move || for_each_tool(remove_all_blocking)).await?
+    pub async fn remove_all(&self, nft_families: Vec<u8>) -> Result<()> {
+        self.ns.run(move || for_each_tool(&nft_families, remove_all_blocking)).await?
     }
 
     /// The rules of cnm's chain in each tool that has it (diagnostics and tests).
@@ -85,7 +114,7 @@ impl ForeignForward {
         self.ns
             .run(move || {
                 let mut out = Vec::new();
-                for tool in usable_tools() {
+                for tool in usable_tools(&[NFPROTO_IPV4, NFPROTO_IPV6]) {
                     if let Ok(text) = run(&tool, &["-S", CHAIN]) {
                         out.push((tool.name.to_string(), text.lines().map(str::to_string).collect()));
                     }
@@ -103,21 +132,22 @@ struct Found {
     path: PathBuf,
 }
 
-/// The tools installed whose backend has tables in this namespace.
-fn usable_tools() -> Vec<Found> {
+/// The tools installed whose backend has a filter table in this namespace.
+fn usable_tools(nft_families: &[u8]) -> Vec<Found> {
     TOOLS
         .iter()
-        .filter(|t| match t.legacy_tables {
-            Some(file) => std::fs::read_to_string(file).is_ok_and(|s| s.lines().any(|l| l == "filter")),
-            None => true,
+        .filter(|t| match (t.legacy_tables, t.nft_family) {
+            (Some(file), _) => std::fs::read_to_string(file).is_ok_and(|s| s.lines().any(|l| l == "filter")),
+            (None, Some(family)) => nft_families.contains(&family),
+            (None, None) => true,
         })
         .filter_map(|t| Some(Found { name: t.name, path: which(t.name)? }))
         .collect()
 }
 
-fn for_each_tool(mut f: impl FnMut(&Found) -> Result<()>) -> Result<()> {
+fn for_each_tool(nft_families: &[u8], mut f: impl FnMut(&Found) -> Result<()>) -> Result<()> {
     let mut first_err = None;
-    for tool in usable_tools() {
+    for tool in usable_tools(nft_families) {
         if let Err(e) = f(&tool) {
             tracing::warn!(tool = tool.name, error = %e, "iptables FORWARD chain");
             first_err.get_or_insert(e);

@@ -153,11 +153,13 @@ impl Firewall for NftFirewall {
 
     async fn add_network(&self, net: &NetworkRules) -> Result<()> {
         self.apply(ops(network_elements(net), false)).await?;
-        self.foreign.allow(&net.bridge).await
+        let families = self.sockets.run(|s| Ok(super::iptables::nft_forward_families(s))).await?;
+        self.foreign.allow(&net.bridge, families).await
     }
 
     async fn remove_network(&self, net: &NetworkRules) -> Result<()> {
-        let foreign = self.foreign.revoke(&net.bridge).await;
+        let families = self.sockets.run(|s| Ok(super::iptables::nft_forward_families(s))).await?;
+        let foreign = self.foreign.revoke(&net.bridge, families).await;
         self.apply(ops(network_elements(net), true)).await.and(foreign)
     }
 
@@ -173,7 +175,8 @@ impl Firewall for NftFirewall {
     }
 
     async fn remove_all(&self) -> Result<()> {
-        let foreign = self.foreign.remove_all().await;
+        let families = self.sockets.run(|s| Ok(super::iptables::nft_forward_families(s))).await?;
+        let foreign = self.foreign.remove_all(families).await;
         self.sockets.run(ruleset::remove).await.and(foreign)
     }
 }
