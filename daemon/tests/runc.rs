@@ -79,6 +79,21 @@ fn run_detached(root: &Path, bundle: &Path, name: &str) {
     assert!(status.success(), "runc run {name} failed (the hook refused?)");
 }
 
+/// Kills container `name` and waits (bounded: 10 s) until runc reports it stopped.
+fn kill(root: &Path, name: &str) {
+    runc(root, &["kill", name, "KILL"]).unwrap();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let state = runc(root, &["state", name]).unwrap_or_default();
+        let status: serde_json::Value = serde_json::from_str(&state).unwrap_or_default();
+        if status["status"] == "stopped" {
+            return;
+        }
+        assert!(std::time::Instant::now() < end, "{name} did not stop within 10 s: {state}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 fn ping(root: &Path, from: &str, to: &str) -> Result<String, String> {
     runc(root, &["exec", from, "ping", "-c", "1", "-W", "3", to])
 }
@@ -130,26 +145,22 @@ async fn runc_containers_get_networks_through_the_hook() {
 
     // Down while c3 exits: the next start removes c3's sandbox and endpoint.
     assert!(d.sigterm());
-    runc(&root, &["kill", "c3", "KILL"]).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    kill(&root, "c3");
     let _ = runc(&root, &["delete", "c3"]); // its poststop hook finds no daemon: a warning.
     d.spawn();
     assert!(!sandboxes(&d).contains(&"c3".to_string()), "c3's sandbox is gone: {:?}", sandboxes(&d));
     ping(&root, "c1", &c2).expect("running containers keep their networks across a restart");
 
     // runc delete: the poststop hook removes the sandbox.
-    runc(&root, &["kill", "c1", "KILL"]).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    kill(&root, "c1");
     runc(&root, &["delete", "c1"]).unwrap();
     assert!(!sandboxes(&d).contains(&"c1".to_string()), "{:?}", sandboxes(&d));
     // network disconnect first, then runc delete.
     d.ok(&["network", "disconnect", "rn", "c2"]);
-    runc(&root, &["kill", "c2", "KILL"]).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    kill(&root, "c2");
     runc(&root, &["delete", "c2"]).unwrap();
     // runc delete, then network disconnect and sandbox rm.
-    runc(&root, &["kill", "c4", "KILL"]).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    kill(&root, "c4");
     runc(&root, &["delete", "c4"]).unwrap();
     d.ok(&["network", "disconnect", "rn", "c4"]);
     d.ok(&["sandbox", "rm", "c4"]);

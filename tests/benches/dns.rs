@@ -114,8 +114,16 @@ async fn main() {
         answered as f64 / took.as_secs_f64()
     );
 
-    // Memory: servers on fresh namespaces, sharing the controller's resolver's records.
+    // Memory: servers on fresh namespaces, sharing one resolver whose records
+    // name each of them (so each can be asked for its own name).
     let resolver = cnm_dns::Resolver::new();
+    resolver.update(cnm_dns::Records::new((0..SERVERS).map(|i| cnm_dns::Entry {
+        network_id: "mem".into(),
+        network_name: "mem".into(),
+        sandbox_id: format!("s{i}"),
+        names: vec![format!("s{i}")],
+        addrs: vec![std::net::IpAddr::from([10, 99, (i / 250) as u8, (i % 250 + 1) as u8])],
+    })));
     let dir = h.dir.path().join("dns-mem");
     let mut namespaces = Vec::new();
     for i in 0..SERVERS {
@@ -132,7 +140,11 @@ async fn main() {
             cnm_dns::SandboxServer::start(resolver.clone(), &format!("s{i}"), ns, &h.ns, &upstreams).await.unwrap(),
         );
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Every server answers once (they are serving, not just spawned).
+    for (i, ns) in namespaces.iter().enumerate() {
+        let found = cnm_dns::lookup_ipv4(ns, &format!("s{i}"), Duration::from_secs(2)).await.expect("a server answers");
+        assert_eq!(found.len(), 1);
+    }
     let after = rss_kib();
     println!(
         "memory: {SERVERS} servers added {} KiB resident, {:.1} KiB per sandbox",

@@ -63,6 +63,16 @@ impl Ipam for ScriptedIpam {
     }
 }
 
+/// A controller with the bridge driver and `ipam` registered as `name`.
+async fn with_ipam(h: &TestHost, name: &str, ipam: Arc<ScriptedIpam>) -> Controller {
+    h.builder()
+        .driver_on_host(|host| cnm_driver_bridge::BridgeDriver::new(host.clone()))
+        .ipam_arc(name, ipam)
+        .build()
+        .await
+        .expect("start controller")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pools_overlapping_the_host_are_set_aside() {
     let Some(h) = TestHost::new("pools_overlapping_the_host_are_set_aside").await else { return };
@@ -74,13 +84,7 @@ async fn pools_overlapping_the_host_are_set_aside() {
     let ipam = Arc::new(ScriptedIpam::default());
     *ipam.offers.lock().unwrap() =
         ["10.250.0.0/24", "10.99.3.0/24", "10.98.0.0/24"].iter().map(|s| s.parse().unwrap()).collect();
-    let ctrl: Controller = h
-        .builder()
-        .driver_on_host(|host| cnm_driver_bridge::BridgeDriver::new(host.clone()))
-        .ipam_arc("scripted", ipam.clone())
-        .build()
-        .await
-        .unwrap();
+    let ctrl = with_ipam(&h, "scripted", ipam.clone()).await;
     let cfg = NetworkConfig { ipam_driver: "scripted".into(), ..Default::default() };
     let net = ctrl.new_network("bridge", "clear", cfg.clone()).await.unwrap();
     let info = net.info().await.unwrap();
@@ -104,13 +108,7 @@ async fn pools_overlapping_the_host_are_set_aside() {
 async fn an_ipam_that_requires_the_mac_gets_the_endpoints_mac() {
     let Some(h) = TestHost::new("an_ipam_that_requires_the_mac_gets_the_endpoints_mac").await else { return };
     let ipam = Arc::new(ScriptedIpam { requires_mac: true, ..Default::default() });
-    let ctrl: Controller = h
-        .builder()
-        .driver_on_host(|host| cnm_driver_bridge::BridgeDriver::new(host.clone()))
-        .ipam_arc("mac-ipam", ipam.clone())
-        .build()
-        .await
-        .unwrap();
+    let ctrl = with_ipam(&h, "mac-ipam", ipam.clone()).await;
     let cfg = NetworkConfig { ipam_driver: "mac-ipam".into(), ..Default::default() }
         .with_subnet("10.97.0.0/24".parse().unwrap());
     let net = ctrl.new_network("bridge", "macs", cfg).await.unwrap();

@@ -44,6 +44,20 @@ impl NftFirewall {
         }
         self.sockets.run(move |sock| sock.send(&batch)).await
     }
+
+    /// Applies element operations, then (on the same socket, in the same
+    /// turn) asks where iptables-nft has a `FORWARD` chain.
+    async fn apply_then_forward_families(&self, ops: Vec<ElementOp>) -> Result<Vec<u8>> {
+        let batch = elements::batch(TABLE, &ops);
+        self.sockets
+            .run(move |sock| {
+                if !batch.is_empty() {
+                    sock.send(&batch)?;
+                }
+                Ok(super::iptables::nft_forward_families(sock))
+            })
+            .await
+    }
 }
 
 /// A network's set elements.
@@ -152,15 +166,14 @@ impl Firewall for NftFirewall {
     }
 
     async fn add_network(&self, net: &NetworkRules) -> Result<()> {
-        self.apply(ops(network_elements(net), false)).await?;
-        let families = self.sockets.run(|s| Ok(super::iptables::nft_forward_families(s))).await?;
+        let families = self.apply_then_forward_families(ops(network_elements(net), false)).await?;
         self.foreign.allow(&net.bridge, families).await
     }
 
     async fn remove_network(&self, net: &NetworkRules) -> Result<()> {
-        let families = self.sockets.run(|s| Ok(super::iptables::nft_forward_families(s))).await?;
-        let foreign = self.foreign.revoke(&net.bridge, families).await;
-        self.apply(ops(network_elements(net), true)).await.and(foreign)
+        // The bridge is going: its elements first, then its foreign rules.
+        let families = self.apply_then_forward_families(ops(network_elements(net), true)).await?;
+        self.foreign.revoke(&net.bridge, families).await
     }
 
     async fn add_ports(&self, ports: &[PortMapping]) -> Result<()> {
