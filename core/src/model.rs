@@ -71,6 +71,9 @@ pub(crate) struct JoinRecord {
     /// it chose), so a restart publishes the same ones.
     #[serde(default)]
     pub published: Vec<PortBinding>,
+    /// The driver's last answer to `EndpointOperInfo` (its port map, MAC, …).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_info: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

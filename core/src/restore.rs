@@ -72,7 +72,7 @@ impl Controller {
         }
         let ids: Vec<String> = self.st().sandboxes.keys().cloned().collect();
         for id in ids {
-            if let Err(e) = self.apply_gateway_change(&id, None).await {
+            if let Err(e) = self.apply_gateway_change(&id, None, false).await {
                 tracing::warn!(sandbox = %id, error = %e, "failed to restore the gateway of a sandbox");
             }
             if let Err(e) = self.refresh_sandbox(&id).await {

@@ -10,6 +10,8 @@ pub struct DriverOptions {
     pub firewall: bool,
     /// The predefined pools of the default IPAM.
     pub default_pools: cnm_ipams::DefaultIpamConfig,
+    /// Where plugins are looked for instead of Docker's directories.
+    pub plugin_dir: Option<std::path::PathBuf>,
 }
 
 /// Registers every driver compiled in, the `null` driver, and the two IPAMs
@@ -30,13 +32,17 @@ pub fn register_builtin_drivers(builder: ControllerBuilder, opts: DriverOptions)
     #[cfg(feature = "host")]
     let builder = builder.driver(cnm_driver_host::HostDriver::new());
     #[cfg(feature = "remote")]
-    let builder = remote(builder);
+    let builder = remote(builder, opts.plugin_dir.as_deref());
     builder
 }
 
 #[cfg(feature = "remote")]
-fn remote(builder: ControllerBuilder) -> ControllerBuilder {
-    let plugins = std::sync::Arc::new(cnm_driver_remote::PluginProvider::new(cnm_driver_remote::Discovery::default()));
+fn remote(builder: ControllerBuilder, plugin_dir: Option<&std::path::Path>) -> ControllerBuilder {
+    let discovery = match plugin_dir {
+        Some(dir) => cnm_driver_remote::Discovery::in_dir(dir),
+        None => cnm_driver_remote::Discovery::default(),
+    };
+    let plugins = std::sync::Arc::new(cnm_driver_remote::PluginProvider::new(discovery));
     builder.driver_provider(plugins.clone()).ipam_provider(plugins)
 }
 

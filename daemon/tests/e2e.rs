@@ -306,3 +306,25 @@ async fn config_only_and_config_from() {
     d.ok(&["network", "rm", "derived"]);
     d.ok(&["network", "rm", "conf"]);
 }
+
+/// `network connect --link-local-ip`: the address is on the sandbox's
+/// interface (as libnetwork puts it, /16) and answers from the other
+/// sandbox on the same network; a non-link-local one is refused.
+#[tokio::test]
+async fn link_local_addresses_answer_on_the_network() {
+    let Some(d) = Daemon::start("link_local_addresses_answer_on_the_network").await else { return };
+    d.ok(&["network", "create", "--subnet", "10.231.2.0/24", "ll"]);
+    d.ok(&["sandbox", "create", "a"]);
+    d.ok(&["sandbox", "create", "b"]);
+    d.ok(&["network", "connect", "--link-local-ip", "169.254.7.7", "ll", "a"]);
+    d.ok(&["network", "connect", "--link-local-ip", "169.254.7.8", "ll", "b"]);
+    let addrs = d.ok(&["sandbox", "exec", "a", "--", "ip", "-o", "addr", "show", "eth0"]);
+    assert!(addrs.contains("169.254.7.7/16"), "link-local address on eth0:\n{addrs}");
+    assert!(d.pings("b", "169.254.7.7").await, "b cannot reach a's link-local address");
+    d.ok(&["sandbox", "create", "c"]);
+    let out = d.cnmctl(&["network", "connect", "--link-local-ip", "10.1.2.3", "ll", "c"]);
+    assert!(!out.status.success(), "a non-link-local address is refused");
+    assert!(stderr(&out).contains("not a link-local address"), "{}", stderr(&out));
+    d.ok(&["sandbox", "rm", "a", "b", "c"]);
+    d.ok(&["network", "rm", "ll"]);
+}

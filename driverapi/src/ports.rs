@@ -129,6 +129,18 @@ impl MacAddress {
     pub fn octets(&self) -> [u8; 6] {
         self.0
     }
+
+    /// A MAC as a driver reports it in JSON: `"02:42:…"`, or the base64 of
+    /// the six bytes (a Go `net.HardwareAddr` marshalled as `[]byte`).
+    pub fn from_reported(v: &serde_json::Value) -> Option<Self> {
+        use base64::Engine;
+        let s = v.as_str()?;
+        if let Ok(m) = s.parse() {
+            return Some(m);
+        }
+        let raw = base64::engine::general_purpose::STANDARD.decode(s.as_bytes()).ok()?;
+        Some(MacAddress(raw.try_into().ok()?))
+    }
 }
 
 impl fmt::Display for MacAddress {

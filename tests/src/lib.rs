@@ -499,43 +499,7 @@ pub async fn can_bind_tcp(ns: &Namespace, addr: std::net::SocketAddr) -> bool {
 pub mod dns;
 pub mod dockerd;
 
-/// The recorded Docker traffic: Docker Engine 20.10 facing a recording
-/// plugin, kept as test fixtures in `tests/fixtures/traces` (a copy of the
-/// project's shared conformance set; see its README).
-pub mod traces {
-    use std::path::{Path, PathBuf};
-
-    /// The directory of the recorded traces: `CNM_TRACES_DIR` when set (to
-    /// run the suites against another recorded set), else the fixtures.
-    pub fn dir() -> PathBuf {
-        std::env::var_os("CNM_TRACES_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/traces"))
-    }
-
-    /// The trace files (`*.jsonl` without `.steps`), sorted; panics if the visible set is missing.
-    pub fn files() -> Vec<PathBuf> {
-        let dir = dir();
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("the conformance traces must be at {}: {e}", dir.display()))
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "jsonl") && !p.to_string_lossy().ends_with(".steps.jsonl"))
-            .collect();
-        files.sort();
-        assert!(files.len() >= 12, "expected the visible trace set, found {files:?}");
-        files
-    }
-
-    /// The lines of a JSON-lines file.
-    pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-            .collect()
-    }
-}
+pub mod traces;
 
 /// The path of `lib<lib>.so`, the `cdylib` of workspace package `package`,
 /// built (debug) by a nested `cargo build` in a target directory of its own
@@ -578,3 +542,4 @@ pub async fn remove_all(ctrl: &Controller) {
         net.delete().await.expect("delete network");
     }
 }
+pub mod recorder;

@@ -20,6 +20,11 @@ impl Network {
     /// the IPv4 address.
     pub async fn create_endpoint(&self, name: &str, config: EndpointConfig) -> Result<Endpoint> {
         check_name("endpoint", name)?;
+        if let Some(ip) = config.link_local_ips.iter().find(|ip| !is_link_local(ip)) {
+            return Err(Error::InvalidParameter(format!(
+                "{ip} is not a link-local address (169.254.0.0/16 or fe80::/10)"
+            )));
+        }
         let ctrl = &self.ctrl;
         let _lock = ctrl.inner.locks.lock(&self.id).await;
         ctrl.ensure_restored(&self.id).await?;
@@ -210,5 +215,13 @@ pub(crate) async fn release_addresses(ipam: &dyn Ipam, net: &NetworkRecord, rec:
         if let Err(e) = ipam.release_address(req).await {
             tracing::warn!(address = %a, error = %e, "failed to release address");
         }
+    }
+}
+
+/// Whether `ip` is a link-local unicast address.
+fn is_link_local(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => v6.is_unicast_link_local(),
     }
 }

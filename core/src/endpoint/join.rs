@@ -56,6 +56,7 @@ impl Endpoint {
             disable_gateway_service: false,
             priority: options.priority,
             published: Vec::new(),
+            driver_info: Default::default(),
         });
         ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec).await?;
         ctrl.st().endpoints.insert(rec.id.clone(), rec.clone());
@@ -121,7 +122,11 @@ impl Controller {
                     .filter_map(|j| j.iface.clone())
                     .collect();
                 let dst = interface::next_name(&ifn.dst_prefix, used.iter().map(String::as_str));
-                let addrs: Vec<_> = rec.ipv4.iter().chain(rec.ipv6.iter()).copied().collect();
+                let mut addrs: Vec<_> = rec.ipv4.iter().chain(rec.ipv6.iter()).copied().collect();
+                for ip in &rec.config.link_local_ips {
+                    let len = if ip.is_ipv4() { 16 } else { 64 };
+                    addrs.extend(ipnet::IpNet::new(*ip, len).ok());
+                }
                 let index = match interface::place(&self.inner.host, &nl, &ifn.src_name, &dst, rec.mac, &addrs).await {
                     Ok(i) => i,
                     Err(e) => {
@@ -145,7 +150,7 @@ impl Controller {
                 j.disable_gateway_service = resp.disable_gateway_service;
             }
             self.st().endpoints.insert(rec.id.clone(), rec.clone());
-            self.apply_gateway_change(&sandbox_id, old_gateway.clone()).await?;
+            self.apply_gateway_change(&sandbox_id, old_gateway.clone(), false).await?;
             // The gateway change may have recorded published ports on this endpoint.
             if let Some(cur) = self.st().endpoints.get(&rec.id) {
                 rec.join = cur.join.clone();
@@ -163,7 +168,8 @@ impl Controller {
                 j.phase = JoinPhase::Leaving;
             }
             self.st().endpoints.insert(rec.id.clone(), rec.clone());
-            if took_gateway && let Err(err) = self.apply_gateway_change(&sandbox_id, Some(rec.id.clone())).await {
+            if took_gateway && let Err(err) = self.apply_gateway_change(&sandbox_id, Some(rec.id.clone()), false).await
+            {
                 tracing::warn!(error = %err, "failed to restore the gateway after a failed join");
             }
             let leave = LeaveRequest { network_id: net.id.clone(), endpoint_id: rec.id.clone() };

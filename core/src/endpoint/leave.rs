@@ -91,7 +91,7 @@ impl Controller {
         self.st().endpoints.insert(rec.id.clone(), rec);
         if sandbox_present() {
             let old = old_gateway.filter(|g| g != endpoint_id);
-            if let Err(e) = self.apply_gateway_change(&sandbox_id, old).await {
+            if let Err(e) = self.apply_gateway_change(&sandbox_id, old, true).await {
                 errs.push(e);
             }
             if let Err(e) = self.refresh_sandbox(&sandbox_id).await {

@@ -33,6 +33,10 @@ pub struct EndpointConfig {
     pub exposed_ports: Vec<TransportPort>,
     /// Published ports (`-p`).
     pub port_bindings: Vec<PortBinding>,
+    /// Link-local addresses put on the interface besides its own (`--link-local-ip`;
+    /// 169.254.0.0/16 as /16, fe80::/10 as /64, as libnetwork does); never sent to the driver.
+    #[serde(default)]
+    pub link_local_ips: Vec<std::net::IpAddr>,
 }
 
 /// Options of a join.
@@ -67,6 +71,8 @@ pub struct EndpointInfo {
     pub gateway_ipv6: Option<Ipv6Addr>,
     /// The configuration it was created with.
     pub config: EndpointConfig,
+    /// What the driver last reported of the joined endpoint ([`Endpoint::driver_info`]); empty until then.
+    pub driver_info: BTreeMap<String, serde_json::Value>,
 }
 
 /// An endpoint, as a handle on the controller.
@@ -114,11 +120,14 @@ impl Endpoint {
             gateway: rec.join.as_ref().and_then(|j| j.gateway),
             gateway_ipv6: rec.join.as_ref().and_then(|j| j.gateway_ipv6),
             config: rec.config.clone(),
+            driver_info: rec.join.as_ref().map(|j| j.driver_info.clone()).unwrap_or_default(),
         })
     }
 
-    /// The driver's operational data of the endpoint, plus its MAC address
-    /// under `com.docker.network.endpoint.macaddress`.
+    /// The driver's operational data of the endpoint (`EndpointOperInfo`),
+    /// plus its MAC address under `com.docker.network.endpoint.macaddress`
+    /// when the driver gave none. A joined endpoint keeps the answer: it is
+    /// in [`EndpointInfo::driver_info`] until the endpoint leaves.
     pub async fn driver_info(&self) -> Result<BTreeMap<String, serde_json::Value>> {
         let (driver, mac) = {
             let st = self.ctrl.st();
@@ -135,8 +144,28 @@ impl Endpoint {
             .await
             .map_err(|source| Error::Driver { driver, op: "report endpoint information", source })?
             .value;
+        // Under the network's lock: a leave under way must not be undone by this write.
+        let _network_lock = self.ctrl.inner.locks.lock(&self.network_id).await;
+        let updated = {
+            let mut st = self.ctrl.st();
+            match st.endpoints.get_mut(&self.id) {
+                Some(rec) if rec.join.as_ref().is_some_and(|j| j.driver_info != info) => {
+                    if let Some(j) = rec.join.as_mut() {
+                        j.driver_info = info.clone();
+                    }
+                    Some(rec.clone())
+                }
+                _ => None,
+            }
+        };
+        if let Some(rec) = updated
+            && let Err(e) = self.ctrl.inner.store.put(crate::store::Table::Endpoints, &rec.id, &rec).await
+        {
+            tracing::warn!(endpoint = %rec.name, error = %e, "failed to record the driver's endpoint information");
+        }
         if let Some(mac) = mac {
-            info.insert(cnm_driverapi::label::MAC_ADDRESS.to_string(), serde_json::Value::String(mac.to_string()));
+            info.entry(cnm_driverapi::label::MAC_ADDRESS.to_string())
+                .or_insert_with(|| serde_json::Value::String(mac.to_string()));
         }
         Ok(info)
     }

@@ -8,24 +8,17 @@ use crate::{Controller, Error, Result};
 use cnm_driverapi::{ProgramExternalConnectivityRequest, RevokeExternalConnectivityRequest, SandboxOptions};
 use std::cmp::Reverse;
 
-/// Libnetwork's endpoint order: priority (high first), non-internal before
-/// internal, dual-stack gateways before IPv6-only before IPv4-only before
-/// none, then network name.
-fn order_key<'a>(st: &'a State, ep: &'a EndpointRecord) -> (Reverse<i32>, bool, u8, &'a str, &'a str) {
+/// Libnetwork's endpoint order: non-internal before internal, then
+/// priority (high first), then dual-stack gateways before the rest, then
+/// network name (with no priority set, Docker 20.10's order exactly).
+fn order_key<'a>(st: &'a State, ep: &'a EndpointRecord) -> (bool, Reverse<i32>, bool, &'a str, &'a str) {
     let net = st.networks.get(&ep.network_id);
     let join = ep.join.as_ref();
-    let v4 = join.is_some_and(|j| j.gateway.is_some());
-    let v6 = join.is_some_and(|j| j.gateway_ipv6.is_some());
-    let class = match (v4, v6) {
-        (true, true) => 0,
-        (false, true) => 1,
-        (true, false) => 2,
-        (false, false) => 3,
-    };
+    let dual = join.is_some_and(|j| j.gateway.is_some() && j.gateway_ipv6.is_some());
     (
-        Reverse(join.map_or(0, |j| j.priority)),
         net.is_some_and(|n| n.config.internal),
-        class,
+        Reverse(join.map_or(0, |j| j.priority)),
+        !dual,
         net.map_or("", |n| n.name.as_str()),
         ep.id.as_str(),
     )
@@ -54,9 +47,16 @@ pub(crate) fn current(st: &State, sandbox_id: &str) -> Option<String> {
 impl Controller {
     /// Moves the gateway role from `old` to whichever endpoint holds it now:
     /// the old one loses its default routes and external connectivity, the
-    /// new one gets them (not on internal networks). The caller holds the
-    /// sandbox's lock.
-    pub(crate) async fn apply_gateway_change(&self, sandbox_id: &str, old: Option<String>) -> Result<()> {
+    /// new one gets them. As in libnetwork, a join never programs external
+    /// connectivity on an internal network's endpoint, but a leave that hands
+    /// the role on does (`after_leave`), and the endpoint losing the role is
+    /// revoked whatever its network. The caller holds the sandbox's lock.
+    pub(crate) async fn apply_gateway_change(
+        &self,
+        sandbox_id: &str,
+        old: Option<String>,
+        after_leave: bool,
+    ) -> Result<()> {
         let (mut options, old_rec, new_rec, new_net) = {
             let st = self.st();
             let new = current(&st, sandbox_id);
@@ -95,7 +95,7 @@ impl Controller {
                 super::interface::add_default_routes(&nl, index, j.gateway, j.gateway_ipv6).await?;
             }
             let net = new_net.ok_or_else(|| Error::NetworkNotFound(new_rec.network_id.clone()))?;
-            if !net.config.internal {
+            if after_leave || !net.config.internal {
                 let driver = net.driver.clone();
                 let drv = self.driver(&driver).await?;
                 // After a restart, publish the host ports chosen before.
@@ -148,12 +148,10 @@ impl Controller {
         }
     }
 
-    /// Revokes external connectivity of an endpoint; failures are logged (as Docker does on leave).
+    /// Revokes external connectivity of an endpoint (whatever its network,
+    /// as libnetwork does); failures are logged (as Docker does on leave).
     pub(crate) async fn revoke_connectivity(&self, ep: &EndpointRecord) {
         let Some(net) = self.st().networks.get(&ep.network_id).cloned() else { return };
-        if net.config.internal {
-            return;
-        }
         let Ok(drv) = self.driver(&net.driver).await else { return };
         let req = RevokeExternalConnectivityRequest { network_id: net.id.clone(), endpoint_id: ep.id.clone() };
         if let Err(e) = drv.revoke_external_connectivity(req).await {

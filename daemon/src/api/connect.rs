@@ -75,13 +75,17 @@ async fn connect_locked(net: Network, sb: Sandbox, cfg: cnm::EndpointConfig, pri
     {
         stale.delete().await?;
     }
-    // As dockerd: the sandbox's exposed ports and bindings travel with every
-    // endpoint's CreateEndpoint (the driver may program them at join).
+    // As dockerd: the sandbox's exposed ports and bindings, and its DNS
+    // servers, travel with every endpoint's CreateEndpoint (the driver may
+    // program them at join).
     let mut cfg = cfg;
+    let sandbox = sb.info().await?.config;
     if cfg.exposed_ports.is_empty() && cfg.port_bindings.is_empty() {
-        let sandbox = sb.info().await?.config;
         cfg.exposed_ports = sandbox.exposed_ports;
         cfg.port_bindings = sandbox.port_bindings;
+    }
+    if cfg.dns_servers.is_empty() {
+        cfg.dns_servers = sandbox.dns.iter().map(|ip| ip.to_string()).collect();
     }
     let ep = net.create_endpoint(sb.container_id(), cfg).await.map_err(|e| match e {
         cnm::Error::EndpointNameExists { .. } => ApiError::forbidden(e.to_string()),
@@ -93,11 +97,7 @@ async fn connect_locked(net: Network, sb: Sandbox, cfg: cnm::EndpointConfig, pri
         }
         return Err(e.into());
     }
-    // dockerd asks the driver for the endpoint's operational data after
-    // every join (plugins see the call); a failure there is not the connect's.
-    if let Err(e) = ep.driver_info().await {
-        tracing::debug!(endpoint = %ep.name(), error = %e, "EndpointOperInfo after join");
-    }
+    refresh_driver_info(&sb).await;
     tracing::info!(network = %net.name(), sandbox = %sb.container_id(), "connected");
     Ok(())
 }
@@ -138,9 +138,22 @@ async fn disconnect_locked(net: Network, sb: Option<Sandbox>, req: NetworkDiscon
         ApiError::not_found(format!("sandbox {} is not connected to network {}", sb.container_id(), net.name()))
     })?;
     ep.leave(&sb).await?;
+    refresh_driver_info(&sb).await;
     ep.delete().await?;
     tracing::info!(network = %net.name(), sandbox = %sb.container_id(), "disconnected");
     Ok(())
+}
+
+/// As dockerd after a connect or disconnect: asks the driver of each of the
+/// sandbox's endpoints for its operational data (`EndpointOperInfo`: the
+/// ports it published, its MAC), which inspect then shows. A failure there
+/// is not the connect's.
+async fn refresh_driver_info(sb: &Sandbox) {
+    for ep in sb.endpoints().await {
+        if let Err(e) = ep.driver_info().await {
+            tracing::debug!(endpoint = %ep.name(), error = %e, "EndpointOperInfo");
+        }
+    }
 }
 
 /// The endpoint joining `sb` to `net`, if any.

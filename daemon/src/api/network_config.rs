@@ -124,8 +124,9 @@ pub fn endpoint_config(settings: Option<&EndpointSettings>) -> Result<(EndpointC
     }
     let mut cfg = EndpointConfig { aliases: s.aliases.clone(), ..EndpointConfig::default() };
     if let Some(ipam) = &s.ipam_config {
-        if !ipam.link_local_ips.is_empty() {
-            return Err(ApiError::bad_request("link-local addresses are not supported"));
+        for ip in &ipam.link_local_ips {
+            cfg.link_local_ips
+                .push(ip.parse().map_err(|_| ApiError::bad_request(format!("invalid LinkLocalIPs entry {ip:?}")))?);
         }
         if !ipam.ipv4_address.is_empty() {
             cfg.ipv4 = Some(ipam.ipv4_address.parse().map_err(|_| {

@@ -168,13 +168,20 @@ pub async fn prune(State(st): State<ApiState>, q: QueryMap) -> ApiResult<Json<Ne
 /// A network in Docker's shape; `containers` lists the joined sandboxes.
 pub async fn resource(st: &ApiState, net: &Network, containers: bool) -> ApiResult<NetworkResource> {
     let info = net.info().await?;
-    let pools = |ps: &[PoolInfo]| -> Vec<IpamConfig> {
-        ps.iter()
+    // As dockerd shows a family's pools: the configuration as the user gave
+    // it (no gateway they did not give); when they gave none, the pools the
+    // IPAM chose, with their gateways.
+    let family = |configured: &[cnm::IpamConfig], allocated: &[PoolInfo]| -> Vec<IpamConfig> {
+        let given: Vec<IpamConfig> = configured.iter().filter(|c| c.subnet.is_some()).map(configured_pool).collect();
+        if !given.is_empty() || info.config.config_only {
+            return given;
+        }
+        allocated
+            .iter()
             .map(|p| IpamConfig {
                 subnet: p.subnet.to_string(),
-                ip_range: p.ip_range.map(|r| r.to_string()).unwrap_or_default(),
                 gateway: p.gateway.map(|g| g.addr().to_string()).unwrap_or_default(),
-                auxiliary_addresses: p.aux_addresses.iter().map(|(k, v)| (k.clone(), v.addr().to_string())).collect(),
+                ..Default::default()
             })
             .collect()
     };
@@ -189,13 +196,14 @@ pub async fn resource(st: &ApiState, net: &Network, containers: bool) -> ApiResu
             .collect();
         for ep in net.endpoints().await {
             let Ok(e) = ep.info().await else { continue };
-            let Some(sid) = e.sandbox_id else { continue };
+            let Some(sid) = e.sandbox_id.clone() else { continue };
+            let mac = super::sandboxes::reported_mac(&e);
             map.insert(
                 sid.clone(),
                 EndpointResource {
                     name: names.get(&sid).cloned().unwrap_or_default(),
                     endpoint_id: e.id,
-                    mac_address: e.mac.map(|m| m.to_string()).unwrap_or_default(),
+                    mac_address: mac.map(|m| m.to_string()).unwrap_or_default(),
                     ipv4_address: e.ipv4.map(|a| a.to_string()).unwrap_or_default(),
                     ipv6_address: e.ipv6.map(|a| a.to_string()).unwrap_or_default(),
                 },
@@ -212,12 +220,10 @@ pub async fn resource(st: &ApiState, net: &Network, containers: bool) -> ApiResu
         enable_ipv6: info.config.enable_ipv6,
         ipam: Ipam {
             driver: info.config.ipam_driver.clone(),
-            config: if info.config.config_only {
-                // Nothing allocated: the configuration as given.
-                info.config.ipv4.iter().chain(info.config.ipv6.iter()).map(configured_pool).collect()
-            } else {
-                pools(&info.ipv4).into_iter().chain(pools(&info.ipv6)).collect()
-            },
+            config: family(&info.config.ipv4, &info.ipv4)
+                .into_iter()
+                .chain(family(&info.config.ipv6, &info.ipv6))
+                .collect(),
             options: info.config.ipam_options.clone(),
         },
         internal: info.config.internal,
@@ -233,7 +239,7 @@ pub async fn resource(st: &ApiState, net: &Network, containers: bool) -> ApiResu
     })
 }
 
-/// A pool as configured (for configuration-only networks).
+/// A pool as configured.
 fn configured_pool(c: &cnm::IpamConfig) -> IpamConfig {
     IpamConfig {
         subnet: c.subnet.map(|s| s.to_string()).unwrap_or_default(),

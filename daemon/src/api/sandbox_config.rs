@@ -3,6 +3,7 @@
 use crate::errors::ApiError;
 use crate::wire::ports::{bindings_from_map, parse_port_key};
 use crate::wire::sandbox::SandboxCreateRequest;
+use cnm::driverapi::TransportPort;
 use cnm::{ExtraHost, SandboxConfig};
 use std::net::IpAddr;
 
@@ -39,9 +40,23 @@ pub fn sandbox_config(req: &SandboxCreateRequest) -> Result<SandboxConfig, ApiEr
             Ok(ExtraHost { name: name.to_string(), ip })
         })
         .collect::<Result<_, ApiError>>()?;
-    let mut exposed_ports = Vec::new();
-    for key in req.exposed_ports.keys().chain(req.port_bindings.keys()) {
-        let p = parse_port_key(key).map_err(|e| ApiError::bad_request(format!("invalid ExposedPorts: {e}")))?;
+    let mut port_bindings = bindings_from_map(&req.port_bindings)
+        .map_err(|e| ApiError::bad_request(format!("invalid PortBindings: {e}")))?;
+    // dockerd's order (its `nat.SortPortMap`): explicit host ports first,
+    // highest first, then by port and protocol; exposed ports with bindings
+    // in that order, then the others.
+    port_bindings.sort_by(|a, b| {
+        b.host_port.cmp(&a.host_port).then(a.port.cmp(&b.port)).then(a.proto.to_string().cmp(&b.proto.to_string()))
+    });
+    let mut exposed_ports: Vec<TransportPort> = Vec::new();
+    let bound = port_bindings.iter().map(|b| TransportPort { proto: b.proto, port: b.port });
+    let listed = req
+        .exposed_ports
+        .keys()
+        .chain(req.port_bindings.keys())
+        .map(|key| parse_port_key(key).map_err(|e| ApiError::bad_request(format!("invalid ExposedPorts: {e}"))));
+    for p in bound.map(Ok).chain(listed) {
+        let p = p?;
         if !exposed_ports.contains(&p) {
             exposed_ports.push(p);
         }
@@ -51,8 +66,6 @@ pub fn sandbox_config(req: &SandboxCreateRequest) -> Result<SandboxConfig, ApiEr
         p if p.starts_with('/') => Some(std::path::PathBuf::from(p)),
         p => return Err(ApiError::bad_request(format!("invalid Netns {p:?}: expected an absolute path"))),
     };
-    let port_bindings = bindings_from_map(&req.port_bindings)
-        .map_err(|e| ApiError::bad_request(format!("invalid PortBindings: {e}")))?;
     Ok(SandboxConfig {
         hostname: req.hostname.clone(),
         domainname: req.domainname.clone(),

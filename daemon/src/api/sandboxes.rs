@@ -59,8 +59,15 @@ pub async fn resource(st: &ApiState, sb: &Sandbox) -> ApiResult<SandboxResource>
     let info = sb.info().await?;
     let cfg = &info.config;
     let mut networks = BTreeMap::new();
+    let mut ports = info.published_ports.clone();
     for ep in sb.endpoints().await {
         let Ok(e) = ep.info().await else { continue };
+        let mac = reported_mac(&e);
+        for b in reported_ports(&e) {
+            if !ports.contains(&b) {
+                ports.push(b);
+            }
+        }
         let net_name = match st.controller.network_by_id(&e.network_id).await {
             Ok(n) => n.name().to_string(),
             Err(_) => e.network_id.clone(),
@@ -77,7 +84,7 @@ pub async fn resource(st: &ApiState, sb: &Sandbox) -> ApiResult<SandboxResource>
                 ipv6_gateway: e.gateway_ipv6.map(|g| g.to_string()).unwrap_or_default(),
                 global_ipv6_address: e.ipv6.map(|a| a.addr().to_string()).unwrap_or_default(),
                 global_ipv6_prefix_len: e.ipv6.map(|a| a.prefix_len()).unwrap_or(0),
-                mac_address: e.mac.map(|m| m.to_string()).unwrap_or_default(),
+                mac_address: mac.map(|m| m.to_string()).unwrap_or_default(),
                 aliases: e.config.aliases,
             },
         );
@@ -95,10 +102,24 @@ pub async fn resource(st: &ApiState, sb: &Sandbox) -> ApiResult<SandboxResource>
         host_namespace: cfg.use_host_namespace,
         exposed_ports: cfg.exposed_ports.iter().map(port_key).collect(),
         port_bindings: map_from_bindings(&cfg.port_bindings),
-        ports: map_from_bindings(&info.published_ports),
+        ports: map_from_bindings(&ports),
         networks,
         gateway_endpoint: info.gateway_endpoint,
         hosts_path: sb.hosts_path().display().to_string(),
         resolv_conf_path: sb.resolv_conf_path().display().to_string(),
     })
+}
+
+/// The endpoint's MAC as its driver last reported it (`EndpointOperInfo`,
+/// as dockerd shows it), else the one it was given.
+pub fn reported_mac(e: &cnm::EndpointInfo) -> Option<cnm::driverapi::MacAddress> {
+    e.driver_info.get(cnm::driverapi::label::MAC_ADDRESS).and_then(cnm::driverapi::MacAddress::from_reported).or(e.mac)
+}
+
+/// The ports the endpoint's driver last reported as published (`EndpointOperInfo`'s port map).
+pub fn reported_ports(e: &cnm::EndpointInfo) -> Vec<cnm::driverapi::PortBinding> {
+    e.driver_info
+        .get(cnm::driverapi::label::PORT_MAP)
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default()
 }

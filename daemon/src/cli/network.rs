@@ -106,6 +106,9 @@ pub struct ConnectArgs {
     /// Static IPv6 address
     #[arg(long)]
     pub ip6: Option<std::net::Ipv6Addr>,
+    /// A link-local address for the interface, besides its own (repeatable)
+    #[arg(long = "link-local-ip", value_name = "IP")]
+    pub link_local_ip: Vec<IpAddr>,
     /// Extra name on the network (repeatable)
     #[arg(long)]
     pub alias: Vec<String>,
@@ -179,7 +182,7 @@ pub async fn run(client: &Client, cmd: NetworkCommand) -> Result<(), CliError> {
                 ipam_config: Some(EndpointIpamConfig {
                     ipv4_address: a.ip.map(|i| i.to_string()).unwrap_or_default(),
                     ipv6_address: a.ip6.map(|i| i.to_string()).unwrap_or_default(),
-                    link_local_ips: Vec::new(),
+                    link_local_ips: a.link_local_ip.iter().map(|i| i.to_string()).collect(),
                 }),
                 aliases: a.alias,
                 mac_address: a.mac_address.unwrap_or_default(),

@@ -29,6 +29,8 @@ pub struct ConfigFile {
     pub embedded_dns: Option<bool>,
     /// `driver-dir = "/usr/lib/cnm/drivers"`.
     pub driver_dir: Option<PathBuf>,
+    /// `plugin-dir = "/run/cnm/plugins"` (instead of Docker's plugin directories).
+    pub plugin_dir: Option<PathBuf>,
     /// `log-level = "info"`.
     pub log_level: Option<String>,
     /// `log-format = "human" | "json"`.

@@ -50,6 +50,9 @@ pub struct Flags {
     /// Load driver libraries (*.so exporting the cnm driver ABI) from this directory
     #[arg(long, value_name = "DIR")]
     pub driver_dir: Option<PathBuf>,
+    /// Find Docker plugins (sockets, .spec and .json files) in this directory instead of Docker's
+    #[arg(long, value_name = "DIR")]
+    pub plugin_dir: Option<PathBuf>,
     /// Log level or tracing directives, e.g. info, debug, cnm=trace [default: info]
     #[arg(short = 'l', long, value_name = "LEVEL")]
     pub log_level: Option<String>,

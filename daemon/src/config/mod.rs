@@ -91,6 +91,8 @@ pub struct DaemonConfig {
     pub embedded_dns: bool,
     /// Where driver libraries are loaded from (feature `dylib`).
     pub driver_dir: Option<PathBuf>,
+    /// Where Docker plugins are looked for instead of Docker's directories.
+    pub plugin_dir: Option<PathBuf>,
     /// The log filter (`info`, `debug`, or tracing directives).
     pub log_level: String,
     /// The log format.
@@ -159,6 +161,7 @@ impl DaemonConfig {
             firewall: flags.firewall.or(file.firewall).unwrap_or(true),
             embedded_dns: flags.embedded_dns.or(file.embedded_dns).unwrap_or(true),
             driver_dir: flags.driver_dir.clone().or(file.driver_dir),
+            plugin_dir: flags.plugin_dir.clone().or(file.plugin_dir),
             log_level: flags.log_level.clone().or(file.log_level).unwrap_or_else(|| "info".into()),
             log_format: flags.log_format.or(file.log_format).unwrap_or_default(),
             host_netns: flags.host_netns.clone().or(file.host_netns),
@@ -176,7 +179,7 @@ impl DaemonConfig {
         if !self.default_address_pools.is_empty() {
             default_pools.local_pools = self.default_address_pools.clone();
         }
-        crate::drivers::DriverOptions { firewall: self.firewall, default_pools }
+        crate::drivers::DriverOptions { firewall: self.firewall, default_pools, plugin_dir: self.plugin_dir.clone() }
     }
 
     /// The controller's configuration.

@@ -1,6 +1,11 @@
 //! The HTTP transport of the plugin client: one keep-alive connection pool
-//! per plugin, Docker's request shape, a per-request timeout, Docker's retry
-//! rule for transport failures, and re-activation after a plugin restart.
+//! per plugin, Docker's request shape, a per-request timeout and Docker's
+//! retry rule for transport failures.
+//!
+//! As in Docker, a plugin is activated once for the client's lifetime: a
+//! dropped connection or a restarted plugin is met by sending the same call
+//! again (at once on a new connection when a kept one turns out closed, then
+//! on Docker's back-off), never by a new `Plugin.Activate`.
 //!
 //! Requests are `POST /Subsystem.Method` with exactly Docker's headers
 //! (`Host` empty on unix sockets, `User-Agent: Go-http-client/1.1`,
@@ -13,7 +18,6 @@
 //! an empty body because its buffer was consumed); `Accept-Encoding: gzip`
 //! is never sent, so TCP plugins answer uncompressed.
 
-use crate::activation::{self, Manifest};
 use crate::decode;
 use crate::discovery::PluginAddress;
 use crate::encode;
@@ -27,7 +31,6 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use serde_json::Value;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -131,7 +134,8 @@ pub struct Answer {
 enum Failure {
     Transport(String),
     Timeout,
-    /// A kept connection was closed by the plugin: it may have restarted.
+    /// A kept connection was closed by the plugin (it may have restarted):
+    /// the request did not reach it.
     Stale,
 }
 
@@ -147,7 +151,7 @@ pub trait InProcess: Send + Sync + 'static {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::result::Result<Answer, String>> + Send>>;
 }
 
-/// A client of one plugin: connection pool, timeouts, retries and re-activation.
+/// A client of one plugin: connection pool, timeouts and retries.
 pub struct PluginClient {
     /// Set for a plugin in this process: no connection, no HTTP.
     in_process: Option<Arc<dyn InProcess>>,
@@ -156,12 +160,6 @@ pub struct PluginClient {
     config: ClientConfig,
     host: HeaderValue,
     idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
-    /// Set when the plugin may have restarted (a transport failure, a kept
-    /// connection closed by the plugin): the next call re-activates first.
-    stale: AtomicBool,
-    reactivation: tokio::sync::Mutex<()>,
-    /// The roles registered through this client, checked on re-activation.
-    roles: Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for PluginClient {
@@ -174,17 +172,7 @@ impl PluginClient {
     /// A client for plugin `name` at `address`; nothing is sent until the first call.
     pub fn new(name: impl Into<String>, address: PluginAddress, config: ClientConfig) -> Self {
         let host = HeaderValue::from_str(address.host_header()).unwrap_or_else(|_| HeaderValue::from_static(""));
-        PluginClient {
-            in_process: None,
-            name: name.into(),
-            address,
-            config,
-            host,
-            idle: Mutex::new(Vec::new()),
-            stale: AtomicBool::new(false),
-            reactivation: tokio::sync::Mutex::new(()),
-            roles: Mutex::new(Vec::new()),
-        }
+        PluginClient { in_process: None, name: name.into(), address, config, host, idle: Mutex::new(Vec::new()) }
     }
 
     /// A client of plugin `name` living in this process: calls go to
@@ -214,18 +202,8 @@ impl PluginClient {
         &self.config
     }
 
-    /// Records that `role` was registered through this client: a re-activation
-    /// must find it in the plugin's manifest again.
-    pub(crate) fn add_role(&self, role: &str) {
-        if let Ok(mut r) = self.roles.lock()
-            && !r.iter().any(|x| x == role)
-        {
-            r.push(role.to_string());
-        }
-    }
-
     /// Sends one call and returns the raw answer, with retries for transport
-    /// failures and a re-activation first if the plugin may have restarted.
+    /// failures (the same call again, never a new handshake).
     pub async fn call(&self, method: &str, body: Bytes) -> Result<Answer> {
         self.call_with_retry(method, body, self.config.retry).await
     }
@@ -237,48 +215,33 @@ impl PluginClient {
         // After a kept connection failed, the next attempt uses a new one.
         let mut fresh = false;
         loop {
-            let step = if method != activation::ACTIVATE && self.stale.load(Ordering::Acquire) {
-                match self.reactivate().await {
-                    Ok(()) => self.attempt(method, body.clone(), fresh).await,
-                    Err(Error::Transport { reason, .. }) => Err(Failure::Transport(reason)),
-                    Err(e) => return Err(e),
-                }
-            } else {
-                self.attempt(method, body.clone(), fresh).await
-            };
-            match step {
+            match self.attempt(method, body.clone(), fresh).await {
                 Ok(a) => return Ok(a),
-                // Not a failure of the plugin: activate again if needed, then use a new connection.
-                Err(Failure::Stale) => {
-                    self.stale.store(true, Ordering::Release);
-                    fresh = true;
-                }
+                // The request never reached the plugin: send it again at once on a new connection.
+                Err(Failure::Stale) => fresh = true,
                 Err(Failure::Timeout) => {
                     // The plugin may be wedged: don't reuse connections to it.
-                    self.stale.store(true, Ordering::Release);
+                    self.drop_idle();
                     return Err(Error::Timeout {
                         method: method.to_string(),
                         address: self.address.to_string(),
                         timeout: self.config.timeout,
                     });
                 }
-                Err(Failure::Transport(reason)) => {
-                    self.stale.store(true, Ordering::Release);
-                    match retry.next(delay, start) {
-                        Some(d) => {
-                            tracing::warn!(plugin = %self.name, method, error = %reason, retry_in = ?d, "plugin call failed in transport; retrying");
-                            tokio::time::sleep(d).await;
-                            delay = d;
-                        }
-                        None => {
-                            return Err(Error::Transport {
-                                method: method.to_string(),
-                                address: self.address.to_string(),
-                                reason,
-                            });
-                        }
+                Err(Failure::Transport(reason)) => match retry.next(delay, start) {
+                    Some(d) => {
+                        tracing::warn!(plugin = %self.name, method, error = %reason, retry_in = ?d, "plugin call failed in transport; retrying");
+                        tokio::time::sleep(d).await;
+                        delay = d;
                     }
-                }
+                    None => {
+                        return Err(Error::Transport {
+                            method: method.to_string(),
+                            address: self.address.to_string(),
+                            reason,
+                        });
+                    }
+                },
             }
         }
     }
@@ -302,47 +265,6 @@ impl PluginClient {
         interpret(method, answer, field)
     }
 
-    /// Runs `Plugin.Activate` again if the plugin may have restarted, and
-    /// checks that it still implements the roles in use.
-    async fn reactivate(&self) -> Result<()> {
-        let _guard = self.reactivation.lock().await;
-        if !self.stale.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let answer = match self.attempt(activation::ACTIVATE, Bytes::new(), true).await {
-            Ok(a) => a,
-            Err(Failure::Transport(reason)) => {
-                return Err(Error::Transport {
-                    method: activation::ACTIVATE.to_string(),
-                    address: self.address.to_string(),
-                    reason,
-                });
-            }
-            Err(Failure::Stale) => {
-                return Err(Error::Transport {
-                    method: activation::ACTIVATE.to_string(),
-                    address: self.address.to_string(),
-                    reason: "connection closed by the plugin".into(),
-                });
-            }
-            Err(Failure::Timeout) => {
-                return Err(Error::Timeout {
-                    method: activation::ACTIVATE.to_string(),
-                    address: self.address.to_string(),
-                    timeout: self.config.timeout,
-                });
-            }
-        };
-        let manifest = Manifest::from_value(interpret(activation::ACTIVATE, answer, ErrorField::Err)?)?;
-        let roles = self.roles.lock().map(|r| r.clone()).unwrap_or_default();
-        if let Some(missing) = roles.iter().find(|r| !manifest.implements(r)) {
-            return Err(Error::RoleNotImplemented { name: self.name.clone(), role: missing.clone() });
-        }
-        self.stale.store(false, Ordering::Release);
-        tracing::info!(plugin = %self.name, "plugin re-activated");
-        Ok(())
-    }
-
     /// One attempt: a kept connection if there is one (unless `fresh`), else a new one; bounded by the timeout.
     async fn attempt(&self, method: &str, body: Bytes, fresh: bool) -> std::result::Result<Answer, Failure> {
         match tokio::time::timeout(self.config.timeout, self.exchange(method, body, fresh)).await {
@@ -358,9 +280,7 @@ impl PluginClient {
         if !fresh && let Some(mut sender) = self.take_idle() {
             if sender.ready().await.is_err() {
                 // Every kept connection predates the close: drop them all.
-                if let Ok(mut idle) = self.idle.lock() {
-                    idle.clear();
-                }
+                self.drop_idle();
                 return Err(Failure::Stale);
             }
             return match self.send(&mut sender, method, body).await {
@@ -373,9 +293,7 @@ impl PluginClient {
                 Err(reason) => {
                     tracing::debug!(plugin = %self.name, method, error = %reason, "kept connection failed");
                     // Every kept connection predates the failure: drop them all.
-                    if let Ok(mut idle) = self.idle.lock() {
-                        idle.clear();
-                    }
+                    self.drop_idle();
                     Err(Failure::Stale)
                 }
             };
@@ -384,6 +302,12 @@ impl PluginClient {
         let a = self.send(&mut sender, method, body).await.map_err(Failure::Transport)?;
         self.put_idle(sender);
         Ok(a)
+    }
+
+    fn drop_idle(&self) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.clear();
+        }
     }
 
     fn take_idle(&self) -> Option<SendRequest<Full<Bytes>>> {

@@ -1,7 +1,6 @@
 //! `RemoteDriver`: the `Driver` trait forwarded to a plugin's
 //! `NetworkDriver.*` endpoints, with Docker's rules for each answer.
 
-use crate::activation::NETWORK_DRIVER;
 use crate::client::{ErrorField, PluginClient, decode_answer};
 use crate::{Error, Result as CrateResult};
 use async_trait::async_trait;
@@ -59,7 +58,6 @@ impl RemoteDriver {
             "" => None,
             s => Some(parse_scope("connectivity scope", s).map_err(invalid)?),
         };
-        client.add_role(NETWORK_DRIVER);
         Ok(RemoteDriver { client, capability: Capability { data_scope, connectivity_scope, host_namespace: false } })
     }
 

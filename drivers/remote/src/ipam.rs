@@ -2,7 +2,6 @@
 //! endpoints. Errors at status 200 come in the `Error` field (not `Err`).
 //! Capabilities and default address spaces are learnt once, at registration.
 
-use crate::activation::IPAM_DRIVER;
 use crate::client::{ErrorField, PluginClient, decode_answer};
 use crate::{Error, Result as CrateResult};
 use async_trait::async_trait;
@@ -75,7 +74,6 @@ impl RemoteIpam {
         };
         let v = client.call_json::<()>(SPACES, None, ErrorField::Error).await?;
         let raw: RawSpaces = decode_answer(SPACES, v)?;
-        client.add_role(IPAM_DRIVER);
         Ok(RemoteIpam { client, capability, spaces: AddressSpaces { local: raw.local, global: raw.global } })
     }
 

@@ -11,10 +11,11 @@
 //! The same policy applies to the `Plugin.Activate` handshake: a socket
 //! left behind by a dead plugin (connection refused) fails at once by default.
 //!
-//! Caching: a plugin is activated once per provider; a failed activation is
-//! forgotten (the next use activates again, as Docker does). A failed role
-//! registration is retried on the next use (Docker keeps it failed until it
-//! restarts). A plugin that restarts is activated again by its client.
+//! Caching: a plugin is activated once per provider, for its whole lifetime
+//! (as in Docker: a plugin that restarts gets the same calls again, never a
+//! second `Plugin.Activate`); a failed activation is forgotten (the next use
+//! activates again, as Docker does). A failed role registration is retried
+//! on the next use (Docker keeps it failed until the daemon restarts).
 
 use crate::activation::Plugin;
 use crate::client::{ClientConfig, RetryPolicy};
