@@ -328,3 +328,33 @@ async fn link_local_addresses_answer_on_the_network() {
     d.ok(&["sandbox", "rm", "a", "b", "c"]);
     d.ok(&["network", "rm", "ll"]);
 }
+
+/// `cnmctl network create -d macvlan -o parent=…`: a sandbox on the parent's
+/// segment answers the outside host there, and the network goes cleanly.
+#[tokio::test]
+async fn macvlan_network_through_cnmctl() {
+    let Some(d) = Daemon::start("macvlan_network_through_cnmctl").await else { return };
+    let outside = d.host.outside().await;
+    d.ok(&[
+        "network",
+        "create",
+        "-d",
+        "macvlan",
+        "-o",
+        "parent=uplink",
+        "--subnet",
+        "10.250.0.0/24",
+        "--ip-range",
+        "10.250.0.128/25",
+        "--gateway",
+        "10.250.0.2",
+        "mv",
+    ]);
+    d.ok(&["sandbox", "create", "a"]);
+    d.ok(&["network", "connect", "mv", "a"]);
+    assert_eq!(d.ip("a", "mv"), "10.250.0.128");
+    assert!(d.pings("a", cnm_tests::OUTSIDE).await, "the sandbox reaches the outside host on the segment");
+    cnm_tests::assert_ping(&outside.ns, "10.250.0.128".parse().unwrap()).await;
+    d.ok(&["sandbox", "rm", "a"]);
+    d.ok(&["network", "rm", "mv"]);
+}

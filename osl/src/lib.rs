@@ -20,7 +20,7 @@ pub mod userns;
 
 pub use address::Address;
 pub use error::{Error, Result};
-pub use link::{Link, LinkKind, VethSpec};
+pub use link::{Link, LinkKind, MacvlanMode, VethSpec};
 pub use namespace::Namespace;
 pub use netlink::{DEFAULT_DEADLINE, Netlink};
 pub use route::{Route, RouteScope};

@@ -1,9 +1,11 @@
-//! Links: bridges and veth pairs; up/down, rename, MAC, MTU, controller
-//! (bridge port), moves between namespaces and deletion (`ip link …`).
+//! Links: bridges, veth pairs, macvlan, 802.1q VLAN and dummy links;
+//! up/down, rename, MAC, MTU, controller (bridge port), moves between
+//! namespaces and deletion (`ip link …`).
 
 use crate::{Error, Namespace, Netlink, Result};
+use rtnetlink::packet_route::link::MacVlanMode;
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
-use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec};
+use rtnetlink::{LinkBridge, LinkDummy, LinkMacVlan, LinkMessageBuilder, LinkUnspec, LinkVlan};
 use std::os::fd::AsRawFd;
 
 /// The kind of a link, as far as cnm cares.
@@ -100,6 +102,32 @@ pub struct VethSpec<'a> {
     /// The peer cannot be brought up in that request when it is created in
     /// another namespace (the kernel answers ENOTCONN): bring it up from inside.
     pub up: bool,
+}
+
+/// How a macvlan link shares its parent with its siblings (`ip link … type macvlan mode M`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MacvlanMode {
+    /// Siblings talk to each other directly (Docker's default).
+    #[default]
+    Bridge,
+    /// Siblings cannot talk to each other.
+    Private,
+    /// Traffic between siblings goes out to the switch and back.
+    Vepa,
+    /// One link takes the parent over.
+    Passthru,
+}
+
+impl MacvlanMode {
+    /// Docker's name of the mode (`macvlan_mode`).
+    pub fn name(self) -> &'static str {
+        match self {
+            MacvlanMode::Bridge => "bridge",
+            MacvlanMode::Private => "private",
+            MacvlanMode::Vepa => "vepa",
+            MacvlanMode::Passthru => "passthru",
+        }
+    }
 }
 
 /// Checks that `name` is a valid interface name.
@@ -310,6 +338,45 @@ impl Netlink {
             b = b.name(name.to_string());
         }
         self.link_set(|| format!("ip link set index {index} netns {:?}", ns.path()), b.build()).await
+    }
+
+    /// Creates a macvlan link named `name` on the link `parent` (an index),
+    /// down, with `mac` if given (`ip link add NAME link PARENT type macvlan mode M`).
+    pub async fn link_add_macvlan(
+        &self,
+        name: &str,
+        parent: u32,
+        mode: MacvlanMode,
+        mac: Option<[u8; 6]>,
+    ) -> Result<()> {
+        check_name(name)?;
+        let kernel_mode = match mode {
+            MacvlanMode::Bridge => MacVlanMode::Bridge,
+            MacvlanMode::Private => MacVlanMode::Private,
+            MacvlanMode::Vepa => MacVlanMode::Vepa,
+            MacvlanMode::Passthru => MacVlanMode::Passthrough,
+        };
+        let mut b = LinkMacVlan::new(name, parent, kernel_mode);
+        if let Some(mac) = mac {
+            b = b.address(mac.to_vec());
+        }
+        let req = self.handle.link().add(b.build()).execute();
+        self.call(|| format!("ip link add {name} link index {parent} type macvlan mode {}", mode.name()), req).await
+    }
+
+    /// Creates an 802.1q VLAN link `name` with id `vlan` on `parent`, up
+    /// (`ip link add NAME link PARENT type vlan id VLAN`).
+    pub async fn link_add_vlan(&self, name: &str, parent: u32, vlan: u16) -> Result<()> {
+        check_name(name)?;
+        let req = self.handle.link().add(LinkVlan::new(name, parent, vlan).up().build()).execute();
+        self.call(|| format!("ip link add {name} link index {parent} type vlan id {vlan}"), req).await
+    }
+
+    /// Creates a dummy link `name`, up (`ip link add NAME type dummy`).
+    pub async fn link_add_dummy(&self, name: &str) -> Result<()> {
+        check_name(name)?;
+        let req = self.handle.link().add(LinkDummy::new(name).up().build()).execute();
+        self.call(|| format!("ip link add {name} type dummy"), req).await
     }
 
     /// Deletes a link (`ip link del`). Deleting one end of a veth removes both.

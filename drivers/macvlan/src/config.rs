@@ -1,0 +1,88 @@
+//! A macvlan network's configuration, read from its driver options.
+
+use crate::Error;
+use cnm_osl::MacvlanMode;
+use std::collections::BTreeMap;
+
+/// The `parent` option.
+pub const PARENT: &str = "parent";
+/// The `macvlan_mode` option.
+pub const MODE: &str = "macvlan_mode";
+
+/// What a macvlan network is built on.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MacvlanConfig {
+    /// The host interface; `None` for a host-only network on a dummy link.
+    pub parent: Option<String>,
+    /// How the links share the parent.
+    pub mode: MacvlanMode,
+    /// No default route in sandboxes.
+    pub internal: bool,
+}
+
+impl MacvlanConfig {
+    /// Reads the driver options; unknown keys are refused.
+    pub fn from_options(options: &BTreeMap<String, String>, internal: bool) -> Result<Self, Error> {
+        let mut cfg = MacvlanConfig { internal, ..Default::default() };
+        for (k, v) in options {
+            match k.as_str() {
+                PARENT if !v.is_empty() => cfg.parent = Some(v.clone()),
+                PARENT => {}
+                MODE => {
+                    cfg.mode = match v.as_str() {
+                        "" | "bridge" => MacvlanMode::Bridge,
+                        "private" => MacvlanMode::Private,
+                        "vepa" => MacvlanMode::Vepa,
+                        "passthru" => MacvlanMode::Passthru,
+                        other => {
+                            return Err(Error::InvalidOption(format!(
+                                "{MODE} {other:?}: expected bridge, private, vepa or passthru"
+                            )));
+                        }
+                    }
+                }
+                other => return Err(Error::InvalidOption(format!("unknown macvlan option {other:?}"))),
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// The 802.1q sub-interface the parent names (`eth0.10` → `eth0`, 10), if it names one.
+    pub fn vlan(&self) -> Result<Option<(&str, u16)>, Error> {
+        let Some(parent) = self.parent.as_deref() else { return Ok(None) };
+        let Some((base, id)) = parent.rsplit_once('.') else { return Ok(None) };
+        let id: u16 = id
+            .parse()
+            .ok()
+            .filter(|id| (1..4095).contains(id))
+            .ok_or_else(|| Error::InvalidOption(format!("{PARENT} {parent:?}: the VLAN id must be 1 to 4094")))?;
+        if base.is_empty() {
+            return Err(Error::InvalidOption(format!("{PARENT} {parent:?}: no interface before the VLAN id")));
+        }
+        Ok(Some((base, id)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
+        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn options_are_read_as_docker_names_them() {
+        let c = MacvlanConfig::from_options(&opts(&[("parent", "eth0.10"), ("macvlan_mode", "vepa")]), true).unwrap();
+        assert_eq!(c.parent.as_deref(), Some("eth0.10"));
+        assert_eq!(c.mode, MacvlanMode::Vepa);
+        assert!(c.internal);
+        assert_eq!(c.vlan().unwrap(), Some(("eth0", 10)));
+        let c = MacvlanConfig::from_options(&opts(&[]), false).unwrap();
+        assert_eq!((c.parent, c.mode), (None, MacvlanMode::Bridge));
+        assert!(MacvlanConfig::from_options(&opts(&[("macvlan_mode", "l3")]), false).is_err());
+        assert!(MacvlanConfig::from_options(&opts(&[("mtu", "1400")]), false).is_err());
+        let c = MacvlanConfig::from_options(&opts(&[("parent", "eth0.5000")]), false).unwrap();
+        assert!(c.vlan().is_err());
+    }
+}

@@ -1,0 +1,217 @@
+//! `MacvlanDriver`: networks bound to a parent interface, a macvlan link
+//! per joined endpoint, created on the parent and handed to the sandbox.
+
+use crate::{Error, MacvlanConfig};
+use async_trait::async_trait;
+use cnm_driverapi::{
+    Capability, CreateEndpointRequest, CreateEndpointResponse, CreateNetworkRequest, DeleteEndpointRequest,
+    DeleteNetworkRequest, Driver, InterfaceName, IpamData, JoinRequest, JoinResponse, LeaveRequest, Result, Scope,
+};
+use cnm_osl::Netlink;
+use ipnet::IpNet;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+/// The driver's type name.
+pub const NAME: &str = "macvlan";
+
+/// A network the driver knows.
+#[derive(Debug, Clone)]
+struct MacvlanNetwork {
+    config: MacvlanConfig,
+    /// The link the network's links hang off (the parent, its VLAN sub-interface, or a dummy).
+    link: String,
+    /// Whether the driver created `link` (and removes it with the network).
+    created: bool,
+    pools: Vec<IpamData>,
+}
+
+/// The addresses of an endpoint, to find its gateway at join.
+#[derive(Debug, Clone, Copy, Default)]
+struct EndpointAddrs {
+    v4: Option<IpNet>,
+    v6: Option<IpNet>,
+}
+
+/// The `macvlan` network driver.
+#[derive(Debug)]
+pub struct MacvlanDriver {
+    host: Netlink,
+    networks: Mutex<HashMap<String, MacvlanNetwork>>,
+    endpoints: Mutex<HashMap<String, EndpointAddrs>>,
+}
+
+/// The name of the link of endpoint `eid` while it is in the host's namespace.
+fn link_name(eid: &str) -> String {
+    format!("mv{}", &eid[..eid.len().min(11)])
+}
+
+/// The dummy parent of host-only network `nid` (Docker's name).
+fn dummy_name(nid: &str) -> String {
+    format!("dm-{}", &nid[..nid.len().min(12)])
+}
+
+impl MacvlanDriver {
+    /// A macvlan driver working on the host's links through `host`.
+    pub fn new(host: Netlink) -> Self {
+        MacvlanDriver { host, networks: Mutex::default(), endpoints: Mutex::default() }
+    }
+
+    fn network(&self, nid: &str) -> std::result::Result<MacvlanNetwork, Error> {
+        self.networks.lock().ok().and_then(|n| n.get(nid).cloned()).ok_or_else(|| Error::NetworkNotFound(nid.into()))
+    }
+
+    /// Makes sure the network's link exists: the parent as it is, its VLAN
+    /// sub-interface (created if missing), or a dummy of its own.
+    async fn ensure_link(&self, nid: &str, cfg: &MacvlanConfig) -> std::result::Result<(String, bool), Error> {
+        let exists = |name: String| async move {
+            self.host.link_get(&name).await.map_err(|e| Error::os(format!("look up {name}"), e)).map(|l| l.is_some())
+        };
+        let Some(parent) = cfg.parent.clone() else {
+            let name = dummy_name(nid);
+            if exists(name.clone()).await? {
+                return Ok((name, true));
+            }
+            return match self.host.link_add_dummy(&name).await {
+                Ok(()) => Ok((name, true)),
+                Err(e @ cnm_osl::Error::Unsupported(_)) => Err(Error::MissingKernelFeature {
+                    what: format!("a macvlan network without -o parent (its parent is a dummy link {name})"),
+                    feature: "dummy links (kernel module dummy)",
+                    source: e,
+                }),
+                Err(e) => Err(Error::os(format!("create dummy link {name}"), e)),
+            };
+        };
+        if exists(parent.clone()).await? {
+            return Ok((parent, false));
+        }
+        let Some((base, vlan)) = cfg.vlan()? else { return Err(Error::ParentNotFound(parent)) };
+        let Some(base_link) = self.host.link_get(base).await.map_err(|e| Error::os(format!("look up {base}"), e))?
+        else {
+            return Err(Error::ParentNotFound(base.to_string()));
+        };
+        match self.host.link_add_vlan(&parent, base_link.index, vlan).await {
+            Ok(()) => Ok((parent, true)),
+            Err(e @ cnm_osl::Error::Unsupported(_)) => Err(Error::MissingKernelFeature {
+                what: format!("-o parent={parent} (an 802.1q sub-interface of {base})"),
+                feature: "802.1q VLAN links (kernel module 8021q)",
+                source: e,
+            }),
+            Err(e) => Err(Error::os(format!("create VLAN link {parent}"), e)),
+        }
+    }
+
+    async fn remove_link(&self, name: &str) {
+        if let Err(e) = self.host.link_del_by_name(name).await {
+            tracing::warn!(link = name, error = %e, "cannot remove a macvlan network's link");
+        }
+    }
+}
+
+/// The gateway of the pool holding `addr`, else of the first pool.
+fn gateway_for(pools: &[IpamData], addr: Option<IpNet>) -> Option<IpAddr> {
+    let holder = addr.and_then(|a| pools.iter().find(|p| p.pool.contains(&a.addr())));
+    holder.or(pools.first()).and_then(|p| p.gateway).map(|g| g.addr())
+}
+
+#[async_trait]
+impl Driver for MacvlanDriver {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    /// Local data; connectivity reaches the parent's segment (global, as Docker says).
+    fn capability(&self) -> Capability {
+        Capability { data_scope: Scope::Local, connectivity_scope: Some(Scope::Global), host_namespace: false }
+    }
+
+    async fn create_network(&self, req: CreateNetworkRequest) -> Result<()> {
+        let cfg = MacvlanConfig::from_options(&req.options.generic, req.options.internal)?;
+        let nid = req.network_id.clone();
+        if let Some(parent) = &cfg.parent {
+            let networks = self.networks.lock().map_err(|_| cnm_driverapi::Error::internal("poisoned"))?;
+            if let Some((other, _)) =
+                networks.iter().find(|(id, n)| **id != nid && n.config.parent.as_ref() == Some(parent))
+            {
+                return Err(Error::ParentInUse { network: dummy_name(other), parent: parent.clone() }.into());
+            }
+        }
+        let (link, created) = self.ensure_link(&nid, &cfg).await?;
+        let mut pools = req.ipv4_data.clone();
+        pools.extend(req.ipv6_data.iter().cloned());
+        tracing::info!(network = %nid, link, mode = cfg.mode.name(), "macvlan network");
+        let net = MacvlanNetwork { config: cfg, link, created, pools };
+        if let Ok(mut n) = self.networks.lock() {
+            n.insert(nid, net);
+        }
+        Ok(())
+    }
+
+    async fn delete_network(&self, req: DeleteNetworkRequest) -> Result<()> {
+        let net = self.networks.lock().ok().and_then(|mut n| n.remove(&req.network_id));
+        if let Some(net) = net
+            && net.created
+        {
+            self.remove_link(&net.link).await;
+        }
+        Ok(())
+    }
+
+    async fn create_endpoint(&self, req: CreateEndpointRequest) -> Result<CreateEndpointResponse> {
+        self.network(&req.network_id)?;
+        let addrs = EndpointAddrs { v4: req.interface.address, v6: req.interface.address_ipv6 };
+        if let Ok(mut e) = self.endpoints.lock() {
+            e.insert(req.endpoint_id, addrs);
+        }
+        Ok(CreateEndpointResponse::default())
+    }
+
+    async fn delete_endpoint(&self, req: DeleteEndpointRequest) -> Result<()> {
+        if let Ok(mut e) = self.endpoints.lock() {
+            e.remove(&req.endpoint_id);
+        }
+        Ok(())
+    }
+
+    async fn join(&self, req: JoinRequest) -> Result<JoinResponse> {
+        let net = self.network(&req.network_id)?;
+        let parent = self
+            .host
+            .link_get(&net.link)
+            .await
+            .map_err(|e| Error::os(format!("look up {}", net.link), e))?
+            .ok_or_else(|| Error::ParentNotFound(net.link.clone()))?;
+        let name = link_name(&req.endpoint_id);
+        // A link left by an interrupted join goes first.
+        let _ = self.host.link_del_by_name(&name).await;
+        self.host
+            .link_add_macvlan(&name, parent.index, net.config.mode, None)
+            .await
+            .map_err(|e| Error::os(format!("create macvlan link {name} on {}", net.link), e))?;
+        let addrs = self.endpoints.lock().ok().and_then(|e| e.get(&req.endpoint_id).copied()).unwrap_or_default();
+        let mut resp = JoinResponse {
+            interface_name: Some(InterfaceName { src_name: name, dst_prefix: "eth".into() }),
+            ..Default::default()
+        };
+        if !net.config.internal {
+            let v4: Vec<IpamData> = net.pools.iter().filter(|p| p.pool.addr().is_ipv4()).cloned().collect();
+            let v6: Vec<IpamData> = net.pools.iter().filter(|p| p.pool.addr().is_ipv6()).cloned().collect();
+            if let Some(IpAddr::V4(g)) = gateway_for(&v4, addrs.v4) {
+                resp.gateway = Some(g);
+            }
+            if addrs.v6.is_some()
+                && let Some(IpAddr::V6(g)) = gateway_for(&v6, addrs.v6)
+            {
+                resp.gateway_ipv6 = Some(g);
+            }
+        }
+        Ok(resp)
+    }
+
+    async fn leave(&self, req: LeaveRequest) -> Result<()> {
+        // The link is in the sandbox, removed with it; one still here is a leftover.
+        let _ = self.host.link_del_by_name(&link_name(&req.endpoint_id)).await;
+        Ok(())
+    }
+}

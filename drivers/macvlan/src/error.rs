@@ -1,0 +1,69 @@
+//! The driver's errors, each with its class for the API.
+
+use cnm_driverapi::ErrorKind;
+
+/// An error of the macvlan driver.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A driver option is invalid.
+    #[error("{0}")]
+    InvalidOption(String),
+    /// The parent interface does not exist.
+    #[error("-o parent interface was not found on the host: {0}")]
+    ParentNotFound(String),
+    /// Another macvlan network already uses the parent.
+    #[error("network {network} is already using parent interface {parent}")]
+    ParentInUse {
+        /// The network using it.
+        network: String,
+        /// The parent.
+        parent: String,
+    },
+    /// The kernel lacks a link type the network needs.
+    #[error("{what} needs {feature}, which this kernel lacks")]
+    MissingKernelFeature {
+        /// What was being made.
+        what: String,
+        /// The kernel feature (and its module).
+        feature: &'static str,
+        /// The kernel's answer.
+        #[source]
+        source: cnm_osl::Error,
+    },
+    /// The network is not known to the driver.
+    #[error("network {0} not found")]
+    NetworkNotFound(String),
+    /// A kernel operation failed.
+    #[error("{op}: {source}")]
+    Os {
+        /// What was being done.
+        op: String,
+        /// The cause.
+        #[source]
+        source: cnm_osl::Error,
+    },
+}
+
+impl Error {
+    /// The class of the error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidOption(_) | Error::ParentNotFound(_) => ErrorKind::InvalidParameter,
+            Error::ParentInUse { .. } => ErrorKind::Conflict,
+            Error::MissingKernelFeature { .. } => ErrorKind::NotImplemented,
+            Error::NetworkNotFound(_) => ErrorKind::NotFound,
+            Error::Os { source, .. } => source.kind(),
+        }
+    }
+
+    pub(crate) fn os(op: impl Into<String>, source: cnm_osl::Error) -> Self {
+        Error::Os { op: op.into(), source }
+    }
+}
+
+impl From<Error> for cnm_driverapi::Error {
+    fn from(e: Error) -> Self {
+        cnm_driverapi::Error::from_source(e.kind(), e)
+    }
+}

@@ -1,0 +1,22 @@
+//! The `macvlan` network driver: each sandbox gets a macvlan link on a
+//! host interface (the network's `parent`), so it sits on that interface's
+//! Ethernet segment with a MAC and addresses of its own, as Docker's
+//! macvlan driver does.
+//!
+//! Options (`-o`): `parent` (an interface of the host; `eth0.10` means the
+//! 802.1q sub-interface with id 10 of `eth0`, created with the network and
+//! removed with it unless it existed), `macvlan_mode` (`bridge`, the
+//! default, `private`, `vepa`, `passthru`). Without a parent the network is
+//! host-only, on a dummy link of its own. One network per parent. On an
+//! internal network sandboxes get no default route.
+//!
+//! Kernels without 802.1q VLAN or dummy links get an error naming the
+//! missing feature.
+
+mod config;
+mod driver;
+mod error;
+
+pub use config::MacvlanConfig;
+pub use driver::{MacvlanDriver, NAME};
+pub use error::Error;
