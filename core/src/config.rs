@@ -25,6 +25,10 @@ pub struct Config {
     /// Run the embedded DNS resolver (127.0.0.11 in every sandbox on a
     /// network with DNS on; see [`Config::embedded_dns`]).
     pub embedded_dns: bool,
+    /// The host is a member of a cluster (a cluster store is configured):
+    /// networks of global-scope drivers may be created. Their sharing with
+    /// the other hosts is the caller's ([`crate::GlobalNetwork`]).
+    pub cluster: bool,
 }
 
 /// The default network: created when the controller starts, unless it exists.
@@ -59,6 +63,7 @@ impl Config {
             default_network: None,
             rootless: false,
             embedded_dns: false,
+            cluster: false,
         }
     }
 
@@ -85,6 +90,12 @@ impl Config {
     /// host's), and its `resolv.conf` names 127.0.0.11.
     pub fn embedded_dns(mut self, on: bool) -> Self {
         self.embedded_dns = on;
+        self
+    }
+
+    /// Declares the host a cluster member: global-scope networks are allowed.
+    pub fn cluster(mut self, on: bool) -> Self {
+        self.cluster = on;
         self
     }
 

@@ -17,7 +17,7 @@ pub use config::{Config, DefaultNetwork};
 pub use controller::{Controller, ControllerBuilder};
 pub use endpoint::{Endpoint, EndpointConfig, EndpointInfo, JoinOptions};
 pub use error::{Error, ErrorKind, Result};
-pub use network::{IpamConfig, Network, NetworkConfig, NetworkInfo, PoolInfo, check_name};
+pub use network::{GlobalNetwork, IpamConfig, Network, NetworkConfig, NetworkInfo, PoolInfo, check_name};
 pub use sandbox::{ExtraHost, Sandbox, SandboxConfig, SandboxInfo};
 
 pub use cnm_dns as dns;

@@ -46,6 +46,9 @@ pub(crate) struct NetworkRecord {
     #[serde(default)]
     pub created_nanos: u32,
     pub phase: Phase,
+    /// Of a global-scope driver: shared with the cluster's other hosts.
+    #[serde(default)]
+    pub global: bool,
 }
 
 /// The state of an endpoint's join.

@@ -12,6 +12,10 @@ pub struct DriverOptions {
     pub default_pools: cnm_ipams::DefaultIpamConfig,
     /// Where plugins are looked for instead of Docker's directories.
     pub plugin_dir: Option<std::path::PathBuf>,
+    /// The cluster this host is a member of: the default IPAM keeps the
+    /// global address space there, and the overlay driver is registered.
+    #[cfg(feature = "overlay")]
+    pub cluster: Option<(cnm_cluster::Cluster, cnm_driver_overlay::OverlayConfig)>,
 }
 
 /// Registers every driver compiled in, the `null` driver, and the two IPAMs
@@ -21,12 +25,27 @@ pub struct DriverOptions {
 #[allow(unused_variables)]
 pub fn register_builtin_drivers(builder: ControllerBuilder, opts: DriverOptions) -> ControllerBuilder {
     let pools = opts.default_pools.clone();
-    let builder = builder
-        .driver(cnm_driver_null::NullDriver::new())
-        .ipam_on_host(cnm::ipamapi::DEFAULT_IPAM, move |host| {
+    let builder = builder.driver(cnm_driver_null::NullDriver::new());
+    #[cfg(feature = "overlay")]
+    let builder = match opts.cluster.clone() {
+        Some((cluster, overlay)) => {
+            let for_driver = cluster.clone();
+            builder
+                .ipam_on_host(cnm::ipamapi::DEFAULT_IPAM, move |host| {
+                    let local = std::sync::Arc::new(cnm_ipams::DefaultIpam::new(pools).with_host_networks(host));
+                    cnm_cluster::GlobalIpam::new(cluster, local)
+                })
+                .driver_on_host(move |host| cnm_driver_overlay::OverlayDriver::new(host.clone(), for_driver, overlay))
+        }
+        None => builder.ipam_on_host(cnm::ipamapi::DEFAULT_IPAM, move |host| {
             cnm_ipams::DefaultIpam::new(pools).with_host_networks(host)
-        })
-        .ipam(cnm::ipamapi::NULL_IPAM, cnm_ipams::NullIpam::new());
+        }),
+    };
+    #[cfg(not(feature = "overlay"))]
+    let builder = builder.ipam_on_host(cnm::ipamapi::DEFAULT_IPAM, move |host| {
+        cnm_ipams::DefaultIpam::new(pools).with_host_networks(host)
+    });
+    let builder = builder.ipam(cnm::ipamapi::NULL_IPAM, cnm_ipams::NullIpam::new());
     #[cfg(feature = "bridge")]
     let builder = builder.driver_on_host(move |host| bridge(host, opts.firewall));
     #[cfg(feature = "host")]

@@ -11,6 +11,7 @@ mod error;
 pub mod firewall;
 mod link;
 mod namespace;
+mod neighbour;
 mod netlink;
 pub mod probe;
 pub mod reservation;

@@ -5,7 +5,7 @@
 use crate::{Error, Namespace, Netlink, Result};
 use rtnetlink::packet_route::link::MacVlanMode;
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
-use rtnetlink::{LinkBridge, LinkDummy, LinkMacVlan, LinkMessageBuilder, LinkUnspec, LinkVlan};
+use rtnetlink::{LinkBridge, LinkDummy, LinkMacVlan, LinkMessageBuilder, LinkUnspec, LinkVlan, LinkVxlan};
 use std::os::fd::AsRawFd;
 
 /// The kind of a link, as far as cnm cares.
@@ -370,6 +370,24 @@ impl Netlink {
         check_name(name)?;
         let req = self.handle.link().add(LinkVlan::new(name, parent, vlan).up().build()).execute();
         self.call(|| format!("ip link add {name} link index {parent} type vlan id {vlan}"), req).await
+    }
+
+    /// Creates a VXLAN link `name` with id `vni` (down): UDP `port`, source
+    /// address `local`, no learning, answering ARP from its neighbour table
+    /// (`ip link add NAME type vxlan id VNI local IP dstport PORT nolearning proxy`).
+    /// Its UDP socket lives in the namespace it is created in.
+    pub async fn link_add_vxlan(
+        &self,
+        name: &str,
+        vni: u32,
+        local: std::net::Ipv4Addr,
+        port: u16,
+        mtu: u32,
+    ) -> Result<()> {
+        check_name(name)?;
+        let msg = LinkVxlan::new(name, vni).local(local).port(port).learning(false).proxy(true).mtu(mtu).build();
+        let req = self.handle.link().add(msg).execute();
+        self.call(|| format!("ip link add {name} type vxlan id {vni} local {local} dstport {port}"), req).await
     }
 
     /// Creates a dummy link `name`, up (`ip link add NAME type dummy`).

@@ -40,20 +40,42 @@ impl Controller {
         if taken(self) {
             return Err(Error::NetworkNameExists(name.to_string()));
         }
+        let global = drv.capability().data_scope == cnm_driverapi::Scope::Global;
+        if global && !self.inner.config.cluster {
+            return Err(Error::Forbidden(format!(
+                "driver {driver} has global scope: its networks need a cluster store (cnmd --cluster-store etcd://HOST:PORT --advertise-addr IP)"
+            )));
+        }
         let spaces = ipam.default_address_spaces().await.map_err(|e| Error::ipam("get address spaces", e))?;
-        let space = match drv.capability().data_scope {
-            cnm_driverapi::Scope::Local => spaces.local,
-            cnm_driverapi::Scope::Global => spaces.global,
-        };
+        let space = if global { spaces.global } else { spaces.local };
         let allocates = config.ipam_driver != cnm_ipamapi::NULL_IPAM;
 
         let mut rec = new_record(driver, name, config, Phase::Creating);
+        rec.global = global;
         self.inner.store.put(Table::Networks, &rec.id, &rec).await?;
 
         let host = crate::host_networks::HostRoutes::new(self.inner.host.clone());
         let mut allocated = pools::allocate(&*ipam, &host, allocates, &space, &rec.config, false, &mut rec.ipv4).await;
         if allocated.is_ok() && rec.config.enable_ipv6 {
             allocated = pools::allocate(&*ipam, &host, allocates, &space, &rec.config, true, &mut rec.ipv6).await;
+        }
+        // A global network's cluster-wide resources (a VNI) are allocated
+        // once, here; the driver's answer joins its options, so every host
+        // creates it alike.
+        if allocated.is_ok() && global {
+            let req = cnm_driverapi::AllocateNetworkRequest {
+                network_id: rec.id.clone(),
+                options: rec.config.driver_options.clone(),
+                ipv4_data: pools::ipam_data(&rec.ipv4),
+                ipv6_data: pools::ipam_data(&rec.ipv6),
+            };
+            allocated = match drv.network_allocate(req).await {
+                Ok(resp) => {
+                    rec.config.driver_options.extend(resp.options);
+                    Ok(())
+                }
+                Err(source) => Err(Error::Driver { driver: driver.to_string(), op: "allocate network", source }),
+            };
         }
         let created = match allocated {
             Ok(()) => drv.create_network(driver_request(&rec)).await.map_err(|source| Error::Driver {
@@ -63,6 +85,12 @@ impl Controller {
             }),
             Err(e) => Err(e),
         };
+        if created.is_err() && global {
+            let free = cnm_driverapi::FreeNetworkRequest { network_id: rec.id.clone() };
+            if let Err(e) = drv.network_free(free).await {
+                tracing::warn!(network = name, error = %e, "driver failed to free a network it allocated");
+            }
+        }
         if let Err(e) = created {
             pools::release(&*ipam, &rec.ipv4).await;
             pools::release(&*ipam, &rec.ipv6).await;
@@ -116,6 +144,7 @@ fn new_record(driver: &str, name: &str, config: NetworkConfig, phase: Phase) -> 
         created: now.as_secs(),
         created_nanos: now.subsec_nanos(),
         phase,
+        global: false,
     }
 }
 

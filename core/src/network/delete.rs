@@ -59,6 +59,12 @@ impl crate::Controller {
                 if let Err(e) = drv.delete_network(DeleteNetworkRequest { network_id: rec.id.clone() }).await {
                     tracing::warn!(network = %rec.name, error = %e, "driver failed to delete network");
                 }
+                if drv.capability().data_scope == cnm_driverapi::Scope::Global {
+                    let free = cnm_driverapi::FreeNetworkRequest { network_id: rec.id.clone() };
+                    if let Err(e) = drv.network_free(free).await {
+                        tracing::warn!(network = %rec.name, error = %e, "driver failed to free the network");
+                    }
+                }
             }
             Err(e) => tracing::warn!(network = %rec.name, error = %e, "cannot delete network in driver"),
         }

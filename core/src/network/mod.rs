@@ -4,7 +4,9 @@
 mod create;
 pub(crate) use create::driver_request;
 mod delete;
+mod global;
 pub(crate) mod pools;
+pub use global::GlobalNetwork;
 
 use crate::{Controller, Endpoint, Error, Result};
 use ipnet::IpNet;
@@ -138,6 +140,8 @@ pub struct NetworkInfo {
     pub created_nanos: u32,
     /// Ids of the network's endpoints.
     pub endpoints: Vec<String>,
+    /// Of a global-scope driver: shared with the cluster's other hosts.
+    pub global: bool,
 }
 
 /// A network, as a handle on the controller.
@@ -192,6 +196,7 @@ impl Network {
             created: rec.created,
             created_nanos: rec.created_nanos,
             endpoints,
+            global: rec.global,
         })
     }
 

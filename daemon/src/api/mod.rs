@@ -30,6 +30,9 @@ pub struct ApiState {
     pub facts: Arc<DaemonFacts>,
     /// Connects and disconnects of one sandbox to one network, one at a time.
     pub attachments: Arc<connect::AttachLocks>,
+    /// The cluster this host is a member of.
+    #[cfg(feature = "overlay")]
+    pub cluster: Option<crate::cluster::Membership>,
 }
 
 /// Facts about the daemon that `/info` reports.
@@ -46,7 +49,14 @@ pub struct DaemonFacts {
 impl ApiState {
     /// State over `controller`.
     pub fn new(controller: Controller, facts: DaemonFacts) -> Self {
-        ApiState { controller, inflight: Inflight::new(), facts: Arc::new(facts), attachments: Arc::default() }
+        ApiState {
+            controller,
+            inflight: Inflight::new(),
+            facts: Arc::new(facts),
+            attachments: Arc::default(),
+            #[cfg(feature = "overlay")]
+            cluster: None,
+        }
     }
 
     /// The default network's name, if one is configured (it cannot be removed or pruned).

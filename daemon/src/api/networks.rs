@@ -59,10 +59,13 @@ pub async fn inspect(
     q: QueryMap,
 ) -> ApiResult<Json<NetworkResource>> {
     q.flag("verbose")?;
-    if q.0.get("scope").is_some_and(|s| !s.is_empty() && s != "local") {
+    let scope = q.0.get("scope").filter(|s| !s.is_empty()).cloned();
+    let net = lookup::network(&st.controller, &id).await?;
+    if let Some(scope) = scope
+        && (scope == "global") != net.info().await?.global
+    {
         return Err(ApiError::not_found(format!("network {id} not found")));
     }
-    let net = lookup::network(&st.controller, &id).await?;
     Ok(Json(resource(&st, &net, true).await?))
 }
 
@@ -75,8 +78,23 @@ pub async fn create(
     if let Some(from) = cfg.config_from.clone() {
         take_config(&st.controller, &from, &mut cfg).await?;
     }
+    if driver == "overlay" && !st.controller.config().cluster {
+        return Err(ApiError::forbidden(
+            "the overlay driver needs a cluster store: start cnmd with --cluster-store etcd://HOST:PORT --advertise-addr IP",
+        ));
+    }
     let ctrl = st.controller.clone();
     let net = st.inflight.run(async move { Ok(ctrl.new_network(&driver, &req.name, cfg).await?) }).await?;
+    #[cfg(feature = "overlay")]
+    if let Some(m) = &st.cluster
+        && let Err(e) = m.publish(&st.controller, net.id()).await
+    {
+        // Not shared, not kept: the creation fails as a whole.
+        if let Err(del) = net.delete().await {
+            tracing::warn!(network = %net.name(), error = %del, "cannot undo a global network that was not published");
+        }
+        return Err(e);
+    }
     Ok((StatusCode::CREATED, Json(NetworkCreateResponse { id: net.id().to_string(), warning: String::new() })))
 }
 
@@ -124,6 +142,14 @@ pub async fn delete(State(st): State<ApiState>, IdParam(id): IdParam) -> ApiResu
     }
     if let Some(user) = config_user(&st.controller, net.name()).await {
         return Err(ApiError::forbidden(format!("configuration network {} is in use by network {user}", net.name())));
+    }
+    #[cfg(feature = "overlay")]
+    if let Some(m) = st.cluster.clone() {
+        m.check_removable(&st.controller, net.id(), net.name()).await?;
+        let id = net.id().to_string();
+        st.inflight.run(async move { Ok(net.delete().await?) }).await?;
+        m.withdraw(&id).await;
+        return Ok(StatusCode::NO_CONTENT);
     }
     st.inflight.run(async move { Ok(net.delete().await?) }).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -214,7 +240,7 @@ pub async fn resource(st: &ApiState, net: &Network, containers: bool) -> ApiResu
         name: info.name,
         id: info.id,
         created: crate::wire::time::rfc3339_nanos(info.created, info.created_nanos),
-        scope: "local".into(),
+        scope: if info.global { "global".into() } else { "local".into() },
         driver: info.driver,
         enable_ipv4: true,
         enable_ipv6: info.config.enable_ipv6,

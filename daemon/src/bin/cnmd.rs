@@ -32,7 +32,29 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     }
     let sockets: Vec<_> = listeners.iter().filter_map(|l| l.socket_path().map(|p| p.to_path_buf())).collect();
 
-    let builder = register_builtin_drivers(cnm::Controller::builder(cfg.controller_config()), cfg.driver_options());
+    #[allow(unused_mut)]
+    let mut driver_options = cfg.driver_options();
+    #[cfg(feature = "overlay")]
+    let membership = match (&cfg.cluster_store, cfg.advertise_addr) {
+        (Some(store), Some(advertise)) => {
+            let config = cnm_cluster::ClusterConfig::parse(store, advertise)?;
+            let cluster = cnm_cluster::Cluster::connect(config).await.context("join the cluster")?;
+            let overlay = cnm_driver_overlay::OverlayConfig {
+                netns_dir: cfg.exec_root.join("overlay"),
+                port: cfg.data_path_port,
+                ..Default::default()
+            };
+            driver_options.cluster = Some((cluster.clone(), overlay));
+            tracing::info!(store, %advertise, "cluster member");
+            Some(cnmd::cluster::Membership::new(cluster))
+        }
+        _ => None,
+    };
+    #[cfg(not(feature = "overlay"))]
+    if cfg.cluster_store.is_some() {
+        anyhow::bail!("--cluster-store: this cnmd was built without the overlay feature");
+    }
+    let builder = register_builtin_drivers(cnm::Controller::builder(cfg.controller_config()), driver_options);
     #[cfg(feature = "dylib")]
     let builder = match &cfg.driver_dir {
         Some(dir) => cnmd::drivers::load_driver_dir(builder, dir, cfg.host_netns.as_deref())
@@ -49,7 +71,13 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     cnmd::api::predefined_networks(&controller).await;
     let facts =
         DaemonFacts { data_root: cfg.data_root.clone(), exec_root: cfg.exec_root.clone(), firewall: cfg.firewall };
-    let state = ApiState::new(controller, facts);
+    #[allow(unused_mut)]
+    let mut state = ApiState::new(controller, facts);
+    #[cfg(feature = "overlay")]
+    if let Some(m) = membership {
+        m.follow(state.controller.clone());
+        state.cluster = Some(m);
+    }
     let inflight = state.inflight.clone();
     let app = cnmd::server::router(state);
 

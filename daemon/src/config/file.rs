@@ -31,6 +31,12 @@ pub struct ConfigFile {
     pub driver_dir: Option<PathBuf>,
     /// `plugin-dir = "/run/cnm/plugins"` (instead of Docker's plugin directories).
     pub plugin_dir: Option<PathBuf>,
+    /// `cluster-store = "etcd://10.0.0.1:2379"`.
+    pub cluster_store: Option<String>,
+    /// `advertise-addr = "10.0.0.2"`.
+    pub advertise_addr: Option<std::net::Ipv4Addr>,
+    /// `data-path-port = 4789`.
+    pub data_path_port: Option<u16>,
     /// `log-level = "info"`.
     pub log_level: Option<String>,
     /// `log-format = "human" | "json"`.

@@ -53,6 +53,15 @@ pub struct Flags {
     /// Find Docker plugins (sockets, .spec and .json files) in this directory instead of Docker's
     #[arg(long, value_name = "DIR")]
     pub plugin_dir: Option<PathBuf>,
+    /// Join a cluster: its shared state in etcd (global networks, the overlay driver)
+    #[arg(long, value_name = "etcd://HOST:PORT[,HOST:PORT]")]
+    pub cluster_store: Option<String>,
+    /// This host's address on the underlay, which other hosts reach it at
+    #[arg(long, value_name = "IP")]
+    pub advertise_addr: Option<std::net::Ipv4Addr>,
+    /// The UDP port of overlay (VXLAN) traffic [default: 4789]
+    #[arg(long, value_name = "PORT")]
+    pub data_path_port: Option<u16>,
     /// Log level or tracing directives, e.g. info, debug, cnm=trace [default: info]
     #[arg(short = 'l', long, value_name = "LEVEL")]
     pub log_level: Option<String>,

@@ -93,6 +93,12 @@ pub struct DaemonConfig {
     pub driver_dir: Option<PathBuf>,
     /// Where Docker plugins are looked for instead of Docker's directories.
     pub plugin_dir: Option<PathBuf>,
+    /// The cluster store (`etcd://HOST:PORT[,…]`), if the host is a cluster member.
+    pub cluster_store: Option<String>,
+    /// This host's underlay address (needed with a cluster store).
+    pub advertise_addr: Option<std::net::Ipv4Addr>,
+    /// The VXLAN UDP port.
+    pub data_path_port: u16,
     /// The log filter (`info`, `debug`, or tracing directives).
     pub log_level: String,
     /// The log format.
@@ -152,6 +158,16 @@ impl DaemonConfig {
         {
             return Err(invalid("fixed-cidr", format!("{fixed} is not inside the bridge subnet {}", bip.trunc())));
         }
+        let cluster_store = flags.cluster_store.clone().or(file.cluster_store);
+        let advertise_addr = flags.advertise_addr.or(file.advertise_addr);
+        if let Some(store) = &cluster_store {
+            if !store.starts_with("etcd://") {
+                return Err(invalid("cluster-store", format!("{store:?}: expected etcd://HOST:PORT[,HOST:PORT…]")));
+            }
+            if advertise_addr.is_none() {
+                return Err(invalid("advertise-addr", "a cluster store needs this host's underlay address"));
+            }
+        }
         Ok(DaemonConfig {
             data_root,
             exec_root,
@@ -162,6 +178,9 @@ impl DaemonConfig {
             embedded_dns: flags.embedded_dns.or(file.embedded_dns).unwrap_or(true),
             driver_dir: flags.driver_dir.clone().or(file.driver_dir),
             plugin_dir: flags.plugin_dir.clone().or(file.plugin_dir),
+            cluster_store: cluster_store.clone(),
+            advertise_addr,
+            data_path_port: flags.data_path_port.or(file.data_path_port).unwrap_or(4789),
             log_level: flags.log_level.clone().or(file.log_level).unwrap_or_else(|| "info".into()),
             log_format: flags.log_format.or(file.log_format).unwrap_or_default(),
             host_netns: flags.host_netns.clone().or(file.host_netns),
@@ -179,14 +198,20 @@ impl DaemonConfig {
         if !self.default_address_pools.is_empty() {
             default_pools.local_pools = self.default_address_pools.clone();
         }
-        crate::drivers::DriverOptions { firewall: self.firewall, default_pools, plugin_dir: self.plugin_dir.clone() }
+        crate::drivers::DriverOptions {
+            firewall: self.firewall,
+            default_pools,
+            plugin_dir: self.plugin_dir.clone(),
+            #[cfg(feature = "overlay")]
+            cluster: None,
+        }
     }
 
     /// The controller's configuration.
     pub fn controller_config(&self) -> cnm::Config {
         let mut c =
             cnm::Config::new(&self.data_root).exec_root(&self.exec_root).host_resolv_conf(&self.host_resolv_conf);
-        c = c.embedded_dns(self.embedded_dns);
+        c = c.embedded_dns(self.embedded_dns).cluster(self.cluster_store.is_some());
         if let Some(ns) = &self.host_netns {
             c = c.host_namespace(ns);
         }

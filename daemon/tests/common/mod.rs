@@ -23,6 +23,9 @@ pub struct Daemon {
     private_mounts: bool,
     /// More command-line arguments.
     extra_args: Vec<String>,
+    /// Run cnmd inside the scratch host's network namespace (its TCP
+    /// connections, to etcd say, leave from there), not only its netlink.
+    in_host_net: bool,
 }
 
 impl Daemon {
@@ -31,7 +34,15 @@ impl Daemon {
         let host = TestHost::new(test).await?;
         let sock = host.dir.path().join("cnmd.sock");
         std::fs::write(host.dir.path().join("cnmd.toml"), "").expect("write empty config");
-        let mut d = Daemon { host, child: None, sock, starts: 0, private_mounts: false, extra_args: Vec::new() };
+        let mut d = Daemon {
+            host,
+            child: None,
+            sock,
+            starts: 0,
+            private_mounts: false,
+            extra_args: Vec::new(),
+            in_host_net: false,
+        };
         d.spawn();
         Some(d)
     }
@@ -42,7 +53,8 @@ impl Daemon {
         let sock = host.dir.path().join("cnmd.sock");
         std::fs::write(host.dir.path().join("cnmd.toml"), "").expect("write empty config");
         let extra_args = args.iter().map(|s| s.to_string()).collect();
-        let mut d = Daemon { host, child: None, sock, starts: 0, private_mounts: false, extra_args };
+        let mut d =
+            Daemon { host, child: None, sock, starts: 0, private_mounts: false, extra_args, in_host_net: false };
         d.spawn();
         Some(d)
     }
@@ -56,9 +68,27 @@ impl Daemon {
         let host = TestHost::new(test).await?;
         let sock = host.dir.path().join("cnmd.sock");
         std::fs::write(host.dir.path().join("cnmd.toml"), "").expect("write empty config");
-        let mut d = Daemon { host, child: None, sock, starts: 0, private_mounts: true, extra_args: Vec::new() };
+        let mut d = Daemon {
+            host,
+            child: None,
+            sock,
+            starts: 0,
+            private_mounts: true,
+            extra_args: Vec::new(),
+            in_host_net: false,
+        };
         d.spawn();
         Some(d)
+    }
+
+    /// A daemon in a new scratch host, not started yet (`spawn` starts it),
+    /// running inside the host's network namespace; `None` when skipped.
+    pub async fn unstarted_in_host(test: &str, args: &[&str]) -> Option<Daemon> {
+        let host = TestHost::new(test).await?;
+        let sock = host.dir.path().join("cnmd.sock");
+        std::fs::write(host.dir.path().join("cnmd.toml"), "").expect("write empty config");
+        let extra_args = args.iter().map(|s| s.to_string()).collect();
+        Some(Daemon { host, child: None, sock, starts: 0, private_mounts: false, extra_args, in_host_net: true })
     }
 
     /// The exec root (namespaces live under `netns/`).
@@ -72,7 +102,12 @@ impl Daemon {
         self.starts += 1;
         let dir = self.host.dir.path();
         let log = std::fs::File::create(dir.join(format!("cnmd-{}.log", self.starts))).expect("create log");
-        let mut cmd = if self.private_mounts {
+        let mut cmd = if self.in_host_net {
+            // nsenter execs cnmd: the child's pid is cnmd's.
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net={}", self.host.ns_path().display())).arg(env!("CARGO_BIN_EXE_cnmd"));
+            c
+        } else if self.private_mounts {
             // unshare execs cnmd: the child's pid is cnmd's.
             let mut c = Command::new("unshare");
             c.args(["--mount", "--propagation", "private", env!("CARGO_BIN_EXE_cnmd")]);

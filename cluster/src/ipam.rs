@@ -1,0 +1,190 @@
+//! `GlobalIpam`: the `GlobalDefault` address space in the cluster store.
+//!
+//! Keys: `ipam/pools/<pool>` (one per pool, created by compare-and-swap;
+//! `/` in a prefix is written `_`) and `ipam/addrs/<pool>/<address>` (one
+//! per address given out). Automatic pools are /24s of 10.0.0.0/8, the
+//! lowest free; addresses are the lowest free of the pool (or its range).
+
+use crate::Cluster;
+use async_trait::async_trait;
+use cnm_ipamapi::{
+    AddressSpaces, Error, Ipam, IpamCapability, ReleaseAddressRequest, ReleasePoolRequest, RequestAddressRequest,
+    RequestAddressResponse, RequestPoolRequest, RequestPoolResponse, Result,
+};
+use ipnet::{IpNet, Ipv4Net};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// The global address space's name (Docker's).
+pub const GLOBAL_DEFAULT: &str = "GlobalDefault";
+/// How many times a compare-and-swap lost to another host is tried again.
+const ATTEMPTS: usize = 64;
+
+/// The default IPAM of a cluster member: `GlobalDefault` in the cluster
+/// store, every other space in the local IPAM it wraps.
+pub struct GlobalIpam {
+    cluster: Cluster,
+    local: Arc<dyn Ipam>,
+}
+
+impl std::fmt::Debug for GlobalIpam {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GlobalIpam").field("cluster", &self.cluster).finish()
+    }
+}
+
+fn enc(net: &IpNet) -> String {
+    net.to_string().replace('/', "_")
+}
+
+fn store_error(e: crate::Error) -> Error {
+    Error::Cause { kind: cnm_ipamapi::ErrorKind::Unavailable, source: Box::new(e) }
+}
+
+/// The pool and sub-pool a global pool id names: `GlobalDefault/<pool>[/<sub>]`.
+fn parse_id(id: &str) -> Option<(IpNet, Option<IpNet>)> {
+    let rest = id.strip_prefix(GLOBAL_DEFAULT)?.strip_prefix('/')?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    match parts.as_slice() {
+        [a, l] => Some((format!("{a}/{l}").parse().ok()?, None)),
+        [a, l, b, m] => Some((format!("{a}/{l}").parse().ok()?, Some(format!("{b}/{m}").parse().ok()?))),
+        _ => None,
+    }
+}
+
+impl GlobalIpam {
+    /// `GlobalDefault` in `cluster`, the rest in `local`.
+    pub fn new(cluster: Cluster, local: Arc<dyn Ipam>) -> Self {
+        GlobalIpam { cluster, local }
+    }
+
+    async fn pools(&self) -> Result<Vec<IpNet>> {
+        let (kvs, _) = self.cluster.list("ipam/pools/").await.map_err(store_error)?;
+        Ok(kvs.iter().filter_map(|(k, _)| k.strip_prefix("ipam/pools/")?.replace('_', "/").parse().ok()).collect())
+    }
+
+    async fn request_global_pool(&self, req: &RequestPoolRequest) -> Result<RequestPoolResponse> {
+        for _ in 0..ATTEMPTS {
+            let existing = self.pools().await?;
+            let pool = match req.pool {
+                Some(p) => {
+                    if let Some(e) = existing.iter().find(|e| e.contains(&p.network()) || p.contains(&e.network())) {
+                        return Err(Error::PoolOverlap { requested: p.to_string(), existing: e.to_string() });
+                    }
+                    p
+                }
+                None if req.v6 => return Err(Error::NoAvailablePool),
+                None => {
+                    let base: Ipv4Net = "10.0.0.0/8".parse().map_err(|_| Error::NoAvailablePool)?;
+                    let free = base
+                        .subnets(24)
+                        .map_err(|_| Error::NoAvailablePool)?
+                        .map(IpNet::V4)
+                        .find(|c| !existing.iter().any(|e| e.contains(&c.network()) || c.contains(&e.network())));
+                    free.ok_or(Error::NoAvailablePool)?
+                }
+            };
+            if self.cluster.create(&format!("ipam/pools/{}", enc(&pool)), b"").await.map_err(store_error)? {
+                let mut id = format!("{GLOBAL_DEFAULT}/{pool}");
+                if let Some(s) = req.sub_pool {
+                    id = format!("{id}/{s}");
+                }
+                return Ok(RequestPoolResponse { pool_id: id, pool, data: BTreeMap::new() });
+            }
+            if req.pool.is_some() {
+                return Err(Error::PoolOverlap { requested: pool.to_string(), existing: pool.to_string() });
+            }
+        }
+        Err(Error::NoAvailablePool)
+    }
+
+    async fn request_global_address(&self, req: &RequestAddressRequest) -> Result<RequestAddressResponse> {
+        let (pool, sub) = parse_id(&req.pool_id).ok_or_else(|| Error::PoolNotFound(req.pool_id.clone()))?;
+        if self.cluster.get(&format!("ipam/pools/{}", enc(&pool))).await.map_err(store_error)?.is_none() {
+            return Err(Error::PoolNotFound(req.pool_id.clone()));
+        }
+        let dir = format!("ipam/addrs/{}/", enc(&pool));
+        for _ in 0..ATTEMPTS {
+            let addr = match req.address {
+                Some(a) => a,
+                None => {
+                    let (kvs, _) = self.cluster.list(&dir).await.map_err(store_error)?;
+                    let used: BTreeSet<IpAddr> =
+                        kvs.iter().filter_map(|(k, _)| k.strip_prefix(&dir)?.parse().ok()).collect();
+                    let range = sub.unwrap_or(pool);
+                    first_free(range, pool, &used).ok_or(Error::NoAvailableIps)?
+                }
+            };
+            if !pool.contains(&addr) {
+                return Err(Error::AddressOutOfRange(addr.to_string()));
+            }
+            if self.cluster.create(&format!("{dir}{addr}"), b"").await.map_err(store_error)? {
+                let address = IpNet::new(addr, pool.prefix_len()).map_err(|e| Error::InvalidRequest(e.to_string()))?;
+                return Ok(RequestAddressResponse { address, data: BTreeMap::new() });
+            }
+            if req.address.is_some() {
+                return Err(Error::AddressInUse(addr.to_string()));
+            }
+        }
+        Err(Error::NoAvailableIps)
+    }
+}
+
+/// The lowest address of `range` (within `pool`) that is neither used, the
+/// pool's network address nor its broadcast address.
+fn first_free(range: IpNet, pool: IpNet, used: &BTreeSet<IpAddr>) -> Option<IpAddr> {
+    range.hosts().find(|a| !used.contains(a) && *a != pool.network() && *a != pool.broadcast())
+}
+
+#[async_trait]
+impl Ipam for GlobalIpam {
+    fn capability(&self) -> IpamCapability {
+        self.local.capability()
+    }
+
+    async fn default_address_spaces(&self) -> Result<AddressSpaces> {
+        let local = self.local.default_address_spaces().await?.local;
+        Ok(AddressSpaces { local, global: GLOBAL_DEFAULT.to_string() })
+    }
+
+    async fn request_pool(&self, req: RequestPoolRequest) -> Result<RequestPoolResponse> {
+        if req.address_space != GLOBAL_DEFAULT {
+            return self.local.request_pool(req).await;
+        }
+        self.request_global_pool(&req).await
+    }
+
+    async fn release_pool(&self, req: ReleasePoolRequest) -> Result<()> {
+        let Some((pool, _)) = parse_id(&req.pool_id) else { return self.local.release_pool(req).await };
+        self.cluster.delete_prefix(&format!("ipam/addrs/{}/", enc(&pool))).await.map_err(store_error)?;
+        self.cluster.delete(&format!("ipam/pools/{}", enc(&pool))).await.map_err(store_error)
+    }
+
+    async fn request_address(&self, req: RequestAddressRequest) -> Result<RequestAddressResponse> {
+        if parse_id(&req.pool_id).is_none() {
+            return self.local.request_address(req).await;
+        }
+        self.request_global_address(&req).await
+    }
+
+    async fn release_address(&self, req: ReleaseAddressRequest) -> Result<()> {
+        let Some((pool, _)) = parse_id(&req.pool_id) else { return self.local.release_address(req).await };
+        self.cluster.delete(&format!("ipam/addrs/{}/{}", enc(&pool), req.address)).await.map_err(store_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_ids_and_free_addresses() {
+        let (p, s) = parse_id("GlobalDefault/10.0.3.0/24/10.0.3.128/25").unwrap();
+        assert_eq!((p.to_string(), s.map(|s| s.to_string())), ("10.0.3.0/24".into(), Some("10.0.3.128/25".into())));
+        assert!(parse_id("LocalDefault/10.0.3.0/24").is_none());
+        let pool: IpNet = "10.0.3.0/24".parse().unwrap();
+        let used: BTreeSet<IpAddr> = ["10.0.3.1".parse().unwrap()].into();
+        assert_eq!(first_free(pool, pool, &used), Some("10.0.3.2".parse().unwrap()));
+    }
+}

@@ -1,0 +1,362 @@
+//! One daemon's session with the cluster store: keys, leases, watches.
+
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp, WatchOptions};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// An error of the cluster store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// etcd did not answer, or refused a request.
+    #[error("cluster store ({endpoints}): {op}: {source}")]
+    Etcd {
+        /// The store's endpoints.
+        endpoints: String,
+        /// What was being done.
+        op: String,
+        /// etcd's error.
+        #[source]
+        source: etcd_client::Error,
+    },
+    /// A request could not complete before its deadline.
+    #[error("cluster store ({endpoints}): {op}: no answer within {millis} ms")]
+    Timeout {
+        /// The store's endpoints.
+        endpoints: String,
+        /// What was being done.
+        op: String,
+        /// The deadline.
+        millis: u128,
+    },
+    /// The address of the store is not `etcd://HOST:PORT[,HOST:PORT…]`.
+    #[error("invalid cluster store {0:?}: expected etcd://HOST:PORT[,HOST:PORT…]")]
+    InvalidAddress(String),
+}
+
+/// The result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How to reach the cluster store and who this host is.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// etcd endpoints, `host:port`.
+    pub endpoints: Vec<String>,
+    /// The prefix of every key (one cluster per prefix).
+    pub prefix: String,
+    /// This host's address on the underlay (other hosts send VXLAN traffic there).
+    pub advertise: Ipv4Addr,
+    /// How long this host's keys outlive it after its last lease renewal.
+    pub lease_ttl: Duration,
+    /// The deadline of one request.
+    pub timeout: Duration,
+}
+
+impl ClusterConfig {
+    /// Parses `etcd://HOST:PORT[,HOST:PORT…]`, with the default prefix (`/cnm`), a 5 s lease and a 5 s deadline.
+    pub fn parse(store: &str, advertise: Ipv4Addr) -> Result<Self> {
+        let rest = store.strip_prefix("etcd://").ok_or_else(|| Error::InvalidAddress(store.into()))?;
+        let endpoints: Vec<String> = rest.trim_end_matches('/').split(',').map(|s| s.trim().to_string()).collect();
+        if endpoints.iter().any(|e| e.is_empty() || !e.contains(':')) {
+            return Err(Error::InvalidAddress(store.into()));
+        }
+        Ok(ClusterConfig {
+            endpoints,
+            prefix: "/cnm".into(),
+            advertise,
+            lease_ttl: Duration::from_secs(5),
+            timeout: Duration::from_secs(5),
+        })
+    }
+}
+
+/// A change under a watched prefix (keys relative to the prefix).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Everything under the prefix, after a (re)connection: forget what you had.
+    Resync(Vec<(String, Vec<u8>)>),
+    /// A key was created or changed.
+    Put(String, Vec<u8>),
+    /// A key was deleted (or its lease expired).
+    Delete(String),
+}
+
+/// One daemon's session with the cluster store (cheap to clone).
+#[derive(Clone)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ClusterConfig,
+    client: Client,
+    /// This host's lease (0 until granted).
+    lease: AtomicI64,
+    /// Whether the last request reached etcd.
+    reachable: AtomicBool,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("config", &self.inner.config).finish()
+    }
+}
+
+impl Cluster {
+    /// Opens a session: connects lazily (a store that is down now is
+    /// retried on use), grants this host's lease when it can and keeps it
+    /// renewed in the background.
+    pub async fn connect(config: ClusterConfig) -> Result<Cluster> {
+        let opts = ConnectOptions::new()
+            .with_connect_timeout(config.timeout)
+            .with_timeout(config.timeout)
+            .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2));
+        let client = Client::connect(config.endpoints.clone(), Some(opts)).await.map_err(|source| Error::Etcd {
+            endpoints: config.endpoints.join(","),
+            op: "connect".into(),
+            source,
+        })?;
+        let cluster = Cluster {
+            inner: Arc::new(Inner { config, client, lease: AtomicI64::new(0), reachable: AtomicBool::new(false) }),
+        };
+        let keeper = cluster.clone();
+        tokio::spawn(async move { keeper.keep_lease().await });
+        Ok(cluster)
+    }
+
+    /// The session's configuration.
+    pub fn config(&self) -> &ClusterConfig {
+        &self.inner.config
+    }
+
+    /// This host's underlay address.
+    pub fn advertise(&self) -> Ipv4Addr {
+        self.inner.config.advertise
+    }
+
+    /// Whether the last request reached the store.
+    pub fn reachable(&self) -> bool {
+        self.inner.reachable.load(Ordering::Relaxed)
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}/{key}", self.inner.config.prefix)
+    }
+
+    async fn run<T, F>(&self, op: impl Fn() -> String, fut: F) -> Result<T>
+    where
+        F: std::future::Future<Output = std::result::Result<T, etcd_client::Error>>,
+    {
+        let endpoints = || self.inner.config.endpoints.join(",");
+        let out = match tokio::time::timeout(self.inner.config.timeout, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(source)) => Err(Error::Etcd { endpoints: endpoints(), op: op(), source }),
+            Err(_) => {
+                Err(Error::Timeout { endpoints: endpoints(), op: op(), millis: self.inner.config.timeout.as_millis() })
+            }
+        };
+        self.inner.reachable.store(out.is_ok(), Ordering::Relaxed);
+        out
+    }
+
+    /// Grants the lease, then renews it at a third of its TTL; a lost lease
+    /// (etcd down longer than the TTL) is granted again and this host's keys
+    /// are re-published by their owners through [`Cluster::lease`].
+    async fn keep_lease(&self) {
+        let ttl = self.inner.config.lease_ttl.as_secs().max(2) as i64;
+        loop {
+            let mut c = self.inner.client.clone();
+            let granted = self.run(|| "grant lease".into(), c.lease_grant(ttl, None)).await;
+            let Ok(granted) = granted else {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            };
+            self.inner.lease.store(granted.id(), Ordering::Release);
+            let Ok((mut keeper, mut answers)) =
+                self.run(|| "keep lease".into(), c.lease_keep_alive(granted.id())).await
+            else {
+                continue;
+            };
+            loop {
+                tokio::time::sleep(Duration::from_secs((ttl as u64 / 3).max(1))).await;
+                if keeper.keep_alive().await.is_err() {
+                    break;
+                }
+                match tokio::time::timeout(self.inner.config.timeout, answers.message()).await {
+                    Ok(Ok(Some(a))) if a.ttl() > 0 => self.inner.reachable.store(true, Ordering::Relaxed),
+                    _ => break,
+                }
+            }
+            self.inner.reachable.store(false, Ordering::Relaxed);
+            tracing::warn!("cluster store lease lost; granting a new one");
+        }
+    }
+
+    /// This host's lease id, waiting (bounded by the deadline) until one is granted.
+    pub async fn lease(&self) -> Result<i64> {
+        let end = tokio::time::Instant::now() + self.inner.config.timeout;
+        loop {
+            let id = self.inner.lease.load(Ordering::Acquire);
+            if id != 0 {
+                return Ok(id);
+            }
+            if tokio::time::Instant::now() >= end {
+                return Err(Error::Timeout {
+                    endpoints: self.inner.config.endpoints.join(","),
+                    op: "grant lease".into(),
+                    millis: self.inner.config.timeout.as_millis(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Creates `key` with `value` only if it does not exist; returns whether it was created.
+    pub async fn create(&self, key: &str, value: &[u8]) -> Result<bool> {
+        self.create_with(key, value, None).await
+    }
+
+    /// [`Cluster::create`] with the key attached to this host's lease.
+    pub async fn create_leased(&self, key: &str, value: &[u8]) -> Result<bool> {
+        let lease = self.lease().await?;
+        self.create_with(key, value, Some(PutOptions::new().with_lease(lease))).await
+    }
+
+    async fn create_with(&self, key: &str, value: &[u8], opts: Option<PutOptions>) -> Result<bool> {
+        let k = self.key(key);
+        let txn = Txn::new()
+            .when(vec![Compare::create_revision(k.clone(), CompareOp::Equal, 0)])
+            .and_then(vec![TxnOp::put(k.clone(), value.to_vec(), opts)]);
+        let mut c = self.inner.client.clone();
+        Ok(self.run(|| format!("create {k}"), c.txn(txn)).await?.succeeded())
+    }
+
+    /// Sets `key` (attached to this host's lease).
+    pub async fn put_leased(&self, key: &str, value: &[u8]) -> Result<()> {
+        let lease = self.lease().await?;
+        let k = self.key(key);
+        let mut c = self.inner.client.clone();
+        self.run(|| format!("put {k}"), c.put(k.clone(), value.to_vec(), Some(PutOptions::new().with_lease(lease))))
+            .await
+            .map(|_| ())
+    }
+
+    /// Deletes `key` (absent is fine).
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        let k = self.key(key);
+        let mut c = self.inner.client.clone();
+        self.run(|| format!("delete {k}"), c.delete(k.clone(), None)).await.map(|_| ())
+    }
+
+    /// Deletes every key under `prefix`.
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<()> {
+        let k = self.key(prefix);
+        let mut c = self.inner.client.clone();
+        let opts = etcd_client::DeleteOptions::new().with_prefix();
+        self.run(|| format!("delete {k}*"), c.delete(k.clone(), Some(opts))).await.map(|_| ())
+    }
+
+    /// The value of `key`, if it exists.
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let k = self.key(key);
+        let mut c = self.inner.client.clone();
+        let resp = self.run(|| format!("get {k}"), c.get(k.clone(), None)).await?;
+        Ok(resp.kvs().first().map(|kv| kv.value().to_vec()))
+    }
+
+    /// Every key under `prefix` (relative to the cluster's prefix) and the store's revision.
+    pub async fn list(&self, prefix: &str) -> Result<(Vec<(String, Vec<u8>)>, i64)> {
+        let k = self.key(prefix);
+        let mut c = self.inner.client.clone();
+        let resp = self.run(|| format!("list {k}*"), c.get(k.clone(), Some(GetOptions::new().with_prefix()))).await?;
+        let rev = resp.header().map_or(0, |h| h.revision());
+        let base = self.inner.config.prefix.len() + 1;
+        let kvs = resp
+            .kvs()
+            .iter()
+            .filter_map(|kv| Some((kv.key_str().ok()?.get(base..)?.to_string(), kv.value().to_vec())))
+            .collect();
+        Ok((kvs, rev))
+    }
+
+    /// Follows `prefix`: first a [`Event::Resync`] with everything under it,
+    /// then each change; after losing the store, a new `Resync` once it is
+    /// back (or the changes since the last revision seen, when etcd still has them).
+    pub fn watch(&self, prefix: &str) -> mpsc::Receiver<Event> {
+        let (tx, rx) = mpsc::channel(1024);
+        let (cluster, prefix) = (self.clone(), prefix.to_string());
+        tokio::spawn(async move { cluster.follow(prefix, tx).await });
+        rx
+    }
+
+    async fn follow(&self, prefix: String, tx: mpsc::Sender<Event>) {
+        let base = self.inner.config.prefix.len() + 1;
+        let mut resume: Option<i64> = None;
+        loop {
+            let start = match resume {
+                Some(rev) => rev,
+                None => match self.list(&prefix).await {
+                    Ok((kvs, rev)) => {
+                        if tx.send(Event::Resync(kvs)).await.is_err() {
+                            return;
+                        }
+                        rev + 1
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "cluster store unreachable; listing again soon");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
+                },
+            };
+            let mut c = self.inner.client.clone();
+            let opts = WatchOptions::new().with_prefix().with_start_revision(start);
+            let stream = match self.run(|| format!("watch {prefix}"), c.watch(self.key(&prefix), Some(opts))).await {
+                Ok(s) => s,
+                Err(_) => {
+                    resume = None;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            let (_sender, mut answers) = stream.split();
+            let mut last = start - 1;
+            loop {
+                match answers.message().await {
+                    Ok(Some(resp)) => {
+                        if resp.canceled() {
+                            // Compacted past our revision: list everything again.
+                            resume = None;
+                            break;
+                        }
+                        for ev in resp.events() {
+                            let Some(kv) = ev.kv() else { continue };
+                            last = last.max(kv.mod_revision());
+                            let Some(key) = kv.key_str().ok().and_then(|k| k.get(base..)).map(str::to_string) else {
+                                continue;
+                            };
+                            let event = match ev.event_type() {
+                                etcd_client::EventType::Put => Event::Put(key, kv.value().to_vec()),
+                                etcd_client::EventType::Delete => Event::Delete(key),
+                            };
+                            if tx.send(event).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Ok(None) | Err(_) => {
+                        self.inner.reachable.store(false, Ordering::Relaxed);
+                        tracing::warn!(prefix, "cluster store watch lost; resuming");
+                        // Resume from the last revision seen; a compacted one is re-listed.
+                        resume = Some(last + 1);
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,380 @@
+//! `OverlayDriver`: per network a namespace with a bridge and a VXLAN
+//! device; per endpoint a veth into it; peers from the cluster store.
+
+use crate::Error;
+use crate::peers::{self, Peer};
+use async_trait::async_trait;
+use cnm_cluster::Cluster;
+use cnm_driverapi::{
+    AllocateNetworkRequest, AllocateNetworkResponse, Capability, CreateEndpointRequest, CreateEndpointResponse,
+    CreateNetworkRequest, DeleteEndpointRequest, DeleteNetworkRequest, Driver, EndpointInterface, FreeNetworkRequest,
+    InterfaceName, JoinRequest, JoinResponse, LeaveRequest, MacAddress, Result, Scope,
+};
+use cnm_osl::{Namespace, Netlink, VethSpec};
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// The driver's type name.
+pub const NAME: &str = "overlay";
+/// Docker's option naming a network's VNI.
+pub const VXLANID_LIST: &str = "com.docker.network.driver.overlay.vxlanid_list";
+/// Docker's option asking for encryption.
+pub const ENCRYPTED: &str = "encrypted";
+/// The VXLAN header overhead subtracted from the underlay's MTU.
+pub const VXLAN_OVERHEAD: u32 = 50;
+/// The first VNI given out automatically (Docker's).
+const FIRST_VNI: u32 = 4096;
+/// The largest VNI (24 bits).
+const LAST_VNI: u32 = (1 << 24) - 1;
+
+/// How the driver works on this host.
+#[derive(Debug, Clone)]
+pub struct OverlayConfig {
+    /// Where the networks' namespaces are mounted (`<exec-root>/overlay`).
+    pub netns_dir: PathBuf,
+    /// The VXLAN UDP port (4789, or `--data-path-port`).
+    pub port: u16,
+    /// The underlay's MTU (the overlay's is 50 bytes less).
+    pub underlay_mtu: u32,
+}
+
+impl Default for OverlayConfig {
+    fn default() -> Self {
+        OverlayConfig { netns_dir: PathBuf::from("/run/cnm/overlay"), port: 4789, underlay_mtu: 1500 }
+    }
+}
+
+/// One network on this host.
+struct OverlayNetwork {
+    vni: u32,
+    ns_path: PathBuf,
+    nl: Netlink,
+    bridge: u32,
+    /// Follows the network's peers in the store.
+    peers: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for OverlayNetwork {
+    fn drop(&mut self) {
+        self.peers.abort();
+    }
+}
+
+/// An endpoint as created: its network, address and MAC.
+#[derive(Debug, Clone, Copy)]
+struct OverlayEndpoint {
+    ip: Option<Ipv4Addr>,
+    mac: [u8; 6],
+}
+
+/// The `overlay` network driver.
+pub struct OverlayDriver {
+    host: Netlink,
+    cluster: Cluster,
+    config: OverlayConfig,
+    networks: Mutex<HashMap<String, Arc<OverlayNetwork>>>,
+    endpoints: Mutex<HashMap<String, OverlayEndpoint>>,
+}
+
+impl std::fmt::Debug for OverlayDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OverlayDriver").field("config", &self.config).finish()
+    }
+}
+
+fn short(id: &str, n: usize) -> &str {
+    &id[..id.len().min(n)]
+}
+
+/// The VNI key of the cluster store.
+fn vni_key(vni: u32) -> String {
+    format!("overlay/vni/{vni}")
+}
+
+fn parse_vni(options: &BTreeMap<String, String>) -> std::result::Result<Option<u32>, Error> {
+    let Some(list) = options.get(VXLANID_LIST) else { return Ok(None) };
+    let first = list.split(',').next().unwrap_or_default().trim();
+    let vni: u32 = first.parse().map_err(|_| Error::InvalidOption(format!("{VXLANID_LIST} {list:?}: not a number")))?;
+    if !(1..=LAST_VNI).contains(&vni) {
+        return Err(Error::InvalidOption(format!("{VXLANID_LIST} {vni}: a VXLAN id is 1 to {LAST_VNI}")));
+    }
+    Ok(Some(vni))
+}
+
+impl OverlayDriver {
+    /// An overlay driver on the host behind `host`, sharing state through `cluster`.
+    pub fn new(host: Netlink, cluster: Cluster, config: OverlayConfig) -> Self {
+        OverlayDriver { host, cluster, config, networks: Mutex::default(), endpoints: Mutex::default() }
+    }
+
+    fn mtu(&self) -> u32 {
+        self.config.underlay_mtu.saturating_sub(VXLAN_OVERHEAD)
+    }
+
+    fn network(&self, nid: &str) -> std::result::Result<Arc<OverlayNetwork>, Error> {
+        self.networks.lock().ok().and_then(|n| n.get(nid).cloned()).ok_or_else(|| Error::NetworkNotFound(nid.into()))
+    }
+
+    /// Reserves `vni` for network `nid` (compare-and-swap); taken by the same network is fine.
+    async fn reserve_vni(&self, vni: u32, nid: &str) -> std::result::Result<bool, Error> {
+        if self.cluster.create(&vni_key(vni), nid.as_bytes()).await? {
+            return Ok(true);
+        }
+        Ok(self.cluster.get(&vni_key(vni)).await?.as_deref() == Some(nid.as_bytes()))
+    }
+
+    /// The network's namespace with its bridge and VXLAN device, made if missing.
+    async fn build(&self, nid: &str, vni: u32) -> std::result::Result<(Namespace, Netlink, u32, u32), Error> {
+        let path = self.config.netns_dir.join(format!("ov-{}", short(nid, 12)));
+        std::fs::create_dir_all(&self.config.netns_dir).map_err(|e| {
+            Error::os(
+                format!("create {}", self.config.netns_dir.display()),
+                cnm_osl::Error::Io { op: "create directory", path: self.config.netns_dir.clone(), source: e },
+            )
+        })?;
+        let deadline = self.host.deadline();
+        let (ns, nl) = match Namespace::open(&path) {
+            Ok(ns) => {
+                let nl = Netlink::connect(&ns, deadline).await.map_err(|e| Error::os("enter overlay namespace", e))?;
+                (ns, nl)
+            }
+            Err(_) => {
+                let _ = Namespace::remove(&path);
+                Netlink::create_namespace(&path, deadline)
+                    .await
+                    .map_err(|e| Error::os("create overlay namespace", e))?
+            }
+        };
+        let os = |op: &str| {
+            let op = op.to_string();
+            move |e| Error::os(op, e)
+        };
+        let bridge = match nl.link_get("br0").await.map_err(os("look up br0"))? {
+            Some(l) => l.index,
+            None => nl.link_add_bridge("br0", Some(self.mtu()), None, None).await.map_err(os("create br0"))?.index,
+        };
+        nl.link_set_up(bridge).await.map_err(os("bring br0 up"))?;
+        let vxlan =
+            match nl.link_get("vxlan0").await.map_err(os("look up vxlan0"))? {
+                Some(l) => l.index,
+                None => {
+                    // Made in the host's namespace (its UDP socket lives there), then moved in.
+                    let tmp = format!("vx-{vni}");
+                    let _ = self.host.link_del_by_name(&tmp).await;
+                    let advertise = self.cluster.advertise();
+                    self.host
+                        .link_add_vxlan(&tmp, vni, advertise, self.config.port, self.mtu())
+                        .await
+                        .map_err(os("create the VXLAN device"))?;
+                    let link =
+                        self.host.link_get(&tmp).await.map_err(os("look up the VXLAN device"))?.ok_or_else(|| {
+                            Error::os("look up the VXLAN device", cnm_osl::Error::NotFound(tmp.clone()))
+                        })?;
+                    self.host.link_move(link.index, &ns, Some("vxlan0")).await.map_err(os("move the VXLAN device"))?;
+                    nl.link_get("vxlan0")
+                        .await
+                        .map_err(os("look up vxlan0"))?
+                        .ok_or_else(|| Error::os("look up vxlan0", cnm_osl::Error::NotFound("vxlan0".into())))?
+                        .index
+                }
+            };
+        nl.link_set_controller(vxlan, bridge).await.map_err(os("attach vxlan0 to br0"))?;
+        nl.link_set_up(vxlan).await.map_err(os("bring vxlan0 up"))?;
+        Ok((ns, nl, bridge, vxlan))
+    }
+}
+
+/// Docker's MAC for an IPv4 address (`02:42` and the four bytes).
+fn mac_for(ip: Option<Ipv4Addr>, eid: &str) -> [u8; 6] {
+    match ip {
+        Some(ip) => MacAddress::from_ipv4(ip).octets(),
+        None => {
+            let b = eid.as_bytes();
+            MacAddress::local_unicast([b[0], b[1], b[2], b[3], b[4], b[5]]).octets()
+        }
+    }
+}
+
+#[async_trait]
+impl Driver for OverlayDriver {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    /// Global: networks and their addresses are the cluster's.
+    fn capability(&self) -> Capability {
+        Capability { data_scope: Scope::Global, connectivity_scope: Some(Scope::Global), host_namespace: false }
+    }
+
+    /// Once per network, on the host that creates it: the VNI.
+    async fn network_allocate(&self, req: AllocateNetworkRequest) -> Result<AllocateNetworkResponse> {
+        if req.options.contains_key(ENCRYPTED) {
+            return Err(Error::MissingKernelFeature {
+                what: "an encrypted overlay network (-o encrypted)",
+                feature: "IPsec ESP (xfrm with esp4) or WireGuard",
+            }
+            .into());
+        }
+        let vni = match parse_vni(&req.options)? {
+            Some(vni) => {
+                if !self.reserve_vni(vni, &req.network_id).await? {
+                    return Err(Error::VniInUse(vni).into());
+                }
+                vni
+            }
+            None => {
+                let (taken, _) = self.cluster.list("overlay/vni/").await.map_err(Error::from)?;
+                let taken: std::collections::BTreeSet<u32> =
+                    taken.iter().filter_map(|(k, _)| k.strip_prefix("overlay/vni/")?.parse().ok()).collect();
+                let mut chosen = None;
+                for vni in (FIRST_VNI..=LAST_VNI).filter(|v| !taken.contains(v)).take(64) {
+                    if self.reserve_vni(vni, &req.network_id).await? {
+                        chosen = Some(vni);
+                        break;
+                    }
+                }
+                chosen.ok_or(Error::NoVni)?
+            }
+        };
+        let mut options = BTreeMap::new();
+        options.insert(VXLANID_LIST.to_string(), vni.to_string());
+        Ok(AllocateNetworkResponse { options })
+    }
+
+    async fn network_free(&self, req: FreeNetworkRequest) -> Result<()> {
+        let (vnis, _) = self.cluster.list("overlay/vni/").await.map_err(Error::from)?;
+        for (k, v) in vnis {
+            if v == req.network_id.as_bytes() {
+                self.cluster.delete(&k).await.map_err(Error::from)?;
+            }
+        }
+        self.cluster.delete_prefix(&peers::prefix(&req.network_id)).await.map_err(Error::from)?;
+        Ok(())
+    }
+
+    /// On every host: the network's namespace, bridge and VXLAN device, and its peers followed.
+    async fn create_network(&self, req: CreateNetworkRequest) -> Result<()> {
+        let nid = req.network_id.clone();
+        if req.options.generic.contains_key(ENCRYPTED) {
+            return Err(Error::MissingKernelFeature {
+                what: "an encrypted overlay network (-o encrypted)",
+                feature: "IPsec ESP (xfrm with esp4) or WireGuard",
+            }
+            .into());
+        }
+        let vni = parse_vni(&req.options.generic)?
+            .ok_or_else(|| Error::InvalidOption(format!("overlay network {nid} has no VXLAN id ({VXLANID_LIST})")))?;
+        if self.networks.lock().is_ok_and(|n| n.contains_key(&nid)) {
+            return Ok(());
+        }
+        let (ns, nl, bridge, vxlan) = self.build(&nid, vni).await?;
+        let ns_path = ns.path().map(|p| p.to_path_buf()).unwrap_or_default();
+        let peers = tokio::spawn(peers::follow(self.cluster.clone(), nid.clone(), nl.clone(), vxlan));
+        tracing::info!(network = %short(&nid, 12), vni, "overlay network");
+        let net = OverlayNetwork { vni, ns_path, nl, bridge, peers };
+        if let Ok(mut n) = self.networks.lock() {
+            n.insert(nid, Arc::new(net));
+        }
+        Ok(())
+    }
+
+    async fn delete_network(&self, req: DeleteNetworkRequest) -> Result<()> {
+        let net = self.networks.lock().ok().and_then(|mut n| n.remove(&req.network_id));
+        if let Some(net) = net {
+            net.peers.abort();
+            // The VXLAN device goes first and synchronously: its UDP socket
+            // lives in the host's namespace, and a network created next
+            // with the same VNI needs it gone.
+            if let Err(e) = net.nl.link_del_by_name("vxlan0").await {
+                tracing::warn!(network = %short(&req.network_id, 12), error = %e, "cannot remove an overlay VXLAN device");
+            }
+            // The bridge and the endpoints' ends go with the namespace.
+            if let Err(e) = Namespace::remove(&net.ns_path) {
+                tracing::warn!(network = %short(&req.network_id, 12), vni = net.vni, error = %e, "cannot remove an overlay namespace");
+            }
+        }
+        Ok(())
+    }
+
+    async fn create_endpoint(&self, req: CreateEndpointRequest) -> Result<CreateEndpointResponse> {
+        self.network(&req.network_id)?;
+        let ip = match req.interface.address.map(|a| a.addr()) {
+            Some(IpAddr::V4(v4)) => Some(v4),
+            _ => None,
+        };
+        let given = req.interface.mac_address.map(|m| m.octets());
+        let mac = given.unwrap_or_else(|| mac_for(ip, &req.endpoint_id));
+        if let Ok(mut e) = self.endpoints.lock() {
+            e.insert(req.endpoint_id.clone(), OverlayEndpoint { ip, mac });
+        }
+        let interface =
+            given.is_none().then(|| EndpointInterface { mac_address: Some(MacAddress(mac)), ..Default::default() });
+        Ok(CreateEndpointResponse { interface })
+    }
+
+    async fn delete_endpoint(&self, req: DeleteEndpointRequest) -> Result<()> {
+        if let Ok(mut e) = self.endpoints.lock() {
+            e.remove(&req.endpoint_id);
+        }
+        Ok(())
+    }
+
+    /// A veth pair: one end a port of the network's bridge, the other for
+    /// the sandbox; then the endpoint is published to the other hosts.
+    async fn join(&self, req: JoinRequest) -> Result<JoinResponse> {
+        let net = self.network(&req.network_id)?;
+        let ep = self
+            .endpoints
+            .lock()
+            .ok()
+            .and_then(|e| e.get(&req.endpoint_id).copied())
+            .ok_or_else(|| Error::EndpointNotFound(req.endpoint_id.clone()))?;
+        let outer = format!("ov{}", short(&req.endpoint_id, 11));
+        let inner = format!("vb{}", short(&req.endpoint_id, 11));
+        let ns = Namespace::open(&net.ns_path).map_err(|e| Error::os("open the overlay namespace", e))?;
+        let _ = self.host.link_del_by_name(&outer).await;
+        let spec = VethSpec {
+            name: &outer,
+            peer_name: &inner,
+            peer_namespace: Some(&ns),
+            mtu: Some(self.mtu()),
+            ..Default::default()
+        };
+        self.host.link_add_veth(&spec).await.map_err(|e| Error::os(format!("create veth {outer}"), e))?;
+        let port = net
+            .nl
+            .link_get(&inner)
+            .await
+            .map_err(|e| Error::os(format!("look up {inner}"), e))?
+            .ok_or_else(|| Error::os(format!("look up {inner}"), cnm_osl::Error::NotFound(inner.clone())))?;
+        net.nl.link_set_controller(port.index, net.bridge).await.map_err(|e| Error::os("attach to br0", e))?;
+        net.nl.link_set_up(port.index).await.map_err(|e| Error::os(format!("bring {inner} up"), e))?;
+        if let Some(ip) = ep.ip {
+            let peer = Peer { ip, mac: ep.mac, host: self.cluster.advertise() };
+            let value = serde_json::to_vec(&peer).map_err(|e| cnm_driverapi::Error::internal(e.to_string()))?;
+            if let Err(e) = self.cluster.put_leased(&peers::key(&req.network_id, &req.endpoint_id), &value).await {
+                let _ = self.host.link_del_by_name(&outer).await;
+                return Err(Error::from(e).into());
+            }
+        }
+        Ok(JoinResponse {
+            interface_name: Some(InterfaceName { src_name: outer, dst_prefix: "eth".into() }),
+            ..Default::default()
+        })
+    }
+
+    async fn leave(&self, req: LeaveRequest) -> Result<()> {
+        let key = peers::key(&req.network_id, &req.endpoint_id);
+        if let Err(e) = self.cluster.delete(&key).await {
+            tracing::warn!(endpoint = %short(&req.endpoint_id, 12), error = %e, "cannot withdraw an overlay endpoint (its lease will)");
+        }
+        if let Ok(net) = self.network(&req.network_id) {
+            let inner = format!("vb{}", short(&req.endpoint_id, 11));
+            let _ = net.nl.link_del_by_name(&inner).await;
+        }
+        let _ = self.host.link_del_by_name(&format!("ov{}", short(&req.endpoint_id, 11))).await;
+        Ok(())
+    }
+}

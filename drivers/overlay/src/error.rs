@@ -1,0 +1,68 @@
+//! The driver's errors, each with its class for the API.
+
+use cnm_driverapi::ErrorKind;
+
+/// An error of the overlay driver.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A driver option is invalid.
+    #[error("{0}")]
+    InvalidOption(String),
+    /// The requested VNI belongs to another network.
+    #[error("VXLAN id {0} is already in use in the cluster")]
+    VniInUse(u32),
+    /// Every VNI is taken.
+    #[error("no VXLAN id left in the cluster")]
+    NoVni,
+    /// The kernel lacks what the network needs.
+    #[error("{what} needs {feature}, which this kernel lacks")]
+    MissingKernelFeature {
+        /// What was asked for.
+        what: &'static str,
+        /// The kernel feature.
+        feature: &'static str,
+    },
+    /// The network is not known to the driver.
+    #[error("overlay network {0} not found")]
+    NetworkNotFound(String),
+    /// The endpoint is not known to the driver.
+    #[error("overlay endpoint {0} not found")]
+    EndpointNotFound(String),
+    /// The cluster store failed.
+    #[error(transparent)]
+    Cluster(#[from] cnm_cluster::Error),
+    /// A kernel operation failed.
+    #[error("{op}: {source}")]
+    Os {
+        /// What was being done.
+        op: String,
+        /// The cause.
+        #[source]
+        source: cnm_osl::Error,
+    },
+}
+
+impl Error {
+    /// The class of the error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidOption(_) => ErrorKind::InvalidParameter,
+            Error::VniInUse(_) => ErrorKind::Conflict,
+            Error::NoVni | Error::Cluster(_) => ErrorKind::Unavailable,
+            Error::MissingKernelFeature { .. } => ErrorKind::NotImplemented,
+            Error::NetworkNotFound(_) | Error::EndpointNotFound(_) => ErrorKind::NotFound,
+            Error::Os { source, .. } => source.kind(),
+        }
+    }
+
+    pub(crate) fn os(op: impl Into<String>, source: cnm_osl::Error) -> Self {
+        Error::Os { op: op.into(), source }
+    }
+}
+
+impl From<Error> for cnm_driverapi::Error {
+    fn from(e: Error) -> Self {
+        cnm_driverapi::Error::from_source(e.kind(), e)
+    }
+}

@@ -1,0 +1,33 @@
+//! The `overlay` network driver: one layer-2 network across the hosts of a
+//! cluster, carried in VXLAN over the hosts' underlay, as Docker's overlay
+//! driver — with its shared state in the cluster store (etcd) instead of a
+//! gossip protocol.
+//!
+//! Per network and host: a namespace holding a bridge (`br0`) and a VXLAN
+//! device (`vxlan0`: the network's VNI, UDP port 4789 or the configured
+//! one, the host's advertised address, no learning, ARP answered from its
+//! neighbour table). Each sandbox gets a veth whose other end is a port of
+//! `br0`; MTUs are the underlay's less the 50 bytes of VXLAN. Remote
+//! endpoints are programmed from the store (a forwarding entry to their
+//! host, a neighbour entry), never learnt or flooded: an endpoint appears
+//! on every host when it joins and disappears when it leaves or its host's
+//! lease expires.
+//!
+//! The VNI is allocated cluster-wide when the network is created (4096 and
+//! up, or `com.docker.network.driver.overlay.vxlanid_list`). Encryption
+//! (`-o encrypted`) needs IPsec ESP or WireGuard and is refused on kernels
+//! without them.
+//!
+//! Everything is behind the `cluster` feature (the cluster store's client).
+
+#[cfg(feature = "cluster")]
+mod driver;
+#[cfg(feature = "cluster")]
+mod error;
+#[cfg(feature = "cluster")]
+mod peers;
+
+#[cfg(feature = "cluster")]
+pub use driver::{NAME, OverlayConfig, OverlayDriver};
+#[cfg(feature = "cluster")]
+pub use error::Error;
