@@ -191,6 +191,8 @@ impl Cluster {
                 }
             }
             self.inner.reachable.store(false, Ordering::Relaxed);
+            // Keys must not be put on a lease that may have expired: callers wait for the new one.
+            self.inner.lease.store(0, Ordering::Release);
             tracing::warn!("cluster store lease lost; granting a new one");
         }
     }

@@ -358,3 +358,14 @@ async fn macvlan_network_through_cnmctl() {
     d.ok(&["sandbox", "rm", "a"]);
     d.ok(&["network", "rm", "mv"]);
 }
+
+/// Without a cluster store, a global-scope network is refused with an error
+/// that says what to start cnmd with.
+#[tokio::test]
+async fn overlay_without_a_cluster_store_is_refused() {
+    let Some(d) = Daemon::start("overlay_without_a_cluster_store_is_refused").await else { return };
+    let out = d.cnmctl(&["network", "create", "-d", "overlay", "ov"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--cluster-store etcd://HOST:PORT"), "{}", stderr(&out));
+    assert!(!d.ok(&["network", "ls"]).contains(" ov "), "nothing created");
+}

@@ -266,3 +266,58 @@ async fn a_dead_hosts_endpoints_go_when_its_lease_expires() {
     // The datapath outlives the daemon until host 2's lease (5 s) expires.
     eventually("host 2's endpoint is dropped after its lease", 20, || async { !pings(&ns1, ip2).await }).await;
 }
+
+/// A daemon restarted (killed, started again) publishes its joined
+/// endpoints on its new lease: well after the old lease expired, the other
+/// host still reaches its sandbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_daemon_keeps_its_endpoints_reachable() {
+    let test = "a_restarted_daemon_keeps_its_endpoints_reachable";
+    let Some((_underlay, mut hosts)) = cluster(test, 2).await else { return };
+    let c: Vec<Client> = hosts.iter().map(|d| d.client()).collect();
+    let body = json!({ "Name": "ov", "Driver": "overlay", "IPAM": { "Config": [{ "Subnet": "10.231.63.0/24" }] } });
+    let _: Value = c[0].post("/networks/create", &body).await.unwrap();
+    eventually("listed on host 2", 5, || listed(&c[1], "ov")).await;
+    let (_, ns1) = sandbox_on(&c[0], "s1", "ov").await;
+    let (ip2, _ns2) = sandbox_on(&c[1], "s2", "ov").await;
+    eventually("s1 reaches s2", 5, || pings(&ns1, ip2)).await;
+    hosts[1].sigkill();
+    hosts[1].spawn();
+    let _: Value = c[1].get("/networks").await.unwrap();
+    // Past the old lease's 5 s: the endpoint was published again.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert!(pings(&ns1, ip2).await, "s2 is still reachable from host 1 after host 2's daemon restarted");
+}
+
+/// etcd stopped under running sandboxes: traffic goes on, global changes
+/// are refused with an error naming the store; etcd back: a network created
+/// then on host 1 reaches host 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_etcd_keeps_traffic_and_refuses_global_changes() {
+    let test = "losing_etcd_keeps_traffic_and_refuses_global_changes";
+    let Some((mut underlay, hosts)) = cluster(test, 2).await else { return };
+    let c: Vec<Client> = hosts.iter().map(|d| d.client()).collect();
+    let body = json!({ "Name": "ov", "Driver": "overlay", "IPAM": { "Config": [{ "Subnet": "10.231.64.0/24" }] } });
+    let _: Value = c[0].post("/networks/create", &body).await.unwrap();
+    eventually("listed on host 2", 5, || listed(&c[1], "ov")).await;
+    let (_, ns1) = sandbox_on(&c[0], "s1", "ov").await;
+    let (ip2, _ns2) = sandbox_on(&c[1], "s2", "ov").await;
+    eventually("s1 reaches s2", 5, || pings(&ns1, ip2)).await;
+
+    underlay.stop_etcd();
+    assert!(pings(&ns1, ip2).await, "traffic goes on without etcd");
+    let body2 = json!({ "Name": "ov2", "Driver": "overlay", "IPAM": { "Config": [{ "Subnet": "10.231.65.0/24" }] } });
+    let e = c[0].post::<_, Value>("/networks/create", &body2).await.unwrap_err();
+    assert!(e.to_string().contains("cluster store"), "a clear error: {e}");
+    // A local network still works.
+    let local = json!({ "Name": "br", "IPAM": { "Config": [{ "Subnet": "10.231.66.0/24" }] } });
+    let _: Value = c[0].post("/networks/create", &local).await.expect("local changes go on");
+
+    underlay.start_etcd().await;
+    eventually("global changes are accepted again", 20, || async {
+        c[0].post::<_, Value>("/networks/create", &body2).await.is_ok()
+    })
+    .await;
+    eventually("the new network reaches host 2", 10, || listed(&c[1], "ov2")).await;
+    assert!(pings(&ns1, ip2).await, "traffic still goes");
+}

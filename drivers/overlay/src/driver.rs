@@ -76,6 +76,8 @@ pub struct OverlayDriver {
     config: OverlayConfig,
     networks: Mutex<HashMap<String, Arc<OverlayNetwork>>>,
     endpoints: Mutex<HashMap<String, OverlayEndpoint>>,
+    /// This host's joined endpoints, as published.
+    joined: peers::Joined,
 }
 
 impl std::fmt::Debug for OverlayDriver {
@@ -106,7 +108,14 @@ fn parse_vni(options: &BTreeMap<String, String>) -> std::result::Result<Option<u
 impl OverlayDriver {
     /// An overlay driver on the host behind `host`, sharing state through `cluster`.
     pub fn new(host: Netlink, cluster: Cluster, config: OverlayConfig) -> Self {
-        OverlayDriver { host, cluster, config, networks: Mutex::default(), endpoints: Mutex::default() }
+        OverlayDriver {
+            host,
+            cluster,
+            config,
+            networks: Mutex::default(),
+            endpoints: Mutex::default(),
+            joined: peers::Joined::default(),
+        }
     }
 
     fn mtu(&self) -> u32 {
@@ -271,7 +280,8 @@ impl Driver for OverlayDriver {
         }
         let (ns, nl, bridge, vxlan) = self.build(&nid, vni).await?;
         let ns_path = ns.path().map(|p| p.to_path_buf()).unwrap_or_default();
-        let peers = tokio::spawn(peers::follow(self.cluster.clone(), nid.clone(), nl.clone(), vxlan));
+        let peers =
+            tokio::spawn(peers::follow(self.cluster.clone(), nid.clone(), nl.clone(), vxlan, self.joined.clone()));
         tracing::info!(network = %short(&nid, 12), vni, "overlay network");
         let net = OverlayNetwork { vni, ns_path, nl, bridge, peers };
         if let Ok(mut n) = self.networks.lock() {
@@ -299,7 +309,7 @@ impl Driver for OverlayDriver {
     }
 
     async fn create_endpoint(&self, req: CreateEndpointRequest) -> Result<CreateEndpointResponse> {
-        self.network(&req.network_id)?;
+        let net = self.network(&req.network_id)?;
         let ip = match req.interface.address.map(|a| a.addr()) {
             Some(IpAddr::V4(v4)) => Some(v4),
             _ => None,
@@ -308,6 +318,16 @@ impl Driver for OverlayDriver {
         let mac = given.unwrap_or_else(|| mac_for(ip, &req.endpoint_id));
         if let Ok(mut e) = self.endpoints.lock() {
             e.insert(req.endpoint_id.clone(), OverlayEndpoint { ip, mac });
+        }
+        // Replayed after a restart for an endpoint still joined (its bridge
+        // port is there): it is published again, on this run's lease.
+        let port = format!("vb{}", short(&req.endpoint_id, 11));
+        if let (Some(ip), Ok(Some(_))) = (ip, net.nl.link_get(&port).await) {
+            let peer = Peer { ip, mac, host: self.cluster.advertise() };
+            if let Ok(mut j) = self.joined.lock() {
+                j.insert(req.endpoint_id.clone(), (req.network_id.clone(), peer));
+            }
+            peers::republish(&self.cluster, &req.network_id, &self.joined).await;
         }
         let interface =
             given.is_none().then(|| EndpointInterface { mac_address: Some(MacAddress(mac)), ..Default::default() });
@@ -353,8 +373,14 @@ impl Driver for OverlayDriver {
         net.nl.link_set_up(port.index).await.map_err(|e| Error::os(format!("bring {inner} up"), e))?;
         if let Some(ip) = ep.ip {
             let peer = Peer { ip, mac: ep.mac, host: self.cluster.advertise() };
+            if let Ok(mut j) = self.joined.lock() {
+                j.insert(req.endpoint_id.clone(), (req.network_id.clone(), peer));
+            }
             let value = serde_json::to_vec(&peer).map_err(|e| cnm_driverapi::Error::internal(e.to_string()))?;
             if let Err(e) = self.cluster.put_leased(&peers::key(&req.network_id, &req.endpoint_id), &value).await {
+                if let Ok(mut j) = self.joined.lock() {
+                    j.remove(&req.endpoint_id);
+                }
                 let _ = self.host.link_del_by_name(&outer).await;
                 return Err(Error::from(e).into());
             }
@@ -366,6 +392,9 @@ impl Driver for OverlayDriver {
     }
 
     async fn leave(&self, req: LeaveRequest) -> Result<()> {
+        if let Ok(mut j) = self.joined.lock() {
+            j.remove(&req.endpoint_id);
+        }
         let key = peers::key(&req.network_id, &req.endpoint_id);
         if let Err(e) = self.cluster.delete(&key).await {
             tracing::warn!(endpoint = %short(&req.endpoint_id, 12), error = %e, "cannot withdraw an overlay endpoint (its lease will)");

@@ -30,10 +30,29 @@ pub(crate) fn prefix(nid: &str) -> String {
     format!("overlay/peers/{nid}/")
 }
 
+/// This host's joined endpoints: endpoint id → (network id, peer record).
+pub(crate) type Joined = std::sync::Arc<std::sync::Mutex<HashMap<String, (String, Peer)>>>;
+
+/// Publishes this host's joined endpoints of network `nid` again (after the
+/// store came back, or a new lease).
+pub(crate) async fn republish(cluster: &Cluster, nid: &str, joined: &Joined) {
+    let mine: Vec<(String, Peer)> = joined
+        .lock()
+        .map(|j| j.iter().filter(|(_, (n, _))| n == nid).map(|(e, (_, p))| (e.clone(), *p)).collect())
+        .unwrap_or_default();
+    for (eid, peer) in mine {
+        let Ok(value) = serde_json::to_vec(&peer) else { continue };
+        if let Err(e) = cluster.put_leased(&key(nid, &eid), &value).await {
+            tracing::warn!(endpoint = %eid, error = %e, "cannot publish an overlay endpoint again");
+        }
+    }
+}
+
 /// Programs the network's remote endpoints on its VXLAN device (`vxlan`,
 /// in the namespace of `nl`) as they come and go, until the store's watch
-/// ends (the task is aborted with the network).
-pub(crate) async fn follow(cluster: Cluster, nid: String, nl: Netlink, vxlan: u32) {
+/// ends (the task is aborted with the network). After each (re)connection
+/// this host's own endpoints are published again.
+pub(crate) async fn follow(cluster: Cluster, nid: String, nl: Netlink, vxlan: u32, joined: Joined) {
     let me = cluster.advertise();
     let mut rx = cluster.watch(&prefix(&nid));
     let mut known: HashMap<String, Peer> = HashMap::new();
@@ -42,6 +61,7 @@ pub(crate) async fn follow(cluster: Cluster, nid: String, nl: Netlink, vxlan: u3
         match event {
             Event::Resync(kvs) => {
                 wanted = kvs.iter().filter_map(|(k, v)| Some((k.clone(), serde_json::from_slice(v).ok()?))).collect();
+                republish(&cluster, &nid, &joined).await;
             }
             Event::Put(k, v) => {
                 if let Ok(p) = serde_json::from_slice(&v) {
