@@ -101,9 +101,10 @@ impl GlobalIpam {
 
     async fn request_global_address(&self, req: &RequestAddressRequest) -> Result<RequestAddressResponse> {
         let (pool, sub) = parse_id(&req.pool_id).ok_or_else(|| Error::PoolNotFound(req.pool_id.clone()))?;
-        if self.cluster.get(&format!("ipam/pools/{}", enc(&pool))).await.map_err(store_error)?.is_none() {
-            return Err(Error::PoolNotFound(req.pool_id.clone()));
-        }
+        let pool_key = format!("ipam/pools/{}", enc(&pool));
+        let missing_pool = async || -> Result<bool> {
+            Ok(self.cluster.get(&pool_key).await.map_err(store_error)?.is_none())
+        };
         let dir = format!("ipam/addrs/{}/", enc(&pool));
         for _ in 0..ATTEMPTS {
             let addr = match req.address {
@@ -119,9 +120,13 @@ impl GlobalIpam {
             if !pool.contains(&addr) {
                 return Err(Error::AddressOutOfRange(addr.to_string()));
             }
-            if self.cluster.create(&format!("{dir}{addr}"), b"").await.map_err(store_error)? {
+            // One transaction: the pool still exists and the address is free.
+            if self.cluster.create_under(&format!("{dir}{addr}"), b"", &pool_key).await.map_err(store_error)? {
                 let address = IpNet::new(addr, pool.prefix_len()).map_err(|e| Error::InvalidRequest(e.to_string()))?;
                 return Ok(RequestAddressResponse { address, data: BTreeMap::new() });
+            }
+            if missing_pool().await? {
+                return Err(Error::PoolNotFound(req.pool_id.clone()));
             }
             if req.address.is_some() {
                 return Err(Error::AddressInUse(addr.to_string()));

@@ -221,6 +221,20 @@ impl Cluster {
         self.create_with(key, value, None).await
     }
 
+    /// Creates `key` only if it does not exist and `parent` does (one
+    /// transaction); returns whether it was created.
+    pub async fn create_under(&self, key: &str, value: &[u8], parent: &str) -> Result<bool> {
+        let (k, p) = (self.key(key), self.key(parent));
+        let txn = Txn::new()
+            .when(vec![
+                Compare::create_revision(k.clone(), CompareOp::Equal, 0),
+                Compare::create_revision(p, CompareOp::Greater, 0),
+            ])
+            .and_then(vec![TxnOp::put(k.clone(), value.to_vec(), None)]);
+        let mut c = self.inner.client.clone();
+        Ok(self.run(|| format!("create {k}"), c.txn(txn)).await?.succeeded())
+    }
+
     /// [`Cluster::create`] with the key attached to this host's lease.
     pub async fn create_leased(&self, key: &str, value: &[u8]) -> Result<bool> {
         let lease = self.lease().await?;

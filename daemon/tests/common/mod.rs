@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use cnm_tests::TestHost;
 use cnmd::client::Client;
 use cnmd::listen::ListenAddr;

@@ -353,24 +353,22 @@ impl Driver for OverlayDriver {
             .ok_or_else(|| Error::EndpointNotFound(req.endpoint_id.clone()))?;
         let outer = format!("ov{}", short(&req.endpoint_id, 11));
         let inner = format!("vb{}", short(&req.endpoint_id, 11));
-        let ns = Namespace::open(&net.ns_path).map_err(|e| Error::os("open the overlay namespace", e))?;
-        let _ = self.host.link_del_by_name(&outer).await;
+        // The bridge's end is made in the network's namespace and the
+        // sandbox's end straight in the sandbox (no link move: moves cost
+        // tens of milliseconds); a runtime whose namespace is not there yet
+        // gets it on the host, to move.
+        let sandbox = Namespace::open(&req.sandbox_key).ok();
+        let _ = net.nl.link_del_by_name(&inner).await;
         let spec = VethSpec {
-            name: &outer,
-            peer_name: &inner,
-            peer_namespace: Some(&ns),
+            name: &inner,
+            peer_name: &outer,
+            peer_namespace: Some(sandbox.as_ref().unwrap_or(self.host.namespace())),
             mtu: Some(self.mtu()),
-            ..Default::default()
+            peer_mac: Some(ep.mac),
+            controller: Some(net.bridge),
+            up: true,
         };
-        self.host.link_add_veth(&spec).await.map_err(|e| Error::os(format!("create veth {outer}"), e))?;
-        let port = net
-            .nl
-            .link_get(&inner)
-            .await
-            .map_err(|e| Error::os(format!("look up {inner}"), e))?
-            .ok_or_else(|| Error::os(format!("look up {inner}"), cnm_osl::Error::NotFound(inner.clone())))?;
-        net.nl.link_set_controller(port.index, net.bridge).await.map_err(|e| Error::os("attach to br0", e))?;
-        net.nl.link_set_up(port.index).await.map_err(|e| Error::os(format!("bring {inner} up"), e))?;
+        net.nl.link_add_veth(&spec).await.map_err(|e| Error::os(format!("create veth {inner}"), e))?;
         if let Some(ip) = ep.ip {
             let peer = Peer { ip, mac: ep.mac, host: self.cluster.advertise() };
             if let Ok(mut j) = self.joined.lock() {
@@ -381,7 +379,7 @@ impl Driver for OverlayDriver {
                 if let Ok(mut j) = self.joined.lock() {
                     j.remove(&req.endpoint_id);
                 }
-                let _ = self.host.link_del_by_name(&outer).await;
+                let _ = net.nl.link_del_by_name(&inner).await;
                 return Err(Error::from(e).into());
             }
         }
@@ -399,11 +397,17 @@ impl Driver for OverlayDriver {
         if let Err(e) = self.cluster.delete(&key).await {
             tracing::warn!(endpoint = %short(&req.endpoint_id, 12), error = %e, "cannot withdraw an overlay endpoint (its lease will)");
         }
+        // Both ends go together; the kernel's 20–40 ms of unregistering
+        // happen in the background, not in the leave.
         if let Ok(net) = self.network(&req.network_id) {
             let inner = format!("vb{}", short(&req.endpoint_id, 11));
-            let _ = net.nl.link_del_by_name(&inner).await;
+            let outer = format!("ov{}", short(&req.endpoint_id, 11));
+            let host = self.host.clone();
+            tokio::spawn(async move {
+                let _ = net.nl.link_del_by_name(&inner).await;
+                let _ = host.link_del_by_name(&outer).await;
+            });
         }
-        let _ = self.host.link_del_by_name(&format!("ov{}", short(&req.endpoint_id, 11))).await;
         Ok(())
     }
 }
