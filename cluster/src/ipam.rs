@@ -102,9 +102,8 @@ impl GlobalIpam {
     async fn request_global_address(&self, req: &RequestAddressRequest) -> Result<RequestAddressResponse> {
         let (pool, sub) = parse_id(&req.pool_id).ok_or_else(|| Error::PoolNotFound(req.pool_id.clone()))?;
         let pool_key = format!("ipam/pools/{}", enc(&pool));
-        let missing_pool = async || -> Result<bool> {
-            Ok(self.cluster.get(&pool_key).await.map_err(store_error)?.is_none())
-        };
+        let missing_pool =
+            async || -> Result<bool> { Ok(self.cluster.get(&pool_key).await.map_err(store_error)?.is_none()) };
         let dir = format!("ipam/addrs/{}/", enc(&pool));
         for _ in 0..ATTEMPTS {
             let addr = match req.address {

@@ -67,6 +67,8 @@ pub(crate) struct State {
     /// Networks whose driver could not be told about them at start (its
     /// plugin was down, say); they are replayed to the driver on next use.
     pub unrestored: HashSet<String>,
+    /// Names of endpoints of global networks served by other hosts, by key.
+    pub remote_names: std::collections::BTreeMap<String, crate::sandbox::RemoteName>,
 }
 
 /// Makes a driver once the host's netlink handle is open (for drivers that ask for it).

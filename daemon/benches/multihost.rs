@@ -106,7 +106,10 @@ async fn main() {
         converge.push(start.elapsed());
         c[1].delete(&format!("/sandboxes/{name}")).await.unwrap();
     }
-    println!("convergence (connect on host 2 → ping from host 1): median {:.1} ms (target ≤ 50 ms)", ms(median(converge)));
+    println!(
+        "convergence (connect on host 2 → ping from host 1): median {:.1} ms (target ≤ 50 ms)",
+        ms(median(converge))
+    );
 
     // Attach latency, overlay vs bridge, and etcd requests per overlay attach.
     let mut lat = std::collections::BTreeMap::new();

@@ -7,9 +7,20 @@
 //! (every host's endpoints, on that host's lease) and `overlay/vni/…`.
 
 use crate::errors::{ApiError, ApiResult};
-use cnm::Controller;
+use cnm::{Controller, RemoteName};
 use cnm_cluster::{Cluster, Event};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+
+/// An endpoint's names as published for the other hosts' resolvers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct NameRecord {
+    /// The host that publishes it.
+    host: Ipv4Addr,
+    #[serde(flatten)]
+    name: RemoteName,
+}
 
 /// This host's membership of a cluster.
 #[derive(Debug, Clone)]
@@ -60,6 +71,37 @@ impl Membership {
         Ok(())
     }
 
+    /// Publishes the names of endpoint `eid` (joined here) for the other
+    /// hosts' resolvers, if its network is global; on this host's lease.
+    pub async fn publish_names(&self, ctrl: &Controller, eid: &str) {
+        let Some(name) = ctrl.endpoint_names(eid) else { return };
+        if !matches!(ctrl.global_network(&name.network_id), Ok(Some(_))) {
+            return;
+        }
+        let key = format!("names/{}/{eid}", name.network_id);
+        let record = NameRecord { host: self.cluster.advertise(), name };
+        let Ok(value) = serde_json::to_vec(&record) else { return };
+        if let Err(e) = self.cluster.put_leased(&key, &value).await {
+            tracing::warn!(endpoint = eid, error = %e, "cannot publish an endpoint's names");
+        }
+    }
+
+    /// Withdraws the names of endpoint `eid` of network `nid` (a no-op for local networks).
+    pub async fn withdraw_names(&self, nid: &str, eid: &str) {
+        if let Err(e) = self.cluster.delete(&format!("names/{nid}/{eid}")).await {
+            tracing::warn!(endpoint = eid, error = %e, "cannot withdraw an endpoint's names (its lease will)");
+        }
+    }
+
+    /// Publishes the names of every endpoint of a global network joined here.
+    async fn publish_all_names(&self, ctrl: &Controller) {
+        for sb in ctrl.sandboxes().await {
+            for ep in sb.endpoints().await {
+                self.publish_names(ctrl, ep.id()).await;
+            }
+        }
+    }
+
     /// Withdraws network `id` from the store (after its removal here).
     pub async fn withdraw(&self, id: &str) {
         if let Err(e) = self.cluster.delete(&key(id)).await {
@@ -67,8 +109,10 @@ impl Membership {
         }
     }
 
-    /// Follows the store's networks for the daemon's lifetime.
+    /// Follows the store's networks, and the other hosts' endpoint names,
+    /// for the daemon's lifetime.
     pub fn follow(&self, ctrl: Controller) {
+        self.follow_names(ctrl.clone());
         let mut rx = self.cluster.watch("networks/");
         tokio::spawn(async move {
             while let Some(event) = rx.recv().await {
@@ -92,6 +136,34 @@ impl Membership {
                             forget(&ctrl, id).await;
                         }
                     }
+                }
+            }
+        });
+    }
+}
+
+impl Membership {
+    /// Feeds the other hosts' endpoint names to the resolver; after each
+    /// (re)connection, publishes this host's own again.
+    fn follow_names(&self, ctrl: Controller) {
+        let mut rx = self.cluster.watch("names/");
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mine = me.cluster.advertise();
+            let remote = |v: &[u8]| serde_json::from_slice::<NameRecord>(v).ok().filter(|r| r.host != mine);
+            while let Some(event) = rx.recv().await {
+                match event {
+                    Event::Resync(kvs) => {
+                        let all = kvs.iter().filter_map(|(k, v)| Some((k.clone(), remote(v)?.name))).collect();
+                        ctrl.replace_remote_names(all);
+                        me.publish_all_names(&ctrl).await;
+                    }
+                    Event::Put(k, v) => {
+                        if let Some(r) = remote(&v) {
+                            ctrl.set_remote_names(&k, Some(r.name));
+                        }
+                    }
+                    Event::Delete(k) => ctrl.set_remote_names(&k, None),
                 }
             }
         });

@@ -16,7 +16,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 /// An overlay network created on host 1 is listed on hosts 2 and 3 (as
-/// global); sandboxes on the three hosts ping each other over VXLAN; the
+/// global); sandboxes on the three hosts ping each other over VXLAN and
+/// resolve each other by name; the
 /// network cannot be removed while any host has endpoints on it; removed
 /// on host 2, it is gone everywhere, and its VNI and pool are free again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -47,9 +48,32 @@ async fn overlay_network_spans_three_hosts() {
         }
     }
 
-    let refused = c[2].delete("/networks/ov").await.unwrap_err();
+    // Names too: each sandbox resolves the others through its embedded resolver.
+    for (i, (_, ns)) in sandboxes.iter().enumerate() {
+        for (j, ip) in ips.iter().enumerate() {
+            if i != j {
+                let name = format!("s{}", j + 1);
+                let want = vec![match ip {
+                    IpAddr::V4(v4) => *v4,
+                    IpAddr::V6(_) => unreachable!("an IPv4 overlay"),
+                }];
+                eventually(&format!("s{} resolves {name}", i + 1), 5, || async {
+                    cnm_tests::dns::lookup_a(ns, &name).await.is_ok_and(|a| a == want)
+                })
+                .await;
+            }
+        }
+    }
+    // A sandbox that leaves is no longer resolved elsewhere.
+    c[2].post_unit("/networks/ov/disconnect", &json!({ "Container": "s3" })).await.unwrap();
+    eventually("s3's name goes with it", 5, || async {
+        cnm_tests::dns::lookup_a(&sandboxes[0].1, "s3").await.is_err()
+    })
+    .await;
+
+    let refused = c[1].delete("/networks/ov").await.unwrap_err();
     assert!(refused.to_string().contains("active endpoints"), "{refused}");
-    for (i, h) in c.iter().enumerate() {
+    for (i, h) in c.iter().enumerate().take(2) {
         h.delete(&format!("/sandboxes/s{}", i + 1)).await.unwrap();
     }
     c[1].delete("/networks/ov").await.expect("remove the network on host 2");

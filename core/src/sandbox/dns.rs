@@ -11,6 +11,32 @@ use crate::{Controller, Error, Result};
 use cnm_dns::{Entry, Records, SandboxServer};
 use std::net::IpAddr;
 
+/// The names and addresses of an endpoint on another host of the cluster,
+/// answered by this host's resolver on that (global) network.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RemoteName {
+    /// The network (present here too).
+    pub network_id: String,
+    /// Its names: the container's, its host name, the endpoint's, aliases.
+    pub names: Vec<String>,
+    /// Its addresses on the network.
+    pub addrs: Vec<IpAddr>,
+}
+
+/// An endpoint's names, as the resolver serves them: the sandbox's
+/// container name, its host name, the endpoint's name and its aliases.
+fn endpoint_names(sb: &crate::model::SandboxRecord, ep: &crate::model::EndpointRecord) -> Vec<String> {
+    let mut names = vec![sb.container_id.clone()];
+    let cfg = &sb.config;
+    let more = [cfg.hostname.clone(), ep.name.clone()].into_iter().chain(ep.config.aliases.iter().cloned());
+    for n in more {
+        if !n.is_empty() && !names.iter().any(|x| x.eq_ignore_ascii_case(&n)) {
+            names.push(n);
+        }
+    }
+    names
+}
+
 /// The records of every sandbox, from the state.
 pub(crate) fn records(ctrl: &Controller, st: &State) -> Records {
     let default_name = ctrl.inner.config.default_network.as_ref().map(|d| d.name.as_str());
@@ -24,23 +50,63 @@ pub(crate) fn records(ctrl: &Controller, st: &State) -> Records {
         if sb.rec.config.use_host_namespace {
             return None;
         }
-        let mut names = vec![sb.rec.container_id.clone()];
-        let cfg = &sb.rec.config;
-        let more = [cfg.hostname.clone(), ep.name.clone()].into_iter().chain(ep.config.aliases.iter().cloned());
-        for n in more {
-            if !n.is_empty() && !names.iter().any(|x| x.eq_ignore_ascii_case(&n)) {
-                names.push(n);
-            }
-        }
         Some(Entry {
             network_id: net.id.clone(),
             network_name: net.name.clone(),
             sandbox_id: sb.rec.id.clone(),
-            names,
+            names: endpoint_names(&sb.rec, ep),
             addrs: ep.ipv4.iter().chain(ep.ipv6.iter()).map(|a| a.addr()).collect(),
         })
     });
-    Records::new(entries.collect::<Vec<_>>())
+    let remote = st.remote_names.iter().filter_map(|(key, r)| {
+        let net = st.networks.get(&r.network_id).filter(|n| !n.config.disable_dns)?;
+        Some(Entry {
+            network_id: net.id.clone(),
+            network_name: net.name.clone(),
+            sandbox_id: format!("remote:{key}"),
+            names: r.names.clone(),
+            addrs: r.addrs.clone(),
+        })
+    });
+    Records::new(entries.chain(remote).collect::<Vec<_>>())
+}
+
+impl Controller {
+    /// The names and addresses endpoint `id` is known by on its network, if
+    /// it is joined (what another host's resolver should answer for it).
+    pub fn endpoint_names(&self, id: &str) -> Option<RemoteName> {
+        let st = self.st();
+        let ep = st.endpoints.get(id)?;
+        let join = ep.join.as_ref().filter(|j| j.phase == JoinPhase::Joined)?;
+        let sb = st.sandboxes.get(&join.sandbox_id)?;
+        Some(RemoteName {
+            network_id: ep.network_id.clone(),
+            names: endpoint_names(&sb.rec, ep),
+            addrs: ep.ipv4.iter().chain(ep.ipv6.iter()).map(|a| a.addr()).collect(),
+        })
+    }
+
+    /// Sets (or with `None` removes) the names of an endpoint on another
+    /// host under `key`; the resolver answers them at once.
+    pub fn set_remote_names(&self, key: &str, name: Option<RemoteName>) {
+        let mut st = self.st();
+        match name {
+            Some(n) => st.remote_names.insert(key.to_string(), n),
+            None => st.remote_names.remove(key),
+        };
+        if let Some(dns) = &self.inner.dns {
+            dns.resolver.update(records(self, &st));
+        }
+    }
+
+    /// Replaces every remote name at once (after the cluster store came back).
+    pub fn replace_remote_names(&self, all: Vec<(String, RemoteName)>) {
+        let mut st = self.st();
+        st.remote_names = all.into_iter().collect();
+        if let Some(dns) = &self.inner.dns {
+            dns.resolver.update(records(self, &st));
+        }
+    }
 }
 
 impl Controller {

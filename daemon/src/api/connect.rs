@@ -50,12 +50,20 @@ pub async fn connect(
     let net = lookup::network(&st.controller, &id).await?;
     let sb = lookup::sandbox(&st.controller, &req.container).await?;
     let attachments = st.attachments.clone();
+    #[cfg(feature = "overlay")]
+    let (joined_net, joined_sb) = (net.clone(), sb.clone());
     st.inflight
         .run(async move {
             let (nid, sid) = (net.id().to_string(), sb.id().to_string());
             attachments.with(&nid, &sid, connect_locked(net, sb, cfg, priority)).await
         })
         .await?;
+    #[cfg(feature = "overlay")]
+    if let Some(m) = &st.cluster
+        && let Some(ep) = joined_endpoint(&joined_net, &joined_sb).await
+    {
+        m.publish_names(&st.controller, ep.id()).await;
+    }
     Ok(StatusCode::OK)
 }
 
@@ -114,6 +122,12 @@ pub async fn disconnect(
         Err(e) if !req.force => return Err(e),
         Err(_) => None,
     };
+    #[cfg(feature = "overlay")]
+    if let (Some(m), Some(sb)) = (&st.cluster, &sb)
+        && let Some(ep) = joined_endpoint(&net, sb).await
+    {
+        m.withdraw_names(net.id(), ep.id()).await;
+    }
     let attachments = st.attachments.clone();
     st.inflight
         .run(async move {

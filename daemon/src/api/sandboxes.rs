@@ -50,6 +50,12 @@ pub async fn inspect(State(st): State<ApiState>, IdParam(id): IdParam) -> ApiRes
 /// `DELETE /sandboxes/{id}`: leaves every network, then removes the namespace.
 pub async fn delete(State(st): State<ApiState>, IdParam(id): IdParam) -> ApiResult<StatusCode> {
     let sb = lookup::sandbox(&st.controller, &id).await?;
+    #[cfg(feature = "overlay")]
+    if let Some(m) = &st.cluster {
+        for ep in sb.endpoints().await {
+            m.withdraw_names(ep.network_id(), ep.id()).await;
+        }
+    }
     st.inflight.run(async move { Ok(sb.delete().await?) }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
