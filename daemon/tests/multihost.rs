@@ -23,6 +23,14 @@ use std::time::Duration;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overlay_network_spans_three_hosts() {
     let Some((_underlay, hosts)) = cluster("overlay_network_spans_three_hosts", 3).await else { return };
+    // The VNI a user asks for is the one used (and held cluster-wide).
+    let c0 = hosts[0].client();
+    let fixed = json!({ "Name": "fixed", "Driver": "overlay", "Options": { "com.docker.network.driver.overlay.vxlanid_list": "5000" } });
+    let _: Value = c0.post("/networks/create", &fixed).await.unwrap();
+    let again = json!({ "Name": "again", "Driver": "overlay", "Options": { "com.docker.network.driver.overlay.vxlanid_list": "5000" } });
+    let e = c0.post::<_, Value>("/networks/create", &again).await.unwrap_err();
+    assert!(e.to_string().contains("VXLAN id 5000 is already in use"), "{e}");
+    c0.delete("/networks/fixed").await.unwrap();
     let c: Vec<Client> = hosts.iter().map(|d| d.client()).collect();
     let body = json!({ "Name": "ov", "Driver": "overlay", "IPAM": { "Config": [{ "Subnet": "10.231.60.0/24" }] } });
     let _: Value = c[0].post("/networks/create", &body).await.expect("create an overlay network on host 1");
@@ -79,6 +87,14 @@ async fn overlay_network_spans_three_hosts() {
     c[1].delete("/networks/ov").await.expect("remove the network on host 2");
     for h in [&c[0], &c[2]] {
         eventually("the network is gone on every host", 5, || async { !listed(h, "ov").await }).await;
+    }
+    // Every host removed its namespace (bridge, VXLAN device and all).
+    for d in &hosts {
+        let dir = d.run_dir().join("overlay");
+        eventually("the overlay namespaces are gone", 5, || async {
+            std::fs::read_dir(&dir).map(|r| r.count() == 0).unwrap_or(true)
+        })
+        .await;
     }
     // Its pool is free again, cluster-wide.
     let _: Value = c[2].post("/networks/create", &body).await.expect("the pool is free again");
@@ -180,4 +196,24 @@ async fn losing_etcd_keeps_traffic_and_refuses_global_changes() {
     .await;
     eventually("the new network reaches host 2", 10, || listed(&c[1], "ov2")).await;
     assert!(pings(&ns1, ip2).await, "traffic still goes");
+}
+
+/// A sandbox on an overlay network gets its default route from the gateway
+/// bridge (Docker's `docker_gwbridge`, with masquerading): it reaches a host
+/// outside that has no route back to it; it leaves the bridge with the overlay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlay_sandboxes_reach_outside_through_the_gateway_bridge() {
+    let test = "overlay_sandboxes_reach_outside_through_the_gateway_bridge";
+    let Some((_underlay, hosts)) = cluster(test, 1).await else { return };
+    let _outside = hosts[0].host.outside().await;
+    let c = hosts[0].client();
+    let body = json!({ "Name": "ov", "Driver": "overlay", "IPAM": { "Config": [{ "Subnet": "10.231.67.0/24" }] } });
+    let _: Value = c.post("/networks/create", &body).await.unwrap();
+    let (_, ns) = sandbox_on(&c, "s1", "ov").await;
+    let sb: Value = c.get("/sandboxes/s1").await.unwrap();
+    assert!(sb["Networks"]["docker_gwbridge"].is_object(), "joined the gateway bridge: {sb}");
+    assert!(pings(&ns, cnm_tests::OUTSIDE.parse().unwrap()).await, "the outside host answers through masquerading");
+    c.post_unit("/networks/ov/disconnect", &json!({ "Container": "s1" })).await.unwrap();
+    let sb: Value = c.get("/sandboxes/s1").await.unwrap();
+    assert!(sb["Networks"].as_object().unwrap().is_empty(), "left the gateway bridge with the overlay: {sb}");
 }

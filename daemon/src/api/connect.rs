@@ -50,7 +50,6 @@ pub async fn connect(
     let net = lookup::network(&st.controller, &id).await?;
     let sb = lookup::sandbox(&st.controller, &req.container).await?;
     let attachments = st.attachments.clone();
-    #[cfg(feature = "overlay")]
     let (joined_net, joined_sb) = (net.clone(), sb.clone());
     st.inflight
         .run(async move {
@@ -63,6 +62,9 @@ pub async fn connect(
         && let Some(ep) = joined_endpoint(&joined_net, &joined_sb).await
     {
         m.publish_names(&st.controller, ep.id()).await;
+    }
+    if let Err(e) = super::gwbridge::attach_if_needed(&st.controller, &joined_sb).await {
+        tracing::warn!(sandbox = %joined_sb.container_id(), error = %e, "no default route through the gateway bridge");
     }
     Ok(StatusCode::OK)
 }
@@ -129,6 +131,7 @@ pub async fn disconnect(
         m.withdraw_names(net.id(), ep.id()).await;
     }
     let attachments = st.attachments.clone();
+    let left = sb.clone();
     st.inflight
         .run(async move {
             let nid = net.id().to_string();
@@ -136,6 +139,11 @@ pub async fn disconnect(
             attachments.with(&nid, &key, disconnect_locked(net, sb, req)).await
         })
         .await?;
+    if let Some(sb) = left
+        && let Err(e) = super::gwbridge::detach_if_unneeded(&st.controller, &sb).await
+    {
+        tracing::warn!(sandbox = %sb.container_id(), error = %e, "cannot leave the gateway bridge");
+    }
     Ok(StatusCode::OK)
 }
 

@@ -4,6 +4,7 @@
 pub mod connect;
 pub mod extract;
 pub mod filters;
+pub mod gwbridge;
 pub mod lookup;
 pub mod network_config;
 pub mod networks;
