@@ -216,3 +216,71 @@ async fn published_port_over_ipv6() {
     sb.delete().await.unwrap();
     net.delete().await.unwrap();
 }
+
+/// What a crash leaves is cleaned at the next start: a port mapping into
+/// the network that no container claims (its container was removed while
+/// the mapping stayed) is gone after a restart — a new container on the
+/// freed address is not reached through it — while the live one is
+/// published again; a bridge whose network's creation was interrupted
+/// (no record of it made it) goes when the controller finishes its removal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_port_mappings_and_orphan_bridges_go_at_restart() {
+    let Some(h) = TestHost::new("stale_port_mappings_and_orphan_bridges_go_at_restart").await else { return };
+    let out = h.outside().await;
+    let cfg = || NetworkConfig {
+        ipv4: vec![cnm::IpamConfig::subnet("10.231.80.0/24".parse().unwrap())],
+        ..Default::default()
+    };
+    {
+        let ctrl = h.controller().await;
+        let net = ctrl.new_network("bridge", "st", cfg()).await.unwrap();
+        container(&ctrl, &net, "live", vec![bind(Protocol::Tcp, 80, None, 8080, 0)]).await.unwrap();
+    }
+    // A crash's leftover: 8081 still sends to 10.231.80.3, which no container holds.
+    let fw = cnm::osl::firewall::NftFirewall::new(h.ns.clone());
+    use cnm::osl::firewall::{Firewall, PortMapping, Proto};
+    let stale = PortMapping {
+        proto: Proto::Tcp,
+        host_ip: None,
+        host_port: 8081,
+        host_port_end: 8081,
+        container_ip: "10.231.80.3".parse().unwrap(),
+        container_port: 80,
+    };
+    fw.add_ports(std::slice::from_ref(&stale)).await.unwrap();
+
+    let ctrl = h.controller().await;
+    let net = ctrl.network_by_name("st").await.unwrap();
+    let (newcomer, ip) = container(&ctrl, &net, "newcomer", vec![]).await.unwrap();
+    assert_eq!(ip.to_string(), "10.231.80.3", "the freed address is handed out again");
+    let _srv = peer_echo_server(&newcomer.namespace().unwrap(), sa("0.0.0.0", 80), 1).await;
+    assert!(seen_as(&out.ns, sa(UPLINK_HOST, 8081)).await.is_err(), "the stale mapping is gone");
+    let live = ctrl.sandbox("live").await.unwrap();
+    let _live_srv = peer_echo_server(&live.namespace().unwrap(), sa("0.0.0.0", 80), 1).await;
+    assert_eq!(seen_as(&out.ns, sa(UPLINK_HOST, 8080)).await.unwrap(), OUTSIDE, "the live one is published again");
+
+    // An orphan: the bridge and elements of a network whose record never made it.
+    let orphan_id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let link = h.nl.link_add_bridge("br-orphan", None, None, Some(&format!("cnm:{orphan_id}"))).await.unwrap();
+    h.nl.addr_add(link.index, "10.231.81.1/24".parse().unwrap()).await.unwrap();
+    let orphan_port =
+        PortMapping { container_ip: "10.231.81.2".parse().unwrap(), host_port: 8082, host_port_end: 8082, ..stale };
+    fw.add_ports(std::slice::from_ref(&orphan_port)).await.unwrap();
+    let drv = cnm_driver_bridge::BridgeDriver::new(h.nl.clone());
+    use cnm::driverapi::Driver;
+    drv.delete_network(cnm::driverapi::DeleteNetworkRequest { network_id: orphan_id.into() }).await.unwrap();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while h.links().await.contains(&"br-orphan".to_string()) {
+        assert!(std::time::Instant::now() < end, "the orphan bridge is gone");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let left: Vec<_> = fw.elements("ports4_any").await.unwrap();
+    assert!(
+        !left.iter().any(|e| e.data.as_ref().is_some_and(|d| d.starts_with(&[10, 231, 81, 2]))),
+        "its port mapping is gone: {left:?}"
+    );
+
+    newcomer.delete().await.unwrap();
+    live.delete().await.unwrap();
+    net.delete().await.unwrap();
+}

@@ -50,7 +50,9 @@ pub async fn connect(
     let net = lookup::network(&st.controller, &id).await?;
     let sb = lookup::sandbox(&st.controller, &req.container).await?;
     let attachments = st.attachments.clone();
-    let (joined_net, joined_sb) = (net.clone(), sb.clone());
+    #[cfg(feature = "overlay")]
+    let joined_net = net.clone();
+    let joined_sb = sb.clone();
     st.inflight
         .run(async move {
             let (nid, sid) = (net.id().to_string(), sb.id().to_string());

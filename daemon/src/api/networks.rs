@@ -155,7 +155,8 @@ pub async fn delete(State(st): State<ApiState>, IdParam(id): IdParam) -> ApiResu
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /networks/prune`: deletes every unused network except the default one.
+/// `POST /networks/prune`: deletes every unused network except the default
+/// one and the cluster's (global) networks.
 pub async fn prune(State(st): State<ApiState>, q: QueryMap) -> ApiResult<Json<NetworkPruneResponse>> {
     let f = Filters::parse(q.0.get("filters").map(String::as_str), PRUNE_FILTERS)?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
@@ -172,7 +173,9 @@ pub async fn prune(State(st): State<ApiState>, q: QueryMap) -> ApiResult<Json<Ne
             let mut deleted = Vec::new();
             for net in ctrl.networks().await {
                 let info = net.info().await?;
+                // Global networks are the cluster's: removed explicitly, never pruned by one host.
                 let unused = info.endpoints.is_empty()
+                    && !info.global
                     && !keep.predefined(net.name())
                     && (!info.config.config_only || config_user(&ctrl, net.name()).await.is_none());
                 let selected = until.is_none_or(|u| info.created < u)

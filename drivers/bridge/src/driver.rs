@@ -99,6 +99,16 @@ impl BridgeDriver {
             network::host_settings(&self.nl, &net).await?;
             if let Some(fw) = self.firewall().await? {
                 fw.add_network(&net.rules()).await.map_err(|e| Error::os("add the network's firewall rules", e))?;
+                // No port goes into the network yet: a mapping into its
+                // subnets is what a crash left (its container gone, its
+                // address free); a restore publishes the live ones again.
+                match fw.remove_ports_into(&net.pools).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(network = %net.id, removed = n, "removed port mappings left by an earlier run")
+                    }
+                    Err(e) => return Err(Error::os("remove stale port mappings", e)),
+                }
             }
             Ok::<_, Error>(())
         };
@@ -109,6 +119,42 @@ impl BridgeDriver {
             return Err(e);
         }
         self.nets().insert(req.network_id.clone(), Arc::new(net));
+        Ok(())
+    }
+
+    /// Removes what an interrupted create or delete of network `id` left: the
+    /// bridge cnm made for it (found by its owner mark), that bridge's
+    /// firewall elements and port mappings into its subnets (read from the
+    /// bridge's addresses). [`Error::NetworkNotFound`] if there is no such bridge.
+    async fn remove_orphan(&self, id: &str) -> Result<(), Error> {
+        let links = self.nl.link_list().await.map_err(|e| Error::os("list links", e))?;
+        let alias = network::owner_alias(id);
+        let Some(link) = links.into_iter().find(|l| l.alias.as_deref() == Some(alias.as_str())) else {
+            return Err(Error::NetworkNotFound(id.to_string()));
+        };
+        let addrs = self.nl.addr_list(Some(link.index)).await.map_err(|e| Error::os("list addresses", e))?;
+        let subnets: Vec<ipnet::IpNet> = addrs.iter().map(|a| a.net.trunc()).collect();
+        if let Some(fw) = self.firewall().await? {
+            let rules = cnm_osl::firewall::NetworkRules {
+                bridge: link.name.clone(),
+                subnets_v4: subnets
+                    .iter()
+                    .filter_map(|s| if let ipnet::IpNet::V4(v) = s { Some(*v) } else { None })
+                    .collect(),
+                subnets_v6: subnets
+                    .iter()
+                    .filter_map(|s| if let ipnet::IpNet::V6(v) = s { Some(*v) } else { None })
+                    .collect(),
+                // Every element a network can have (absent ones are fine).
+                masquerade: true,
+                internal: true,
+                icc: true,
+            };
+            fw.remove_network(&rules).await.map_err(|e| Error::os("remove the network's firewall rules", e))?;
+            fw.remove_ports_into(&subnets).await.map_err(|e| Error::os("remove the network's port mappings", e))?;
+        }
+        self.reaper.reap_bridge(&self.nl, &link.name, link.index).await?;
+        tracing::info!(network = id, bridge = %link.name, "removed the bridge of an interrupted network");
         Ok(())
     }
 
@@ -221,7 +267,11 @@ impl Driver for BridgeDriver {
 
     async fn delete_network(&self, req: DeleteNetworkRequest) -> Result<()> {
         let net = self.nets().remove(&req.network_id);
-        let net = net.ok_or_else(|| Error::NetworkNotFound(req.network_id.clone()))?;
+        let Some(net) = net else {
+            // Unknown here: a crash may have interrupted its creation or
+            // deletion, leaving the bridge cnm made for it.
+            return Ok(self.remove_orphan(&req.network_id).await?);
+        };
         let eids: Vec<String> = net.published.lock().map(|p| p.keys().cloned().collect()).unwrap_or_default();
         for eid in eids {
             if let Err(e) = self.unpublish(&net, &eid).await {

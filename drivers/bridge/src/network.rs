@@ -57,7 +57,7 @@ impl BridgeNetwork {
 }
 
 /// The alias marking a bridge as created by cnm for network `id`.
-fn owner_alias(id: &str) -> String {
+pub(crate) fn owner_alias(id: &str) -> String {
     format!("cnm:{id}")
 }
 

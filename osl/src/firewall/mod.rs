@@ -114,6 +114,11 @@ pub trait Firewall: Send + Sync + 'static {
     /// Removes port mappings, all in one transaction (absent ones are fine).
     async fn remove_ports(&self, ports: &[PortMapping]) -> Result<()>;
 
+    /// Removes every port mapping whose container address is inside one of
+    /// `subnets`, whoever added it (what a crash left behind), in one
+    /// transaction; returns how many were removed.
+    async fn remove_ports_into(&self, subnets: &[ipnet::IpNet]) -> Result<usize>;
+
     /// Removes the whole table (tests and uninstall); the user chain goes too.
     async fn remove_all(&self) -> Result<()>;
 }

@@ -95,6 +95,21 @@ fn network_elements(net: &NetworkRules) -> Vec<(&'static str, Element)> {
     v
 }
 
+/// Every map of published ports.
+const PORT_MAPS: [&str; 8] =
+    ["ports4", "ports4_any", "ports6", "ports6_any", "ranges4", "ranges4_any", "ranges6", "ranges6_any"];
+
+/// The container address a port map element's data starts with.
+fn target_address(data: &[u8], v6: bool) -> Option<IpAddr> {
+    if v6 {
+        let b: [u8; 16] = data.get(..16)?.try_into().ok()?;
+        Some(IpAddr::V6(b.into()))
+    } else {
+        let b: [u8; 4] = data.get(..4)?.try_into().ok()?;
+        Some(IpAddr::V4(b.into()))
+    }
+}
+
 /// A port mapping's map and element.
 fn port_element(p: &PortMapping) -> (&'static str, Element) {
     let proto = key::proto(match p.proto {
@@ -185,6 +200,32 @@ impl Firewall for NftFirewall {
 
     async fn remove_ports(&self, ports: &[PortMapping]) -> Result<()> {
         self.apply(ops(ports.iter().map(port_element).collect(), true)).await
+    }
+
+    async fn remove_ports_into(&self, subnets: &[ipnet::IpNet]) -> Result<usize> {
+        let mut ops = Vec::new();
+        let mut removed = 0;
+        for map in PORT_MAPS {
+            let v6 = map.contains('6');
+            let stale: Vec<Element> = self
+                .elements(map)
+                .await?
+                .into_iter()
+                .filter(|e| {
+                    e.data
+                        .as_deref()
+                        .and_then(|d| target_address(d, v6))
+                        .is_some_and(|a| subnets.iter().any(|s| s.contains(&a)))
+                })
+                .map(|e| Element { key: e.key, key_end: e.key_end, data: e.data })
+                .collect();
+            removed += stale.len();
+            if !stale.is_empty() {
+                ops.push(ElementOp { set: map, elements: stale, delete: true });
+            }
+        }
+        self.apply(ops).await?;
+        Ok(removed)
     }
 
     async fn remove_all(&self) -> Result<()> {

@@ -19,6 +19,8 @@ pub enum FirewallCall {
     AddPorts(Vec<PortMapping>),
     /// `remove_ports`.
     RemovePorts(Vec<PortMapping>),
+    /// `remove_ports_into`.
+    RemovePortsInto(Vec<ipnet::IpNet>),
     /// `remove_all`.
     RemoveAll,
 }
@@ -75,6 +77,9 @@ impl Firewall for RecordingFirewall {
     }
     async fn remove_ports(&self, ports: &[PortMapping]) -> Result<()> {
         self.record(FirewallCall::RemovePorts(ports.to_vec()))
+    }
+    async fn remove_ports_into(&self, subnets: &[ipnet::IpNet]) -> Result<usize> {
+        self.record(FirewallCall::RemovePortsInto(subnets.to_vec())).map(|()| 0)
     }
     async fn remove_all(&self) -> Result<()> {
         self.record(FirewallCall::RemoveAll)
