@@ -17,7 +17,7 @@ use std::collections::HashMap;
 impl Controller {
     /// Whether an IPAM keeps no state of its own, so the controller claims
     /// the recorded pools and addresses again at start.
-    async fn ipam_replays(&self, name: &str) -> bool {
+    pub(crate) async fn ipam_replays(&self, name: &str) -> bool {
         name == cnm_ipamapi::DEFAULT_IPAM
             || name == cnm_ipamapi::NULL_IPAM
             || self.ipam(name).await.is_ok_and(|i| i.capability().requires_request_replay)

@@ -257,3 +257,90 @@ async fn lost_sandbox_namespace_is_recreated_at_restart() {
     ctrl.network_by_name("re").await.unwrap().delete().await.unwrap();
     assert_eq!(h.settled_links(&["lo"]).await, vec!["lo".to_string()]);
 }
+
+/// An IPAM that keeps its own state (as a remote one does), shared by the
+/// controllers of a test, whose IPv6 address requests can be made to hang.
+#[derive(Clone)]
+struct KeeperIpam {
+    inner: std::sync::Arc<cnm_ipams::DefaultIpam>,
+    hang_v6: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    asked_v6: std::sync::Arc<tokio::sync::Notify>,
+}
+
+#[async_trait::async_trait]
+impl cnm::ipamapi::Ipam for KeeperIpam {
+    async fn default_address_spaces(&self) -> cnm::ipamapi::Result<cnm::ipamapi::AddressSpaces> {
+        self.inner.default_address_spaces().await
+    }
+    async fn request_pool(
+        &self,
+        req: cnm::ipamapi::RequestPoolRequest,
+    ) -> cnm::ipamapi::Result<cnm::ipamapi::RequestPoolResponse> {
+        self.inner.request_pool(req).await
+    }
+    async fn release_pool(&self, req: cnm::ipamapi::ReleasePoolRequest) -> cnm::ipamapi::Result<()> {
+        self.inner.release_pool(req).await
+    }
+    async fn request_address(
+        &self,
+        req: cnm::ipamapi::RequestAddressRequest,
+    ) -> cnm::ipamapi::Result<cnm::ipamapi::RequestAddressResponse> {
+        let v6 = req.pool_id.contains(':');
+        if v6 && !req.is_gateway() && self.hang_v6.load(std::sync::atomic::Ordering::SeqCst) {
+            self.asked_v6.notify_one();
+            std::future::pending::<()>().await;
+        }
+        self.inner.request_address(req).await
+    }
+    async fn release_address(&self, req: cnm::ipamapi::ReleaseAddressRequest) -> cnm::ipamapi::Result<()> {
+        self.inner.release_address(req).await
+    }
+}
+
+/// With an IPAM that keeps its own state, an address it gave is recorded
+/// before the next is asked for: the controller dies while the IPv6 address
+/// is being asked for, and the restart releases the IPv4 one it had got
+/// (it can be had again), rather than leaking it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn addresses_of_an_interrupted_endpoint_are_released_by_an_ipam_that_keeps_state() {
+    let test = "addresses_of_an_interrupted_endpoint_are_released_by_an_ipam_that_keeps_state";
+    let Some(h) = TestHost::new(test).await else { return };
+    let ipam = KeeperIpam {
+        inner: std::sync::Arc::new(cnm_ipams::DefaultIpam::default()),
+        hang_v6: Default::default(),
+        asked_v6: Default::default(),
+    };
+    let build = |ipam: KeeperIpam| {
+        h.builder()
+            .ipam("keeper", ipam)
+            .driver_on_host(|host| cnm_driver_bridge::BridgeDriver::new(host.clone()))
+            .build()
+    };
+    let cfg = NetworkConfig {
+        ipam_driver: "keeper".into(),
+        enable_ipv6: true,
+        ipv4: vec![cnm::IpamConfig::subnet("10.231.82.0/24".parse().unwrap())],
+        ipv6: vec![cnm::IpamConfig::subnet("fd00:231:82::/64".parse().unwrap())],
+        ..Default::default()
+    };
+    let ip: std::net::Ipv4Addr = "10.231.82.7".parse().unwrap();
+    let static_ip = move || EndpointConfig { ipv4: Some(ip), ..Default::default() };
+    {
+        let ctrl = build(ipam.clone()).await.unwrap();
+        let net = ctrl.new_network("bridge", "kept", cfg).await.unwrap();
+        ipam.hang_v6.store(true, std::sync::atomic::Ordering::SeqCst);
+        let asked = ipam.asked_v6.notified();
+        let creating = tokio::spawn(async move { net.create_endpoint("e", static_ip()).await });
+        asked.await;
+        // The process dies here: the operation never finishes.
+        creating.abort();
+        let _ = creating.await;
+        ipam.hang_v6.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+    let ctrl = build(ipam.clone()).await.unwrap();
+    let net = ctrl.network_by_name("kept").await.unwrap();
+    assert!(net.endpoints().await.is_empty(), "the interrupted endpoint is rolled back");
+    let ep = net.create_endpoint("e", static_ip()).await.expect("its IPv4 address was released at restart");
+    ep.delete().await.unwrap();
+    net.delete().await.unwrap();
+}

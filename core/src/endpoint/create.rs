@@ -64,15 +64,41 @@ impl Network {
             // one is generated as Docker does, and the endpoint keeps it.
             rec.mac = Some(MacAddress::local_unicast(rand::random()));
         }
+        // An IPAM whose state is not rebuilt from the store (a remote one)
+        // keeps what it handed out: the intent is written before each
+        // address is asked for, and each address as soon as it is given, so
+        // that a crash at any point leaves a record that restore rolls back
+        // (releasing what was given).
+        let durable = allocates && !ctrl.ipam_replays(&net.config.ipam_driver).await;
+        if durable {
+            ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec).await?;
+        }
+        let forget_intent = async |rec: &EndpointRecord| {
+            if durable && let Err(e) = ctrl.inner.store.delete(Table::Endpoints, &rec.id).await {
+                tracing::warn!(endpoint = %rec.name, error = %e, "cannot remove the intent of a failed endpoint");
+            }
+        };
         if allocates {
             let preferred4 = rec.config.ipv4.map(IpAddr::V4);
-            rec.ipv4 = Some(request_address(&*ipam, &net, false, preferred4, rec.mac, mac_opt).await?);
+            rec.ipv4 = match request_address(&*ipam, &net, false, preferred4, rec.mac, mac_opt).await {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    forget_intent(&rec).await;
+                    return Err(e);
+                }
+            };
             if net.config.enable_ipv6 && !net.ipv6.is_empty() {
+                if durable && let Err(e) = ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec).await {
+                    release_addresses(&*ipam, &net, &rec).await;
+                    forget_intent(&rec).await;
+                    return Err(e);
+                }
                 let preferred6 = rec.config.ipv6.map(IpAddr::V6);
                 match request_address(&*ipam, &net, true, preferred6, rec.mac, mac_opt).await {
                     Ok(a) => rec.ipv6 = Some(a),
                     Err(e) => {
                         release_addresses(&*ipam, &net, &rec).await;
+                        forget_intent(&rec).await;
                         return Err(e);
                     }
                 }
@@ -80,6 +106,7 @@ impl Network {
         }
         if let Err(e) = ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec).await {
             release_addresses(&*ipam, &net, &rec).await;
+            forget_intent(&rec).await;
             return Err(e);
         }
 
