@@ -24,6 +24,9 @@ pub enum ListenError {
     /// Another process answers on the socket.
     #[error("another daemon is already listening on {0}")]
     InUse(PathBuf),
+    /// Something that is not a socket is at the socket's path.
+    #[error("{0} exists and is not a socket: refusing to replace it")]
+    NotASocket(PathBuf),
     /// Binding failed.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -85,12 +88,16 @@ pub enum Listener {
 
 impl Listener {
     /// Binds `addr`. A unix socket replaces a stale socket file (refused if
-    /// a daemon answers on it) and is made mode 0660.
+    /// a daemon answers on it, or if the path is not a socket) and is made mode 0660.
     pub async fn bind(addr: &ListenAddr) -> Result<Listener, ListenError> {
         let bind_err = |source| ListenError::Bind { addr: addr.to_string(), source };
         match addr {
             ListenAddr::Unix(path) => {
-                if path.exists() {
+                if let Ok(meta) = std::fs::symlink_metadata(path) {
+                    use std::os::unix::fs::FileTypeExt;
+                    if !meta.file_type().is_socket() {
+                        return Err(ListenError::NotASocket(path.clone()));
+                    }
                     if tokio::net::UnixStream::connect(path).await.is_ok() {
                         return Err(ListenError::InUse(path.clone()));
                     }
@@ -143,5 +150,15 @@ mod tests {
         for bad in ["unix://relative", "http://x:1", "tcp://host", "fd://"] {
             assert!(bad.parse::<ListenAddr>().is_err(), "{bad}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_file_at_the_socket_path_is_refused_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cnmd.sock");
+        std::fs::write(&path, "precious").unwrap();
+        let e = Listener::bind(&ListenAddr::Unix(path.clone())).await.err().expect("refused");
+        assert!(matches!(e, ListenError::NotASocket(_)), "{e}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious", "not deleted");
     }
 }

@@ -97,6 +97,21 @@ async fn expect(s: &Server, method: Method, path: &str, body: Option<&str>, stat
     }
 }
 
+/// `POST /networks/create` with `body` declared as `content_type`, over a
+/// raw connection; the whole answer as text.
+async fn raw_with_content_type(s: &Server, content_type: &str, body: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::UnixStream::connect(s.host.dir.path().join("api.sock")).await.unwrap();
+    let req = format!(
+        "POST /networks/create HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    conn.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    conn.read_to_string(&mut out).await.unwrap();
+    out
+}
+
 /// Every kind of bad request gets its status and a message naming the
 /// problem, and the daemon goes on serving good requests.
 #[tokio::test]
@@ -108,6 +123,14 @@ async fn bad_requests_get_clear_errors_and_the_daemon_keeps_serving() {
 
     let (m, p, b) = create(r#"{"Name": "x", "#);
     expect(&s, m, p, b, StatusCode::BAD_REQUEST, &["invalid JSON"]).await;
+    // A body not declared JSON (what a web page can send without a preflight) is refused.
+    let forged = raw_with_content_type(&s, "text/plain", r#"{"Name":"forged","Driver":"noop"}"#).await;
+    assert!(forged.starts_with("HTTP/1.1 400"), "{forged}");
+    assert!(forged.contains("Content-Type specified (text/plain) must be 'application/json'"), "{forged}");
+    let declared =
+        raw_with_content_type(&s, "application/json; charset=utf-8", r#"{"Name":"declared","Driver":"noop"}"#);
+    assert!(declared.await.starts_with("HTTP/1.1 201"));
+    s.client.delete("/networks/declared").await.unwrap();
     let (m, p, b) = create(r#"{"Name":"x","Colour":"red"}"#);
     expect(&s, m, p, b, StatusCode::BAD_REQUEST, &["unknown field", "Colour"]).await;
     let (m, p, b) = create(r#"{"Name":"x","Internal":"yes"}"#);
@@ -312,4 +335,23 @@ async fn openapi_document_matches_the_server() {
         }
     }
     s.shutdown().await;
+}
+
+/// The API on TCP without TLS is refused unless asked for by name
+/// (`--insecure-tcp`), before the daemon touches anything.
+#[test]
+fn tcp_without_tls_needs_insecure_tcp() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cnmd"))
+        .arg("--data-root")
+        .arg(dir.path().join("data"))
+        .arg("--exec-root")
+        .arg(dir.path().join("run"))
+        .args(["-H", "tcp://127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("needs TLS with client certificates") && err.contains("--insecure-tcp"), "{err}");
+    assert!(!dir.path().join("data").exists(), "nothing touched");
 }

@@ -369,3 +369,28 @@ async fn overlay_without_a_cluster_store_is_refused() {
     assert!(stderr(&out).contains("--cluster-store etcd://HOST:PORT"), "{}", stderr(&out));
     assert!(!d.ok(&["network", "ls"]).contains(" ov "), "nothing created");
 }
+
+/// Values that would add lines to a sandbox's /etc/hosts or resolv.conf are
+/// refused with a clear error and nothing is created; so is an alias.
+#[tokio::test]
+async fn newlines_never_reach_hosts_or_resolv_conf() {
+    let Some(d) = Daemon::start("newlines_never_reach_hosts_or_resolv_conf").await else { return };
+    let c = d.client();
+    for body in [
+        serde_json::json!({ "Name": "x", "Hostname": "a\n10.0.0.66 bank.example" }),
+        serde_json::json!({ "Name": "x", "DnsOptions": ["ndots:1\nnameserver 6.6.6.6"] }),
+        serde_json::json!({ "Name": "x", "DnsSearch": ["a\rb"] }),
+    ] {
+        let e = c.post::<_, serde_json::Value>("/sandboxes", &body).await.unwrap_err();
+        assert_eq!(e.status().map(|s| s.as_u16()), Some(400), "{e}");
+        assert!(e.to_string().contains("not allowed in /etc/hosts or resolv.conf"), "{e}");
+    }
+    assert!(c.get::<serde_json::Value>("/sandboxes/x").await.is_err(), "nothing created");
+    d.ok(&["network", "create", "--subnet", "10.231.3.0/24", "n"]);
+    d.ok(&["sandbox", "create", "y"]);
+    let body = serde_json::json!({ "Container": "y", "EndpointConfig": { "Aliases": ["ok\n10.0.0.66 evil"] } });
+    let e = c.post_unit("/networks/n/connect", &body).await.unwrap_err();
+    assert_eq!(e.status().map(|s| s.as_u16()), Some(400), "{e}");
+    d.ok(&["sandbox", "rm", "y"]);
+    d.ok(&["network", "rm", "n"]);
+}

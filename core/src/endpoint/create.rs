@@ -20,6 +20,9 @@ impl Network {
     /// the IPv4 address.
     pub async fn create_endpoint(&self, name: &str, config: EndpointConfig) -> Result<Endpoint> {
         check_name("endpoint", name)?;
+        for a in &config.aliases {
+            crate::sandbox::check_file_value("alias", a, false)?;
+        }
         if let Some(ip) = config.link_local_ips.iter().find(|ip| !is_link_local(ip)) {
             return Err(Error::InvalidParameter(format!(
                 "{ip} is not a link-local address (169.254.0.0/16 or fe80::/10)"

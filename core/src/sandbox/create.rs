@@ -20,6 +20,8 @@ impl Controller {
         if container_id.is_empty() {
             return Err(Error::InvalidParameter("a sandbox needs a container id".into()));
         }
+        super::check_file_value("container id", container_id, false)?;
+        config.validate()?;
         let taken = |ctrl: &Controller| ctrl.st().sandboxes.values().any(|s| s.rec.container_id == container_id);
         if taken(self) {
             return Err(Error::SandboxExists(container_id.to_string()));

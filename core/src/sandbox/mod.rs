@@ -169,3 +169,59 @@ impl Controller {
             .ok_or_else(|| Error::SandboxNotFound(id_or_container.to_string()))
     }
 }
+
+/// Refuses a value that goes into `/etc/hosts` or `resolv.conf` if it would
+/// break the file's lines: control characters (a newline would add a line of
+/// the caller's choosing) and, for names, white space.
+pub(crate) fn check_file_value(field: &str, value: &str, spaces_allowed: bool) -> crate::Result<()> {
+    if let Some(c) = value.chars().find(|c| c.is_control() || (!spaces_allowed && c.is_whitespace())) {
+        return Err(crate::Error::InvalidParameter(format!(
+            "invalid {field} {value:?}: {} is not allowed in /etc/hosts or resolv.conf",
+            if c.is_control() { format!("control character {:?}", c) } else { "white space".to_string() }
+        )));
+    }
+    Ok(())
+}
+
+impl SandboxConfig {
+    /// Checks every value that goes into the sandbox's `/etc/hosts` and `resolv.conf`.
+    pub fn validate(&self) -> crate::Result<()> {
+        check_file_value("hostname", &self.hostname, false)?;
+        check_file_value("domain name", &self.domainname, false)?;
+        for s in &self.dns_search {
+            check_file_value("search domain", s, false)?;
+        }
+        for o in &self.dns_options {
+            check_file_value("DNS option", o, false)?;
+        }
+        for h in &self.extra_hosts {
+            check_file_value("extra host name", &h.name, false)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod file_value_tests {
+    use super::*;
+
+    #[test]
+    fn values_that_would_break_hosts_or_resolv_conf_are_refused() {
+        let ok = SandboxConfig { hostname: "web-1".into(), dns_options: vec!["ndots:2".into()], ..Default::default() };
+        assert!(ok.validate().is_ok());
+        let cases = [
+            SandboxConfig { hostname: "a\n10.0.0.1 bank".into(), ..Default::default() },
+            SandboxConfig { domainname: "x\ry".into(), ..Default::default() },
+            SandboxConfig { dns_search: vec!["a b".into()], ..Default::default() },
+            SandboxConfig { dns_options: vec!["ndots:1\nnameserver 6.6.6.6".into()], ..Default::default() },
+            SandboxConfig {
+                extra_hosts: vec![ExtraHost { name: "h\0".into(), ip: "10.0.0.1".parse().unwrap() }],
+                ..Default::default()
+            },
+        ];
+        for c in cases {
+            let e = c.validate().unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidParameter, "{e}");
+        }
+    }
+}

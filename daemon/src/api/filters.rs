@@ -115,12 +115,14 @@ pub fn parse_until(value: &str, now: u64) -> Result<u64, ApiError> {
         }
         let n: u64 = num.parse().map_err(|_| bad())?;
         num.clear();
-        total += n * match c {
+        let unit = match c {
             'h' => 3600,
             'm' => 60,
             's' => 1,
             _ => return Err(bad()),
         };
+        // A duration longer than the epoch is refused, never wrapped.
+        total = n.checked_mul(unit).and_then(|d| total.checked_add(d)).ok_or_else(bad)?;
     }
     if !num.is_empty() || value.is_empty() {
         return Err(bad());
@@ -131,6 +133,14 @@ pub fn parse_until(value: &str, now: u64) -> Result<u64, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_durations_are_refused_not_wrapped() {
+        assert!(parse_until("99999999999999999999h", 1000).is_err());
+        assert!(parse_until("5124095576030432h", 1000).is_err(), "u64 overflow in the multiplication");
+        assert_eq!(parse_until("1h", 7200).unwrap(), 3600);
+        assert_eq!(parse_until("3h", 7200).unwrap(), 0, "before the epoch clamps to it");
+    }
 
     #[test]
     fn both_filter_encodings_parse() {

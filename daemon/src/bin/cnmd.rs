@@ -25,6 +25,14 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     cnmd::logging::init(&cfg.log_level, cfg.log_format)?;
     tracing::info!(version = cnmd::VERSION, data_root = %cfg.data_root.display(), exec_root = %cfg.exec_root.display(), "starting");
 
+    if !flags.insecure_tcp
+        && let Some(tcp) = cfg.hosts.iter().find(|h| matches!(h, cnmd::listen::ListenAddr::Tcp(_)))
+    {
+        anyhow::bail!(
+            "-H {tcp}: the API on TCP needs TLS with client certificates, which this cnmd does not offer yet; \
+             use a unix socket, or pass --insecure-tcp if every host that can connect may control this host's networking"
+        );
+    }
     // Bind first: a second daemon on the same socket fails before touching the store.
     let mut listeners = Vec::new();
     for h in &cfg.hosts {

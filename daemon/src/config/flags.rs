@@ -50,6 +50,9 @@ pub struct Flags {
     /// Load driver libraries (*.so exporting the cnm driver ABI) from this directory
     #[arg(long, value_name = "DIR")]
     pub driver_dir: Option<PathBuf>,
+    /// Listen on tcp:// addresses without TLS: anyone who can connect controls the host's networking
+    #[arg(long)]
+    pub insecure_tcp: bool,
     /// Find Docker plugins (sockets, .spec and .json files) in this directory instead of Docker's
     #[arg(long, value_name = "DIR")]
     pub plugin_dir: Option<PathBuf>,

@@ -102,6 +102,9 @@ impl Default for Discovery {
 struct JsonSpec {
     #[serde(rename = "Addr", default)]
     addr: String,
+    /// TLS settings: a spec that has them is refused (never sent in plaintext).
+    #[serde(rename = "TLSConfig", default)]
+    tls: Option<serde_json::Value>,
 }
 
 fn is_socket(p: &Path) -> bool {
@@ -159,6 +162,12 @@ impl Discovery {
         let text = std::fs::read_to_string(path).map_err(|e| invalid(e.to_string()))?;
         let url = if path.extension().is_some_and(|e| e == "json") {
             let spec: JsonSpec = crate::decode::from_slice(text.as_bytes()).map_err(|e| invalid(e.to_string()))?;
+            if spec.tls.as_ref().is_some_and(|t| !t.is_null()) {
+                return Err(invalid(
+                    "the spec asks for TLS (TLSConfig), which cnm does not support: refusing to talk to the plugin in plaintext"
+                        .into(),
+                ));
+            }
             spec.addr
         } else {
             text

@@ -283,6 +283,13 @@ async fn discovery_follows_dockers_order() {
     assert_eq!(discovery.lookup("f").unwrap(), None, "a path that is not a socket is not a plugin");
     let e = discovery.lookup("bad").unwrap_err();
     assert!(e.to_string().contains("unknown protocol"), "{e}");
+    // A spec asking for TLS is refused, never used in plaintext.
+    let tls =
+        format!(r#"{{"Addr":"tcp://127.0.0.1:{port}","TLSConfig":{{"InsecureSkipVerify":false,"CAFile":"/ca.pem"}}}}"#);
+    std::fs::write(etc.path().join("tls.json"), tls).unwrap();
+    let e = discovery.lookup("tls").unwrap_err();
+    assert!(e.to_string().contains("refusing to talk to the plugin in plaintext"), "{e}");
+    std::fs::remove_file(etc.path().join("tls.json")).unwrap();
     assert_eq!(discovery.names(), ["bad", "j", "s", "t"]);
 
     let p = PluginProvider::new(discovery.clone()).client_config(common::quick_config());
