@@ -157,7 +157,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cnmd.sock");
         std::fs::write(&path, "precious").unwrap();
-        let e = Listener::bind(&ListenAddr::Unix(path.clone())).await.err().expect("refused");
+        let Err(e) = Listener::bind(&ListenAddr::Unix(path.clone())).await else { panic!("a file was replaced") };
         assert!(matches!(e, ListenError::NotASocket(_)), "{e}");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious", "not deleted");
     }
