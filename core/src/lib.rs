@@ -6,6 +6,7 @@ mod endpoint;
 mod error;
 mod host_networks;
 mod id;
+pub mod kill;
 mod locks;
 mod model;
 mod network;

@@ -542,4 +542,5 @@ pub async fn remove_all(ctrl: &Controller) {
         net.delete().await.expect("delete network");
     }
 }
+pub mod crash;
 pub mod recorder;

@@ -107,11 +107,13 @@ impl Network {
                 }
             }
         }
+        crate::kill::point("endpoint.create.addresses");
         if let Err(e) = ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec).await {
             release_addresses(&*ipam, &net, &rec).await;
             forget_intent(&rec).await;
             return Err(e);
         }
+        crate::kill::point("endpoint.create.intent");
 
         let req = CreateEndpointRequest {
             network_id: net.id.clone(),
@@ -147,6 +149,7 @@ impl Network {
                 return Err(e);
             }
         };
+        crate::kill::point("endpoint.create.driver");
         rec.ipv4 = iface.address;
         rec.ipv6 = iface.address_ipv6;
         rec.mac = iface.mac_address.or_else(|| match rec.ipv4.map(|a| a.addr()) {

@@ -24,6 +24,7 @@ impl Endpoint {
         };
         rec.phase = Phase::Deleting;
         ctrl.inner.store.put(Table::Endpoints, &self.id, &rec).await?;
+        crate::kill::point("endpoint.delete.intent");
         ctrl.st().endpoints.insert(rec.id.clone(), rec.clone());
         let result = ctrl.finish_endpoint_delete(&rec, net.as_ref()).await;
         ctrl.st().endpoints.remove(&self.id);
@@ -50,6 +51,7 @@ impl Controller {
                 }
                 Err(e) => errs.push(e),
             }
+            crate::kill::point("endpoint.delete.driver");
             match self.ipam(&net.config.ipam_driver).await {
                 Ok(ipam) => release_addresses(&*ipam, net, rec).await,
                 Err(e) => errs.push(e),

@@ -60,6 +60,7 @@ impl Endpoint {
         });
         ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec).await?;
         ctrl.st().endpoints.insert(rec.id.clone(), rec.clone());
+        crate::kill::point("join.intent");
 
         match ctrl.join_locked(&net, &drv, &mut rec, old_gateway).await {
             Ok(()) => {
@@ -108,6 +109,7 @@ impl Controller {
         let req = JoinRequest { network_id: net.id.clone(), endpoint_id: rec.id.clone(), sandbox_key: key, options };
         let resp =
             drv.join(req).await.map_err(|source| Error::Driver { driver: net.driver.clone(), op: "join", source })?;
+        crate::kill::point("join.driver");
 
         let mut placed: Option<String> = None;
         let result: Result<()> = async {
@@ -150,7 +152,9 @@ impl Controller {
                 j.disable_gateway_service = resp.disable_gateway_service;
             }
             self.st().endpoints.insert(rec.id.clone(), rec.clone());
+            crate::kill::point("join.interface");
             self.apply_gateway_change(&sandbox_id, old_gateway.clone(), false).await?;
+            crate::kill::point("join.gateway");
             // The gateway change may have recorded published ports on this endpoint.
             if let Some(cur) = self.st().endpoints.get(&rec.id) {
                 rec.join = cur.join.clone();

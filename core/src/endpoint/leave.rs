@@ -43,6 +43,7 @@ impl Controller {
         }
         self.inner.store.put(Table::Endpoints, &rec.id, &rec).await?;
         self.st().endpoints.insert(rec.id.clone(), rec.clone());
+        crate::kill::point("leave.intent");
 
         let mut errs = Vec::new();
         if old_gateway.as_deref() == Some(endpoint_id) {
@@ -60,6 +61,7 @@ impl Controller {
                 Err(e) => errs.push(e),
             }
         }
+        crate::kill::point("leave.driver");
         let sandbox_present = || self.st().sandboxes.contains_key(&sandbox_id);
         // A sandbox being deleted loses its namespace and the interfaces with
         // it: nothing to remove (the gateway role still moves, as Docker's does).
@@ -84,6 +86,7 @@ impl Controller {
                 Err(e) => errs.push(e),
             }
         }
+        crate::kill::point("leave.interface");
         rec.join = None;
         if let Err(e) = self.inner.store.put(Table::Endpoints, &rec.id, &rec).await {
             errs.push(e);

@@ -53,6 +53,7 @@ impl Controller {
         let mut rec = new_record(driver, name, config, Phase::Creating);
         rec.global = global;
         self.inner.store.put(Table::Networks, &rec.id, &rec).await?;
+        crate::kill::point("network.create.intent");
 
         let host = crate::host_networks::HostRoutes::new(self.inner.host.clone());
         let mut allocated = pools::allocate(&*ipam, &host, allocates, &space, &rec.config, false, &mut rec.ipv4).await;
@@ -77,6 +78,9 @@ impl Controller {
                 Err(source) => Err(Error::Driver { driver: driver.to_string(), op: "allocate network", source }),
             };
         }
+        if allocated.is_ok() {
+            crate::kill::point("network.create.pools");
+        }
         let created = match allocated {
             Ok(()) => drv.create_network(driver_request(&rec)).await.map_err(|source| Error::Driver {
                 driver: driver.to_string(),
@@ -98,6 +102,7 @@ impl Controller {
             return Err(e);
         }
 
+        crate::kill::point("network.create.driver");
         rec.phase = Phase::Ready;
         self.inner.store.put(Table::Networks, &rec.id, &rec).await?;
         tracing::info!(network = %rec.name, id = %&rec.id[..12], driver, "network created");

@@ -26,6 +26,7 @@ impl Network {
             rec
         };
         ctrl.inner.store.put(Table::Networks, &self.id, &rec).await?;
+        crate::kill::point("network.delete.intent");
         if let Some(r) = ctrl.st().networks.get_mut(&self.id) {
             r.phase = Phase::Deleting;
         }
@@ -54,6 +55,7 @@ impl crate::Controller {
             }
             Err(e) => tracing::warn!(network = %rec.name, error = %e, "cannot release pools"),
         }
+        crate::kill::point("network.delete.pools");
         match self.driver(&rec.driver).await {
             Ok(drv) => {
                 if let Err(e) = drv.delete_network(DeleteNetworkRequest { network_id: rec.id.clone() }).await {
@@ -68,6 +70,7 @@ impl crate::Controller {
             }
             Err(e) => tracing::warn!(network = %rec.name, error = %e, "cannot delete network in driver"),
         }
+        crate::kill::point("network.delete.driver");
         if let Err(e) = self.inner.store.delete(Table::Networks, &rec.id).await {
             tracing::warn!(network = %rec.name, error = %e, "cannot remove network from the store");
         }

@@ -60,6 +60,7 @@ impl Controller {
             netns_inode,
         };
         self.inner.store.put(Table::Sandboxes, &id, &rec).await?;
+        crate::kill::point("sandbox.create.intent");
 
         let netlink = match self.setup_sandbox_namespace(&rec).await {
             Ok(nl) => nl,
@@ -69,6 +70,7 @@ impl Controller {
                 return Err(e);
             }
         };
+        crate::kill::point("sandbox.create.namespace");
         rec.phase = Phase::Ready;
         // Written before the sandbox is visible: no endpoint is joined yet.
         let inputs = files::inputs_of(&rec.config, std::iter::empty());

@@ -46,6 +46,7 @@ impl Sandbox {
             sb.rec.clone()
         };
         ctrl.inner.store.put(Table::Sandboxes, &self.id, &rec).await?;
+        crate::kill::point("sandbox.delete.intent");
         let mut errs = Vec::new();
         let joined: Vec<String> =
             gateway::ordered_endpoints(&ctrl.st(), &self.id).into_iter().map(str::to_string).collect();
@@ -66,7 +67,9 @@ impl Sandbox {
                 errs.push(e);
             }
         }
+        crate::kill::point("sandbox.delete.leaves");
         ctrl.cleanup_sandbox_namespace(&rec);
+        crate::kill::point("sandbox.delete.namespace");
         ctrl.st().sandboxes.remove(&self.id);
         if let Err(e) = ctrl.refresh_dns(&self.id).await {
             errs.push(e);

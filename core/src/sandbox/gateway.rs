@@ -113,6 +113,7 @@ impl Controller {
                     op: "program external connectivity",
                     source,
                 })?;
+                crate::kill::point("gateway.programmed");
                 if publishes {
                     self.record_published(&drv, &new_rec.network_id, &new_rec.id).await;
                 }
@@ -157,5 +158,6 @@ impl Controller {
         if let Err(e) = drv.revoke_external_connectivity(req).await {
             tracing::warn!(endpoint = %ep.name, error = %e, "failed to revoke external connectivity");
         }
+        crate::kill::point("gateway.revoked");
     }
 }

@@ -145,12 +145,16 @@ impl BridgeDriver {
                     .iter()
                     .filter_map(|s| if let ipnet::IpNet::V6(v) = s { Some(*v) } else { None })
                     .collect(),
-                // Every element a network can have (absent ones are fine).
                 masquerade: true,
-                internal: true,
+                internal: false,
                 icc: true,
             };
-            fw.remove_network(&rules).await.map_err(|e| Error::os("remove the network's firewall rules", e))?;
+            // Every element a network can have (absent ones are fine): an
+            // internal network has no masquerading element, so both forms.
+            for internal in [false, true] {
+                let rules = cnm_osl::firewall::NetworkRules { internal, ..rules.clone() };
+                fw.remove_network(&rules).await.map_err(|e| Error::os("remove the network's firewall rules", e))?;
+            }
             fw.remove_ports_into(&subnets).await.map_err(|e| Error::os("remove the network's port mappings", e))?;
         }
         self.reaper.reap_bridge(&self.nl, &link.name, link.index).await?;

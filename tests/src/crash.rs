@@ -1,0 +1,50 @@
+//! The crash harness's shared parts: the controller a crash child runs
+//! (bridge driver with the real firewall, default IPAM), and the scenario
+//! that walks every kill point once (see `cnm::kill`).
+
+use cnm::driverapi::{PortBinding, Protocol, TransportPort};
+use cnm::{Controller, EndpointConfig, JoinOptions, NetworkConfig, SandboxConfig};
+
+/// The published host port of the scenario.
+pub const HOST_PORT: u16 = 18080;
+
+/// A controller on `config` as the crash child and the restarted one use.
+pub async fn controller(config: cnm::Config) -> cnm::Result<Controller> {
+    crate::with_defaults(Controller::builder(config))
+        .driver_on_host(|host| cnm_driver_bridge::BridgeDriver::new(host.clone()))
+        .build()
+        .await
+}
+
+/// Two networks, a sandbox publishing a port joined to both (the gateway
+/// role moving between them), one left and deleted, the sandbox removed,
+/// the networks removed: every kill point is reached, in `cnm::kill::ALL`'s order.
+pub async fn scenario(ctrl: &Controller) -> cnm::Result<()> {
+    let subnet = |s: &str| NetworkConfig::default().with_subnet(s.parse().expect("a subnet"));
+    let a = ctrl.new_network("bridge", "ka", subnet("10.231.90.0/26")).await?;
+    let b = ctrl.new_network("bridge", "kb", subnet("10.231.91.0/26")).await?;
+    let binding = PortBinding {
+        proto: Protocol::Tcp,
+        ip: None,
+        port: 80,
+        host_ip: None,
+        host_port: HOST_PORT,
+        host_port_end: HOST_PORT,
+    };
+    let config = SandboxConfig {
+        exposed_ports: vec![TransportPort { proto: Protocol::Tcp, port: 80 }],
+        port_bindings: vec![binding],
+        ..Default::default()
+    };
+    let sb = ctrl.new_sandbox("k1", config).await?;
+    let ea = a.create_endpoint("k1", EndpointConfig::default()).await?;
+    ea.join(&sb, JoinOptions::default()).await?;
+    let eb = b.create_endpoint("k1", EndpointConfig::default()).await?;
+    eb.join(&sb, JoinOptions::default()).await?;
+    ea.leave(&sb).await?;
+    ea.delete().await?;
+    sb.delete().await?;
+    a.delete().await?;
+    b.delete().await?;
+    Ok(())
+}
