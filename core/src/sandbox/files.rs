@@ -234,3 +234,60 @@ mod tests {
         assert!(out.ends_with("172.18.0.2\ttest.docker.io test\n"));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::ExtraHost;
+    use proptest::prelude::*;
+
+    /// Strings of every kind: mostly names, sometimes with white space and
+    /// control characters anywhere.
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            19 => "[a-z0-9.:-]{0,10}",
+            1 => proptest::string::string_regex("[ -~\\t\\n\\r\\x00\\x0b\\x0c\\x1b\\u{85}\\u{2028}é]{0,12}").expect("regex"),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the user and the host's resolv.conf say, a configuration
+        /// that passes validation renders files whose lines are only the
+        /// ones cnm writes: no value adds or splits a line.
+        #[test]
+        fn accepted_values_never_add_lines(
+            hostname in text(),
+            domainname in text(),
+            search in proptest::collection::vec(text(), 0..3),
+            options in proptest::collection::vec(text(), 0..3),
+            extra in proptest::collection::vec(text(), 0..3),
+            host in text(),
+            embedded in any::<bool>(),
+        ) {
+            let cfg = SandboxConfig {
+                hostname,
+                domainname,
+                dns_search: search,
+                dns_options: options,
+                extra_hosts: extra.into_iter().map(|name| ExtraHost { name, ip: "10.0.0.1".parse().unwrap() }).collect(),
+                ..Default::default()
+            };
+            prop_assume!(cfg.validate().is_ok());
+            let hosts = hosts_content(&cfg, &[]);
+            prop_assert_eq!(hosts.lines().count(), 6 + cfg.extra_hosts.len());
+            for line in hosts.lines() {
+                prop_assert!(line.split_whitespace().count() >= 2, "a hosts line without a name: {:?}", line);
+                prop_assert!(!line.chars().any(|c| c.is_control() && c != '\t'), "a control character: {:?}", line);
+            }
+            let rc = resolv_conf_content(&host, &cfg, false, embedded);
+            for line in rc.lines() {
+                let first = line.split_whitespace().next().unwrap_or_default();
+                prop_assert!(
+                    ["nameserver", "search", "options", "#"].contains(&first),
+                    "a line cnm does not write: {:?}", line
+                );
+            }
+            prop_assert_eq!(rc.lines().filter(|l| l.starts_with("options")).count(), 1);
+        }
+    }
+}

@@ -195,6 +195,9 @@ impl SandboxConfig {
             check_file_value("DNS option", o, false)?;
         }
         for h in &self.extra_hosts {
+            if h.name.is_empty() {
+                return Err(crate::Error::InvalidParameter(format!("extra host {}: the name is empty", h.ip)));
+            }
             check_file_value("extra host name", &h.name, false)?;
         }
         Ok(())
