@@ -179,7 +179,14 @@ impl BridgeDriver {
                 ports::release(&alloc, p);
             }
         }
-        let udp: Vec<u16> = mappings.iter().filter(|m| m.proto == Proto::Udp).map(|m| m.host_port).collect();
+        let udp: Vec<cnm_osl::firewall::UdpFlow> = mappings
+            .iter()
+            .filter(|m| m.proto == Proto::Udp)
+            .flat_map(|m| {
+                (m.host_port..=m.host_port_end.max(m.host_port))
+                    .map(|host_port| cnm_osl::firewall::UdpFlow { host_port, container: m.container_ip })
+            })
+            .collect();
         if !udp.is_empty() {
             flush_udp_conntrack(&self.nl, udp).await;
         }
@@ -187,29 +194,13 @@ impl BridgeDriver {
     }
 }
 
-/// Removes conntrack entries of unpublished UDP ports, so a stale flow does
-/// not keep sending datagrams to the old container. Uses the `conntrack`
-/// command when it is installed; without it the entries time out.
-async fn flush_udp_conntrack(nl: &Netlink, ports: Vec<u16>) {
-    let result = nl
-        .namespace()
-        .run(move || {
-            for port in ports {
-                std::process::Command::new("conntrack")
-                    .args(["-D", "-p", "udp", "--orig-port-dst", &port.to_string()])
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .status()?;
-            }
-            Ok::<(), std::io::Error>(())
-        })
-        .await;
-    match result {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-            tracing::debug!("conntrack is not installed: UDP flows of unpublished ports expire on their own")
-        }
-        Ok(Err(e)) => tracing::warn!(error = %e, "failed to flush conntrack entries"),
+/// Removes the conntrack entries of unpublished UDP ports (over
+/// ctnetlink, scoped to the container's address), so a stale flow does not
+/// keep sending datagrams to the old container.
+async fn flush_udp_conntrack(nl: &Netlink, flows: Vec<cnm_osl::firewall::UdpFlow>) {
+    match cnm_osl::firewall::flush_udp_flows(nl.namespace(), flows, nl.deadline()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(removed = n, "conntrack entries of unpublished UDP ports flushed"),
         Err(e) => tracing::warn!(error = %e, "failed to flush conntrack entries"),
     }
 }

@@ -8,6 +8,7 @@
 //! touched. A `user` chain is evaluated first and never flushed (Docker's
 //! `DOCKER-USER` role).
 
+mod conntrack;
 mod elements;
 pub mod iptables;
 mod nfnl;
@@ -15,6 +16,7 @@ mod nft;
 mod recording;
 mod ruleset;
 
+pub use conntrack::{UdpFlow, flush_udp_flows};
 pub use nft::NftFirewall;
 pub use recording::{FirewallCall, RecordingFirewall};
 

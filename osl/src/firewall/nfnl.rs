@@ -15,6 +15,8 @@ use std::time::Duration;
 
 const NETLINK_NETFILTER: i32 = 12;
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
+/// The connection tracking subsystem (ctnetlink).
+pub(crate) const NFNL_SUBSYS_CTNETLINK: u16 = 1;
 const NFNL_MSG_BATCH_BEGIN: u16 = 16;
 const NFNL_MSG_BATCH_END: u16 = 17;
 /// The nf_tables family of every object of the firewall.
@@ -439,12 +441,25 @@ impl Socket {
         what: &str,
         body: impl FnOnce(&mut Writer),
     ) -> Result<Vec<Vec<u8>>> {
+        self.request_in(NFNL_SUBSYS_NFTABLES, msg, flags, family, what, body)
+    }
+
+    /// [`Socket::request`] to another netfilter subsystem (`NFNL_SUBSYS_*`).
+    pub fn request_in(
+        &mut self,
+        subsys: u16,
+        msg: u16,
+        flags: u16,
+        family: u8,
+        what: &str,
+        body: impl FnOnce(&mut Writer),
+    ) -> Result<Vec<Vec<u8>>> {
         let seq = self.reserve(1);
         let mut w = Writer::default();
         let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
         // A dump ends with DONE; any other request with its ack.
         let ack = if dump { 0 } else { NLM_F_ACK };
-        let at = w.begin_msg((NFNL_SUBSYS_NFTABLES << 8) | msg, NLM_F_REQUEST | ack | flags, seq, family, 0);
+        let at = w.begin_msg((subsys << 8) | msg, NLM_F_REQUEST | ack | flags, seq, family, 0);
         body(&mut w);
         w.end_msg(at);
         self.send_bytes(&w.0)?;
