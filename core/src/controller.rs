@@ -210,6 +210,17 @@ impl ControllerBuilder {
             }),
         };
         ctrl.restore().await?;
+        let drivers: Vec<(String, Arc<dyn Driver>)> = ctrl
+            .inner
+            .drivers
+            .read()
+            .map(|d| d.iter().map(|(n, d)| (n.clone(), d.clone())).collect())
+            .unwrap_or_default();
+        for (name, drv) in drivers {
+            if let Err(e) = drv.restored().await {
+                tracing::warn!(driver = %name, error = %e, "driver failed to clean up after the restore");
+            }
+        }
         if let Some(default) = ctrl.inner.config.default_network.clone()
             && ctrl.network_by_name(&default.name).await.is_err()
         {

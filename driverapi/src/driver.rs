@@ -81,6 +81,16 @@ pub trait Driver: Send + Sync + 'static {
         Ok(())
     }
 
+    /// The controller restored everything of this driver at start (every
+    /// network told again with `create_network`, every endpoint with
+    /// `create_endpoint`, every gateway endpoint's ports with
+    /// `program_external_connectivity`): whatever the driver finds in the
+    /// kernel that none of them claims is a leftover of a crash, which it may
+    /// remove now. Not part of the plugin protocol. The default does nothing.
+    async fn restored(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// A node or datastore was discovered. The default ignores the event.
     async fn discover_new(&self, event: DiscoveryNotification) -> Result<()> {
         let _ = event;

@@ -249,8 +249,41 @@ async fn stale_port_mappings_and_orphan_bridges_go_at_restart() {
         container_port: 80,
     };
     fw.add_ports(std::slice::from_ref(&stale)).await.unwrap();
+    // And of a network that is gone altogether: its bridge's elements and a
+    // mapping into its subnet, which no network of the restart claims.
+    let gone = cnm::osl::firewall::NetworkRules {
+        bridge: "br-gone".into(),
+        subnets_v4: vec!["10.231.84.0/24".parse().unwrap()],
+        subnets_v6: vec![],
+        masquerade: true,
+        internal: false,
+        icc: true,
+    };
+    fw.add_network(&gone).await.unwrap();
+    let outside_any = PortMapping {
+        container_ip: "10.231.84.5".parse().unwrap(),
+        host_port: 8083,
+        host_port_end: 8083,
+        ..stale.clone()
+    };
+    fw.add_ports(std::slice::from_ref(&outside_any)).await.unwrap();
 
     let ctrl = h.controller().await;
+    let ifname = |name: &str| {
+        let mut k = name.as_bytes().to_vec();
+        k.resize(16, 0);
+        k
+    };
+    for set in ["bridges", "masq", "icc_same", "hairpin4"] {
+        let left = fw.elements(set).await.unwrap();
+        assert!(!left.iter().any(|e| e.key.starts_with(&ifname("br-gone"))), "{set} keeps br-gone: {left:?}");
+    }
+    assert_eq!(fw.elements("bridges").await.unwrap().len(), 1, "the live network's bridge stays");
+    let mapped = fw.elements("ports4_any").await.unwrap();
+    assert!(
+        !mapped.iter().any(|e| e.data.as_ref().is_some_and(|d| d.starts_with(&[10, 231, 84, 5]))),
+        "the mapping into no network is gone: {mapped:?}"
+    );
     let net = ctrl.network_by_name("st").await.unwrap();
     let (newcomer, ip) = container(&ctrl, &net, "newcomer", vec![]).await.unwrap();
     assert_eq!(ip.to_string(), "10.231.80.3", "the freed address is handed out again");

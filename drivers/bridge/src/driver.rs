@@ -260,6 +260,25 @@ impl Driver for BridgeDriver {
         Ok(created?)
     }
 
+    /// After a restore: the firewall keeps only the elements of the networks
+    /// restored and the port mappings into their subnets (the live ones were
+    /// published again); what a crash left of anything else goes.
+    async fn restored(&self) -> Result<()> {
+        let Some(fw) = self.firewall().await? else { return Ok(()) };
+        let (bridges, subnets): (Vec<String>, Vec<ipnet::IpNet>) = {
+            let nets = self.nets();
+            (nets.values().map(|n| n.bridge.clone()).collect(), nets.values().flat_map(|n| n.pools.clone()).collect())
+        };
+        match fw.retain(&bridges, &subnets).await {
+            Ok(0) => Ok(()),
+            Ok(n) => {
+                tracing::info!(removed = n, "removed firewall elements that no network claims");
+                Ok(())
+            }
+            Err(e) => Err(Error::os("reconcile the firewall with the restored networks", e).into()),
+        }
+    }
+
     async fn delete_network(&self, req: DeleteNetworkRequest) -> Result<()> {
         let net = self.nets().remove(&req.network_id);
         let Some(net) = net else {

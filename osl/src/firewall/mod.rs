@@ -116,6 +116,12 @@ pub trait Firewall: Send + Sync + 'static {
     /// Removes port mappings, all in one transaction (absent ones are fine).
     async fn remove_ports(&self, ports: &[PortMapping]) -> Result<()>;
 
+    /// Removes every element of a network's sets whose bridge is not in
+    /// `bridges`, and every port mapping whose container address is in none
+    /// of `subnets` (what a crash left of networks that no longer exist), in
+    /// one transaction; returns how many elements were removed.
+    async fn retain(&self, bridges: &[String], subnets: &[ipnet::IpNet]) -> Result<usize>;
+
     /// Removes every port mapping whose container address is inside one of
     /// `subnets`, whoever added it (what a crash left behind), in one
     /// transaction; returns how many were removed.

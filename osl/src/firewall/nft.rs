@@ -45,6 +45,29 @@ impl NftFirewall {
         self.sockets.run(move |sock| sock.send(&batch)).await
     }
 
+    /// The deletion of the elements of `set` that `stale` picks, if any.
+    async fn removal(
+        &self,
+        set: &'static str,
+        stale: impl Fn(&super::SetElement) -> bool,
+    ) -> Result<Option<ElementOp>> {
+        let elements: Vec<Element> = self
+            .elements(set)
+            .await?
+            .into_iter()
+            .filter(|e| stale(e))
+            .map(|e| Element { key: e.key, key_end: e.key_end, data: e.data })
+            .collect();
+        Ok((!elements.is_empty()).then_some(ElementOp { set, elements, delete: true }))
+    }
+
+    /// Applies deletions in one transaction; returns how many elements went.
+    async fn remove(&self, removals: Vec<ElementOp>) -> Result<usize> {
+        let removed = removals.iter().map(|op| op.elements.len()).sum();
+        self.apply(removals).await?;
+        Ok(removed)
+    }
+
     /// Applies element operations, then (on the same socket, in the same
     /// turn) asks where iptables-nft has a `FORWARD` chain.
     async fn apply_then_forward_families(&self, ops: Vec<ElementOp>) -> Result<Vec<u8>> {
@@ -95,9 +118,17 @@ fn network_elements(net: &NetworkRules) -> Vec<(&'static str, Element)> {
     v
 }
 
+/// Every set whose elements belong to a network (keyed by its bridge first).
+const NETWORK_SETS: [&str; 6] = ["bridges", "hairpin4", "hairpin6", "internal", "icc_same", "masq"];
+
 /// Every map of published ports.
 const PORT_MAPS: [&str; 8] =
     ["ports4", "ports4_any", "ports6", "ports6_any", "ranges4", "ranges4_any", "ranges6", "ranges6_any"];
+
+/// The container address a port map element of `map` sends to.
+fn target_in(e: &super::SetElement, map: &str) -> Option<IpAddr> {
+    target_address(e.data.as_deref()?, map.contains('6'))
+}
 
 /// The container address a port map element's data starts with.
 fn target_address(data: &[u8], v6: bool) -> Option<IpAddr> {
@@ -202,30 +233,28 @@ impl Firewall for NftFirewall {
         self.apply(ops(ports.iter().map(port_element).collect(), true)).await
     }
 
-    async fn remove_ports_into(&self, subnets: &[ipnet::IpNet]) -> Result<usize> {
-        let mut ops = Vec::new();
-        let mut removed = 0;
-        for map in PORT_MAPS {
-            let v6 = map.contains('6');
-            let stale: Vec<Element> = self
-                .elements(map)
-                .await?
-                .into_iter()
-                .filter(|e| {
-                    e.data
-                        .as_deref()
-                        .and_then(|d| target_address(d, v6))
-                        .is_some_and(|a| subnets.iter().any(|s| s.contains(&a)))
-                })
-                .map(|e| Element { key: e.key, key_end: e.key_end, data: e.data })
-                .collect();
-            removed += stale.len();
-            if !stale.is_empty() {
-                ops.push(ElementOp { set: map, elements: stale, delete: true });
-            }
+    async fn retain(&self, bridges: &[String], subnets: &[ipnet::IpNet]) -> Result<usize> {
+        let keep: Vec<Vec<u8>> = bridges.iter().map(|b| key::ifname(b)).collect();
+        let mut removals = Vec::new();
+        for set in NETWORK_SETS {
+            removals.extend(self.removal(set, |e| !keep.iter().any(|k| e.key.starts_with(k))).await?);
         }
-        self.apply(ops).await?;
-        Ok(removed)
+        for map in PORT_MAPS {
+            let outside =
+                |e: &super::SetElement| target_in(e, map).is_some_and(|a| !subnets.iter().any(|s| s.contains(&a)));
+            removals.extend(self.removal(map, outside).await?);
+        }
+        self.remove(removals).await
+    }
+
+    async fn remove_ports_into(&self, subnets: &[ipnet::IpNet]) -> Result<usize> {
+        let mut removals = Vec::new();
+        for map in PORT_MAPS {
+            let inside =
+                |e: &super::SetElement| target_in(e, map).is_some_and(|a| subnets.iter().any(|s| s.contains(&a)));
+            removals.extend(self.removal(map, inside).await?);
+        }
+        self.remove(removals).await
     }
 
     async fn remove_all(&self) -> Result<()> {

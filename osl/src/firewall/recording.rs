@@ -21,6 +21,8 @@ pub enum FirewallCall {
     RemovePorts(Vec<PortMapping>),
     /// `remove_ports_into`.
     RemovePortsInto(Vec<ipnet::IpNet>),
+    /// `retain`.
+    Retain(Vec<String>, Vec<ipnet::IpNet>),
     /// `remove_all`.
     RemoveAll,
 }
@@ -77,6 +79,9 @@ impl Firewall for RecordingFirewall {
     }
     async fn remove_ports(&self, ports: &[PortMapping]) -> Result<()> {
         self.record(FirewallCall::RemovePorts(ports.to_vec()))
+    }
+    async fn retain(&self, bridges: &[String], subnets: &[ipnet::IpNet]) -> Result<usize> {
+        self.record(FirewallCall::Retain(bridges.to_vec(), subnets.to_vec())).map(|()| 0)
     }
     async fn remove_ports_into(&self, subnets: &[ipnet::IpNet]) -> Result<usize> {
         self.record(FirewallCall::RemovePortsInto(subnets.to_vec())).map(|()| 0)
