@@ -63,12 +63,19 @@ pub struct Answer {
 #[derive(Debug, Clone)]
 pub struct Client {
     addr: ListenAddr,
+    /// TLS for a TCP address (`--tlsverify`).
+    tls: Option<std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
 }
 
 impl Client {
     /// A client of the daemon at `addr`.
     pub fn new(addr: ListenAddr) -> Self {
-        Client { addr }
+        Client { addr, tls: None }
+    }
+
+    /// A client of the daemon at `addr` (TCP) over TLS with `config`.
+    pub fn with_tls(addr: ListenAddr, config: std::sync::Arc<tokio_rustls::rustls::ClientConfig>) -> Self {
+        Client { addr, tls: Some(config) }
     }
 
     /// The daemon's process id, as the kernel reports the peer of its unix
@@ -97,7 +104,19 @@ impl Client {
             }
             ListenAddr::Tcp(a) => {
                 let s = tokio::net::TcpStream::connect(a).await.map_err(connect_err)?;
-                send(TokioIo::new(s), req).await.map_err(http)?
+                match &self.tls {
+                    Some(config) => {
+                        let host = a.rsplit_once(':').map_or(a.as_str(), |(h, _)| h).trim_matches(['[', ']']);
+                        let name = rustls_pki_types::ServerName::try_from(host.to_string())
+                            .map_err(|e| ClientError::Http(format!("TLS server name {host:?}: {e}")))?;
+                        let tls = tokio_rustls::TlsConnector::from(config.clone())
+                            .connect(name, s)
+                            .await
+                            .map_err(|e| ClientError::Http(format!("TLS handshake with {a}: {e}")))?;
+                        send(TokioIo::new(tls), req).await.map_err(http)?
+                    }
+                    None => send(TokioIo::new(s), req).await.map_err(http)?,
+                }
             }
         };
         let status = resp.status();

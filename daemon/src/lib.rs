@@ -17,6 +17,7 @@ pub mod errors;
 pub mod listen;
 pub mod logging;
 pub mod server;
+pub mod tls;
 pub mod wire;
 
 /// The Docker Engine API version the daemon speaks (answered in `API-Version`).

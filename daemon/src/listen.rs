@@ -84,12 +84,22 @@ pub enum Listener {
     },
     /// A TCP listener.
     Tcp(tokio::net::TcpListener),
+    /// A TCP listener serving TLS with client certificates.
+    Tls(crate::tls::TlsListener),
 }
 
 impl Listener {
     /// Binds `addr`. A unix socket replaces a stale socket file (refused if
     /// a daemon answers on it, or if the path is not a socket) and is made mode 0660.
     pub async fn bind(addr: &ListenAddr) -> Result<Listener, ListenError> {
+        Self::bind_with(addr, None).await
+    }
+
+    /// [`Listener::bind`], serving a TCP address over TLS with `tls` when given.
+    pub async fn bind_with(
+        addr: &ListenAddr,
+        tls: Option<std::sync::Arc<tokio_rustls::rustls::ServerConfig>>,
+    ) -> Result<Listener, ListenError> {
         let bind_err = |source| ListenError::Bind { addr: addr.to_string(), source };
         match addr {
             ListenAddr::Unix(path) => {
@@ -111,9 +121,14 @@ impl Listener {
                 Ok(Listener::Unix { listener, path: path.clone() })
             }
             ListenAddr::Tcp(a) => {
-                tracing::warn!(address = %a, "listening on TCP: the API is unauthenticated, anyone who can connect controls the host's networking");
                 let listener = tokio::net::TcpListener::bind(a).await.map_err(bind_err)?;
-                Ok(Listener::Tcp(listener))
+                match tls {
+                    Some(config) => Ok(Listener::Tls(crate::tls::TlsListener::new(listener, config))),
+                    None => {
+                        tracing::warn!(address = %a, "listening on TCP without TLS: anyone who can connect controls the host's networking");
+                        Ok(Listener::Tcp(listener))
+                    }
+                }
             }
         }
     }
@@ -122,7 +137,7 @@ impl Listener {
     pub fn socket_path(&self) -> Option<&Path> {
         match self {
             Listener::Unix { path, .. } => Some(path),
-            Listener::Tcp(_) => None,
+            Listener::Tcp(_) | Listener::Tls(_) => None,
         }
     }
 
@@ -130,6 +145,7 @@ impl Listener {
     pub fn tcp_addr(&self) -> Option<SocketAddr> {
         match self {
             Listener::Tcp(l) => l.local_addr().ok(),
+            Listener::Tls(l) => l.local_addr().ok(),
             Listener::Unix { .. } => None,
         }
     }

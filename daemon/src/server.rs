@@ -133,6 +133,9 @@ where
             Listener::Tcp(listener) => {
                 tasks.spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stop).await })
             }
+            Listener::Tls(listener) => {
+                tasks.spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stop).await })
+            }
         };
     }
     shutdown.await;

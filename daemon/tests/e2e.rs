@@ -394,3 +394,97 @@ async fn newlines_never_reach_hosts_or_resolv_conf() {
     d.ok(&["sandbox", "rm", "y"]);
     d.ok(&["network", "rm", "n"]);
 }
+
+/// Certificates for a TLS test, made with `openssl`: a CA, the daemon's
+/// (for 127.0.0.1) and a client's, both signed by it, and a stranger's
+/// signed by another CA. Returns the directory.
+fn make_certs(dir: &std::path::Path) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl").args(args).current_dir(dir).output().expect("run openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    for ca in ["ca", "other-ca"] {
+        let mut a = vec!["req", "-x509", "-days", "1", "-subj", "/CN=cnm test CA", "-keyout"];
+        let (key, pem) = (format!("{ca}.key"), format!("{ca}.pem"));
+        a.extend([key.as_str(), "-out", pem.as_str()]);
+        a.extend(ec);
+        run(&a);
+    }
+    std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n").unwrap();
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for (name, ca) in [("server", "ca"), ("client", "ca"), ("stranger", "other-ca")] {
+        let (key, csr, pem) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"));
+        let mut a = vec!["req", "-subj", "/CN=cnm test", "-keyout", key.as_str(), "-out", csr.as_str()];
+        a.extend(ec);
+        run(&a);
+        let ext = if name == "server" { "server.ext" } else { "client.ext" };
+        let (ca_pem, ca_key) = (format!("{ca}.pem"), format!("{ca}.key"));
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca_pem,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-out",
+            &pem,
+            "-extfile",
+            ext,
+        ]);
+    }
+}
+
+/// The API on TCP with `--tlsverify`: a client with a certificate of the
+/// daemon's CA is served (through the library's client and cnmctl); one
+/// with a certificate of another CA and one speaking plain HTTP are not.
+#[tokio::test]
+async fn tls_api_serves_only_clients_with_a_certificate() {
+    if !cnm_tests::tools("tls_api_serves_only_clients_with_a_certificate", &["openssl"], "openssl") {
+        return;
+    }
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("tcp://127.0.0.1:{port}");
+    let p = |f: &str| certs.path().join(f).to_str().unwrap().to_string();
+    // `-H ADDR --tlsverify` with a CA and one side's certificate and key.
+    let tls_args = |cert: &str, key: &str| -> Vec<String> {
+        ["-H", &addr, "--tlsverify", "--tlscacert", &p("ca.pem"), "--tlscert", &p(cert), "--tlskey", &p(key)]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let daemon_args = tls_args("server.pem", "server.key");
+    let args: Vec<&str> = daemon_args.iter().map(String::as_str).collect();
+    let Some(d) = Daemon::start_with_args("tls_api_serves_only_clients_with_a_certificate", &args).await else {
+        return;
+    };
+    let _: serde_json::Value = d.client().get("/networks").await.expect("the unix socket serves");
+    let tcp: cnmd::listen::ListenAddr = addr.parse().unwrap();
+    let files = |cert: &str, key: &str| cnmd::tls::TlsFiles {
+        ca: p("ca.pem").into(),
+        cert: p(cert).into(),
+        key: p(key).into(),
+    };
+    let good = cnmd::client::Client::with_tls(tcp.clone(), files("client.pem", "client.key").client_config().unwrap());
+    let nets: Vec<serde_json::Value> = good.get("/networks").await.expect("a client with a certificate is served");
+    assert!(!nets.is_empty());
+    let stranger =
+        cnmd::client::Client::with_tls(tcp.clone(), files("stranger.pem", "stranger.key").client_config().unwrap());
+    assert!(stranger.get::<serde_json::Value>("/networks").await.is_err(), "a certificate of another CA is refused");
+    let plain = cnmd::client::Client::new(tcp);
+    assert!(plain.get::<serde_json::Value>("/networks").await.is_err(), "plain HTTP is refused");
+    // cnmctl too.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cnmctl"))
+        .args(tls_args("client.pem", "client.key"))
+        .args(["network", "ls"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

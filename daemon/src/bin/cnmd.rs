@@ -25,18 +25,32 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     cnmd::logging::init(&cfg.log_level, cfg.log_format)?;
     tracing::info!(version = cnmd::VERSION, data_root = %cfg.data_root.display(), exec_root = %cfg.exec_root.display(), "starting");
 
-    if !flags.insecure_tcp
+    let tls = if flags.tlsverify {
+        let need = |f: &Option<std::path::PathBuf>, name: &str| {
+            f.clone().ok_or_else(|| anyhow::anyhow!("--tlsverify needs {name}"))
+        };
+        let files = cnmd::tls::TlsFiles {
+            ca: need(&flags.tlscacert, "--tlscacert")?,
+            cert: need(&flags.tlscert, "--tlscert")?,
+            key: need(&flags.tlskey, "--tlskey")?,
+        };
+        Some(files.server_config()?)
+    } else {
+        None
+    };
+    if tls.is_none()
+        && !flags.insecure_tcp
         && let Some(tcp) = cfg.hosts.iter().find(|h| matches!(h, cnmd::listen::ListenAddr::Tcp(_)))
     {
         anyhow::bail!(
-            "-H {tcp}: the API on TCP needs TLS with client certificates, which this cnmd does not offer yet; \
+            "-H {tcp}: the API on TCP needs TLS with client certificates (--tlsverify --tlscacert --tlscert --tlskey); \
              use a unix socket, or pass --insecure-tcp if every host that can connect may control this host's networking"
         );
     }
     // Bind first: a second daemon on the same socket fails before touching the store.
     let mut listeners = Vec::new();
     for h in &cfg.hosts {
-        listeners.push(Listener::bind(h).await?);
+        listeners.push(Listener::bind_with(h, tls.clone()).await?);
     }
     let sockets: Vec<_> = listeners.iter().filter_map(|l| l.socket_path().map(|p| p.to_path_buf())).collect();
 

@@ -22,6 +22,18 @@ pub struct Cli {
     /// Daemon address: unix:///path or tcp://host:port
     #[arg(short = 'H', long = "host", env = "CNM_HOST", default_value = DEFAULT_HOST, global = true)]
     pub host: String,
+    /// Talk TLS to a tcp:// daemon, checking its certificate against --tlscacert and presenting --tlscert
+    #[arg(long, global = true)]
+    pub tlsverify: bool,
+    /// The CA that signs the daemon's certificate
+    #[arg(long, value_name = "FILE", global = true)]
+    pub tlscacert: Option<std::path::PathBuf>,
+    /// This client's certificate
+    #[arg(long, value_name = "FILE", global = true)]
+    pub tlscert: Option<std::path::PathBuf>,
+    /// This client's key
+    #[arg(long, value_name = "FILE", global = true)]
+    pub tlskey: Option<std::path::PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -91,7 +103,19 @@ pub enum Outcome {
 /// Runs a parsed command line against the daemon.
 pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
     let addr: ListenAddr = cli.host.parse().map_err(|e: crate::listen::ListenError| CliError::Usage(e.to_string()))?;
-    let client = Client::new(addr);
+    let client = if cli.tlsverify {
+        let need = |f: &Option<std::path::PathBuf>, name: &str| {
+            f.clone().ok_or_else(|| CliError::Usage(format!("--tlsverify needs {name}")))
+        };
+        let files = crate::tls::TlsFiles {
+            ca: need(&cli.tlscacert, "--tlscacert")?,
+            cert: need(&cli.tlscert, "--tlscert")?,
+            key: need(&cli.tlskey, "--tlskey")?,
+        };
+        Client::with_tls(addr, files.client_config().map_err(|e| CliError::Usage(e.to_string()))?)
+    } else {
+        Client::new(addr)
+    };
     match cli.command {
         Command::Network(c) => network::run(&client, c).await.map(|()| Outcome::Exit(0)),
         Command::Sandbox(c) => sandbox::run(&client, c).await,

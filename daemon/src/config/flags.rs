@@ -53,6 +53,18 @@ pub struct Flags {
     /// Listen on tcp:// addresses without TLS: anyone who can connect controls the host's networking
     #[arg(long)]
     pub insecure_tcp: bool,
+    /// Serve tcp:// addresses over TLS and accept only clients with a certificate signed by --tlscacert
+    #[arg(long)]
+    pub tlsverify: bool,
+    /// The CA that signs client certificates (with --tlsverify)
+    #[arg(long, value_name = "FILE")]
+    pub tlscacert: Option<PathBuf>,
+    /// The daemon's certificate (with --tlsverify)
+    #[arg(long, value_name = "FILE")]
+    pub tlscert: Option<PathBuf>,
+    /// The daemon's key (with --tlsverify)
+    #[arg(long, value_name = "FILE")]
+    pub tlskey: Option<PathBuf>,
     /// Find Docker plugins (sockets, .spec and .json files) in this directory instead of Docker's
     #[arg(long, value_name = "DIR")]
     pub plugin_dir: Option<PathBuf>,
