@@ -55,6 +55,8 @@ pub(crate) struct SandboxState {
     pub netlink: Option<Netlink>,
     /// Indexes of the interfaces the controller placed, by name (saves look-ups).
     pub ifindex: HashMap<String, u32>,
+    /// What could not be restored at the last start (shown in its info).
+    pub errors: Vec<String>,
 }
 
 /// Everything the controller knows. Operations change it in short steps,

@@ -74,6 +74,10 @@ impl Controller {
         for id in ids {
             if let Err(e) = self.apply_gateway_change(&id, None, false).await {
                 tracing::warn!(sandbox = %id, error = %e, "failed to restore the gateway of a sandbox");
+                // Reported on the sandbox: a host port another program took meanwhile, say.
+                if let Some(sb) = self.st().sandboxes.get_mut(&id) {
+                    sb.errors.push(format!("restoring its gateway and published ports: {e}"));
+                }
             }
             if let Err(e) = self.refresh_sandbox(&id).await {
                 tracing::warn!(sandbox = %id, error = %e, "failed to restore sandbox files");
@@ -166,7 +170,9 @@ impl Controller {
             }
         }
         s.phase = Phase::Ready;
-        self.st().sandboxes.insert(s.id.clone(), SandboxState { rec: s, netlink: None, ifindex: HashMap::new() });
+        self.st()
+            .sandboxes
+            .insert(s.id.clone(), SandboxState { rec: s, netlink: None, ifindex: HashMap::new(), errors: Vec::new() });
         recreated
     }
 

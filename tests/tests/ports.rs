@@ -318,3 +318,27 @@ async fn stale_port_mappings_and_orphan_bridges_go_at_restart() {
     live.delete().await.unwrap();
     net.delete().await.unwrap();
 }
+
+/// A host port another program took while the controller was down is not
+/// published again — the program keeps it, nothing is forwarded to the
+/// container — and the sandbox says why in its info.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_taken_meanwhile_is_reported_on_its_sandbox() {
+    let Some(h) = TestHost::new("a_port_taken_meanwhile_is_reported_on_its_sandbox").await else { return };
+    let out = h.outside().await;
+    {
+        let ctrl = h.controller().await;
+        let net = ctrl.new_network("bridge", "taken", NetworkConfig::default()).await.unwrap();
+        container(&ctrl, &net, "p", vec![bind(Protocol::Tcp, 80, None, 18090, 0)]).await.unwrap();
+    }
+    let holder = h.ns.run(|| std::net::TcpListener::bind("0.0.0.0:18090")).await.unwrap().unwrap();
+    let ctrl = h.controller().await;
+    let sb = ctrl.sandbox("p").await.unwrap();
+    let errors = sb.info().await.unwrap().errors;
+    assert!(errors.iter().any(|e| e.contains("18090")), "the sandbox reports the port: {errors:?}");
+    let _srv = peer_echo_server(&sb.namespace().unwrap(), sa("0.0.0.0", 80), 1).await;
+    assert!(seen_as(&out.ns, sa(UPLINK_HOST, 18090)).await.is_err(), "nothing is forwarded to the container");
+    drop(holder);
+    sb.delete().await.unwrap();
+    ctrl.network_by_name("taken").await.unwrap().delete().await.unwrap();
+}

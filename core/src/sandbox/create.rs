@@ -85,7 +85,8 @@ impl Controller {
             let _ = std::fs::remove_dir_all(files::sandbox_dir(&self.inner.config, &id));
             return Err(e);
         }
-        let state = SandboxState { rec: rec.clone(), netlink: Some(netlink), ifindex: HashMap::new() };
+        let state =
+            SandboxState { rec: rec.clone(), netlink: Some(netlink), ifindex: HashMap::new(), errors: Vec::new() };
         self.st().sandboxes.insert(id.clone(), state);
         Ok(Sandbox::handle(self, &rec))
     }

@@ -70,6 +70,9 @@ pub struct SandboxInfo {
     pub gateway_endpoint: Option<String>,
     /// The ports published for the sandbox (with the host ports chosen).
     pub published_ports: Vec<PortBinding>,
+    /// What could not be restored at the last start (a host port another
+    /// program took meanwhile, say); empty when all is well.
+    pub errors: Vec<String>,
 }
 
 /// A sandbox, as a handle on the controller.
@@ -136,6 +139,7 @@ impl Sandbox {
             endpoints: ordered.iter().map(|e| e.to_string()).collect(),
             gateway_endpoint,
             published_ports,
+            errors: sb.errors.clone(),
         })
     }
 

@@ -113,6 +113,7 @@ pub async fn resource(st: &ApiState, sb: &Sandbox) -> ApiResult<SandboxResource>
         gateway_endpoint: info.gateway_endpoint,
         hosts_path: sb.hosts_path().display().to_string(),
         resolv_conf_path: sb.resolv_conf_path().display().to_string(),
+        errors: info.errors.clone(),
     })
 }
 

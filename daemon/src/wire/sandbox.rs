@@ -91,6 +91,10 @@ pub struct SandboxResource {
     pub hosts_path: String,
     /// The sandbox's `/etc/resolv.conf`.
     pub resolv_conf_path: String,
+    /// What could not be restored at the daemon's last start (a host port
+    /// another program took meanwhile, say).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
 }
 
 /// One network of a sandbox (shaped as Docker's container `EndpointSettings`).
