@@ -233,6 +233,16 @@ impl ControllerBuilder {
 }
 
 impl Controller {
+    /// What the drivers put back after someone else removed it (drift
+    /// repair): (driver, what, how many times).
+    pub fn repairs(&self) -> Vec<(String, String, u64)> {
+        let drivers = self.inner.drivers.read().map(|d| d.clone()).unwrap_or_default();
+        drivers
+            .into_iter()
+            .flat_map(|(name, d)| d.repairs().into_iter().map(move |(what, n)| (name.clone(), what, n)))
+            .collect()
+    }
+
     /// A builder with no driver and no IPAM yet.
     pub fn builder(config: Config) -> ControllerBuilder {
         ControllerBuilder {

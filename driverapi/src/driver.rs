@@ -91,6 +91,13 @@ pub trait Driver: Send + Sync + 'static {
         Ok(())
     }
 
+    /// What the driver put back after someone else removed it (drift
+    /// repair), by kind, with counts. Not part of the plugin protocol. The
+    /// default repairs nothing.
+    fn repairs(&self) -> Vec<(String, u64)> {
+        Vec::new()
+    }
+
     /// A node or datastore was discovered. The default ignores the event.
     async fn discover_new(&self, event: DiscoveryNotification) -> Result<()> {
         let _ = event;

@@ -264,3 +264,41 @@ async fn rules_hold_without_br_netfilter() {
     noicc.delete().await.unwrap();
     int.delete().await.unwrap();
 }
+
+/// Drift repair: cnm's table deleted behind its back (by anyone) is put
+/// back — its networks' elements and published ports — at once; a
+/// published port answers again, and the repair is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_removed_behind_our_back_is_put_back() {
+    let Some(h) = TestHost::new("a_table_removed_behind_our_back_is_put_back").await else { return };
+    let out = h.outside().await;
+    let ctrl = h.controller().await;
+    let net = ctrl.new_network("bridge", "drift", cnm::NetworkConfig::default()).await.unwrap();
+    let ep = net.create_endpoint("web", cnm::EndpointConfig::default()).await.unwrap();
+    let binding = cnm::driverapi::PortBinding {
+        proto: cnm::driverapi::Protocol::Tcp,
+        ip: None,
+        port: 80,
+        host_ip: None,
+        host_port: 18095,
+        host_port_end: 18095,
+    };
+    let cfg = cnm::SandboxConfig { port_bindings: vec![binding], ..Default::default() };
+    let sb = ctrl.new_sandbox("web", cfg).await.unwrap();
+    ep.join(&sb, cnm::JoinOptions::default()).await.unwrap();
+    let _srv = cnm_tests::peer_echo_server(&sb.namespace().unwrap(), "0.0.0.0:80".parse().unwrap(), 2).await;
+    let addr: std::net::SocketAddr = format!("{}:18095", cnm_tests::UPLINK_HOST).parse().unwrap();
+    assert_eq!(cnm_tests::seen_as(&out.ns, addr).await.unwrap(), cnm_tests::OUTSIDE);
+
+    use cnm::osl::firewall::Firewall;
+    cnm::osl::firewall::NftFirewall::new(h.ns.clone()).remove_all().await.unwrap();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while ctrl.repairs().iter().all(|(_, what, n)| what != "firewall table" || *n == 0) {
+        assert!(std::time::Instant::now() < end, "the table was not put back: {:?}", ctrl.repairs());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(cnm_tests::seen_as(&out.ns, addr).await.unwrap(), cnm_tests::OUTSIDE, "published again");
+    assert!(ctrl.repairs().contains(&("bridge".into(), "firewall table".into(), 1)), "{:?}", ctrl.repairs());
+    sb.delete().await.unwrap();
+    net.delete().await.unwrap();
+}

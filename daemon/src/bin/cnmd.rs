@@ -13,6 +13,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 fn main() {
     let flags = Flags::parse();
+    raise_open_files_limit();
     if let Err(e) = run(flags) {
         eprintln!("cnmd: {}", cnmd::errors::report(e.as_ref()));
         std::process::exit(1);
@@ -120,4 +121,18 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     }
     tracing::info!("stopped; networks and sandboxes stay in place");
     Ok(())
+}
+
+/// Raises the soft limit of open files to the hard one (as dockerd's unit
+/// does with `LimitNOFILE`): every sandbox holds a netlink socket and its
+/// DNS server's sockets, and a default soft limit of 1024 runs out at a few
+/// hundred sandboxes.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+        && let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+    {
+        eprintln!("cnmd: cannot raise the open files limit from {soft} to {hard}: {e}");
+    }
 }

@@ -154,6 +154,9 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
                         i.firewall, i.docker_root_dir, i.exec_root
                     );
                     println!("Kernel:\t{}\nArchitecture:\t{}", i.kernel_version, i.architecture);
+                    for (what, n) in &i.repairs {
+                        println!("Repaired ({what}):\t{n}");
+                    }
                 }
             }
             Ok(Outcome::Exit(0))

@@ -64,6 +64,10 @@ pub struct InfoResponse {
     pub plugins: Plugins,
     /// Whether the bridge firewall is on.
     pub firewall: bool,
+    /// What was put back after someone removed it behind the daemon's back,
+    /// as `driver: what` → times.
+    #[serde(default)]
+    pub repairs: std::collections::BTreeMap<String, u64>,
 }
 
 /// The plugins (drivers) by kind, as Docker's `Plugins` reports them.

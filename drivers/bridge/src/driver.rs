@@ -24,7 +24,9 @@ pub struct BridgeDriver {
     firewall_ready: tokio::sync::OnceCell<()>,
     ports: tokio::sync::OnceCell<Arc<PortAllocator>>,
     /// Networks by id: looked up and updated only, never held across I/O.
-    networks: std::sync::Mutex<HashMap<String, Arc<BridgeNetwork>>>,
+    networks: Arc<std::sync::Mutex<HashMap<String, Arc<BridgeNetwork>>>>,
+    /// How many times the firewall table was put back after someone removed it.
+    table_repairs: Arc<std::sync::atomic::AtomicU64>,
     /// Network ids and bridge names of networks being created.
     creating: std::sync::Mutex<std::collections::HashSet<String>>,
     reaper: crate::reaper::Reaper,
@@ -46,7 +48,8 @@ impl BridgeDriver {
             firewall,
             firewall_ready: tokio::sync::OnceCell::new(),
             ports: tokio::sync::OnceCell::new(),
-            networks: std::sync::Mutex::new(HashMap::new()),
+            networks: Arc::default(),
+            table_repairs: Arc::default(),
             creating: std::sync::Mutex::new(std::collections::HashSet::new()),
             reaper: crate::reaper::Reaper::default(),
         }
@@ -70,7 +73,14 @@ impl BridgeDriver {
     async fn firewall(&self) -> Result<Option<&Arc<dyn Firewall>>, Error> {
         let Some(fw) = &self.firewall else { return Ok(None) };
         self.firewall_ready
-            .get_or_try_init(|| async { fw.ensure_base().await.map_err(|e| Error::os("create the firewall table", e)) })
+            .get_or_try_init(|| async {
+                fw.ensure_base().await.map_err(|e| Error::os("create the firewall table", e))?;
+                if let Some(removed) = fw.table_removed() {
+                    let nets = Arc::downgrade(&self.networks);
+                    tokio::spawn(repair_table(fw.clone(), nets, removed, self.table_repairs.clone()));
+                }
+                Ok::<(), Error>(())
+            })
             .await?;
         Ok(Some(fw))
     }
@@ -205,6 +215,49 @@ async fn flush_udp_conntrack(nl: &Netlink, flows: Vec<cnm_osl::firewall::UdpFlow
     }
 }
 
+/// Puts cnm's firewall table back each time someone removes it: the base,
+/// every network's elements and every published port; counted and logged.
+/// Ends with the driver.
+async fn repair_table(
+    fw: Arc<dyn Firewall>,
+    networks: std::sync::Weak<std::sync::Mutex<HashMap<String, Arc<BridgeNetwork>>>>,
+    mut removed: tokio::sync::watch::Receiver<u64>,
+    repairs: Arc<std::sync::atomic::AtomicU64>,
+) {
+    while removed.changed().await.is_ok() {
+        let Some(nets) = networks.upgrade() else { return };
+        let nets: Vec<Arc<BridgeNetwork>> = nets.lock().map(|n| n.values().cloned().collect()).unwrap_or_default();
+        let ports: Vec<PortMapping> = nets
+            .iter()
+            .flat_map(|n| {
+                n.published
+                    .lock()
+                    .map(|p| p.values().flatten().flat_map(|x| x.mappings.clone()).collect::<Vec<_>>())
+                    .unwrap_or_default()
+            })
+            .collect();
+        let restored = async {
+            fw.ensure_base().await?;
+            for n in &nets {
+                fw.add_network(&n.rules()).await?;
+            }
+            fw.add_ports(&ports).await
+        };
+        match restored.await {
+            Ok(()) => {
+                let n = repairs.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                tracing::warn!(
+                    networks = nets.len(),
+                    ports = ports.len(),
+                    repairs = n,
+                    "cnm's firewall table was removed behind its back: put back"
+                );
+            }
+            Err(e) => tracing::error!(error = %e, "cnm's firewall table was removed and cannot be put back"),
+        }
+    }
+}
+
 /// Network ids and bridge names claimed by a `create_network` under way; released when dropped.
 struct Claim<'a> {
     set: &'a std::sync::Mutex<std::collections::HashSet<String>>,
@@ -258,6 +311,11 @@ impl Driver for BridgeDriver {
         let created = self.create_network_claimed(&req).await;
         drop(claim);
         Ok(created?)
+    }
+
+    /// What was put back after someone removed it: the firewall table.
+    fn repairs(&self) -> Vec<(String, u64)> {
+        vec![("firewall table".into(), self.table_repairs.load(std::sync::atomic::Ordering::Relaxed))]
     }
 
     /// After a restore: the firewall keeps only the elements of the networks

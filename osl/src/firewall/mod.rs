@@ -129,4 +129,11 @@ pub trait Firewall: Send + Sync + 'static {
 
     /// Removes the whole table (tests and uninstall); the user chain goes too.
     async fn remove_all(&self) -> Result<()>;
+
+    /// A count of the deletions of cnm's table by anyone, once `ensure_base`
+    /// has run (`None`: this backend cannot tell). Whoever owns the state
+    /// then puts it back.
+    fn table_removed(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 }

@@ -17,6 +17,10 @@ const NETLINK_NETFILTER: i32 = 12;
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 /// The connection tracking subsystem (ctnetlink).
 pub(crate) const NFNL_SUBSYS_CTNETLINK: u16 = 1;
+/// nf_tables' notification group (`NFNLGRP_NFTABLES`).
+pub(crate) const NFNLGRP_NFTABLES: u32 = 7;
+/// The message type of a deleted table.
+pub(crate) const NFT_MSG_DELTABLE_TYPE: u16 = (NFNL_SUBSYS_NFTABLES << 8) | 2;
 const NFNL_MSG_BATCH_BEGIN: u16 = 16;
 const NFNL_MSG_BATCH_END: u16 = 17;
 /// The nf_tables family of every object of the firewall.
@@ -341,6 +345,37 @@ impl Socket {
     /// Opens a socket inside `ns` (on a short-lived thread that entered it).
     pub async fn open(ns: &Namespace, deadline: Duration) -> Result<Self> {
         ns.run(move || Socket::open_here(deadline)).await?.map_err(os_err("open netlink netfilter socket"))
+    }
+
+    /// Joins a multicast group of notifications (`NFNLGRP_*`).
+    pub fn subscribe(&self, group: u32) -> Result<()> {
+        // Multicast is only delivered to a bound socket (an address of its own).
+        // SAFETY: a zeroed sockaddr_nl is valid; the family is set below.
+        let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        // SAFETY: valid descriptor, address pointer and length.
+        let rc = unsafe {
+            libc::bind(
+                self.fd.as_raw_fd(),
+                (&addr as *const libc::sockaddr_nl).cast(),
+                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(os_err("bind a netfilter socket")(std::io::Error::last_os_error()));
+        }
+        let group = libc::c_int::try_from(group).unwrap_or(libc::c_int::MAX);
+        setsockopt_int(self.fd.as_raw_fd(), libc::SOL_NETLINK, libc::NETLINK_ADD_MEMBERSHIP, group)
+            .map_err(os_err("join a netfilter notification group"))
+    }
+
+    /// Waits (at most the socket's deadline: a `Timeout` error) for one
+    /// datagram of notifications; their (type, family, attributes).
+    pub fn notifications(&mut self) -> Result<Vec<(u16, u8, Vec<u8>)>> {
+        let len = self.recv("notifications")?;
+        Ok(messages(&self.buf[..len])
+            .map(|m| (m.ty, m.payload.first().copied().unwrap_or(0), m.attrs().0.to_vec()))
+            .collect())
     }
 
     /// Reserves `n` sequence numbers; returns the first.

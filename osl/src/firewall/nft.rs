@@ -18,13 +18,82 @@ pub struct NftFirewall {
     sockets: Arc<Pool>,
     /// iptables' `FORWARD` chains, when another firewall uses them.
     foreign: super::iptables::ForeignForward,
+    ns: Namespace,
+    /// How many times cnm's table was deleted by someone else (see [`Firewall::table_removed`]).
+    removed: Arc<tokio::sync::watch::Sender<u64>>,
+    /// The watch of deletions: started by the first `ensure_base`, stopped with the last clone.
+    watch: Arc<std::sync::Mutex<Option<WatchStop>>>,
+}
+
+/// Stops the deletion watch's thread when dropped.
+#[derive(Debug)]
+struct WatchStop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for WatchStop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl NftFirewall {
     /// A firewall working in namespace `ns` (the controller's host).
     pub fn new(ns: Namespace) -> Self {
         let foreign = super::iptables::ForeignForward::new(ns.clone());
-        NftFirewall { sockets: Arc::new(Pool::new(ns, crate::DEFAULT_DEADLINE)), foreign }
+        NftFirewall {
+            sockets: Arc::new(Pool::new(ns.clone(), crate::DEFAULT_DEADLINE)),
+            foreign,
+            ns,
+            removed: Arc::new(tokio::sync::watch::channel(0).0),
+            watch: Arc::default(),
+        }
+    }
+
+    /// Starts (once) a thread that counts deletions of cnm's table, from
+    /// nf_tables' notifications.
+    async fn watch_deletions(&self) -> Result<()> {
+        if self.watch.lock().map(|w| w.is_some()).unwrap_or(true) {
+            return Ok(());
+        }
+        // A short receive timeout: the thread notices a stop within it.
+        let mut sock = super::nfnl::Socket::open(&self.ns, std::time::Duration::from_millis(500)).await?;
+        sock.subscribe(super::nfnl::NFNLGRP_NFTABLES)?;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        {
+            let Ok(mut w) = self.watch.lock() else { return Ok(()) };
+            if w.is_some() {
+                return Ok(());
+            }
+            *w = Some(WatchStop(stop.clone()));
+        }
+        let removed = self.removed.clone();
+        std::thread::Builder::new()
+            .name("cnm-nft-watch".into())
+            .spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match sock.notifications() {
+                        Ok(messages) => {
+                            let ours = messages.iter().any(|(ty, family, attrs)| {
+                                *ty == super::nfnl::NFT_MSG_DELTABLE_TYPE
+                                    && *family == super::nfnl::NFPROTO_INET
+                                    && super::nfnl::attrs(attrs)
+                                        .any(|(t, v)| t == 1 && super::nfnl::attr_str(v) == TABLE)
+                            });
+                            if ours {
+                                removed.send_modify(|n| *n += 1);
+                            }
+                        }
+                        Err(Error::Timeout { .. }) => {}
+                        // Notifications came faster than they were read: some were lost, go on.
+                        Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::ENOBUFS) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "stopped watching the firewall table");
+                            return;
+                        }
+                    }
+                }
+            })
+            .map_err(|e| Error::io("start the firewall watch", "", e))?;
+        Ok(())
     }
 
     /// The elements of one of the table's sets or maps, as the kernel holds
@@ -208,7 +277,12 @@ pub(crate) fn check_mapping(p: &PortMapping) -> Result<()> {
 #[async_trait]
 impl Firewall for NftFirewall {
     async fn ensure_base(&self) -> Result<()> {
-        self.sockets.run(ruleset::ensure).await
+        self.sockets.run(ruleset::ensure).await?;
+        self.watch_deletions().await
+    }
+
+    fn table_removed(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.removed.subscribe())
     }
 
     async fn add_network(&self, net: &NetworkRules) -> Result<()> {
