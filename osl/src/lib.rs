@@ -18,6 +18,7 @@ pub mod reservation;
 mod route;
 mod sysctl;
 pub mod userns;
+pub mod watch;
 
 pub use address::Address;
 pub use error::{Error, Result};

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// Opens a netlink route socket in the calling thread's namespace.
-fn open_socket() -> Result<OwnedFd> {
+pub(crate) fn open_socket() -> Result<OwnedFd> {
     let socket = rtnetlink::sys::Socket::new(NETLINK_ROUTE).map_err(|e| Error::io("open netlink socket", "", e))?;
     // SAFETY: `into_raw_fd` hands over ownership of a valid, open descriptor.
     Ok(unsafe { OwnedFd::from_raw_fd(socket.into_raw_fd()) })

@@ -292,13 +292,52 @@ async fn a_table_removed_behind_our_back_is_put_back() {
 
     use cnm::osl::firewall::Firewall;
     cnm::osl::firewall::NftFirewall::new(h.ns.clone()).remove_all().await.unwrap();
-    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while ctrl.repairs().iter().all(|(_, what, n)| what != "firewall table" || *n == 0) {
-        assert!(std::time::Instant::now() < end, "the table was not put back: {:?}", ctrl.repairs());
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    wait_repaired(&ctrl, "firewall table").await;
     assert_eq!(cnm_tests::seen_as(&out.ns, addr).await.unwrap(), cnm_tests::OUTSIDE, "published again");
     assert!(ctrl.repairs().contains(&("bridge".into(), "firewall table".into(), 1)), "{:?}", ctrl.repairs());
     sb.delete().await.unwrap();
     net.delete().await.unwrap();
+}
+
+/// Waits (at most 5 s) until the controller counts a repair of `what`.
+async fn wait_repaired(ctrl: &cnm::Controller, what: &str) {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !ctrl.repairs().iter().any(|(_, w, n)| w == what && *n > 0) {
+        assert!(std::time::Instant::now() < end, "{what} not put back: {:?}", ctrl.repairs());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Drift repair: a network's bridge deleted behind our back is made again
+/// with its gateway, and the sandboxes' veths go back on it (they ping each
+/// other and the gateway again); a gateway address deleted alone is put
+/// back; both are counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridge_or_gateway_removed_behind_our_back_is_put_back() {
+    let Some(h) = TestHost::new("a_bridge_or_gateway_removed_behind_our_back_is_put_back").await else { return };
+    let ctrl = h.controller().await;
+    let net = ctrl
+        .new_network("bridge", "drift", NetworkConfig::default().with_subnet("10.231.85.0/24".parse().unwrap()))
+        .await
+        .unwrap();
+    let mut sandboxes = Vec::new();
+    for name in ["a", "b"] {
+        let ep = net.create_endpoint(name, EndpointConfig::default()).await.unwrap();
+        let sb = ctrl.new_sandbox(name, SandboxConfig::default()).await.unwrap();
+        ep.join(&sb, JoinOptions::default()).await.unwrap();
+        sandboxes.push((sb.namespace().unwrap(), ep.info().await.unwrap().ipv4.unwrap().addr()));
+    }
+    let gw: IpAddr = "10.231.85.1".parse().unwrap();
+    assert_ping(&sandboxes[0].0, sandboxes[1].1).await;
+    let bridge = h.nl.link_list().await.unwrap().into_iter().find(|l| l.name.starts_with("br-")).expect("the bridge");
+    h.nl.link_del(bridge.index).await.unwrap();
+    wait_repaired(&ctrl, "bridge").await;
+    assert_ping(&sandboxes[0].0, sandboxes[1].1).await;
+    assert_ping(&sandboxes[1].0, gw).await;
+
+    let bridge = h.nl.link_get(&bridge.name).await.unwrap().expect("made again");
+    h.nl.addr_del(bridge.index, "10.231.85.1/24".parse().unwrap()).await.unwrap();
+    wait_repaired(&ctrl, "gateway address").await;
+    assert_ping(&sandboxes[0].0, gw).await;
+    cnm_tests::remove_all(&ctrl).await;
 }

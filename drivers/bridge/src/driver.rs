@@ -27,9 +27,13 @@ pub struct BridgeDriver {
     networks: Arc<std::sync::Mutex<HashMap<String, Arc<BridgeNetwork>>>>,
     /// How many times the firewall table was put back after someone removed it.
     table_repairs: Arc<std::sync::atomic::AtomicU64>,
+    /// How many bridges and gateway addresses were put back.
+    link_repairs: Arc<LinkRepairs>,
+    /// The watch of removed links and addresses, started with the first network.
+    link_watch: tokio::sync::OnceCell<()>,
     /// Network ids and bridge names of networks being created.
     creating: std::sync::Mutex<std::collections::HashSet<String>>,
-    reaper: crate::reaper::Reaper,
+    reaper: Arc<crate::reaper::Reaper>,
 }
 
 impl BridgeDriver {
@@ -50,8 +54,10 @@ impl BridgeDriver {
             ports: tokio::sync::OnceCell::new(),
             networks: Arc::default(),
             table_repairs: Arc::default(),
+            link_repairs: Arc::default(),
+            link_watch: tokio::sync::OnceCell::new(),
             creating: std::sync::Mutex::new(std::collections::HashSet::new()),
-            reaper: crate::reaper::Reaper::default(),
+            reaper: Arc::default(),
         }
     }
 
@@ -101,8 +107,31 @@ impl BridgeDriver {
             .cloned()
     }
 
+    /// Starts (once) following removals of links and addresses, to put back
+    /// a bridge or gateway address someone removed; a failure to start is logged.
+    async fn watch_links(&self) {
+        let _ = self
+            .link_watch
+            .get_or_init(|| async {
+                match cnm_osl::watch::removals(self.nl.namespace()).await {
+                    Ok(rx) => {
+                        let ctx = RepairContext {
+                            nl: self.nl.clone(),
+                            networks: Arc::downgrade(&self.networks),
+                            reaper: self.reaper.clone(),
+                            repairs: self.link_repairs.clone(),
+                        };
+                        tokio::spawn(repair_links(ctx, rx));
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot watch for removed bridges and addresses"),
+                }
+            })
+            .await;
+    }
+
     /// The work of `create_network` once its id and bridge name are claimed.
     async fn create_network_claimed(&self, req: &CreateNetworkRequest) -> Result<(), Error> {
+        self.watch_links().await;
         self.reaper.sweep(&self.nl).await?;
         let net = network::setup(&self.nl, req, &self.reaper).await?;
         let programmed = async {
@@ -258,6 +287,100 @@ async fn repair_table(
     }
 }
 
+/// Counts of links and addresses put back.
+#[derive(Debug, Default)]
+struct LinkRepairs {
+    bridges: std::sync::atomic::AtomicU64,
+    addresses: std::sync::atomic::AtomicU64,
+}
+
+/// What the repair of links needs of the driver.
+struct RepairContext {
+    nl: Netlink,
+    networks: std::sync::Weak<std::sync::Mutex<HashMap<String, Arc<BridgeNetwork>>>>,
+    reaper: Arc<crate::reaper::Reaper>,
+    repairs: Arc<LinkRepairs>,
+}
+
+/// Puts back a network's bridge (with its gateways, its ports and their
+/// settings) or a gateway address when someone else removes it; ends with the driver.
+async fn repair_links(ctx: RepairContext, mut rx: tokio::sync::mpsc::UnboundedReceiver<cnm_osl::watch::Removed>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    while let Some(removed) = rx.recv().await {
+        let Some(nets) = ctx.networks.upgrade() else { return };
+        let nets: Vec<Arc<BridgeNetwork>> = nets.lock().map(|n| n.values().cloned().collect()).unwrap_or_default();
+        match removed {
+            cnm_osl::watch::Removed::Link(name) => {
+                let Some(net) = nets.iter().find(|n| n.bridge == name && n.owned) else { continue };
+                // Our own deletions go through the reaper (renamed first), never under the bridge's name.
+                if ctx.reaper.is_pending(&name) {
+                    continue;
+                }
+                match put_back_bridge(&ctx.nl, net).await {
+                    Ok(ports) => {
+                        let n = ctx.repairs.bridges.fetch_add(1, Relaxed) + 1;
+                        tracing::warn!(bridge = %name, ports, repairs = n, "a bridge was removed behind our back: put back");
+                    }
+                    Err(e) => {
+                        tracing::error!(bridge = %name, error = %e, "a bridge was removed and cannot be put back")
+                    }
+                }
+            }
+            cnm_osl::watch::Removed::Address { index, address } => {
+                let Some(net) = nets.iter().find(|n| n.index() == index && wanted_gateways(n).contains(&address))
+                else {
+                    continue;
+                };
+                match ctx.nl.addr_add(index, address).await {
+                    Ok(()) => {
+                        let n = ctx.repairs.addresses.fetch_add(1, Relaxed) + 1;
+                        tracing::warn!(bridge = %net.bridge, %address, repairs = n, "a gateway address was removed behind our back: put back");
+                    }
+                    // Gone with its bridge (being put back, or deleted).
+                    Err(e) => tracing::debug!(bridge = %net.bridge, error = %e, "gateway address not put back"),
+                }
+            }
+        }
+    }
+}
+
+/// The gateway addresses the network's bridge carries.
+fn wanted_gateways(net: &BridgeNetwork) -> Vec<ipnet::IpNet> {
+    net.gateways.iter().filter(|g| !(g.addr().is_ipv4() && net.config.inhibit_ipv4)).copied().collect()
+}
+
+/// Makes the bridge again, with its gateways, and puts the veths of its
+/// endpoints back on it with their port settings; returns how many.
+async fn put_back_bridge(nl: &Netlink, net: &BridgeNetwork) -> Result<usize, Error> {
+    let (index, _) = network::ensure_bridge(nl, &net.id, &net.bridge, net.config.mtu).await?;
+    net.index.store(index, std::sync::atomic::Ordering::Relaxed);
+    for gw in wanted_gateways(net) {
+        match nl.addr_add(index, gw).await {
+            Ok(()) => {}
+            Err(e) if e.is_exists() => {}
+            Err(e) => return Err(Error::os(format!("add gateway {gw} to {}", net.bridge), e)),
+        }
+    }
+    nl.link_set_up(index).await.map_err(|e| Error::os(format!("bring {} up", net.bridge), e))?;
+    let eids: Vec<String> = net.endpoints.lock().map(|e| e.keys().cloned().collect()).unwrap_or_default();
+    let mut ports = 0;
+    for eid in eids {
+        let host = host_name(&eid);
+        let Ok(Some(link)) = nl.link_get(&host).await else { continue };
+        nl.link_set_controller(link.index, index)
+            .await
+            .map_err(|e| Error::os(format!("put {host} back on {}", net.bridge), e))?;
+        let isolated = (!net.config.enable_icc).then_some(true);
+        let hairpin = net.published.lock().is_ok_and(|p| p.contains_key(&eid)).then_some(true);
+        if isolated.is_some() || hairpin.is_some() {
+            let _ = nl.link_set_bridge_port(link.index, isolated, hairpin).await;
+        }
+        let _ = nl.link_set_up(link.index).await;
+        ports += 1;
+    }
+    Ok(ports)
+}
+
 /// Network ids and bridge names claimed by a `create_network` under way; released when dropped.
 struct Claim<'a> {
     set: &'a std::sync::Mutex<std::collections::HashSet<String>>,
@@ -313,9 +436,14 @@ impl Driver for BridgeDriver {
         Ok(created?)
     }
 
-    /// What was put back after someone removed it: the firewall table.
+    /// What was put back after someone removed it: the firewall table, bridges, gateway addresses.
     fn repairs(&self) -> Vec<(String, u64)> {
-        vec![("firewall table".into(), self.table_repairs.load(std::sync::atomic::Ordering::Relaxed))]
+        use std::sync::atomic::Ordering::Relaxed;
+        vec![
+            ("firewall table".into(), self.table_repairs.load(Relaxed)),
+            ("bridge".into(), self.link_repairs.bridges.load(Relaxed)),
+            ("gateway address".into(), self.link_repairs.addresses.load(Relaxed)),
+        ]
     }
 
     /// After a restore: the firewall keeps only the elements of the networks

@@ -39,7 +39,7 @@ pub(crate) async fn create_veth(
         peer_namespace: sandbox.as_ref(),
         mtu: net.config.mtu,
         peer_mac: mac,
-        controller: Some(net.index),
+        controller: Some(net.index()),
         up: true,
     };
     match nl.link_add_veth(&spec).await {

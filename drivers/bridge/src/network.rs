@@ -24,7 +24,8 @@ pub(crate) struct BridgeNetwork {
     pub id: String,
     pub config: BridgeConfig,
     pub bridge: String,
-    pub index: u32,
+    /// The bridge's interface index (changes if the bridge is made again).
+    pub index: std::sync::atomic::AtomicU32,
     /// Whether the driver created the bridge (and so deletes it).
     pub owned: bool,
     pub internal: bool,
@@ -38,6 +39,11 @@ pub(crate) struct BridgeNetwork {
 }
 
 impl BridgeNetwork {
+    /// The bridge's interface index.
+    pub fn index(&self) -> u32 {
+        self.index.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// What the firewall needs to know of this network.
     pub fn rules(&self) -> NetworkRules {
         NetworkRules {
@@ -73,7 +79,7 @@ fn bridge_mac(id: &str) -> [u8; 6] {
 }
 
 /// Step 1: find the bridge (adopting one the user made) or create it.
-async fn ensure_bridge(nl: &Netlink, id: &str, name: &str, mtu: Option<u32>) -> Result<(u32, bool), Error> {
+pub(crate) async fn ensure_bridge(nl: &Netlink, id: &str, name: &str, mtu: Option<u32>) -> Result<(u32, bool), Error> {
     match nl.link_get(name).await.map_err(|e| Error::os(format!("look up bridge {name}"), e))? {
         Some(link) if link.kind != LinkKind::Bridge => Err(Error::NotABridge(name.to_string())),
         Some(link) => {
@@ -136,7 +142,7 @@ pub(crate) async fn setup(
         id: req.network_id.clone(),
         config,
         bridge,
-        index,
+        index: std::sync::atomic::AtomicU32::new(index),
         owned,
         internal: req.options.internal,
         gateways,
@@ -150,12 +156,12 @@ pub(crate) async fn setup(
 /// deleted in the background by `reaper`), or else the gateways it added.
 pub(crate) async fn teardown(nl: &Netlink, net: &BridgeNetwork, reaper: &crate::reaper::Reaper) -> Result<(), Error> {
     if net.owned {
-        reaper.reap_bridge(nl, &net.bridge, net.index).await?;
+        reaper.reap_bridge(nl, &net.bridge, net.index()).await?;
         tracing::info!(bridge = %net.bridge, "bridge deleted");
         return Ok(());
     }
     for gw in &net.gateways {
-        if let Err(e) = nl.addr_del(net.index, *gw).await
+        if let Err(e) = nl.addr_del(net.index(), *gw).await
             && !e.is_not_found()
         {
             return Err(Error::os(format!("remove gateway {gw} from {}", net.bridge), e));

@@ -1,0 +1,75 @@
+//! Kernel notifications of links and addresses removed (by anyone), so that
+//! their owner can notice drift and put things back.
+
+use crate::{Namespace, Result};
+use futures::StreamExt;
+use ipnet::IpNet;
+use rtnetlink::packet_core::NetlinkPayload;
+use rtnetlink::packet_route::RouteNetlinkMessage;
+use rtnetlink::packet_route::address::AddressAttribute;
+use rtnetlink::packet_route::link::LinkAttribute;
+use rtnetlink::sys::{AsyncSocket, SocketAddr, TokioSocket};
+use std::os::fd::{FromRawFd, IntoRawFd};
+
+const RTMGRP_LINK: u32 = 1;
+const RTMGRP_IPV4_IFADDR: u32 = 0x10;
+const RTMGRP_IPV6_IFADDR: u32 = 0x100;
+
+/// Something removed from a namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removed {
+    /// A link, by name.
+    Link(String),
+    /// An address of a link (by index).
+    Address {
+        /// The link's index.
+        index: u32,
+        /// The address with its prefix length.
+        address: IpNet,
+    },
+}
+
+/// Follows removals of links and addresses in `ns`; the channel ends when
+/// the receiver is dropped (at the next notification) or the socket fails.
+pub async fn removals(ns: &Namespace) -> Result<tokio::sync::mpsc::UnboundedReceiver<Removed>> {
+    let fd = ns.run(crate::netlink::open_socket).await??;
+    // SAFETY: `fd` is an open netlink socket that we own; TokioSocket takes it over.
+    let mut socket = unsafe { TokioSocket::from_raw_fd(fd.into_raw_fd()) };
+    socket
+        .socket_mut()
+        .bind(&SocketAddr::new(0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR))
+        .map_err(|e| crate::Error::io("join netlink notification groups", "", e))?;
+    let (connection, handle, mut messages) = rtnetlink::from_socket(socket);
+    tokio::spawn(connection);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        // The connection lives as long as a handle does.
+        let _handle = handle;
+        while let Some((msg, _)) = messages.next().await {
+            let removed = match msg.payload {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(l)) => {
+                    l.attributes.into_iter().find_map(|a| match a {
+                        LinkAttribute::IfName(n) => Some(Removed::Link(n)),
+                        _ => None,
+                    })
+                }
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelAddress(a)) => {
+                    let (index, len) = (a.header.index, a.header.prefix_len);
+                    a.attributes.into_iter().find_map(|attr| match attr {
+                        AddressAttribute::Address(ip) => {
+                            IpNet::new(ip, len).ok().map(|address| Removed::Address { index, address })
+                        }
+                        _ => None,
+                    })
+                }
+                _ => None,
+            };
+            if let Some(r) = removed
+                && tx.send(r).is_err()
+            {
+                return;
+            }
+        }
+    });
+    Ok(rx)
+}
