@@ -147,6 +147,11 @@ impl Ipam for GlobalIpam {
         self.local.capability()
     }
 
+    /// The global space is kept in the cluster store; the rest as the local IPAM says.
+    fn keeps(&self, pool_id: &str) -> Option<bool> {
+        if parse_id(pool_id).is_some() { Some(true) } else { self.local.keeps(pool_id) }
+    }
+
     async fn default_address_spaces(&self) -> Result<AddressSpaces> {
         let local = self.local.default_address_spaces().await?.local;
         Ok(AddressSpaces { local, global: GLOBAL_DEFAULT.to_string() })

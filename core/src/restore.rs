@@ -17,6 +17,16 @@ use std::collections::HashMap;
 impl Controller {
     /// Whether an IPAM keeps no state of its own, so the controller claims
     /// the recorded pools and addresses again at start.
+    /// Whether pool `pool_id` of IPAM `name` is claimed again at start (and so
+    /// not released when an interrupted operation is rolled back): the IPAM's
+    /// own word for the pool if it gives one, else [`Controller::ipam_replays`].
+    pub(crate) async fn pool_replays(&self, name: &str, pool_id: &str) -> bool {
+        match self.ipam(name).await.ok().and_then(|i| i.keeps(pool_id)) {
+            Some(kept) => !kept,
+            None => self.ipam_replays(name).await,
+        }
+    }
+
     pub(crate) async fn ipam_replays(&self, name: &str) -> bool {
         name == cnm_ipamapi::DEFAULT_IPAM
             || name == cnm_ipamapi::NULL_IPAM
@@ -105,10 +115,16 @@ impl Controller {
         }
         if n.phase != Phase::Ready {
             tracing::info!(network = %n.name, phase = ?n.phase, "rolling back an interrupted network operation");
-            if self.ipam_replays(&n.config.ipam_driver).await {
-                // Nothing was claimed in this process: only the driver needs undoing.
-                n.ipv4.clear();
-                n.ipv6.clear();
+            // Pools claimed again at start were not claimed in this process:
+            // only the driver needs undoing for them; the others are released.
+            for pools in [&mut n.ipv4, &mut n.ipv6] {
+                let mut kept = Vec::new();
+                for p in pools.drain(..) {
+                    if !self.pool_replays(&n.config.ipam_driver, &p.pool_id).await {
+                        kept.push(p);
+                    }
+                }
+                *pools = kept;
             }
             self.finish_network_delete(&n).await;
             return;
@@ -119,8 +135,14 @@ impl Controller {
                     let allocates = n.config.ipam_driver != cnm_ipamapi::NULL_IPAM;
                     let opts = n.config.ipam_options.clone();
                     for pools in [&mut n.ipv4, &mut n.ipv6] {
-                        if let Err(e) = pools::replay(&*ipam, allocates, &opts, pools).await {
-                            tracing::error!(network = %n.name, error = %e, "failed to claim the network's pools again");
+                        for p in pools.iter_mut() {
+                            // A pool the IPAM keeps itself (in a store of its own) is not asked for again.
+                            if ipam.keeps(&p.pool_id) == Some(true) {
+                                continue;
+                            }
+                            if let Err(e) = pools::replay(&*ipam, allocates, &opts, std::slice::from_mut(p)).await {
+                                tracing::error!(network = %n.name, error = %e, "failed to claim the network's pools again");
+                            }
                         }
                     }
                 }
@@ -194,10 +216,17 @@ impl Controller {
                     .delete_endpoint(DeleteEndpointRequest { network_id: net.id.clone(), endpoint_id: e.id.clone() })
                     .await;
             }
-            if !self.ipam_replays(&net.config.ipam_driver).await
-                && let Ok(ipam) = self.ipam(&net.config.ipam_driver).await
-            {
-                crate::endpoint::release_addresses(&*ipam, &net, &e).await;
+            if let Ok(ipam) = self.ipam(&net.config.ipam_driver).await {
+                // Addresses of pools claimed again at start were not claimed in this process.
+                let mut given = e.clone();
+                for a in [&mut given.ipv4, &mut given.ipv6] {
+                    if let Some(pool) = a.and_then(|x| net.pool_of(x.addr()))
+                        && self.pool_replays(&net.config.ipam_driver, &pool.pool_id).await
+                    {
+                        *a = None;
+                    }
+                }
+                crate::endpoint::release_addresses(&*ipam, &net, &given).await;
             }
             let _ = self.inner.store.delete(Table::Endpoints, &e.id).await;
             return;
@@ -208,6 +237,9 @@ impl Controller {
         {
             for a in e.ipv4.iter().chain(e.ipv6.iter()) {
                 let Some(pool) = net.pool_of(a.addr()) else { continue };
+                if ipam.keeps(&pool.pool_id) == Some(true) {
+                    continue;
+                }
                 let req =
                     RequestAddressRequest { pool_id: pool.pool_id.clone(), address: Some(a.addr()), options: None };
                 if let Err(err) = ipam.request_address(req).await {

@@ -163,6 +163,9 @@ async fn a_restarted_daemon_keeps_its_endpoints_reachable() {
     // Past the old lease's 5 s: the endpoint was published again.
     tokio::time::sleep(Duration::from_secs(8)).await;
     assert!(pings(&ns1, ip2).await, "s2 is still reachable from host 1 after host 2's daemon restarted");
+    // The network's pool and the endpoint's address are the cluster's: not asked for again at the restart.
+    let log = hosts[1].log();
+    assert!(!log.contains("failed to claim"), "the restart claimed cluster-held addresses again:\n{log}");
 }
 
 /// etcd stopped under running sandboxes: traffic goes on, global changes

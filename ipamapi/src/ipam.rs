@@ -14,6 +14,16 @@ pub trait Ipam: Send + Sync + 'static {
         IpamCapability::default()
     }
 
+    /// Whether the IPAM keeps pool `pool_id` and its addresses itself across
+    /// a controller's restart (in a store of its own): the controller then
+    /// never asks for them again at start, and releases them when it rolls
+    /// back an interrupted operation. `None` (the default): as for any IPAM
+    /// of its name and capability.
+    fn keeps(&self, pool_id: &str) -> Option<bool> {
+        let _ = pool_id;
+        None
+    }
+
     /// The default local and global address spaces.
     async fn default_address_spaces(&self) -> Result<AddressSpaces>;
 

@@ -72,7 +72,12 @@ impl Network {
         // address is asked for, and each address as soon as it is given, so
         // that a crash at any point leaves a record that restore rolls back
         // (releasing what was given).
-        let durable = allocates && !ctrl.ipam_replays(&net.config.ipam_driver).await;
+        let mut durable = false;
+        if allocates {
+            for p in net.ipv4.iter().chain(net.ipv6.iter()) {
+                durable |= !ctrl.pool_replays(&net.config.ipam_driver, &p.pool_id).await;
+            }
+        }
         if durable {
             ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec).await?;
         }
