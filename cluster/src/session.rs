@@ -3,7 +3,7 @@
 use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp, WatchOptions};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -93,8 +93,8 @@ pub struct Cluster {
 struct Inner {
     config: ClusterConfig,
     client: Client,
-    /// This host's lease (0 until granted).
-    lease: AtomicI64,
+    /// This host's lease (0 until granted, and while a lost one is granted again).
+    lease: tokio::sync::watch::Sender<i64>,
     /// Whether the last request reached etcd.
     reachable: AtomicBool,
 }
@@ -120,7 +120,12 @@ impl Cluster {
             source,
         })?;
         let cluster = Cluster {
-            inner: Arc::new(Inner { config, client, lease: AtomicI64::new(0), reachable: AtomicBool::new(false) }),
+            inner: Arc::new(Inner {
+                config,
+                client,
+                lease: tokio::sync::watch::channel(0).0,
+                reachable: AtomicBool::new(false),
+            }),
         };
         let keeper = cluster.clone();
         tokio::spawn(async move { keeper.keep_lease().await });
@@ -174,7 +179,7 @@ impl Cluster {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             };
-            self.inner.lease.store(granted.id(), Ordering::Release);
+            self.inner.lease.send_replace(granted.id());
             let Ok((mut keeper, mut answers)) =
                 self.run(|| "keep lease".into(), c.lease_keep_alive(granted.id())).await
             else {
@@ -192,27 +197,21 @@ impl Cluster {
             }
             self.inner.reachable.store(false, Ordering::Relaxed);
             // Keys must not be put on a lease that may have expired: callers wait for the new one.
-            self.inner.lease.store(0, Ordering::Release);
+            self.inner.lease.send_replace(0);
             tracing::warn!("cluster store lease lost; granting a new one");
         }
     }
 
     /// This host's lease id, waiting (bounded by the deadline) until one is granted.
     pub async fn lease(&self) -> Result<i64> {
-        let end = tokio::time::Instant::now() + self.inner.config.timeout;
-        loop {
-            let id = self.inner.lease.load(Ordering::Acquire);
-            if id != 0 {
-                return Ok(id);
-            }
-            if tokio::time::Instant::now() >= end {
-                return Err(Error::Timeout {
-                    endpoints: self.inner.config.endpoints.join(","),
-                    op: "grant lease".into(),
-                    millis: self.inner.config.timeout.as_millis(),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut rx = self.inner.lease.subscribe();
+        match tokio::time::timeout(self.inner.config.timeout, rx.wait_for(|id| *id != 0)).await {
+            Ok(Ok(id)) => Ok(*id),
+            _ => Err(Error::Timeout {
+                endpoints: self.inner.config.endpoints.join(","),
+                op: "grant lease".into(),
+                millis: self.inner.config.timeout.as_millis(),
+            }),
         }
     }
 

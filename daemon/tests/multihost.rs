@@ -15,6 +15,19 @@ use serde_json::{Value, json};
 use std::net::IpAddr;
 use std::time::Duration;
 
+/// An overlay network `ov` on `subnet` made on host 1 and listed on host 2,
+/// sandboxes `s1` on host 1 and `s2` on host 2 on it, `s1` reaching `s2`:
+/// `s1`'s namespace and `s2`'s address.
+async fn s1_reaches_s2(c: &[Client], subnet: &str) -> (cnm::osl::Namespace, IpAddr) {
+    let body = json!({ "Name": "ov", "Driver": "overlay", "IPAM": { "Config": [{ "Subnet": subnet }] } });
+    let _: Value = c[0].post("/networks/create", &body).await.unwrap();
+    eventually("listed on host 2", 5, || listed(&c[1], "ov")).await;
+    let (_, ns1) = sandbox_on(&c[0], "s1", "ov").await;
+    let (ip2, _ns2) = sandbox_on(&c[1], "s2", "ov").await;
+    eventually("s1 reaches s2", 5, || pings(&ns1, ip2)).await;
+    (ns1, ip2)
+}
+
 /// An overlay network created on host 1 is listed on hosts 2 and 3 (as
 /// global); sandboxes on the three hosts ping each other over VXLAN and
 /// resolve each other by name; the
@@ -132,12 +145,7 @@ async fn a_dead_hosts_endpoints_go_when_its_lease_expires() {
     let test = "a_dead_hosts_endpoints_go_when_its_lease_expires";
     let Some((_underlay, mut hosts)) = cluster(test, 2).await else { return };
     let c: Vec<Client> = hosts.iter().map(|d| d.client()).collect();
-    let body = json!({ "Name": "ov", "Driver": "overlay", "IPAM": { "Config": [{ "Subnet": "10.231.62.0/24" }] } });
-    let _: Value = c[0].post("/networks/create", &body).await.unwrap();
-    eventually("listed on host 2", 5, || listed(&c[1], "ov")).await;
-    let (_, ns1) = sandbox_on(&c[0], "s1", "ov").await;
-    let (ip2, _ns2) = sandbox_on(&c[1], "s2", "ov").await;
-    eventually("s1 reaches s2", 5, || pings(&ns1, ip2)).await;
+    let (ns1, ip2) = s1_reaches_s2(&c, "10.231.62.0/24").await;
     hosts[1].sigkill();
     // The datapath outlives the daemon until host 2's lease (5 s) expires.
     eventually("host 2's endpoint is dropped after its lease", 20, || async { !pings(&ns1, ip2).await }).await;
@@ -151,12 +159,7 @@ async fn a_restarted_daemon_keeps_its_endpoints_reachable() {
     let test = "a_restarted_daemon_keeps_its_endpoints_reachable";
     let Some((_underlay, mut hosts)) = cluster(test, 2).await else { return };
     let c: Vec<Client> = hosts.iter().map(|d| d.client()).collect();
-    let body = json!({ "Name": "ov", "Driver": "overlay", "IPAM": { "Config": [{ "Subnet": "10.231.63.0/24" }] } });
-    let _: Value = c[0].post("/networks/create", &body).await.unwrap();
-    eventually("listed on host 2", 5, || listed(&c[1], "ov")).await;
-    let (_, ns1) = sandbox_on(&c[0], "s1", "ov").await;
-    let (ip2, _ns2) = sandbox_on(&c[1], "s2", "ov").await;
-    eventually("s1 reaches s2", 5, || pings(&ns1, ip2)).await;
+    let (ns1, ip2) = s1_reaches_s2(&c, "10.231.63.0/24").await;
     hosts[1].sigkill();
     hosts[1].spawn();
     let _: Value = c[1].get("/networks").await.unwrap();
@@ -176,12 +179,7 @@ async fn losing_etcd_keeps_traffic_and_refuses_global_changes() {
     let test = "losing_etcd_keeps_traffic_and_refuses_global_changes";
     let Some((mut underlay, hosts)) = cluster(test, 2).await else { return };
     let c: Vec<Client> = hosts.iter().map(|d| d.client()).collect();
-    let body = json!({ "Name": "ov", "Driver": "overlay", "IPAM": { "Config": [{ "Subnet": "10.231.64.0/24" }] } });
-    let _: Value = c[0].post("/networks/create", &body).await.unwrap();
-    eventually("listed on host 2", 5, || listed(&c[1], "ov")).await;
-    let (_, ns1) = sandbox_on(&c[0], "s1", "ov").await;
-    let (ip2, _ns2) = sandbox_on(&c[1], "s2", "ov").await;
-    eventually("s1 reaches s2", 5, || pings(&ns1, ip2)).await;
+    let (ns1, ip2) = s1_reaches_s2(&c, "10.231.64.0/24").await;
 
     underlay.stop_etcd();
     assert!(pings(&ns1, ip2).await, "traffic goes on without etcd");
