@@ -123,7 +123,9 @@ impl Listener {
             ListenAddr::Tcp(a) => {
                 let listener = tokio::net::TcpListener::bind(a).await.map_err(bind_err)?;
                 match tls {
-                    Some(config) => Ok(Listener::Tls(crate::tls::TlsListener::new(listener, config))),
+                    Some(config) => {
+                        Ok(Listener::Tls(crate::tls::TlsListener::new(listener, config).map_err(bind_err)?))
+                    }
                     None => {
                         tracing::warn!(address = %a, "listening on TCP without TLS: anyone who can connect controls the host's networking");
                         Ok(Listener::Tcp(listener))

@@ -104,54 +104,99 @@ impl TlsFiles {
     }
 }
 
-/// A TCP listener whose connections are served over TLS (a failed
-/// handshake is logged and the connection dropped).
+/// How many handshakes may be under way at once; more connections wait
+/// in the kernel's backlog until one ends.
+const MAX_HANDSHAKES: usize = 256;
+
+/// A TCP listener whose connections are served over TLS. Handshakes run
+/// side by side, each in its own task with a deadline, so a client that
+/// connects and says nothing delays no one else; a failed handshake is
+/// logged and the connection dropped.
 pub struct TlsListener {
-    tcp: tokio::net::TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
+    addr: std::net::SocketAddr,
+    ready: tokio::sync::mpsc::Receiver<(TlsStream, std::net::SocketAddr)>,
+    accepting: tokio::task::JoinHandle<()>,
 }
+
+/// A connection once its handshake is done.
+type TlsStream = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
 
 impl std::fmt::Debug for TlsListener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsListener").field("tcp", &self.tcp).finish()
+        f.debug_struct("TlsListener").field("addr", &self.addr).finish()
+    }
+}
+
+impl Drop for TlsListener {
+    fn drop(&mut self) {
+        self.accepting.abort();
     }
 }
 
 impl TlsListener {
-    /// TLS on `tcp` with `config`.
-    pub fn new(tcp: tokio::net::TcpListener, config: Arc<rustls::ServerConfig>) -> Self {
-        TlsListener { tcp, acceptor: tokio_rustls::TlsAcceptor::from(config) }
+    /// TLS on `tcp` with `config`; needs a Tokio runtime.
+    pub fn new(tcp: tokio::net::TcpListener, config: Arc<rustls::ServerConfig>) -> std::io::Result<Self> {
+        let addr = tcp.local_addr()?;
+        let (tx, ready) = tokio::sync::mpsc::channel(MAX_HANDSHAKES);
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        let accepting = tokio::spawn(accept_loop(tcp, acceptor, tx));
+        Ok(TlsListener { addr, ready, accepting })
     }
 
     /// The bound address.
     pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
-        self.tcp.local_addr()
+        Ok(self.addr)
+    }
+}
+
+/// Accepts TCP connections and hands each to a handshake task; the
+/// finished ones go to `tx`. Ends when the listener is dropped.
+async fn accept_loop(
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    tx: tokio::sync::mpsc::Sender<(TlsStream, std::net::SocketAddr)>,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let (stream, peer) = match tcp.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let (acceptor, ready) = (acceptor.clone(), tx.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => {
+                    let _ = ready.send((tls, peer)).await;
+                }
+                Ok(Err(e)) => tracing::warn!(%peer, error = %e, "TLS handshake refused"),
+                Err(_) => tracing::warn!(%peer, "TLS handshake timed out"),
+            }
+        });
+        if tx.is_closed() {
+            return;
+        }
     }
 }
 
 impl axum::serve::Listener for TlsListener {
-    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Io = TlsStream;
     type Addr = std::net::SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let (stream, peer) = match self.tcp.accept().await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => return (tls, peer),
-                Ok(Err(e)) => tracing::warn!(%peer, error = %e, "TLS handshake refused"),
-                Err(_) => tracing::warn!(%peer, "TLS handshake timed out"),
-            }
+        match self.ready.recv().await {
+            Some(c) => c,
+            // The accepting task never ends while the listener lives.
+            None => std::future::pending().await,
         }
     }
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.tcp.local_addr()
+        Ok(self.addr)
     }
 }
