@@ -39,6 +39,8 @@ pub(crate) struct Inner {
     pub creating_sandboxes: Arc<Mutex<HashSet<String>>>,
     /// The embedded resolver, when [`Config::embedded_dns`] is on.
     pub dns: Option<DnsState>,
+    /// Interfaces drivers report removed behind our back (drift repair).
+    pub lost: crate::endpoint::LostInterfaces,
 }
 
 /// The embedded resolver: the shared records and one server per sandbox.
@@ -175,9 +177,11 @@ impl ControllerBuilder {
         let host =
             Netlink::connect(&host_ns, config.netlink_deadline).await.map_err(|e| Error::os("open host netlink", e))?;
 
+        let lost = crate::endpoint::LostInterfaces::default();
         let mut drivers: BTreeMap<String, Arc<dyn Driver>> = BTreeMap::new();
         for make in self.drivers {
             let d = make(&host);
+            d.watch_interfaces(lost.listener());
             let name = d.name().to_string();
             if drivers.insert(name.clone(), d).is_some() {
                 return Err(Error::DuplicateDriver(name));
@@ -209,6 +213,7 @@ impl ControllerBuilder {
                 creating_networks: Arc::default(),
                 creating_sandboxes: Arc::default(),
                 dns,
+                lost,
             }),
         };
         ctrl.restore().await?;
@@ -228,6 +233,7 @@ impl ControllerBuilder {
         {
             ctrl.new_network(&default.driver, &default.name, default.config).await?;
         }
+        ctrl.follow_lost_interfaces();
         Ok(ctrl)
     }
 }
@@ -237,10 +243,13 @@ impl Controller {
     /// repair): (driver, what, how many times).
     pub fn repairs(&self) -> Vec<(String, String, u64)> {
         let drivers = self.inner.drivers.read().map(|d| d.clone()).unwrap_or_default();
-        drivers
+        let mut out: Vec<(String, String, u64)> = drivers
             .into_iter()
             .flat_map(|(name, d)| d.repairs().into_iter().map(move |(what, n)| (name.clone(), what, n)))
-            .collect()
+            .collect();
+        let interfaces = self.inner.lost.repaired.lock().map(|c| c.clone()).unwrap_or_default();
+        out.extend(interfaces.into_iter().map(|(driver, n)| (driver, "container interface".to_string(), n)));
+        out
     }
 
     /// A builder with no driver and no IPAM yet.
@@ -336,6 +345,7 @@ impl Controller {
                 source,
             })?;
             if let Some(d) = found {
+                d.watch_interfaces(self.inner.lost.listener());
                 if let Ok(mut map) = self.inner.drivers.write() {
                     map.insert(name.to_string(), d.clone());
                 }

@@ -363,6 +363,6 @@ async fn restore_in_driver(drv: &std::sync::Arc<dyn cnm_driverapi::Driver>, net:
 }
 
 /// Whether a sandbox's runtime namespace is still the one it was created on.
-fn runtime_namespace_alive(s: &SandboxRecord) -> bool {
+pub(crate) fn runtime_namespace_alive(s: &SandboxRecord) -> bool {
     cnm_osl::Namespace::open(&s.key).is_ok_and(|ns| s.netns_inode.is_none_or(|ino| ino == ns.inode()))
 }

@@ -8,6 +8,18 @@ use crate::{
 };
 use async_trait::async_trait;
 
+/// A joined endpoint whose interface was removed by someone else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostInterface {
+    /// The endpoint's network.
+    pub network_id: String,
+    /// The endpoint.
+    pub endpoint_id: String,
+}
+
+/// Where a driver reports lost interfaces (see [`Driver::watch_interfaces`]).
+pub type LostInterfaceListener = std::sync::Arc<dyn Fn(LostInterface) + Send + Sync>;
+
 /// A network driver: creates networks and endpoints and joins them to sandboxes.
 ///
 /// Drivers return values instead of calling back into the controller. The
@@ -96,6 +108,15 @@ pub trait Driver: Send + Sync + 'static {
     /// default repairs nothing.
     fn repairs(&self) -> Vec<(String, u64)> {
         Vec::new()
+    }
+
+    /// Gives the driver where to report a joined endpoint whose interface
+    /// someone else removed (drift), so that the controller joins it again
+    /// (the driver's part through [`Driver::join`]). Called once, when the
+    /// controller takes the driver on. Not part of the plugin protocol. The
+    /// default reports nothing.
+    fn watch_interfaces(&self, listener: LostInterfaceListener) {
+        let _ = listener;
     }
 
     /// A node or datastore was discovered. The default ignores the event.

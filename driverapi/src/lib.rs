@@ -21,7 +21,7 @@ pub mod wire;
 /// a driver author needs no crate of their own for it).
 pub use async_trait::async_trait;
 pub use capability::{Capability, Scope};
-pub use driver::Driver;
+pub use driver::{Driver, LostInterface, LostInterfaceListener};
 pub use endpoint::{
     CreateEndpointRequest, CreateEndpointResponse, DeleteEndpointRequest, EndpointInterface, EndpointOperInfoRequest,
     EndpointOperInfoResponse, EndpointOptions,

@@ -18,8 +18,13 @@ const RTMGRP_IPV6_IFADDR: u32 = 0x100;
 /// Something removed from a namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Removed {
-    /// A link, by name.
-    Link(String),
+    /// A link.
+    Link {
+        /// Its name.
+        name: String,
+        /// Its alias, which tells links being deleted by their owner apart.
+        alias: Option<String>,
+    },
     /// An address of a link (by index).
     Address {
         /// The link's index.
@@ -48,10 +53,15 @@ pub async fn removals(ns: &Namespace) -> Result<tokio::sync::mpsc::UnboundedRece
         while let Some((msg, _)) = messages.next().await {
             let removed = match msg.payload {
                 NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(l)) => {
-                    l.attributes.into_iter().find_map(|a| match a {
-                        LinkAttribute::IfName(n) => Some(Removed::Link(n)),
-                        _ => None,
-                    })
+                    let (mut name, mut alias) = (None, None);
+                    for a in l.attributes {
+                        match a {
+                            LinkAttribute::IfName(n) => name = Some(n),
+                            LinkAttribute::IfAlias(a) => alias = Some(a),
+                            _ => {}
+                        }
+                    }
+                    name.map(|name| Removed::Link { name, alias })
                 }
                 NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelAddress(a)) => {
                     let (index, len) = (a.header.index, a.header.prefix_len);

@@ -341,3 +341,65 @@ async fn a_bridge_or_gateway_removed_behind_our_back_is_put_back() {
     assert_ping(&sandboxes[0].0, gw).await;
     cnm_tests::remove_all(&ctrl).await;
 }
+
+/// Drift repair of a container's interface: its veth deleted on the host
+/// (or from inside the container) is made again and the endpoint joined
+/// again with the same address and routes: the published port answers the
+/// outside host again (DNAT, default route back), the containers ping each
+/// other; each repair is counted once, and ordinary leaves count none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_veth_removed_behind_our_back_is_put_back() {
+    let Some(h) = TestHost::new("a_container_veth_removed_behind_our_back_is_put_back").await else { return };
+    let out = h.outside().await;
+    let ctrl = h.controller().await;
+    let net = ctrl
+        .new_network("bridge", "drift", NetworkConfig::default().with_subnet("10.231.86.0/24".parse().unwrap()))
+        .await
+        .unwrap();
+    let binding = cnm::driverapi::PortBinding {
+        proto: cnm::driverapi::Protocol::Tcp,
+        ip: None,
+        port: 80,
+        host_ip: None,
+        host_port: 18096,
+        host_port_end: 18096,
+    };
+    let web_ep = net.create_endpoint("web", EndpointConfig::default()).await.unwrap();
+    let web =
+        ctrl.new_sandbox("web", SandboxConfig { port_bindings: vec![binding], ..Default::default() }).await.unwrap();
+    web_ep.join(&web, JoinOptions::default()).await.unwrap();
+    let web_ip = web_ep.info().await.unwrap().ipv4.unwrap().addr();
+    let (other, other_ip) = container(&ctrl, &net, "other").await;
+    let _srv = peer_echo_server(&web.namespace().unwrap(), sa("0.0.0.0", 80), 2).await;
+    let published = sa(UPLINK_HOST, 18096);
+    assert_eq!(seen_as(&out.ns, published).await.unwrap(), OUTSIDE);
+
+    // The host end, deleted on the host.
+    let veth = format!("veth{}", &web_ep.id()[..11]);
+    let link = h.nl.link_get(&veth).await.unwrap().expect("web's veth");
+    h.nl.link_del(link.index).await.unwrap();
+    wait_repaired(&ctrl, "container interface").await;
+    assert_eq!(seen_as(&out.ns, published).await.unwrap(), OUTSIDE, "the published port answers again");
+    assert_ping(&other.namespace().unwrap(), web_ip).await;
+    let inside = Netlink::connect(&web.namespace().unwrap(), cnm::osl::DEFAULT_DEADLINE).await.unwrap();
+    let eth0 = inside.link_get("eth0").await.unwrap().expect("eth0 again");
+    assert!(eth0.up);
+
+    // The container end, deleted inside the other container.
+    let inside = Netlink::connect(&other.namespace().unwrap(), cnm::osl::DEFAULT_DEADLINE).await.unwrap();
+    let eth0 = inside.link_get("eth0").await.unwrap().expect("other's eth0");
+    inside.link_del(eth0.index).await.unwrap();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while ctrl.repairs().iter().find(|(_, w, _)| w == "container interface").map(|r| r.2) != Some(2) {
+        assert!(std::time::Instant::now() < end, "the second interface not put back: {:?}", ctrl.repairs());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_ping(&web.namespace().unwrap(), other_ip).await;
+    assert_ping(&other.namespace().unwrap(), "10.231.86.1".parse().unwrap()).await;
+
+    // Ordinary leaves and deletes are not drift.
+    cnm_tests::remove_all(&ctrl).await;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let counted: Vec<_> = ctrl.repairs().into_iter().filter(|(_, w, _)| w == "container interface").collect();
+    assert_eq!(counted, vec![("bridge".to_string(), "container interface".to_string(), 2)]);
+}

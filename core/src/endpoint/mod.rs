@@ -5,8 +5,10 @@ mod create;
 mod delete;
 mod join;
 mod leave;
+mod repair;
 
 pub(crate) use create::{endpoint_options, release_addresses};
+pub(crate) use repair::LostInterfaces;
 
 use crate::model::EndpointRecord;
 use crate::{Controller, Error, Result};

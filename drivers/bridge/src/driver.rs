@@ -34,6 +34,8 @@ pub struct BridgeDriver {
     /// Network ids and bridge names of networks being created.
     creating: std::sync::Mutex<std::collections::HashSet<String>>,
     reaper: Arc<crate::reaper::Reaper>,
+    /// Where lost veths are reported (the controller's).
+    lost: Arc<std::sync::OnceLock<cnm_driverapi::LostInterfaceListener>>,
 }
 
 impl BridgeDriver {
@@ -58,6 +60,7 @@ impl BridgeDriver {
             link_watch: tokio::sync::OnceCell::new(),
             creating: std::sync::Mutex::new(std::collections::HashSet::new()),
             reaper: Arc::default(),
+            lost: Arc::default(),
         }
     }
 
@@ -120,6 +123,7 @@ impl BridgeDriver {
                             networks: Arc::downgrade(&self.networks),
                             reaper: self.reaper.clone(),
                             repairs: self.link_repairs.clone(),
+                            lost: self.lost.clone(),
                         };
                         tokio::spawn(repair_links(ctx, rx));
                     }
@@ -300,6 +304,7 @@ struct RepairContext {
     networks: std::sync::Weak<std::sync::Mutex<HashMap<String, Arc<BridgeNetwork>>>>,
     reaper: Arc<crate::reaper::Reaper>,
     repairs: Arc<LinkRepairs>,
+    lost: Arc<std::sync::OnceLock<cnm_driverapi::LostInterfaceListener>>,
 }
 
 /// Puts back a network's bridge (with its gateways, its ports and their
@@ -310,8 +315,12 @@ async fn repair_links(ctx: RepairContext, mut rx: tokio::sync::mpsc::UnboundedRe
         let Some(nets) = ctx.networks.upgrade() else { return };
         let nets: Vec<Arc<BridgeNetwork>> = nets.lock().map(|n| n.values().cloned().collect()).unwrap_or_default();
         match removed {
-            cnm_osl::watch::Removed::Link(name) => {
-                let Some(net) = nets.iter().find(|n| n.bridge == name && n.owned) else { continue };
+            cnm_osl::watch::Removed::Link { alias, .. } if alias.as_deref() == Some(crate::reaper::REAP_ALIAS) => {}
+            cnm_osl::watch::Removed::Link { name, .. } => {
+                let Some(net) = nets.iter().find(|n| n.bridge == name && n.owned) else {
+                    report_lost_veth(&ctx, &nets, &name);
+                    continue;
+                };
                 // Our own deletions go through the reaper (renamed first), never under the bridge's name.
                 if ctx.reaper.is_pending(&name) {
                     continue;
@@ -340,6 +349,19 @@ async fn repair_links(ctx: RepairContext, mut rx: tokio::sync::mpsc::UnboundedRe
                     Err(e) => tracing::debug!(bridge = %net.bridge, error = %e, "gateway address not put back"),
                 }
             }
+        }
+    }
+}
+
+/// A joined endpoint's veth pair removed by someone else (its host end is
+/// `name`): the controller is told, to join the endpoint again.
+fn report_lost_veth(ctx: &RepairContext, nets: &[Arc<BridgeNetwork>], name: &str) {
+    let Some(listener) = ctx.lost.get() else { return };
+    for net in nets {
+        let eids: Vec<String> = net.endpoints.lock().map(|e| e.keys().cloned().collect()).unwrap_or_default();
+        if let Some(eid) = eids.into_iter().find(|eid| host_name(eid) == name) {
+            tracing::warn!(veth = %name, endpoint = %eid, "a container's veth was removed behind our back");
+            listener(cnm_driverapi::LostInterface { network_id: net.id.clone(), endpoint_id: eid });
         }
     }
 }
@@ -446,6 +468,10 @@ impl Driver for BridgeDriver {
         ]
     }
 
+    fn watch_interfaces(&self, listener: cnm_driverapi::LostInterfaceListener) {
+        let _ = self.lost.set(listener);
+    }
+
     /// After a restore: the firewall keeps only the elements of the networks
     /// restored and the port mappings into their subnets (the live ones were
     /// published again); what a crash left of anything else goes.
@@ -545,16 +571,19 @@ impl Driver for BridgeDriver {
         let peer =
             create_veth(&self.nl, &net, &req.endpoint_id, ep.mac.map(|m| m.octets()), &req.sandbox_key, &self.reaper)
                 .await?;
-        if !net.config.enable_icc {
-            // ICC off: ports of this bridge cannot reach each other at layer 2.
+        // ICC off: ports of this bridge cannot reach each other at layer 2.
+        let isolated = (!net.config.enable_icc).then_some(true);
+        // Ports already published (a join again after a repair): hairpin as publishing sets it.
+        let hairpin = net.published.lock().is_ok_and(|p| p.contains_key(&req.endpoint_id)).then_some(true);
+        if isolated.is_some() || hairpin.is_some() {
             let host = host_name(&req.endpoint_id);
-            let isolated = async {
+            let port = async {
                 let link = self.nl.link_get(&host).await?.ok_or_else(|| cnm_osl::Error::NotFound(host.clone()))?;
-                self.nl.link_set_bridge_port(link.index, Some(true), None).await
+                self.nl.link_set_bridge_port(link.index, isolated, hairpin).await
             };
-            if let Err(e) = isolated.await {
+            if let Err(e) = port.await {
                 let _ = delete_veth(&self.nl, &req.endpoint_id, &self.reaper).await;
-                return Err(Error::os(format!("isolate bridge port {host}"), e).into());
+                return Err(Error::os(format!("configure bridge port {host}"), e).into());
             }
         }
         let (gateway, gateway_ipv6) = if net.internal {
