@@ -231,6 +231,7 @@ impl ControllerBuilder {
         if let Some(default) = ctrl.inner.config.default_network.clone()
             && ctrl.network_by_name(&default.name).await.is_err()
         {
+            let _scope = crate::kill::scope("default.");
             ctrl.new_network(&default.driver, &default.name, default.config).await?;
         }
         ctrl.follow_lost_interfaces();

@@ -12,6 +12,7 @@ mod driver;
 mod endpoint;
 mod error;
 mod join;
+pub mod kill;
 mod network;
 mod ports;
 mod provider;

@@ -1,5 +1,6 @@
 //! The crash harness's shared parts: the controller a crash child runs
-//! (bridge driver with the real firewall, default IPAM), and the scenario
+//! (bridge driver with the real firewall, default IPAM, a default network
+//! made at start), and the scenario
 //! that walks every kill point once (see `cnm::kill`).
 
 use cnm::driverapi::{PortBinding, Protocol, TransportPort};
@@ -8,8 +9,14 @@ use cnm::{Controller, EndpointConfig, JoinOptions, NetworkConfig, SandboxConfig}
 /// The published host port of the scenario.
 pub const HOST_PORT: u16 = 18080;
 
-/// A controller on `config` as the crash child and the restarted one use.
+/// The subnet of the default network the crash controllers create at start.
+pub const DEFAULT_SUBNET: &str = "10.231.92.0/26";
+
+/// A controller on `config` as the crash child and the restarted one use,
+/// with a default network (`kdefault`, made at start if missing).
 pub async fn controller(config: cnm::Config) -> cnm::Result<Controller> {
+    let default = NetworkConfig::default().with_subnet(DEFAULT_SUBNET.parse().expect("a subnet"));
+    let config = config.default_network(cnm::DefaultNetwork::new("kdefault", "bridge", default));
     crate::with_defaults(Controller::builder(config))
         .driver_on_host(|host| cnm_driver_bridge::BridgeDriver::new(host.clone()))
         .build()

@@ -1,8 +1,11 @@
-//! Crash injection at every step: for each kill point of `cnm::kill::ALL`,
-//! a child process runs the crash scenario on a scratch host and stops at
-//! that point, and is killed with SIGKILL; a controller restarted over the
-//! same state must then leave the kernel and the firewall matching it:
+//! Crash injection at every step: for each kill point of `cnm::kill::ALL`
+//! (the controller's and the bridge driver's, in the default network's
+//! creation at start too), a child process starts a controller and runs the
+//! crash scenario on a scratch host, stops at that point, and is killed
+//! with SIGKILL; a controller restarted over the same state must then leave
+//! the kernel and the firewall matching it:
 //!
+//! - the default network is there (made again if the crash cut its creation);
 //! - every network has its bridge and every cnm bridge a network;
 //! - every joined endpoint has its veth and every veth a joined endpoint;
 //! - every sandbox has its namespace and every namespace a sandbox;
@@ -90,6 +93,7 @@ fn target(e: &cnm::osl::firewall::SetElement) -> Option<IpAddr> {
 /// Every invariant of the module's docs, against the kernel.
 async fn check(point: &str, h: &TestHost, ctrl: &Controller) {
     let nets = ctrl.networks().await;
+    assert!(ctrl.default_network().await.is_some(), "{point}: no default network");
     let links = settled_links(h).await;
     // Bridges.
     let owned: BTreeSet<String> = links

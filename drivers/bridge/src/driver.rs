@@ -138,10 +138,12 @@ impl BridgeDriver {
         self.watch_links().await;
         self.reaper.sweep(&self.nl).await?;
         let net = network::setup(&self.nl, req, &self.reaper).await?;
+        cnm_driverapi::kill::point("bridge.create.bridge");
         let programmed = async {
             network::host_settings(&self.nl, &net).await?;
             if let Some(fw) = self.firewall().await? {
                 fw.add_network(&net.rules()).await.map_err(|e| Error::os("add the network's firewall rules", e))?;
+                cnm_driverapi::kill::point("bridge.create.firewall");
                 // No port goes into the network yet: a mapping into its
                 // subnets is what a crash left (its container gone, its
                 // address free); a restore publishes the live ones again.
@@ -217,6 +219,7 @@ impl BridgeDriver {
             Ok(None) => Ok(()),
             Err(e) => Err(e),
         };
+        cnm_driverapi::kill::point("bridge.unpublish.unmapped");
         if let Ok(alloc) = self.allocator().await {
             for p in &published {
                 ports::release(&alloc, p);
@@ -511,7 +514,9 @@ impl Driver for BridgeDriver {
             Ok(None) => Ok(()),
             Err(e) => Err(e),
         };
+        cnm_driverapi::kill::point("bridge.delete.firewall");
         network::teardown(&self.nl, &net, &self.reaper).await?;
+        cnm_driverapi::kill::point("bridge.delete.retired");
         fw_result?;
         Ok(())
     }
@@ -571,6 +576,7 @@ impl Driver for BridgeDriver {
         let peer =
             create_veth(&self.nl, &net, &req.endpoint_id, ep.mac.map(|m| m.octets()), &req.sandbox_key, &self.reaper)
                 .await?;
+        cnm_driverapi::kill::point("bridge.join.veth");
         // ICC off: ports of this bridge cannot reach each other at layer 2.
         let isolated = (!net.config.enable_icc).then_some(true);
         // Ports already published (a join again after a repair): hairpin as publishing sets it.
@@ -613,6 +619,7 @@ impl Driver for BridgeDriver {
 
     async fn leave(&self, req: LeaveRequest) -> Result<()> {
         delete_veth(&self.nl, &req.endpoint_id, &self.reaper).await?;
+        cnm_driverapi::kill::point("bridge.leave.retired");
         Ok(())
     }
 
@@ -648,6 +655,7 @@ impl Driver for BridgeDriver {
         })
         .await
         .map_err(|e| Error::os("reserve host ports", e))??;
+        cnm_driverapi::kill::point("bridge.publish.reserved");
         if let Some(fw) = self.firewall().await? {
             let mappings: Vec<PortMapping> = published.iter().flat_map(|p| p.mappings.iter().cloned()).collect();
             if let Err(e) = fw.add_ports(&mappings).await {
@@ -657,6 +665,7 @@ impl Driver for BridgeDriver {
                 return Err(Error::os("publish ports", e).into());
             }
         }
+        cnm_driverapi::kill::point("bridge.publish.mapped");
 
         // With br_netfilter, a container reaching its own published port has
         // its frames sent back out of the port they came in by: hairpin mode.
