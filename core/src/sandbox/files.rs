@@ -15,7 +15,7 @@ pub(crate) fn sandbox_dir(config: &Config, id: &str) -> PathBuf {
 
 /// The `/etc/hosts` of a sandbox: the standard entries, the user's extra
 /// hosts, then one line per address of a joined endpoint.
-pub(crate) fn hosts_content(cfg: &SandboxConfig, own: &[(IpAddr, Vec<String>)]) -> String {
+pub fn hosts_content(cfg: &SandboxConfig, own: &[(IpAddr, Vec<String>)]) -> String {
     let mut s = String::from(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n\
          ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
@@ -83,7 +83,7 @@ pub(crate) fn upstreams(host: &str, cfg: &SandboxConfig) -> Vec<IpAddr> {
 /// options replace the host's; `ndots:0` unless the user set `ndots`.
 /// With the embedded resolver (`embedded`), the only nameserver is
 /// 127.0.0.11, and the servers it forwards to are listed in a comment.
-pub(crate) fn resolv_conf_content(host: &str, cfg: &SandboxConfig, ipv6: bool, embedded: bool) -> String {
+pub fn resolv_conf_content(host: &str, cfg: &SandboxConfig, ipv6: bool, embedded: bool) -> String {
     let ResolvConf { mut servers, mut search, mut options } = parse_resolv_conf(host);
     servers.retain(|ip| !ip.is_loopback() && (ipv6 || ip.is_ipv4()));
     if !cfg.dns.is_empty() {

@@ -28,7 +28,8 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
     };
     let mut parts = date.split('-');
     let (y, m, d) = (num(parts.next()?)?, num(parts.next()?)?, num(parts.next()?)?);
-    if parts.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+    // RFC 3339 years have four digits (a longer one overflowed the day count).
+    if parts.next().is_some() || !(0..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
         return None;
     }
     let mut secs = days_from_civil(y, m as u32, d as u32) * 86_400;
@@ -39,7 +40,11 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
             let i = t.rfind(['+', '-'])?;
             let (c, o) = t.split_at(i);
             let (oh, om) = o[1..].split_once(':')?;
-            let off = num(oh)? * 3600 + num(om)? * 60;
+            let (oh, om) = (num(oh)?, num(om)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let off = oh * 3600 + om * 60;
             (c, if o.starts_with('-') { -off } else { off })
         };
         let clock = clock.split('.').next()?;
@@ -97,5 +102,15 @@ mod tests {
         assert_eq!(super::parse_rfc3339("2023-11-14"), Some(1_699_920_000));
         assert_eq!(super::parse_rfc3339("2023-13-14"), None);
         assert_eq!(super::parse_rfc3339("yesterday"), None);
+    }
+
+    /// Found by fuzzing (`fuzz/findings/api_query`): a year or an offset too
+    /// large for the arithmetic is refused, not overflowed.
+    #[test]
+    fn huge_years_and_offsets_are_refused() {
+        assert_eq!(super::parse_rfc3339("11111111111111112026-12-16T01:02:03Z"), None);
+        assert_eq!(super::parse_rfc3339("10000-01-01"), None);
+        assert_eq!(super::parse_rfc3339("2023-11-14T23:13:20+3000000000000000:00"), None);
+        assert_eq!(super::parse_rfc3339("2023-11-14T23:13:20+24:00"), None);
     }
 }

@@ -79,6 +79,29 @@ pub struct PluginSpec {
     pub source: PathBuf,
 }
 
+impl PluginSpec {
+    /// The spec of plugin `name` from the text of its spec file at `path`: a
+    /// `.json` file holds `{"Addr": …}` (a `TLSConfig` is refused), any other
+    /// file the address itself (`unix://…`, `tcp://…`, `http://…`).
+    pub fn parse(name: &str, path: &Path, text: &str) -> Result<PluginSpec> {
+        let invalid = |reason: String| Error::InvalidSpec { name: name.to_string(), path: path.to_path_buf(), reason };
+        let url = if path.extension().is_some_and(|e| e == "json") {
+            let spec: JsonSpec = crate::decode::from_slice(text.as_bytes()).map_err(|e| invalid(e.to_string()))?;
+            if spec.tls.as_ref().is_some_and(|t| !t.is_null()) {
+                return Err(invalid(
+                    "the spec asks for TLS (TLSConfig), which cnm does not support: refusing to talk to the plugin in plaintext"
+                        .into(),
+                ));
+            }
+            spec.addr
+        } else {
+            text.to_string()
+        };
+        let address = PluginAddress::parse(&url).map_err(invalid)?;
+        Ok(PluginSpec { name: name.to_string(), address, source: path.to_path_buf() })
+    }
+}
+
 /// Where plugins are looked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Discovery {
@@ -158,22 +181,12 @@ impl Discovery {
     }
 
     fn read_spec(&self, name: &str, path: &Path) -> Result<PluginSpec> {
-        let invalid = |reason: String| Error::InvalidSpec { name: name.to_string(), path: path.to_path_buf(), reason };
-        let text = std::fs::read_to_string(path).map_err(|e| invalid(e.to_string()))?;
-        let url = if path.extension().is_some_and(|e| e == "json") {
-            let spec: JsonSpec = crate::decode::from_slice(text.as_bytes()).map_err(|e| invalid(e.to_string()))?;
-            if spec.tls.as_ref().is_some_and(|t| !t.is_null()) {
-                return Err(invalid(
-                    "the spec asks for TLS (TLSConfig), which cnm does not support: refusing to talk to the plugin in plaintext"
-                        .into(),
-                ));
-            }
-            spec.addr
-        } else {
-            text
-        };
-        let address = PluginAddress::parse(&url).map_err(invalid)?;
-        Ok(PluginSpec { name: name.to_string(), address, source: path.to_path_buf() })
+        let text = std::fs::read_to_string(path).map_err(|e| Error::InvalidSpec {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        PluginSpec::parse(name, path, &text)
     }
 
     /// The names of every plugin found in the directories (no activation), sorted.
