@@ -288,8 +288,9 @@ impl Controller {
                 j.iface = None;
             }
             self.st().endpoints.insert(e.id.clone(), e.clone());
+            let again = crate::endpoint::Rejoin { name: join.iface.as_deref(), keep_gateway: false };
             let result = match &drv {
-                Some(drv) => self.join_locked(&net, drv, &mut e, None).await,
+                Some(drv) => self.join_locked(&net, drv, &mut e, None, again).await,
                 None => Err(crate::Error::InvalidDriver { name: net.driver.clone(), available: self.drivers() }),
             };
             match result {

@@ -34,8 +34,8 @@ pub fn target(name: &str) -> Option<Target> {
 
 /// API request bodies (JSON) as the daemon reads them: network create,
 /// connect and sandbox create, turned into the controller's configurations.
-/// An accepted sandbox configuration carries no control character into
-/// the sandbox's files.
+/// The files of an accepted sandbox configuration hold only the lines cnm
+/// writes (see [`sandbox_files`]).
 pub fn api_body(data: &[u8]) {
     use cnmd::wire::network::{NetworkConnectRequest, NetworkCreateRequest};
     use cnmd::wire::sandbox::SandboxCreateRequest;
@@ -49,14 +49,7 @@ pub fn api_body(data: &[u8]) {
         && let Ok(cfg) = cnmd::api::sandbox_config::sandbox_config(&req)
         && cfg.validate().is_ok()
     {
-        let values = [cfg.hostname.as_str(), cfg.domainname.as_str()]
-            .into_iter()
-            .chain(cfg.dns_search.iter().map(String::as_str))
-            .chain(cfg.dns_options.iter().map(String::as_str))
-            .chain(cfg.extra_hosts.iter().map(|h| h.name.as_str()));
-        for v in values {
-            assert!(!v.chars().any(char::is_control), "{v:?} accepted");
-        }
+        check_files("nameserver 10.0.0.53\n", &cfg);
     }
 }
 
@@ -117,10 +110,12 @@ pub fn driver_options(data: &[u8]) {
 
 /// The IPAM's address pool against a model: the first two bytes choose
 /// the pool (family, prefix length, sub-pool), each next one an operation.
-/// No address is handed out twice or outside the pool (the next or lowest
-/// free one not outside the sub-pool either); the network and broadcast
-/// addresses never are (see below); a refusal is the one the model expects; the
-/// pool's count matches the model's.
+/// The next free address is one of the sub-pool (or pool); the lowest free
+/// one is the model's lowest free address of the sub-pool, the first free
+/// one the model's lowest of the whole pool; a preferred address is given
+/// unless held or unusable; "none left" only when the model has none; no
+/// address is handed out twice; the network and broadcast addresses never
+/// are (see below); the pool's count matches the model's.
 pub fn ipam_pool(data: &[u8]) {
     use cnm_ipamapi::Error;
     let [family, shape, ops @ ..] = data else { return };
@@ -139,6 +134,7 @@ pub fn ipam_pool(data: &[u8]) {
         _ => None,
     };
     let Ok(mut pool) = cnm_ipams::AddressPool::new(net, sub) else { return };
+    let range = sub.unwrap_or(net);
     let mut held: Vec<IpAddr> = Vec::new();
     let mut seen: HashSet<IpAddr> = HashSet::new();
     let base = u128_of(net.network());
@@ -148,15 +144,26 @@ pub fn ipam_pool(data: &[u8]) {
     let excluded = |ip: IpAddr| {
         if v6 { ip == net.network() } else { prefix <= 30 && (ip == net.network() || ip == net.broadcast()) }
     };
+    // The model's lowest free usable address of `within` (at most 256 to look at).
+    let lowest_free = |seen: &HashSet<IpAddr>, within: ipnet::IpNet| {
+        (0..size).map(|o| ip_of(base + o, v6)).find(|ip| within.contains(ip) && !excluded(*ip) && !seen.contains(ip))
+    };
     let mut bytes = ops.iter();
     while let Some(op) = bytes.next() {
-        let (got, preferred) = match op % 5 {
-            0 => (pool.allocate_next(), false),
-            1 => (pool.allocate_lowest(), false),
-            2 => (pool.allocate_first(), false),
+        let (got, expected) = match op % 5 {
+            0 => (pool.allocate_next(), None),
+            1 => (pool.allocate_lowest(), Some(lowest_free(&seen, range))),
+            2 => (pool.allocate_first(), Some(lowest_free(&seen, net))),
             3 => {
-                let offset = u128::from(*bytes.next().unwrap_or(&0)) % size;
-                (pool.allocate(ip_of(base + offset, v6)), true)
+                let ip = ip_of(base + u128::from(*bytes.next().unwrap_or(&0)) % size, v6);
+                let got = pool.allocate(ip);
+                match &got {
+                    Ok(a) => assert_eq!(*a, ip, "asked for {ip}"),
+                    Err(Error::AddressInUse(a)) => assert!(seen.contains(&ip), "{a} refused as in use"),
+                    Err(Error::AddressOutOfRange(a)) => assert!(excluded(ip), "{a} refused as out of range"),
+                    Err(e) => panic!("{ip}: unexpected error {e}"),
+                }
+                (got, None)
             }
             _ => {
                 if !held.is_empty() {
@@ -168,24 +175,24 @@ pub fn ipam_pool(data: &[u8]) {
                 continue;
             }
         };
-        match got {
-            Ok(ip) => {
+        match (got, expected) {
+            (Ok(ip), expected) => {
                 assert!(seen.insert(ip), "{ip} handed out twice");
-                assert!(net.contains(&ip), "{ip} outside {net}");
-                assert!(!excluded(ip), "{ip}: the network or broadcast address");
-                if let (false, Some(sub)) = (preferred || op % 5 == 2, sub) {
-                    assert!(sub.contains(&ip), "{ip} outside the sub-pool {sub}");
+                assert!(net.contains(&ip) && !excluded(ip), "{ip} is not a usable address of {net}");
+                if op % 5 < 2 {
+                    assert!(range.contains(&ip), "{ip} outside {range}");
+                }
+                if let Some(expected) = expected {
+                    assert_eq!(Some(ip), expected, "not the lowest free address (operation {})", op % 5);
                 }
                 held.push(ip);
             }
-            Err(Error::NoAvailableIps) => assert!(!preferred, "a preferred address refused as 'none left'"),
-            Err(Error::AddressInUse(a)) => {
-                assert!(a.parse().is_ok_and(|a: IpAddr| seen.contains(&a)), "{a} refused as in use")
+            (Err(Error::NoAvailableIps), _) => {
+                let within = if op % 5 == 2 { net } else { range };
+                assert_eq!(lowest_free(&seen, within), None, "'none left' with addresses free in {within}");
             }
-            Err(Error::AddressOutOfRange(a)) => {
-                assert!(a.parse().is_ok_and(excluded), "{a} refused as out of range")
-            }
-            Err(e) => panic!("unexpected error {e}"),
+            (Err(_), _) if op % 5 == 3 => {}
+            (Err(e), _) => panic!("unexpected error {e}"),
         }
         assert_eq!(pool.allocated(), held.len() as u128, "the pool's count and the model's");
     }
@@ -226,17 +233,24 @@ pub fn sandbox_files(data: &[u8]) {
             _ => {}
         }
     }
-    if cfg.validate().is_err() {
-        return;
+    if cfg.validate().is_ok() {
+        check_files(&host, &cfg);
     }
-    let hosts = cnm::hosts_content(&cfg, &[]);
+}
+
+/// The sandbox's files for `cfg`, on a host whose resolv.conf is `host`:
+/// `/etc/hosts` has the standard lines and one per extra host, each with a
+/// name and no control character; `resolv.conf` only nameserver, search,
+/// options and comment lines, with one options line.
+fn check_files(host: &str, cfg: &cnm::SandboxConfig) {
+    let hosts = cnm::hosts_content(cfg, &[]);
     assert_eq!(hosts.lines().count(), 6 + cfg.extra_hosts.len(), "{hosts:?}");
     for line in hosts.lines() {
         assert!(line.split_whitespace().count() >= 2, "a hosts line without a name: {line:?}");
         assert!(!line.chars().any(|c| c.is_control() && c != '\t'), "a control character: {line:?}");
     }
     for (ipv6, embedded) in [(false, false), (true, true)] {
-        let rc = cnm::resolv_conf_content(&host, &cfg, ipv6, embedded);
+        let rc = cnm::resolv_conf_content(host, cfg, ipv6, embedded);
         for line in rc.lines() {
             let first = line.split_whitespace().next().unwrap_or_default();
             assert!(["nameserver", "search", "options", "#"].contains(&first), "a line cnm does not write: {line:?}");

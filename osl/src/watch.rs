@@ -15,6 +15,10 @@ const RTMGRP_LINK: u32 = 1;
 const RTMGRP_IPV4_IFADDR: u32 = 0x10;
 const RTMGRP_IPV6_IFADDR: u32 = 0x100;
 
+/// The receive buffer asked for the notification socket (the kernel caps it
+/// at `net.core.rmem_max` and doubles it).
+const NOTIFICATION_BUFFER: i32 = 4 << 20;
+
 /// Something removed from a namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Removed {
@@ -25,6 +29,9 @@ pub enum Removed {
         /// Its alias, which tells links being deleted by their owner apart.
         alias: Option<String>,
     },
+    /// Notifications were lost (the socket's buffer overflowed): whoever
+    /// follows removals must look at the kernel's state again.
+    Overrun,
     /// An address of a link (by index).
     Address {
         /// The link's index.
@@ -44,6 +51,12 @@ pub async fn removals(ns: &Namespace) -> Result<tokio::sync::mpsc::UnboundedRece
         .socket_mut()
         .bind(&SocketAddr::new(0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR))
         .map_err(|e| crate::Error::io("join netlink notification groups", "", e))?;
+    // Room for a burst of removals (a host tearing many containers down);
+    // an overflow is still reported, as `Removed::Overrun`.
+    socket
+        .socket_mut()
+        .set_rx_buf_sz(NOTIFICATION_BUFFER)
+        .map_err(|e| crate::Error::io("size the netlink notification buffer", "", e))?;
     let (connection, handle, mut messages) = rtnetlink::from_socket(socket);
     tokio::spawn(connection);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -72,6 +85,7 @@ pub async fn removals(ns: &Namespace) -> Result<tokio::sync::mpsc::UnboundedRece
                         _ => None,
                     })
                 }
+                NetlinkPayload::Overrun(_) => Some(Removed::Overrun),
                 _ => None,
             };
             if let Some(r) = removed

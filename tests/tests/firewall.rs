@@ -346,7 +346,8 @@ async fn a_bridge_or_gateway_removed_behind_our_back_is_put_back() {
 /// (or from inside the container) is made again and the endpoint joined
 /// again with the same address and routes: the published port answers the
 /// outside host again (DNAT, default route back), the containers ping each
-/// other; each repair is counted once, and ordinary leaves count none.
+/// other, the interface keeps its name; each repair is counted once, and
+/// ordinary leaves count none.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_container_veth_removed_behind_our_back_is_put_back() {
     let Some(h) = TestHost::new("a_container_veth_removed_behind_our_back_is_put_back").await else { return };
@@ -389,17 +390,39 @@ async fn a_container_veth_removed_behind_our_back_is_put_back() {
     let inside = Netlink::connect(&other.namespace().unwrap(), cnm::osl::DEFAULT_DEADLINE).await.unwrap();
     let eth0 = inside.link_get("eth0").await.unwrap().expect("other's eth0");
     inside.link_del(eth0.index).await.unwrap();
-    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while ctrl.repairs().iter().find(|(_, w, _)| w == "container interface").map(|r| r.2) != Some(2) {
-        assert!(std::time::Instant::now() < end, "the second interface not put back: {:?}", ctrl.repairs());
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    wait_interface_repairs(&ctrl, 2).await;
     assert_ping(&web.namespace().unwrap(), other_ip).await;
     assert_ping(&other.namespace().unwrap(), "10.231.86.1".parse().unwrap()).await;
+
+    // The interface keeps its name: on a second network as eth1, then
+    // alone there once the first is left, it comes back as eth1.
+    let second = ctrl
+        .new_network("bridge", "drift2", NetworkConfig::default().with_subnet("10.231.87.0/24".parse().unwrap()))
+        .await
+        .unwrap();
+    let ep2 = second.create_endpoint("other", EndpointConfig::default()).await.unwrap();
+    ep2.join(&other, JoinOptions::default()).await.unwrap();
+    let first = net.endpoints().await.into_iter().find(|e| e.name() == "other").expect("other's first endpoint");
+    first.leave(&other).await.unwrap();
+    let eth1 = inside.link_get("eth1").await.unwrap().expect("other's eth1");
+    inside.link_del(eth1.index).await.unwrap();
+    wait_interface_repairs(&ctrl, 3).await;
+    assert!(inside.link_get("eth1").await.unwrap().is_some_and(|l| l.up), "eth1 again");
+    assert!(inside.link_get("eth0").await.unwrap().is_none(), "not renamed eth0");
+    assert_ping(&other.namespace().unwrap(), "10.231.87.1".parse().unwrap()).await;
 
     // Ordinary leaves and deletes are not drift.
     cnm_tests::remove_all(&ctrl).await;
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     let counted: Vec<_> = ctrl.repairs().into_iter().filter(|(_, w, _)| w == "container interface").collect();
-    assert_eq!(counted, vec![("bridge".to_string(), "container interface".to_string(), 2)]);
+    assert_eq!(counted, vec![("bridge".to_string(), "container interface".to_string(), 3)]);
+}
+
+/// Waits (at most 5 s) until the controller counts `n` repaired interfaces.
+async fn wait_interface_repairs(ctrl: &cnm::Controller, n: u64) {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while ctrl.repairs().iter().find(|(_, w, _)| w == "container interface").map(|r| r.2) != Some(n) {
+        assert!(std::time::Instant::now() < end, "interface {n} not put back: {:?}", ctrl.repairs());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

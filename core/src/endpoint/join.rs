@@ -62,7 +62,7 @@ impl Endpoint {
         ctrl.st().endpoints.insert(rec.id.clone(), rec.clone());
         crate::kill::point("join.intent");
 
-        match ctrl.join_locked(&net, &drv, &mut rec, old_gateway).await {
+        match ctrl.join_locked(&net, &drv, &mut rec, old_gateway, Rejoin::default()).await {
             Ok(()) => {
                 if let Some(j) = rec.join.as_mut() {
                     j.phase = JoinPhase::Joined;
@@ -84,6 +84,17 @@ impl Endpoint {
     }
 }
 
+/// What differs when an endpoint that was joined is joined again (at a
+/// restore, or when someone removed its interface).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Rejoin<'a> {
+    /// The interface name it had, kept if no other endpoint took it.
+    pub name: Option<&'a str>,
+    /// On failure, leave the gateway role where it is: the endpoint stays
+    /// joined, without its interface (a repair; the next start tries again).
+    pub keep_gateway: bool,
+}
+
 impl Controller {
     /// The work of a join once the intent is recorded; undoes itself on
     /// failure. The caller holds the network's and the sandbox's locks.
@@ -93,6 +104,7 @@ impl Controller {
         drv: &Arc<dyn Driver>,
         rec: &mut EndpointRecord,
         old_gateway: Option<String>,
+        again: Rejoin<'_>,
     ) -> Result<()> {
         let Some(sandbox_id) = rec.join.as_ref().map(|j| j.sandbox_id.clone()) else {
             return Err(Error::InvalidParameter("join without a sandbox".into()));
@@ -123,7 +135,10 @@ impl Controller {
                     .filter_map(|e| e.join.as_ref().filter(|j| j.sandbox_id == sandbox_id))
                     .filter_map(|j| j.iface.clone())
                     .collect();
-                let dst = interface::next_name(&ifn.dst_prefix, used.iter().map(String::as_str));
+                let dst = match again.name.filter(|n| !used.iter().any(|u| u == n)) {
+                    Some(name) => name.to_string(),
+                    None => interface::next_name(&ifn.dst_prefix, used.iter().map(String::as_str)),
+                };
                 let mut addrs: Vec<_> = rec.ipv4.iter().chain(rec.ipv6.iter()).copied().collect();
                 for ip in &rec.config.link_local_ips {
                     let len = if ip.is_ipv4() { 16 } else { 64 };
@@ -167,7 +182,8 @@ impl Controller {
             // Undo: the endpoint stops counting for the gateway, the old
             // gateway endpoint gets its role back if this one had taken it,
             // the driver forgets the join.
-            let took_gateway = gateway::current(&self.st(), &sandbox_id).as_deref() == Some(rec.id.as_str());
+            let took_gateway =
+                !again.keep_gateway && gateway::current(&self.st(), &sandbox_id).as_deref() == Some(rec.id.as_str());
             if let Some(j) = rec.join.as_mut() {
                 j.phase = JoinPhase::Leaving;
             }

@@ -8,6 +8,7 @@ mod leave;
 mod repair;
 
 pub(crate) use create::{endpoint_options, release_addresses};
+pub(crate) use join::Rejoin;
 pub(crate) use repair::LostInterfaces;
 
 use crate::model::EndpointRecord;

@@ -10,11 +10,15 @@ use crate::store::Table;
 use crate::{Controller, Result};
 use cnm_driverapi::{LeaveRequest, LostInterface, LostInterfaceListener};
 use std::sync::{Arc, Weak};
+use tokio::sync::oneshot;
 
 /// The listener given to every driver, and the task that repairs what they report.
 pub(crate) struct LostInterfaces {
     tx: tokio::sync::mpsc::UnboundedSender<LostInterface>,
-    rx: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<LostInterface>>>,
+    /// The task's ends: what drivers report, and the end of the controller
+    /// (the sender below goes with it; drivers' copies of `tx` may outlive it).
+    task: std::sync::Mutex<Option<(tokio::sync::mpsc::UnboundedReceiver<LostInterface>, oneshot::Receiver<()>)>>,
+    _alive: oneshot::Sender<()>,
     /// Interfaces put back, by driver.
     pub repaired: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
 }
@@ -22,7 +26,13 @@ pub(crate) struct LostInterfaces {
 impl Default for LostInterfaces {
     fn default() -> Self {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        LostInterfaces { tx, rx: std::sync::Mutex::new(Some(rx)), repaired: Default::default() }
+        let (alive, gone) = oneshot::channel();
+        LostInterfaces {
+            tx,
+            task: std::sync::Mutex::new(Some((rx, gone))),
+            _alive: alive,
+            repaired: Default::default(),
+        }
     }
 }
 
@@ -40,11 +50,18 @@ impl Controller {
     /// Starts (once) repairing the interfaces drivers report lost; the task
     /// ends with the controller.
     pub(crate) fn follow_lost_interfaces(&self) {
-        let rx = self.inner.lost.rx.lock().ok().and_then(|mut r| r.take());
-        let Some(mut rx) = rx else { return };
+        let ends = self.inner.lost.task.lock().ok().and_then(|mut r| r.take());
+        let Some((mut rx, mut gone)) = ends else { return };
         let weak: Weak<crate::controller::Inner> = Arc::downgrade(&self.inner);
         tokio::spawn(async move {
-            while let Some(lost) = rx.recv().await {
+            loop {
+                let lost = tokio::select! {
+                    lost = rx.recv() => match lost {
+                        Some(lost) => lost,
+                        None => return,
+                    },
+                    _ = &mut gone => return,
+                };
                 let Some(inner) = weak.upgrade() else { return };
                 let ctrl = Controller { inner };
                 match ctrl.repair_interface(&lost).await {
@@ -110,7 +127,8 @@ impl Controller {
         if let Some(j) = rec.join.as_mut() {
             j.iface = None;
         }
-        let result = self.join_locked(&net, &drv, &mut rec, old_gateway).await;
+        let again = super::Rejoin { name: Some(&iface), keep_gateway: true };
+        let result = self.join_locked(&net, &drv, &mut rec, old_gateway, again).await;
         if let Some(j) = rec.join.as_mut() {
             // Failed, it stays joined with its interface missing: the next start tries again.
             j.phase = JoinPhase::Joined;

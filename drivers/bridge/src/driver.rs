@@ -311,46 +311,88 @@ struct RepairContext {
 }
 
 /// Puts back a network's bridge (with its gateways, its ports and their
-/// settings) or a gateway address when someone else removes it; ends with the driver.
+/// settings) or a gateway address when someone else removes it, and
+/// reports removed veths; after lost notifications, looks at everything
+/// again. Ends with the driver.
 async fn repair_links(ctx: RepairContext, mut rx: tokio::sync::mpsc::UnboundedReceiver<cnm_osl::watch::Removed>) {
-    use std::sync::atomic::Ordering::Relaxed;
     while let Some(removed) = rx.recv().await {
         let Some(nets) = ctx.networks.upgrade() else { return };
         let nets: Vec<Arc<BridgeNetwork>> = nets.lock().map(|n| n.values().cloned().collect()).unwrap_or_default();
         match removed {
             cnm_osl::watch::Removed::Link { alias, .. } if alias.as_deref() == Some(crate::reaper::REAP_ALIAS) => {}
-            cnm_osl::watch::Removed::Link { name, .. } => {
-                let Some(net) = nets.iter().find(|n| n.bridge == name && n.owned) else {
-                    report_lost_veth(&ctx, &nets, &name);
-                    continue;
-                };
-                // Our own deletions go through the reaper (renamed first), never under the bridge's name.
-                if ctx.reaper.is_pending(&name) {
-                    continue;
-                }
-                match put_back_bridge(&ctx.nl, net).await {
-                    Ok(ports) => {
-                        let n = ctx.repairs.bridges.fetch_add(1, Relaxed) + 1;
-                        tracing::warn!(bridge = %name, ports, repairs = n, "a bridge was removed behind our back: put back");
-                    }
-                    Err(e) => {
-                        tracing::error!(bridge = %name, error = %e, "a bridge was removed and cannot be put back")
-                    }
+            cnm_osl::watch::Removed::Link { name, .. } => match nets.iter().find(|n| n.bridge == name && n.owned) {
+                Some(net) => repair_bridge(&ctx, net).await,
+                None => report_lost_veth(&ctx, &nets, &name),
+            },
+            cnm_osl::watch::Removed::Address { index, address } => {
+                if let Some(net) = nets.iter().find(|n| n.index() == index && wanted_gateways(n).contains(&address)) {
+                    repair_address(&ctx, net, address).await;
                 }
             }
-            cnm_osl::watch::Removed::Address { index, address } => {
-                let Some(net) = nets.iter().find(|n| n.index() == index && wanted_gateways(n).contains(&address))
-                else {
-                    continue;
-                };
-                match ctx.nl.addr_add(index, address).await {
-                    Ok(()) => {
-                        let n = ctx.repairs.addresses.fetch_add(1, Relaxed) + 1;
-                        tracing::warn!(bridge = %net.bridge, %address, repairs = n, "a gateway address was removed behind our back: put back");
-                    }
-                    // Gone with its bridge (being put back, or deleted).
-                    Err(e) => tracing::debug!(bridge = %net.bridge, error = %e, "gateway address not put back"),
+            cnm_osl::watch::Removed::Overrun => {
+                tracing::warn!("link notifications were lost: looking at every bridge and veth again");
+                resync(&ctx, &nets).await;
+            }
+        }
+    }
+}
+
+/// Puts back a network's bridge that someone removed.
+async fn repair_bridge(ctx: &RepairContext, net: &BridgeNetwork) {
+    // Our own deletions go through the reaper, marked first.
+    if ctx.reaper.is_pending(&net.bridge) {
+        return;
+    }
+    match put_back_bridge(&ctx.nl, net).await {
+        Ok(ports) => {
+            let n = ctx.repairs.bridges.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            tracing::warn!(bridge = %net.bridge, ports, repairs = n, "a bridge was removed behind our back: put back");
+        }
+        Err(e) => tracing::error!(bridge = %net.bridge, error = %e, "a bridge was removed and cannot be put back"),
+    }
+}
+
+/// Puts back a gateway address that someone removed from a network's bridge.
+async fn repair_address(ctx: &RepairContext, net: &BridgeNetwork, address: ipnet::IpNet) {
+    match ctx.nl.addr_add(net.index(), address).await {
+        Ok(()) => {
+            let n = ctx.repairs.addresses.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            tracing::warn!(bridge = %net.bridge, %address, repairs = n, "a gateway address was removed behind our back: put back");
+        }
+        // Gone with its bridge (being put back, or deleted).
+        Err(e) => tracing::debug!(bridge = %net.bridge, error = %e, "gateway address not put back"),
+    }
+}
+
+/// After lost notifications: every owned bridge and its gateway addresses
+/// are checked and put back, and every endpoint whose veth is missing is
+/// reported (the controller knows which of them are joined).
+async fn resync(ctx: &RepairContext, nets: &[Arc<BridgeNetwork>]) {
+    for net in nets.iter().filter(|n| n.owned) {
+        match ctx.nl.link_get(&net.bridge).await {
+            Ok(None) => repair_bridge(ctx, net).await,
+            Ok(Some(link)) => {
+                let have: Vec<ipnet::IpNet> = ctx
+                    .nl
+                    .addr_list(Some(link.index))
+                    .await
+                    .map(|a| a.into_iter().map(|a| a.net).collect())
+                    .unwrap_or_default();
+                for gw in wanted_gateways(net).into_iter().filter(|g| !have.contains(g)) {
+                    repair_address(ctx, net, gw).await;
                 }
+            }
+            Err(e) => tracing::warn!(bridge = %net.bridge, error = %e, "cannot look for the bridge"),
+        }
+    }
+    let Some(listener) = ctx.lost.get() else { return };
+    for net in nets {
+        let eids: Vec<String> = net.endpoints.lock().map(|e| e.keys().cloned().collect()).unwrap_or_default();
+        for eid in eids {
+            let host = host_name(&eid);
+            if !ctx.reaper.is_pending(&host) && matches!(ctx.nl.link_get(&host).await, Ok(None)) {
+                // Not joined, or joined and lost: the controller tells which.
+                listener(cnm_driverapi::LostInterface { network_id: net.id.clone(), endpoint_id: eid });
             }
         }
     }
