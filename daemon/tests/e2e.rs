@@ -496,3 +496,36 @@ async fn tls_api_serves_only_clients_with_a_certificate() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// Drift repair through the daemon: a sandbox's veth deleted on the host
+/// behind cnmd's back is put back (the sandbox answers again) and
+/// `cnmctl info` counts it, beside the other kinds of repair.
+#[tokio::test]
+async fn a_removed_veth_is_put_back_and_counted_in_info() {
+    let Some(d) = Daemon::start("a_removed_veth_is_put_back_and_counted_in_info").await else { return };
+    d.ok(&["network", "create", "--subnet", "10.231.29.0/24", "n1"]);
+    for sb in ["a", "b"] {
+        d.ok(&["sandbox", "create", sb]);
+        d.ok(&["network", "connect", "n1", sb]);
+    }
+    let ip_a = d.ip("a", "n1");
+    assert!(d.pings("b", &ip_a).await);
+    let v: serde_json::Value = serde_json::from_str(&d.ok(&["sandbox", "inspect", "a"])).unwrap();
+    let eid = v[0]["Networks"]["n1"]["EndpointID"].as_str().expect("an endpoint id").to_string();
+    let veth = d.host.nl.link_get(&format!("veth{}", &eid[..11])).await.unwrap().expect("a's veth");
+    d.host.nl.link_del(veth.index).await.unwrap();
+
+    let counted = |info: &str| info.lines().any(|l| l == "Repaired (bridge: container interface):\t1");
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    let mut info = d.ok(&["info"]);
+    while !counted(&info) {
+        assert!(std::time::Instant::now() < end, "no repair counted:\n{info}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        info = d.ok(&["info"]);
+    }
+    assert!(info.contains("Repaired (bridge: bridge):\t0"), "{info}");
+    assert!(d.pings("b", &ip_a).await, "a answers again");
+    assert_eq!(d.ip("a", "n1"), ip_a, "with its address");
+    d.ok(&["sandbox", "rm", "a", "b"]);
+    d.ok(&["network", "rm", "n1"]);
+}
