@@ -44,6 +44,12 @@ pub enum Removed {
 /// Follows removals of links and addresses in `ns`; the channel ends when
 /// the receiver is dropped (at the next notification) or the socket fails.
 pub async fn removals(ns: &Namespace) -> Result<tokio::sync::mpsc::UnboundedReceiver<Removed>> {
+    removals_with_buffer(ns, NOTIFICATION_BUFFER).await
+}
+
+/// [`removals`] with a receive buffer of `bytes` asked for (the kernel's
+/// minimum when smaller; a test of lost notifications asks for none).
+pub async fn removals_with_buffer(ns: &Namespace, bytes: i32) -> Result<tokio::sync::mpsc::UnboundedReceiver<Removed>> {
     let fd = ns.run(crate::netlink::open_socket).await??;
     // SAFETY: `fd` is an open netlink socket that we own; TokioSocket takes it over.
     let mut socket = unsafe { TokioSocket::from_raw_fd(fd.into_raw_fd()) };
@@ -55,7 +61,7 @@ pub async fn removals(ns: &Namespace) -> Result<tokio::sync::mpsc::UnboundedRece
     // an overflow is still reported, as `Removed::Overrun`.
     socket
         .socket_mut()
-        .set_rx_buf_sz(NOTIFICATION_BUFFER)
+        .set_rx_buf_sz(bytes)
         .map_err(|e| crate::Error::io("size the netlink notification buffer", "", e))?;
     let (connection, handle, mut messages) = rtnetlink::from_socket(socket);
     tokio::spawn(connection);

@@ -426,3 +426,41 @@ async fn wait_interface_repairs(ctrl: &cnm::Controller, n: u64) {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// Lost notifications are not silent: removals that overflow the watch's
+/// socket buffer (here as small as the kernel allows, and a burst of 200
+/// link deletions in one request) are reported as an overrun, after which
+/// the owner looks at everything again (the bridge driver does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_removal_notifications_are_reported_as_an_overrun() {
+    use cnm::osl::watch::Removed;
+    let Some(h) = TestHost::new("lost_removal_notifications_are_reported_as_an_overrun").await else { return };
+    let mut rx = cnm::osl::watch::removals_with_buffer(&h.ns, 0).await.unwrap();
+    const GROUP: u32 = 0x6f76; // "ov"
+    for i in 0..100 {
+        let (name, peer) = (format!("ov{i}a"), format!("ov{i}b"));
+        let spec = cnm::osl::VethSpec {
+            name: &name,
+            peer_name: &peer,
+            peer_namespace: None,
+            mtu: None,
+            peer_mac: None,
+            controller: None,
+            up: false,
+        };
+        let link = h.nl.link_create_veth(&spec).await.unwrap();
+        h.nl.link_retire_to_group(link.index, "overrun", GROUP).await.unwrap();
+    }
+    h.nl.link_del_group(GROUP).await.unwrap();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut seen = 0;
+    loop {
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        match tokio::time::timeout(left, rx.recv()).await {
+            Ok(Some(Removed::Overrun)) => break,
+            Ok(Some(_)) => seen += 1,
+            Ok(None) | Err(_) => panic!("no overrun reported ({seen} removals seen of 200)"),
+        }
+    }
+    assert!(seen < 200, "every removal arrived and an overrun too");
+}
