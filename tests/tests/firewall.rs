@@ -347,7 +347,7 @@ async fn a_bridge_or_gateway_removed_behind_our_back_is_put_back() {
 /// again with the same address and routes: the published port answers the
 /// outside host again (DNAT, default route back), the containers ping each
 /// other, the interface keeps its name; each repair is counted once, and
-/// ordinary leaves count none.
+/// ordinary leaves and deletes count none.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_container_veth_removed_behind_our_back_is_put_back() {
     let Some(h) = TestHost::new("a_container_veth_removed_behind_our_back_is_put_back").await else { return };
@@ -411,11 +411,27 @@ async fn a_container_veth_removed_behind_our_back_is_put_back() {
     assert!(inside.link_get("eth0").await.unwrap().is_none(), "not renamed eth0");
     assert_ping(&other.namespace().unwrap(), "10.231.87.1".parse().unwrap()).await;
 
-    // Ordinary leaves and deletes are not drift.
+    // Ordinary leaves and deletes are not drift. Once the driver's
+    // background deletions are done, one more removal behind our back is
+    // the sentinel: reports are handled in order, so when it is counted
+    // every removal before it was looked at.
     cnm_tests::remove_all(&ctrl).await;
-    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while h.nl.link_list().await.unwrap().iter().any(|l| l.alias.as_deref() == Some("cnm:deleting")) {
+        assert!(std::time::Instant::now() < end, "links still being deleted");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let net = ctrl
+        .new_network("bridge", "sentinel", NetworkConfig::default().with_subnet("10.231.88.0/24".parse().unwrap()))
+        .await
+        .unwrap();
+    let (_sentinel, _) = container(&ctrl, &net, "sentinel").await;
+    let veth = h.nl.link_list().await.unwrap().into_iter().find(|l| l.name.starts_with("veth")).expect("a veth");
+    h.nl.link_del(veth.index).await.unwrap();
+    wait_interface_repairs(&ctrl, 4).await;
     let counted: Vec<_> = ctrl.repairs().into_iter().filter(|(_, w, _)| w == "container interface").collect();
-    assert_eq!(counted, vec![("bridge".to_string(), "container interface".to_string(), 3)]);
+    assert_eq!(counted, vec![("bridge".to_string(), "container interface".to_string(), 4)]);
+    cnm_tests::remove_all(&ctrl).await;
 }
 
 /// Waits (at most 5 s) until the controller counts `n` repaired interfaces.

@@ -411,6 +411,16 @@ fn report_lost_veth(ctx: &RepairContext, nets: &[Arc<BridgeNetwork>], name: &str
     }
 }
 
+/// The bridge port settings of an endpoint's veth, `None` where the
+/// kernel's default stays: isolated when ICC is off (ports of the bridge
+/// cannot reach each other at layer 2), hairpin once its ports are
+/// published (as publishing sets it).
+fn port_flags(net: &BridgeNetwork, endpoint_id: &str) -> (Option<bool>, Option<bool>) {
+    let isolated = (!net.config.enable_icc).then_some(true);
+    let hairpin = net.published.lock().is_ok_and(|p| p.contains_key(endpoint_id)).then_some(true);
+    (isolated, hairpin)
+}
+
 /// The gateway addresses the network's bridge carries.
 fn wanted_gateways(net: &BridgeNetwork) -> Vec<ipnet::IpNet> {
     net.gateways.iter().filter(|g| !(g.addr().is_ipv4() && net.config.inhibit_ipv4)).copied().collect()
@@ -437,8 +447,7 @@ async fn put_back_bridge(nl: &Netlink, net: &BridgeNetwork) -> Result<usize, Err
         nl.link_set_controller(link.index, index)
             .await
             .map_err(|e| Error::os(format!("put {host} back on {}", net.bridge), e))?;
-        let isolated = (!net.config.enable_icc).then_some(true);
-        let hairpin = net.published.lock().is_ok_and(|p| p.contains_key(&eid)).then_some(true);
+        let (isolated, hairpin) = port_flags(net, &eid);
         if isolated.is_some() || hairpin.is_some() {
             let _ = nl.link_set_bridge_port(link.index, isolated, hairpin).await;
         }
@@ -619,10 +628,8 @@ impl Driver for BridgeDriver {
             create_veth(&self.nl, &net, &req.endpoint_id, ep.mac.map(|m| m.octets()), &req.sandbox_key, &self.reaper)
                 .await?;
         cnm_driverapi::kill::point("bridge.join.veth");
-        // ICC off: ports of this bridge cannot reach each other at layer 2.
-        let isolated = (!net.config.enable_icc).then_some(true);
-        // Ports already published (a join again after a repair): hairpin as publishing sets it.
-        let hairpin = net.published.lock().is_ok_and(|p| p.contains_key(&req.endpoint_id)).then_some(true);
+        // Ports already published: a join again after a repair.
+        let (isolated, hairpin) = port_flags(&net, &req.endpoint_id);
         if isolated.is_some() || hairpin.is_some() {
             let host = host_name(&req.endpoint_id);
             let port = async {
