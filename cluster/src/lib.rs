@@ -13,9 +13,12 @@
 //! /24s, or the pools users give) in etcd, so two hosts never hand out the
 //! same pool or address; other spaces go to the local IPAM it wraps.
 //!
-//! Everything is behind the `etcd` feature: the etcd client's build needs
-//! `protoc` (Debian's `protobuf-compiler`), which a single host does not.
+//! Everything is behind the `etcd` feature (a single host needs none of
+//! it); the etcd client is this crate's own ([`etcd`]: hand-written
+//! messages over tonic), so the build needs cargo alone.
 
+#[cfg(feature = "etcd")]
+pub mod etcd;
 #[cfg(feature = "etcd")]
 mod ipam;
 #[cfg(feature = "etcd")]

@@ -1,6 +1,7 @@
 //! One daemon's session with the cluster store: keys, leases, watches.
 
-use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp, WatchOptions};
+use crate::etcd::proto::{CompareResult, EventType, TxnRequest, WatchCreateRequest};
+use crate::etcd::{Etcd, EtcdError, compare_created, op_put, prefix_end};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +21,7 @@ pub enum Error {
         op: String,
         /// etcd's error.
         #[source]
-        source: etcd_client::Error,
+        source: EtcdError,
     },
     /// A request could not complete before its deadline.
     #[error("cluster store ({endpoints}): {op}: no answer within {millis} ms")]
@@ -92,7 +93,7 @@ pub struct Cluster {
 
 struct Inner {
     config: ClusterConfig,
-    client: Client,
+    client: Etcd,
     /// This host's lease (0 until granted, and while a lost one is granted again).
     lease: tokio::sync::watch::Sender<i64>,
     /// Whether the last request reached etcd.
@@ -110,11 +111,7 @@ impl Cluster {
     /// retried on use), grants this host's lease when it can and keeps it
     /// renewed in the background.
     pub async fn connect(config: ClusterConfig) -> Result<Cluster> {
-        let opts = ConnectOptions::new()
-            .with_connect_timeout(config.timeout)
-            .with_timeout(config.timeout)
-            .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2));
-        let client = Client::connect(config.endpoints.clone(), Some(opts)).await.map_err(|source| Error::Etcd {
+        let client = Etcd::new(&config.endpoints, config.timeout).map_err(|source| Error::Etcd {
             endpoints: config.endpoints.join(","),
             op: "connect".into(),
             source,
@@ -153,7 +150,7 @@ impl Cluster {
 
     async fn run<T, F>(&self, op: impl Fn() -> String, fut: F) -> Result<T>
     where
-        F: std::future::Future<Output = std::result::Result<T, etcd_client::Error>>,
+        F: std::future::Future<Output = std::result::Result<T, EtcdError>>,
     {
         let endpoints = || self.inner.config.endpoints.join(",");
         let out = match tokio::time::timeout(self.inner.config.timeout, fut).await {
@@ -173,33 +170,45 @@ impl Cluster {
     async fn keep_lease(&self) {
         let ttl = self.inner.config.lease_ttl.as_secs().max(2) as i64;
         loop {
-            let mut c = self.inner.client.clone();
-            let granted = self.run(|| "grant lease".into(), c.lease_grant(ttl, None)).await;
-            let Ok(granted) = granted else {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
+            let c = &self.inner.client;
+            let granted = self.run(|| "grant lease".into(), c.lease_grant(ttl)).await;
+            let granted = match granted {
+                Ok(g) if g.id != 0 => g.id,
+                Ok(g) => {
+                    tracing::warn!(error = g.error, "cluster store granted no lease");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
             };
-            self.inner.lease.send_replace(granted.id());
-            let Ok((mut keeper, mut answers)) =
-                self.run(|| "keep lease".into(), c.lease_keep_alive(granted.id())).await
-            else {
+            self.inner.lease.send_replace(granted);
+            let Ok((keeper, mut answers)) = self.run(|| "keep lease".into(), c.lease_keep_alive(granted)).await else {
+                self.lease_lost();
                 continue;
             };
             loop {
-                tokio::time::sleep(Duration::from_secs((ttl as u64 / 3).max(1))).await;
-                if keeper.keep_alive().await.is_err() {
-                    break;
-                }
                 match tokio::time::timeout(self.inner.config.timeout, answers.message()).await {
-                    Ok(Ok(Some(a))) if a.ttl() > 0 => self.inner.reachable.store(true, Ordering::Relaxed),
+                    Ok(Ok(Some(a))) if a.ttl > 0 => self.inner.reachable.store(true, Ordering::Relaxed),
                     _ => break,
                 }
+                tokio::time::sleep(Duration::from_secs((ttl as u64 / 3).max(1))).await;
+                let renewal = crate::etcd::proto::LeaseKeepAliveRequest { id: granted };
+                if keeper.send(renewal).await.is_err() {
+                    break;
+                }
             }
-            self.inner.reachable.store(false, Ordering::Relaxed);
-            // Keys must not be put on a lease that may have expired: callers wait for the new one.
-            self.inner.lease.send_replace(0);
-            tracing::warn!("cluster store lease lost; granting a new one");
+            self.lease_lost();
         }
+    }
+
+    fn lease_lost(&self) {
+        self.inner.reachable.store(false, Ordering::Relaxed);
+        // Keys must not be put on a lease that may have expired: callers wait for the new one.
+        self.inner.lease.send_replace(0);
+        tracing::warn!("cluster store lease lost; granting a new one");
     }
 
     /// This host's lease id, waiting (bounded by the deadline) until one is granted.
@@ -217,82 +226,81 @@ impl Cluster {
 
     /// Creates `key` with `value` only if it does not exist; returns whether it was created.
     pub async fn create(&self, key: &str, value: &[u8]) -> Result<bool> {
-        self.create_with(key, value, None).await
+        self.create_with(key, value, 0).await
     }
 
     /// Creates `key` only if it does not exist and `parent` does (one
     /// transaction); returns whether it was created.
     pub async fn create_under(&self, key: &str, value: &[u8], parent: &str) -> Result<bool> {
         let (k, p) = (self.key(key), self.key(parent));
-        let txn = Txn::new()
-            .when(vec![
-                Compare::create_revision(k.clone(), CompareOp::Equal, 0),
-                Compare::create_revision(p, CompareOp::Greater, 0),
-            ])
-            .and_then(vec![TxnOp::put(k.clone(), value.to_vec(), None)]);
-        let mut c = self.inner.client.clone();
-        Ok(self.run(|| format!("create {k}"), c.txn(txn)).await?.succeeded())
+        let txn = TxnRequest {
+            compare: vec![
+                compare_created(k.clone().into_bytes(), CompareResult::Equal, 0),
+                compare_created(p.into_bytes(), CompareResult::Greater, 0),
+            ],
+            success: vec![op_put(k.clone().into_bytes(), value.to_vec(), 0)],
+            failure: vec![],
+        };
+        Ok(self.run(|| format!("create {k}"), self.inner.client.txn(txn)).await?.succeeded)
     }
 
     /// [`Cluster::create`] with the key attached to this host's lease.
     pub async fn create_leased(&self, key: &str, value: &[u8]) -> Result<bool> {
         let lease = self.lease().await?;
-        self.create_with(key, value, Some(PutOptions::new().with_lease(lease))).await
+        self.create_with(key, value, lease).await
     }
 
-    async fn create_with(&self, key: &str, value: &[u8], opts: Option<PutOptions>) -> Result<bool> {
+    /// Creates `key` on `lease` (0: none) if it does not exist.
+    async fn create_with(&self, key: &str, value: &[u8], lease: i64) -> Result<bool> {
         let k = self.key(key);
-        let txn = Txn::new()
-            .when(vec![Compare::create_revision(k.clone(), CompareOp::Equal, 0)])
-            .and_then(vec![TxnOp::put(k.clone(), value.to_vec(), opts)]);
-        let mut c = self.inner.client.clone();
-        Ok(self.run(|| format!("create {k}"), c.txn(txn)).await?.succeeded())
+        let txn = TxnRequest {
+            compare: vec![compare_created(k.clone().into_bytes(), CompareResult::Equal, 0)],
+            success: vec![op_put(k.clone().into_bytes(), value.to_vec(), lease)],
+            failure: vec![],
+        };
+        Ok(self.run(|| format!("create {k}"), self.inner.client.txn(txn)).await?.succeeded)
     }
 
     /// Sets `key` (attached to this host's lease).
     pub async fn put_leased(&self, key: &str, value: &[u8]) -> Result<()> {
         let lease = self.lease().await?;
         let k = self.key(key);
-        let mut c = self.inner.client.clone();
-        self.run(|| format!("put {k}"), c.put(k.clone(), value.to_vec(), Some(PutOptions::new().with_lease(lease))))
-            .await
-            .map(|_| ())
+        let put = self.inner.client.put(k.clone().into_bytes(), value.to_vec(), lease);
+        self.run(|| format!("put {k}"), put).await.map(|_| ())
     }
 
     /// Deletes `key` (absent is fine).
     pub async fn delete(&self, key: &str) -> Result<()> {
         let k = self.key(key);
-        let mut c = self.inner.client.clone();
-        self.run(|| format!("delete {k}"), c.delete(k.clone(), None)).await.map(|_| ())
+        let delete = self.inner.client.delete(k.clone().into_bytes(), vec![]);
+        self.run(|| format!("delete {k}"), delete).await.map(|_| ())
     }
 
     /// Deletes every key under `prefix`.
     pub async fn delete_prefix(&self, prefix: &str) -> Result<()> {
         let k = self.key(prefix);
-        let mut c = self.inner.client.clone();
-        let opts = etcd_client::DeleteOptions::new().with_prefix();
-        self.run(|| format!("delete {k}*"), c.delete(k.clone(), Some(opts))).await.map(|_| ())
+        let delete = self.inner.client.delete(k.clone().into_bytes(), prefix_end(k.as_bytes()));
+        self.run(|| format!("delete {k}*"), delete).await.map(|_| ())
     }
 
     /// The value of `key`, if it exists.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let k = self.key(key);
-        let mut c = self.inner.client.clone();
-        let resp = self.run(|| format!("get {k}"), c.get(k.clone(), None)).await?;
-        Ok(resp.kvs().first().map(|kv| kv.value().to_vec()))
+        let resp = self.run(|| format!("get {k}"), self.inner.client.range(k.clone().into_bytes(), vec![])).await?;
+        Ok(resp.kvs.into_iter().next().map(|kv| kv.value))
     }
 
     /// Every key under `prefix` (relative to the cluster's prefix) and the store's revision.
     pub async fn list(&self, prefix: &str) -> Result<(Vec<(String, Vec<u8>)>, i64)> {
         let k = self.key(prefix);
-        let mut c = self.inner.client.clone();
-        let resp = self.run(|| format!("list {k}*"), c.get(k.clone(), Some(GetOptions::new().with_prefix()))).await?;
-        let rev = resp.header().map_or(0, |h| h.revision());
+        let range = self.inner.client.range(k.clone().into_bytes(), prefix_end(k.as_bytes()));
+        let resp = self.run(|| format!("list {k}*"), range).await?;
+        let rev = resp.header.as_ref().map_or(0, |h| h.revision);
         let base = self.inner.config.prefix.len() + 1;
         let kvs = resp
-            .kvs()
-            .iter()
-            .filter_map(|kv| Some((kv.key_str().ok()?.get(base..)?.to_string(), kv.value().to_vec())))
+            .kvs
+            .into_iter()
+            .filter_map(|kv| Some((std::str::from_utf8(&kv.key).ok()?.get(base..)?.to_string(), kv.value)))
             .collect();
         Ok((kvs, rev))
     }
@@ -327,35 +335,37 @@ impl Cluster {
                     }
                 },
             };
-            let mut c = self.inner.client.clone();
-            let opts = WatchOptions::new().with_prefix().with_start_revision(start);
-            let stream = match self.run(|| format!("watch {prefix}"), c.watch(self.key(&prefix), Some(opts))).await {
-                Ok(s) => s,
-                Err(_) => {
-                    resume = None;
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue;
-                }
-            };
-            let (_sender, mut answers) = stream.split();
+            let key = self.key(&prefix).into_bytes();
+            let create = WatchCreateRequest { range_end: prefix_end(&key), key, start_revision: start };
+            let (_sender, mut answers) =
+                match self.run(|| format!("watch {prefix}"), self.inner.client.watch(create)).await {
+                    Ok(s) => s,
+                    Err(_) => {
+                        resume = None;
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
+                };
             let mut last = start - 1;
             loop {
                 match answers.message().await {
                     Ok(Some(resp)) => {
-                        if resp.canceled() {
+                        if resp.canceled {
                             // Compacted past our revision: list everything again.
                             resume = None;
                             break;
                         }
-                        for ev in resp.events() {
-                            let Some(kv) = ev.kv() else { continue };
-                            last = last.max(kv.mod_revision());
-                            let Some(key) = kv.key_str().ok().and_then(|k| k.get(base..)).map(str::to_string) else {
+                        for ev in resp.events {
+                            let Some(kv) = ev.kv else { continue };
+                            last = last.max(kv.mod_revision);
+                            let Some(key) = std::str::from_utf8(&kv.key).ok().and_then(|k| k.get(base..)) else {
                                 continue;
                             };
-                            let event = match ev.event_type() {
-                                etcd_client::EventType::Put => Event::Put(key, kv.value().to_vec()),
-                                etcd_client::EventType::Delete => Event::Delete(key),
+                            let key = key.to_string();
+                            let event = match EventType::try_from(ev.r#type) {
+                                Ok(EventType::Put) => Event::Put(key, kv.value),
+                                Ok(EventType::Delete) => Event::Delete(key),
+                                Err(_) => continue,
                             };
                             if tx.send(event).await.is_err() {
                                 return;

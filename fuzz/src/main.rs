@@ -1,7 +1,9 @@
 //! `cnm-fuzz TARGET [FILE…]`: feeds each file (or standard input) to a
-//! fuzz target once — a panic is a finding. Built with feature `afl` and
-//! AFL++'s instrumentation (`fuzz/run`), it runs under `afl-fuzz` in
-//! persistent mode instead, one input from standard input per round.
+//! fuzz target once — a panic is a finding. Built by `fuzz/run` (with
+//! `--cfg cnm_afl`, AFL++'s instrumentation and its runtime linked in), it
+//! runs under `afl-fuzz` in persistent mode instead, one input from
+//! standard input per round. The cfg is not a Cargo feature on purpose:
+//! `--all-features` must build without AFL++'s runtime.
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -13,7 +15,7 @@ fn main() -> ExitCode {
         eprintln!("usage: cnm-fuzz TARGET [FILE…]; targets: {}", names.join(", "));
         return ExitCode::from(2);
     };
-    #[cfg(feature = "afl")]
+    #[cfg(cnm_afl)]
     if args.len() == 1 {
         afl::fuzz(target);
         return ExitCode::SUCCESS;
@@ -39,7 +41,7 @@ fn main() -> ExitCode {
 }
 
 /// The AFL++ runtime's persistent mode (`afl-compiler-rt.o`, linked by `fuzz/run`).
-#[cfg(feature = "afl")]
+#[cfg(cnm_afl)]
 mod afl {
     use std::io::Read;
 

@@ -9,6 +9,7 @@
 mod address;
 mod error;
 pub mod firewall;
+pub mod kernel;
 mod link;
 mod namespace;
 mod neighbour;

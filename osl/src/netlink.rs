@@ -53,6 +53,19 @@ impl Netlink {
         Ok((ns, nl))
     }
 
+    /// A netlink handle in a new, unnamed namespace of its own (for probes):
+    /// nothing mounts it, so the namespace and everything made in it are
+    /// gone once the handle and its clones are dropped.
+    pub async fn scratch(deadline: Duration) -> Result<Self> {
+        let (ns, fd) = crate::namespace::in_thread(|| -> Result<(Namespace, OwnedFd)> {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| Error::io("unshare network namespace", "/proc/thread-self/ns/net", e.into()))?;
+            Ok((Namespace::current()?, open_socket()?))
+        })
+        .await??;
+        Self::from_fd(fd, ns, deadline)
+    }
+
     fn from_fd(fd: OwnedFd, namespace: Namespace, deadline: Duration) -> Result<Self> {
         // SAFETY: `fd` is an open netlink socket that we own; TokioSocket takes it over.
         let mut socket = unsafe { TokioSocket::from_raw_fd(fd.into_raw_fd()) };

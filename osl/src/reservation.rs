@@ -1,6 +1,7 @@
 //! Host ports held while they are published: a bound (not listening) socket
-//! per port, so no other program can take the port. Dropping the
-//! reservation releases the port.
+//! per port, so no other program can take the port (and, rootless with a
+//! way out, the same port forwarded from the real host's: see
+//! [`crate::userns::WayOut`]). Dropping the reservation releases the port.
 
 use crate::firewall::Proto;
 use crate::{Error, Namespace, Result};
@@ -13,6 +14,9 @@ pub struct PortReservation {
     /// The bound socket; `None` when the kernel has no socket type for the
     /// protocol (SCTP without its module): the port is then not reserved.
     _socket: Option<OwnedFd>,
+    /// The same port forwarded from the real host's, when this process is
+    /// rootless with a way out ([`crate::userns::forward`]).
+    _forward: Option<crate::userns::Forward>,
 }
 
 /// What to reserve: a protocol, a host address (unspecified: every address) and a port.
@@ -94,6 +98,26 @@ fn bind_one(req: PortRequest) -> std::io::Result<Option<OwnedFd>> {
     Ok(Some(sock))
 }
 
+/// Reserves `req` in the calling thread's namespace and, rootless with a
+/// way out, forwards it from the real host's: TCP and UDP ports published
+/// on every IPv4 address (the forward takes the port on the host's every
+/// address; ports published on one address stay in the rootless namespace).
+fn reserve(req: PortRequest) -> std::io::Result<PortReservation> {
+    let socket = bind_one(req)?;
+    let proto = match req.proto {
+        Proto::Tcp => Some("tcp"),
+        Proto::Udp => Some("udp"),
+        Proto::Sctp => None,
+    };
+    let forward = match (proto, req.ip) {
+        (Some(proto), IpAddr::V4(v4)) if v4.is_unspecified() => {
+            crate::userns::forward(proto, req.ip, req.port).transpose()?
+        }
+        _ => None,
+    };
+    Ok(PortReservation { _socket: socket, _forward: forward })
+}
+
 /// Runs `f` with a port binder for namespace `ns`, on one thread inside it:
 /// `f` may try ports one after another (choosing from a range) without a
 /// thread per attempt.
@@ -102,7 +126,7 @@ where
     T: Send + 'static,
     F: FnOnce(&dyn Fn(PortRequest) -> std::io::Result<PortReservation>) -> T + Send + 'static,
 {
-    ns.run(move || f(&|r| bind_one(r).map(|s| PortReservation { _socket: s }))).await
+    ns.run(move || f(&reserve)).await
 }
 
 /// The kernel's ephemeral port range (`net.ipv4.ip_local_port_range`) of namespace `ns`.

@@ -19,7 +19,7 @@ pub fn required() -> bool {
 }
 
 /// Skips `test` loudly with `why`, or panics with it where a skip is a failure.
-fn skip(test: &str, why: &str) -> bool {
+pub(crate) fn skip(test: &str, why: &str) -> bool {
     assert!(!required(), "{test}: {why}, and CI requires it");
     // Straight to the process's stderr: libtest captures `eprintln!` of
     // passing tests, and a skip must be seen.
@@ -126,6 +126,13 @@ impl TestHost {
         let nl = Netlink::connect(&ns, cnm::osl::DEFAULT_DEADLINE).await.expect("netlink in scratch host");
         let lo = nl.link_get("lo").await.expect("find lo").expect("lo exists");
         nl.link_set_up(lo.index).await.expect("bring lo up");
+        // A new namespace inherits IPv4 forwarding from the machine's (on
+        // for any host running Docker or routing): start from a fresh
+        // kernel's value, so that what a test asserts does not depend on
+        // the machine it runs on.
+        for key in ["net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"] {
+            ns.sysctl_set(key, "0").await.unwrap_or_else(|e| panic!("set {key} in the scratch host: {e}"));
+        }
         std::fs::write(
             dir.path().join("resolv.conf"),
             "nameserver 127.0.0.53\nnameserver 10.255.0.53\nsearch example.test\n",
@@ -498,6 +505,7 @@ pub async fn can_bind_tcp(ns: &Namespace, addr: std::net::SocketAddr) -> bool {
 
 pub mod dns;
 pub mod dockerd;
+pub mod kernel;
 
 pub mod traces;
 

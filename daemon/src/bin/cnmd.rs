@@ -14,17 +14,58 @@ use tokio::signal::unix::{SignalKind, signal};
 fn main() {
     let flags = Flags::parse();
     raise_open_files_limit();
+    // Before the runtime starts: only a single-threaded process may enter a user namespace.
+    if let Err(e) = enter_rootless(&flags) {
+        eprintln!("cnmd: {}", cnmd::errors::report(e.as_ref()));
+        std::process::exit(1);
+    }
     if let Err(e) = run(flags) {
         eprintln!("cnmd: {}", cnmd::errors::report(e.as_ref()));
         std::process::exit(1);
     }
 }
 
+/// Not root: `--rootless` enters a user namespace of cnmd's own (with
+/// slirp4netns as the way out when it is installed); without it, cnmd says
+/// in one line what to do instead of failing on its first privileged step.
+fn enter_rootless(flags: &Flags) -> anyhow::Result<()> {
+    if cnm::rootless::is_root() {
+        return Ok(());
+    }
+    if !flags.rootless {
+        anyhow::bail!(
+            "cnmd needs root (uid {} is not): run it as root, or with --rootless for a user namespace of its own",
+            nix::unistd::getuid()
+        );
+    }
+    let (way_out, why_none) = match cnm::rootless::available_way_out() {
+        Ok(w) => (w, None),
+        Err(why) => (cnm::rootless::WayOut::None, Some(why)),
+    };
+    let userns = cnm::rootless::enter_with(way_out).context("enter a user namespace (--rootless)")?;
+    ROOTLESS.set((userns.outer_uid, way_out, why_none)).ok();
+    Ok(())
+}
+
+/// Who `--rootless` runs as outside its user namespace, its way out, and
+/// why it has none (logged once logging is up).
+static ROOTLESS: std::sync::OnceLock<(u32, cnm::rootless::WayOut, Option<String>)> = std::sync::OnceLock::new();
+
 #[tokio::main]
 async fn run(flags: Flags) -> anyhow::Result<()> {
     let cfg = DaemonConfig::load(&flags)?;
     cnmd::logging::init(&cfg.log_level, cfg.log_format)?;
     tracing::info!(version = cnmd::VERSION, data_root = %cfg.data_root.display(), exec_root = %cfg.exec_root.display(), "starting");
+    match ROOTLESS.get() {
+        Some((uid, _, Some(why))) => {
+            tracing::warn!(
+                uid,
+                "rootless without a way out: sandboxes reach only each other and the host cannot reach published ports ({why})"
+            )
+        }
+        Some((uid, way_out, None)) => tracing::info!(uid, ?way_out, "rootless"),
+        None => {}
+    }
 
     let tls = if flags.tlsverify {
         let need = |f: &Option<std::path::PathBuf>, name: &str| {

@@ -53,6 +53,11 @@ pub struct Flags {
     /// Listen on tcp:// addresses without TLS: anyone who can connect controls the host's networking
     #[arg(long)]
     pub insecure_tcp: bool,
+    /// Not root: run in a user namespace of cnmd's own (its networks are private to it; slirp4netns,
+    /// when installed, gives them a way out and forwards published ports from the host)
+    /// [data root ~/.local/share/cnm, exec root $XDG_RUNTIME_DIR/cnm or /tmp/cnm-UID]
+    #[arg(long)]
+    pub rootless: bool,
     /// Serve tcp:// addresses over TLS and accept only clients with a certificate signed by --tlscacert
     #[arg(long)]
     pub tlsverify: bool,

@@ -109,6 +109,20 @@ pub struct DaemonConfig {
     pub host_resolv_conf: PathBuf,
 }
 
+/// The default roots of a rootless daemon: `$XDG_DATA_HOME/cnm` (or
+/// `~/.local/share/cnm`) and `$XDG_RUNTIME_DIR/cnm` (or `/tmp/cnm-UID`).
+fn rootless_roots() -> (PathBuf, PathBuf) {
+    let env_dir = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    // Who runs cnmd outside its user namespace (it is uid 0 inside).
+    let uid = cnm::rootless::entered().map_or_else(|| nix::unistd::getuid().as_raw(), |u| u.outer_uid);
+    let data = env_dir("XDG_DATA_HOME")
+        .or_else(|| env_dir("HOME").map(|h| h.join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from(format!("/tmp/cnm-{uid}")))
+        .join("cnm");
+    let exec = env_dir("XDG_RUNTIME_DIR").map_or_else(|| PathBuf::from(format!("/tmp/cnm-{uid}")), |d| d.join("cnm"));
+    (data, exec)
+}
+
 impl DaemonConfig {
     /// Reads the config file (`--config`, or [`DEFAULT_CONFIG`] if present)
     /// and applies the flags over it.
@@ -123,8 +137,10 @@ impl DaemonConfig {
 
     /// Flags over file over defaults.
     pub fn resolve(flags: &flags::Flags, file: file::ConfigFile) -> Result<DaemonConfig, ConfigError> {
-        let data_root = flags.data_root.clone().or(file.data_root).unwrap_or_else(|| DEFAULT_DATA_ROOT.into());
-        let exec_root = flags.exec_root.clone().or(file.exec_root).unwrap_or_else(|| DEFAULT_EXEC_ROOT.into());
+        let (default_data, default_exec) =
+            if flags.rootless { rootless_roots() } else { (DEFAULT_DATA_ROOT.into(), DEFAULT_EXEC_ROOT.into()) };
+        let data_root = flags.data_root.clone().or(file.data_root).unwrap_or(default_data);
+        let exec_root = flags.exec_root.clone().or(file.exec_root).unwrap_or(default_exec);
         let host_strings = if !flags.hosts.is_empty() { flags.hosts.clone() } else { file.hosts };
         let hosts = if host_strings.is_empty() {
             vec![ListenAddr::Unix(exec_root.join(SOCKET_NAME))]

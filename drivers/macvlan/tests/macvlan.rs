@@ -1,12 +1,16 @@
 //! The macvlan driver on a scratch host whose `uplink` veth (the parent)
 //! leads to an "outside" namespace on the same segment (10.250.0.2/24):
 //! sandboxes reach each other and the outside by packets, modes and
-//! internal networks behave as Docker's, and what this kernel lacks (802.1q
-//! and dummy links) is refused with an error that names it.
+//! internal networks behave as Docker's. 802.1q and dummy parents are
+//! probed: where the kernel has them, their networks carry packets (VLAN
+//! tags kept apart) and their links go with the network; where it does
+//! not, the error names the module. `in_the_second_kernel` runs those
+//! tests again in Debian's stock kernel, which has both.
 
 use cnm::osl::{Namespace, Netlink};
 use cnm::{Controller, EndpointConfig, IpamConfig, JoinOptions, NetworkConfig, Sandbox, SandboxConfig};
 use cnm_driver_macvlan::MacvlanDriver;
+use cnm_tests::kernel::{self, Feature};
 use cnm_tests::{OUTSIDE, TestHost, assert_no_ping, assert_ping};
 use std::net::IpAddr;
 
@@ -94,19 +98,17 @@ async fn private_mode_and_internal_networks() {
     net.delete().await.unwrap();
 }
 
-/// What this kernel lacks is named, and a refused network leaves nothing;
-/// a parent that does not exist and a bad mode are clear errors.
+/// A parent that does not exist and a bad mode are clear errors, and a
+/// refused network leaves nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn missing_kernel_features_and_bad_options_are_named() {
-    let Some(h) = TestHost::new("macvlan_missing_kernel_features_and_bad_options_are_named").await else { return };
+async fn bad_options_are_named() {
+    let Some(h) = TestHost::new("macvlan_bad_options_are_named").await else { return };
     let _outside = h.outside().await;
     let ctrl = controller(&h).await;
     let before = h.links().await;
-    let e = ctrl.new_network("macvlan", "vlan10", on_uplink(&[("parent", "uplink.10")], false)).await.unwrap_err();
-    assert!(e.to_string().contains("802.1q VLAN links (kernel module 8021q)"), "{e}");
-    let e = ctrl.new_network("macvlan", "hostonly", on_uplink(&[], false)).await.unwrap_err();
-    assert!(e.to_string().contains("dummy links (kernel module dummy)"), "{e}");
     let e = ctrl.new_network("macvlan", "nope", on_uplink(&[("parent", "eth9")], false)).await.unwrap_err();
+    assert!(e.to_string().contains("parent interface was not found on the host: eth9"), "{e}");
+    let e = ctrl.new_network("macvlan", "nope", on_uplink(&[("parent", "eth9.10")], false)).await.unwrap_err();
     assert!(e.to_string().contains("parent interface was not found on the host: eth9"), "{e}");
     let e = ctrl.new_network("macvlan", "mode", on_uplink(&[("parent", "uplink"), ("macvlan_mode", "l3")], false));
     assert!(e.await.unwrap_err().to_string().contains("expected bridge, private, vepa or passthru"));
@@ -115,4 +117,117 @@ async fn missing_kernel_features_and_bad_options_are_named() {
     // The parent is still free for a network.
     let net = ctrl.new_network("macvlan", "ok", on_uplink(&[("parent", "uplink")], false)).await.unwrap();
     net.delete().await.unwrap();
+}
+
+/// A network refused for a missing kernel feature: the error names
+/// `feature`, and no network or link is left.
+async fn refused_cleanly(h: &TestHost, ctrl: &Controller, before: &[String], e: cnm::Error, feature: &str) {
+    assert!(e.to_string().contains(feature), "{e}");
+    assert!(ctrl.networks().await.is_empty(), "no network kept");
+    assert_eq!(h.links().await, before, "no link left");
+}
+
+/// A network on VLAN `vlan` of `uplink` (`-o parent=uplink.VLAN`), subnet
+/// 10.250.10.0/24 with sandboxes from .128/25.
+fn on_vlan(vlan: u16) -> NetworkConfig {
+    let mut ipam = IpamConfig::subnet("10.250.10.0/24".parse().unwrap());
+    ipam.ip_range = Some("10.250.10.128/25".parse().unwrap());
+    ipam.gateway = Some("10.250.10.1".parse().unwrap());
+    let parent = format!("uplink.{vlan}");
+    NetworkConfig { ipv4: vec![ipam], driver_options: [("parent".to_string(), parent)].into(), ..Default::default() }
+}
+
+/// `-o parent=uplink.10` makes the 802.1q link (and removes it with the
+/// network): sandboxes reach each other and a peer tagged 10 on the
+/// segment, never a peer on VLAN 20 with an address of the same subnet; a
+/// network on VLAN 20 then reaches that one and not the first. On a kernel
+/// without 802.1q the error names the module and nothing is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vlan_parent_is_made_and_removed_with_the_network() {
+    let Some(h) = TestHost::new("macvlan_vlan_parent_is_made_and_removed_with_the_network").await else { return };
+    let outside = h.outside().await;
+    let ctrl = controller(&h).await;
+    let before = h.links().await;
+    if !kernel::has(Feature::Vlan).await {
+        let e = ctrl.new_network("macvlan", "vlan10", on_vlan(10)).await.unwrap_err();
+        return refused_cleanly(&h, &ctrl, &before, e, "802.1q VLAN links (kernel module 8021q)").await;
+    }
+    // The segment: the outside host on VLAN 10 (10.250.10.2), and a second
+    // peer on VLAN 20 (10.250.10.3) in a namespace of its own, so that each
+    // answers only frames of its own VLAN.
+    let eth0 = outside.nl.link_get("eth0").await.unwrap().unwrap().index;
+    outside.nl.link_add_vlan("eth0.10", eth0, 10).await.unwrap();
+    let v10 = outside.nl.link_get("eth0.10").await.unwrap().unwrap().index;
+    outside.nl.addr_add(v10, "10.250.10.2/24".parse().unwrap()).await.unwrap();
+    let peer20_path = h.dir.path().join("peer20.netns");
+    let (peer20, peer20_nl) =
+        cnm::osl::Netlink::create_namespace(&peer20_path, cnm::osl::DEFAULT_DEADLINE).await.unwrap();
+    outside.nl.link_add_vlan("eth0.20", eth0, 20).await.unwrap();
+    let v20 = outside.nl.link_get("eth0.20").await.unwrap().unwrap().index;
+    outside.nl.link_move(v20, &peer20, None).await.unwrap();
+    let v20 = peer20_nl.link_get("eth0.20").await.unwrap().unwrap().index;
+    peer20_nl.addr_add(v20, "10.250.10.3/24".parse().unwrap()).await.unwrap();
+    peer20_nl.link_set_up(v20).await.unwrap();
+
+    let net = ctrl.new_network("macvlan", "vlan10", on_vlan(10)).await.unwrap();
+    assert!(h.links().await.contains(&"uplink.10".to_string()), "the VLAN link is made");
+    let (a, a_ns, _) = sandbox(&ctrl, &net, "a").await;
+    let (b, _, b_ip) = sandbox(&ctrl, &net, "b").await;
+    assert_ping(&a_ns, b_ip).await;
+    assert_ping(&a_ns, "10.250.10.2".parse().unwrap()).await;
+    assert_no_ping(&a_ns, "10.250.10.3".parse().unwrap()).await;
+    a.delete().await.unwrap();
+    b.delete().await.unwrap();
+    net.delete().await.unwrap();
+    assert!(!h.links().await.contains(&"uplink.10".to_string()), "the VLAN link goes with the network");
+
+    // The control: the same probe from VLAN 20 sees the peer there, not the one on 10.
+    let net = ctrl.new_network("macvlan", "vlan20", on_vlan(20)).await.unwrap();
+    let (c, c_ns, _) = sandbox(&ctrl, &net, "c").await;
+    assert_ping(&c_ns, "10.250.10.3".parse().unwrap()).await;
+    assert_no_ping(&c_ns, "10.250.10.2".parse().unwrap()).await;
+    c.delete().await.unwrap();
+    net.delete().await.unwrap();
+    assert_eq!(h.links().await, before, "no link left");
+    drop(peer20);
+    cnm::osl::Namespace::remove(&peer20_path).unwrap();
+}
+
+/// A network without `-o parent` hangs off a dummy link of its own (as
+/// Docker's host-only macvlan networks): its sandboxes reach each other,
+/// and the dummy goes with the network. On a kernel without dummy links the
+/// error names the module.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parentless_network_on_a_dummy_link() {
+    let Some(h) = TestHost::new("macvlan_parentless_network_on_a_dummy_link").await else { return };
+    let ctrl = controller(&h).await;
+    let before = h.links().await;
+    let mut ipam = IpamConfig::subnet("10.251.0.0/24".parse().unwrap());
+    ipam.gateway = Some("10.251.0.1".parse().unwrap());
+    let config = NetworkConfig { ipv4: vec![ipam], ..Default::default() };
+    if !kernel::has(Feature::Dummy).await {
+        let e = ctrl.new_network("macvlan", "hostonly", config).await.unwrap_err();
+        return refused_cleanly(&h, &ctrl, &before, e, "dummy links (kernel module dummy)").await;
+    }
+    let net = ctrl.new_network("macvlan", "hostonly", config).await.unwrap();
+    let links = h.links().await;
+    assert!(links.iter().any(|l| l.starts_with("dm-")), "a dummy parent is made: {links:?}");
+    let (a, a_ns, _) = sandbox(&ctrl, &net, "a").await;
+    let (b, b_ns, b_ip) = sandbox(&ctrl, &net, "b").await;
+    assert_ping(&a_ns, b_ip).await;
+    assert_eq!(default_route(&b_ns).await, Some("10.251.0.1".parse().unwrap()));
+    a.delete().await.unwrap();
+    b.delete().await.unwrap();
+    net.delete().await.unwrap();
+    assert_eq!(h.links().await, before, "the dummy goes with the network");
+}
+
+/// The kernel-feature tests again, in Debian's stock kernel (which has
+/// 802.1q and dummy links), booted under qemu: their success paths.
+#[test]
+fn in_the_second_kernel() {
+    kernel::run_in_second_kernel(
+        "macvlan_in_the_second_kernel",
+        &["vlan_parent_is_made_and_removed_with_the_network", "parentless_network_on_a_dummy_link"],
+    );
 }

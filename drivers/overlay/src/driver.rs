@@ -206,6 +206,25 @@ fn mac_for(ip: Option<Ipv4Addr>, eid: &str) -> [u8; 6] {
     }
 }
 
+/// Why `-o encrypted` is refused, for the reason that holds: the kernel is
+/// probed for WireGuard (a throwaway link) and IPsec ESP (module `esp4`).
+async fn encryption_refused() -> Error {
+    const WHAT: &str = "an encrypted overlay network (-o encrypted)";
+    let wireguard = cnm_osl::kernel::has_link(cnm_osl::kernel::LinkFeature::Wireguard).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot probe the kernel for WireGuard");
+        false
+    });
+    let esp = cnm_osl::kernel::module_available("esp4");
+    match (wireguard, esp) {
+        (false, false) => {
+            Error::MissingKernelFeature { what: WHAT, feature: "IPsec ESP (xfrm with esp4) or WireGuard" }
+        }
+        (true, true) => Error::NotSupportedYet { what: WHAT, kernel_has: "WireGuard and IPsec ESP" },
+        (true, false) => Error::NotSupportedYet { what: WHAT, kernel_has: "WireGuard" },
+        (false, true) => Error::NotSupportedYet { what: WHAT, kernel_has: "IPsec ESP" },
+    }
+}
+
 #[async_trait]
 impl Driver for OverlayDriver {
     fn name(&self) -> &str {
@@ -220,11 +239,7 @@ impl Driver for OverlayDriver {
     /// Once per network, on the host that creates it: the VNI.
     async fn network_allocate(&self, req: AllocateNetworkRequest) -> Result<AllocateNetworkResponse> {
         if req.options.contains_key(ENCRYPTED) {
-            return Err(Error::MissingKernelFeature {
-                what: "an encrypted overlay network (-o encrypted)",
-                feature: "IPsec ESP (xfrm with esp4) or WireGuard",
-            }
-            .into());
+            return Err(encryption_refused().await.into());
         }
         let vni = match parse_vni(&req.options)? {
             Some(vni) => {
@@ -267,11 +282,7 @@ impl Driver for OverlayDriver {
     async fn create_network(&self, req: CreateNetworkRequest) -> Result<()> {
         let nid = req.network_id.clone();
         if req.options.generic.contains_key(ENCRYPTED) {
-            return Err(Error::MissingKernelFeature {
-                what: "an encrypted overlay network (-o encrypted)",
-                feature: "IPsec ESP (xfrm with esp4) or WireGuard",
-            }
-            .into());
+            return Err(encryption_refused().await.into());
         }
         let vni = parse_vni(&req.options.generic)?
             .ok_or_else(|| Error::InvalidOption(format!("overlay network {nid} has no VXLAN id ({VXLANID_LIST})")))?;

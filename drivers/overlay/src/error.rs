@@ -23,6 +23,14 @@ pub enum Error {
         /// The kernel feature.
         feature: &'static str,
     },
+    /// Encrypted networks are asked for on a kernel that could carry them.
+    #[error("{what} is not supported by this version of cnm (this kernel has {kernel_has})")]
+    NotSupportedYet {
+        /// What was asked for.
+        what: &'static str,
+        /// What the kernel has that would carry it.
+        kernel_has: &'static str,
+    },
     /// The network is not known to the driver.
     #[error("overlay network {0} not found")]
     NetworkNotFound(String),
@@ -50,7 +58,7 @@ impl Error {
             Error::InvalidOption(_) => ErrorKind::InvalidParameter,
             Error::VniInUse(_) => ErrorKind::Conflict,
             Error::NoVni | Error::Cluster(_) => ErrorKind::Unavailable,
-            Error::MissingKernelFeature { .. } => ErrorKind::NotImplemented,
+            Error::MissingKernelFeature { .. } | Error::NotSupportedYet { .. } => ErrorKind::NotImplemented,
             Error::NetworkNotFound(_) | Error::EndpointNotFound(_) => ErrorKind::NotFound,
             Error::Os { source, .. } => source.kind(),
         }

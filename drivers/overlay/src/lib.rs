@@ -15,8 +15,9 @@
 //!
 //! The VNI is allocated cluster-wide when the network is created (4096 and
 //! up, or `com.docker.network.driver.overlay.vxlanid_list`). Encryption
-//! (`-o encrypted`) needs IPsec ESP or WireGuard and is refused on kernels
-//! without them.
+//! (`-o encrypted`) is refused: on a kernel without IPsec ESP or WireGuard
+//! the error says so; on one with either (probed), it says that this
+//! version of cnm does not encrypt yet.
 //!
 //! Everything is behind the `cluster` feature (the cluster store's client).
 
