@@ -4,7 +4,9 @@
 //! upstream over TCP; a truncated UDP answer is passed through, so the asker
 //! retries over TCP. Sockets are opened in the namespace the upstream is
 //! reached from: the host's for a loopback address (such as 127.0.0.53),
-//! the sandbox's otherwise.
+//! the sandbox's otherwise. Each query goes upstream with a fresh random id
+//! from a fresh socket, and only an answer with that id and the same
+//! question is taken (given back to the asker with its own id).
 
 use crate::{Error, Result};
 use cnm_osl::Namespace;
@@ -55,6 +57,56 @@ pub(crate) async fn forward(upstreams: &[Upstream], query: &[u8], tcp: bool, tim
     last
 }
 
+/// The question section of a DNS message (its first question: name, type
+/// and class), if the message has exactly one and it is well formed.
+fn question(msg: &[u8]) -> Option<&[u8]> {
+    if msg.len() < 12 || msg[4..6] != [0, 1] {
+        return None;
+    }
+    let mut i = 12;
+    loop {
+        let len = usize::from(*msg.get(i)?);
+        // A compressed name has no place in a question of one.
+        if len & 0xc0 != 0 {
+            return None;
+        }
+        i += 1 + len;
+        if len == 0 {
+            break;
+        }
+    }
+    msg.get(12..i + 4)
+}
+
+/// The query as it goes upstream: the asker's with a fresh random id (so
+/// that an answer can be told from a forged one by more than the asker's
+/// id), and that id.
+fn with_fresh_id(query: &[u8]) -> (Vec<u8>, [u8; 2]) {
+    let id: [u8; 2] = rand::random();
+    let mut q = query.to_vec();
+    if q.len() >= 2 {
+        q[..2].copy_from_slice(&id);
+    }
+    (q, id)
+}
+
+/// Whether `resp` answers `sent` (sent with id `id`): the same id and the
+/// same question (names compared without regard to case).
+fn answers(resp: &[u8], sent: &[u8], id: [u8; 2]) -> bool {
+    resp.len() >= 12
+        && resp[..2] == id
+        && resp[2] & 0x80 != 0
+        && matches!((question(resp), question(sent)), (Some(a), Some(b)) if a.eq_ignore_ascii_case(b))
+}
+
+/// The upstream's answer given back with the asker's id.
+fn restore_id(mut resp: Vec<u8>, query: &[u8]) -> Vec<u8> {
+    if resp.len() >= 2 && query.len() >= 2 {
+        resp[..2].copy_from_slice(&query[..2]);
+    }
+    resp
+}
+
 async fn udp_exchange(up: &Upstream, query: &[u8], timeout: Duration) -> Result<Vec<u8>> {
     let addr = up.addr;
     let std_sock = up
@@ -69,16 +121,20 @@ async fn udp_exchange(up: &Upstream, query: &[u8], timeout: Duration) -> Result<
         .await?
         .map_err(|e| Error::io("open upstream socket", e))?;
     let sock = tokio::net::UdpSocket::from_std(std_sock).map_err(|e| Error::io("register upstream socket", e))?;
+    // A socket of its own (a fresh source port the kernel picks at random)
+    // and a fresh id per query.
+    let (sent, id) = with_fresh_id(query);
     let work = async {
-        sock.send(query).await.map_err(|e| Error::io("send to upstream", e))?;
+        sock.send(&sent).await.map_err(|e| Error::io("send to upstream", e))?;
         let mut buf = vec![0u8; 65535];
         loop {
             let n = sock.recv(&mut buf).await.map_err(|e| Error::io("receive from upstream", e))?;
-            // Only the answer to this query (same id) counts.
-            if n >= 12 && buf[..2] == query[..2] {
+            // Only the answer to this query (its id and its question) counts.
+            if answers(&buf[..n], &sent, id) {
                 buf.truncate(n);
-                return Ok(buf);
+                return Ok(restore_id(buf, query));
             }
+            tracing::debug!(upstream = %addr, "DNS: an answer that does not match the query, dropped");
         }
     };
     tokio::time::timeout(timeout, work).await.map_err(|_| Error::Timeout(addr))?
@@ -97,11 +153,16 @@ async fn tcp_exchange(up: &Upstream, query: &[u8], timeout: Duration) -> Result<
         .map_err(|e| Error::io("connect to upstream", e))?;
     let mut stream =
         tokio::net::TcpStream::from_std(std_stream).map_err(|e| Error::io("register upstream socket", e))?;
+    let (sent, id) = with_fresh_id(query);
     let work = async {
-        write_framed(&mut stream, query).await?;
-        read_framed(&mut stream)
+        write_framed(&mut stream, &sent).await?;
+        let resp = read_framed(&mut stream, usize::from(u16::MAX))
             .await?
-            .ok_or_else(|| Error::io("read from upstream", std::io::ErrorKind::UnexpectedEof.into()))
+            .ok_or_else(|| Error::io("read from upstream", std::io::ErrorKind::UnexpectedEof.into()))?;
+        if !answers(&resp, &sent, id) {
+            return Err(Error::io("read from upstream", std::io::ErrorKind::InvalidData.into()));
+        }
+        Ok(restore_id(resp, query))
     };
     tokio::time::timeout(timeout, work).await.map_err(|_| Error::Timeout(addr))?
 }
@@ -115,15 +176,72 @@ pub(crate) async fn write_framed<W: AsyncWriteExt + Unpin>(w: &mut W, msg: &[u8]
     w.write_all(&framed).await.map_err(|e| Error::io("write", e))
 }
 
-/// Reads one length-prefixed DNS message; `None` at a clean end of stream.
-pub(crate) async fn read_framed<R: AsyncReadExt + Unpin>(r: &mut R) -> Result<Option<Vec<u8>>> {
+/// Reads one length-prefixed DNS message of at most `max` bytes (a longer
+/// one is an error before anything is allocated for it); `None` at a clean
+/// end of stream.
+pub(crate) async fn read_framed<R: AsyncReadExt + Unpin>(r: &mut R, max: usize) -> Result<Option<Vec<u8>>> {
     let mut len = [0u8; 2];
     match r.read_exact(&mut len).await {
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(Error::io("read", e)),
     }
-    let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    let len = usize::from(u16::from_be_bytes(len));
+    if len > max {
+        return Err(Error::io("read", std::io::ErrorKind::InvalidData.into()));
+    }
+    let mut msg = vec![0u8; len];
     r.read_exact(&mut msg).await.map_err(|e| Error::io("read", e))?;
     Ok(Some(msg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A query for `name` (type A, class IN) with id `id`.
+    fn query(id: u16, name: &str) -> Vec<u8> {
+        let mut q = id.to_be_bytes().to_vec();
+        q.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+        for label in name.split('.') {
+            q.push(label.len() as u8);
+            q.extend_from_slice(label.as_bytes());
+        }
+        q.extend_from_slice(&[0, 0, 1, 0, 1]);
+        q
+    }
+
+    fn answer_to(q: &[u8]) -> Vec<u8> {
+        let mut a = q.to_vec();
+        a[2] |= 0x80;
+        a
+    }
+
+    #[test]
+    fn only_an_answer_with_the_fresh_id_and_the_question_counts() {
+        let asked = query(0x1111, "secret.example");
+        let (sent, id) = with_fresh_id(&asked);
+        assert_eq!(question(&sent), question(&asked), "the question goes upstream as asked");
+        let good = answer_to(&sent);
+        assert!(answers(&good, &sent, id));
+        // Case may differ (0x20 randomisation, servers that lower-case).
+        assert!(answers(&answer_to(&query(u16::from_be_bytes(id), "SECRET.example")), &sent, id));
+        // The asker's id (what an off-path forger would guess first) does not do.
+        let mut forged = answer_to(&asked);
+        forged[..2].copy_from_slice(&0x1111u16.to_be_bytes());
+        assert!(id == [0x11, 0x11] || !answers(&forged, &sent, id));
+        // Another question with the right id does not do either.
+        assert!(!answers(&answer_to(&query(u16::from_be_bytes(id), "other.example")), &sent, id));
+        // Nor a query (QR clear), nor garbage.
+        assert!(!answers(&sent, &sent, id));
+        assert!(!answers(&[0u8; 5], &sent, id));
+        assert_eq!(&restore_id(good, &asked)[..2], &asked[..2], "the asker gets its own id back");
+    }
+
+    #[test]
+    fn ids_are_fresh() {
+        let asked = query(7, "a.example");
+        let ids: std::collections::HashSet<[u8; 2]> = (0..64).map(|_| with_fresh_id(&asked).1).collect();
+        assert!(ids.len() > 32, "64 queries, {} distinct ids", ids.len());
+    }
 }

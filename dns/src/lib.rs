@@ -20,7 +20,7 @@ mod server;
 pub use answer::{EDNS_PAYLOAD, INTERNAL_TTL, query_bytes};
 pub use forward::{MAX_UPSTREAMS, Upstream};
 pub use records::{Entry, Lookup, Records};
-pub use server::{MAX_IN_FLIGHT, RESOLVER_ADDR, SandboxServer};
+pub use server::{MAX_IN_FLIGHT, MAX_TCP_CONNECTIONS, RESOLVER_ADDR, SandboxServer};
 
 pub use hickory_proto as proto;
 

@@ -13,7 +13,7 @@ use cnm_osl::Namespace;
 use hickory_proto::op::ResponseCode;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
@@ -28,8 +28,16 @@ const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
 /// Tasks receiving on the UDP socket: two, so that a burst of queries uses
 /// both of a small host's cores.
 const UDP_LOOPS: usize = 2;
-/// An idle TCP connection is closed after this.
+/// An idle TCP connection is closed after this (and a query must arrive
+/// whole within it).
 const TCP_IDLE: Duration = Duration::from_secs(10);
+/// TCP connections one sandbox may hold open at once: a container that
+/// opens thousands holds this many of the daemon's descriptors, and the
+/// rest are closed as soon as they are accepted.
+pub const MAX_TCP_CONNECTIONS: usize = 16;
+/// The largest query taken over TCP (queries are small; a larger announced
+/// length closes the connection before anything is allocated for it).
+const MAX_TCP_QUERY: usize = 4096;
 
 /// The state the tasks of one sandbox's server share.
 struct Ctx {
@@ -42,6 +50,14 @@ struct Ctx {
     cache: AnswerCache,
     /// When the in-flight bound was last logged (Unix seconds), to log it once a second.
     bound_logged: AtomicU64,
+    /// The sandbox's open TCP connections.
+    tcp_connections: Arc<Semaphore>,
+    /// When the connection bound was last logged (Unix seconds).
+    tcp_bound_logged: AtomicU64,
+    /// Whether names that are not internal go upstream at all: off for a
+    /// sandbox whose networks are all internal (answered REFUSED, never
+    /// forwarded, from any namespace: CVE-2024-29018).
+    forwarding: AtomicBool,
 }
 
 /// The running DNS server of one sandbox.
@@ -83,6 +99,9 @@ impl SandboxServer {
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
             cache: AnswerCache::default(),
             bound_logged: AtomicU64::new(0),
+            tcp_connections: Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS)),
+            tcp_bound_logged: AtomicU64::new(0),
+            forwarding: AtomicBool::new(true),
         });
         ctx.set_upstreams(upstreams);
         let mut tasks = vec![tokio::spawn(serve_tcp(ctx.clone(), tcp)).abort_handle()];
@@ -95,6 +114,17 @@ impl SandboxServer {
     /// Replaces the upstream servers (the first three are used).
     pub fn set_upstreams(&self, ips: &[IpAddr]) {
         self.ctx.set_upstreams(ips);
+    }
+
+    /// Turns forwarding of names that are not internal on or off (off:
+    /// they are answered REFUSED, nothing leaves the sandbox's resolver).
+    pub fn set_forwarding(&self, on: bool) {
+        self.ctx.forwarding.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether names that are not internal are forwarded.
+    pub fn forwarding(&self) -> bool {
+        self.ctx.forwarding.load(Ordering::Relaxed)
     }
 
     /// The upstream servers in use.
@@ -157,18 +187,22 @@ impl Ctx {
     /// A permit for one more forwarded query, or `None` at the bound (logged once a second).
     fn permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
         let p = self.in_flight.clone().try_acquire_owned().ok();
-        if p.is_none() {
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            if self.bound_logged.swap(now, Ordering::Relaxed) != now {
-                tracing::warn!(
-                    sandbox = %self.sandbox,
-                    bound = MAX_IN_FLIGHT,
-                    "DNS: too many forwarded queries in flight; answering SERVFAIL until some complete"
-                );
-            }
+        if p.is_none() && first_this_second(&self.bound_logged) {
+            tracing::warn!(
+                sandbox = %self.sandbox,
+                bound = MAX_IN_FLIGHT,
+                "DNS: too many forwarded queries in flight; answering SERVFAIL until some complete"
+            );
         }
         p
     }
+}
+
+/// Whether this is the first call this second for `stamp` (Unix seconds of
+/// the last one): a bound that is hit is logged once a second, not once a query.
+fn first_this_second(stamp: &AtomicU64) -> bool {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    stamp.swap(now, Ordering::Relaxed) != now
 }
 
 /// The largest query taken over UDP (queries are small; a longer one is cut and refused).
@@ -191,6 +225,9 @@ async fn serve_udp(ctx: Arc<Ctx>, sock: Arc<UdpSocket>) {
                 let _ = sock.send_to(&resp, peer).await;
             }
             Outcome::Drop => {}
+            Outcome::Forward(fq) if !ctx.forwarding.load(Ordering::Relaxed) => {
+                let _ = sock.send_to(&error_reply(&fq.message, ResponseCode::Refused), peer).await;
+            }
             Outcome::Forward(fq) => {
                 if let Some(hit) = ctx.cache.get(&fq.key, fq.id) {
                     let _ = sock.send_to(&hit, peer).await;
@@ -214,9 +251,21 @@ async fn serve_udp(ctx: Arc<Ctx>, sock: Arc<UdpSocket>) {
 async fn serve_tcp(ctx: Arc<Ctx>, listener: TcpListener) {
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => {
-                tokio::spawn(serve_tcp_connection(ctx.clone(), stream));
-            }
+            Ok((stream, _)) => match ctx.tcp_connections.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    tokio::spawn(serve_tcp_connection(ctx.clone(), stream, permit));
+                }
+                Err(_) => {
+                    drop(stream);
+                    if first_this_second(&ctx.tcp_bound_logged) {
+                        tracing::warn!(
+                            sandbox = %ctx.sandbox,
+                            bound = MAX_TCP_CONNECTIONS,
+                            "DNS: too many TCP connections from the sandbox; closing new ones"
+                        );
+                    }
+                }
+            },
             Err(e) => {
                 tracing::debug!(error = %e, "DNS: accept failed");
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -225,15 +274,20 @@ async fn serve_tcp(ctx: Arc<Ctx>, listener: TcpListener) {
     }
 }
 
-async fn serve_tcp_connection(ctx: Arc<Ctx>, mut stream: TcpStream) {
+/// Serves one TCP connection, holding `_permit` (one of the sandbox's
+/// connections) until it closes.
+async fn serve_tcp_connection(ctx: Arc<Ctx>, mut stream: TcpStream, _permit: tokio::sync::OwnedSemaphorePermit) {
     loop {
-        let query = match tokio::time::timeout(TCP_IDLE, read_framed(&mut stream)).await {
+        let query = match tokio::time::timeout(TCP_IDLE, read_framed(&mut stream, MAX_TCP_QUERY)).await {
             Ok(Ok(Some(q))) => q,
             _ => return,
         };
         let resp = match ctx.local(&query, false) {
             Outcome::Reply(resp) => resp,
             Outcome::Drop => return,
+            Outcome::Forward(fq) if !ctx.forwarding.load(Ordering::Relaxed) => {
+                error_reply(&fq.message, ResponseCode::Refused)
+            }
             Outcome::Forward(fq) => match ctx.permit() {
                 Some(_permit) => ctx.upstream(&fq, &query, true).await,
                 None => error_reply(&fq.message, ResponseCode::ServFail),

@@ -180,3 +180,12 @@ fn respond(query: &[u8], mode: UpstreamMode, udp: bool) -> Option<Vec<u8>> {
 pub fn name(s: &str) -> Name {
     Name::from_ascii(s).expect("valid name")
 }
+
+/// A controller for `h` with the embedded resolver on and the bridge driver.
+pub async fn controller(h: &crate::TestHost) -> cnm::Controller {
+    crate::with_defaults(cnm::Controller::builder(h.config().embedded_dns(true)))
+        .driver_on_host(|host| cnm_driver_bridge::BridgeDriver::new(host.clone()))
+        .build()
+        .await
+        .expect("start controller")
+}

@@ -503,6 +503,7 @@ pub async fn can_bind_tcp(ns: &Namespace, addr: std::net::SocketAddr) -> bool {
     ns.run(move || std::net::TcpListener::bind(addr).is_ok()).await.unwrap_or(false)
 }
 
+pub mod attack;
 pub mod dns;
 pub mod dockerd;
 pub mod kernel;

@@ -25,14 +25,6 @@ async fn container(
     (sb, ip)
 }
 
-async fn dns_controller(h: &TestHost) -> Controller {
-    cnm_tests::with_defaults(Controller::builder(h.config().embedded_dns(true)))
-        .driver_on_host(|host| cnm_driver_bridge::BridgeDriver::new(host.clone()))
-        .build()
-        .await
-        .expect("start controller")
-}
-
 /// Sandboxes resolve each other by container name, host name, alias and
 /// `name.network` on a shared network, not across networks; PTR; other
 /// types of internal names answer empty and never go upstream; names go on
@@ -42,7 +34,7 @@ async fn names_resolve_on_shared_networks_only() {
     let Some(h) = TestHost::new("names_resolve_on_shared_networks_only").await else { return };
     let out = h.outside().await;
     let upstream = TestUpstream::start(&out.ns, cnm_tests::OUTSIDE.parse().unwrap(), UpstreamMode::Answering).await;
-    let ctrl = dns_controller(&h).await;
+    let ctrl = cnm_tests::dns::controller(&h).await;
     let front = ctrl.new_network("bridge", "front", NetworkConfig::default()).await.unwrap();
     let back = ctrl.new_network("bridge", "back", NetworkConfig::default()).await.unwrap();
     let cfg = |host: &str| SandboxConfig {
@@ -89,7 +81,7 @@ async fn names_resolve_on_shared_networks_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_robin_over_a_shared_alias() {
     let Some(h) = TestHost::new("round_robin_over_a_shared_alias").await else { return };
-    let ctrl = dns_controller(&h).await;
+    let ctrl = cnm_tests::dns::controller(&h).await;
     let net = ctrl.new_network("bridge", "rr", NetworkConfig::default()).await.unwrap();
     let mut sandboxes = Vec::new();
     let mut ips = Vec::new();
@@ -125,7 +117,7 @@ async fn forwarding_fails_over_and_falls_back_to_tcp() {
     }
     let good = TestUpstream::start(&out.ns, cnm_tests::OUTSIDE.parse().unwrap(), UpstreamMode::Answering).await;
     let failing = TestUpstream::start(&out.ns, "10.250.0.3".parse().unwrap(), UpstreamMode::Failing).await;
-    let ctrl = dns_controller(&h).await;
+    let ctrl = cnm_tests::dns::controller(&h).await;
     let net = ctrl.new_network("bridge", "fwd", NetworkConfig::default()).await.unwrap();
     // 10.250.0.4 has nothing on port 53.
     let dns = ["10.250.0.4", "10.250.0.3", cnm_tests::OUTSIDE].iter().map(|s| s.parse().unwrap()).collect();
@@ -167,7 +159,7 @@ async fn a_loopback_upstream_is_asked_from_the_host() {
     let Some(h) = TestHost::new("a_loopback_upstream_is_asked_from_the_host").await else { return };
     // The scratch host's resolv.conf names 127.0.0.53 first.
     let up = TestUpstream::start(&h.ns, "127.0.0.53".parse().unwrap(), UpstreamMode::Answering).await;
-    let ctrl = dns_controller(&h).await;
+    let ctrl = cnm_tests::dns::controller(&h).await;
     let net = ctrl.new_network("bridge", "lo-up", NetworkConfig::default()).await.unwrap();
     let (sb, _) = container(&ctrl, &net, "asker", &[], SandboxConfig::default()).await;
     assert_eq!(lookup_a(&sb.namespace().unwrap(), "ext.test").await.unwrap(), vec![EXT_ADDR]);
@@ -182,7 +174,7 @@ async fn a_loopback_upstream_is_asked_from_the_host() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dns_can_be_off_and_comes_back_after_restart() {
     let Some(h) = TestHost::new("dns_can_be_off_and_comes_back_after_restart").await else { return };
-    let ctrl = dns_controller(&h).await;
+    let ctrl = cnm_tests::dns::controller(&h).await;
     let off =
         ctrl.new_network("bridge", "quiet", NetworkConfig { disable_dns: true, ..Default::default() }).await.unwrap();
     let (q1, _) = container(&ctrl, &off, "q1", &[], SandboxConfig::default()).await;
@@ -204,7 +196,7 @@ async fn dns_can_be_off_and_comes_back_after_restart() {
         assert!(std::time::Instant::now() < end, "the server still answers 5 s after the controller went");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    let ctrl = dns_controller(&h).await;
+    let ctrl = cnm_tests::dns::controller(&h).await;
     assert_eq!(lookup_a(&s1_ns, "s2").await.unwrap(), vec![s2_ip], "after a restart");
     cnm_tests::remove_all(&ctrl).await;
 }
@@ -238,7 +230,7 @@ async fn no_dns_on_the_default_network() {
 async fn forwarded_queries_in_flight_are_bounded() {
     let Some(h) = TestHost::new("forwarded_queries_in_flight_are_bounded").await else { return };
     let _out = h.outside().await;
-    let ctrl = dns_controller(&h).await;
+    let ctrl = cnm_tests::dns::controller(&h).await;
     let net = ctrl.new_network("bridge", "burst", NetworkConfig::default()).await.unwrap();
     // 10.250.0.99 is on the outside link but nobody has it: queries to it go unanswered.
     let cfg = SandboxConfig { dns: vec!["10.250.0.99".parse().unwrap()], ..Default::default() };

@@ -126,6 +126,7 @@ impl Controller {
         let wanted = records.has_sandbox(id) && key.is_some();
         dns.resolver.update(records);
         let running = self.dns_running(id);
+        let external = self.has_external_access(id);
         if wanted && !running {
             let Some(key) = key else { return Ok(()) };
             let ns = cnm_osl::Namespace::open(&key).map_err(|e| Error::os("open sandbox namespace", e))?;
@@ -133,10 +134,13 @@ impl Controller {
             let server = SandboxServer::start(dns.resolver.clone(), id, &ns, self.host_namespace(), &upstreams)
                 .await
                 .map_err(|e| Error::Dns { sandbox: id.to_string(), source: e })?;
-            tracing::debug!(sandbox = %id, ?upstreams, "DNS server started");
+            server.set_forwarding(external);
+            tracing::debug!(sandbox = %id, ?upstreams, forwarding = external, "DNS server started");
             dns.servers.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string(), server);
         } else if !wanted && running {
             self.stop_dns(id);
+        } else if let Some(server) = dns.servers.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
+            server.set_forwarding(external);
         }
         Ok(())
     }
@@ -147,6 +151,24 @@ impl Controller {
             let server = dns.servers.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
             drop(server);
         }
+    }
+
+    /// Whether sandbox `id` is joined to a network that is not internal:
+    /// only then does its resolver forward names it does not know (a
+    /// sandbox on internal networks alone must not reach any resolver
+    /// outside, from its namespace or the host's).
+    fn has_external_access(&self, id: &str) -> bool {
+        let st = self.st();
+        st.endpoints.values().any(|ep| {
+            ep.join.as_ref().is_some_and(|j| j.sandbox_id == id && j.phase == JoinPhase::Joined)
+                && st.networks.get(&ep.network_id).is_some_and(|n| !n.config.internal)
+        })
+    }
+
+    /// Whether sandbox `id`'s resolver forwards names it does not know, if it runs one.
+    pub fn dns_forwarding_of(&self, id: &str) -> Option<bool> {
+        let dns = self.inner.dns.as_ref()?;
+        dns.servers.lock().unwrap_or_else(|p| p.into_inner()).get(id).map(|s| s.forwarding())
     }
 
     /// The servers sandbox `id` forwards to: its own (`dns`), or the host's,

@@ -52,8 +52,12 @@ pub(crate) async fn place(
     addrs: &[IpNet],
 ) -> Result<u32> {
     let op = |what: &str| format!("{what} {src} as {dst}");
+    let v4_only = !addrs.iter().any(|a| a.addr().is_ipv6());
     let index = match sb.link_get(src).await.map_err(|e| Error::os(op("find"), e))? {
         Some(link) => {
+            if v4_only {
+                ipv6_off(sb, src).await?;
+            }
             sb.link_configure(link.index, Some(dst), mac.map(|m| m.octets()), true)
                 .await
                 .map_err(|e| Error::os(op("configure"), e))?;
@@ -71,6 +75,9 @@ pub(crate) async fn place(
                 .await
                 .map_err(|e| Error::os(op("find moved"), e))?
                 .ok_or_else(|| Error::os(op("find moved"), cnm_osl::Error::NotFound(format!("link {dst}"))))?;
+            if v4_only {
+                ipv6_off(sb, dst).await?;
+            }
             sb.link_configure(moved.index, None, mac.map(|m| m.octets()), true)
                 .await
                 .map_err(|e| Error::os(op("configure"), e))?;
@@ -81,6 +88,19 @@ pub(crate) async fn place(
         sb.addr_add(index, *a).await.map_err(|e| Error::os(format!("add address {a} to {dst}"), e))?;
     }
     Ok(index)
+}
+
+/// Turns IPv6 off on interface `name` of the sandbox before it comes up:
+/// an interface that gets no IPv6 address must not configure one from a
+/// router advertisement on its segment (a macvlan on the LAN, a rogue
+/// container on a bridge), which no firewall of cnm's would cover
+/// (CVE-2024-32473 class). A kernel without IPv6 has nothing to turn off.
+async fn ipv6_off(sb: &Netlink, name: &str) -> Result<()> {
+    match sb.namespace().sysctl_set(&format!("net/ipv6/conf/{name}/disable_ipv6"), "1").await {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(Error::os(format!("turn IPv6 off on {name}"), e)),
+    }
 }
 
 /// The alias of an interface being deleted in the background.

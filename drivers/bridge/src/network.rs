@@ -101,6 +101,20 @@ pub(crate) async fn ensure_bridge(nl: &Netlink, id: &str, name: &str, mtu: Optio
     }
 }
 
+/// `accept_ra=0` on a bridge cnm made, before it comes up: a container's
+/// router advertisement must not make it the host's IPv6 router
+/// (CVE-2020-13401 class). The ports (veth host ends) are enslaved when
+/// they are made, so their frames reach only the bridge's stack. A bridge
+/// the user made is left as it is (it may carry the LAN's own routers).
+async fn refuse_router_advertisements(nl: &Netlink, bridge: &str) -> Result<(), Error> {
+    match nl.namespace().sysctl_set(&format!("net/ipv6/conf/{bridge}/accept_ra"), "0").await {
+        Ok(()) => Ok(()),
+        // A kernel without IPv6: nothing to refuse.
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(Error::os(format!("refuse router advertisements on {bridge}"), e)),
+    }
+}
+
 /// Sets up the network's bridge; on failure removes what it created.
 pub(crate) async fn setup(
     nl: &Netlink,
@@ -123,6 +137,9 @@ pub(crate) async fn setup(
         gateways.extend(req.ipv6_data.iter().filter_map(|d| d.gateway));
     }
     let steps = async {
+        if owned {
+            refuse_router_advertisements(nl, &bridge).await?;
+        }
         for gw in &gateways {
             nl.addr_add(index, *gw).await.map_err(|e| Error::os(format!("add gateway {gw} to {bridge}"), e))?;
         }

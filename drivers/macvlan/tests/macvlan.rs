@@ -231,3 +231,52 @@ fn in_the_second_kernel() {
         &["vlan_parent_is_made_and_removed_with_the_network", "parentless_network_on_a_dummy_link"],
     );
 }
+
+/// A router on the segment advertises an IPv6 prefix: an IPv4-only macvlan
+/// sandbox configures nothing from it (IPv6 is off on its interface), so
+/// it never gets a global address or a route outside any firewall
+/// (CVE-2024-32473 class). Control: a macvlan link made by hand on the same
+/// parent, with IPv6 left on, takes an address from the same advertisement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ipv4_only_sandbox_ignores_the_segments_router_advertisements() {
+    use cnm_tests::attack::{router_advertisement, send_frame};
+    let Some(h) = TestHost::new("macvlan_an_ipv4_only_sandbox_ignores_the_segments_router_advertisements").await else {
+        return;
+    };
+    let outside = h.outside().await;
+    let ctrl = controller(&h).await;
+    let net = ctrl.new_network("macvlan", "mv", on_uplink(&[("parent", "uplink")], false)).await.unwrap();
+    let (_a, a_ns, _) = sandbox(&ctrl, &net, "a").await;
+    // The control: a plain macvlan on the same parent in a namespace of its own.
+    let control_path = h.dir.path().join("control.netns");
+    let (control, control_nl) =
+        cnm::osl::Netlink::create_namespace(&control_path, cnm::osl::DEFAULT_DEADLINE).await.unwrap();
+    let uplink = h.nl.link_get("uplink").await.unwrap().unwrap().index;
+    h.nl.link_add_macvlan("mvcontrol", uplink, cnm::osl::MacvlanMode::Bridge, None).await.unwrap();
+    let idx = h.nl.link_get("mvcontrol").await.unwrap().unwrap().index;
+    h.nl.link_move(idx, &control, Some("eth0")).await.unwrap();
+    let idx = control_nl.link_get("eth0").await.unwrap().unwrap().index;
+    control.sysctl_set("net/ipv6/conf/eth0/accept_ra", "2").await.unwrap();
+    control_nl.link_set_up(idx).await.unwrap();
+    // Duplicate address detection of the link-local address must finish before an RA is taken.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+
+    let prefix: std::net::Ipv6Addr = "2001:db8:5e00::".parse().unwrap();
+    let router_mac = outside.nl.link_get("eth0").await.unwrap().unwrap().mac.unwrap();
+    let global = |ns: cnm::osl::Namespace| async move {
+        let nl = cnm::osl::Netlink::connect(&ns, cnm::osl::DEFAULT_DEADLINE).await.unwrap();
+        nl.addr_list(None).await.unwrap().iter().any(|a| a.net.addr().to_string().starts_with("2001:db8:5e00:"))
+    };
+    let start = std::time::Instant::now();
+    while !global(control.clone()).await {
+        send_frame(&outside.ns, "eth0", router_advertisement(router_mac, "fe80::1".parse().unwrap(), prefix)).await;
+        assert!(start.elapsed() < std::time::Duration::from_secs(10), "control: the advertisement was never taken");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    assert!(!global(a_ns.clone()).await, "the IPv4-only sandbox configured an address from the router's prefix");
+    let v6_off = a_ns.sysctl_get("net/ipv6/conf/eth0/disable_ipv6").await.unwrap();
+    assert_eq!(v6_off, "1", "IPv6 is off on the sandbox's interface");
+    drop(control);
+    cnm::osl::Namespace::remove(&control_path).unwrap();
+    cnm_tests::remove_all(&ctrl).await;
+}

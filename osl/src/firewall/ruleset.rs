@@ -202,6 +202,9 @@ struct BaseChain {
 
 /// The base chains, in the order they are created.
 const BASE_CHAINS: &[BaseChain] = &[
+    // Before connection tracking and NAT (nft's `raw` priority): what must
+    // never be translated is dropped here.
+    BaseChain { name: "raw", kind: "filter", hook: NF_INET_PRE_ROUTING, priority: -300 },
     BaseChain { name: "forward", kind: "filter", hook: NF_INET_FORWARD, priority: 0 },
     BaseChain { name: "prerouting", kind: "nat", hook: NF_INET_PRE_ROUTING, priority: -100 },
     BaseChain { name: "output", kind: "nat", hook: NF_INET_LOCAL_OUT, priority: -100 },
@@ -431,7 +434,42 @@ fn rules() -> Vec<Rule> {
     let accept = || vec![Expr::Immediate(Verdict::Accept)];
     let drop = || vec![Expr::Immediate(Verdict::Drop)];
     let f = "forward";
+    // `meta iifname != "lo"`: an interface name is compared as 16 bytes, zero-padded.
+    let not_from_lo = || {
+        let mut lo = b"lo".to_vec();
+        lo.resize(16, 0);
+        vec![Expr::Meta { key: NFT_META_IIFNAME, dreg: R0 }, Expr::Cmp { sreg: R0, op: NFT_CMP_NEQ, data: lo }]
+    };
     let mut v = vec![
+        // Loopback stays loopback: a packet to 127.0.0.0/8 or ::1 that did not
+        // come in on `lo` (a LAN neighbour's frame to the host's MAC, a
+        // container's frame to its gateway's MAC) is dropped before NAT, so a
+        // port published on 127.0.0.1 and the host's loopback services
+        // (exposed to bridges by `route_localnet`) answer the host alone
+        // (moby#41872, CVE-2020-8558).
+        Rule::new(
+            "raw",
+            "loopback4",
+            vec![
+                nfproto(NFPROTO_IPV4),
+                // `ip daddr 127.0.0.0/8`: nft compares the first byte only.
+                load(&[Field::Network { offset: 16, len: 1 }]),
+                vec![Expr::Cmp { sreg: R0, op: NFT_CMP_EQ, data: vec![127] }],
+                not_from_lo(),
+                drop(),
+            ],
+        ),
+        Rule::new(
+            "raw",
+            "loopback6",
+            vec![
+                nfproto(NFPROTO_IPV6),
+                load(&[IP6_DADDR]),
+                vec![Expr::Cmp { sreg: R0, op: NFT_CMP_EQ, data: std::net::Ipv6Addr::LOCALHOST.octets().to_vec() }],
+                not_from_lo(),
+                drop(),
+            ],
+        ),
         Rule::new(f, "jump-user", vec![vec![Expr::Immediate(Verdict::Jump(USER_CHAIN))]]),
         // Traffic within a network that allows ICC: routed through the host,
         // or bridged when br_netfilter makes bridged frames pass this hook.
@@ -758,8 +796,10 @@ mod tests {
         assert_eq!(s.first().map(|m| m.0), Some(16), "BEGIN");
         assert_eq!(s.last().map(|m| m.0), Some(17), "END");
         assert_eq!(s.iter().filter(|m| m.0 == NFT_MSG_NEWSET).count(), 14);
-        assert_eq!(s.iter().filter(|m| m.0 == NFT_MSG_NEWCHAIN).count(), 5);
-        for (chain, n) in [("forward", 8), ("prerouting", 8), ("output", 8), ("postrouting", 4), (USER_CHAIN, 0)] {
+        assert_eq!(s.iter().filter(|m| m.0 == NFT_MSG_NEWCHAIN).count(), 6);
+        for (chain, n) in
+            [("raw", 2), ("forward", 8), ("prerouting", 8), ("output", 8), ("postrouting", 4), (USER_CHAIN, 0)]
+        {
             assert_eq!(count(&s, NFT_MSG_NEWRULE, chain), n, "{chain}");
             assert_eq!(count(&s, NFT_MSG_DELRULE, chain), usize::from(n > 0), "{chain}");
         }
@@ -777,12 +817,12 @@ mod tests {
             .map(|c| CurrentRule { chain: c.to_string(), userdata: None })
             .collect();
         let s = summary(&ensure_batch(&current));
-        for chain in ["forward", "prerouting", "output", "postrouting"] {
+        for chain in ["raw", "forward", "prerouting", "output", "postrouting"] {
             assert_eq!(count(&s, NFT_MSG_DELRULE, chain), 1, "{chain}");
         }
         assert_eq!(count(&s, NFT_MSG_DELRULE, USER_CHAIN), 0);
         assert_eq!(count(&s, NFT_MSG_NEWRULE, USER_CHAIN), 0);
-        assert_eq!(s.iter().filter(|m| m.0 == NFT_MSG_NEWRULE).count(), 28);
+        assert_eq!(s.iter().filter(|m| m.0 == NFT_MSG_NEWRULE).count(), 30);
     }
 
     #[test]
