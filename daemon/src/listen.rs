@@ -82,8 +82,15 @@ pub enum Listener {
         /// The socket's path.
         path: PathBuf,
     },
-    /// A TCP listener.
-    Tcp(tokio::net::TcpListener),
+    /// A TCP listener without TLS (`--insecure-tcp`).
+    Tcp {
+        /// The listener.
+        listener: tokio::net::TcpListener,
+        /// The host part of its address as given (`0.0.0.0`, a name, …):
+        /// the one name besides IP addresses and `localhost` that requests
+        /// may carry in `Host`.
+        host: String,
+    },
     /// A TCP listener serving TLS with client certificates.
     Tls(crate::tls::TlsListener),
 }
@@ -128,7 +135,9 @@ impl Listener {
                     }
                     None => {
                         tracing::warn!(address = %a, "listening on TCP without TLS: anyone who can connect controls the host's networking");
-                        Ok(Listener::Tcp(listener))
+                        let host = a.rsplit_once(':').map_or(a.as_str(), |(h, _)| h);
+                        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+                        Ok(Listener::Tcp { listener, host })
                     }
                 }
             }
@@ -139,14 +148,14 @@ impl Listener {
     pub fn socket_path(&self) -> Option<&Path> {
         match self {
             Listener::Unix { path, .. } => Some(path),
-            Listener::Tcp(_) | Listener::Tls(_) => None,
+            Listener::Tcp { .. } | Listener::Tls(_) => None,
         }
     }
 
     /// The bound TCP address.
     pub fn tcp_addr(&self) -> Option<SocketAddr> {
         match self {
-            Listener::Tcp(l) => l.local_addr().ok(),
+            Listener::Tcp { listener, .. } => listener.local_addr().ok(),
             Listener::Tls(l) => l.local_addr().ok(),
             Listener::Unix { .. } => None,
         }

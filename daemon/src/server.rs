@@ -60,8 +60,62 @@ pub fn router(state: ApiState) -> Router {
     app.fallback(|| async { ApiError::not_found("page not found") })
         .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed") })
         .layer(axum::middleware::from_fn(version_and_headers))
+        .layer(axum::middleware::from_fn(browser_guard))
         .layer(DefaultBodyLimit::max(api::extract::BODY_LIMIT))
         .with_state(state)
+}
+
+/// Refuses a request that changes state when a web browser sent it: a
+/// page on any site could otherwise make the browser post to the API (a
+/// form needs no preflight, and `POST /networks/prune` needs no body).
+/// Browsers mark every cross-origin POST with `Origin`, and every request
+/// with `Sec-Fetch-Site`; API clients (the docker CLI, docker-py, cnmctl)
+/// send neither.
+async fn browser_guard(req: Request, next: Next) -> Response {
+    let reads = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let h = req.headers();
+    let from_browser = h.contains_key("origin") || h.get("sec-fetch-site").is_some_and(|v| v.as_bytes() != b"none");
+    if !reads && from_browser {
+        return ApiError::new(StatusCode::FORBIDDEN, "requests from a web browser may not change anything")
+            .into_response();
+    }
+    next.run(req).await
+}
+
+/// Whether `Host` names this daemon in a way a DNS-rebinding page cannot:
+/// an IP address, `localhost`, or `listen_host` (the name `-H` gave).
+/// No `Host` at all (HTTP/1.0) is fine: browsers always send one.
+fn host_allowed(host: Option<&str>, listen_host: &str) -> bool {
+    let Some(host) = host else { return true };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(h, port)| if port.parse::<u16>().is_ok() { h } else { host }),
+    };
+    name.parse::<std::net::IpAddr>().is_ok()
+        || name.eq_ignore_ascii_case("localhost")
+        || name.eq_ignore_ascii_case(listen_host)
+}
+
+/// On TCP without TLS (`--insecure-tcp`): refuses requests whose `Host` is
+/// a name other than the listen address's or `localhost`, so a web page
+/// that rebinds its own domain to this address (DNS rebinding) gets nothing.
+async fn host_guard(
+    axum::extract::State(listen_host): axum::extract::State<std::sync::Arc<str>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let host = req.headers().get(axum::http::header::HOST).and_then(|v| v.to_str().ok());
+    if !host_allowed(host, &listen_host) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "Host {:?} is not this daemon's address: use its IP address, localhost or {listen_host}",
+                host.unwrap_or_default()
+            ),
+        )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 /// Checks a `/vX.Y` prefix as Docker does and adds Docker's headers to every answer.
@@ -130,7 +184,9 @@ where
             Listener::Unix { listener, .. } => {
                 tasks.spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stop).await })
             }
-            Listener::Tcp(listener) => {
+            Listener::Tcp { listener, host } => {
+                let app =
+                    app.layer(axum::middleware::from_fn_with_state(std::sync::Arc::<str>::from(host), host_guard));
                 tasks.spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stop).await })
             }
             Listener::Tls(listener) => {
@@ -166,5 +222,27 @@ mod tests {
         assert_eq!(check_version("v1.12").unwrap_err().status, StatusCode::BAD_REQUEST);
         assert_eq!(check_version("networks").unwrap_err().status, StatusCode::NOT_FOUND);
         assert_eq!(check_version("vx.y").unwrap_err().status, StatusCode::NOT_FOUND);
+    }
+}
+
+#[cfg(test)]
+mod guard_tests {
+    use super::host_allowed;
+
+    #[test]
+    fn hosts_a_rebinding_page_could_send_are_refused() {
+        for ok in [
+            None,
+            Some("127.0.0.1:2375"),
+            Some("[::1]:2375"),
+            Some("10.0.0.2"),
+            Some("LOCALHOST:2375"),
+            Some("cnm-host:2375"),
+        ] {
+            assert!(host_allowed(ok, "cnm-host"), "{ok:?}");
+        }
+        for bad in [Some("attacker.example:2375"), Some("attacker.example"), Some("localhost.attacker.example")] {
+            assert!(!host_allowed(bad, "0.0.0.0"), "{bad:?}");
+        }
     }
 }

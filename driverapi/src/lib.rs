@@ -11,6 +11,7 @@ mod capability;
 mod driver;
 mod endpoint;
 mod error;
+pub mod id;
 mod join;
 pub mod kill;
 mod network;

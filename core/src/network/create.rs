@@ -105,7 +105,7 @@ impl Controller {
         crate::kill::point("network.create.driver");
         rec.phase = Phase::Ready;
         self.inner.store.put(Table::Networks, &rec.id, &rec).await?;
-        tracing::info!(network = %rec.name, id = %&rec.id[..12], driver, "network created");
+        tracing::info!(network = %rec.name, id = %cnm_driverapi::id::short(&rec.id, 12), driver, "network created");
         let net = Network::handle(self, &rec);
         self.st().networks.insert(rec.id.clone(), rec);
         Ok(net)
@@ -129,7 +129,7 @@ impl Controller {
         }
         let rec = new_record(driver, name, config, Phase::Ready);
         self.inner.store.put(Table::Networks, &rec.id, &rec).await?;
-        tracing::info!(network = %rec.name, id = %&rec.id[..12], "configuration-only network created");
+        tracing::info!(network = %rec.name, id = %cnm_driverapi::id::short(&rec.id, 12), "configuration-only network created");
         let net = Network::handle(self, &rec);
         self.st().networks.insert(rec.id.clone(), rec);
         Ok(net)

@@ -67,7 +67,7 @@ impl Controller {
             self.inner.store.delete(Table::Networks, &rec.id).await?;
             return Err(Error::Driver { driver: rec.driver.clone(), op: "create network", source });
         }
-        tracing::info!(network = %rec.name, id = %&rec.id[..rec.id.len().min(12)], "global network adopted");
+        tracing::info!(network = %rec.name, id = %cnm_driverapi::id::short(&rec.id, 12), "global network adopted");
         let net = Network::handle(self, &rec);
         self.st().networks.insert(rec.id.clone(), rec);
         Ok(net)

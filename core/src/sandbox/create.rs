@@ -43,7 +43,7 @@ impl Controller {
         let key = match &config.netns {
             Some(path) => path.clone(),
             None if config.use_host_namespace => netns_dir.join(HOST_SANDBOX_KEY),
-            None => netns_dir.join(&id[..12]),
+            None => netns_dir.join(cnm_driverapi::id::short(&id, 12)),
         };
         let netns_inode = match &config.netns {
             Some(path) => {

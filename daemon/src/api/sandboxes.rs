@@ -28,7 +28,7 @@ pub async fn create(
             })
         })
         .await?;
-    tracing::info!(sandbox = %sb.container_id(), id = %&sb.id()[..12], "sandbox created");
+    tracing::info!(sandbox = %sb.container_id(), id = %cnm::driverapi::id::short(sb.id(), 12), "sandbox created");
     Ok((StatusCode::CREATED, Json(SandboxCreateResponse { id: sb.id().to_string() })))
 }
 

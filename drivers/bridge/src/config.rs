@@ -156,7 +156,7 @@ impl BridgeConfig {
 
     /// The bridge's name for network `network_id`.
     pub fn bridge_name(&self, network_id: &str) -> String {
-        self.bridge_name.clone().unwrap_or_else(|| format!("br-{}", &network_id[..network_id.len().min(12)]))
+        self.bridge_name.clone().unwrap_or_else(|| format!("br-{}", cnm_driverapi::id::short(network_id, 12)))
     }
 }
 

@@ -8,12 +8,12 @@ use cnm_osl::{Namespace, Netlink, VethSpec};
 
 /// The host end's name: `veth` and 11 characters of the endpoint id.
 pub(crate) fn host_name(endpoint_id: &str) -> String {
-    format!("veth{}", &endpoint_id[..endpoint_id.len().min(11)])
+    format!("veth{}", cnm_driverapi::id::short(endpoint_id, 11))
 }
 
 /// The sandbox end's name until the controller renames it: `cnm` and 12 characters of the id.
 pub(crate) fn peer_name(endpoint_id: &str) -> String {
-    format!("cnm{}", &endpoint_id[..endpoint_id.len().min(12)])
+    format!("cnm{}", cnm_driverapi::id::short(endpoint_id, 12))
 }
 
 /// Creates the endpoint's veth pair; the peer goes straight into the

@@ -44,12 +44,12 @@ pub struct MacvlanDriver {
 
 /// The name of the link of endpoint `eid` while it is in the host's namespace.
 fn link_name(eid: &str) -> String {
-    format!("mv{}", &eid[..eid.len().min(11)])
+    format!("mv{}", cnm_driverapi::id::short(eid, 11))
 }
 
 /// The dummy parent of host-only network `nid` (Docker's name).
 fn dummy_name(nid: &str) -> String {
-    format!("dm-{}", &nid[..nid.len().min(12)])
+    format!("dm-{}", cnm_driverapi::id::short(nid, 12))
 }
 
 impl MacvlanDriver {

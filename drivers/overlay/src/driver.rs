@@ -87,7 +87,7 @@ impl std::fmt::Debug for OverlayDriver {
 }
 
 fn short(id: &str, n: usize) -> &str {
-    &id[..id.len().min(n)]
+    cnm_driverapi::id::short(id, n)
 }
 
 /// The VNI key of the cluster store.

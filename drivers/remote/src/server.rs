@@ -277,8 +277,34 @@ fn ipam_err(e: cnm_ipamapi::Error) -> Reply {
     Reply::error(e.kind(), &e.to_string(), true)
 }
 
+/// Checks the ids of a request before any driver sees them: every
+/// `NetworkID` and `EndpointID` (in any letter case, as Go decodes them) at
+/// the body's top level must be a valid id ([`cnm_driverapi::id::check`]):
+/// drivers make interface and file names of them.
+fn check_ids(method: &str, body: &[u8]) -> std::result::Result<(), Reply> {
+    let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Ok(()); // not an object: `arg` says what is wrong with it
+    };
+    for (key, value) in &fields {
+        if !(key.eq_ignore_ascii_case("NetworkID") || key.eq_ignore_ascii_case("EndpointID")) {
+            continue;
+        }
+        let why = match value.as_str() {
+            Some(id) => cnm_driverapi::id::check(id).err(),
+            None => Some("not a string".to_string()),
+        };
+        if let Some(why) = why {
+            return Err(Reply::error(ErrorKind::InvalidParameter, &format!("{method}: invalid {key}: {why}"), false));
+        }
+    }
+    Ok(())
+}
+
 async fn network_call(d: &dyn Driver, method: &str, m: &str, body: &[u8]) -> std::result::Result<Reply, Reply> {
     let unit = |r: cnm_driverapi::Result<()>| r.map(|()| Reply::empty()).map_err(driver_err);
+    if m != "GetCapabilities" {
+        check_ids(method, body)?;
+    }
     Ok(match m {
         "GetCapabilities" => Reply::ok(&d.capability()),
         "CreateNetwork" => unit(d.create_network(arg(method, body, false)?).await)?,

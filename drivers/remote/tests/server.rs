@@ -142,3 +142,29 @@ async fn tcp_loopback_only_and_concurrent_calls() {
     assert_eq!(ids, (0..8).map(|i| format!("e{i}")).collect::<Vec<_>>());
     task.abort();
 }
+
+/// Ids from the wire are checked before any driver sees them: a non-ASCII
+/// `NetworkID` (which drivers would cut into interface names), one with a
+/// path separator, an empty or an overlong one are refused with 400 and the
+/// field named, in any letter case of the field.
+#[tokio::test]
+async fn invalid_ids_never_reach_the_driver() {
+    let dir = tempfile::tempdir().unwrap();
+    let (running, client, _, log) = setup(dir.path(), false);
+    let long = "a".repeat(200);
+    for (field, id) in
+        [("NetworkID", "né-ééééééééééé"), ("networkid", "../../etc"), ("EndpointID", ""), ("NetworkID", long.as_str())]
+    {
+        let body = serde_json::json!({ field: id, "Options": {} }).to_string();
+        let a = client.call("NetworkDriver.CreateNetwork", Bytes::from(body)).await.unwrap();
+        assert_eq!(a.status, 400, "{field}={id:?}");
+        let err = json(&a.body)["Err"].as_str().unwrap().to_string();
+        assert!(err.contains(&format!("invalid {field}")), "{err}");
+    }
+    assert_eq!(log.len(), 0, "no driver call was made");
+    // Docker's ids pass.
+    let body = serde_json::json!({ "NetworkID": "0a1b".repeat(16), "Options": {} }).to_string();
+    let a = client.call("NetworkDriver.CreateNetwork", Bytes::from(body)).await.unwrap();
+    assert_eq!(a.status, 200);
+    running.stop().await;
+}
