@@ -28,6 +28,18 @@ fn setup(dir: &Path) {
         .unwrap();
 }
 
+/// The daemon under test, killed if the test fails before stopping it.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 fn as_nobody(program: &Path) -> Command {
     let mut c = Command::new(program);
     // (std drops root's supplementary groups itself when it changes the user.)
@@ -54,15 +66,17 @@ async fn cnmd_run_by_an_ordinary_user() {
 
     // --rootless: its roots under the user's home and runtime directory.
     let run = home.join("run");
-    let mut child = as_nobody(&cnmd)
-        .env("HOME", &home)
-        .env("XDG_RUNTIME_DIR", &run)
-        .arg("--rootless")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .unwrap();
+    let mut child = Running(
+        as_nobody(&cnmd)
+            .env("HOME", &home)
+            .env("XDG_RUNTIME_DIR", &run)
+            .arg("--rootless")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap(),
+    );
     std::fs::create_dir_all(&run).unwrap();
     nix::unistd::chown(&run, Some(nix::unistd::Uid::from_raw(65534)), Some(nix::unistd::Gid::from_raw(65534))).unwrap();
     let sock = run.join("cnm/cnmd.sock");
@@ -72,9 +86,9 @@ async fn cnmd_run_by_an_ordinary_user() {
         if let Ok(n) = client.get("/networks").await {
             break n;
         }
-        if let Ok(Some(status)) = child.try_wait() {
+        if let Ok(Some(status)) = child.0.try_wait() {
             let mut log = String::new();
-            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut log).unwrap();
+            std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut log).unwrap();
             panic!("cnmd --rootless exited ({status}): {log}");
         }
         assert!(start.elapsed() < Duration::from_secs(20), "cnmd --rootless never served {}", sock.display());
@@ -102,7 +116,7 @@ async fn cnmd_run_by_an_ordinary_user() {
     cnmctl(&["sandbox", "exec", "a", "--", "busybox", "ping", "-c", "1", "-W", "2", &gateway]);
     cnmctl(&["sandbox", "rm", "a"]);
 
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
-    let status = child.wait().unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.0.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = child.0.wait().unwrap();
     assert!(status.success(), "cnmd --rootless stopped with {status}");
 }
