@@ -5,11 +5,13 @@
 //! messages, statuses and error kinds, through the remote driver's client
 //! ([`cnm_driver_remote::PluginClient::in_process`]), so a library's
 //! answers are read by the same rules as Docker's plugins' (a malformed
-//! answer is a clear error naming the call). Each call runs on a blocking
-//! thread (in place when the runtime is multi-threaded), never blocking the
-//! async workers.
+//! answer is a clear error naming the call). Each call runs on a thread of
+//! the library's own ([`workers`]), never on the async workers, and is
+//! bounded by the client's deadline as a plugin call is: a call that hangs
+//! fails as a timeout and holds one thread, not the daemon.
 
 mod ffi;
+mod workers;
 
 pub use ffi::OpenError;
 
@@ -105,7 +107,7 @@ impl DriverLibrary {
 
     /// A plugin client that calls the library (no HTTP).
     pub fn client(&self, config: ClientConfig) -> Arc<PluginClient> {
-        let exchange = Arc::new(Exchange { lib: self.lib.clone() });
+        let exchange = Arc::new(Exchange { lib: self.lib.clone(), workers: workers::Workers::default() });
         Arc::new(PluginClient::in_process(&self.name, PluginAddress::Unix(self.path.clone()), exchange, config))
     }
 
@@ -130,9 +132,10 @@ pub fn libraries_in(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     Ok(v)
 }
 
-/// Calls into the library on a blocking thread.
+/// Calls into the library on its threads.
 struct Exchange {
     lib: Arc<ffi::Library>,
+    workers: workers::Workers,
 }
 
 impl InProcess for Exchange {
@@ -143,19 +146,12 @@ impl InProcess for Exchange {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Answer, String>> + Send>> {
         let lib = self.lib.clone();
         let method = method.to_string();
+        let call = self.workers.run(move || lib.call(&method, &body));
         Box::pin(async move {
-            // Off the async workers: in place on a multi-threaded runtime (the
-            // worker hands its other tasks over first; no thread hop), else
-            // on a blocking thread.
-            let multi = tokio::runtime::Handle::try_current()
-                .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-            let done = if multi {
-                tokio::task::block_in_place(|| lib.call(&method, &body))
-            } else {
-                tokio::task::spawn_blocking(move || lib.call(&method, &body))
-                    .await
-                    .map_err(|e| format!("the library call did not complete: {e}"))?
-            };
+            let done = call
+                .map_err(|e| format!("cannot start a thread for the library call: {e}"))?
+                .await
+                .map_err(|_| "the library call did not complete".to_string())?;
             Ok(match done {
                 Some((status, body, kind)) => Answer {
                     status: http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),

@@ -2,13 +2,14 @@
 //! another ABI version is refused naming both versions; a panic inside a
 //! call becomes an internal error naming the call, and the library keeps
 //! working; an answer that is not JSON is a clear error; a call the
-//! library does not export is "not implemented".
+//! library does not export is "not implemented"; a call that never returns
+//! fails at the client's deadline, and the library keeps answering.
 
 use cnm_driver_dylib::{DriverLibrary, Error, OpenError};
 use cnm_driver_remote::ClientConfig;
 use cnm_driverapi::abi::LibraryConfig;
 use cnm_driverapi::{
-    CreateEndpointRequest, CreateNetworkRequest, Driver, EndpointOperInfoRequest, ErrorKind, JoinRequest,
+    CreateEndpointRequest, CreateNetworkRequest, Driver, EndpointOperInfoRequest, ErrorKind, JoinRequest, LeaveRequest,
 };
 use std::path::PathBuf;
 
@@ -32,7 +33,8 @@ async fn a_misbehaving_library_is_handled_cleanly() {
 
     let lib = DriverLibrary::open(&path, &LibraryConfig::default()).expect("the right version loads");
     assert_eq!(lib.name(), "fixture");
-    let plugin = lib.activate(ClientConfig::default()).await.expect("activate");
+    let config = ClientConfig { timeout: std::time::Duration::from_millis(300), ..ClientConfig::default() };
+    let plugin = lib.activate(config).await.expect("activate");
     let driver = plugin.network.expect("a network driver").expect("registered");
     let net = CreateNetworkRequest { network_id: "n1".repeat(32), ..Default::default() };
     driver.create_network(net.clone()).await.expect("CreateNetwork works");
@@ -51,7 +53,17 @@ async fn a_misbehaving_library_is_handled_cleanly() {
     let e = driver.endpoint_oper_info(info).await.unwrap_err();
     assert!(e.to_string().contains("EndpointOperInfo"), "names the call: {e}");
 
-    let join = JoinRequest { network_id: net.network_id, endpoint_id: "e1".repeat(32), ..Default::default() };
+    let join = JoinRequest { network_id: net.network_id.clone(), endpoint_id: "e1".repeat(32), ..Default::default() };
     let e = driver.join(join).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotImplemented, "{e}");
+
+    // Leave hangs inside the library: a timeout, like a plugin that stopped answering.
+    let leave = LeaveRequest { network_id: net.network_id.clone(), endpoint_id: "e1".repeat(32) };
+    let e = tokio::time::timeout(std::time::Duration::from_secs(10), driver.leave(leave))
+        .await
+        .expect("the client's deadline ends a hung library call")
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert!(e.to_string().contains("Leave"), "names the call: {e}");
+    driver.create_network(net).await.expect("the library still answers beside the hung call");
 }
