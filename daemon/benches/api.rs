@@ -63,7 +63,24 @@ fn ms(d: Duration) -> f64 {
 
 #[tokio::main]
 async fn main() {
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return;
+    }
+    for foreign in [false, true] {
+        run(foreign).await;
+    }
+}
+
+/// Every measurement on a scratch host; with `foreign`, one whose iptables
+/// `FORWARD` chain is a Docker host's (policy DROP, dockerd's chains).
+async fn run(foreign: bool) {
     let Some(host) = cnm_tests::TestHost::new("bench api").await else { return };
+    if foreign {
+        cnm_tests::docker_like_forward_chain(&host.ns).await;
+        println!("--- beside a Docker host's iptables FORWARD chain (policy DROP, dockerd's chains)");
+    } else {
+        println!("--- scratch host, no foreign firewall");
+    }
     let ctrl = host
         .builder()
         .driver_on_host(|h| cnm_driver_bridge::BridgeDriver::new(h.clone()))
@@ -81,25 +98,34 @@ async fn main() {
     }));
     let client = Client::new(addr);
 
-    // 1. network create (deletion not measured).
-    let (mut lib, mut api) = (Vec::new(), Vec::new());
+    // The network the sandboxes use exists throughout, as cnmd's default
+    // `bridge` network does: creates and deletes below are never the first
+    // or last network (those add or take out the one foreign rule).
+    let net = ctrl.new_network("bridge", "bench", NetworkConfig::default()).await.expect("network");
+
+    // 1. network create, and delete.
+    let (mut lib, mut api, mut lib_rm, mut api_rm) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in 0..N {
         let t = Instant::now();
         let n = ctrl.new_network("bridge", &format!("lib{i}"), NetworkConfig::default()).await.expect("lib create");
         lib.push(t.elapsed());
+        let t = Instant::now();
         n.delete().await.expect("delete");
+        lib_rm.push(t.elapsed());
         let t = Instant::now();
         let _: serde_json::Value = client
             .post("/networks/create", &serde_json::json!({ "Name": format!("api{i}") }))
             .await
             .expect("api create");
         api.push(t.elapsed());
+        let t = Instant::now();
         client.delete(&format!("/networks/api{i}")).await.expect("delete");
+        api_rm.push(t.elapsed());
     }
     report("network create", lib, api);
+    report("network delete", lib_rm, api_rm);
 
     // 2. sandbox create + connect, 3. disconnect + sandbox rm.
-    let net = ctrl.new_network("bridge", "bench", NetworkConfig::default()).await.expect("network");
     let (mut lib_up, mut api_up, mut lib_down, mut api_down) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in 0..N {
         let name = format!("l{i}");

@@ -8,6 +8,9 @@
 //! created in place (peer inside the namespace, host end a bridge port, up),
 //! the peer brought up, an address and a default route — no bookkeeping.
 //!
+//! Each N on a scratch host and on one whose iptables `FORWARD` chain is a
+//! Docker host's (policy DROP, dockerd's chains; "docker" in the table).
+//!
 //! The state directory is the system's temporary directory (`TMPDIR`); run
 //! with `TMPDIR=/dev/shm` to see the cost without the store's fsyncs.
 
@@ -95,14 +98,21 @@ async fn main() {
         return;
     }
     println!("attach benchmark (ms per container; median / p95)");
-    println!("{:>5}  {:>17}  {:>17}  {:>17}  {:>8}", "N", "floor", "attach", "detach", "ratio");
-    for n in [1usize, 50, 200] {
+    println!("{:>5}  {:>8}  {:>17}  {:>17}  {:>17}  {:>8}", "N", "host", "floor", "attach", "detach", "ratio");
+    for (n, foreign) in [1usize, 50, 200].into_iter().flat_map(|n| [(n, false), (n, true)]) {
         let Some(h) = cnm_tests::TestHost::new("attach benchmark").await else { return };
+        if foreign {
+            cnm_tests::docker_like_forward_chain(&h.ns).await;
+        }
         let f = floor(&h, n).await;
         let (a, d) = controller_run(&h, n).await;
         let (fm, fp) = stats(f);
         let (am, ap) = stats(a);
         let (dm, dp) = stats(d);
-        println!("{n:>5}  {fm:>8.2} / {fp:>6.2}  {am:>8.2} / {ap:>6.2}  {dm:>8.2} / {dp:>6.2}  {:>7.2}x", am / fm);
+        let host = if foreign { "docker" } else { "scratch" };
+        println!(
+            "{n:>5}  {host:>8}  {fm:>8.2} / {fp:>6.2}  {am:>8.2} / {ap:>6.2}  {dm:>8.2} / {dp:>6.2}  {:>7.2}x",
+            am / fm
+        );
     }
 }

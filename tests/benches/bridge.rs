@@ -5,6 +5,9 @@
 //!    the bridge driver, then unpublishing them: total and per-port time,
 //!    the firewall's rule count, and the processes left running.
 //! 2. Network create and delete through the controller: median and p95.
+//!
+//! Both on a scratch host and on one whose iptables `FORWARD` chain is a
+//! Docker host's (policy DROP, dockerd's chains): the host users have.
 
 use cnm::driverapi::*;
 use cnm::{NetworkConfig, SandboxConfig};
@@ -213,7 +216,15 @@ async fn main() {
         return;
     }
     raise_fd_limit();
-    let Some(h) = cnm_tests::TestHost::new("bridge benchmark").await else { return };
-    publish_bench(&h).await;
-    network_bench(&h).await;
+    for foreign in [false, true] {
+        let Some(h) = cnm_tests::TestHost::new("bridge benchmark").await else { return };
+        if foreign {
+            cnm_tests::docker_like_forward_chain(&h.ns).await;
+            println!("--- beside a Docker host's iptables FORWARD chain (policy DROP, dockerd's chains)");
+        } else {
+            println!("--- scratch host, no foreign firewall");
+        }
+        publish_bench(&h).await;
+        network_bench(&h).await;
+    }
 }

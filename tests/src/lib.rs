@@ -428,6 +428,45 @@ pub async fn seen_as(ns: &Namespace, addr: std::net::SocketAddr) -> Result<Strin
         .map_err(|e| e.to_string())
 }
 
+/// Runs `iptables-nft ARGS…` inside `ns` and returns its standard output.
+pub async fn iptables(ns: &Namespace, args: &[&str]) -> String {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let out = ns
+        .run(move || std::process::Command::new("iptables-nft").args(&args).output())
+        .await
+        .expect("enter namespace")
+        .expect("run iptables-nft");
+    assert!(out.status.success(), "iptables-nft failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// Gives `ns` the `FORWARD` chain a host with dockerd 20.10 has: policy
+/// DROP, dockerd's chains and jumps (and br_netfilter on), with no Docker
+/// bridge. For benchmarks and tests "on the host users have".
+pub async fn docker_like_forward_chain(ns: &Namespace) {
+    for chain in ["DOCKER", "DOCKER-USER", "DOCKER-ISOLATION-STAGE-1", "DOCKER-ISOLATION-STAGE-2"] {
+        iptables(ns, &["-N", chain]).await;
+    }
+    for rule in [
+        "-P FORWARD DROP",
+        "-A FORWARD -j DOCKER-USER",
+        "-A FORWARD -j DOCKER-ISOLATION-STAGE-1",
+        "-A FORWARD -o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+        "-A FORWARD -o docker0 -j DOCKER",
+        "-A FORWARD -i docker0 ! -o docker0 -j ACCEPT",
+        "-A FORWARD -i docker0 -o docker0 -j ACCEPT",
+        "-A DOCKER-USER -j RETURN",
+        "-A DOCKER-ISOLATION-STAGE-1 -i docker0 ! -o docker0 -j DOCKER-ISOLATION-STAGE-2",
+        "-A DOCKER-ISOLATION-STAGE-1 -j RETURN",
+        "-A DOCKER-ISOLATION-STAGE-2 -o docker0 -j DROP",
+        "-A DOCKER-ISOLATION-STAGE-2 -j RETURN",
+    ] {
+        iptables(ns, &rule.split(' ').collect::<Vec<_>>()).await;
+    }
+    // As on a Docker host: bridged frames pass the iptables hooks.
+    let _ = ns.sysctl_set("net/bridge/bridge-nf-call-iptables", "1").await;
+}
+
 /// Runs `nft ARGS…` inside `ns` and returns its standard output.
 pub async fn nft(ns: &Namespace, args: &[&str]) -> String {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();

@@ -4,6 +4,7 @@
 //! ports; isolation holds; the foreign chain keeps its policy and rules,
 //! and gets back exactly what it had when cnm's last network goes.
 
+use cnm::osl::firewall::iptables::COMMENT;
 use cnm::{EndpointConfig, JoinOptions, NetworkConfig, SandboxConfig};
 use cnm_driverapi::{PortBinding, Protocol};
 use cnm_tests::{OUTSIDE, TestHost, UPLINK_HOST, assert_no_ping, assert_ping, peer_echo_server, seen_as};
@@ -72,12 +73,13 @@ async fn beside_an_iptables_forward_drop_policy() {
     let (ctrl, _) = cnm_side(&h, &out).await;
 
     let during = iptables(&h.ns, &["-S", "FORWARD"]).await;
-    assert!(during.starts_with("-P FORWARD DROP\n-A FORWARD -j CNM-FORWARD\n"), "{during}");
+    let ours = format!("-A FORWARD -m mark --mark 0x1000/0x1000 -m comment --comment \"{COMMENT}\" -j ACCEPT\n");
+    assert!(during.starts_with(&format!("-P FORWARD DROP\n{ours}")), "{during}");
     assert!(during.contains("-A FORWARD -s 192.0.2.0/24 -j ACCEPT"), "{during}");
 
     cnm_tests::remove_all(&ctrl).await;
     assert_eq!(iptables(&h.ns, &["-S", "FORWARD"]).await, before, "the foreign chain is as it was");
-    assert!(!iptables(&h.ns, &["-S"]).await.contains("CNM-FORWARD"), "cnm's chain is gone");
+    assert!(!iptables(&h.ns, &["-S"]).await.contains(COMMENT), "cnm's rule is gone");
 }
 
 const DOCKERD_TEST: &str = "beside_a_real_dockerd_with_iptables";
@@ -115,7 +117,7 @@ async fn beside_a_real_dockerd_with_iptables() {
     cnm_tests::dockerd::page_answers(&out.ns, docker_port).await.expect("Docker's published port answers from outside");
 
     cnm_tests::remove_all(&ctrl).await;
-    assert!(!iptables(&h.ns, &["-S"]).await.contains("CNM-FORWARD"), "cnm's chain is gone");
+    assert!(!iptables(&h.ns, &["-S"]).await.contains(COMMENT), "cnm's rule is gone");
     dping(dweb_ip).expect("Docker's containers still reach each other");
     e.ok(&["rm", "-f", "dweb", "dc"]);
     let engine = engine.stop_async().await;

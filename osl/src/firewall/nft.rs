@@ -138,15 +138,16 @@ impl NftFirewall {
     }
 
     /// Applies element operations, then (on the same socket, in the same
-    /// turn) asks where iptables-nft has a `FORWARD` chain.
-    async fn apply_then_forward_families(&self, ops: Vec<ElementOp>) -> Result<Vec<u8>> {
+    /// turn) reads iptables-nft's `FORWARD` chains and whether cnm has bridges left.
+    async fn apply_then_read_foreign(&self, ops: Vec<ElementOp>) -> Result<(Vec<super::iptables::NftForward>, bool)> {
         let batch = elements::batch(TABLE, &ops);
         self.sockets
             .run(move |sock| {
                 if !batch.is_empty() {
                     sock.send(&batch)?;
                 }
-                Ok(super::iptables::nft_forward_families(sock))
+                let bridges = !elements::list(sock, TABLE, "bridges")?.is_empty();
+                Ok((super::iptables::nft_forward_chains(sock), bridges))
             })
             .await
     }
@@ -286,14 +287,14 @@ impl Firewall for NftFirewall {
     }
 
     async fn add_network(&self, net: &NetworkRules) -> Result<()> {
-        let families = self.apply_then_forward_families(ops(network_elements(net), false)).await?;
-        self.foreign.allow(&net.bridge, families).await
+        let (chains, bridges) = self.apply_then_read_foreign(ops(network_elements(net), false)).await?;
+        self.foreign.sync(chains, bridges).await
     }
 
     async fn remove_network(&self, net: &NetworkRules) -> Result<()> {
-        // The bridge is going: its elements first, then its foreign rules.
-        let families = self.apply_then_forward_families(ops(network_elements(net), true)).await?;
-        self.foreign.revoke(&net.bridge, families).await
+        // The bridge is going: its elements first; with the last one, the foreign rules.
+        let (chains, bridges) = self.apply_then_read_foreign(ops(network_elements(net), true)).await?;
+        self.foreign.sync(chains, bridges).await
     }
 
     async fn add_ports(&self, ports: &[PortMapping]) -> Result<()> {
@@ -332,8 +333,8 @@ impl Firewall for NftFirewall {
     }
 
     async fn remove_all(&self) -> Result<()> {
-        let families = self.sockets.run(|s| Ok(super::iptables::nft_forward_families(s))).await?;
-        let foreign = self.foreign.remove_all(families).await;
+        let chains = self.sockets.run(|s| Ok(super::iptables::nft_forward_chains(s))).await?;
+        let foreign = self.foreign.remove_all(chains).await;
         self.sockets.run(ruleset::remove).await.and(foreign)
     }
 }

@@ -81,6 +81,7 @@ const NFT_REG_VERDICT: u32 = 0;
 const NFT_REG32_00: u32 = 8;
 const R0: u32 = NFT_REG32_00;
 
+const NFT_META_MARK: u32 = 3;
 const NFT_META_IIFNAME: u32 = 6;
 const NFT_META_OIFNAME: u32 = 7;
 const NFT_META_NFPROTO: u32 = 15;
@@ -205,6 +206,9 @@ const BASE_CHAINS: &[BaseChain] = &[
     // Before connection tracking and NAT (nft's `raw` priority): what must
     // never be translated is dropped here.
     BaseChain { name: "raw", kind: "filter", hook: NF_INET_PRE_ROUTING, priority: -300 },
+    // Before iptables' filter chains (priority 0): marks traffic of cnm's
+    // bridges for cnm's rule in a foreign `FORWARD` chain (`iptables.rs`).
+    BaseChain { name: "mark", kind: "filter", hook: NF_INET_FORWARD, priority: -1 },
     BaseChain { name: "forward", kind: "filter", hook: NF_INET_FORWARD, priority: 0 },
     BaseChain { name: "prerouting", kind: "nat", hook: NF_INET_PRE_ROUTING, priority: -100 },
     BaseChain { name: "output", kind: "nat", hook: NF_INET_LOCAL_OUT, priority: -100 },
@@ -223,6 +227,7 @@ enum Verdict {
 #[derive(Debug, Clone)]
 enum Expr {
     Meta { key: u32, dreg: u32 },
+    MetaSet { key: u32, sreg: u32 },
     Payload { base: u32, offset: u32, len: u32, dreg: u32 },
     Cmp { sreg: u32, op: u32, data: Vec<u8> },
     Bitwise { sreg: u32, dreg: u32, mask: Vec<u8>, xor: Vec<u8> },
@@ -237,7 +242,7 @@ enum Expr {
 impl Expr {
     fn name(&self) -> &'static str {
         match self {
-            Expr::Meta { .. } => "meta",
+            Expr::Meta { .. } | Expr::MetaSet { .. } => "meta",
             Expr::Payload { .. } => "payload",
             Expr::Cmp { .. } => "cmp",
             Expr::Bitwise { .. } => "bitwise",
@@ -257,6 +262,10 @@ impl Expr {
             Expr::Meta { key, dreg } => {
                 w.attr_u32(2, *key); // NFTA_META_KEY
                 w.attr_u32(1, *dreg); // NFTA_META_DREG
+            }
+            Expr::MetaSet { key, sreg } => {
+                w.attr_u32(2, *key); // NFTA_META_KEY
+                w.attr_u32(3, *sreg); // NFTA_META_SREG
             }
             Expr::Payload { base, offset, len, dreg } => {
                 w.attr_u32(1, *dreg); // NFTA_PAYLOAD_DREG
@@ -392,6 +401,16 @@ fn ct_any(key: u32, bits: u32) -> Vec<Expr> {
     ]
 }
 
+/// `meta mark set meta mark or FORWARD_MARK` (the mark is a host-order word).
+fn set_mark_bit() -> Vec<Expr> {
+    let bit = super::iptables::FORWARD_MARK;
+    vec![
+        Expr::Meta { key: NFT_META_MARK, dreg: R0 },
+        Expr::Bitwise { sreg: R0, dreg: R0, mask: (!bit).to_ne_bytes().to_vec(), xor: bit.to_ne_bytes().to_vec() },
+        Expr::MetaSet { key: NFT_META_MARK, sreg: R0 },
+    ]
+}
+
 const IIF: Field = Field::Meta(NFT_META_IIFNAME);
 const OIF: Field = Field::Meta(NFT_META_OIFNAME);
 const L4PROTO: Field = Field::Meta(NFT_META_L4PROTO);
@@ -470,6 +489,10 @@ fn rules() -> Vec<Rule> {
                 drop(),
             ],
         ),
+        // Traffic of cnm's bridges, in or out: `meta mark set meta mark or
+        // FORWARD_MARK`, for foreign chains to accept (the verdict stays here).
+        Rule::new("mark", "mark-in", vec![in_set(&[IIF], "bridges", false), set_mark_bit()]),
+        Rule::new("mark", "mark-out", vec![in_set(&[OIF], "bridges", false), set_mark_bit()]),
         Rule::new(f, "jump-user", vec![vec![Expr::Immediate(Verdict::Jump(USER_CHAIN))]]),
         // Traffic within a network that allows ICC: routed through the host,
         // or bridged when br_netfilter makes bridged frames pass this hook.
@@ -796,10 +819,16 @@ mod tests {
         assert_eq!(s.first().map(|m| m.0), Some(16), "BEGIN");
         assert_eq!(s.last().map(|m| m.0), Some(17), "END");
         assert_eq!(s.iter().filter(|m| m.0 == NFT_MSG_NEWSET).count(), 14);
-        assert_eq!(s.iter().filter(|m| m.0 == NFT_MSG_NEWCHAIN).count(), 6);
-        for (chain, n) in
-            [("raw", 2), ("forward", 8), ("prerouting", 8), ("output", 8), ("postrouting", 4), (USER_CHAIN, 0)]
-        {
+        assert_eq!(s.iter().filter(|m| m.0 == NFT_MSG_NEWCHAIN).count(), 7);
+        for (chain, n) in [
+            ("raw", 2),
+            ("mark", 2),
+            ("forward", 8),
+            ("prerouting", 8),
+            ("output", 8),
+            ("postrouting", 4),
+            (USER_CHAIN, 0),
+        ] {
             assert_eq!(count(&s, NFT_MSG_NEWRULE, chain), n, "{chain}");
             assert_eq!(count(&s, NFT_MSG_DELRULE, chain), usize::from(n > 0), "{chain}");
         }
@@ -817,12 +846,12 @@ mod tests {
             .map(|c| CurrentRule { chain: c.to_string(), userdata: None })
             .collect();
         let s = summary(&ensure_batch(&current));
-        for chain in ["raw", "forward", "prerouting", "output", "postrouting"] {
+        for chain in ["raw", "mark", "forward", "prerouting", "output", "postrouting"] {
             assert_eq!(count(&s, NFT_MSG_DELRULE, chain), 1, "{chain}");
         }
         assert_eq!(count(&s, NFT_MSG_DELRULE, USER_CHAIN), 0);
         assert_eq!(count(&s, NFT_MSG_NEWRULE, USER_CHAIN), 0);
-        assert_eq!(s.iter().filter(|m| m.0 == NFT_MSG_NEWRULE).count(), 30);
+        assert_eq!(s.iter().filter(|m| m.0 == NFT_MSG_NEWRULE).count(), 32);
     }
 
     #[test]
@@ -833,7 +862,7 @@ mod tests {
         assert!(!s.iter().any(|m| m.0 == NFT_MSG_NEWRULE || m.0 == NFT_MSG_DELRULE), "{s:?}");
         // A rule deleted from forward, and two swapped in postrouting.
         let mut current = expected();
-        current.remove(3);
+        current.remove(5);
         let n = current.len();
         current.swap(n - 1, n - 2);
         let s = summary(&ensure_batch(&current));
