@@ -67,14 +67,22 @@ async fn controller_run(h: &cnm_tests::TestHost, n: usize) -> (Vec<Duration>, Ve
     let net = ctrl.new_network("bridge", "bench", NetworkConfig::default()).await.unwrap();
     let mut attach = Vec::new();
     let mut live = Vec::new();
+    let mut parts = [Vec::new(), Vec::new(), Vec::new()];
     for i in 0..n {
         let start = Instant::now();
         let ep = net.create_endpoint(&format!("ep{i}"), EndpointConfig::default()).await.unwrap();
+        let t1 = Instant::now();
         let sb = ctrl.new_sandbox(&format!("c{i}"), SandboxConfig::default()).await.unwrap();
+        let t2 = Instant::now();
         ep.join(&sb, JoinOptions::default()).await.unwrap();
         attach.push(start.elapsed());
+        parts[0].push(t1 - start);
+        parts[1].push(t2 - t1);
+        parts[2].push(t2.elapsed());
         live.push((ep, sb));
     }
+    let [e, s, j] = parts.map(|p| stats(p).0);
+    println!("       attach, median parts: endpoint {e:.2}, sandbox {s:.2}, join {j:.2} ms");
     // One packet proves the last attach is real.
     let (_, sb) = live.last().unwrap();
     let gw = net.info().await.unwrap().ipv4[0].gateway.unwrap().addr();
@@ -89,6 +97,48 @@ async fn controller_run(h: &cnm_tests::TestHost, n: usize) -> (Vec<Duration>, Ve
     }
     net.delete().await.unwrap();
     (attach, detach)
+}
+
+/// 50 attaches (endpoint + join of an existing sandbox) one after another,
+/// then 50 at once (their store writes share commits): total times.
+async fn parallel(h: &cnm_tests::TestHost) -> (Duration, Duration) {
+    let ctrl = h.controller().await;
+    let net = ctrl.new_network("bridge", "par", NetworkConfig::default()).await.unwrap();
+    let mut totals = Vec::new();
+    for round in 0..2 {
+        let mut sandboxes = Vec::new();
+        for i in 0..50 {
+            sandboxes.push(ctrl.new_sandbox(&format!("p{round}-{i}"), SandboxConfig::default()).await.unwrap());
+        }
+        let start = Instant::now();
+        if round == 0 {
+            for (i, sb) in sandboxes.iter().enumerate() {
+                let ep = net.create_endpoint(&format!("p{round}-{i}"), EndpointConfig::default()).await.unwrap();
+                ep.join(sb, JoinOptions::default()).await.unwrap();
+            }
+        } else {
+            let mut set = tokio::task::JoinSet::new();
+            for (i, sb) in sandboxes.iter().cloned().enumerate() {
+                let net = net.clone();
+                set.spawn(async move {
+                    let ep = net.create_endpoint(&format!("p{round}-{i}"), EndpointConfig::default()).await.unwrap();
+                    ep.join(&sb, JoinOptions::default()).await.unwrap();
+                });
+            }
+            while let Some(r) = set.join_next().await {
+                r.unwrap();
+            }
+        }
+        totals.push(start.elapsed());
+        for sb in sandboxes {
+            sb.delete().await.unwrap();
+        }
+    }
+    for ep in net.endpoints().await {
+        ep.delete().await.unwrap();
+    }
+    net.delete().await.unwrap();
+    (totals[0], totals[1])
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -115,4 +165,11 @@ async fn main() {
             am / fm
         );
     }
+    let Some(h) = cnm_tests::TestHost::new("attach benchmark").await else { return };
+    let (one_by_one, at_once) = parallel(&h).await;
+    println!(
+        "50 attaches: one after another {:.1} ms, all at once {:.1} ms",
+        one_by_one.as_secs_f64() * 1e3,
+        at_once.as_secs_f64() * 1e3
+    );
 }

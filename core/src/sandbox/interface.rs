@@ -53,12 +53,12 @@ pub(crate) async fn place(
 ) -> Result<u32> {
     let op = |what: &str| format!("{what} {src} as {dst}");
     let v4_only = !addrs.iter().any(|a| a.addr().is_ipv6());
+    // An IPv4-only interface comes up after IPv6 is off on it; the sysctl
+    // (a thread in the namespace) runs beside the address writes.
+    let up_now = !v4_only;
     let index = match sb.link_get(src).await.map_err(|e| Error::os(op("find"), e))? {
         Some(link) => {
-            if v4_only {
-                ipv6_off(sb, src).await?;
-            }
-            sb.link_configure(link.index, Some(dst), mac.map(|m| m.octets()), true)
+            sb.link_configure(link.index, Some(dst), mac.map(|m| m.octets()), up_now)
                 .await
                 .map_err(|e| Error::os(op("configure"), e))?;
             link.index
@@ -75,17 +75,25 @@ pub(crate) async fn place(
                 .await
                 .map_err(|e| Error::os(op("find moved"), e))?
                 .ok_or_else(|| Error::os(op("find moved"), cnm_osl::Error::NotFound(format!("link {dst}"))))?;
-            if v4_only {
-                ipv6_off(sb, dst).await?;
-            }
-            sb.link_configure(moved.index, None, mac.map(|m| m.octets()), true)
+            sb.link_configure(moved.index, None, mac.map(|m| m.octets()), up_now)
                 .await
                 .map_err(|e| Error::os(op("configure"), e))?;
             moved.index
         }
     };
-    for a in addrs {
-        sb.addr_add(index, *a).await.map_err(|e| Error::os(format!("add address {a} to {dst}"), e))?;
+    let addresses = async {
+        for a in addrs {
+            sb.addr_add(index, *a).await.map_err(|e| Error::os(format!("add address {a} to {dst}"), e))?;
+        }
+        Ok::<_, Error>(())
+    };
+    if v4_only {
+        let (off, added) = tokio::join!(ipv6_off(sb, dst), addresses);
+        off?;
+        added?;
+        sb.link_set_up(index).await.map_err(|e| Error::os(op("bring up"), e))?;
+    } else {
+        addresses.await?;
     }
     Ok(index)
 }
