@@ -111,22 +111,35 @@ impl Store {
     }
 
     /// Commits queued writes, a transaction per turn, until none is left.
-    fn commit_queued(&self) {
+    /// Its handle on the database is gone before the last answers are
+    /// sent: once every write has returned, a dropped controller's store
+    /// can be opened again at once.
+    fn commit_queued(self) {
         loop {
             let batch = {
                 let mut q = self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                if q.pending.is_empty() {
-                    q.committing = false;
-                    return;
-                }
                 std::mem::take(&mut q.pending)
             };
-            let result = self.commit(&batch);
-            self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).commits += 1;
-            let result = result.map_err(|e| match e {
+            let result = self.commit(&batch).map_err(|e| match e {
                 Error::Store(message) => message,
                 other => other.to_string(),
             });
+            let last = {
+                let mut q = self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                q.commits += 1;
+                let last = q.pending.is_empty();
+                if last {
+                    q.committing = false;
+                }
+                last
+            };
+            if last {
+                drop(self);
+                for w in batch {
+                    let _ = w.done.send(result.clone());
+                }
+                return;
+            }
             for w in batch {
                 let _ = w.done.send(result.clone());
             }
