@@ -127,22 +127,20 @@ impl Store {
             let last = {
                 let mut q = self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 q.commits += 1;
-                let last = q.pending.is_empty();
-                if last {
-                    q.committing = false;
-                }
-                last
+                q.committing = !q.pending.is_empty();
+                !q.committing
             };
-            if last {
-                drop(self);
+            let answer = |batch: Vec<Write>| {
                 for w in batch {
                     let _ = w.done.send(result.clone());
                 }
+            };
+            if last {
+                drop(self);
+                answer(batch);
                 return;
             }
-            for w in batch {
-                let _ = w.done.send(result.clone());
-            }
+            answer(batch);
         }
     }
 

@@ -74,13 +74,7 @@ async fn main() {
 /// Every measurement on a scratch host; with `foreign`, one whose iptables
 /// `FORWARD` chain is a Docker host's (policy DROP, dockerd's chains).
 async fn run(foreign: bool) {
-    let Some(host) = cnm_tests::TestHost::new("bench api").await else { return };
-    if foreign {
-        cnm_tests::docker_like_forward_chain(&host.ns).await;
-        println!("--- beside a Docker host's iptables FORWARD chain (policy DROP, dockerd's chains)");
-    } else {
-        println!("--- scratch host, no foreign firewall");
-    }
+    let Some(host) = cnm_tests::bench_host("bench api", foreign).await else { return };
     let ctrl = host
         .builder()
         .driver_on_host(|h| cnm_driver_bridge::BridgeDriver::new(h.clone()))

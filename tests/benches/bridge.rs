@@ -217,13 +217,7 @@ async fn main() {
     }
     raise_fd_limit();
     for foreign in [false, true] {
-        let Some(h) = cnm_tests::TestHost::new("bridge benchmark").await else { return };
-        if foreign {
-            cnm_tests::docker_like_forward_chain(&h.ns).await;
-            println!("--- beside a Docker host's iptables FORWARD chain (policy DROP, dockerd's chains)");
-        } else {
-            println!("--- scratch host, no foreign firewall");
-        }
+        let Some(h) = cnm_tests::bench_host("bridge benchmark", foreign).await else { return };
         publish_bench(&h).await;
         network_bench(&h).await;
     }

@@ -69,35 +69,38 @@ pub fn tcp_syn(dst_mac: [u8; 6], src_mac: [u8; 6], src: (Ipv4Addr, u16), dst: (I
     ethernet(dst_mac, src_mac, ETHERTYPE_IPV4, &ip)
 }
 
+/// An IPv4 TCP segment of an Ethernet frame, as the probes read it.
+struct Segment {
+    src: (Ipv4Addr, u16),
+    dst: (Ipv4Addr, u16),
+    /// The TCP flags byte.
+    flags: u8,
+}
+
+/// Reads the addresses, ports and flags of an IPv4 TCP frame.
+fn segment(frame: &[u8]) -> Option<Segment> {
+    if frame.len() < 14 + 20 || u16::from_be_bytes([frame[12], frame[13]]) != ETHERTYPE_IPV4 || frame[14 + 9] != 6 {
+        return None;
+    }
+    let t = 14 + usize::from(frame[14] & 0x0f) * 4;
+    let tcp = frame.get(t..t + 14)?;
+    let addr = |at: usize| Ipv4Addr::new(frame[at], frame[at + 1], frame[at + 2], frame[at + 3]);
+    Some(Segment {
+        src: (addr(14 + 12), u16::from_be_bytes([tcp[0], tcp[1]])),
+        dst: (addr(14 + 16), u16::from_be_bytes([tcp[2], tcp[3]])),
+        flags: tcp[13],
+    })
+}
+
 /// Whether `frame` is an IPv4 TCP segment from `src` with SYN and ACK set
 /// (the answer to a SYN: something listened and answered).
 pub fn is_syn_ack_from(frame: &[u8], src: (Ipv4Addr, u16)) -> bool {
-    frame.len() >= 14 + 20 + 20
-        && u16::from_be_bytes([frame[12], frame[13]]) == ETHERTYPE_IPV4
-        && frame[14 + 9] == 6
-        && frame[14 + 12..14 + 16] == src.0.octets()
-        && {
-            let ihl = usize::from(frame[14] & 0x0f) * 4;
-            let t = 14 + ihl;
-            frame.len() >= t + 14
-                && u16::from_be_bytes([frame[t], frame[t + 1]]) == src.1
-                && frame[t + 13] & 0x12 == 0x12
-        }
+    segment(frame).is_some_and(|s| s.src == src && s.flags & 0x12 == 0x12)
 }
 
 /// Whether `frame` is an IPv4 TCP SYN (without ACK) to `dst`.
 pub fn is_syn_to(frame: &[u8], dst: (Ipv4Addr, u16)) -> bool {
-    frame.len() >= 14 + 20 + 20
-        && u16::from_be_bytes([frame[12], frame[13]]) == ETHERTYPE_IPV4
-        && frame[14 + 9] == 6
-        && frame[14 + 16..14 + 20] == dst.0.octets()
-        && {
-            let ihl = usize::from(frame[14] & 0x0f) * 4;
-            let t = 14 + ihl;
-            frame.len() >= t + 14
-                && u16::from_be_bytes([frame[t + 2], frame[t + 3]]) == dst.1
-                && frame[t + 13] & 0x12 == 0x02
-        }
+    segment(frame).is_some_and(|s| s.dst == dst && s.flags & 0x12 == 0x02)
 }
 
 /// An IPv6 router advertisement from link-local `src` (and `src_mac`) to

@@ -428,21 +428,42 @@ pub async fn seen_as(ns: &Namespace, addr: std::net::SocketAddr) -> Result<Strin
         .map_err(|e| e.to_string())
 }
 
+/// A scratch host for a benchmark: with `foreign`, one with a Docker host's
+/// `FORWARD` chain ([`docker_like_forward_chain`]). Prints which.
+pub async fn bench_host(name: &str, foreign: bool) -> Option<TestHost> {
+    let h = TestHost::new(name).await?;
+    if foreign {
+        docker_like_forward_chain(&h.ns).await;
+        println!("--- beside a Docker host's iptables FORWARD chain (policy DROP, dockerd's chains)");
+    } else {
+        println!("--- scratch host, no foreign firewall");
+    }
+    Some(h)
+}
+
 /// Runs `iptables-nft ARGS…` inside `ns` and returns its standard output.
 pub async fn iptables(ns: &Namespace, args: &[&str]) -> String {
+    output_in(ns, "iptables-nft", args).await
+}
+
+/// Runs `program ARGS…` inside `ns`; its standard output (it must succeed).
+pub async fn output_in(ns: &Namespace, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> String {
+    let program = program.as_ref().to_os_string();
+    let shown = program.to_string_lossy().into_owned();
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let out = ns
-        .run(move || std::process::Command::new("iptables-nft").args(&args).output())
+        .run(move || std::process::Command::new(program).args(&args).output())
         .await
         .expect("enter namespace")
-        .expect("run iptables-nft");
-    assert!(out.status.success(), "iptables-nft failed: {}", String::from_utf8_lossy(&out.stderr));
+        .unwrap_or_else(|e| panic!("run {shown}: {e}"));
+    assert!(out.status.success(), "{shown} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 /// Gives `ns` the `FORWARD` chain a host with dockerd 20.10 has: policy
 /// DROP, dockerd's chains and jumps (and br_netfilter on), with no Docker
 /// bridge. For benchmarks and tests "on the host users have".
+/// (Needs `iptables-nft`.)
 pub async fn docker_like_forward_chain(ns: &Namespace) {
     for chain in ["DOCKER", "DOCKER-USER", "DOCKER-ISOLATION-STAGE-1", "DOCKER-ISOLATION-STAGE-2"] {
         iptables(ns, &["-N", chain]).await;
@@ -469,14 +490,7 @@ pub async fn docker_like_forward_chain(ns: &Namespace) {
 
 /// Runs `nft ARGS…` inside `ns` and returns its standard output.
 pub async fn nft(ns: &Namespace, args: &[&str]) -> String {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let out = ns
-        .run(move || std::process::Command::new("nft").args(&args).output())
-        .await
-        .expect("enter namespace")
-        .expect("run nft");
-    assert!(out.status.success(), "nft failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).to_string()
+    output_in(ns, "nft", args).await
 }
 
 /// A UDP server inside `ns` on `addr` answering each datagram with the

@@ -7,22 +7,10 @@
 use cnm::osl::firewall::iptables::COMMENT;
 use cnm::{EndpointConfig, JoinOptions, NetworkConfig, SandboxConfig};
 use cnm_driverapi::{PortBinding, Protocol};
-use cnm_tests::{OUTSIDE, TestHost, UPLINK_HOST, assert_no_ping, assert_ping, peer_echo_server, seen_as};
+use cnm_tests::{OUTSIDE, TestHost, UPLINK_HOST, assert_no_ping, assert_ping, iptables, peer_echo_server, seen_as};
 use std::net::{IpAddr, SocketAddr};
 
 const TEST: &str = "beside_an_iptables_forward_drop_policy";
-
-/// Runs `iptables-nft ARGS` in `ns`; its output.
-async fn iptables(ns: &cnm::osl::Namespace, args: &[&str]) -> String {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let out = ns
-        .run(move || std::process::Command::new("iptables-nft").args(&args).output())
-        .await
-        .unwrap()
-        .expect("run iptables-nft");
-    assert!(out.status.success(), "iptables-nft: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 async fn container(
     ctrl: &cnm::Controller,

@@ -18,12 +18,9 @@ use std::path::{Path, PathBuf};
 const TEST: &str = "networks_add_no_rule_and_run_no_tool_beside_a_drop_policy";
 const TOOLS: [&str; 4] = ["iptables-nft", "ip6tables-nft", "iptables-legacy", "ip6tables-legacy"];
 
-/// Runs the real `iptables-nft ARGS` in `ns`; its output.
+/// Runs the real `iptables-nft ARGS` in `ns` (not the wrapper); its output.
 async fn iptables(ns: &cnm::osl::Namespace, real: &Path, args: &[&str]) -> String {
-    let (real, args) = (real.to_path_buf(), args.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-    let out = ns.run(move || std::process::Command::new(real).args(&args).output()).await.unwrap().unwrap();
-    assert!(out.status.success(), "iptables-nft: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    cnm_tests::output_in(ns, real, args).await
 }
 
 /// Where `cmd` is installed.
@@ -94,30 +91,12 @@ async fn networks_add_no_rule_and_run_no_tool_beside_a_drop_policy() {
     assert_ping(&a_ns, sandboxes[1].1).await;
     assert_ping(&a_ns, OUTSIDE.parse().unwrap()).await;
     // Control: without cnm's rule the foreign policy drops the same traffic.
-    let rule = with_one.lines().find(|l| l.contains(COMMENT)).unwrap().replacen("-A FORWARD", "-D FORWARD", 1);
-    let del: Vec<String> = shell_words(&rule);
-    iptables(&h.ns, &ipt, &del.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let rule =
+        ["FORWARD", "-m", "mark", "--mark", "0x1000/0x1000", "-m", "comment", "--comment", COMMENT, "-j", "ACCEPT"];
+    iptables(&h.ns, &ipt, &[&["-D"][..], &rule].concat()).await;
     cnm_tests::assert_no_ping(&a_ns, OUTSIDE.parse().unwrap()).await;
-    iptables(
-        &h.ns,
-        &ipt,
-        &[
-            "-I",
-            "FORWARD",
-            "1",
-            "-m",
-            "mark",
-            "--mark",
-            "0x1000/0x1000",
-            "-m",
-            "comment",
-            "--comment",
-            COMMENT,
-            "-j",
-            "ACCEPT",
-        ],
-    )
-    .await;
+    iptables(&h.ns, &ipt, &[&["-I"][..], &rule].concat()).await;
+    assert_eq!(iptables(&h.ns, &ipt, &["-S", "FORWARD"]).await, with_one, "the rule is back as cnm wrote it");
     assert_ping(&a_ns, OUTSIDE.parse().unwrap()).await;
     let before_removal = runs(&log);
     for (sb, _) in sandboxes {
@@ -135,24 +114,4 @@ async fn networks_add_no_rule_and_run_no_tool_beside_a_drop_policy() {
     assert!(runs(&log).len() > before_removal.len(), "the last network took the rule out");
     assert_eq!(iptables(&h.ns, &ipt, &["-S", "FORWARD"]).await, before, "the foreign chain is as it was");
     cnm_tests::remove_all(&ctrl).await;
-}
-
-/// Splits an `iptables -S` line into arguments (double quotes group).
-fn shell_words(line: &str) -> Vec<String> {
-    let (mut out, mut cur, mut quoted) = (Vec::new(), String::new(), false);
-    for c in line.chars() {
-        match c {
-            '"' => quoted = !quoted,
-            ' ' if !quoted => {
-                if !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur));
-                }
-            }
-            c => cur.push(c),
-        }
-    }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-    out
 }

@@ -43,7 +43,7 @@ pub const COMMENT: &str = "cnm: traffic of the bridges of cnm, filtered by table
 const OLD_CHAIN: &str = "CNM-FORWARD";
 
 /// One iptables tool and where it says it keeps its tables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 struct Tool {
     /// The command.
     name: &'static str,
@@ -157,25 +157,8 @@ impl ForeignForward {
         if nft_work.is_empty() && !legacy_work {
             return Ok(());
         }
-        let done = self
-            .ns
-            .run(move || {
-                let mut first_err = None;
-                for tool in TOOLS.iter().filter(|t| match (t.nft_family, t.legacy_tables) {
-                    (Some(family), _) => nft_work.contains(&family),
-                    (None, Some(file)) => legacy_work && legacy_filter_table(file),
-                    (None, None) => false,
-                }) {
-                    let Some(found) = find(tool) else { continue };
-                    let r = if bridges { add_blocking(&found) } else { take_out_blocking(&found) };
-                    if let Err(e) = r {
-                        tracing::warn!(tool = tool.name, error = %e, "iptables FORWARD chain");
-                        first_err.get_or_insert(e);
-                    }
-                }
-                first_err.map_or(Ok(()), Err)
-            })
-            .await?;
+        let act = if bridges { add_blocking } else { take_out_blocking };
+        let done = self.each_tool(nft_work, legacy_work, act).await;
         *legacy_read = bridges;
         done
     }
@@ -186,16 +169,26 @@ impl ForeignForward {
     pub(crate) async fn remove_all(&self, nft: Vec<NftForward>) -> Result<()> {
         let mut legacy_read = self.legacy_read.lock().await;
         *legacy_read = false;
+        self.each_tool(nft.iter().map(|c| c.family).collect(), true, take_out_blocking).await
+    }
+
+    /// Runs `act` in the namespace (one thread for all) with the installed
+    /// iptables-nft tools of `nft_families`, and with `legacy` the
+    /// iptables-legacy tools whose `filter` table exists; the first error,
+    /// after trying all.
+    async fn each_tool(&self, nft_families: Vec<u8>, legacy: bool, act: fn(&Found) -> Result<()>) -> Result<()> {
         self.ns
             .run(move || {
                 let mut first_err = None;
-                for tool in TOOLS.iter().filter(|t| match (t.nft_family, t.legacy_tables) {
-                    (Some(family), _) => nft.iter().any(|c| c.family == family),
-                    (None, Some(file)) => legacy_filter_table(file),
+                let picked = |t: &&Tool| match (t.nft_family, t.legacy_tables) {
+                    (Some(family), _) => nft_families.contains(&family),
+                    (None, Some(file)) => legacy && legacy_filter_table(file),
                     (None, None) => false,
-                }) {
+                };
+                for tool in TOOLS.iter().filter(picked) {
                     let Some(found) = find(tool) else { continue };
-                    if let Err(e) = take_out_blocking(&found) {
+                    if let Err(e) = act(&found) {
+                        tracing::warn!(tool = tool.name, error = %e, "iptables FORWARD chain");
                         first_err.get_or_insert(e);
                     }
                 }

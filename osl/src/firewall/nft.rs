@@ -137,16 +137,21 @@ impl NftFirewall {
         Ok(removed)
     }
 
-    /// Applies element operations, then (on the same socket, in the same
-    /// turn) reads iptables-nft's `FORWARD` chains and whether cnm has bridges left.
-    async fn apply_then_read_foreign(&self, ops: Vec<ElementOp>) -> Result<(Vec<super::iptables::NftForward>, bool)> {
-        let batch = elements::batch(TABLE, &ops);
+    /// Adds (or removes) a network's elements, then (on the same socket,
+    /// in the same turn) reads iptables-nft's `FORWARD` chains and whether
+    /// cnm has bridges left (after a removal; after an addition it has).
+    async fn change_network(
+        &self,
+        net: &NetworkRules,
+        removal: bool,
+    ) -> Result<(Vec<super::iptables::NftForward>, bool)> {
+        let batch = elements::batch(TABLE, &ops(network_elements(net), removal));
         self.sockets
             .run(move |sock| {
                 if !batch.is_empty() {
                     sock.send(&batch)?;
                 }
-                let bridges = !elements::list(sock, TABLE, "bridges")?.is_empty();
+                let bridges = !removal || !elements::list(sock, TABLE, "bridges")?.is_empty();
                 Ok((super::iptables::nft_forward_chains(sock), bridges))
             })
             .await
@@ -287,13 +292,13 @@ impl Firewall for NftFirewall {
     }
 
     async fn add_network(&self, net: &NetworkRules) -> Result<()> {
-        let (chains, bridges) = self.apply_then_read_foreign(ops(network_elements(net), false)).await?;
+        let (chains, bridges) = self.change_network(net, false).await?;
         self.foreign.sync(chains, bridges).await
     }
 
     async fn remove_network(&self, net: &NetworkRules) -> Result<()> {
         // The bridge is going: its elements first; with the last one, the foreign rules.
-        let (chains, bridges) = self.apply_then_read_foreign(ops(network_elements(net), true)).await?;
+        let (chains, bridges) = self.change_network(net, true).await?;
         self.foreign.sync(chains, bridges).await
     }
 
