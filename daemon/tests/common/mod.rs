@@ -152,6 +152,11 @@ impl Daemon {
         }
     }
 
+    /// The daemon's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The current log.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.host.dir.path().join(format!("cnmd-{}.log", self.starts))).unwrap_or_default()
