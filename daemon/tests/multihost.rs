@@ -224,3 +224,56 @@ async fn overlay_sandboxes_reach_outside_through_the_gateway_bridge() {
     let sb: Value = c.get("/sandboxes/s1").await.unwrap();
     assert!(sb["Networks"].as_object().unwrap().is_empty(), "left the gateway bridge with the overlay: {sb}");
 }
+
+/// With br_netfilter loaded (as on every Docker host), frames bridged in an
+/// overlay network's namespace skip that namespace's IP hooks: a counter in
+/// an nft forward chain there stays at zero while two sandboxes on one host
+/// ping each other. Control: with the namespace's `bridge-nf-call-iptables`
+/// turned back on, the same pings are counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlay_bridged_frames_skip_netfilter() {
+    let test = "overlay_bridged_frames_skip_netfilter";
+    let Some((_underlay, hosts)) = cluster(test, 1).await else { return };
+    if !cnm_tests::tools(test, &["nft"], "nftables") {
+        return;
+    }
+    let c = hosts[0].client();
+    let body = json!({ "Name": "ov", "Driver": "overlay", "IPAM": { "Config": [{ "Subnet": "10.231.68.0/24" }] } });
+    let _: Value = c.post("/networks/create", &body).await.unwrap();
+    let (_, ns1) = sandbox_on(&c, "s1", "ov").await;
+    let (ip2, _ns2) = sandbox_on(&c, "s2", "ov").await;
+    let net: Value = c.get("/networks/ov").await.unwrap();
+    let id = net["Id"].as_str().unwrap();
+    let overlay = cnm::osl::Namespace::open(hosts[0].run_dir().join("overlay").join(format!("ov-{}", &id[..12])))
+        .expect("the overlay network's namespace");
+    let key = "net/bridge/bridge-nf-call-iptables";
+    if overlay.sysctl_get(key).await.is_err() {
+        let _ = std::process::Command::new("modprobe").arg("br_netfilter").status();
+        if overlay.sysctl_get(key).await.is_err() {
+            cnm_tests::skip(test, "the kernel has no br_netfilter");
+            return;
+        }
+    }
+    for cmd in [
+        "add table inet probe",
+        "add chain inet probe forward { type filter hook forward priority 0 ; }",
+        "add rule inet probe forward ip daddr 10.231.68.0/24 counter",
+    ] {
+        cnm_tests::nft(&overlay, &cmd.split(' ').collect::<Vec<_>>()).await;
+    }
+    let counted = || async {
+        let out = cnm_tests::nft(&overlay, &["list", "chain", "inet", "probe", "forward"]).await;
+        let packets =
+            out.split("packets ").nth(1).and_then(|s| s.split(' ').next()).and_then(|n| n.parse::<u64>().ok());
+        packets.unwrap_or_else(|| panic!("no counter in {out}"))
+    };
+    for _ in 0..3 {
+        assert!(pings(&ns1, ip2).await, "s1 reaches s2");
+    }
+    assert_eq!(counted().await, 0, "bridged frames passed the overlay namespace's IP hooks");
+    overlay.sysctl_set(key, "1").await.unwrap();
+    for _ in 0..3 {
+        assert!(pings(&ns1, ip2).await, "s1 reaches s2");
+    }
+    assert!(counted().await > 0, "the control: with br_netfilter's calls on, the counter sees the pings");
+}

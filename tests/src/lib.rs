@@ -19,7 +19,7 @@ pub fn required() -> bool {
 }
 
 /// Skips `test` loudly with `why`, or panics with it where a skip is a failure.
-pub(crate) fn skip(test: &str, why: &str) -> bool {
+pub fn skip(test: &str, why: &str) -> bool {
     assert!(!required(), "{test}: {why}, and CI requires it");
     // Straight to the process's stderr: libtest captures `eprintln!` of
     // passing tests, and a skip must be seen.
