@@ -5,7 +5,8 @@
 //!   1 reaches the new sandbox by ping (target ≤ 50 ms median);
 //! - attach latency (connect through the API) on an overlay network beside
 //!   a bridge network (target ≤ 2× the bridge);
-//! - etcd operations per attach (from etcd's own request counters);
+//! - etcd operations per attach (from etcd's own request counters) and
+//!   what etcd's write-ahead log fsyncs cost;
 //! - iperf3 TCP throughput sandbox to sandbox over the overlay vs host to
 //!   host over the underlay (target ≥ 0.85×), when `iperf3` is installed.
 //!
@@ -36,9 +37,9 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// etcd's count of handled KV requests (Range, Txn, Put, DeleteRange), read from its metrics.
-async fn etcd_kv_requests(underlay: &common::cluster::Underlay) -> u64 {
-    let text = underlay
+/// etcd's metrics page.
+async fn etcd_metrics(underlay: &common::cluster::Underlay) -> String {
+    underlay
         .ns
         .run(|| {
             use std::io::{Read, Write};
@@ -49,11 +50,34 @@ async fn etcd_kv_requests(underlay: &common::cluster::Underlay) -> u64 {
             out
         })
         .await
-        .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with("grpc_server_handled_total{") && l.contains("etcdserverpb.KV"))
+        .unwrap()
+}
+
+/// The value of each line of `metrics` that starts with `prefix` (and passes `keep`), summed.
+fn metric_sum(metrics: &str, prefix: &str, keep: impl Fn(&str) -> bool) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(prefix) && keep(l))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
+        .sum()
+}
+
+/// What etcd has done so far: KV requests handled (Range, Txn, Put,
+/// DeleteRange), and its write-ahead log's fsyncs (count, seconds).
+#[derive(Clone, Copy)]
+struct EtcdWork {
+    kv_requests: f64,
+    fsyncs: f64,
+    fsync_seconds: f64,
+}
+
+async fn etcd_work(underlay: &common::cluster::Underlay) -> EtcdWork {
+    let m = etcd_metrics(underlay).await;
+    EtcdWork {
+        kv_requests: metric_sum(&m, "grpc_server_handled_total{", |l| l.contains("etcdserverpb.KV")),
+        fsyncs: metric_sum(&m, "etcd_disk_wal_fsync_duration_seconds_count", |_| true),
+        fsync_seconds: metric_sum(&m, "etcd_disk_wal_fsync_duration_seconds_sum", |_| true),
+    }
 }
 
 /// iperf3 from namespace `client` to `server_ip` served in namespace
@@ -121,7 +145,7 @@ async fn main() {
     let mut lat = std::collections::BTreeMap::new();
     for net in ["br", "ov"] {
         let mut v = Vec::new();
-        let before = etcd_kv_requests(&underlay).await;
+        let before = etcd_work(&underlay).await;
         for i in 0..N {
             let name = format!("{net}{i}");
             let _: Value = c[1].post("/sandboxes", &json!({ "Name": name })).await.unwrap();
@@ -129,7 +153,15 @@ async fn main() {
             c[1].post_unit(&format!("/networks/{net}/connect"), &json!({ "Container": name })).await.unwrap();
             v.push(start.elapsed());
         }
-        let per_attach = (etcd_kv_requests(&underlay).await - before) as f64 / N as f64;
+        let after = etcd_work(&underlay).await;
+        let per_attach = (after.kv_requests - before.kv_requests) / N as f64;
+        if net == "ov" && after.fsyncs > before.fsyncs {
+            println!(
+                "etcd's write-ahead log during the overlay attaches: {:.1} fsyncs per attach, {:.2} ms each",
+                (after.fsyncs - before.fsyncs) / N as f64,
+                (after.fsync_seconds - before.fsync_seconds) * 1e3 / (after.fsyncs - before.fsyncs)
+            );
+        }
         for i in 0..N {
             c[1].delete(&format!("/sandboxes/{net}{i}")).await.unwrap();
         }

@@ -59,15 +59,22 @@ pub async fn connect(
             attachments.with(&nid, &sid, connect_locked(net, sb, cfg, priority)).await
         })
         .await?;
-    #[cfg(feature = "overlay")]
-    if let Some(m) = &st.cluster
-        && let Some(ep) = joined_endpoint(&joined_net, &joined_sb).await
-    {
-        m.publish_names(&st.controller, ep.id()).await;
-    }
-    if let Err(e) = super::gwbridge::attach_if_needed(&st.controller, &joined_sb).await {
-        tracing::warn!(sandbox = %joined_sb.container_id(), error = %e, "no default route through the gateway bridge");
-    }
+    // The names go to the cluster store while the sandbox joins the gateway
+    // bridge: one waits on etcd, the other on the kernel.
+    let names = async {
+        #[cfg(feature = "overlay")]
+        if let Some(m) = &st.cluster
+            && let Some(ep) = joined_endpoint(&joined_net, &joined_sb).await
+        {
+            m.publish_names(&st.controller, ep.id()).await;
+        }
+    };
+    let gateway = async {
+        if let Err(e) = super::gwbridge::attach_if_needed(&st.controller, &joined_sb).await {
+            tracing::warn!(sandbox = %joined_sb.container_id(), error = %e, "no default route through the gateway bridge");
+        }
+    };
+    tokio::join!(names, gateway);
     Ok(StatusCode::OK)
 }
 
