@@ -88,13 +88,21 @@ async fn controller_run(h: &cnm_tests::TestHost, n: usize) -> (Vec<Duration>, Ve
     let gw = net.info().await.unwrap().ipv4[0].gateway.unwrap().addr();
     cnm::osl::probe::ping(&sb.namespace().unwrap(), gw, Duration::from_secs(5)).await.expect("attached sandbox pings");
     let mut detach = Vec::new();
+    let mut parts = [Vec::new(), Vec::new(), Vec::new()];
     for (ep, sb) in live {
         let start = Instant::now();
         ep.leave(&sb).await.unwrap();
+        let t1 = Instant::now();
         ep.delete().await.unwrap();
+        let t2 = Instant::now();
         sb.delete().await.unwrap();
         detach.push(start.elapsed());
+        parts[0].push(t1 - start);
+        parts[1].push(t2 - t1);
+        parts[2].push(t2.elapsed());
     }
+    let [l, e, s] = parts.map(|p| stats(p).0);
+    println!("       detach, median parts: leave {l:.2}, endpoint delete {e:.2}, sandbox delete {s:.2} ms");
     net.delete().await.unwrap();
     (attach, detach)
 }
