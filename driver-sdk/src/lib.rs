@@ -26,43 +26,36 @@ pub use cnm_ipamapi as ipamapi;
 pub use cnm_osl as osl;
 pub use export::{Context, Exported};
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 /// Per-endpoint state of a driver, keyed by network and endpoint id: what
 /// `create_endpoint` learned and `join` needs (the join request carries
-/// only the ids, as Docker's protocol defines it).
+/// only the ids, as Docker's protocol defines it). A [`driverapi::Table`]
+/// underneath: a call that panics loses no other call's record.
 #[derive(Debug)]
 pub struct EndpointTable<T> {
-    entries: Mutex<HashMap<(String, String), T>>,
+    entries: driverapi::Table<(String, String), T>,
 }
 
 impl<T> Default for EndpointTable<T> {
     fn default() -> Self {
-        EndpointTable { entries: Mutex::new(HashMap::new()) }
+        EndpointTable { entries: driverapi::Table::default() }
     }
 }
 
 impl<T: Clone> EndpointTable<T> {
     /// Keeps `value` for endpoint `endpoint` of network `network`.
     pub fn insert(&self, network: &str, endpoint: &str, value: T) {
-        self.lock().insert((network.to_string(), endpoint.to_string()), value);
+        self.entries.insert((network.to_string(), endpoint.to_string()), value);
     }
 
     /// The state of an endpoint, or a not-found error naming it.
     pub fn get(&self, network: &str, endpoint: &str) -> driverapi::Result<T> {
-        self.lock()
+        self.entries
             .get(&(network.to_string(), endpoint.to_string()))
-            .cloned()
             .ok_or_else(|| driverapi::Error::not_found(format!("endpoint {endpoint} of network {network}")))
     }
 
     /// Forgets an endpoint; its state, if it had one.
     pub fn remove(&self, network: &str, endpoint: &str) -> Option<T> {
-        self.lock().remove(&(network.to_string(), endpoint.to_string()))
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), T>> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+        self.entries.remove(&(network.to_string(), endpoint.to_string()))
     }
 }

@@ -17,6 +17,7 @@ pub mod kill;
 mod network;
 mod ports;
 mod provider;
+mod table;
 pub mod wire;
 
 /// The attribute that makes `impl Driver for …` blocks work (re-exported, so
@@ -41,6 +42,7 @@ pub use network::{
 };
 pub use ports::{MacAddress, PortBinding, Protocol, TransportPort};
 pub use provider::DriverProvider;
+pub use table::Table;
 
 /// Label keys shared by the controller, drivers and the remote protocol.
 pub mod label {

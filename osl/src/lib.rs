@@ -23,7 +23,7 @@ pub mod watch;
 
 pub use address::Address;
 pub use error::{Error, Result};
-pub use link::{Link, LinkKind, MacvlanMode, VethSpec};
+pub use link::{BridgePortFlags, Link, LinkKind, MacvlanMode, VethSpec};
 pub use namespace::Namespace;
 pub use netlink::{DEFAULT_DEADLINE, Netlink};
 pub use route::{Route, RouteScope};

@@ -81,6 +81,37 @@ impl Link {
     }
 }
 
+/// Flags of a bridge port; `None` leaves the kernel's value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BridgePortFlags {
+    /// Isolated ports cannot reach each other, only the bridge and ports that are not isolated.
+    pub isolated: Option<bool>,
+    /// A hairpin port may receive frames back out of the port they came in by.
+    pub hairpin: Option<bool>,
+}
+
+impl BridgePortFlags {
+    /// Whether no flag is set (nothing to change).
+    pub fn is_empty(&self) -> bool {
+        self.isolated.is_none() && self.hairpin.is_none()
+    }
+}
+
+impl std::fmt::Display for BridgePortFlags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let on = |v: bool| if v { "on" } else { "off" };
+        let mut sep = "";
+        if let Some(v) = self.isolated {
+            write!(f, "isolated {}", on(v))?;
+            sep = " ";
+        }
+        if let Some(v) = self.hairpin {
+            write!(f, "{sep}hairpin {}", on(v))?;
+        }
+        Ok(())
+    }
+}
+
 /// A veth pair to create (`ip link add NAME type veth peer name PEER netns NS`).
 #[derive(Debug, Clone, Default)]
 pub struct VethSpec<'a> {
@@ -263,23 +294,18 @@ impl Netlink {
         self.link_set(|| format!("ip link set index {index} master {controller}"), msg).await
     }
 
-    /// Sets bridge-port flags (`ip link set X type bridge_slave isolated on hairpin on`):
-    /// isolated ports cannot reach each other, only the bridge and other ports;
-    /// a hairpin port may receive frames back from where they came.
-    pub async fn link_set_bridge_port(&self, index: u32, isolated: Option<bool>, hairpin: Option<bool>) -> Result<()> {
+    /// Sets a bridge port's flags (`ip link set X type bridge_slave isolated
+    /// on hairpin on`); flags left `None` keep their value.
+    pub async fn link_set_bridge_port(&self, index: u32, flags: BridgePortFlags) -> Result<()> {
         let mut b = rtnetlink::LinkBridgePort::new(index);
-        if let Some(v) = isolated {
+        if let Some(v) = flags.isolated {
             b = b.isolated(v);
         }
-        if let Some(v) = hairpin {
+        if let Some(v) = flags.hairpin {
             b = b.hairpin(v);
         }
         let req = self.handle.link().set_port(b.build()).execute();
-        self.call(
-            || format!("ip link set index {index} type bridge_slave isolated {isolated:?} hairpin {hairpin:?}"),
-            req,
-        )
-        .await
+        self.call(|| format!("ip link set index {index} type bridge_slave {flags}"), req).await
     }
 
     /// Takes a link out of service in one request: down, and marked with `alias`.

@@ -4,7 +4,7 @@
 
 use crate::Error;
 use crate::network::BridgeNetwork;
-use cnm_osl::{Namespace, Netlink, VethSpec};
+use cnm_osl::{BridgePortFlags, Namespace, Netlink, VethSpec};
 
 /// The host end's name: `veth` and 11 characters of the endpoint id.
 pub(crate) fn host_name(endpoint_id: &str) -> String {
@@ -67,6 +67,16 @@ pub(crate) async fn delete_veth(nl: &Netlink, endpoint_id: &str, reaper: &crate:
         Some(link) => reaper.reap(nl, &host, link.index).await,
         None => Ok(()),
     }
+}
+
+/// The bridge port settings of an endpoint's veth, `None` where the
+/// kernel's default stays: isolated when ICC is off (ports of the bridge
+/// cannot reach each other at layer 2), hairpin once its ports are
+/// published (as publishing sets it).
+pub(crate) fn port_flags(net: &BridgeNetwork, endpoint_id: &str) -> BridgePortFlags {
+    let isolated = (!net.config.enable_icc).then_some(true);
+    let hairpin = net.published.contains(endpoint_id).then_some(true);
+    BridgePortFlags { isolated, hairpin }
 }
 
 #[cfg(test)]

@@ -54,8 +54,8 @@ pub enum Error {
     /// A binding whose host address family the container has no address of.
     #[error("cannot publish port {0}: the container has no address of the host address's family")]
     NoAddressForBinding(u16),
-    /// The port allocator's lock was poisoned by a panic.
-    #[error("the port allocator is unusable after an internal panic")]
+    /// The thread preparing the port allocator (its file descriptor table) panicked.
+    #[error("the port allocator could not be prepared: its helper thread panicked")]
     PortsPoisoned,
     /// A kernel operation failed.
     #[error("{op}: {source}")]

@@ -18,7 +18,9 @@ mod endpoint;
 mod error;
 mod network;
 mod ports;
+mod publish;
 mod reaper;
+mod repair;
 
 pub use config::BridgeConfig;
 pub use driver::BridgeDriver;

@@ -2,13 +2,12 @@
 //! gateways on it, bring it up; and its teardown.
 
 use crate::{BridgeConfig, Error};
+use cnm_driverapi::Table;
 use cnm_driverapi::{CreateNetworkRequest, MacAddress};
 use cnm_osl::firewall::NetworkRules;
 use cnm_osl::{LinkKind, Netlink};
 use ipnet::IpNet;
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
 
 /// What the driver knows of an endpoint.
 #[derive(Debug, Clone, Default)]
@@ -33,9 +32,9 @@ pub(crate) struct BridgeNetwork {
     pub gateways: Vec<IpNet>,
     /// The network's pools.
     pub pools: Vec<IpNet>,
-    pub endpoints: Mutex<HashMap<String, BridgeEndpoint>>,
+    pub endpoints: Table<String, BridgeEndpoint>,
     /// Published ports, by endpoint.
-    pub published: Mutex<HashMap<String, Vec<crate::ports::Published>>>,
+    pub published: Table<String, Vec<crate::ports::Published>>,
 }
 
 impl BridgeNetwork {
@@ -119,9 +118,9 @@ async fn refuse_router_advertisements(nl: &Netlink, bridge: &str) -> Result<(), 
 pub(crate) async fn setup(
     nl: &Netlink,
     req: &CreateNetworkRequest,
+    config: BridgeConfig,
     reaper: &crate::reaper::Reaper,
 ) -> Result<BridgeNetwork, Error> {
-    let config = BridgeConfig::from_options(&req.options.generic)?;
     if req.ipv4_data.is_empty() {
         return Err(Error::NoIpv4Pool);
     }
@@ -164,8 +163,8 @@ pub(crate) async fn setup(
         internal: req.options.internal,
         gateways,
         pools,
-        endpoints: Mutex::new(HashMap::new()),
-        published: Mutex::new(HashMap::new()),
+        endpoints: Table::default(),
+        published: Table::default(),
     })
 }
 

@@ -53,7 +53,7 @@ impl PortAllocator {
         mut reserve: impl FnMut(u16) -> std::io::Result<R>,
     ) -> Result<(u16, R), Error> {
         let (lo, hi) = if start == 0 { self.ephemeral } else { (start, end.max(start)) };
-        let mut used = self.used.lock().map_err(|_| Error::PortsPoisoned)?;
+        let mut used = self.used();
         let mut last_err = None;
         for port in lo..=hi {
             if !Self::is_free(&used, proto, ip, port) {
@@ -79,11 +79,15 @@ impl PortAllocator {
 
     /// Gives a port back.
     pub fn release(&self, proto: Proto, ip: IpAddr, port: u16) {
-        if let Ok(mut used) = self.used.lock()
-            && let Some(set) = used.get_mut(&(proto, ip))
-        {
+        if let Some(set) = self.used().get_mut(&(proto, ip)) {
             set.remove(&port);
         }
+    }
+
+    /// The ports taken; each change to the map is whole, so a holder that
+    /// panicked leaves it consistent, and it is used as is.
+    fn used(&self) -> std::sync::MutexGuard<'_, HashMap<(Proto, IpAddr), BTreeSet<u16>>> {
+        self.used.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -6,12 +6,11 @@ use async_trait::async_trait;
 use cnm_driverapi::{
     Capability, CreateEndpointRequest, CreateEndpointResponse, CreateNetworkRequest, DeleteEndpointRequest,
     DeleteNetworkRequest, Driver, InterfaceName, IpamData, JoinRequest, JoinResponse, LeaveRequest, Result, Scope,
+    Table,
 };
 use cnm_osl::Netlink;
 use ipnet::IpNet;
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
 
 /// The driver's type name.
 pub const NAME: &str = "macvlan";
@@ -38,8 +37,8 @@ struct EndpointAddrs {
 #[derive(Debug)]
 pub struct MacvlanDriver {
     host: Netlink,
-    networks: Mutex<HashMap<String, MacvlanNetwork>>,
-    endpoints: Mutex<HashMap<String, EndpointAddrs>>,
+    networks: Table<String, MacvlanNetwork>,
+    endpoints: Table<String, EndpointAddrs>,
 }
 
 /// The name of the link of endpoint `eid` while it is in the host's namespace.
@@ -55,11 +54,11 @@ fn dummy_name(nid: &str) -> String {
 impl MacvlanDriver {
     /// A macvlan driver working on the host's links through `host`.
     pub fn new(host: Netlink) -> Self {
-        MacvlanDriver { host, networks: Mutex::default(), endpoints: Mutex::default() }
+        MacvlanDriver { host, networks: Table::default(), endpoints: Table::default() }
     }
 
     fn network(&self, nid: &str) -> std::result::Result<MacvlanNetwork, Error> {
-        self.networks.lock().ok().and_then(|n| n.get(nid).cloned()).ok_or_else(|| Error::NetworkNotFound(nid.into()))
+        self.networks.get(nid).ok_or_else(|| Error::NetworkNotFound(nid.into()))
     }
 
     /// Makes sure the network's link exists: the parent as it is, its VLAN
@@ -130,11 +129,14 @@ impl Driver for MacvlanDriver {
         let cfg = MacvlanConfig::from_options(&req.options.generic, req.options.internal)?;
         let nid = req.network_id.clone();
         if let Some(parent) = &cfg.parent {
-            let networks = self.networks.lock().map_err(|_| cnm_driverapi::Error::internal("poisoned"))?;
-            if let Some((other, _)) =
-                networks.iter().find(|(id, n)| **id != nid && n.config.parent.as_ref() == Some(parent))
-            {
-                return Err(Error::ParentInUse { network: dummy_name(other), parent: parent.clone() }.into());
+            let other = self
+                .networks
+                .lock()
+                .iter()
+                .find(|(id, n)| **id != nid && n.config.parent.as_ref() == Some(parent))
+                .map(|(id, _)| id.clone());
+            if let Some(other) = other {
+                return Err(Error::ParentInUse { network: dummy_name(&other), parent: parent.clone() }.into());
             }
         }
         let (link, created) = self.ensure_link(&nid, &cfg).await?;
@@ -142,14 +144,12 @@ impl Driver for MacvlanDriver {
         pools.extend(req.ipv6_data.iter().cloned());
         tracing::info!(network = %nid, link, mode = cfg.mode.name(), "macvlan network");
         let net = MacvlanNetwork { config: cfg, link, created, pools };
-        if let Ok(mut n) = self.networks.lock() {
-            n.insert(nid, net);
-        }
+        self.networks.insert(nid, net);
         Ok(())
     }
 
     async fn delete_network(&self, req: DeleteNetworkRequest) -> Result<()> {
-        let net = self.networks.lock().ok().and_then(|mut n| n.remove(&req.network_id));
+        let net = self.networks.remove(&req.network_id);
         if let Some(net) = net
             && net.created
         {
@@ -161,16 +161,12 @@ impl Driver for MacvlanDriver {
     async fn create_endpoint(&self, req: CreateEndpointRequest) -> Result<CreateEndpointResponse> {
         self.network(&req.network_id)?;
         let addrs = EndpointAddrs { v4: req.interface.address, v6: req.interface.address_ipv6 };
-        if let Ok(mut e) = self.endpoints.lock() {
-            e.insert(req.endpoint_id, addrs);
-        }
+        self.endpoints.insert(req.endpoint_id, addrs);
         Ok(CreateEndpointResponse::default())
     }
 
     async fn delete_endpoint(&self, req: DeleteEndpointRequest) -> Result<()> {
-        if let Ok(mut e) = self.endpoints.lock() {
-            e.remove(&req.endpoint_id);
-        }
+        self.endpoints.remove(&req.endpoint_id);
         Ok(())
     }
 
@@ -189,7 +185,7 @@ impl Driver for MacvlanDriver {
             .link_add_macvlan(&name, parent.index, net.config.mode, None)
             .await
             .map_err(|e| Error::os(format!("create macvlan link {name} on {}", net.link), e))?;
-        let addrs = self.endpoints.lock().ok().and_then(|e| e.get(&req.endpoint_id).copied()).unwrap_or_default();
+        let addrs = self.endpoints.get(&req.endpoint_id).unwrap_or_default();
         let mut resp = JoinResponse {
             interface_name: Some(InterfaceName { src_name: name, dst_prefix: "eth".into() }),
             ..Default::default()

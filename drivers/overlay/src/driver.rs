@@ -8,13 +8,13 @@ use cnm_cluster::Cluster;
 use cnm_driverapi::{
     AllocateNetworkRequest, AllocateNetworkResponse, Capability, CreateEndpointRequest, CreateEndpointResponse,
     CreateNetworkRequest, DeleteEndpointRequest, DeleteNetworkRequest, Driver, EndpointInterface, FreeNetworkRequest,
-    InterfaceName, JoinRequest, JoinResponse, LeaveRequest, MacAddress, Result, Scope,
+    InterfaceName, JoinRequest, JoinResponse, LeaveRequest, MacAddress, Result, Scope, Table,
 };
 use cnm_osl::{Namespace, Netlink, VethSpec};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// The driver's type name.
 pub const NAME: &str = "overlay";
@@ -74,8 +74,8 @@ pub struct OverlayDriver {
     host: Netlink,
     cluster: Cluster,
     config: OverlayConfig,
-    networks: Mutex<HashMap<String, Arc<OverlayNetwork>>>,
-    endpoints: Mutex<HashMap<String, OverlayEndpoint>>,
+    networks: Table<String, Arc<OverlayNetwork>>,
+    endpoints: Table<String, OverlayEndpoint>,
     /// This host's joined endpoints, as published.
     joined: peers::Joined,
 }
@@ -112,8 +112,8 @@ impl OverlayDriver {
             host,
             cluster,
             config,
-            networks: Mutex::default(),
-            endpoints: Mutex::default(),
+            networks: Table::default(),
+            endpoints: Table::default(),
             joined: peers::Joined::default(),
         }
     }
@@ -123,7 +123,7 @@ impl OverlayDriver {
     }
 
     fn network(&self, nid: &str) -> std::result::Result<Arc<OverlayNetwork>, Error> {
-        self.networks.lock().ok().and_then(|n| n.get(nid).cloned()).ok_or_else(|| Error::NetworkNotFound(nid.into()))
+        self.networks.get(nid).ok_or_else(|| Error::NetworkNotFound(nid.into()))
     }
 
     /// Reserves `vni` for network `nid` (compare-and-swap); taken by the same network is fine.
@@ -290,7 +290,7 @@ impl Driver for OverlayDriver {
         }
         let vni = parse_vni(&req.options.generic)?
             .ok_or_else(|| Error::InvalidOption(format!("overlay network {nid} has no VXLAN id ({VXLANID_LIST})")))?;
-        if self.networks.lock().is_ok_and(|n| n.contains_key(&nid)) {
+        if self.networks.contains(&nid) {
             return Ok(());
         }
         let (ns, nl, bridge, vxlan) = self.build(&nid, vni).await?;
@@ -299,14 +299,12 @@ impl Driver for OverlayDriver {
             tokio::spawn(peers::follow(self.cluster.clone(), nid.clone(), nl.clone(), vxlan, self.joined.clone()));
         tracing::info!(network = %short(&nid, 12), vni, "overlay network");
         let net = OverlayNetwork { vni, ns_path, nl, bridge, peers };
-        if let Ok(mut n) = self.networks.lock() {
-            n.insert(nid, Arc::new(net));
-        }
+        self.networks.insert(nid, Arc::new(net));
         Ok(())
     }
 
     async fn delete_network(&self, req: DeleteNetworkRequest) -> Result<()> {
-        let net = self.networks.lock().ok().and_then(|mut n| n.remove(&req.network_id));
+        let net = self.networks.remove(&req.network_id);
         if let Some(net) = net {
             net.peers.abort();
             // The VXLAN device goes first and synchronously: its UDP socket
@@ -331,17 +329,13 @@ impl Driver for OverlayDriver {
         };
         let given = req.interface.mac_address.map(|m| m.octets());
         let mac = given.unwrap_or_else(|| mac_for(ip, &req.endpoint_id));
-        if let Ok(mut e) = self.endpoints.lock() {
-            e.insert(req.endpoint_id.clone(), OverlayEndpoint { ip, mac });
-        }
+        self.endpoints.insert(req.endpoint_id.clone(), OverlayEndpoint { ip, mac });
         // Replayed after a restart for an endpoint still joined (its bridge
         // port is there): it is published again, on this run's lease.
         let port = format!("vb{}", short(&req.endpoint_id, 11));
         if let (Some(ip), Ok(Some(_))) = (ip, net.nl.link_get(&port).await) {
             let peer = Peer { ip, mac, host: self.cluster.advertise() };
-            if let Ok(mut j) = self.joined.lock() {
-                j.insert(req.endpoint_id.clone(), (req.network_id.clone(), peer));
-            }
+            self.joined.insert(req.endpoint_id.clone(), (req.network_id.clone(), peer));
             peers::republish(&self.cluster, &req.network_id, &self.joined).await;
         }
         let interface =
@@ -350,9 +344,7 @@ impl Driver for OverlayDriver {
     }
 
     async fn delete_endpoint(&self, req: DeleteEndpointRequest) -> Result<()> {
-        if let Ok(mut e) = self.endpoints.lock() {
-            e.remove(&req.endpoint_id);
-        }
+        self.endpoints.remove(&req.endpoint_id);
         Ok(())
     }
 
@@ -360,12 +352,8 @@ impl Driver for OverlayDriver {
     /// the sandbox; then the endpoint is published to the other hosts.
     async fn join(&self, req: JoinRequest) -> Result<JoinResponse> {
         let net = self.network(&req.network_id)?;
-        let ep = self
-            .endpoints
-            .lock()
-            .ok()
-            .and_then(|e| e.get(&req.endpoint_id).copied())
-            .ok_or_else(|| Error::EndpointNotFound(req.endpoint_id.clone()))?;
+        let ep =
+            self.endpoints.get(&req.endpoint_id).ok_or_else(|| Error::EndpointNotFound(req.endpoint_id.clone()))?;
         let outer = format!("ov{}", short(&req.endpoint_id, 11));
         let inner = format!("vb{}", short(&req.endpoint_id, 11));
         // The bridge's end is made in the network's namespace and the
@@ -386,14 +374,10 @@ impl Driver for OverlayDriver {
         net.nl.link_add_veth(&spec).await.map_err(|e| Error::os(format!("create veth {inner}"), e))?;
         if let Some(ip) = ep.ip {
             let peer = Peer { ip, mac: ep.mac, host: self.cluster.advertise() };
-            if let Ok(mut j) = self.joined.lock() {
-                j.insert(req.endpoint_id.clone(), (req.network_id.clone(), peer));
-            }
+            self.joined.insert(req.endpoint_id.clone(), (req.network_id.clone(), peer));
             let value = serde_json::to_vec(&peer).map_err(|e| cnm_driverapi::Error::internal(e.to_string()))?;
             if let Err(e) = self.cluster.put_leased(&peers::key(&req.network_id, &req.endpoint_id), &value).await {
-                if let Ok(mut j) = self.joined.lock() {
-                    j.remove(&req.endpoint_id);
-                }
+                self.joined.remove(&req.endpoint_id);
                 let _ = net.nl.link_del_by_name(&inner).await;
                 return Err(Error::from(e).into());
             }
@@ -405,9 +389,7 @@ impl Driver for OverlayDriver {
     }
 
     async fn leave(&self, req: LeaveRequest) -> Result<()> {
-        if let Ok(mut j) = self.joined.lock() {
-            j.remove(&req.endpoint_id);
-        }
+        self.joined.remove(&req.endpoint_id);
         let key = peers::key(&req.network_id, &req.endpoint_id);
         if let Err(e) = self.cluster.delete(&key).await {
             tracing::warn!(endpoint = %short(&req.endpoint_id, 12), error = %e, "cannot withdraw an overlay endpoint (its lease will)");

@@ -31,15 +31,13 @@ pub(crate) fn prefix(nid: &str) -> String {
 }
 
 /// This host's joined endpoints: endpoint id → (network id, peer record).
-pub(crate) type Joined = std::sync::Arc<std::sync::Mutex<HashMap<String, (String, Peer)>>>;
+pub(crate) type Joined = std::sync::Arc<cnm_driverapi::Table<String, (String, Peer)>>;
 
 /// Publishes this host's joined endpoints of network `nid` again (after the
 /// store came back, or a new lease).
 pub(crate) async fn republish(cluster: &Cluster, nid: &str, joined: &Joined) {
-    let mine: Vec<(String, Peer)> = joined
-        .lock()
-        .map(|j| j.iter().filter(|(_, (n, _))| n == nid).map(|(e, (_, p))| (e.clone(), *p)).collect())
-        .unwrap_or_default();
+    let mine: Vec<(String, Peer)> =
+        joined.lock().iter().filter(|(_, (n, _))| n == nid).map(|(e, (_, p))| (e.clone(), *p)).collect();
     for (eid, peer) in mine {
         let Ok(value) = serde_json::to_vec(&peer) else { continue };
         if let Err(e) = cluster.put_leased(&key(nid, &eid), &value).await {

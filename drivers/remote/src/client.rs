@@ -304,23 +304,25 @@ impl PluginClient {
         Ok(a)
     }
 
+    /// The idle connections (a holder that panicked leaves the list whole).
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<SendRequest<Full<Bytes>>>> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn drop_idle(&self) {
-        if let Ok(mut idle) = self.idle.lock() {
-            idle.clear();
-        }
+        self.idle().clear();
     }
 
     fn take_idle(&self) -> Option<SendRequest<Full<Bytes>>> {
-        self.idle.lock().ok()?.pop()
+        self.idle().pop()
     }
 
     fn put_idle(&self, sender: SendRequest<Full<Bytes>>) {
         if sender.is_closed() {
             return;
         }
-        if let Ok(mut idle) = self.idle.lock()
-            && idle.len() < MAX_IDLE
-        {
+        let mut idle = self.idle();
+        if idle.len() < MAX_IDLE {
             idle.push(sender);
         }
     }
