@@ -41,6 +41,8 @@ pub(crate) struct Inner {
     pub dns: Option<DnsState>,
     /// Interfaces drivers report removed behind our back (drift repair).
     pub lost: crate::endpoint::LostInterfaces,
+    /// Rollback steps that failed (each also logged).
+    pub rollback_failures: std::sync::atomic::AtomicU64,
 }
 
 /// The embedded resolver: the shared records and one server per sandbox.
@@ -214,6 +216,7 @@ impl ControllerBuilder {
                 creating_sandboxes: Arc::default(),
                 dns,
                 lost,
+                rollback_failures: std::sync::atomic::AtomicU64::new(0),
             }),
         };
         ctrl.restore().await?;
@@ -251,6 +254,33 @@ impl Controller {
         let interfaces = self.inner.lost.repaired.lock().map(|c| c.clone()).unwrap_or_default();
         out.extend(interfaces.into_iter().map(|(driver, n)| (driver, "container interface".to_string(), n)));
         out
+    }
+
+    /// How many rollback steps failed since the controller started (an
+    /// undo of an interrupted or failed operation: a driver's leave or
+    /// endpoint delete, an interface or directory removal, a record
+    /// forgotten). Each is also logged with its object and cause; what a
+    /// failed step left is looked at again at the next restore.
+    pub fn rollback_failures(&self) -> u64 {
+        self.inner.rollback_failures.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Logs a rollback step that failed, with its object and cause, and counts it.
+    pub(crate) fn rollback_failed(&self, step: &str, object: &str, cause: &dyn std::fmt::Display) {
+        self.inner.rollback_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(step, object, error = %cause, "a rollback step failed");
+    }
+
+    /// Runs the outcome of a rollback step through [`Controller::rollback_failed`] when it failed.
+    pub(crate) fn rollback<T, E: std::fmt::Display>(
+        &self,
+        step: &str,
+        object: &str,
+        outcome: std::result::Result<T, E>,
+    ) {
+        if let Err(e) = outcome {
+            self.rollback_failed(step, object, &e);
+        }
     }
 
     /// A builder with no driver and no IPAM yet.

@@ -7,7 +7,7 @@ use crate::controller::SandboxState;
 use crate::endpoint::endpoint_options;
 use crate::model::{EndpointRecord, JoinPhase, NetworkRecord, Phase, SandboxRecord};
 use crate::network::pools;
-use crate::sandbox::{files, interface};
+use crate::sandbox::interface;
 use crate::store::Table;
 use crate::{Controller, Result};
 use cnm_driverapi::{CreateEndpointRequest, DeleteEndpointRequest, EndpointInterface, LeaveRequest};
@@ -170,10 +170,9 @@ impl Controller {
         if s.phase != Phase::Ready {
             tracing::info!(sandbox = %s.container_id, phase = ?s.phase, "rolling back an interrupted sandbox operation");
             self.cleanup_sandbox_namespace(&s);
-            let _ = std::fs::remove_dir_all(files::sandbox_dir(&self.inner.config, &s.id));
-            if let Err(e) = self.inner.store.delete(Table::Sandboxes, &s.id).await {
-                tracing::warn!(error = %e, "failed to forget sandbox");
-            }
+            self.remove_sandbox_dir(&s.id);
+            let forgotten = self.inner.store.delete(Table::Sandboxes, &s.id).await;
+            self.rollback("forget the sandbox's record", &s.container_id, forgotten);
             return None;
         }
         let mut recreated = None;
@@ -201,7 +200,8 @@ impl Controller {
     async fn restore_endpoint(&self, mut e: EndpointRecord, recreated: &[String]) {
         let Some(net) = self.st().networks.get(&e.network_id).cloned() else {
             tracing::warn!(endpoint = %e.name, "forgetting an endpoint whose network is gone");
-            let _ = self.inner.store.delete(Table::Endpoints, &e.id).await;
+            let forgotten = self.inner.store.delete(Table::Endpoints, &e.id).await;
+            self.rollback("forget the endpoint's record", &e.name, forgotten);
             return;
         };
         let unrestored = self.st().unrestored.contains(&net.id);
@@ -210,11 +210,13 @@ impl Controller {
             tracing::info!(endpoint = %e.name, phase = ?e.phase, "rolling back an interrupted endpoint operation");
             if let Some(drv) = &drv {
                 if e.join.is_some() {
-                    let _ = drv.leave(LeaveRequest { network_id: net.id.clone(), endpoint_id: e.id.clone() }).await;
+                    let left = drv.leave(LeaveRequest { network_id: net.id.clone(), endpoint_id: e.id.clone() }).await;
+                    self.rollback("the driver's leave", &e.name, left);
                 }
-                let _ = drv
+                let deleted = drv
                     .delete_endpoint(DeleteEndpointRequest { network_id: net.id.clone(), endpoint_id: e.id.clone() })
                     .await;
+                self.rollback("the driver's endpoint delete", &e.name, deleted);
             }
             if let Ok(ipam) = self.ipam(&net.config.ipam_driver).await {
                 // Addresses of pools claimed again at start were not claimed in this process.
@@ -228,7 +230,8 @@ impl Controller {
                 }
                 crate::endpoint::release_addresses(&*ipam, &net, &given).await;
             }
-            let _ = self.inner.store.delete(Table::Endpoints, &e.id).await;
+            let forgotten = self.inner.store.delete(Table::Endpoints, &e.id).await;
+            self.rollback("forget the endpoint's record", &e.name, forgotten);
             return;
         }
         if self.ipam_replays(&net.config.ipam_driver).await
@@ -274,12 +277,14 @@ impl Controller {
         }
         // Undo whatever the interrupted (or broken) join left behind.
         if let Some(drv) = &drv {
-            let _ = drv.leave(LeaveRequest { network_id: net.id.clone(), endpoint_id: e.id.clone() }).await;
+            let left = drv.leave(LeaveRequest { network_id: net.id.clone(), endpoint_id: e.id.clone() }).await;
+            self.rollback("the driver's leave", &e.name, left);
         }
         if let (Some(iface), true) = (&join.iface, sandbox_present)
             && let Ok(nl) = interface::sandbox_netlink(self, &join.sandbox_id).await
         {
-            let _ = interface::remove(&nl, iface).await;
+            let removed = interface::remove(&nl, iface).await;
+            self.rollback("remove the sandbox's interface", iface, removed);
         }
         if rejoin {
             tracing::info!(endpoint = %e.name, "re-creating the interface of a confirmed join");

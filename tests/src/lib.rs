@@ -261,6 +261,8 @@ pub struct FaultyDriver<D> {
     pub down: std::sync::atomic::AtomicBool,
     /// When true, the next call programming external connectivity fails (once).
     pub fail_program: std::sync::atomic::AtomicBool,
+    /// When true, the next leave fails (once).
+    pub fail_leave: std::sync::atomic::AtomicBool,
     stall_join: bool,
 }
 
@@ -271,6 +273,7 @@ impl<D: cnm_driverapi::Driver> FaultyDriver<D> {
             inner,
             down: std::sync::atomic::AtomicBool::new(false),
             fail_program: std::sync::atomic::AtomicBool::new(false),
+            fail_leave: std::sync::atomic::AtomicBool::new(false),
             stall_join,
         }
     }
@@ -323,6 +326,9 @@ impl<D: cnm_driverapi::Driver> cnm_driverapi::Driver for FaultyDriver<D> {
     }
     async fn leave(&self, req: cnm_driverapi::LeaveRequest) -> cnm_driverapi::Result<()> {
         self.check()?;
+        if self.fail_leave.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Err(cnm_driverapi::Error::internal("leave failed"));
+        }
         self.inner.leave(req).await
     }
     async fn program_external_connectivity(

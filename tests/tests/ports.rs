@@ -189,6 +189,16 @@ async fn failed_join_gives_the_gateway_back() {
     assert_eq!(seen_as(&out.ns, sa(UPLINK_HOST, 8081)).await.unwrap(), OUTSIDE);
     assert!(ep_a.info().await.unwrap().sandbox_id.is_none(), "the failed join left nothing");
     assert_eq!(cnm_tests::settled_links_in(&ns, &["eth0", "lo"]).await, vec!["eth0".to_string(), "lo".to_string()]);
+    assert_eq!(ctrl.rollback_failures(), 0, "every step of that rollback worked");
+
+    // Again, with the driver's leave failing in the rollback: the failure is
+    // counted (and logged), the rest of the rollback still happens.
+    driver.fail_program.store(true, Ordering::SeqCst);
+    driver.fail_leave.store(true, Ordering::SeqCst);
+    ep_a.join(&sb, JoinOptions::default()).await.unwrap_err();
+    assert_eq!(ctrl.rollback_failures(), 1, "the failed leave of the rollback is counted");
+    assert!(ep_a.info().await.unwrap().sandbox_id.is_none(), "the failed join is undone");
+    assert_eq!(cnm_tests::settled_links_in(&ns, &["eth0", "lo"]).await, vec!["eth0".to_string(), "lo".to_string()]);
     sb.delete().await.unwrap();
     ep_a.delete().await.unwrap();
     net_a.delete().await.unwrap();

@@ -148,8 +148,12 @@ impl Controller {
                     Ok(i) => i,
                     Err(e) => {
                         // The link may be half-configured under either name.
-                        let _ = interface::remove(&nl, &ifn.src_name).await;
-                        let _ = interface::remove(&nl, &dst).await;
+                        self.rollback(
+                            "remove a half-placed interface",
+                            &ifn.src_name,
+                            interface::remove(&nl, &ifn.src_name).await,
+                        );
+                        self.rollback("remove a half-placed interface", &dst, interface::remove(&nl, &dst).await);
                         return Err(e);
                     }
                 };
@@ -188,16 +192,15 @@ impl Controller {
                 j.phase = JoinPhase::Leaving;
             }
             self.st().endpoints.insert(rec.id.clone(), rec.clone());
-            if took_gateway && let Err(err) = self.apply_gateway_change(&sandbox_id, Some(rec.id.clone()), false).await
-            {
-                tracing::warn!(error = %err, "failed to restore the gateway after a failed join");
+            if took_gateway {
+                let given_back = self.apply_gateway_change(&sandbox_id, Some(rec.id.clone()), false).await;
+                self.rollback("give the gateway role back after a failed join", &sandbox_id, given_back);
             }
             let leave = LeaveRequest { network_id: net.id.clone(), endpoint_id: rec.id.clone() };
-            if let Err(err) = drv.leave(leave).await {
-                tracing::warn!(error = %err, "driver failed to undo a failed join");
-            }
+            self.rollback("the driver's leave after a failed join", &rec.name, drv.leave(leave).await);
             if let (Some(name), Ok(nl)) = (placed, interface::sandbox_netlink(self, &sandbox_id).await) {
-                let _ = interface::remove(&nl, &name).await;
+                let removed = interface::remove(&nl, &name).await;
+                self.rollback("remove the interface of a failed join", &name, removed);
             }
             return Err(e);
         }

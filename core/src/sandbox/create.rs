@@ -76,13 +76,13 @@ impl Controller {
         let inputs = files::inputs_of(&rec.config, std::iter::empty());
         if let Err(e) = files::write(&self.inner.config, &id, &inputs) {
             self.cleanup_sandbox_namespace(&rec);
-            let _ = std::fs::remove_dir_all(files::sandbox_dir(&self.inner.config, &id));
+            self.remove_sandbox_dir(&id);
             self.inner.store.delete(Table::Sandboxes, &id).await?;
             return Err(e);
         }
         if let Err(e) = self.inner.store.put(Table::Sandboxes, &id, &rec).await {
             self.cleanup_sandbox_namespace(&rec);
-            let _ = std::fs::remove_dir_all(files::sandbox_dir(&self.inner.config, &id));
+            self.remove_sandbox_dir(&id);
             return Err(e);
         }
         let state =
@@ -135,6 +135,17 @@ impl Controller {
         }
         if let Err(e) = Namespace::remove(&rec.key) {
             tracing::warn!(key = %rec.key.display(), error = %e, "failed to remove sandbox namespace");
+        }
+    }
+
+    /// Removes a sandbox's directory (its `hosts` and `resolv.conf`) in a
+    /// rollback; one that is not there is fine.
+    pub(crate) fn remove_sandbox_dir(&self, id: &str) {
+        match std::fs::remove_dir_all(files::sandbox_dir(&self.inner.config, id)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                self.rollback_failed("remove the sandbox's directory", id, &e)
+            }
+            _ => {}
         }
     }
 }

@@ -54,6 +54,7 @@ pub async fn info(State(st): State<ApiState>) -> Json<InfoResponse> {
         plugins: Plugins { network: ctrl.available_drivers().await, ipam: ctrl.available_ipam_drivers().await },
         firewall: st.facts.firewall,
         repairs: ctrl.repairs().into_iter().map(|(d, what, n)| (format!("{d}: {what}"), n)).collect(),
+        rollback_failures: ctrl.rollback_failures(),
     })
 }
 

@@ -157,6 +157,9 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
                     for (what, n) in &i.repairs {
                         println!("Repaired ({what}):\t{n}");
                     }
+                    if i.rollback_failures > 0 {
+                        println!("Rollback steps failed:\t{} (see cnmd's log)", i.rollback_failures);
+                    }
                 }
             }
             Ok(Outcome::Exit(0))

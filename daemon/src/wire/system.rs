@@ -68,6 +68,10 @@ pub struct InfoResponse {
     /// as `driver: what` → times.
     #[serde(default)]
     pub repairs: std::collections::BTreeMap<String, u64>,
+    /// Rollback steps (undoing a failed or interrupted operation) that
+    /// failed since the daemon started; each is also in the log.
+    #[serde(default)]
+    pub rollback_failures: u64,
 }
 
 /// The plugins (drivers) by kind, as Docker's `Plugins` reports them.
