@@ -6,6 +6,7 @@ mod endpoint;
 mod error;
 mod host_networks;
 mod id;
+pub mod kill;
 mod locks;
 mod model;
 mod network;
@@ -13,7 +14,6 @@ mod restore;
 mod sandbox;
 mod store;
 
-pub use cnm_driverapi::kill;
 pub use config::{Config, DefaultNetwork};
 pub use controller::{Controller, ControllerBuilder};
 pub use endpoint::{Endpoint, EndpointConfig, EndpointInfo, JoinOptions};

@@ -20,12 +20,7 @@ pub struct Capability {
     #[serde(rename = "Scope")]
     pub data_scope: Scope,
     /// How far the connectivity of the driver's networks reaches; `None` means "as the data scope".
-    #[serde(
-        rename = "ConnectivityScope",
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "crate::wire::opt_scope"
-    )]
+    #[serde(rename = "ConnectivityScope", default, skip_serializing_if = "Option::is_none", with = "opt_scope")]
     pub connectivity_scope: Option<Scope>,
     /// The driver's endpoints are the host's own stack (the `host` driver):
     /// only sandboxes that share the host's namespace can join its networks,
@@ -49,5 +44,32 @@ impl Capability {
     /// The connectivity scope, defaulting to the data scope.
     pub fn connectivity(&self) -> Scope {
         self.connectivity_scope.unwrap_or(self.data_scope)
+    }
+}
+
+/// `Option<Scope>` where `""` means `None` (the `ConnectivityScope` field).
+pub mod opt_scope {
+    use super::Scope;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Serializes the scope, or `""`.
+    pub fn serialize<S: Serializer>(v: &Option<Scope>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => v.serialize(s),
+            None => s.serialize_str(""),
+        }
+    }
+
+    /// Deserializes `"local"`, `"global"`, or `""`/`null`/missing as `None`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Scope>, D::Error> {
+        let s: Option<String> = Option::deserialize(d)?;
+        match s.as_deref() {
+            None | Some("") => Ok(None),
+            Some("local") => Ok(Some(Scope::Local)),
+            Some("global") => Ok(Some(Scope::Global)),
+            Some(other) => Err(serde::de::Error::custom(format!(
+                "invalid connectivity scope {other:?}: expected \"local\" or \"global\""
+            ))),
+        }
     }
 }

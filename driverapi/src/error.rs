@@ -1,44 +1,6 @@
 //! The driver error type and its kinds (libnetwork's error classes).
 
-use std::fmt;
-
-/// The class of an error: what a caller (or the daemon's HTTP layer) can do about it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// The request is malformed or names an invalid value (HTTP 400).
-    InvalidParameter,
-    /// The object the request names does not exist (HTTP 404).
-    NotFound,
-    /// The request is valid but not allowed in the current state (HTTP 403).
-    Forbidden,
-    /// The request clashes with an existing object (HTTP 409).
-    Conflict,
-    /// A resource or service needed for the request is not available (HTTP 503).
-    Unavailable,
-    /// The driver does not implement this call (HTTP 501).
-    NotImplemented,
-    /// The operation did not finish in time (HTTP 504).
-    Timeout,
-    /// Anything else: a bug or an unexpected failure of the system (HTTP 500).
-    Internal,
-}
-
-impl fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = match self {
-            ErrorKind::InvalidParameter => "invalid parameter",
-            ErrorKind::NotFound => "not found",
-            ErrorKind::Forbidden => "forbidden",
-            ErrorKind::Conflict => "conflict",
-            ErrorKind::Unavailable => "unavailable",
-            ErrorKind::NotImplemented => "not implemented",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::Internal => "internal",
-        };
-        f.write_str(s)
-    }
-}
+pub use cnm_kinds::ErrorKind;
 
 /// An error returned by a driver: a kind and a lowercase message with its context.
 #[derive(Debug, thiserror::Error)]
@@ -120,5 +82,13 @@ impl Error {
     /// The message, without the kind.
     pub fn message(&self) -> &str {
         &self.message
+    }
+}
+
+/// Any error that knows its kind (the OS layer's, say) becomes a driver
+/// error of that kind, its text the message and itself the source.
+impl<E: cnm_kinds::Kinded + std::error::Error + Send + Sync + 'static> From<E> for Error {
+    fn from(e: E) -> Self {
+        Error::from_source(e.kind(), e)
     }
 }

@@ -13,17 +13,20 @@ mod endpoint;
 mod error;
 pub mod id;
 mod join;
-pub mod kill;
 mod network;
 mod ports;
 mod provider;
 mod table;
-pub mod wire;
 
 /// The attribute that makes `impl Driver for …` blocks work (re-exported, so
 /// a driver author needs no crate of their own for it).
 pub use async_trait::async_trait;
 pub use capability::{Capability, Scope};
+pub use cnm_kinds::Kinded;
+/// Kill points for crash tests (from the bottom layer).
+pub use cnm_kinds::kill;
+/// Serde helpers for the remote protocol's encodings (from the bottom layer).
+pub use cnm_kinds::wire;
 pub use driver::{Driver, LostInterface, LostInterfaceListener};
 pub use endpoint::{
     CreateEndpointRequest, CreateEndpointResponse, DeleteEndpointRequest, EndpointInterface, EndpointOperInfoRequest,

@@ -58,7 +58,7 @@ pub trait IpamProvider: Send + Sync + 'static {
     /// The IPAM driver named `name`, or `None` if this provider has no such driver.
     ///
     /// # Behavior
-    /// - Answers quickly (see `cnm_driverapi::DriverProvider::network_driver`).
+    /// - Answers quickly (as a network-driver provider's `network_driver` does).
     async fn ipam_driver(&self, name: &str) -> Result<Option<std::sync::Arc<dyn Ipam>>>;
 
     /// The names this provider can supply now (for error messages).

@@ -34,13 +34,13 @@ pub struct RequestPoolRequest {
     #[serde(rename = "AddressSpace")]
     pub address_space: String,
     /// The requested pool; `None` (`""`) lets the IPAM choose one.
-    #[serde(rename = "Pool", default, with = "cnm_driverapi::wire::empty_none")]
+    #[serde(rename = "Pool", default, with = "cnm_kinds::wire::empty_none")]
     pub pool: Option<IpNet>,
     /// The sub-pool addresses are allocated from (`--ip-range`); `""` for the whole pool.
-    #[serde(rename = "SubPool", default, with = "cnm_driverapi::wire::empty_none")]
+    #[serde(rename = "SubPool", default, with = "cnm_kinds::wire::empty_none")]
     pub sub_pool: Option<IpNet>,
     /// IPAM driver options (`--ipam-opt`).
-    #[serde(rename = "Options", default, deserialize_with = "cnm_driverapi::wire::null_default")]
+    #[serde(rename = "Options", default, deserialize_with = "cnm_kinds::wire::null_default")]
     pub options: BTreeMap<String, String>,
     /// True for an IPv6 pool (also when `pool` is given).
     #[serde(rename = "V6", default)]
@@ -54,10 +54,10 @@ pub struct RequestPoolResponse {
     #[serde(rename = "PoolID")]
     pub pool_id: String,
     /// The pool (CIDR).
-    #[serde(rename = "Pool", with = "cnm_driverapi::wire::string")]
+    #[serde(rename = "Pool", with = "cnm_kinds::wire::string")]
     pub pool: IpNet,
     /// Extra data; only `com.docker.network.gateway` (CIDR) is interpreted.
-    #[serde(rename = "Data", default, deserialize_with = "cnm_driverapi::wire::null_default")]
+    #[serde(rename = "Data", default, deserialize_with = "cnm_kinds::wire::null_default")]
     pub data: BTreeMap<String, String>,
 }
 
@@ -76,7 +76,7 @@ pub struct RequestAddressRequest {
     #[serde(rename = "PoolID")]
     pub pool_id: String,
     /// The preferred address (plain IP); `None` (`""`) for any.
-    #[serde(rename = "Address", default, with = "cnm_driverapi::wire::empty_none")]
+    #[serde(rename = "Address", default, with = "cnm_kinds::wire::empty_none")]
     pub address: Option<IpAddr>,
     /// Options: `{"RequestAddressType": "com.docker.network.gateway"}` for a
     /// gateway, `None` (`null`) for auxiliary and endpoint addresses.
@@ -98,10 +98,10 @@ impl RequestAddressRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestAddressResponse {
     /// The address, with the pool's prefix length.
-    #[serde(rename = "Address", with = "cnm_driverapi::wire::string")]
+    #[serde(rename = "Address", with = "cnm_kinds::wire::string")]
     pub address: IpNet,
     /// Extra data (ignored by the controller).
-    #[serde(rename = "Data", default, deserialize_with = "cnm_driverapi::wire::null_default")]
+    #[serde(rename = "Data", default, deserialize_with = "cnm_kinds::wire::null_default")]
     pub data: BTreeMap<String, String>,
 }
 
@@ -112,6 +112,6 @@ pub struct ReleaseAddressRequest {
     #[serde(rename = "PoolID")]
     pub pool_id: String,
     /// The address (plain IP).
-    #[serde(rename = "Address", with = "cnm_driverapi::wire::string")]
+    #[serde(rename = "Address", with = "cnm_kinds::wire::string")]
     pub address: IpAddr,
 }

@@ -58,7 +58,7 @@ pub enum Error {
 }
 
 /// The class of an error, shared by every crate of the project.
-pub use cnm_driverapi::ErrorKind;
+pub use cnm_kinds::ErrorKind;
 
 /// The result type of the OS layer.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -123,9 +123,10 @@ impl Error {
     }
 }
 
-/// A driver reports an OS error with the same kind, its cause kept.
-impl From<Error> for cnm_driverapi::Error {
-    fn from(e: Error) -> Self {
-        cnm_driverapi::Error::from_source(e.kind(), e)
+/// The kind travels with the error: the driver contract's error converts
+/// from it (keeping it as the cause) without this crate knowing that contract.
+impl cnm_kinds::Kinded for Error {
+    fn kind(&self) -> ErrorKind {
+        Error::kind(self)
     }
 }

@@ -3,7 +3,7 @@
 //! way out, the same port forwarded from the real host's: see
 //! [`crate::userns::WayOut`]). Dropping the reservation releases the port.
 
-use crate::firewall::Proto;
+use crate::firewall::Protocol;
 use crate::{Error, Namespace, Result};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -23,7 +23,7 @@ pub struct PortReservation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PortRequest {
     /// The protocol.
-    pub proto: Proto,
+    pub proto: Protocol,
     /// The address; `0.0.0.0` or `::` for every address of the family.
     pub ip: IpAddr,
     /// The port.
@@ -58,15 +58,15 @@ fn sockaddr(ip: IpAddr, port: u16) -> (libc::sockaddr_storage, libc::socklen_t) 
 fn bind_one(req: PortRequest) -> std::io::Result<Option<OwnedFd>> {
     let domain = if req.ip.is_ipv6() { libc::AF_INET6 } else { libc::AF_INET };
     let (ty, proto) = match req.proto {
-        Proto::Tcp => (libc::SOCK_STREAM, libc::IPPROTO_TCP),
-        Proto::Udp => (libc::SOCK_DGRAM, libc::IPPROTO_UDP),
-        Proto::Sctp => (libc::SOCK_STREAM, libc::IPPROTO_SCTP),
+        Protocol::Tcp => (libc::SOCK_STREAM, libc::IPPROTO_TCP),
+        Protocol::Udp => (libc::SOCK_DGRAM, libc::IPPROTO_UDP),
+        Protocol::Sctp => (libc::SOCK_STREAM, libc::IPPROTO_SCTP),
     };
     // SAFETY: plain socket(2) call; the descriptor is owned right away.
     let fd = unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, proto) };
     if fd < 0 {
         let e = std::io::Error::last_os_error();
-        if req.proto == Proto::Sctp
+        if req.proto == Protocol::Sctp
             && matches!(e.raw_os_error(), Some(libc::EPROTONOSUPPORT | libc::ESOCKTNOSUPPORT | libc::EAFNOSUPPORT))
         {
             return Ok(None);
@@ -105,9 +105,9 @@ fn bind_one(req: PortRequest) -> std::io::Result<Option<OwnedFd>> {
 fn reserve(req: PortRequest) -> std::io::Result<PortReservation> {
     let socket = bind_one(req)?;
     let proto = match req.proto {
-        Proto::Tcp => Some("tcp"),
-        Proto::Udp => Some("udp"),
-        Proto::Sctp => None,
+        Protocol::Tcp => Some("tcp"),
+        Protocol::Udp => Some("udp"),
+        Protocol::Sctp => None,
     };
     let forward = match (proto, req.ip) {
         (Some(proto), IpAddr::V4(v4)) if v4.is_unspecified() => {

@@ -249,9 +249,9 @@ async fn stale_port_mappings_and_orphan_bridges_go_at_restart() {
     }
     // A crash's leftover: 8081 still sends to 10.231.80.3, which no container holds.
     let fw = cnm::osl::firewall::NftFirewall::new(h.ns.clone());
-    use cnm::osl::firewall::{Firewall, PortMapping, Proto};
+    use cnm::osl::firewall::{Firewall, PortMapping, Protocol};
     let stale = PortMapping {
-        proto: Proto::Tcp,
+        proto: Protocol::Tcp,
         host_ip: None,
         host_port: 8081,
         host_port_end: 8081,

@@ -101,12 +101,12 @@ impl BridgeDriver {
         self.watch_links().await;
         self.reaper.sweep(&self.nl).await?;
         let net = network::setup(&self.nl, req, config, &self.reaper).await?;
-        cnm_driverapi::kill::point("bridge.create.bridge");
+        crate::kill::point("bridge.create.bridge");
         let programmed = async {
             network::host_settings(&self.nl, &net).await?;
             if let Some(fw) = self.firewall().await? {
                 fw.add_network(&net.rules()).await.map_err(|e| Error::os("add the network's firewall rules", e))?;
-                cnm_driverapi::kill::point("bridge.create.firewall");
+                crate::kill::point("bridge.create.firewall");
                 // No port goes into the network yet: a mapping into its
                 // subnets is what a crash left (its container gone, its
                 // address free); a restore publishes the live ones again.
@@ -233,9 +233,9 @@ impl Driver for BridgeDriver {
             Ok(None) => Ok(()),
             Err(e) => Err(e),
         };
-        cnm_driverapi::kill::point("bridge.delete.firewall");
+        crate::kill::point("bridge.delete.firewall");
         network::teardown(&self.nl, &net, &self.reaper).await?;
-        cnm_driverapi::kill::point("bridge.delete.retired");
+        crate::kill::point("bridge.delete.retired");
         fw_result?;
         Ok(())
     }
@@ -290,7 +290,7 @@ impl Driver for BridgeDriver {
         let peer =
             create_veth(&self.nl, &net, &req.endpoint_id, ep.mac.map(|m| m.octets()), &req.sandbox_key, &self.reaper)
                 .await?;
-        cnm_driverapi::kill::point("bridge.join.veth");
+        crate::kill::point("bridge.join.veth");
         // Ports already published: a join again after a repair.
         let flags = port_flags(&net, &req.endpoint_id);
         if !flags.is_empty() {
@@ -331,7 +331,7 @@ impl Driver for BridgeDriver {
 
     async fn leave(&self, req: LeaveRequest) -> Result<()> {
         delete_veth(&self.nl, &req.endpoint_id, &self.reaper).await?;
-        cnm_driverapi::kill::point("bridge.leave.retired");
+        crate::kill::point("bridge.leave.retired");
         Ok(())
     }
 

@@ -16,6 +16,7 @@ mod config;
 mod driver;
 mod endpoint;
 mod error;
+pub mod kill;
 mod network;
 mod ports;
 mod publish;

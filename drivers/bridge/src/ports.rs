@@ -4,7 +4,7 @@
 
 use crate::Error;
 use cnm_driverapi::{PortBinding, Protocol};
-use cnm_osl::firewall::{PortMapping, Proto};
+use cnm_osl::firewall::PortMapping;
 use cnm_osl::reservation::{PortRequest, PortReservation, unspecified_like};
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -13,16 +13,8 @@ use std::sync::Mutex;
 /// Which host ports are taken, per protocol and host address.
 #[derive(Debug)]
 pub(crate) struct PortAllocator {
-    used: Mutex<HashMap<(Proto, IpAddr), BTreeSet<u16>>>,
+    used: Mutex<HashMap<(Protocol, IpAddr), BTreeSet<u16>>>,
     ephemeral: (u16, u16),
-}
-
-pub(crate) fn proto(p: Protocol) -> Proto {
-    match p {
-        Protocol::Tcp => Proto::Tcp,
-        Protocol::Udp => Proto::Udp,
-        Protocol::Sctp => Proto::Sctp,
-    }
 }
 
 impl PortAllocator {
@@ -33,7 +25,7 @@ impl PortAllocator {
 
     /// Whether `port` is free for `ip`: a specific address clashes with the
     /// wildcard of its family and the wildcard with every address of it.
-    fn is_free(used: &HashMap<(Proto, IpAddr), BTreeSet<u16>>, proto: Proto, ip: IpAddr, port: u16) -> bool {
+    fn is_free(used: &HashMap<(Protocol, IpAddr), BTreeSet<u16>>, proto: Protocol, ip: IpAddr, port: u16) -> bool {
         if ip.is_unspecified() {
             !used.iter().any(|((p, a), ports)| *p == proto && a.is_ipv6() == ip.is_ipv6() && ports.contains(&port))
         } else {
@@ -46,7 +38,7 @@ impl PortAllocator {
     /// range) for which `reserve` succeeds; returns it with its reservation.
     pub fn allocate<R>(
         &self,
-        proto: Proto,
+        proto: Protocol,
         ip: IpAddr,
         start: u16,
         end: u16,
@@ -78,7 +70,7 @@ impl PortAllocator {
     }
 
     /// Gives a port back.
-    pub fn release(&self, proto: Proto, ip: IpAddr, port: u16) {
+    pub fn release(&self, proto: Protocol, ip: IpAddr, port: u16) {
         if let Some(set) = self.used().get_mut(&(proto, ip)) {
             set.remove(&port);
         }
@@ -86,7 +78,7 @@ impl PortAllocator {
 
     /// The ports taken; each change to the map is whole, so a holder that
     /// panicked leaves it consistent, and it is used as is.
-    fn used(&self) -> std::sync::MutexGuard<'_, HashMap<(Proto, IpAddr), BTreeSet<u16>>> {
+    fn used(&self) -> std::sync::MutexGuard<'_, HashMap<(Protocol, IpAddr), BTreeSet<u16>>> {
         self.used.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -99,7 +91,7 @@ pub(crate) struct Published {
     /// The DNAT mappings (IPv4, and IPv6 when both families apply).
     pub mappings: Vec<PortMapping>,
     /// The allocations to give back: (protocol, host address, port).
-    pub allocations: Vec<(Proto, IpAddr, u16)>,
+    pub allocations: Vec<(Protocol, IpAddr, u16)>,
     /// The reserved sockets.
     pub reservations: Vec<PortReservation>,
 }
@@ -132,7 +124,7 @@ pub(crate) fn publish_one(
     container_v6: Option<IpAddr>,
     bind: &dyn Fn(PortRequest) -> std::io::Result<PortReservation>,
 ) -> Result<Published, Error> {
-    let p = proto(b.proto);
+    let p = b.proto;
     let first = *addrs.first().ok_or(Error::NoAddressForBinding(b.port))?;
     let end = if b.host_port_end > b.host_port { b.host_port_end } else { b.host_port };
     // Choose the port on the first address, then take the same on the others.
@@ -195,30 +187,33 @@ mod tests {
         let a = PortAllocator::new((40000, 40010));
         let any: IpAddr = "0.0.0.0".parse().unwrap();
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
-        assert_eq!(a.allocate(Proto::Tcp, any, 8080, 8080, ok).unwrap().0, 8080);
-        let e = a.allocate(Proto::Tcp, lo, 8080, 8080, ok).unwrap_err();
+        assert_eq!(a.allocate(Protocol::Tcp, any, 8080, 8080, ok).unwrap().0, 8080);
+        let e = a.allocate(Protocol::Tcp, lo, 8080, 8080, ok).unwrap_err();
         assert!(e.to_string().contains("8080"), "{e}");
         // Another protocol, or another family, is free.
-        assert!(a.allocate(Proto::Udp, lo, 8080, 8080, ok).is_ok());
-        assert!(a.allocate(Proto::Tcp, "::".parse().unwrap(), 8080, 8080, ok).is_ok());
-        a.release(Proto::Tcp, any, 8080);
-        assert!(a.allocate(Proto::Tcp, lo, 8080, 8080, ok).is_ok());
-        assert!(a.allocate(Proto::Tcp, any, 8080, 8080, ok).is_err(), "the specific address now blocks the wildcard");
+        assert!(a.allocate(Protocol::Udp, lo, 8080, 8080, ok).is_ok());
+        assert!(a.allocate(Protocol::Tcp, "::".parse().unwrap(), 8080, 8080, ok).is_ok());
+        a.release(Protocol::Tcp, any, 8080);
+        assert!(a.allocate(Protocol::Tcp, lo, 8080, 8080, ok).is_ok());
+        assert!(
+            a.allocate(Protocol::Tcp, any, 8080, 8080, ok).is_err(),
+            "the specific address now blocks the wildcard"
+        );
     }
 
     #[test]
     fn ranges_take_the_first_free_port_and_skip_ports_other_programs_hold() {
         let a = PortAllocator::new((40000, 40002));
         let any: IpAddr = "0.0.0.0".parse().unwrap();
-        assert_eq!(a.allocate(Proto::Tcp, any, 9000, 9005, ok).unwrap().0, 9000);
-        assert_eq!(a.allocate(Proto::Tcp, any, 9000, 9005, ok).unwrap().0, 9001);
+        assert_eq!(a.allocate(Protocol::Tcp, any, 9000, 9005, ok).unwrap().0, 9000);
+        assert_eq!(a.allocate(Protocol::Tcp, any, 9000, 9005, ok).unwrap().0, 9001);
         let busy = |p: u16| if p == 9002 { Err(std::io::Error::from_raw_os_error(libc_eaddrinuse())) } else { Ok(()) };
-        assert_eq!(a.allocate(Proto::Tcp, any, 9000, 9005, busy).unwrap().0, 9003);
+        assert_eq!(a.allocate(Protocol::Tcp, any, 9000, 9005, busy).unwrap().0, 9003);
         // Ephemeral: the configured range, then exhaustion.
         for want in 40000..=40002 {
-            assert_eq!(a.allocate(Proto::Udp, any, 0, 0, ok).unwrap().0, want);
+            assert_eq!(a.allocate(Protocol::Udp, any, 0, 0, ok).unwrap().0, want);
         }
-        let e = a.allocate(Proto::Udp, any, 0, 0, ok).unwrap_err();
+        let e = a.allocate(Protocol::Udp, any, 0, 0, ok).unwrap_err();
         assert!(e.to_string().contains("40000-40002"), "{e}");
     }
 

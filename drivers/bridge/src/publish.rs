@@ -9,7 +9,7 @@ use crate::endpoint::host_name;
 use crate::network::BridgeNetwork;
 use crate::ports::{self, PortAllocator, Published};
 use cnm_driverapi::ProgramExternalConnectivityRequest;
-use cnm_osl::firewall::{PortMapping, Proto};
+use cnm_osl::firewall::{PortMapping, Protocol};
 use cnm_osl::{BridgePortFlags, Netlink};
 use std::sync::Arc;
 
@@ -63,7 +63,7 @@ impl BridgeDriver {
         })
         .await
         .map_err(|e| Error::os("reserve host ports", e))??;
-        cnm_driverapi::kill::point("bridge.publish.reserved");
+        crate::kill::point("bridge.publish.reserved");
         if let Some(fw) = self.firewall().await? {
             let mappings: Vec<PortMapping> = published.iter().flat_map(|p| p.mappings.iter().cloned()).collect();
             if let Err(e) = fw.add_ports(&mappings).await {
@@ -73,7 +73,7 @@ impl BridgeDriver {
                 return Err(Error::os("publish ports", e));
             }
         }
-        cnm_driverapi::kill::point("bridge.publish.mapped");
+        crate::kill::point("bridge.publish.mapped");
 
         // With br_netfilter, a container reaching its own published port has
         // its frames sent back out of the port they came in by: hairpin mode.
@@ -103,7 +103,7 @@ impl BridgeDriver {
             Ok(None) => Ok(()),
             Err(e) => Err(e),
         };
-        cnm_driverapi::kill::point("bridge.unpublish.unmapped");
+        crate::kill::point("bridge.unpublish.unmapped");
         if let Ok(alloc) = self.allocator().await {
             for p in &published {
                 ports::release(&alloc, p);
@@ -111,7 +111,7 @@ impl BridgeDriver {
         }
         let udp: Vec<cnm_osl::firewall::UdpFlow> = mappings
             .iter()
-            .filter(|m| m.proto == Proto::Udp)
+            .filter(|m| m.proto == Protocol::Udp)
             .flat_map(|m| {
                 (m.host_port..=m.host_port_end.max(m.host_port))
                     .map(|host_port| cnm_osl::firewall::UdpFlow { host_port, container: m.container_ip })

@@ -28,27 +28,8 @@ use std::net::IpAddr;
 /// The table cnm owns (family inet).
 pub(crate) const TABLE: &str = "cnm";
 
-/// A transport protocol of a published port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Proto {
-    /// TCP.
-    Tcp,
-    /// UDP.
-    Udp,
-    /// SCTP.
-    Sctp,
-}
-
-impl Proto {
-    /// The nftables (and `/etc/protocols`) name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
-            Proto::Sctp => "sctp",
-        }
-    }
-}
+/// A transport protocol of a published port (the one enum of the bottom layer).
+pub use cnm_kinds::Protocol;
 
 /// What the firewall needs to know of one bridge network.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +52,7 @@ pub struct NetworkRules {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PortMapping {
     /// The transport protocol.
-    pub proto: Proto,
+    pub proto: Protocol,
     /// The host address; `None`: every local address of the family of `container_ip`.
     pub host_ip: Option<IpAddr>,
     /// The first host port.

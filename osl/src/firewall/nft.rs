@@ -219,9 +219,9 @@ fn target_address(data: &[u8], v6: bool) -> Option<IpAddr> {
 /// A port mapping's map and element.
 fn port_element(p: &PortMapping) -> (&'static str, Element) {
     let proto = key::proto(match p.proto {
-        super::Proto::Tcp => 6,
-        super::Proto::Udp => 17,
-        super::Proto::Sctp => 132,
+        super::Protocol::Tcp => 6,
+        super::Protocol::Udp => 17,
+        super::Protocol::Sctp => 132,
     });
     let with_port = |port: u16| match p.host_ip {
         Some(ip) => key::concat(&[proto.clone(), key::addr(ip), key::port(port)]),
@@ -347,7 +347,7 @@ impl Firewall for NftFirewall {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::firewall::Proto;
+    use crate::firewall::Protocol;
 
     #[test]
     fn network_elements_follow_the_options() {
@@ -379,7 +379,7 @@ mod tests {
     #[test]
     fn port_elements_pick_the_map_by_family_and_address() {
         let p = PortMapping {
-            proto: Proto::Udp,
+            proto: Protocol::Udp,
             host_ip: None,
             host_port: 8053,
             host_port_end: 8053,

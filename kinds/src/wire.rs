@@ -73,33 +73,6 @@ pub mod opt_string {
     }
 }
 
-/// `Option<Scope>` where `""` means `None` (the `ConnectivityScope` field).
-pub mod opt_scope {
-    use crate::Scope;
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    /// Serializes the scope, or `""`.
-    pub fn serialize<S: Serializer>(v: &Option<Scope>, s: S) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(v) => v.serialize(s),
-            None => s.serialize_str(""),
-        }
-    }
-
-    /// Deserializes `"local"`, `"global"`, or `""`/`null`/missing as `None`.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Scope>, D::Error> {
-        let s: Option<String> = Option::deserialize(d)?;
-        match s.as_deref() {
-            None | Some("") => Ok(None),
-            Some("local") => Ok(Some(Scope::Local)),
-            Some("global") => Ok(Some(Scope::Global)),
-            Some(other) => Err(serde::de::Error::custom(format!(
-                "invalid connectivity scope {other:?}: expected \"local\" or \"global\""
-            ))),
-        }
-    }
-}
-
 /// A `null` that deserializes as the type's default (Go encodes nil maps and slices as `null`).
 pub fn null_default<'de, T, D>(d: D) -> Result<T, D::Error>
 where
