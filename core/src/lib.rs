@@ -12,6 +12,7 @@ mod model;
 mod network;
 mod restore;
 mod sandbox;
+mod state;
 mod store;
 
 pub use config::{Config, DefaultNetwork};

@@ -1,6 +1,6 @@
 //! How operations are serialized without a controller-wide lock.
 //!
-//! * The in-memory [`State`](crate::controller::State) sits behind a plain
+//! * The in-memory [`State`](crate::state::State) sits behind a plain
 //!   mutex that is only ever held for a few map look-ups or inserts — never
 //!   across an `.await`, so never across driver, IPAM, plugin, netlink or
 //!   store I/O. Readers (`networks()`, inspect, list) take it for that long

@@ -1,7 +1,7 @@
 //! What the controller persists: one record per network, endpoint and
 //! sandbox, each with the phase of the operation under way (the intent).
 
-use crate::network::NetworkConfig;
+use crate::network::config::NetworkConfig;
 use crate::{EndpointConfig, SandboxConfig};
 use cnm_driverapi::{MacAddress, PortBinding, StaticRoute};
 use ipnet::IpNet;
@@ -110,4 +110,16 @@ impl NetworkRecord {
     pub fn pool_of(&self, addr: std::net::IpAddr) -> Option<&PoolRecord> {
         self.ipv4.iter().chain(self.ipv6.iter()).find(|p| p.pool.contains(&addr))
     }
+}
+
+/// The names and addresses of an endpoint on another host of the cluster,
+/// answered by this host's resolver on that (global) network.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RemoteName {
+    /// The network (present here too).
+    pub network_id: String,
+    /// Its names: the container's, its host name, the endpoint's, aliases.
+    pub names: Vec<String>,
+    /// Its addresses on the network.
+    pub addrs: Vec<std::net::IpAddr>,
 }

@@ -3,11 +3,11 @@
 //! interrupted operations are rolled back or finished. Nothing leaks across
 //! a crash: no address, link or namespace.
 
-use crate::controller::SandboxState;
 use crate::endpoint::endpoint_options;
 use crate::model::{EndpointRecord, JoinPhase, NetworkRecord, Phase, SandboxRecord};
 use crate::network::pools;
 use crate::sandbox::interface;
+use crate::state::SandboxState;
 use crate::store::Table;
 use crate::{Controller, Result};
 use cnm_driverapi::{CreateEndpointRequest, DeleteEndpointRequest, EndpointInterface, LeaveRequest};

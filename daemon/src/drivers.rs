@@ -1,6 +1,7 @@
 //! The drivers compiled in: one Cargo feature per driver, named after it,
 //! and one registration line per feature.
 
+use crate::config::{DaemonConfig, DefaultBridge};
 use cnm::ControllerBuilder;
 
 /// Options that some built-in drivers take.
@@ -76,10 +77,38 @@ fn bridge(host: &cnm::osl::Netlink, firewall: bool) -> cnm_driver_bridge::Bridge
     }
 }
 
+/// What the built-in drivers and IPAMs of `cfg` are registered with.
+pub fn driver_options(cfg: &DaemonConfig) -> DriverOptions {
+    let mut default_pools = cnm_ipams::DefaultIpamConfig::default();
+    if !cfg.default_address_pools.is_empty() {
+        default_pools.local_pools = cfg.default_address_pools.clone();
+    }
+    DriverOptions {
+        firewall: cfg.firewall,
+        default_pools,
+        plugin_dir: cfg.plugin_dir.clone(),
+        #[cfg(feature = "overlay")]
+        cluster: None,
+    }
+}
+
+/// The controller's configuration from `cfg`.
+pub fn controller_config(cfg: &DaemonConfig) -> cnm::Config {
+    let mut c = cnm::Config::new(&cfg.data_root).exec_root(&cfg.exec_root).host_resolv_conf(&cfg.host_resolv_conf);
+    c = c.embedded_dns(cfg.embedded_dns).cluster(cfg.cluster_store.is_some());
+    if let Some(ns) = &cfg.host_netns {
+        c = c.host_namespace(ns);
+    }
+    if let Some(net) = cfg.default_network.as_ref().and_then(default_network) {
+        c = c.default_network(net);
+    }
+    c
+}
+
 /// The default network of `d` (docker0's role): a bridge network, so only
 /// with the `bridge` driver compiled in.
 #[cfg(feature = "bridge")]
-pub fn default_network(d: &crate::config::DefaultBridge) -> Option<cnm::DefaultNetwork> {
+pub fn default_network(d: &DefaultBridge) -> Option<cnm::DefaultNetwork> {
     let bridge = cnm_driver_bridge::BridgeConfig {
         bridge_name: Some(d.interface.clone()),
         default_bridge: true,
@@ -100,7 +129,7 @@ pub fn default_network(d: &crate::config::DefaultBridge) -> Option<cnm::DefaultN
 
 /// Without the `bridge` driver there is no default network.
 #[cfg(not(feature = "bridge"))]
-pub fn default_network(d: &crate::config::DefaultBridge) -> Option<cnm::DefaultNetwork> {
+pub fn default_network(d: &DefaultBridge) -> Option<cnm::DefaultNetwork> {
     tracing::warn!(network = %d.name, "no default network: the bridge driver is not compiled in");
     None
 }

@@ -2,8 +2,8 @@
 //! share the host's), bring up loopback, write the files, confirm.
 
 use super::{Sandbox, SandboxConfig, files};
-use crate::controller::SandboxState;
 use crate::model::{Phase, SandboxRecord};
+use crate::state::SandboxState;
 use crate::store::Table;
 use crate::{Controller, Error, Result};
 use cnm_osl::{Namespace, Netlink};

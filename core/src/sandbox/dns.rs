@@ -5,23 +5,11 @@
 //! (every network but the default one, unless its config turns DNS off),
 //! and has a namespace of its own.
 
-use crate::controller::State;
-use crate::model::JoinPhase;
+use crate::model::{JoinPhase, RemoteName};
+use crate::state::State;
 use crate::{Controller, Error, Result};
 use cnm_dns::{Entry, Records, SandboxServer};
 use std::net::IpAddr;
-
-/// The names and addresses of an endpoint on another host of the cluster,
-/// answered by this host's resolver on that (global) network.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct RemoteName {
-    /// The network (present here too).
-    pub network_id: String,
-    /// Its names: the container's, its host name, the endpoint's, aliases.
-    pub names: Vec<String>,
-    /// Its addresses on the network.
-    pub addrs: Vec<IpAddr>,
-}
 
 /// An endpoint's names, as the resolver serves them: the sandbox's
 /// container name, its host name, the endpoint's name and its aliases.

@@ -2,7 +2,7 @@
 //! directory and rewritten in place (bind mounts keep seeing the same file)
 //! as endpoints join and leave.
 
-use crate::controller::State;
+use crate::state::State;
 use crate::{Config, Error, Result, SandboxConfig};
 use std::fmt::Write as _;
 use std::net::IpAddr;

@@ -2,8 +2,8 @@
 //! endpoint"), chosen as libnetwork does, and moving that role when
 //! endpoints join and leave.
 
-use crate::controller::State;
 use crate::model::{EndpointRecord, JoinPhase};
+use crate::state::State;
 use crate::{Controller, Error, Result};
 use cnm_driverapi::{ProgramExternalConnectivityRequest, RevokeExternalConnectivityRequest, SandboxOptions};
 use std::cmp::Reverse;

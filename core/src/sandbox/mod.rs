@@ -4,7 +4,7 @@
 mod create;
 mod delete;
 pub(crate) mod dns;
-pub use dns::RemoteName;
+pub use crate::model::RemoteName;
 pub(crate) mod files;
 pub(crate) mod gateway;
 pub(crate) mod interface;

@@ -97,7 +97,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     let sockets: Vec<_> = listeners.iter().filter_map(|l| l.socket_path().map(|p| p.to_path_buf())).collect();
 
     #[allow(unused_mut)]
-    let mut driver_options = cfg.driver_options();
+    let mut driver_options = cnmd::drivers::driver_options(&cfg);
     #[cfg(feature = "overlay")]
     let membership = match (&cfg.cluster_store, cfg.advertise_addr) {
         (Some(store), Some(advertise)) => {
@@ -118,7 +118,8 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     if cfg.cluster_store.is_some() {
         anyhow::bail!("--cluster-store: this cnmd was built without the overlay feature");
     }
-    let builder = register_builtin_drivers(cnm::Controller::builder(cfg.controller_config()), driver_options);
+    let builder =
+        register_builtin_drivers(cnm::Controller::builder(cnmd::drivers::controller_config(&cfg)), driver_options);
     #[cfg(feature = "dylib")]
     let builder = match &cfg.driver_dir {
         Some(dir) => cnmd::drivers::load_driver_dir(builder, dir, cfg.host_netns.as_deref())

@@ -207,35 +207,6 @@ impl DaemonConfig {
                 .unwrap_or_else(|| "/etc/resolv.conf".into()),
         })
     }
-
-    /// What the built-in drivers and IPAMs are registered with.
-    pub fn driver_options(&self) -> crate::drivers::DriverOptions {
-        let mut default_pools = cnm_ipams::DefaultIpamConfig::default();
-        if !self.default_address_pools.is_empty() {
-            default_pools.local_pools = self.default_address_pools.clone();
-        }
-        crate::drivers::DriverOptions {
-            firewall: self.firewall,
-            default_pools,
-            plugin_dir: self.plugin_dir.clone(),
-            #[cfg(feature = "overlay")]
-            cluster: None,
-        }
-    }
-
-    /// The controller's configuration.
-    pub fn controller_config(&self) -> cnm::Config {
-        let mut c =
-            cnm::Config::new(&self.data_root).exec_root(&self.exec_root).host_resolv_conf(&self.host_resolv_conf);
-        c = c.embedded_dns(self.embedded_dns).cluster(self.cluster_store.is_some());
-        if let Some(ns) = &self.host_netns {
-            c = c.host_namespace(ns);
-        }
-        if let Some(net) = self.default_network.as_ref().and_then(crate::drivers::default_network) {
-            c = c.default_network(net);
-        }
-        c
-    }
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {

@@ -1,7 +1,7 @@
 //! `MacvlanDriver`: networks bound to a parent interface, a macvlan link
 //! per joined endpoint, created on the parent and handed to the sandbox.
 
-use crate::{Error, MacvlanConfig};
+use crate::{Error, MacvlanConfig, NAME};
 use async_trait::async_trait;
 use cnm_driverapi::{
     Capability, CreateEndpointRequest, CreateEndpointResponse, CreateNetworkRequest, DeleteEndpointRequest,
@@ -11,9 +11,6 @@ use cnm_driverapi::{
 use cnm_osl::Netlink;
 use ipnet::IpNet;
 use std::net::IpAddr;
-
-/// The driver's type name.
-pub const NAME: &str = "macvlan";
 
 /// A network the driver knows.
 #[derive(Debug, Clone)]

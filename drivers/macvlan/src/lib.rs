@@ -18,5 +18,8 @@ mod driver;
 mod error;
 
 pub use config::MacvlanConfig;
-pub use driver::{MacvlanDriver, NAME};
+pub use driver::MacvlanDriver;
 pub use error::Error;
+
+/// The driver's type name.
+pub const NAME: &str = "macvlan";

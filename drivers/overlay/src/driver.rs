@@ -1,8 +1,8 @@
 //! `OverlayDriver`: per network a namespace with a bridge and a VXLAN
 //! device; per endpoint a veth into it; peers from the cluster store.
 
-use crate::Error;
 use crate::peers::{self, Peer};
+use crate::{Error, NAME};
 use async_trait::async_trait;
 use cnm_cluster::Cluster;
 use cnm_driverapi::{
@@ -16,8 +16,6 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// The driver's type name.
-pub const NAME: &str = "overlay";
 /// Docker's option naming a network's VNI.
 pub const VXLANID_LIST: &str = "com.docker.network.driver.overlay.vxlanid_list";
 /// Docker's option asking for encryption.

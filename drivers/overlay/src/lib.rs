@@ -29,6 +29,9 @@ mod error;
 mod peers;
 
 #[cfg(feature = "cluster")]
-pub use driver::{NAME, OverlayConfig, OverlayDriver};
+pub use driver::{OverlayConfig, OverlayDriver};
 #[cfg(feature = "cluster")]
 pub use error::Error;
+
+/// The driver's type name.
+pub const NAME: &str = "overlay";
