@@ -1,7 +1,7 @@
 //! What the controller holds in memory beside its store: the records of
 //! every network, endpoint and sandbox, and their runtime parts (a
 //! sandbox's netlink handle, the resolver's servers). Below the controller
-//! and the operations that change it (see [`crate::locks`]).
+//! and the operations that change it (the locks module says how).
 
 use crate::model::{EndpointRecord, NetworkRecord, RemoteName, SandboxRecord};
 use cnm_osl::Netlink;
@@ -27,7 +27,7 @@ pub(crate) struct SandboxState {
 }
 
 /// Everything the controller knows. Operations change it in short steps,
-/// holding the locks of the objects they work on (see [`crate::locks`]).
+/// holding the locks of the objects they work on.
 #[derive(Default)]
 pub(crate) struct State {
     pub networks: HashMap<String, NetworkRecord>,

@@ -4,7 +4,6 @@
 use crate::endpoint::{create_veth, delete_veth, host_name, port_flags};
 use crate::network::{self, BridgeEndpoint, BridgeNetwork};
 use crate::ports::PortAllocator;
-use crate::repair::LinkRepairs;
 use crate::{BridgeConfig, Error, NAME};
 use async_trait::async_trait;
 use cnm_driverapi::{
@@ -78,22 +77,6 @@ impl BridgeDriver {
 
     pub(crate) async fn network(&self, id: &str) -> Result<Arc<BridgeNetwork>, Error> {
         self.nets().get(id).cloned().ok_or_else(|| Error::NetworkNotFound(id.to_string()))
-    }
-
-    /// The firewall, its table created (once per driver).
-    pub(crate) async fn firewall(&self) -> Result<Option<&Arc<dyn Firewall>>, Error> {
-        let Some(fw) = &self.firewall else { return Ok(None) };
-        self.firewall_ready
-            .get_or_try_init(|| async {
-                fw.ensure_base().await.map_err(|e| Error::os("create the firewall table", e))?;
-                if let Some(removed) = fw.table_removed() {
-                    let nets = Arc::downgrade(&self.networks);
-                    tokio::spawn(crate::repair::repair_table(fw.clone(), nets, removed, self.table_repairs.clone()));
-                }
-                Ok::<(), Error>(())
-            })
-            .await?;
-        Ok(Some(fw))
     }
 
     /// The work of `create_network` once its id and bridge name are claimed.
@@ -345,4 +328,11 @@ impl Driver for BridgeDriver {
         self.unpublish(&net, &req.endpoint_id).await?;
         Ok(())
     }
+}
+
+/// Counts of links and addresses put back.
+#[derive(Debug, Default)]
+pub(crate) struct LinkRepairs {
+    pub(crate) bridges: std::sync::atomic::AtomicU64,
+    pub(crate) addresses: std::sync::atomic::AtomicU64,
 }

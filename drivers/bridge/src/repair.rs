@@ -5,7 +5,7 @@
 //! cnm made, its firewall elements) is removed.
 
 use crate::Error;
-use crate::driver::BridgeDriver;
+use crate::driver::{BridgeDriver, LinkRepairs};
 use crate::endpoint::{host_name, port_flags};
 use crate::network::{self, BridgeNetwork};
 use cnm_driverapi::Table;
@@ -14,6 +14,23 @@ use cnm_osl::firewall::{Firewall, PortMapping};
 use std::sync::Arc;
 
 impl BridgeDriver {
+    /// The firewall, its table created (once per driver), and put back
+    /// whenever someone removes it.
+    pub(crate) async fn firewall(&self) -> Result<Option<&Arc<dyn Firewall>>, Error> {
+        let Some(fw) = &self.firewall else { return Ok(None) };
+        self.firewall_ready
+            .get_or_try_init(|| async {
+                fw.ensure_base().await.map_err(|e| Error::os("create the firewall table", e))?;
+                if let Some(removed) = fw.table_removed() {
+                    let nets = Arc::downgrade(&self.networks);
+                    tokio::spawn(repair_table(fw.clone(), nets, removed, self.table_repairs.clone()));
+                }
+                Ok::<(), Error>(())
+            })
+            .await?;
+        Ok(Some(fw))
+    }
+
     /// What was put back after someone removed it: the firewall table, bridges, gateway addresses.
     pub(crate) fn repair_counts(&self) -> Vec<(String, u64)> {
         use std::sync::atomic::Ordering::Relaxed;
@@ -124,13 +141,6 @@ pub(crate) async fn repair_table(
             Err(e) => tracing::error!(error = %e, "cnm's firewall table was removed and cannot be put back"),
         }
     }
-}
-
-/// Counts of links and addresses put back.
-#[derive(Debug, Default)]
-pub(crate) struct LinkRepairs {
-    bridges: std::sync::atomic::AtomicU64,
-    addresses: std::sync::atomic::AtomicU64,
 }
 
 /// What the repair of links needs of the driver.
