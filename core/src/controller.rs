@@ -224,11 +224,13 @@ impl Controller {
         out
     }
 
-    /// How many rollback steps failed since the controller started (an
-    /// undo of an interrupted or failed operation: a driver's leave or
-    /// endpoint delete, an interface or directory removal, a record
-    /// forgotten). Each is also logged with its object and cause; what a
-    /// failed step left is looked at again at the next restore.
+    /// How many rollback steps failed since the controller started: steps
+    /// undoing a failed operation (a failed join, endpoint or network
+    /// creation) or an interrupted one at restore — a driver's leave,
+    /// endpoint delete or network free, an interface, directory or record
+    /// removed. The rest of the rollback still runs. Each is also logged
+    /// with the step, its object and the cause, so an operator can see
+    /// what may be left.
     pub fn rollback_failures(&self) -> u64 {
         self.inner.rollback_failures.load(std::sync::atomic::Ordering::Relaxed)
     }

@@ -1,8 +1,9 @@
 //! What the controller persists: one record per network, endpoint and
 //! sandbox, each with the phase of the operation under way (the intent).
 
+use crate::endpoint::config::EndpointConfig;
 use crate::network::config::NetworkConfig;
-use crate::{EndpointConfig, SandboxConfig};
+use crate::sandbox::config::SandboxConfig;
 use cnm_driverapi::{MacAddress, PortBinding, StaticRoute};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};

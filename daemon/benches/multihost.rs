@@ -209,6 +209,6 @@ async fn main() {
             o / 1e9,
             u / 1e9,
         ),
-        _ => println!("iperf3 not available: throughput not measured"),
+        _ => println!("iperf3 not available, or a run of it failed: throughput not measured"),
     }
 }

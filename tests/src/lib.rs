@@ -207,7 +207,10 @@ fn list_dir(dir: &Path) -> Vec<PathBuf> {
 
 impl Drop for TestHost {
     fn drop(&mut self) {
-        for f in self.netns_files() {
+        // Sandboxes' namespaces, and those of overlay networks a daemon on
+        // this host made (kept by design when the daemon stops).
+        let overlay = list_dir(&self.dir.path().join("run").join("overlay"));
+        for f in self.netns_files().into_iter().chain(overlay) {
             let _ = Namespace::remove(&f);
         }
         let _ = Namespace::remove(self.ns_path());

@@ -173,7 +173,7 @@ async fn failed_join_gives_the_gateway_back() {
     let net_a = ctrl.new_network("bridge", "net-a", cfg("10.72.0.0/24")).await.unwrap();
     let (sb, _) = container(&ctrl, &net_b, "gw", vec![bind(Protocol::Tcp, 80, None, 8081, 0)]).await.unwrap();
     let ns = sb.namespace().unwrap();
-    let _srv = peer_echo_server(&ns, sa("0.0.0.0", 80), 2).await;
+    let _srv = peer_echo_server(&ns, sa("0.0.0.0", 80), 3).await;
     assert_eq!(seen_as(&out.ns, sa(UPLINK_HOST, 8081)).await.unwrap(), OUTSIDE);
 
     driver.fail_program.store(true, Ordering::SeqCst);
@@ -195,10 +195,13 @@ async fn failed_join_gives_the_gateway_back() {
     // counted (and logged), the rest of the rollback still happens.
     driver.fail_program.store(true, Ordering::SeqCst);
     driver.fail_leave.store(true, Ordering::SeqCst);
-    ep_a.join(&sb, JoinOptions::default()).await.unwrap_err();
+    let err = ep_a.join(&sb, JoinOptions::default()).await.unwrap_err();
+    assert!(err.to_string().contains("programming failed"), "{err}");
+    assert!(!driver.fail_leave.load(Ordering::SeqCst), "the rollback asked the driver to leave");
     assert_eq!(ctrl.rollback_failures(), 1, "the failed leave of the rollback is counted");
     assert!(ep_a.info().await.unwrap().sandbox_id.is_none(), "the failed join is undone");
     assert_eq!(cnm_tests::settled_links_in(&ns, &["eth0", "lo"]).await, vec!["eth0".to_string(), "lo".to_string()]);
+    assert_eq!(seen_as(&out.ns, sa(UPLINK_HOST, 8081)).await.unwrap(), OUTSIDE, "net-b's port still answers");
     sb.delete().await.unwrap();
     ep_a.delete().await.unwrap();
     net_a.delete().await.unwrap();

@@ -82,8 +82,9 @@ impl Network {
             ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec).await?;
         }
         let forget_intent = async |rec: &EndpointRecord| {
-            if durable && let Err(e) = ctrl.inner.store.delete(Table::Endpoints, &rec.id).await {
-                tracing::warn!(endpoint = %rec.name, error = %e, "cannot remove the intent of a failed endpoint");
+            if durable {
+                let forgotten = ctrl.inner.store.delete(Table::Endpoints, &rec.id).await;
+                ctrl.rollback("remove the intent of a failed endpoint", &rec.name, forgotten);
             }
         };
         if allocates {
@@ -145,9 +146,11 @@ impl Network {
             Err((delete_in_driver, e)) => {
                 if delete_in_driver {
                     let del = DeleteEndpointRequest { network_id: net.id.clone(), endpoint_id: rec.id.clone() };
-                    if let Err(err) = drv.delete_endpoint(del).await {
-                        tracing::warn!(error = %err, "driver failed to roll back endpoint");
-                    }
+                    ctrl.rollback(
+                        "the driver's delete of a failed endpoint",
+                        &rec.name,
+                        drv.delete_endpoint(del).await,
+                    );
                 }
                 release_addresses(&*ipam, &net, &rec).await;
                 ctrl.inner.store.delete(Table::Endpoints, &rec.id).await?;

@@ -1,46 +1,25 @@
 //! Endpoints: what users ask for ([`EndpointConfig`]), the [`Endpoint`]
 //! handle, and its operations, one file per verb.
 
+pub(crate) mod config;
 mod create;
 mod delete;
 mod join;
 mod leave;
 mod repair;
 
+pub use config::EndpointConfig;
 pub(crate) use create::{endpoint_options, release_addresses};
 pub(crate) use join::Rejoin;
 pub(crate) use repair::LostInterfaces;
 
 use crate::model::EndpointRecord;
 use crate::{Controller, Error, Result};
-use cnm_driverapi::{EndpointOperInfoRequest, MacAddress, PortBinding, TransportPort};
+use cnm_driverapi::{EndpointOperInfoRequest, MacAddress};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
-
-/// What a new endpoint should be.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EndpointConfig {
-    /// A static IPv4 address (`--ip`).
-    pub ipv4: Option<Ipv4Addr>,
-    /// A static IPv6 address (`--ip6`).
-    pub ipv6: Option<Ipv6Addr>,
-    /// A MAC address; derived from the IPv4 address when absent.
-    pub mac: Option<MacAddress>,
-    /// Extra names of the endpoint on its network (`--alias`).
-    pub aliases: Vec<String>,
-    /// DNS servers for this endpoint.
-    pub dns_servers: Vec<String>,
-    /// Exposed ports (`--expose`).
-    pub exposed_ports: Vec<TransportPort>,
-    /// Published ports (`-p`).
-    pub port_bindings: Vec<PortBinding>,
-    /// Link-local addresses put on the interface besides its own (`--link-local-ip`;
-    /// 169.254.0.0/16 as /16, fe80::/10 as /64, as libnetwork does); never sent to the driver.
-    #[serde(default)]
-    pub link_local_ips: Vec<std::net::IpAddr>,
-}
 
 /// Options of a join.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

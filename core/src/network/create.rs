@@ -91,9 +91,7 @@ impl Controller {
         };
         if created.is_err() && global {
             let free = cnm_driverapi::FreeNetworkRequest { network_id: rec.id.clone() };
-            if let Err(e) = drv.network_free(free).await {
-                tracing::warn!(network = name, error = %e, "driver failed to free a network it allocated");
-            }
+            self.rollback("the driver's free of a failed network", name, drv.network_free(free).await);
         }
         if let Err(e) = created {
             pools::release(&*ipam, &rec.ipv4).await;

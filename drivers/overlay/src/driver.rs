@@ -52,6 +52,10 @@ struct OverlayNetwork {
     bridge: u32,
     /// Follows the network's peers in the store.
     peers: tokio::task::JoinHandle<()>,
+    /// Whether br_netfilter's calls are known to be off in the namespace
+    /// (false while the module is not loaded: it may be loaded later, and
+    /// then switches them on; a join looks again).
+    netfilter_off: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for OverlayNetwork {
@@ -163,10 +167,6 @@ impl OverlayDriver {
             None => nl.link_add_bridge("br0", Some(self.mtu()), None, None).await.map_err(os("create br0"))?.index,
         };
         nl.link_set_up(bridge).await.map_err(os("bring br0 up"))?;
-        // Nothing filters br0's frames: with br_netfilter loaded (as on a
-        // Docker host) each would still pass this namespace's IP hooks (2% of
-        // the CPU of a sandbox-to-sandbox TCP stream).
-        ns.bridge_netfilter_off().await.map_err(os("turn off br_netfilter in the overlay namespace"))?;
         let vxlan =
             match nl.link_get("vxlan0").await.map_err(os("look up vxlan0"))? {
                 Some(l) => l.index,
@@ -194,6 +194,21 @@ impl OverlayDriver {
         nl.link_set_controller(vxlan, bridge).await.map_err(os("attach vxlan0 to br0"))?;
         nl.link_set_up(vxlan).await.map_err(os("bring vxlan0 up"))?;
         Ok((ns, nl, bridge, vxlan))
+    }
+}
+
+/// Turns off br_netfilter's calls in an overlay namespace: nothing filters
+/// br0's frames there, and with the module loaded (as on a Docker host)
+/// each would still pass the namespace's IP hooks (2% of the CPU of a
+/// sandbox-to-sandbox TCP stream). Whether they are off with the module
+/// loaded; a failure is only logged (the network works either way).
+async fn bridge_netfilter_off(ns: &Namespace) -> bool {
+    match ns.bridge_netfilter_off().await {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot turn off br_netfilter in an overlay namespace");
+            false
+        }
     }
 }
 
@@ -296,7 +311,8 @@ impl Driver for OverlayDriver {
         let peers =
             tokio::spawn(peers::follow(self.cluster.clone(), nid.clone(), nl.clone(), vxlan, self.joined.clone()));
         tracing::info!(network = %short(&nid, 12), vni, "overlay network");
-        let net = OverlayNetwork { vni, ns_path, nl, bridge, peers };
+        let netfilter_off = bridge_netfilter_off(nl.namespace()).await.into();
+        let net = OverlayNetwork { vni, ns_path, nl, bridge, peers, netfilter_off };
         self.networks.insert(nid, Arc::new(net));
         Ok(())
     }
@@ -350,6 +366,11 @@ impl Driver for OverlayDriver {
     /// the sandbox; then the endpoint is published to the other hosts.
     async fn join(&self, req: JoinRequest) -> Result<JoinResponse> {
         let net = self.network(&req.network_id)?;
+        if !net.netfilter_off.load(std::sync::atomic::Ordering::Relaxed)
+            && bridge_netfilter_off(net.nl.namespace()).await
+        {
+            net.netfilter_off.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let ep =
             self.endpoints.get(&req.endpoint_id).ok_or_else(|| Error::EndpointNotFound(req.endpoint_id.clone()))?;
         let outer = format!("ov{}", short(&req.endpoint_id, 11));
