@@ -2,8 +2,9 @@
 //! `cargo bench -p cnm-tests --bench attach`.
 //!
 //! For N = 1, 50 and 200 containers on one bridge network of a scratch host:
-//! per container, attach = create endpoint + create sandbox + join, then
-//! detach = leave + delete endpoint + delete sandbox; medians and p95.
+//! per container, attach = create sandbox + connect (endpoint created and
+//! joined in one step, as the API's connect), then detach = disconnect
+//! (leave and endpoint delete in one step) + delete sandbox; medians and p95.
 //! In the same run, the raw-netlink floor: per container a namespace, a veth
 //! created in place (peer inside the namespace, host end a bridge port, up),
 //! the peer brought up, an address and a default route — no bookkeeping.
@@ -67,42 +68,36 @@ async fn controller_run(h: &cnm_tests::TestHost, n: usize) -> (Vec<Duration>, Ve
     let net = ctrl.new_network("bridge", "bench", NetworkConfig::default()).await.unwrap();
     let mut attach = Vec::new();
     let mut live = Vec::new();
-    let mut parts = [Vec::new(), Vec::new(), Vec::new()];
+    let mut parts = [Vec::new(), Vec::new()];
     for i in 0..n {
         let start = Instant::now();
-        let ep = net.create_endpoint(&format!("ep{i}"), EndpointConfig::default()).await.unwrap();
-        let t1 = Instant::now();
         let sb = ctrl.new_sandbox(&format!("c{i}"), SandboxConfig::default()).await.unwrap();
-        let t2 = Instant::now();
-        ep.join(&sb, JoinOptions::default()).await.unwrap();
+        let t1 = Instant::now();
+        let ep = net.connect(&format!("ep{i}"), EndpointConfig::default(), &sb, JoinOptions::default()).await.unwrap();
         attach.push(start.elapsed());
         parts[0].push(t1 - start);
-        parts[1].push(t2 - t1);
-        parts[2].push(t2.elapsed());
+        parts[1].push(t1.elapsed());
         live.push((ep, sb));
     }
-    let [e, s, j] = parts.map(|p| stats(p).0);
-    println!("       attach, median parts: endpoint {e:.2}, sandbox {s:.2}, join {j:.2} ms");
+    let [s, c] = parts.map(|p| stats(p).0);
+    println!("       attach, median parts: sandbox {s:.2}, connect (endpoint + join) {c:.2} ms");
     // One packet proves the last attach is real.
     let (_, sb) = live.last().unwrap();
     let gw = net.info().await.unwrap().ipv4[0].gateway.unwrap().addr();
     cnm::osl::probe::ping(&sb.namespace().unwrap(), gw, Duration::from_secs(5)).await.expect("attached sandbox pings");
     let mut detach = Vec::new();
-    let mut parts = [Vec::new(), Vec::new(), Vec::new()];
+    let mut parts = [Vec::new(), Vec::new()];
     for (ep, sb) in live {
         let start = Instant::now();
-        ep.leave(&sb).await.unwrap();
+        ep.leave_and_delete(&sb).await.unwrap();
         let t1 = Instant::now();
-        ep.delete().await.unwrap();
-        let t2 = Instant::now();
         sb.delete().await.unwrap();
         detach.push(start.elapsed());
         parts[0].push(t1 - start);
-        parts[1].push(t2 - t1);
-        parts[2].push(t2.elapsed());
+        parts[1].push(t1.elapsed());
     }
-    let [l, e, s] = parts.map(|p| stats(p).0);
-    println!("       detach, median parts: leave {l:.2}, endpoint delete {e:.2}, sandbox delete {s:.2} ms");
+    let [d, s] = parts.map(|p| stats(p).0);
+    println!("       detach, median parts: disconnect (leave + endpoint delete) {d:.2}, sandbox delete {s:.2} ms");
     net.delete().await.unwrap();
     (attach, detach)
 }

@@ -35,9 +35,11 @@ pub fn all_points() -> Vec<String> {
     default.chain(named().map(|p| p.to_string())).collect()
 }
 
-/// Two networks, a sandbox publishing a port joined to both (the gateway
-/// role moving between them), one left and deleted, the sandbox removed,
-/// the networks removed: every kill point of [`all_points`] is reached.
+/// Two networks, a sandbox publishing a port joined to both (connected to
+/// one in a step, as the API does; the gateway role moving between them),
+/// one disconnected (left and deleted in a step), an endpoint that never
+/// joined deleted, the sandbox removed, the networks removed: every kill
+/// point of [`all_points`] is reached.
 pub async fn scenario(ctrl: &Controller) -> cnm::Result<()> {
     let subnet = |s: &str| NetworkConfig::default().with_subnet(s.parse().expect("a subnet"));
     let a = ctrl.new_network("bridge", "ka", subnet("10.231.90.0/26")).await?;
@@ -56,12 +58,12 @@ pub async fn scenario(ctrl: &Controller) -> cnm::Result<()> {
         ..Default::default()
     };
     let sb = ctrl.new_sandbox("k1", config).await?;
-    let ea = a.create_endpoint("k1", EndpointConfig::default()).await?;
-    ea.join(&sb, JoinOptions::default()).await?;
+    let ea = a.connect("k1", EndpointConfig::default(), &sb, JoinOptions::default()).await?;
     let eb = b.create_endpoint("k1", EndpointConfig::default()).await?;
     eb.join(&sb, JoinOptions::default()).await?;
-    ea.leave(&sb).await?;
-    ea.delete().await?;
+    ea.leave_and_delete(&sb).await?;
+    let spare = a.create_endpoint("k2", EndpointConfig::default()).await?;
+    spare.delete().await?;
     sb.delete().await?;
     a.delete().await?;
     b.delete().await?;

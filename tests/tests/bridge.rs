@@ -3,7 +3,7 @@
 
 use cnm::osl::{Netlink, RouteScope};
 use cnm::{EndpointConfig, JoinOptions, NetworkConfig, SandboxConfig};
-use cnm_tests::{TestHost, assert_ping, links_in};
+use cnm_tests::{TestHost, assert_no_ping, assert_ping, links_in};
 use std::net::IpAddr;
 
 fn ip(s: &str) -> IpAddr {
@@ -254,4 +254,57 @@ async fn default_bridge_network_is_created_once() {
     assert_eq!(ctrl.networks().await.len(), 1, "not created twice");
     assert_eq!(ctrl.default_network().await.unwrap().id(), id);
     ctrl.default_network().await.unwrap().delete().await.unwrap();
+}
+
+/// `Network::connect` (an endpoint created and joined in one step, as the
+/// API's connect) gives a sandbox that pings its neighbour;
+/// `Endpoint::leave_and_delete` takes the interface away (the neighbour no
+/// longer answers from it) and frees the address: the next connect gets it
+/// and answers pings there. A connect whose join is refused (a sandbox on
+/// the host's namespace) leaves no endpoint and no address taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_and_disconnect_in_one_step() {
+    let Some(h) = TestHost::new("connect_and_disconnect_in_one_step").await else { return };
+    let ctrl = h.controller().await;
+    let net = ctrl.new_network("bridge", "net1", NetworkConfig::default()).await.unwrap();
+    let sb1 = ctrl.new_sandbox("c1", SandboxConfig::default()).await.unwrap();
+    let sb2 = ctrl.new_sandbox("c2", SandboxConfig::default()).await.unwrap();
+    let ep1 = net.connect("c1", EndpointConfig::default(), &sb1, JoinOptions::default()).await.unwrap();
+    let ep2 = net.connect("c2", EndpointConfig::default(), &sb2, JoinOptions::default()).await.unwrap();
+    let a1 = ep1.info().await.unwrap().ipv4.unwrap().addr();
+    let a2 = ep2.info().await.unwrap().ipv4.unwrap().addr();
+    let (ns1, ns2) = (sb1.namespace().unwrap(), sb2.namespace().unwrap());
+    assert_ping(&ns1, a2).await;
+    assert_ping(&ns2, a1).await;
+    // The driver's operational data came with the join (dockerd asks it then).
+    let info = ep2.info().await.unwrap();
+    let mac = info.mac.unwrap().to_string();
+    assert_eq!(info.driver_info.get(cnm::driverapi::label::MAC_ADDRESS), Some(&serde_json::Value::String(mac)));
+
+    ep2.leave_and_delete(&sb2).await.unwrap();
+    // Parked under another name until its background delete.
+    assert!(!links_in(&ns2).await.contains(&"eth0".to_string()), "the interface left the sandbox");
+    assert_no_ping(&ns1, a2).await;
+    assert!(net.endpoint("c2").await.is_err(), "the endpoint is gone");
+    assert!(ep2.leave_and_delete(&sb2).await.is_err(), "a second disconnect is refused");
+
+    // Refused join: nothing stays.
+    let host_sb =
+        ctrl.new_sandbox("hostmode", SandboxConfig { use_host_namespace: true, ..Default::default() }).await.unwrap();
+    let refused = net.connect("hostmode", EndpointConfig::default(), &host_sb, JoinOptions::default()).await;
+    assert_eq!(refused.unwrap_err().kind(), cnm::ErrorKind::Forbidden);
+    assert!(net.endpoint("hostmode").await.is_err(), "no endpoint of a refused join");
+
+    // The freed address goes to the next connect, which answers there.
+    let sb3 = ctrl.new_sandbox("c3", SandboxConfig::default()).await.unwrap();
+    let ep3 = net.connect("c3", EndpointConfig::default(), &sb3, JoinOptions::default()).await.unwrap();
+    assert_eq!(ep3.info().await.unwrap().ipv4.unwrap().addr(), a2, "the released address is handed out again");
+    assert_ping(&ns1, a2).await;
+
+    for sb in [&sb1, &sb2, &sb3, &host_sb] {
+        sb.delete().await.unwrap();
+    }
+    net.delete().await.unwrap();
+    assert_eq!(h.settled_links(&["lo"]).await, vec!["lo".to_string()], "bridge and veths are gone");
+    assert!(h.netns_files().is_empty(), "sandbox namespaces are gone: {:?}", h.netns_files());
 }

@@ -19,17 +19,21 @@ impl Network {
     /// ones. The MAC is the given one, the driver's, or `02:42` followed by
     /// the IPv4 address.
     pub async fn create_endpoint(&self, name: &str, config: EndpointConfig) -> Result<Endpoint> {
-        check_name("endpoint", name)?;
-        for a in &config.aliases {
-            crate::sandbox::check_file_value("alias", a, false)?;
-        }
-        if let Some(ip) = config.link_local_ips.iter().find(|ip| !is_link_local(ip)) {
-            return Err(Error::InvalidParameter(format!(
-                "{ip} is not a link-local address (169.254.0.0/16 or fe80::/10)"
-            )));
-        }
+        check_request(name, &config)?;
         let ctrl = &self.ctrl;
         let _lock = ctrl.inner.locks.lock(&self.id).await;
+        let rec = self.create_locked(name, config).await?;
+        ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec).await?;
+        let ep = Endpoint::handle(ctrl, &rec);
+        ctrl.st().endpoints.insert(rec.id.clone(), rec);
+        Ok(ep)
+    }
+
+    /// The work of an endpoint's creation, holding the network's lock: the
+    /// record it returns is ready but not yet written (its intent is on
+    /// disk, so a crash before the caller writes it rolls the endpoint back).
+    pub(crate) async fn create_locked(&self, name: &str, config: EndpointConfig) -> Result<EndpointRecord> {
+        let ctrl = &self.ctrl;
         ctrl.ensure_restored(&self.id).await?;
         let net = {
             let st = ctrl.st();
@@ -165,11 +169,20 @@ impl Network {
             _ => None,
         });
         rec.phase = Phase::Ready;
-        ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec).await?;
-        let ep = Endpoint::handle(ctrl, &rec);
-        ctrl.st().endpoints.insert(rec.id.clone(), rec);
-        Ok(ep)
+        Ok(rec)
     }
+}
+
+/// Refuses a name, alias or link-local address no endpoint may have.
+pub(crate) fn check_request(name: &str, config: &EndpointConfig) -> Result<()> {
+    check_name("endpoint", name)?;
+    for a in &config.aliases {
+        crate::sandbox::check_file_value("alias", a, false)?;
+    }
+    if let Some(ip) = config.link_local_ips.iter().find(|ip| !is_link_local(ip)) {
+        return Err(Error::InvalidParameter(format!("{ip} is not a link-local address (169.254.0.0/16 or fe80::/10)")));
+    }
+    Ok(())
 }
 
 /// The endpoint options Docker sends: port keys only on non-internal networks.

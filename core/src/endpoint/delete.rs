@@ -12,8 +12,13 @@ impl Endpoint {
     ///
     /// Errors: [`Error::EndpointJoined`] while it is joined to a sandbox.
     pub async fn delete(&self) -> Result<()> {
+        let _lock = self.ctrl.inner.locks.lock(&self.network_id).await;
+        self.delete_locked().await
+    }
+
+    /// The work of [`Endpoint::delete`], holding the network's lock.
+    pub(crate) async fn delete_locked(&self) -> Result<()> {
         let ctrl = &self.ctrl;
-        let _lock = ctrl.inner.locks.lock(&self.network_id).await;
         let (mut rec, net) = {
             let st = ctrl.st();
             let rec = st.endpoints.get(&self.id).ok_or_else(|| Error::EndpointNotFound(self.id.clone()))?;

@@ -1,13 +1,13 @@
 //! `Endpoint::join`: record the intent, ask the driver, place its link in the
 //! sandbox, add routes, move the gateway role if this endpoint now holds it,
-//! refresh the sandbox's files, confirm.
+//! ask the driver's operational data, refresh the sandbox's files, confirm.
 
 use super::{Endpoint, JoinOptions};
 use crate::model::{EndpointRecord, JoinPhase, JoinRecord, NetworkRecord};
 use crate::sandbox::{Sandbox, gateway, interface};
 use crate::store::Table;
 use crate::{Controller, Error, Result};
-use cnm_driverapi::{Driver, JoinRequest, LeaveRequest, SandboxOptions};
+use cnm_driverapi::{Driver, EndpointOperInfoRequest, JoinRequest, LeaveRequest, SandboxOptions};
 use std::sync::Arc;
 
 impl Endpoint {
@@ -22,6 +22,15 @@ impl Endpoint {
         // The lock order: the network, then the sandbox (see crate::locks).
         let _network_lock = ctrl.inner.locks.lock(&self.network_id).await;
         let _sandbox_lock = ctrl.inner.locks.lock(&sandbox.id).await;
+        self.join_held(sandbox, options).await
+    }
+
+    /// The work of [`Endpoint::join`], holding the network's and the
+    /// sandbox's locks. Once joined, the driver's operational data
+    /// (`EndpointOperInfo`, as dockerd asks right after a join) goes into
+    /// the confirmation.
+    pub(crate) async fn join_held(&self, sandbox: &Sandbox, options: JoinOptions) -> Result<()> {
+        let ctrl = &self.ctrl;
         let ep = ctrl.st().endpoints.get(&self.id).ok_or_else(|| Error::EndpointNotFound(self.id.clone()))?.clone();
         if let Some(j) = &ep.join {
             return Err(Error::AlreadyJoined { endpoint: ep.name.clone(), sandbox: j.sandbox_id.clone() });
@@ -64,15 +73,26 @@ impl Endpoint {
 
         match ctrl.join_locked(&net, &drv, &mut rec, old_gateway, Rejoin::default()).await {
             Ok(()) => {
+                let info = EndpointOperInfoRequest { network_id: net.id.clone(), endpoint_id: rec.id.clone() };
+                let info = drv.endpoint_oper_info(info).await;
                 if let Some(j) = rec.join.as_mut() {
                     j.phase = JoinPhase::Joined;
+                    match info {
+                        Ok(info) => j.driver_info = info.value,
+                        Err(e) => tracing::debug!(endpoint = %rec.name, error = %e, "EndpointOperInfo"),
+                    }
                 }
-                ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec).await?;
-                ctrl.st().endpoints.insert(rec.id.clone(), rec);
-                if let Err(e) = ctrl.refresh_sandbox(&sandbox.id).await {
+                // The confirmation and the sandbox's files (which read the
+                // records in memory) go together.
+                ctrl.st().endpoints.insert(rec.id.clone(), rec.clone());
+                let (confirmed, refreshed) = tokio::join!(
+                    ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec),
+                    ctrl.refresh_sandbox(&sandbox.id)
+                );
+                if let Err(e) = refreshed {
                     tracing::warn!(error = %e, "failed to refresh sandbox files");
                 }
-                Ok(())
+                confirmed
             }
             Err(e) => {
                 rec.join = None;

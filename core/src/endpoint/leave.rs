@@ -1,8 +1,8 @@
-//! `Endpoint::leave`: revoke the gateway role if held, ask the driver, remove
+//! `Endpoint::leave` (and `leave_and_delete`): revoke the gateway role if held, ask the driver, remove
 //! the link from the sandbox, hand the gateway role on, refresh the files.
 
 use super::Endpoint;
-use crate::model::JoinPhase;
+use crate::model::{JoinPhase, Phase};
 use crate::sandbox::{Sandbox, gateway, interface};
 use crate::store::Table;
 use crate::{Controller, Error, Result};
@@ -17,21 +17,67 @@ impl Endpoint {
         let ctrl = &self.ctrl;
         let _network_lock = ctrl.inner.locks.lock(&self.network_id).await;
         let _sandbox_lock = ctrl.inner.locks.lock(&sandbox.id).await;
-        {
-            let st = ctrl.st();
-            let ep = st.endpoints.get(&self.id).ok_or_else(|| Error::EndpointNotFound(self.id.clone()))?;
-            if ep.join.as_ref().is_none_or(|j| j.sandbox_id != sandbox.id) {
-                return Err(Error::NotJoined { endpoint: ep.name.clone(), sandbox: sandbox.id.clone() });
-            }
-        }
-        ctrl.leave_locked(&self.id).await
+        self.check_joined(sandbox)?;
+        ctrl.leave_locked(&self.id, AfterLeave::Stay).await
     }
+
+    /// Takes the endpoint out of `sandbox` and deletes it, as a disconnect
+    /// does: [`Endpoint::leave`] then [`Endpoint::delete`], with one durable
+    /// commit fewer (the leave's last record is the deletion's intent).
+    ///
+    /// Errors: [`Error::NotJoined`] if it is not joined to that sandbox.
+    /// Teardown keeps going after failures and reports them all.
+    pub async fn leave_and_delete(&self, sandbox: &Sandbox) -> Result<()> {
+        let ctrl = &self.ctrl;
+        let _network_lock = ctrl.inner.locks.lock(&self.network_id).await;
+        let _sandbox_lock = ctrl.inner.locks.lock(&sandbox.id).await;
+        self.check_joined(sandbox)?;
+        let left = ctrl.leave_locked(&self.id, AfterLeave::Delete).await;
+        let (rec, net) = {
+            let st = ctrl.st();
+            let rec = st.endpoints.get(&self.id).cloned();
+            let net = rec.as_ref().and_then(|r| st.networks.get(&r.network_id).cloned());
+            (rec, net)
+        };
+        let deleted = match rec {
+            Some(rec) => {
+                let r = ctrl.finish_endpoint_delete(&rec, net.as_ref()).await;
+                ctrl.st().endpoints.remove(&self.id);
+                r
+            }
+            None => Ok(()),
+        };
+        Error::collect([left, deleted].into_iter().filter_map(Result::err).collect())
+    }
+
+    /// [`Error::NotJoined`] unless the endpoint is joined to `sandbox`.
+    fn check_joined(&self, sandbox: &Sandbox) -> Result<()> {
+        let st = self.ctrl.st();
+        let ep = st.endpoints.get(&self.id).ok_or_else(|| Error::EndpointNotFound(self.id.clone()))?;
+        if ep.join.as_ref().is_none_or(|j| j.sandbox_id != sandbox.id) {
+            return Err(Error::NotJoined { endpoint: ep.name.clone(), sandbox: sandbox.id.clone() });
+        }
+        Ok(())
+    }
+}
+
+/// What becomes of an endpoint once it has left its sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AfterLeave {
+    /// It stays, with its addresses, ready to join again.
+    Stay,
+    /// It is deleted next: the record that ends the leave is the deletion's
+    /// intent (a crash after it finishes the deletion at restore).
+    Delete,
 }
 
 impl Controller {
     /// The work of a leave (also used by sandbox deletion and crash
     /// recovery). The caller holds the network's and the sandbox's locks.
-    pub(crate) async fn leave_locked(&self, endpoint_id: &str) -> Result<()> {
+    /// The driver's leave and the removal of the sandbox's interface run
+    /// together (one is on the host's netlink socket, the other on the
+    /// sandbox's), as do the last commit and the refresh of the files.
+    pub(crate) async fn leave_locked(&self, endpoint_id: &str, after: AfterLeave) -> Result<()> {
         let Some(mut rec) = self.st().endpoints.get(endpoint_id).cloned() else {
             return Err(Error::EndpointNotFound(endpoint_id.to_string()));
         };
@@ -45,24 +91,9 @@ impl Controller {
         self.st().endpoints.insert(rec.id.clone(), rec.clone());
         crate::kill::point("leave.intent");
 
-        let mut errs = Vec::new();
         if old_gateway.as_deref() == Some(endpoint_id) {
             self.revoke_connectivity(&rec).await;
         }
-        let net = self.st().networks.get(&rec.network_id).cloned();
-        if let Some(net) = net {
-            match self.driver(&net.driver).await {
-                Ok(drv) => {
-                    let req = LeaveRequest { network_id: net.id.clone(), endpoint_id: rec.id.clone() };
-                    if let Err(source) = drv.leave(req).await {
-                        errs.push(Error::Driver { driver: net.driver.clone(), op: "leave", source });
-                    }
-                }
-                Err(e) => errs.push(e),
-            }
-        }
-        crate::kill::point("leave.driver");
-        let sandbox_present = || self.st().sandboxes.contains_key(&sandbox_id);
         // A sandbox being deleted loses its namespace and the interfaces with
         // it: nothing to remove (the gateway role still moves, as Docker's does).
         // A runtime's namespace outlives the sandbox: its interfaces are removed.
@@ -72,35 +103,52 @@ impl Controller {
             let runtime_ns = sb.is_some_and(|s| s.rec.config.netns.is_some());
             (sb.is_none_or(|s| s.rec.phase == crate::model::Phase::Deleting) && !runtime_ns, runtime_ns)
         };
-        if let Some(iface) = &join.iface
-            && !sandbox_going
-        {
-            match interface::sandbox_netlink(self, &sandbox_id).await {
-                Ok(nl) => {
-                    if let Err(e) = interface::remove(&nl, iface).await {
-                        errs.push(e);
-                    }
-                }
+        let net = self.st().networks.get(&rec.network_id).cloned();
+        let driver_leave = async {
+            let Some(net) = net else { return Ok(()) };
+            let drv = self.driver(&net.driver).await?;
+            let req = LeaveRequest { network_id: net.id.clone(), endpoint_id: rec.id.clone() };
+            let left = drv.leave(req).await;
+            crate::kill::point("leave.driver");
+            left.map_err(|source| Error::Driver { driver: net.driver.clone(), op: "leave", source })
+        };
+        let interface_removal = async {
+            let Some(iface) = join.iface.as_ref().filter(|_| !sandbox_going) else { return Ok(()) };
+            let removed = match interface::sandbox_netlink(self, &sandbox_id).await {
+                Ok(nl) => interface::remove(&nl, iface).await,
                 // The runtime's namespace is gone (its container exited): so is the interface.
-                Err(e) if runtime_ns => tracing::debug!(error = %e, "the runtime's namespace is gone"),
-                Err(e) => errs.push(e),
-            }
-        }
-        crate::kill::point("leave.interface");
+                Err(e) if runtime_ns => {
+                    tracing::debug!(error = %e, "the runtime's namespace is gone");
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            };
+            crate::kill::point("leave.interface");
+            removed
+        };
+        let (left, removed) = tokio::join!(driver_leave, interface_removal);
+        let mut errs: Vec<Error> = [left, removed].into_iter().filter_map(Result::err).collect();
+
         rec.join = None;
-        if let Err(e) = self.inner.store.put(Table::Endpoints, &rec.id, &rec).await {
+        if after == AfterLeave::Delete {
+            rec.phase = Phase::Deleting;
+        }
+        self.st().endpoints.insert(rec.id.clone(), rec.clone());
+        let confirm = self.inner.store.put(Table::Endpoints, &rec.id, &rec);
+        let refresh = async {
+            if !self.st().sandboxes.contains_key(&sandbox_id) {
+                return Vec::new();
+            }
+            let old = old_gateway.filter(|g| g != endpoint_id);
+            let moved = self.apply_gateway_change(&sandbox_id, old, true).await;
+            let refreshed = self.refresh_sandbox(&sandbox_id).await;
+            [moved, refreshed].into_iter().filter_map(Result::err).collect()
+        };
+        let (confirmed, refresh_errs) = tokio::join!(confirm, refresh);
+        if let Err(e) = confirmed {
             errs.push(e);
         }
-        self.st().endpoints.insert(rec.id.clone(), rec);
-        if sandbox_present() {
-            let old = old_gateway.filter(|g| g != endpoint_id);
-            if let Err(e) = self.apply_gateway_change(&sandbox_id, old, true).await {
-                errs.push(e);
-            }
-            if let Err(e) = self.refresh_sandbox(&sandbox_id).await {
-                errs.push(e);
-            }
-        }
+        errs.extend(refresh_errs);
         Error::collect(errs)
     }
 }

@@ -2,6 +2,7 @@
 //! handle, and its operations, one file per verb.
 
 pub(crate) mod config;
+mod connect;
 mod create;
 mod delete;
 mod join;
@@ -11,6 +12,7 @@ mod repair;
 pub use config::EndpointConfig;
 pub(crate) use create::{endpoint_options, release_addresses};
 pub(crate) use join::Rejoin;
+pub(crate) use leave::AfterLeave;
 pub(crate) use repair::LostInterfaces;
 
 use crate::model::EndpointRecord;
@@ -53,7 +55,8 @@ pub struct EndpointInfo {
     pub gateway_ipv6: Option<Ipv6Addr>,
     /// The configuration it was created with.
     pub config: EndpointConfig,
-    /// What the driver last reported of the joined endpoint ([`Endpoint::driver_info`]); empty until then.
+    /// What the driver last reported of the joined endpoint (asked at the
+    /// join, and again by [`Endpoint::driver_info`]); empty while not joined.
     pub driver_info: BTreeMap<String, serde_json::Value>,
 }
 

@@ -51,7 +51,7 @@ impl Sandbox {
         let joined: Vec<String> =
             gateway::ordered_endpoints(&ctrl.st(), &self.id).into_iter().map(str::to_string).collect();
         for eid in joined {
-            if let Err(e) = ctrl.leave_locked(&eid).await {
+            if let Err(e) = ctrl.leave_locked(&eid, crate::endpoint::AfterLeave::Delete).await {
                 errs.push(e);
             }
             let removed = {

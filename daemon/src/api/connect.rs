@@ -106,16 +106,10 @@ async fn connect_locked(net: Network, sb: Sandbox, cfg: cnm::EndpointConfig, pri
     if cfg.dns_servers.is_empty() {
         cfg.dns_servers = sandbox.dns.iter().map(|ip| ip.to_string()).collect();
     }
-    let ep = net.create_endpoint(sb.container_id(), cfg).await.map_err(|e| match e {
+    net.connect(sb.container_id(), cfg, &sb, JoinOptions { priority }).await.map_err(|e| match e {
         cnm::Error::EndpointNameExists { .. } => ApiError::forbidden(e.to_string()),
         e => e.into(),
     })?;
-    if let Err(e) = ep.join(&sb, JoinOptions { priority }).await {
-        if let Err(del) = ep.delete().await {
-            tracing::warn!(endpoint = %ep.name(), error = %del, "cannot delete the endpoint of a failed join");
-        }
-        return Err(e.into());
-    }
     refresh_driver_info(&sb).await;
     tracing::info!(network = %net.name(), sandbox = %sb.container_id(), "connected");
     Ok(())
@@ -168,9 +162,8 @@ async fn disconnect_locked(net: Network, sb: Option<Sandbox>, req: NetworkDiscon
     let ep = joined_endpoint(&net, &sb).await.ok_or_else(|| {
         ApiError::not_found(format!("sandbox {} is not connected to network {}", sb.container_id(), net.name()))
     })?;
-    ep.leave(&sb).await?;
+    ep.leave_and_delete(&sb).await?;
     refresh_driver_info(&sb).await;
-    ep.delete().await?;
     tracing::info!(network = %net.name(), sandbox = %sb.container_id(), "disconnected");
     Ok(())
 }

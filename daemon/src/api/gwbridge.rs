@@ -50,11 +50,7 @@ pub async fn attach_if_needed(ctrl: &Controller, sb: &Sandbox) -> ApiResult<()> 
             }
         }
     };
-    let ep = net.create_endpoint(&endpoint_name(sb), EndpointConfig::default()).await?;
-    if let Err(e) = ep.join(sb, JoinOptions::default()).await {
-        let _ = ep.delete().await;
-        return Err(e.into());
-    }
+    net.connect(&endpoint_name(sb), EndpointConfig::default(), sb, JoinOptions::default()).await?;
     tracing::info!(sandbox = %sb.container_id(), "joined the gateway bridge for its default route");
     Ok(())
 }
@@ -66,8 +62,7 @@ pub async fn detach_if_unneeded(ctrl: &Controller, sb: &Sandbox) -> ApiResult<()
     }
     let Ok(net) = ctrl.network_by_name(GWBRIDGE).await else { return Ok(()) };
     if let Ok(ep) = net.endpoint(&endpoint_name(sb)).await {
-        ep.leave(sb).await?;
-        ep.delete().await?;
+        ep.leave_and_delete(sb).await?;
     }
     Ok(())
 }
