@@ -65,6 +65,12 @@ impl Namespace {
     /// Returns whether the module was loaded (without it there is nothing to
     /// turn off).
     pub async fn bridge_netfilter_off(&self) -> Result<bool> {
+        // The module, once loaded, has its switches in every namespace: where
+        // the calling thread's has none, it is not loaded, and there is no
+        // need to enter `self` (a thread and two setns) to find that out.
+        if !std::path::Path::new("/proc/sys/net/bridge").exists() {
+            return Ok(false);
+        }
         self.run(|| {
             let mut loaded = false;
             for key in BRIDGE_NETFILTER_CALLS {
