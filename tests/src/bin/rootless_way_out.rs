@@ -61,6 +61,10 @@ fn usable_tun_for_nobody() -> anyhow::Result<()> {
     mknod(&node, SFlag::S_IFCHR, Mode::from_bits_truncate(0o666), makedev(10, 200)).context("mknod tun")?;
     std::fs::set_permissions(&node, std::fs::Permissions::from_mode(0o666))?;
     mount(Some(&node), "/dev/net/tun", None::<&str>, MsFlags::MS_BIND, None::<&str>).context("bind the node")?;
+    // The bind keeps the node alive: the tmpfs and its mount point (a
+    // directory of the machine's /tmp) go now.
+    nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH).context("detach the tmpfs")?;
+    std::fs::remove_dir(&dir).context("remove the tmpfs's mount point")?;
     Ok(())
 }
 
