@@ -1,4 +1,5 @@
-//! `Controller::new_network`: record the intent, allocate pools, ask the driver, confirm.
+//! `Controller::new_network`: record the intent (while allocating pools, where
+//! that leaves nothing behind), allocate pools, ask the driver, confirm.
 
 use super::{Network, NetworkConfig, check_name, pools};
 use crate::model::{NetworkRecord, Phase};
@@ -52,14 +53,41 @@ impl Controller {
 
         let mut rec = new_record(driver, name, config, Phase::Creating);
         rec.global = global;
-        self.inner.store.put(Table::Networks, &rec.id, &rec).await?;
-        crate::kill::point("network.create.intent");
-
+        // The intent is on disk before an IPAM that keeps its own state (a
+        // remote or a cluster-wide one) hands out a pool. A local network's
+        // pools from an IPAM whose state is rebuilt from the store leave
+        // nothing behind if the process dies: the intent's commit and the
+        // allocation (which reads the host's routes) run together.
+        let together = !global && self.ipam_replays(&rec.config.ipam_driver).await;
+        let intent = rec.clone();
+        let write_intent = async {
+            let written = self.inner.store.put(Table::Networks, &intent.id, &intent).await;
+            if written.is_ok() {
+                crate::kill::point("network.create.intent");
+            }
+            written
+        };
         let host = crate::host_networks::HostRoutes::new(self.inner.host.clone());
-        let mut allocated = pools::allocate(&*ipam, &host, allocates, &space, &rec.config, false, &mut rec.ipv4).await;
-        if allocated.is_ok() && rec.config.enable_ipv6 {
-            allocated = pools::allocate(&*ipam, &host, allocates, &space, &rec.config, true, &mut rec.ipv6).await;
-        }
+        let allocate = async {
+            let mut allocated =
+                pools::allocate(&*ipam, &host, allocates, &space, &rec.config, false, &mut rec.ipv4).await;
+            if allocated.is_ok() && rec.config.enable_ipv6 {
+                allocated = pools::allocate(&*ipam, &host, allocates, &space, &rec.config, true, &mut rec.ipv6).await;
+            }
+            allocated
+        };
+        let mut allocated = if together {
+            let (written, allocated) = tokio::join!(write_intent, allocate);
+            if let Err(e) = written {
+                pools::release(&*ipam, &rec.ipv4).await;
+                pools::release(&*ipam, &rec.ipv6).await;
+                return Err(e);
+            }
+            allocated
+        } else {
+            write_intent.await?;
+            allocate.await
+        };
         // A global network's cluster-wide resources (a VNI) are allocated
         // once, here; the driver's answer joins its options, so every host
         // creates it alike.

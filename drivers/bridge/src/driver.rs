@@ -85,8 +85,9 @@ impl BridgeDriver {
         self.reaper.sweep(&self.nl).await?;
         let net = network::setup(&self.nl, req, config, &self.reaper).await?;
         crate::kill::point("bridge.create.bridge");
-        let programmed = async {
-            network::host_settings(&self.nl, &net).await?;
+        // The host's sysctls (files in the namespace) and the firewall (nft
+        // requests) go together: the bridge has no port yet.
+        let firewall = async {
             if let Some(fw) = self.firewall().await? {
                 fw.add_network(&net.rules()).await.map_err(|e| Error::os("add the network's firewall rules", e))?;
                 crate::kill::point("bridge.create.firewall");
@@ -103,7 +104,8 @@ impl BridgeDriver {
             }
             Ok::<_, Error>(())
         };
-        if let Err(e) = programmed.await {
+        let programmed = tokio::try_join!(network::host_settings(&self.nl, &net), firewall);
+        if let Err(e) = programmed {
             if let Err(err) = network::teardown(&self.nl, &net, &self.reaper).await {
                 tracing::warn!(error = %err, "failed to remove the bridge of a failed network");
             }
