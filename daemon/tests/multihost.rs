@@ -279,3 +279,87 @@ async fn overlay_bridged_frames_skip_netfilter() {
     }
     assert!(counted().await > 0, "the control: with br_netfilter's calls on, the counter sees the pings");
 }
+
+/// Sends `size` bytes of UDP from `from` to `to:7777` with fragmentation
+/// forbidden (IP_PMTUDISC_DO), where `rx` (bound in the receiver's
+/// namespace) waits: `Ok(received length)`, or the sender's error.
+async fn datagram(
+    from: &cnm::osl::Namespace,
+    rx: &std::net::UdpSocket,
+    to: IpAddr,
+    size: usize,
+) -> std::io::Result<usize> {
+    let sent = from
+        .run(move || -> std::io::Result<()> {
+            use std::os::fd::AsRawFd;
+            let tx = std::net::UdpSocket::bind("0.0.0.0:0")?;
+            let on: nix::libc::c_int = nix::libc::IP_PMTUDISC_DO;
+            // SAFETY: a valid socket, and a pointer to a c_int of the size given.
+            let rc = unsafe {
+                nix::libc::setsockopt(
+                    tx.as_raw_fd(),
+                    nix::libc::IPPROTO_IP,
+                    nix::libc::IP_MTU_DISCOVER,
+                    (&on as *const nix::libc::c_int).cast(),
+                    std::mem::size_of::<nix::libc::c_int>() as nix::libc::socklen_t,
+                )
+            };
+            if rc != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            tx.send_to(&vec![7u8; size], (to, 7777)).map(|_| ())
+        })
+        .await
+        .expect("enter the sender's namespace");
+    sent?;
+    let mut buf = vec![0u8; 65536];
+    rx.recv(&mut buf)
+}
+
+/// A network's options are read strictly: one the overlay driver does not
+/// know is refused with its name (and no network is made); the MTU asked
+/// for (`com.docker.network.driver.mtu`) is the network's: a 1400-byte
+/// datagram that may not be fragmented crosses between two sandboxes, one
+/// of 1401 bytes cannot leave. Control: on a network of the default MTU
+/// (the underlay's less 50) the 1401-byte datagram crosses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlay_options_are_honoured_or_refused_by_name() {
+    let test = "overlay_options_are_honoured_or_refused_by_name";
+    let Some((_underlay, hosts)) = cluster(test, 1).await else { return };
+    let c = hosts[0].client();
+    let typo = json!({ "Name": "typo", "Driver": "overlay", "Options": { "com.docker.network.driver.overlay.vxlanid": "5000" } });
+    let e = c.post::<_, Value>("/networks/create", &typo).await.unwrap_err().to_string();
+    assert!(e.contains("has no option \"com.docker.network.driver.overlay.vxlanid\""), "{e}");
+    assert!(!listed(&c, "typo").await, "no network of a refused option");
+
+    let mut results = Vec::new();
+    for (name, subnet, mtu) in [("small", "10.231.69.0/24", Some("1400")), ("default", "10.231.70.0/24", None)] {
+        let mut body = json!({ "Name": name, "Driver": "overlay", "IPAM": { "Config": [{ "Subnet": subnet }] } });
+        if let Some(mtu) = mtu {
+            body["Options"] = json!({ "com.docker.network.driver.mtu": mtu });
+        }
+        let _: Value = c.post("/networks/create", &body).await.unwrap();
+        let (_, ns1) = sandbox_on(&c, &format!("{name}1"), name).await;
+        let (ip2, ns2) = sandbox_on(&c, &format!("{name}2"), name).await;
+        assert!(pings(&ns1, ip2).await, "{name}: s1 reaches s2");
+        let rx = ns2
+            .run(|| {
+                let rx = std::net::UdpSocket::bind("0.0.0.0:7777")?;
+                rx.set_read_timeout(Some(Duration::from_secs(2)))?;
+                Ok::<_, std::io::Error>(rx)
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        // 28 bytes of IP and UDP headers.
+        let fits = datagram(&ns1, &rx, ip2, 1400 - 28).await;
+        let over = datagram(&ns1, &rx, ip2, 1401 - 28).await;
+        results.push((name, fits, over));
+    }
+    let (_, fits, over) = &results[0];
+    assert_eq!(fits.as_ref().ok(), Some(&1372), "a 1400-byte datagram crosses: {fits:?}");
+    assert_eq!(over.as_ref().map_err(|e| e.raw_os_error()), Err(Some(nix::libc::EMSGSIZE)), "1401 bytes cannot leave");
+    let (_, fits, over) = &results[1];
+    assert_eq!(fits.as_ref().ok(), Some(&1372), "control: {fits:?}");
+    assert_eq!(over.as_ref().ok(), Some(&1373), "control: 1401 bytes cross at the default MTU: {over:?}");
+}

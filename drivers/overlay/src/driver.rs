@@ -1,6 +1,7 @@
 //! `OverlayDriver`: per network a namespace with a bridge and a VXLAN
 //! device; per endpoint a veth into it; peers from the cluster store.
 
+use crate::config::{LAST_VNI, NetworkOptions, OverlayConfig, VXLANID_LIST};
 use crate::peers::{self, Peer};
 use crate::{Error, NAME};
 use async_trait::async_trait;
@@ -16,37 +17,14 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Docker's option naming a network's VNI.
-pub const VXLANID_LIST: &str = "com.docker.network.driver.overlay.vxlanid_list";
-/// Docker's option asking for encryption.
-pub const ENCRYPTED: &str = "encrypted";
-/// The VXLAN header overhead subtracted from the underlay's MTU.
-pub const VXLAN_OVERHEAD: u32 = 50;
 /// The first VNI given out automatically (Docker's).
 const FIRST_VNI: u32 = 4096;
-/// The largest VNI (24 bits).
-const LAST_VNI: u32 = (1 << 24) - 1;
-
-/// How the driver works on this host.
-#[derive(Debug, Clone)]
-pub struct OverlayConfig {
-    /// Where the networks' namespaces are mounted (`<exec-root>/overlay`).
-    pub netns_dir: PathBuf,
-    /// The VXLAN UDP port (4789, or `--data-path-port`).
-    pub port: u16,
-    /// The underlay's MTU (the overlay's is 50 bytes less).
-    pub underlay_mtu: u32,
-}
-
-impl Default for OverlayConfig {
-    fn default() -> Self {
-        OverlayConfig { netns_dir: PathBuf::from("/run/cnm/overlay"), port: 4789, underlay_mtu: 1500 }
-    }
-}
 
 /// One network on this host.
 struct OverlayNetwork {
     vni: u32,
+    /// The MTU of its bridge, VXLAN device and veths.
+    mtu: u32,
     ns_path: PathBuf,
     nl: Netlink,
     bridge: u32,
@@ -97,16 +75,6 @@ fn vni_key(vni: u32) -> String {
     format!("overlay/vni/{vni}")
 }
 
-fn parse_vni(options: &BTreeMap<String, String>) -> std::result::Result<Option<u32>, Error> {
-    let Some(list) = options.get(VXLANID_LIST) else { return Ok(None) };
-    let first = list.split(',').next().unwrap_or_default().trim();
-    let vni: u32 = first.parse().map_err(|_| Error::InvalidOption(format!("{VXLANID_LIST} {list:?}: not a number")))?;
-    if !(1..=LAST_VNI).contains(&vni) {
-        return Err(Error::InvalidOption(format!("{VXLANID_LIST} {vni}: a VXLAN id is 1 to {LAST_VNI}")));
-    }
-    Ok(Some(vni))
-}
-
 impl OverlayDriver {
     /// An overlay driver on the host behind `host`, sharing state through `cluster`.
     pub fn new(host: Netlink, cluster: Cluster, config: OverlayConfig) -> Self {
@@ -118,10 +86,6 @@ impl OverlayDriver {
             endpoints: Table::default(),
             joined: peers::Joined::default(),
         }
-    }
-
-    fn mtu(&self) -> u32 {
-        self.config.underlay_mtu.saturating_sub(VXLAN_OVERHEAD)
     }
 
     fn network(&self, nid: &str) -> std::result::Result<Arc<OverlayNetwork>, Error> {
@@ -137,7 +101,7 @@ impl OverlayDriver {
     }
 
     /// The network's namespace with its bridge and VXLAN device, made if missing.
-    async fn build(&self, nid: &str, vni: u32) -> std::result::Result<(Namespace, Netlink, u32, u32), Error> {
+    async fn build(&self, nid: &str, vni: u32, mtu: u32) -> std::result::Result<(Namespace, Netlink, u32, u32), Error> {
         let path = self.config.netns_dir.join(format!("ov-{}", short(nid, 12)));
         std::fs::create_dir_all(&self.config.netns_dir).map_err(|e| {
             Error::os(
@@ -164,7 +128,7 @@ impl OverlayDriver {
         };
         let bridge = match nl.link_get("br0").await.map_err(os("look up br0"))? {
             Some(l) => l.index,
-            None => nl.link_add_bridge("br0", Some(self.mtu()), None, None).await.map_err(os("create br0"))?.index,
+            None => nl.link_add_bridge("br0", Some(mtu), None, None).await.map_err(os("create br0"))?.index,
         };
         nl.link_set_up(bridge).await.map_err(os("bring br0 up"))?;
         let vxlan =
@@ -176,7 +140,7 @@ impl OverlayDriver {
                     let _ = self.host.link_del_by_name(&tmp).await;
                     let advertise = self.cluster.advertise();
                     self.host
-                        .link_add_vxlan(&tmp, vni, advertise, self.config.port, self.mtu())
+                        .link_add_vxlan(&tmp, vni, advertise, self.config.port, mtu)
                         .await
                         .map_err(os("create the VXLAN device"))?;
                     let link =
@@ -255,10 +219,11 @@ impl Driver for OverlayDriver {
 
     /// Once per network, on the host that creates it: the VNI.
     async fn network_allocate(&self, req: AllocateNetworkRequest) -> Result<AllocateNetworkResponse> {
-        if req.options.contains_key(ENCRYPTED) {
+        let options = NetworkOptions::from_options(&req.options)?;
+        if options.encrypted {
             return Err(encryption_refused().await.into());
         }
-        let vni = match parse_vni(&req.options)? {
+        let vni = match options.vni {
             Some(vni) => {
                 if !self.reserve_vni(vni, &req.network_id).await? {
                     return Err(Error::VniInUse(vni).into());
@@ -298,21 +263,24 @@ impl Driver for OverlayDriver {
     /// On every host: the network's namespace, bridge and VXLAN device, and its peers followed.
     async fn create_network(&self, req: CreateNetworkRequest) -> Result<()> {
         let nid = req.network_id.clone();
-        if req.options.generic.contains_key(ENCRYPTED) {
+        let options = NetworkOptions::from_options(&req.options.generic)?;
+        if options.encrypted {
             return Err(encryption_refused().await.into());
         }
-        let vni = parse_vni(&req.options.generic)?
+        let vni = options
+            .vni
             .ok_or_else(|| Error::InvalidOption(format!("overlay network {nid} has no VXLAN id ({VXLANID_LIST})")))?;
+        let mtu = options.mtu_on(self.config.underlay_mtu)?;
         if self.networks.contains(&nid) {
             return Ok(());
         }
-        let (ns, nl, bridge, vxlan) = self.build(&nid, vni).await?;
+        let (ns, nl, bridge, vxlan) = self.build(&nid, vni, mtu).await?;
         let ns_path = ns.path().map(|p| p.to_path_buf()).unwrap_or_default();
         let peers =
             tokio::spawn(peers::follow(self.cluster.clone(), nid.clone(), nl.clone(), vxlan, self.joined.clone()));
         tracing::info!(network = %short(&nid, 12), vni, "overlay network");
         let netfilter_off = bridge_netfilter_off(nl.namespace()).await.into();
-        let net = OverlayNetwork { vni, ns_path, nl, bridge, peers, netfilter_off };
+        let net = OverlayNetwork { vni, mtu, ns_path, nl, bridge, peers, netfilter_off };
         self.networks.insert(nid, Arc::new(net));
         Ok(())
     }
@@ -385,7 +353,7 @@ impl Driver for OverlayDriver {
             name: &inner,
             peer_name: &outer,
             peer_namespace: Some(sandbox.as_ref().unwrap_or(self.host.namespace())),
-            mtu: Some(self.mtu()),
+            mtu: Some(net.mtu),
             peer_mac: Some(ep.mac),
             controller: Some(net.bridge),
             up: true,

@@ -9,6 +9,9 @@ pub enum Error {
     /// A driver option is invalid.
     #[error("{0}")]
     InvalidOption(String),
+    /// A driver option the driver does not know.
+    #[error("the overlay driver has no option {0:?}")]
+    UnknownOption(String),
     /// The requested VNI belongs to another network.
     #[error("VXLAN id {0} is already in use in the cluster")]
     VniInUse(u32),
@@ -55,7 +58,7 @@ impl Error {
     /// The class of the error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::InvalidOption(_) => ErrorKind::InvalidParameter,
+            Error::InvalidOption(_) | Error::UnknownOption(_) => ErrorKind::InvalidParameter,
             Error::VniInUse(_) => ErrorKind::Conflict,
             Error::NoVni | Error::Cluster(_) => ErrorKind::Unavailable,
             Error::MissingKernelFeature { .. } | Error::NotSupportedYet { .. } => ErrorKind::NotImplemented,

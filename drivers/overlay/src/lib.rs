@@ -19,8 +19,13 @@
 //! the error says so; on one with either (probed), it says that this
 //! version of cnm does not encrypt yet.
 //!
+//! Options are read once into `NetworkOptions` (`config.rs`); a key the
+//! driver does not know is refused by name.
+//!
 //! Everything is behind the `cluster` feature (the cluster store's client).
 
+#[cfg(feature = "cluster")]
+mod config;
 #[cfg(feature = "cluster")]
 mod driver;
 #[cfg(feature = "cluster")]
@@ -29,7 +34,9 @@ mod error;
 mod peers;
 
 #[cfg(feature = "cluster")]
-pub use driver::{OverlayConfig, OverlayDriver};
+pub use config::{ENCRYPTED, MTU, NetworkOptions, OverlayConfig, VXLAN_OVERHEAD, VXLANID_LIST};
+#[cfg(feature = "cluster")]
+pub use driver::OverlayDriver;
 #[cfg(feature = "cluster")]
 pub use error::Error;
 
