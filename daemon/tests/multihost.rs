@@ -363,3 +363,93 @@ async fn overlay_options_are_honoured_or_refused_by_name() {
     assert_eq!(fits.as_ref().ok(), Some(&1372), "control: {fits:?}");
     assert_eq!(over.as_ref().ok(), Some(&1373), "control: 1401 bytes cross at the default MTU: {over:?}");
 }
+
+const VXLANID_LIST: &str = "com.docker.network.driver.overlay.vxlanid_list";
+
+/// Writes `records` (each a genuine network record with edits; `vni` sets
+/// the VNI among the driver's options) straight
+/// into the cluster store, as anyone with access to etcd could: a client
+/// of its own, on a thread inside the underlay (where etcd listens).
+async fn forge(underlay: &common::cluster::Underlay, genuine: &str, records: Vec<Value>) {
+    let genuine = genuine.to_string();
+    underlay
+        .ns
+        .run(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let store = format!("etcd://{}:2379", common::cluster::ETCD);
+                let config = cnm_cluster::ClusterConfig::parse(&store, common::cluster::ETCD.parse().unwrap()).unwrap();
+                let etcd = cnm_cluster::Cluster::connect(config).await.expect("a client of etcd");
+                let (all, _) = etcd.list("networks/").await.unwrap();
+                let base: Value = all
+                    .iter()
+                    .map(|(_, v)| serde_json::from_slice::<Value>(v).unwrap())
+                    .find(|v| v["name"] == genuine.as_str())
+                    .expect("the genuine record");
+                for edits in records {
+                    let mut rec = base.clone();
+                    for (k, v) in edits.as_object().unwrap() {
+                        match k.as_str() {
+                            // The VNI sits in the driver's options.
+                            "vni" => rec["config"]["driver_options"][VXLANID_LIST] = v.clone(),
+                            _ => rec[k] = v.clone(),
+                        }
+                    }
+                    let key = format!("networks/{}", rec["id"].as_str().unwrap());
+                    assert!(etcd.create(&key, &serde_json::to_vec(&rec).unwrap()).await.unwrap(), "{key} was free");
+                }
+            })
+        })
+        .await
+        .unwrap();
+}
+
+/// Records read from the cluster store are checked before anything is
+/// configured: a forged record of a bridge network (with another network's
+/// gateway), one whose gateway lies outside its pool, and one overlapping a
+/// local network of the host are ignored — nothing is listed and no bridge
+/// or gateway address appears. Control: a well-formed copy written the
+/// same way, after them, is adopted on both hosts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_network_records_change_nothing() {
+    let test = "forged_network_records_change_nothing";
+    let Some((underlay, hosts)) = cluster(test, 2).await else { return };
+    let c: Vec<Client> = hosts.iter().map(|d| d.client()).collect();
+    let body = json!({ "Name": "ov", "Driver": "overlay", "IPAM": { "Config": [{ "Subnet": "10.231.71.0/24" }] } });
+    let _: Value = c[0].post("/networks/create", &body).await.unwrap();
+    eventually("listed on host 2", 5, || listed(&c[1], "ov")).await;
+    let lan = json!({ "Name": "lan", "Driver": "bridge", "IPAM": { "Config": [{ "Subnet": "10.231.72.0/24" }] } });
+    let _: Value = c[1].post("/networks/create", &lan).await.unwrap();
+
+    let pool = |net: &str, gw: &str| {
+        json!([{ "address_space": "GlobalDefault", "pool_id": format!("GlobalDefault/{net}"), "pool": net,
+                 "sub_pool": null, "gateway": gw, "aux": {} }])
+    };
+    let id = |n: u8| format!("{n:02x}{}", "ab".repeat(31));
+    forge(
+        &underlay,
+        "ov",
+        vec![
+            json!({ "id": id(1), "name": "forged-bridge", "driver": "bridge", "vni": "6001",
+                    "ipv4": pool("10.231.74.0/24", "10.231.74.1/24") }),
+            json!({ "id": id(2), "name": "forged-gateway", "vni": "6002", "ipv4": pool("10.231.75.0/24", "192.168.231.1/24") }),
+            json!({ "id": id(3), "name": "forged-overlap", "vni": "6003", "ipv4": pool("10.231.72.0/24", "10.231.72.1/24") }),
+            json!({ "id": id(4), "name": "copy", "vni": "6004", "ipv4": pool("10.231.73.0/24", "10.231.73.1/24") }),
+        ],
+    )
+    .await;
+    // The control, written last: adopted on both hosts.
+    for h in &c {
+        eventually("the well-formed copy is adopted", 5, || listed(h, "copy")).await;
+    }
+    for h in &c {
+        for name in ["forged-bridge", "forged-gateway"] {
+            assert!(!listed(h, name).await, "{name} was adopted");
+        }
+    }
+    assert!(!listed(&c[1], "forged-overlap").await, "a record overlapping a local network was adopted");
+    let links = hosts[1].host.nl.link_list().await.unwrap();
+    assert!(!links.iter().any(|l| l.name.starts_with("br-01abab")), "a forged bridge was made: {links:?}");
+    let addrs = hosts[1].host.nl.addr_list(None).await.unwrap();
+    assert!(!addrs.iter().any(|a| a.net.to_string().starts_with("10.231.74.")), "a forged gateway: {addrs:?}");
+}

@@ -47,6 +47,14 @@ impl Controller {
     /// pools (nothing is asked of the IPAM); the local driver creates it.
     /// Adopting a network already here is a no-op; a local network of the
     /// same name is a conflict.
+    ///
+    /// Whoever can write the cluster store can offer any record, so it is
+    /// checked before anything is configured ([`Error::Forbidden`] or
+    /// [`Error::InvalidParameter`] otherwise): a valid id and name, a driver
+    /// of global scope, not a configuration-only network, pools of their
+    /// family with the gateway, sub-pool and auxiliary addresses inside
+    /// them, and no pool overlapping a local network's. The driver checks
+    /// its options as at any creation.
     pub async fn adopt_network(&self, network: GlobalNetwork) -> Result<Network> {
         let mut rec = network.0;
         let _lock = self.inner.locks.lock(&rec.id).await;
@@ -60,6 +68,7 @@ impl Controller {
             return Err(Error::NetworkNameExists(rec.name.clone()));
         }
         let drv = self.driver(&rec.driver).await?;
+        self.check_adoptable(&rec, &*drv)?;
         rec.phase = Phase::Ready;
         rec.global = true;
         self.inner.store.put(Table::Networks, &rec.id, &rec).await?;
@@ -71,6 +80,50 @@ impl Controller {
         let net = Network::handle(self, &rec);
         self.st().networks.insert(rec.id.clone(), rec);
         Ok(net)
+    }
+
+    /// Refuses a record from the cluster store that this host must not configure.
+    fn check_adoptable(&self, rec: &NetworkRecord, drv: &dyn cnm_driverapi::Driver) -> Result<()> {
+        let refuse = |why: String| Err(Error::Forbidden(format!("global network record {:?}: {why}", rec.name)));
+        cnm_driverapi::id::check(&rec.id)
+            .map_err(|why| Error::InvalidParameter(format!("global network id: {why}")))?;
+        super::check_name("network", &rec.name)?;
+        if drv.capability().data_scope != cnm_driverapi::Scope::Global {
+            return refuse(format!("driver {} is not of global scope", rec.driver));
+        }
+        if rec.config.config_only {
+            return refuse("a configuration-only network is not shared".into());
+        }
+        for (pools, v6) in [(&rec.ipv4, false), (&rec.ipv6, true)] {
+            for p in pools {
+                let inside = |a: &ipnet::IpNet| p.pool.contains(&a.addr());
+                if matches!(p.pool, ipnet::IpNet::V6(_)) != v6 {
+                    return refuse(format!("pool {} in the wrong family", p.pool));
+                }
+                if let Some(g) = p.gateway.as_ref().filter(|g| !inside(g)) {
+                    return refuse(format!("gateway {g} outside pool {}", p.pool));
+                }
+                if let Some(sub) = p.sub_pool.as_ref().filter(|s| !p.pool.contains(*s)) {
+                    return refuse(format!("range {sub} outside pool {}", p.pool));
+                }
+                if let Some((_, a)) = p.aux.iter().find(|(_, a)| !inside(a)) {
+                    return refuse(format!("auxiliary address {a} outside pool {}", p.pool));
+                }
+            }
+        }
+        let st = self.st();
+        // Networks without addresses (null IPAM: `none`, `host`) hold 0.0.0.0/0 for form's sake.
+        let local = st.networks.values().filter(|n| !n.global && n.config.ipam_driver != cnm_ipamapi::NULL_IPAM);
+        for n in local {
+            for (mine, theirs) in
+                n.ipv4.iter().chain(&n.ipv6).flat_map(|m| rec.ipv4.iter().chain(&rec.ipv6).map(move |t| (m, t)))
+            {
+                if mine.pool.contains(&theirs.pool.network()) || theirs.pool.contains(&mine.pool.network()) {
+                    return refuse(format!("pool {} overlaps local network {}'s {}", theirs.pool, n.name, mine.pool));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Forgets a global network removed on another host: the local driver
