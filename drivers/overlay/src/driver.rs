@@ -276,8 +276,24 @@ impl Driver for OverlayDriver {
         }
         let (ns, nl, bridge, vxlan) = self.build(&nid, vni, mtu).await?;
         let ns_path = ns.path().map(|p| p.to_path_buf()).unwrap_or_default();
-        let peers =
-            tokio::spawn(peers::follow(self.cluster.clone(), nid.clone(), nl.clone(), vxlan, self.joined.clone()));
+        let peers = {
+            let pools = req
+                .ipv4_data
+                .iter()
+                .filter_map(|d| match d.pool {
+                    ipnet::IpNet::V4(net) => Some(net),
+                    ipnet::IpNet::V6(_) => None,
+                })
+                .collect();
+            tokio::spawn(peers::follow(
+                self.cluster.clone(),
+                nid.clone(),
+                nl.clone(),
+                vxlan,
+                self.joined.clone(),
+                pools,
+            ))
+        };
         tracing::info!(network = %short(&nid, 12), vni, "overlay network");
         let netfilter_off = bridge_netfilter_off(nl.namespace()).await.into();
         let net = OverlayNetwork { vni, mtu, ns_path, nl, bridge, peers, netfilter_off };

@@ -5,6 +5,7 @@
 
 use cnm_cluster::{Cluster, Event};
 use cnm_osl::Netlink;
+use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -50,22 +51,51 @@ pub(crate) async fn republish(cluster: &Cluster, nid: &str, joined: &Joined) {
 /// in the namespace of `nl`) as they come and go, until the store's watch
 /// ends (the task is aborted with the network). After each (re)connection
 /// this host's own endpoints are published again.
-pub(crate) async fn follow(cluster: Cluster, nid: String, nl: Netlink, vxlan: u32, joined: Joined) {
+pub(crate) async fn follow(
+    cluster: Cluster,
+    nid: String,
+    nl: Netlink,
+    vxlan: u32,
+    joined: Joined,
+    pools: Vec<Ipv4Net>,
+) {
     let me = cluster.advertise();
     let mut rx = cluster.watch(&prefix(&nid));
     let mut known: HashMap<String, Peer> = HashMap::new();
+    // A key becomes forwarding and neighbour entries only once it is checked.
+    let read = |k: &str, v: &[u8]| -> Option<Peer> {
+        let peer = match serde_json::from_slice::<Peer>(v) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(key = k, error = %e, "an overlay peer record cannot be read: ignored");
+                return None;
+            }
+        };
+        let local = joined.values();
+        let local: Vec<Peer> = local.into_iter().filter(|(n, _)| *n == nid).map(|(_, p)| p).collect();
+        match check(&peer, &pools, &local, me) {
+            Ok(()) => Some(peer),
+            Err(why) => {
+                tracing::warn!(key = k, peer = %peer.ip, host = %peer.host, why, "a bad overlay peer record: ignored");
+                None
+            }
+        }
+    };
     while let Some(event) = rx.recv().await {
         let mut wanted = known.clone();
         match event {
             Event::Resync(kvs) => {
-                wanted = kvs.iter().filter_map(|(k, v)| Some((k.clone(), serde_json::from_slice(v).ok()?))).collect();
+                wanted = kvs.iter().filter_map(|(k, v)| Some((k.clone(), read(k, v)?))).collect();
                 republish(&cluster, &nid, &joined).await;
             }
-            Event::Put(k, v) => {
-                if let Ok(p) = serde_json::from_slice(&v) {
+            Event::Put(k, v) => match read(&k, &v) {
+                Some(p) => {
                     wanted.insert(k, p);
                 }
-            }
+                None => {
+                    wanted.remove(&k);
+                }
+            },
             Event::Delete(k) => {
                 wanted.remove(&k);
             }
@@ -82,6 +112,28 @@ pub(crate) async fn follow(cluster: Cluster, nid: String, nl: Netlink, vxlan: u3
         }
         known = wanted;
     }
+}
+
+/// Why a peer record from the store must not be programmed, if it must
+/// not: whoever can write the store could otherwise send the network's
+/// broadcasts (a broadcast or multicast MAC) or another endpoint's traffic
+/// (an address of this host's endpoints, or outside the network) to a host
+/// of their choosing.
+pub(crate) fn check(p: &Peer, pools: &[Ipv4Net], local: &[Peer], me: Ipv4Addr) -> Result<(), &'static str> {
+    if p.mac[0] & 1 == 1 || p.mac == [0; 6] {
+        return Err("a multicast, broadcast or zero MAC");
+    }
+    if !pools.iter().any(|net| net.contains(&p.ip)) || pools.iter().any(|net| p.ip == net.network()) {
+        return Err("an address outside the network's pools");
+    }
+    let h = p.host;
+    if h.is_unspecified() || h.is_loopback() || h.is_multicast() || h.is_broadcast() {
+        return Err("a host address that is no host");
+    }
+    if p.host != me && local.iter().any(|l| l.ip == p.ip || l.mac == p.mac) {
+        return Err("the address or MAC of an endpoint of this host");
+    }
+    Ok(())
 }
 
 async fn add(nl: &Netlink, vxlan: u32, p: &Peer) {
@@ -102,4 +154,34 @@ async fn remove(nl: &Netlink, vxlan: u32, p: &Peer) {
         tracing::warn!(peer = %p.ip, error = %e, "cannot remove an overlay peer's forwarding entry");
     }
     tracing::debug!(peer = %p.ip, host = %p.host, "overlay peer removed");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_peer_records_are_refused() {
+        let pools: Vec<Ipv4Net> = vec!["10.0.9.0/24".parse().unwrap()];
+        let me: Ipv4Addr = "192.168.1.1".parse().unwrap();
+        let ok =
+            Peer { ip: "10.0.9.5".parse().unwrap(), mac: [2, 0x42, 10, 0, 9, 5], host: "192.168.1.2".parse().unwrap() };
+        assert_eq!(check(&ok, &pools, &[], me), Ok(()));
+        let bad = [
+            Peer { mac: [0xff; 6], ..ok },
+            Peer { mac: [1, 0, 0x5e, 0, 0, 1], ..ok },
+            Peer { mac: [0; 6], ..ok },
+            Peer { ip: "10.0.10.5".parse().unwrap(), ..ok },
+            Peer { ip: "10.0.9.0".parse().unwrap(), ..ok },
+            Peer { host: "127.0.0.1".parse().unwrap(), ..ok },
+            Peer { host: "0.0.0.0".parse().unwrap(), ..ok },
+            Peer { host: "224.0.0.1".parse().unwrap(), ..ok },
+        ];
+        for p in bad {
+            assert!(check(&p, &pools, &[], me).is_err(), "{p:?}");
+        }
+        let local = Peer { host: me, ..ok };
+        assert!(check(&ok, &pools, &[local], me).is_err(), "a local endpoint's address claimed by another host");
+        assert_eq!(check(&local, &pools, &[local], me), Ok(()), "this host's own record");
+    }
 }
