@@ -65,7 +65,11 @@ async fn failed_calls_leave_the_controller_consistent() {
     assert!(ep.join(&sb, JoinOptions::default()).await.is_err());
     log.take();
     ep.join(&sb, JoinOptions::default()).await.expect("joins once the plugin behaves");
-    assert_eq!(log.methods(), ["NetworkDriver.Join", "NetworkDriver.ProgramExternalConnectivity"]);
+    // As dockerd: the operational data is asked right after the join.
+    assert_eq!(
+        log.methods(),
+        ["NetworkDriver.Join", "NetworkDriver.ProgramExternalConnectivity", "NetworkDriver.EndpointOperInfo"]
+    );
 
     // The plugin disappears: teardown still completes in the controller
     // (Docker ignores Leave/DeleteEndpoint/DeleteNetwork failures too).
