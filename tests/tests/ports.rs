@@ -159,7 +159,8 @@ async fn unpublished_udp_flows_are_flushed() {
 
 /// A join that would take the gateway role but fails to program external
 /// connectivity is undone, and the previous gateway endpoint keeps its
-/// default route and its published port.
+/// default route and its published port. A disconnect whose leave fails in
+/// the driver keeps the endpoint.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_join_gives_the_gateway_back() {
     use std::sync::atomic::Ordering;
@@ -202,6 +203,15 @@ async fn failed_join_gives_the_gateway_back() {
     assert!(ep_a.info().await.unwrap().sandbox_id.is_none(), "the failed join is undone");
     assert_eq!(cnm_tests::settled_links_in(&ns, &["eth0", "lo"]).await, vec!["eth0".to_string(), "lo".to_string()]);
     assert_eq!(seen_as(&out.ns, sa(UPLINK_HOST, 8081)).await.unwrap(), OUTSIDE, "net-b's port still answers");
+
+    // A disconnect whose leave fails in the driver is reported and stops
+    // there (as Docker's): the endpoint stays, left, with its address.
+    ep_a.join(&sb, JoinOptions::default()).await.unwrap();
+    driver.fail_leave.store(true, Ordering::SeqCst);
+    let err = ep_a.leave_and_delete(&sb).await.unwrap_err();
+    assert!(err.to_string().contains("leave failed"), "{err}");
+    let info = ep_a.info().await.expect("the endpoint stays");
+    assert!(info.sandbox_id.is_none() && info.ipv4.is_some(), "left, with its address: {info:?}");
     sb.delete().await.unwrap();
     ep_a.delete().await.unwrap();
     net_a.delete().await.unwrap();

@@ -23,7 +23,9 @@ impl Endpoint {
 
     /// Takes the endpoint out of `sandbox` and deletes it, as a disconnect
     /// does: [`Endpoint::leave`] then [`Endpoint::delete`], with one durable
-    /// commit fewer (the leave's last record is the deletion's intent).
+    /// commit fewer (the leave's last record is the deletion's intent). A
+    /// leave that fails in the driver, the sandbox or the store is reported
+    /// and the endpoint stays, left.
     ///
     /// Errors: [`Error::NotJoined`] if it is not joined to that sandbox.
     /// Teardown keeps going after failures and reports them all.
@@ -33,9 +35,11 @@ impl Endpoint {
         let _sandbox_lock = ctrl.inner.locks.lock(&sandbox.id).await;
         self.check_joined(sandbox)?;
         let left = ctrl.leave_locked(&self.id, AfterLeave::Delete).await;
+        // Deleted only if the leave recorded the deletion's intent (it does
+        // not after a failure in the driver, the sandbox or the store).
         let (rec, net) = {
             let st = ctrl.st();
-            let rec = st.endpoints.get(&self.id).cloned();
+            let rec = st.endpoints.get(&self.id).filter(|r| r.phase == Phase::Deleting).cloned();
             let net = rec.as_ref().and_then(|r| st.networks.get(&r.network_id).cloned());
             (rec, net)
         };
@@ -130,7 +134,10 @@ impl Controller {
         let mut errs: Vec<Error> = [left, removed].into_iter().filter_map(Result::err).collect();
 
         rec.join = None;
-        if after == AfterLeave::Delete {
+        // A leave that failed in the driver or the sandbox is not followed
+        // by the deletion (as Docker's disconnect stops there).
+        let deleting = after == AfterLeave::Delete && errs.is_empty();
+        if deleting {
             rec.phase = Phase::Deleting;
         }
         self.st().endpoints.insert(rec.id.clone(), rec.clone());
@@ -147,6 +154,10 @@ impl Controller {
         let (confirmed, refresh_errs) = tokio::join!(confirm, refresh);
         if let Err(e) = confirmed {
             errs.push(e);
+            // Not durably the deletion's intent: no deletion follows.
+            if deleting && let Some(r) = self.st().endpoints.get_mut(&rec.id) {
+                r.phase = Phase::Ready;
+            }
         }
         errs.extend(refresh_errs);
         Error::collect(errs)
