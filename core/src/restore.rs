@@ -208,11 +208,23 @@ impl Controller {
         let drv = if unrestored { None } else { self.driver(&net.driver).await.ok() };
         if e.phase != Phase::Ready {
             tracing::info!(endpoint = %e.name, phase = ?e.phase, "rolling back an interrupted endpoint operation");
+            if let Some(drv) = &drv
+                && e.join.is_some()
+            {
+                let left = drv.leave(LeaveRequest { network_id: net.id.clone(), endpoint_id: e.id.clone() }).await;
+                self.rollback("the driver's leave", &e.name, left);
+            }
+            // A disconnect's intent may name the interface it was removing.
+            let sandbox_present = |id: &str| self.st().sandboxes.contains_key(id);
+            if let Some(j) = &e.join
+                && let Some(iface) = &j.iface
+                && sandbox_present(&j.sandbox_id)
+                && let Ok(nl) = interface::sandbox_netlink(self, &j.sandbox_id).await
+            {
+                let removed = interface::remove(&nl, iface).await;
+                self.rollback("remove the sandbox's interface", iface, removed);
+            }
             if let Some(drv) = &drv {
-                if e.join.is_some() {
-                    let left = drv.leave(LeaveRequest { network_id: net.id.clone(), endpoint_id: e.id.clone() }).await;
-                    self.rollback("the driver's leave", &e.name, left);
-                }
                 let deleted = drv
                     .delete_endpoint(DeleteEndpointRequest { network_id: net.id.clone(), endpoint_id: e.id.clone() })
                     .await;

@@ -260,7 +260,8 @@ async fn default_bridge_network_is_created_once() {
 /// API's connect) gives a sandbox that pings its neighbour;
 /// `Endpoint::leave_and_delete` takes the interface away (the neighbour no
 /// longer answers from it) and frees the address: the next connect gets it
-/// and answers pings there. A connect whose join is refused (a sandbox on
+/// and answers pings there; a sandbox connected again at once gets eth0
+/// again (the old interface is renamed out of the way). A connect whose join is refused (a sandbox on
 /// the host's namespace) leaves no endpoint and no address taken.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_and_disconnect_in_one_step() {
@@ -282,11 +283,17 @@ async fn connect_and_disconnect_in_one_step() {
     assert_eq!(info.driver_info.get(cnm::driverapi::label::MAC_ADDRESS), Some(&serde_json::Value::String(mac)));
 
     ep2.leave_and_delete(&sb2).await.unwrap();
-    // Parked under another name until its background delete.
-    assert!(!links_in(&ns2).await.contains(&"eth0".to_string()), "the interface left the sandbox");
-    assert_no_ping(&ns1, a2).await;
     assert!(net.endpoint("c2").await.is_err(), "the endpoint is gone");
     assert!(ep2.leave_and_delete(&sb2).await.is_err(), "a second disconnect is refused");
+    // Connected again at once: the old interface, down and waiting for its
+    // background delete, still has the name eth0; the new one takes it.
+    let again = net.connect("c2", EndpointConfig::default(), &sb2, JoinOptions::default()).await.unwrap();
+    assert!(links_in(&ns2).await.contains(&"eth0".to_string()), "the new interface is eth0");
+    let a2_again = again.info().await.unwrap().ipv4.unwrap().addr();
+    assert_ping(&ns1, a2_again).await;
+    assert_ping(&ns2, a1).await;
+    again.leave_and_delete(&sb2).await.unwrap();
+    assert_no_ping(&ns1, a2_again).await;
 
     // Refused join: nothing stays.
     let host_sb =

@@ -1,10 +1,12 @@
 //! `Network::connect`: an endpoint created and joined to a sandbox in one
-//! step, as `docker network connect` does: the record that ends the
-//! creation is the join's intent, one durable commit fewer than
-//! [`Network::create_endpoint`] followed by [`Endpoint::join`].
+//! step, as `docker network connect` does: the creation's intent is also
+//! the join's, two durable commits fewer than [`Network::create_endpoint`]
+//! followed by [`Endpoint::join`]. A crash before the confirmation rolls
+//! both back.
 
 use super::{Endpoint, EndpointConfig, JoinOptions};
 use crate::Result;
+use crate::model::JoinRecord;
 use crate::network::Network;
 use crate::sandbox::Sandbox;
 
@@ -26,12 +28,15 @@ impl Network {
         // The lock order: the network, then the sandbox (see crate::locks).
         let _network_lock = ctrl.inner.locks.lock(&self.id).await;
         let _sandbox_lock = ctrl.inner.locks.lock(&sandbox.id).await;
-        let rec = self.create_locked(name, config).await?;
+        let (net, drv) = ctrl.joinable(&self.id, sandbox).await?;
+        let old_gateway = crate::sandbox::gateway::current(&ctrl.st(), &sandbox.id);
+        let join = JoinRecord::intent(&sandbox.id, options);
+        let rec = self.create_locked(name, config, Some(join)).await?;
         let ep = Endpoint::handle(ctrl, &rec);
-        // Ready in memory; on disk the creation's intent until the join's
-        // intent replaces it (a crash in between rolls the endpoint back).
-        ctrl.st().endpoints.insert(rec.id.clone(), rec);
-        if let Err(e) = ep.join_held(sandbox, options).await {
+        // Ready and joining in memory; on disk the creation's intent until
+        // the join's confirmation replaces it.
+        ctrl.st().endpoints.insert(rec.id.clone(), rec.clone());
+        if let Err(e) = ctrl.join_recorded(&net, &drv, rec, old_gateway, &sandbox.id).await {
             if let Err(del) = ep.delete_locked().await {
                 tracing::warn!(endpoint = %ep.name, error = %del, "cannot delete the endpoint of a failed join");
             }

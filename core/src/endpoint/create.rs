@@ -1,7 +1,7 @@
 //! `Network::create_endpoint`: allocate addresses, record the intent, ask the driver, confirm.
 
 use super::{Endpoint, EndpointConfig};
-use crate::model::{EndpointRecord, NetworkRecord, Phase};
+use crate::model::{EndpointRecord, JoinRecord, NetworkRecord, Phase};
 use crate::network::{Network, check_name};
 use crate::store::Table;
 use crate::{Error, Result};
@@ -22,7 +22,7 @@ impl Network {
         check_request(name, &config)?;
         let ctrl = &self.ctrl;
         let _lock = ctrl.inner.locks.lock(&self.id).await;
-        let rec = self.create_locked(name, config).await?;
+        let rec = self.create_locked(name, config, None).await?;
         ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec).await?;
         let ep = Endpoint::handle(ctrl, &rec);
         ctrl.st().endpoints.insert(rec.id.clone(), rec);
@@ -32,7 +32,13 @@ impl Network {
     /// The work of an endpoint's creation, holding the network's lock: the
     /// record it returns is ready but not yet written (its intent is on
     /// disk, so a crash before the caller writes it rolls the endpoint back).
-    pub(crate) async fn create_locked(&self, name: &str, config: EndpointConfig) -> Result<EndpointRecord> {
+    /// With `join`, the intent is also that join's (see `Network::connect`).
+    pub(crate) async fn create_locked(
+        &self,
+        name: &str,
+        config: EndpointConfig,
+        join: Option<JoinRecord>,
+    ) -> Result<EndpointRecord> {
         let ctrl = &self.ctrl;
         ctrl.ensure_restored(&self.id).await?;
         let net = {
@@ -61,7 +67,7 @@ impl Network {
             ipv4: None,
             ipv6: None,
             mac: None,
-            join: None,
+            join,
             phase: Phase::Creating,
         };
         rec.mac = rec.config.mac;

@@ -26,37 +26,30 @@ impl Endpoint {
     }
 
     /// The work of [`Endpoint::join`], holding the network's and the
-    /// sandbox's locks. Once joined, the driver's operational data
-    /// (`EndpointOperInfo`, as dockerd asks right after a join) goes into
-    /// the confirmation.
+    /// sandbox's locks: the intent, then [`Controller::join_recorded`].
     pub(crate) async fn join_held(&self, sandbox: &Sandbox, options: JoinOptions) -> Result<()> {
         let ctrl = &self.ctrl;
         let ep = ctrl.st().endpoints.get(&self.id).ok_or_else(|| Error::EndpointNotFound(self.id.clone()))?.clone();
         if let Some(j) = &ep.join {
             return Err(Error::AlreadyJoined { endpoint: ep.name.clone(), sandbox: j.sandbox_id.clone() });
         }
-        ctrl.ensure_restored(&ep.network_id).await?;
-        let (net, host_sandbox) = {
-            let st = ctrl.st();
-            let net =
-                st.networks.get(&ep.network_id).ok_or_else(|| Error::NetworkNotFound(ep.network_id.clone()))?.clone();
-            let sb = st.sandboxes.get(&sandbox.id).ok_or_else(|| Error::SandboxNotFound(sandbox.id.clone()))?;
-            (net, sb.rec.config.use_host_namespace)
-        };
-        let drv = ctrl.driver(&net.driver).await?;
-        let host_network = drv.capability().host_namespace;
-        if host_sandbox != host_network {
-            return Err(Error::Forbidden(if host_network {
-                format!("network {} shares the host's namespace: only host-namespace sandboxes can join it", net.name)
-            } else {
-                format!("sandbox {} uses the host's namespace: it can only join host networks", sandbox.container_id)
-            }));
-        }
+        let (net, drv) = ctrl.joinable(&ep.network_id, sandbox).await?;
         let old_gateway = gateway::current(&ctrl.st(), &sandbox.id);
 
         let mut rec = ep;
-        rec.join = Some(JoinRecord {
-            sandbox_id: sandbox.id.clone(),
+        rec.join = Some(JoinRecord::intent(&sandbox.id, options));
+        ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec).await?;
+        ctrl.st().endpoints.insert(rec.id.clone(), rec.clone());
+        crate::kill::point("join.intent");
+        ctrl.join_recorded(&net, &drv, rec, old_gateway, &sandbox.id).await
+    }
+}
+
+impl JoinRecord {
+    /// The record of a join about to be made: the join's intent.
+    pub(crate) fn intent(sandbox_id: &str, options: JoinOptions) -> JoinRecord {
+        JoinRecord {
+            sandbox_id: sandbox_id.to_string(),
             phase: JoinPhase::Joining,
             iface: None,
             gateway: None,
@@ -66,12 +59,53 @@ impl Endpoint {
             priority: options.priority,
             published: Vec::new(),
             driver_info: Default::default(),
-        });
-        ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec).await?;
-        ctrl.st().endpoints.insert(rec.id.clone(), rec.clone());
-        crate::kill::point("join.intent");
+        }
+    }
+}
 
-        match ctrl.join_locked(&net, &drv, &mut rec, old_gateway, Rejoin::default()).await {
+impl Controller {
+    /// The network an endpoint of `network_id` joins `sandbox` on, and its
+    /// driver, once the driver knows the network: [`Error::Forbidden`] when
+    /// a host network meets a sandbox with its own namespace or the reverse.
+    pub(crate) async fn joinable(
+        &self,
+        network_id: &str,
+        sandbox: &Sandbox,
+    ) -> Result<(NetworkRecord, Arc<dyn Driver>)> {
+        self.ensure_restored(network_id).await?;
+        let (net, host_sandbox) = {
+            let st = self.st();
+            let net =
+                st.networks.get(network_id).ok_or_else(|| Error::NetworkNotFound(network_id.to_string()))?.clone();
+            let sb = st.sandboxes.get(&sandbox.id).ok_or_else(|| Error::SandboxNotFound(sandbox.id.clone()))?;
+            (net, sb.rec.config.use_host_namespace)
+        };
+        let drv = self.driver(&net.driver).await?;
+        let host_network = drv.capability().host_namespace;
+        if host_sandbox != host_network {
+            return Err(Error::Forbidden(if host_network {
+                format!("network {} shares the host's namespace: only host-namespace sandboxes can join it", net.name)
+            } else {
+                format!("sandbox {} uses the host's namespace: it can only join host networks", sandbox.container_id)
+            }));
+        }
+        Ok((net, drv))
+    }
+
+    /// A join whose intent (`rec`, joining) is on disk and in memory: the
+    /// work, then the driver's operational data (`EndpointOperInfo`, as
+    /// dockerd asks right after a join) in the confirmation. On failure the
+    /// endpoint is recorded unjoined. The caller holds the network's and the
+    /// sandbox's locks.
+    pub(crate) async fn join_recorded(
+        &self,
+        net: &NetworkRecord,
+        drv: &Arc<dyn Driver>,
+        mut rec: EndpointRecord,
+        old_gateway: Option<String>,
+        sandbox_id: &str,
+    ) -> Result<()> {
+        match self.join_locked(net, drv, &mut rec, old_gateway, Rejoin::default()).await {
             Ok(()) => {
                 let info = EndpointOperInfoRequest { network_id: net.id.clone(), endpoint_id: rec.id.clone() };
                 let info = drv.endpoint_oper_info(info).await;
@@ -84,10 +118,10 @@ impl Endpoint {
                 }
                 // The confirmation and the sandbox's files (which read the
                 // records in memory) go together.
-                ctrl.st().endpoints.insert(rec.id.clone(), rec.clone());
+                self.st().endpoints.insert(rec.id.clone(), rec.clone());
                 let (confirmed, refreshed) = tokio::join!(
-                    ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec),
-                    ctrl.refresh_sandbox(&sandbox.id)
+                    self.inner.store.put(Table::Endpoints, &rec.id, &rec),
+                    self.refresh_sandbox(sandbox_id)
                 );
                 if let Err(e) = refreshed {
                     tracing::warn!(error = %e, "failed to refresh sandbox files");
@@ -96,8 +130,8 @@ impl Endpoint {
             }
             Err(e) => {
                 rec.join = None;
-                ctrl.st().endpoints.insert(rec.id.clone(), rec.clone());
-                ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec).await?;
+                self.st().endpoints.insert(rec.id.clone(), rec.clone());
+                self.inner.store.put(Table::Endpoints, &rec.id, &rec).await?;
                 Err(e)
             }
         }

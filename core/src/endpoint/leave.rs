@@ -22,10 +22,10 @@ impl Endpoint {
     }
 
     /// Takes the endpoint out of `sandbox` and deletes it, as a disconnect
-    /// does: [`Endpoint::leave`] then [`Endpoint::delete`], with one durable
-    /// commit fewer (the leave's last record is the deletion's intent). A
-    /// leave that fails in the driver, the sandbox or the store is reported
-    /// and the endpoint stays, left.
+    /// does: [`Endpoint::leave`] then [`Endpoint::delete`], with two durable
+    /// commits fewer (the leave's intent is the deletion's, and the
+    /// deletion's end is the leave's). A leave that fails in the driver or
+    /// the sandbox is reported and the endpoint stays, left.
     ///
     /// Errors: [`Error::NotJoined`] if it is not joined to that sandbox.
     /// Teardown keeps going after failures and reports them all.
@@ -34,24 +34,7 @@ impl Endpoint {
         let _network_lock = ctrl.inner.locks.lock(&self.network_id).await;
         let _sandbox_lock = ctrl.inner.locks.lock(&sandbox.id).await;
         self.check_joined(sandbox)?;
-        let left = ctrl.leave_locked(&self.id, AfterLeave::Delete).await;
-        // Deleted only if the leave recorded the deletion's intent (it does
-        // not after a failure in the driver, the sandbox or the store).
-        let (rec, net) = {
-            let st = ctrl.st();
-            let rec = st.endpoints.get(&self.id).filter(|r| r.phase == Phase::Deleting).cloned();
-            let net = rec.as_ref().and_then(|r| st.networks.get(&r.network_id).cloned());
-            (rec, net)
-        };
-        let deleted = match rec {
-            Some(rec) => {
-                let r = ctrl.finish_endpoint_delete(&rec, net.as_ref()).await;
-                ctrl.st().endpoints.remove(&self.id);
-                r
-            }
-            None => Ok(()),
-        };
-        Error::collect([left, deleted].into_iter().filter_map(Result::err).collect())
+        ctrl.leave_locked(&self.id, AfterLeave::Delete).await
     }
 
     /// [`Error::NotJoined`] unless the endpoint is joined to `sandbox`.
@@ -70,8 +53,8 @@ impl Endpoint {
 pub(crate) enum AfterLeave {
     /// It stays, with its addresses, ready to join again.
     Stay,
-    /// It is deleted next: the record that ends the leave is the deletion's
-    /// intent (a crash after it finishes the deletion at restore).
+    /// It is deleted next: the leave's intent is also the deletion's (a
+    /// crash after it finishes the leave and the deletion at restore).
     Delete,
 }
 
@@ -91,6 +74,10 @@ impl Controller {
         if let Some(j) = rec.join.as_mut() {
             j.phase = JoinPhase::Leaving;
         }
+        let deleting = after == AfterLeave::Delete;
+        if deleting {
+            rec.phase = Phase::Deleting;
+        }
         self.inner.store.put(Table::Endpoints, &rec.id, &rec).await?;
         self.st().endpoints.insert(rec.id.clone(), rec.clone());
         crate::kill::point("leave.intent");
@@ -109,7 +96,7 @@ impl Controller {
         };
         let net = self.st().networks.get(&rec.network_id).cloned();
         let driver_leave = async {
-            let Some(net) = net else { return Ok(()) };
+            let Some(net) = &net else { return Ok(()) };
             let drv = self.driver(&net.driver).await?;
             let req = LeaveRequest { network_id: net.id.clone(), endpoint_id: rec.id.clone() };
             let left = drv.leave(req).await;
@@ -134,30 +121,41 @@ impl Controller {
         let mut errs: Vec<Error> = [left, removed].into_iter().filter_map(Result::err).collect();
 
         rec.join = None;
-        // A leave that failed in the driver or the sandbox is not followed
-        // by the deletion (as Docker's disconnect stops there).
-        let deleting = after == AfterLeave::Delete && errs.is_empty();
-        if deleting {
-            rec.phase = Phase::Deleting;
-        }
         self.st().endpoints.insert(rec.id.clone(), rec.clone());
-        let confirm = self.inner.store.put(Table::Endpoints, &rec.id, &rec);
+        let sandbox_stays = self.st().sandboxes.contains_key(&sandbox_id);
+        let old = old_gateway.filter(|g| g != endpoint_id);
+        if deleting && errs.is_empty() {
+            // The gateway role moves first, then the driver deletes the
+            // endpoint (dockerd's order) while the files are rewritten: the
+            // intent on disk already holds the deletion.
+            if sandbox_stays {
+                errs.extend(self.apply_gateway_change(&sandbox_id, old, true).await.err());
+            }
+            let refresh = async { if sandbox_stays { self.refresh_sandbox(&sandbox_id).await } else { Ok(()) } };
+            let (deleted, refreshed) = tokio::join!(self.finish_endpoint_delete(&rec, net.as_ref()), refresh);
+            self.st().endpoints.remove(&rec.id);
+            errs.extend([deleted, refreshed].into_iter().filter_map(Result::err));
+            return Error::collect(errs);
+        }
         let refresh = async {
-            if !self.st().sandboxes.contains_key(&sandbox_id) {
+            if !sandbox_stays {
                 return Vec::new();
             }
-            let old = old_gateway.filter(|g| g != endpoint_id);
             let moved = self.apply_gateway_change(&sandbox_id, old, true).await;
             let refreshed = self.refresh_sandbox(&sandbox_id).await;
             [moved, refreshed].into_iter().filter_map(Result::err).collect()
         };
+        // A leave that failed in the driver or the sandbox is not followed
+        // by the deletion (as Docker's disconnect stops there): the
+        // endpoint stays, left.
+        if deleting {
+            rec.phase = Phase::Ready;
+            self.st().endpoints.insert(rec.id.clone(), rec.clone());
+        }
+        let confirm = self.inner.store.put(Table::Endpoints, &rec.id, &rec);
         let (confirmed, refresh_errs) = tokio::join!(confirm, refresh);
         if let Err(e) = confirmed {
             errs.push(e);
-            // Not durably the deletion's intent: no deletion follows.
-            if deleting && let Some(r) = self.st().endpoints.get_mut(&rec.id) {
-                r.phase = Phase::Ready;
-            }
         }
         errs.extend(refresh_errs);
         Error::collect(errs)

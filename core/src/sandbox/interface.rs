@@ -58,9 +58,12 @@ pub(crate) async fn place(
     let up_now = !v4_only;
     let index = match sb.link_get(src).await.map_err(|e| Error::os(op("find"), e))? {
         Some(link) => {
-            sb.link_configure(link.index, Some(dst), mac.map(|m| m.octets()), up_now)
-                .await
-                .map_err(|e| Error::os(op("configure"), e))?;
+            let configure = || sb.link_configure(link.index, Some(dst), mac.map(|m| m.octets()), up_now);
+            match configure().await {
+                Err(e) if e.is_exists() && park_retired(sb, dst).await? => configure().await,
+                r => r,
+            }
+            .map_err(|e| Error::os(op("configure"), e))?;
             link.index
         }
         None => {
@@ -69,7 +72,12 @@ pub(crate) async fn place(
                 .await
                 .map_err(|e| Error::os(op("find"), e))?
                 .ok_or_else(|| Error::os(op("find"), cnm_osl::Error::NotFound(format!("link {src}"))))?;
-            host.link_move(link.index, sb.namespace(), Some(dst)).await.map_err(|e| Error::os(op("move"), e))?;
+            let to_sandbox = || host.link_move(link.index, sb.namespace(), Some(dst));
+            match to_sandbox().await {
+                Err(e) if e.is_exists() && park_retired(sb, dst).await? => to_sandbox().await,
+                r => r,
+            }
+            .map_err(|e| Error::os(op("move"), e))?;
             let moved = sb
                 .link_get(dst)
                 .await
@@ -118,26 +126,19 @@ pub(crate) const RETIRED_ALIAS: &str = "cnm:deleting";
 /// it itself (when its driver did not).
 const PARKED_DELETE_DELAY: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Removes interface `name` from the sandbox if it is still there: down,
-/// marked and renamed out of the way at once (so the name can be used
-/// again), deleted in the background — a synchronous delete waits 20–40 ms
-/// for the kernel. A marked link left by a process that died is deleted
-/// when the sandbox is restored.
+/// Removes interface `name` from the sandbox if it is still there: down
+/// and marked in one request, deleted in the background (a synchronous
+/// delete waits 20–40 ms for the kernel). It keeps its name until a
+/// placement wants it (see [`park_retired`]): a rename re-registers the
+/// link's sysctl tables, a third of a leave's time. A marked link left by
+/// a process that died is deleted when the sandbox is restored.
 pub(crate) async fn remove(sb: &Netlink, name: &str) -> Result<()> {
     let op = |what: &str| format!("{what} {name}");
     let Some(link) = sb.link_get(name).await.map_err(|e| Error::os(op("find"), e))? else { return Ok(()) };
-    let gone = |e: &cnm_osl::Error| e.is_not_found();
     match sb.link_retire(link.index, RETIRED_ALIAS).await {
         Ok(()) => {}
-        Err(e) if gone(&e) => return Ok(()),
+        Err(e) if e.is_not_found() => return Ok(()),
         Err(e) => return Err(Error::os(op("take down"), e)),
-    }
-    // `gone` + the index in hex: unique, and within IFNAMSIZ.
-    let parked = format!("gone{:x}", link.index);
-    match sb.link_configure(link.index, Some(&parked), None, false).await {
-        Ok(()) => {}
-        Err(e) if gone(&e) => return Ok(()),
-        Err(e) => return Err(Error::os(op("rename"), e)),
     }
     // Later, and only if still there: the driver usually deletes the link
     // itself (a veth pair goes with its host end), and every delete request
@@ -150,10 +151,26 @@ pub(crate) async fn remove(sb: &Netlink, name: &str) -> Result<()> {
             && let Err(e) = nl.link_del(link.index).await
             && !e.is_not_found()
         {
-            tracing::warn!(link = %parked, error = %e, "background delete failed; retried at restore");
+            tracing::warn!(link = %link.name, error = %e, "background delete failed; retried at restore");
         }
     });
     Ok(())
+}
+
+/// Renames a removed interface still called `name` out of the way (to
+/// `gone` + its index in hex: unique, and within IFNAMSIZ). False when
+/// the link of that name is not one cnm removed.
+async fn park_retired(sb: &Netlink, name: &str) -> Result<bool> {
+    let op = |what: &str| format!("{what} {name}");
+    let Some(link) = sb.link_get(name).await.map_err(|e| Error::os(op("find"), e))? else { return Ok(true) };
+    if link.alias.as_deref() != Some(RETIRED_ALIAS) {
+        return Ok(false);
+    }
+    match sb.link_configure(link.index, Some(&format!("gone{:x}", link.index)), None, false).await {
+        Ok(()) => Ok(true),
+        Err(e) if e.is_not_found() => Ok(true),
+        Err(e) => Err(Error::os(op("rename out of the way"), e)),
+    }
 }
 
 /// Deletes the links a previous process left marked in a sandbox; failures are logged.

@@ -140,7 +140,10 @@ pub async fn delete(State(st): State<ApiState>, IdParam(id): IdParam) -> ApiResu
     if st.predefined(net.name()) {
         return Err(ApiError::forbidden(format!("{} is a pre-defined network and cannot be removed", net.name())));
     }
-    if let Some(user) = config_user(&st.controller, net.name()).await {
+    // Only a configuration network has users (a look at every other network).
+    if net.info().await?.config.config_only
+        && let Some(user) = config_user(&st.controller, net.name()).await
+    {
         return Err(ApiError::forbidden(format!("configuration network {} is in use by network {user}", net.name())));
     }
     #[cfg(feature = "overlay")]
