@@ -19,7 +19,9 @@ pub use config::{Config, DefaultNetwork};
 pub use controller::{Controller, ControllerBuilder};
 pub use endpoint::{Endpoint, EndpointConfig, EndpointInfo, JoinOptions};
 pub use error::{Error, ErrorKind, Result};
-pub use network::{GlobalNetwork, IpamConfig, Network, NetworkConfig, NetworkInfo, PoolInfo, check_name};
+pub use network::{
+    GlobalNetwork, IpamConfig, Network, NetworkConfig, NetworkInfo, PoolInfo, check_name, check_network_name,
+};
 pub use sandbox::files::{hosts_content, resolv_conf_content};
 pub use sandbox::{ExtraHost, RemoteName, Sandbox, SandboxConfig, SandboxInfo};
 

@@ -37,6 +37,8 @@ pub fn routes() -> Vec<Route> {
         route(Method::HEAD, "/_ping", head(system::ping)),
         route(Method::GET, "/version", get(system::version)),
         route(Method::GET, "/info", get(system::info)),
+        route(Method::GET, "/swarm", get(system::not_a_swarm)),
+        route(Method::POST, "/swarm/leave", post(system::not_a_swarm)),
         route(Method::GET, "/networks", get(networks::list)),
         route(Method::POST, "/networks/create", post(networks::create)),
         route(Method::POST, "/networks/prune", post(networks::prune)),

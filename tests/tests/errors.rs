@@ -49,7 +49,10 @@ async fn invalid_requests_are_refused_clearly() {
     let err = ctrl.new_network("brdge", "x", NetworkConfig::default()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
     assert!(err.to_string().contains("bridge") && err.to_string().contains("null"), "lists the drivers: {err}");
-    let err = ctrl.new_network("bridge", "bad name!", NetworkConfig::default()).await.unwrap_err();
+    let err = ctrl.new_network("bridge", "", NetworkConfig::default()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidParameter);
+    assert!(err.to_string().contains("name is empty"), "{err}");
+    let err = ctrl.new_network("bridge", "two\nlines", NetworkConfig::default()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidParameter);
     let err = ctrl
         .new_network("bridge", "x", NetworkConfig::default().with_subnet("10.1.2.3/24".parse().unwrap()))

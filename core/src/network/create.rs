@@ -1,7 +1,7 @@
 //! `Controller::new_network`: record the intent (while allocating pools, where
 //! that leaves nothing behind), allocate pools, ask the driver, confirm.
 
-use super::{Network, NetworkConfig, check_name, pools};
+use super::{Network, NetworkConfig, check_network_name, pools};
 use crate::model::{NetworkRecord, Phase};
 use crate::store::Table;
 use crate::{Controller, Error, Result};
@@ -14,7 +14,7 @@ impl Controller {
     /// [`Error::NetworkNameExists`], [`Error::InvalidParameter`] for a bad
     /// configuration, IPAM errors (overlapping or exhausted pools) and driver errors.
     pub async fn new_network(&self, driver: &str, name: &str, config: NetworkConfig) -> Result<Network> {
-        check_name("network", name)?;
+        check_network_name(name)?;
         if config.config_only {
             return self.new_config_only_network(driver, name, config).await;
         }

@@ -87,7 +87,7 @@ impl Controller {
         let refuse = |why: String| Err(Error::Forbidden(format!("global network record {:?}: {why}", rec.name)));
         cnm_driverapi::id::check(&rec.id)
             .map_err(|why| Error::InvalidParameter(format!("global network id: {why}")))?;
-        super::check_name("network", &rec.name)?;
+        super::check_network_name(&rec.name)?;
         if drv.capability().data_scope != cnm_driverapi::Scope::Global {
             return refuse(format!("driver {} is not of global scope", rec.driver));
         }

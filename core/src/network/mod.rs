@@ -170,7 +170,24 @@ impl Controller {
     }
 }
 
-/// Checks a name (network, endpoint, sandbox) as Docker does: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+/// Checks a network's name as dockerd does: any name but the empty one.
+/// Stricter on purpose: no control character (a name is printed in logs,
+/// tables and error messages, where a newline or an escape would forge
+/// lines). A network's name never becomes a path, a link name or a key.
+pub fn check_network_name(name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::InvalidParameter("invalid name: name is empty".into()));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Error::InvalidParameter(format!(
+            "invalid network name {name:?}: control characters are not allowed"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks an endpoint's or a sandbox's name as Docker checks a container's:
+/// `[a-zA-Z0-9][a-zA-Z0-9_.-]*` (it becomes a DNS name and a hosts entry).
 pub fn check_name(kind: &str, name: &str) -> Result<()> {
     let mut chars = name.chars();
     let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())

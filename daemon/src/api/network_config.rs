@@ -196,7 +196,10 @@ mod tests {
         assert!(e.message.contains("Subnet") && e.message.contains("10.0.0/24"), "{}", e.message);
         assert!(network_config(&req(r#"{"Name":"n","Scope":"swarm"}"#)).is_err());
         assert!(network_config(&req(r#"{"Name":"n","Ingress":true}"#)).is_err());
-        assert!(serde_json::from_str::<NetworkCreateRequest>(r#"{"Name":"n","Colour":"red"}"#).is_err());
+        // As dockerd: an unknown field is ignored, a null is a zero value.
+        let lenient: NetworkCreateRequest =
+            serde_json::from_str(r#"{"Name":"n","Colour":"red","Driver":null,"Internal":null}"#).unwrap();
+        assert_eq!((lenient.driver.as_str(), lenient.internal), ("", false));
     }
 
     #[test]

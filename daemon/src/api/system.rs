@@ -1,8 +1,9 @@
 //! `/_ping` (with the `API-Version` header the docker CLI negotiates
-//! from), `/version` and a minimal `/info`.
+//! from), `/version`, `/info` with the fields clients read, and dockerd's
+//! answer to swarm requests on a node outside any swarm.
 
 use super::ApiState;
-use crate::wire::system::{InfoResponse, Platform, Plugins, VersionResponse};
+use crate::wire::system::{InfoResponse, Platform, Plugins, SwarmInfo, VersionResponse};
 use crate::{API_VERSION, MIN_API_VERSION, VERSION};
 use axum::Json;
 use axum::extract::State;
@@ -41,7 +42,16 @@ pub async fn version() -> Json<VersionResponse> {
 /// `GET /info`.
 pub async fn info(State(st): State<ApiState>) -> Json<InfoResponse> {
     let ctrl = &st.controller;
+    let sandboxes = ctrl.sandboxes().await.len();
     Json(InfoResponse {
+        id: engine_id(&st.facts.data_root),
+        containers: sandboxes,
+        containers_running: sandboxes,
+        containers_paused: 0,
+        containers_stopped: 0,
+        images: 0,
+        debug: tracing::enabled!(tracing::Level::DEBUG),
+        swarm: SwarmInfo { local_node_state: "inactive".into(), ..Default::default() },
         name: read_trimmed("/proc/sys/kernel/hostname"),
         server_version: VERSION.into(),
         os_type: "linux".into(),
@@ -50,12 +60,39 @@ pub async fn info(State(st): State<ApiState>) -> Json<InfoResponse> {
         docker_root_dir: st.facts.data_root.display().to_string(),
         exec_root: st.facts.exec_root.display().to_string(),
         networks: ctrl.networks().await.len(),
-        sandboxes: ctrl.sandboxes().await.len(),
+        sandboxes,
         plugins: Plugins { network: ctrl.available_drivers().await, ipam: ctrl.available_ipam_drivers().await },
         firewall: st.facts.firewall,
         repairs: ctrl.repairs().into_iter().map(|(d, what, n)| (format!("{d}: {what}"), n)).collect(),
         rollback_failures: ctrl.rollback_failures(),
     })
+}
+
+/// The daemon's identity in `data_root/engine-id`, made (a random UUID)
+/// the first time it is asked for; empty if it can be neither read nor made.
+fn engine_id(data_root: &std::path::Path) -> String {
+    let path = data_root.join("engine-id");
+    let known = std::fs::read_to_string(&path).map(|s| s.trim().to_string()).unwrap_or_default();
+    if !known.is_empty() {
+        return known;
+    }
+    let b: [u8; 16] = rand::random();
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let id = format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..]);
+    let tmp = data_root.join("engine-id.tmp");
+    match std::fs::write(&tmp, &id).and_then(|()| std::fs::rename(&tmp, &path)) {
+        Ok(()) => id,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot keep the daemon's identity");
+            String::new()
+        }
+    }
+}
+
+/// `GET /swarm` and `POST /swarm/leave`: 503, as dockerd answers on a node
+/// that is not part of a swarm (clients probe for swarm mode this way).
+pub async fn not_a_swarm() -> crate::errors::ApiError {
+    crate::errors::ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "This node is not part of a swarm")
 }
 
 fn read_trimmed(path: &str) -> String {

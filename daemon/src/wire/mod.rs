@@ -1,7 +1,9 @@
 //! The JSON shapes of the API, shared by the server and `cnmctl`: Docker's
 //! Engine API types for networks and the system endpoints, and the native
-//! sandbox types. Field names are Docker's (PascalCase); request types
-//! refuse unknown fields, response types ignore them (newer servers may add some).
+//! sandbox types. Field names are Docker's (PascalCase). Docker's request
+//! types take what dockerd takes (an unknown field is ignored, `null` is a
+//! field's zero value); cnm's own (sandboxes, port bindings) refuse unknown
+//! fields; response types ignore them (newer servers may add some).
 
 pub mod network;
 pub mod ports;

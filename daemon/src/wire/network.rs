@@ -5,17 +5,19 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// `POST /networks/create`: Docker's `NetworkCreateRequest`, every field the
-/// docker CLI may send (API 1.24 to 1.51), unknown fields refused.
+/// docker CLI may send (API 1.24 to 1.51). As dockerd (Go's decoder), a
+/// field it does not know is ignored and a `null` is the field's zero value
+/// (docker-py sends `"IPRange": null`, `"Options": null`, …).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
 pub struct NetworkCreateRequest {
     /// The network's name.
     pub name: String,
     /// The driver; empty means `bridge`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub driver: String,
     /// `local` (or empty); swarm scopes are refused.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "String::is_empty")]
     pub scope: String,
     /// Whether IPv4 is enabled (API 1.48+); `false` is refused.
     #[serde(default, rename = "EnableIPv4", skip_serializing_if = "Option::is_none")]
@@ -27,16 +29,16 @@ pub struct NetworkCreateRequest {
     #[serde(default, rename = "IPAM", skip_serializing_if = "Option::is_none")]
     pub ipam: Option<Ipam>,
     /// No external connectivity.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub internal: bool,
     /// Swarm attachability; accepted and echoed, meaningless locally.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub attachable: bool,
     /// Swarm routing-mesh network; refused.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub ingress: bool,
     /// Configuration-only network; refused.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub config_only: bool,
     /// Network to take the configuration from; refused when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -57,16 +59,16 @@ pub struct NetworkCreateRequest {
 #[serde(rename_all = "PascalCase")]
 pub struct ConfigReference {
     /// The network's name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub network: String,
 }
 
 /// A network's IPAM: driver, pools, options.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
 pub struct Ipam {
     /// The IPAM driver; empty means `default`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub driver: String,
     /// The pools.
     #[serde(default, deserialize_with = "null_default")]
@@ -78,16 +80,16 @@ pub struct Ipam {
 
 /// One pool: subnet, range, gateway, reserved addresses (empty strings mean unset).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
 pub struct IpamConfig {
     /// The subnet in CIDR form.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "String::is_empty")]
     pub subnet: String,
     /// The range dynamic addresses come from, in CIDR form.
-    #[serde(default, rename = "IPRange", skip_serializing_if = "String::is_empty")]
+    #[serde(default, deserialize_with = "null_default", rename = "IPRange", skip_serializing_if = "String::is_empty")]
     pub ip_range: String,
     /// The gateway address.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "String::is_empty")]
     pub gateway: String,
     /// Reserved addresses by name.
     #[serde(default, deserialize_with = "null_default", skip_serializing_if = "BTreeMap::is_empty")]
@@ -101,13 +103,13 @@ pub struct NetworkCreateResponse {
     /// The new network's id.
     pub id: String,
     /// Warnings (always empty).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub warning: String,
 }
 
 /// `POST /networks/{id}/connect`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
 pub struct NetworkConnectRequest {
     /// The sandbox's name or id (Docker's container).
     pub container: String,
@@ -119,7 +121,6 @@ pub struct NetworkConnectRequest {
 /// Docker's `EndpointSettings` as a connect request carries it; the
 /// read-only fields are accepted and ignored, as Docker does.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct EndpointSettings {
     /// Static addresses.
     #[serde(rename = "IPAMConfig", default, skip_serializing_if = "Option::is_none")]
@@ -128,7 +129,12 @@ pub struct EndpointSettings {
     #[serde(rename = "Links", default, deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<String>,
     /// A static MAC address.
-    #[serde(rename = "MacAddress", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "MacAddress",
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub mac_address: String,
     /// Extra names on the network.
     #[serde(rename = "Aliases", default, deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
@@ -142,7 +148,7 @@ pub struct EndpointSettings {
     )]
     pub driver_opts: BTreeMap<String, String>,
     /// Gateway priority (API 1.48): the highest is the sandbox's default route.
-    #[serde(rename = "GwPriority", default, skip_serializing_if = "is_zero")]
+    #[serde(rename = "GwPriority", default, deserialize_with = "null_default", skip_serializing_if = "is_zero")]
     pub gw_priority: i32,
     /// Read-only members of Docker's type (the docker CLI sends them
     /// zeroed); accepted and ignored, as Docker does.
@@ -176,13 +182,22 @@ pub struct EndpointSettings {
 
 /// Static addresses of an endpoint.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct EndpointIpamConfig {
     /// A static IPv4 address (`--ip`).
-    #[serde(rename = "IPv4Address", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "IPv4Address",
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub ipv4_address: String,
     /// A static IPv6 address (`--ip6`).
-    #[serde(rename = "IPv6Address", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "IPv6Address",
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub ipv6_address: String,
     /// Link-local addresses; refused when not empty.
     #[serde(
@@ -196,12 +211,12 @@ pub struct EndpointIpamConfig {
 
 /// `POST /networks/{id}/disconnect`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
 pub struct NetworkDisconnectRequest {
     /// The sandbox's name or id.
     pub container: String,
     /// Disconnect even if the sandbox is gone (removes a stale endpoint).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub force: bool,
 }
 
@@ -229,7 +244,7 @@ pub struct NetworkResource {
     /// The driver.
     pub driver: String,
     /// Always true.
-    #[serde(rename = "EnableIPv4", default)]
+    #[serde(rename = "EnableIPv4", default, deserialize_with = "null_default")]
     pub enable_ipv4: bool,
     /// Whether the network has IPv6.
     #[serde(rename = "EnableIPv6")]

@@ -41,6 +41,31 @@ pub struct Platform {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct InfoResponse {
+    /// The daemon's identity: made at its first start and kept in the data
+    /// root (`engine-id`), as dockerd's.
+    #[serde(rename = "ID", default)]
+    pub id: String,
+    /// Number of containers: cnm's sandboxes.
+    #[serde(default)]
+    pub containers: usize,
+    /// Sandboxes are always running.
+    #[serde(default)]
+    pub containers_running: usize,
+    /// Always 0.
+    #[serde(default)]
+    pub containers_paused: usize,
+    /// Always 0.
+    #[serde(default)]
+    pub containers_stopped: usize,
+    /// Always 0: cnmd keeps no images.
+    #[serde(default)]
+    pub images: usize,
+    /// Whether debug logging is on.
+    #[serde(default)]
+    pub debug: bool,
+    /// Swarm mode: never on (clients read `LocalNodeState`).
+    #[serde(default)]
+    pub swarm: SwarmInfo,
     /// The host name.
     pub name: String,
     /// The daemon's version.
@@ -72,6 +97,27 @@ pub struct InfoResponse {
     /// failed since the daemon started; each is also in the log.
     #[serde(default)]
     pub rollback_failures: u64,
+}
+
+/// The swarm part of `/info`, as dockerd reports it on a node outside any swarm.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SwarmInfo {
+    /// Always `inactive`.
+    #[serde(default)]
+    pub local_node_state: String,
+    /// Always empty.
+    #[serde(rename = "NodeID", default)]
+    pub node_id: String,
+    /// Always empty.
+    #[serde(default)]
+    pub node_addr: String,
+    /// Always false.
+    #[serde(default)]
+    pub control_available: bool,
+    /// Always empty.
+    #[serde(default)]
+    pub error: String,
 }
 
 /// The plugins (drivers) by kind, as Docker's `Plugins` reports them.
