@@ -59,10 +59,12 @@ async fn invalid_requests_are_refused_clearly() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("10.1.2.0/24"), "suggests the network address: {err}");
-    let err =
-        ctrl.new_network("bridge", "x", NetworkConfig::default().with_option("colour", "blue")).await.unwrap_err();
+    // A typo among the bridge's own keys is refused by name (a key that is
+    // not the bridge's is kept and shown, as Docker keeps it: below).
+    let typo = NetworkConfig::default().with_option("com.docker.network.bridge.colour", "blue");
+    let err = ctrl.new_network("bridge", "x", typo).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidParameter);
-    assert!(err.to_string().contains("colour"), "{err}");
+    assert!(err.to_string().contains("com.docker.network.bridge.colour"), "{err}");
     let ok = ctrl
         .new_network("bridge", "x", NetworkConfig::default().with_subnet("10.5.0.0/16".parse().unwrap()))
         .await
@@ -78,6 +80,16 @@ async fn invalid_requests_are_refused_clearly() {
     assert_eq!(ctrl.networks().await.len(), 1);
     let bridges: Vec<String> = h.links().await.into_iter().filter(|l| l.starts_with("br-")).collect();
     assert_eq!(bridges, vec![format!("br-{}", &ok.id()[..12])]);
+    let kept =
+        ctrl.new_network("bridge", "kept", NetworkConfig::default().with_option("colour", "blue")).await.unwrap();
+    let info = kept.info().await.unwrap();
+    assert_eq!(
+        info.config.driver_options.get("colour").map(String::as_str),
+        Some("blue"),
+        "{:?}",
+        info.config.driver_options
+    );
+    kept.delete().await.unwrap();
     // Endpoint and sandbox clashes.
     let ep = ok.create_endpoint("e", EndpointConfig::default()).await.unwrap();
     assert_eq!(ok.create_endpoint("e", EndpointConfig::default()).await.unwrap_err().kind(), ErrorKind::Conflict);

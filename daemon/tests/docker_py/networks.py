@@ -53,7 +53,7 @@ def up(client):
                 )
             ],
         ),
-        options={"com.docker.network.bridge.name": "brpyfull"},
+        options={"com.docker.network.bridge.name": "brpyfull", "com.example.kept": "yes"},
         labels={"team": "py", "tier": "full"},
     )
     internal = client.networks.create("py-internal", internal=True)
@@ -70,6 +70,13 @@ def up(client):
     check(pool["Gateway"] == "10.233.2.254", f"gateway: {pool}")
     check(pool["AuxiliaryAddresses"] == {"router": "10.233.2.200"}, f"aux: {pool}")
     check(full.attrs["Options"]["com.docker.network.bridge.name"] == "brpyfull", f"options: {full.attrs}")
+    # An option that is not the bridge's is kept and shown, as dockerd keeps it.
+    check(full.attrs["Options"]["com.example.kept"] == "yes", f"kept option: {full.attrs}")
+    try:
+        client.networks.create("py-typo", options={"com.docker.network.bridge.nmae": "x"})
+        check(False, "a typo in the bridge's own options was accepted")
+    except docker.errors.APIError as e:
+        check(e.status_code == 400 and "com.docker.network.bridge.nmae" in str(e), f"typo: {e}")
     check(client.networks.get("py-internal").attrs["Internal"] is True, "internal")
     check(client.networks.get(six.id).attrs["EnableIPv6"] is True, "ipv6")
     labelled = sorted(n.name for n in client.networks.list(filters={"label": "team=py"}))

@@ -66,9 +66,14 @@ fn parse_bool(key: &str, value: &str) -> Result<bool, Error> {
     }
 }
 
+/// The prefix of the bridge driver's own option keys.
+const OWN_PREFIX: &str = "com.docker.network.bridge.";
+
 impl BridgeConfig {
-    /// Parses a network's generic options; an unknown key or a malformed
-    /// value is an error that names the key.
+    /// Parses a network's generic options; a malformed value, or a key of
+    /// the bridge's own (`com.docker.network.bridge.`) it does not know (a
+    /// typo), is an error that names the key. Other keys are kept for
+    /// inspect and logged, as Docker keeps them.
     pub fn from_options(options: &BTreeMap<String, String>) -> Result<Self, Error> {
         let mut c = BridgeConfig::default();
         let invalid = |key: &str, value: &str, reason: &str| Error::InvalidOption {
@@ -111,7 +116,8 @@ impl BridgeConfig {
                     }
                     c.container_iface_prefix = value.clone();
                 }
-                _ => return Err(Error::UnknownOption(key.clone())),
+                _ if key.starts_with(OWN_PREFIX) => return Err(Error::UnknownOption(key.clone())),
+                _ => tracing::warn!(option = %key, "option kept, not used by the bridge driver"),
             }
         }
         Ok(c)
@@ -208,8 +214,10 @@ mod tests {
     fn bad_options_name_the_key() {
         let e = BridgeConfig::from_options(&opts(&[("com.docker.network.driver.mtu", "big")])).unwrap_err();
         assert!(e.to_string().contains("com.docker.network.driver.mtu"), "{e}");
-        let e = BridgeConfig::from_options(&opts(&[("colour", "blue")])).unwrap_err();
-        assert!(e.to_string().contains("colour"), "{e}");
+        let e = BridgeConfig::from_options(&opts(&[("com.docker.network.bridge.colour", "blue")])).unwrap_err();
+        assert!(e.to_string().contains("com.docker.network.bridge.colour"), "{e}");
+        // Not the bridge's: kept, as Docker keeps it.
+        assert_eq!(BridgeConfig::from_options(&opts(&[("colour", "blue")])).unwrap(), BridgeConfig::default());
         let e = BridgeConfig::from_options(&opts(&[(OPT_ICC, "yes")])).unwrap_err();
         assert!(e.to_string().contains(OPT_ICC), "{e}");
         let e = BridgeConfig::from_options(&opts(&[(OPT_NAME, "a-name-far-too-long")])).unwrap_err();

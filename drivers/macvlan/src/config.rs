@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 pub const PARENT: &str = "parent";
 /// The `macvlan_mode` option.
 pub const MODE: &str = "macvlan_mode";
+/// The prefix of the macvlan driver's own option keys (besides `parent`).
+const OWN_PREFIX: &str = "macvlan_";
 
 /// What a macvlan network is built on.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -21,7 +23,8 @@ pub struct MacvlanConfig {
 }
 
 impl MacvlanConfig {
-    /// Reads the driver options; unknown keys are refused.
+    /// Reads the driver options; an unknown `macvlan_` key (a typo) is
+    /// refused, other keys are kept (logged), as Docker keeps them.
     pub fn from_options(options: &BTreeMap<String, String>, internal: bool) -> Result<Self, Error> {
         let mut cfg = MacvlanConfig { internal, ..Default::default() };
         for (k, v) in options {
@@ -41,7 +44,10 @@ impl MacvlanConfig {
                         }
                     }
                 }
-                other => return Err(Error::InvalidOption(format!("unknown macvlan option {other:?}"))),
+                other if other.starts_with(OWN_PREFIX) => {
+                    return Err(Error::InvalidOption(format!("unknown macvlan option {other:?}")));
+                }
+                other => tracing::warn!(option = %other, "option kept, not used by the macvlan driver"),
             }
         }
         Ok(cfg)
@@ -81,7 +87,10 @@ mod tests {
         let c = MacvlanConfig::from_options(&opts(&[]), false).unwrap();
         assert_eq!((c.parent, c.mode), (None, MacvlanMode::Bridge));
         assert!(MacvlanConfig::from_options(&opts(&[("macvlan_mode", "l3")]), false).is_err());
-        assert!(MacvlanConfig::from_options(&opts(&[("mtu", "1400")]), false).is_err());
+        let typo = MacvlanConfig::from_options(&opts(&[("macvlan_mdoe", "vepa")]), false).unwrap_err();
+        assert!(typo.to_string().contains("macvlan_mdoe"), "{typo}");
+        // Not the macvlan driver's: kept, as Docker keeps it.
+        assert!(MacvlanConfig::from_options(&opts(&[("mtu", "1400")]), false).is_ok());
         let c = MacvlanConfig::from_options(&opts(&[("parent", "eth0.5000")]), false).unwrap();
         assert!(c.vlan().is_err());
     }

@@ -1,6 +1,8 @@
 //! The driver's configuration: how it works on this host
 //! ([`OverlayConfig`]) and a network's options, read once from Docker's
-//! option names ([`NetworkOptions`]); unknown keys are refused by name.
+//! option names ([`NetworkOptions`]); an unknown key of the overlay's own
+//! (`com.docker.network.driver.overlay.`) is refused by name, others are
+//! kept (logged), as Docker keeps them.
 
 use crate::Error;
 use std::collections::BTreeMap;
@@ -14,6 +16,8 @@ pub const ENCRYPTED: &str = "encrypted";
 pub const MTU: &str = cnm_driverapi::label::MTU;
 /// The VXLAN header overhead subtracted from the underlay's MTU.
 pub const VXLAN_OVERHEAD: u32 = 50;
+/// The prefix of the overlay driver's own option keys.
+const OWN_PREFIX: &str = "com.docker.network.driver.overlay.";
 /// The largest VNI (24 bits).
 pub(crate) const LAST_VNI: u32 = (1 << 24) - 1;
 
@@ -73,7 +77,8 @@ impl NetworkOptions {
                     }
                     o.mtu = Some(mtu);
                 }
-                _ => return Err(Error::UnknownOption(key.clone())),
+                _ if key.starts_with(OWN_PREFIX) => return Err(Error::UnknownOption(key.clone())),
+                _ => tracing::warn!(option = %key, "option kept, not used by the overlay driver"),
             }
         }
         Ok(o)
@@ -119,6 +124,8 @@ mod tests {
             let e = NetworkOptions::from_options(&opts(&[bad])).unwrap_err();
             assert!(e.to_string().contains(bad.0), "{bad:?}: {e}");
         }
+        // Not the overlay's: kept, as Docker keeps it.
+        assert_eq!(NetworkOptions::from_options(&opts(&[("colour", "blue")])).unwrap(), NetworkOptions::default());
         let big = NetworkOptions::from_options(&opts(&[(MTU, "1460")])).unwrap();
         assert!(big.mtu_on(1500).unwrap_err().to_string().contains("at most 1450"));
     }
