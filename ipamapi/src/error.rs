@@ -73,7 +73,8 @@ impl Error {
             | Error::AddressOutOfRange(_)
             | Error::InvalidRequest(_) => ErrorKind::InvalidParameter,
             Error::PoolNotFound(_) => ErrorKind::NotFound,
-            Error::PoolOverlap { .. } | Error::AddressInUse(_) => ErrorKind::Conflict,
+            // dockerd's classes (libnetwork's ErrPoolOverlap, ErrIPAlreadyAllocated): 403.
+            Error::PoolOverlap { .. } | Error::AddressInUse(_) => ErrorKind::Forbidden,
             Error::NoAvailablePool | Error::NoAvailableIps => ErrorKind::Unavailable,
             Error::Other { kind, .. } | Error::Cause { kind, .. } => *kind,
         }

@@ -75,7 +75,7 @@ async fn invalid_requests_are_refused_clearly() {
         .new_network("bridge", "y", NetworkConfig::default().with_subnet("10.5.3.0/24".parse().unwrap()))
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Conflict, "overlapping pool: {err}");
+    assert_eq!(err.kind(), ErrorKind::Forbidden, "overlapping pool, as dockerd: {err}");
     // Nothing of the failed attempts is left: only x's bridge exists.
     assert_eq!(ctrl.networks().await.len(), 1);
     let bridges: Vec<String> = h.links().await.into_iter().filter(|l| l.starts_with("br-")).collect();

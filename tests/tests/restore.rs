@@ -53,7 +53,7 @@ async fn restart_restores_every_object() {
         )
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), cnm::ErrorKind::Conflict);
+    assert_eq!(err.kind(), cnm::ErrorKind::Forbidden, "a restored address is in use: {err}");
     fresh.delete().await.unwrap();
     let key1 = s1.key().to_path_buf();
     // Handles keep the controller (and its store) open: drop them all.

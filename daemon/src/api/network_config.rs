@@ -15,16 +15,20 @@ pub const DEFAULT_DRIVER: &str = "bridge";
 /// (`-o cnm.network.enable_dns=false`); the daemon takes it, the driver never sees it.
 pub const DNS_OPTION: &str = "cnm.network.enable_dns";
 
+/// dockerd's answer (403) to a swarm network on a node outside any swarm.
+pub const NOT_A_SWARM_MANAGER: &str = "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.";
+
 /// The driver and the controller's configuration of a create request.
 pub fn network_config(req: &NetworkCreateRequest) -> Result<(String, NetworkConfig), ApiError> {
+    // A swarm network, as dockerd answers on a node outside any swarm.
+    if req.scope == "swarm" || req.ingress {
+        return Err(ApiError::forbidden(NOT_A_SWARM_MANAGER));
+    }
     if !matches!(req.scope.as_str(), "" | "local") {
         return Err(ApiError::bad_request(format!("invalid scope {:?}: only local networks are supported", req.scope)));
     }
     if req.enable_ipv4 == Some(false) {
         return Err(ApiError::bad_request("IPv4 cannot be disabled"));
-    }
-    if req.ingress {
-        return Err(ApiError::bad_request("ingress networks are not supported (no swarm)"));
     }
     let config_from = req.config_from.as_ref().map(|c| c.network.clone()).filter(|n| !n.is_empty());
     if req.config_only && config_from.is_some() {
@@ -194,8 +198,11 @@ mod tests {
         let e = network_config(&req(r#"{"Name":"n","IPAM":{"Config":[{"Subnet":"10.0.0/24"}]}}"#)).unwrap_err();
         assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
         assert!(e.message.contains("Subnet") && e.message.contains("10.0.0/24"), "{}", e.message);
-        assert!(network_config(&req(r#"{"Name":"n","Scope":"swarm"}"#)).is_err());
-        assert!(network_config(&req(r#"{"Name":"n","Ingress":true}"#)).is_err());
+        for swarm in [r#"{"Name":"n","Scope":"swarm"}"#, r#"{"Name":"n","Ingress":true}"#] {
+            let e = network_config(&req(swarm)).unwrap_err();
+            assert_eq!(e.status, axum::http::StatusCode::FORBIDDEN, "as dockerd outside a swarm: {}", e.message);
+        }
+        assert!(network_config(&req(r#"{"Name":"n","Scope":"global"}"#)).is_err());
         // As dockerd: an unknown field is ignored, a null is a zero value.
         let lenient: NetworkCreateRequest =
             serde_json::from_str(r#"{"Name":"n","Colour":"red","Driver":null,"Internal":null}"#).unwrap();

@@ -224,8 +224,9 @@ pub struct NetworkDisconnectRequest {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct NetworkPruneResponse {
-    /// Names of the networks deleted.
-    #[serde(default, deserialize_with = "null_default")]
+    /// Names of the networks deleted; `null` when none was, as dockerd
+    /// answers (Go's empty slice).
+    #[serde(default, deserialize_with = "null_default", serialize_with = "empty_as_null")]
     pub networks_deleted: Vec<String>,
 }
 
@@ -297,7 +298,13 @@ fn is_zero(v: &i32) -> bool {
     *v == 0
 }
 
-/// Deserializes `null` as the type's default (Go sends `null` for empty maps and slices).
+/// Serializes an empty list as `null`, as Go's encoder does an empty slice.
+fn empty_as_null<S: serde::Serializer>(v: &[String], s: S) -> Result<S::Ok, S::Error> {
+    if v.is_empty() { s.serialize_none() } else { v.serialize(s) }
+}
+
+/// Deserializes `null` as the type's default (Go sends `null` for empty
+/// maps and slices, and its decoder reads `null` as a zero value).
 pub(crate) fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: serde::Deserializer<'de>,
