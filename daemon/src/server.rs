@@ -31,12 +31,13 @@ fn route(method: Method, path: &'static str, handler: MethodRouter<ApiState>) ->
 
 /// Every route the server serves (each also under `/vX.Y`).
 pub fn routes() -> Vec<Route> {
-    use api::{connect, networks, sandboxes, system};
+    use api::{connect, events, networks, sandboxes, system};
     vec![
         route(Method::GET, "/_ping", get(system::ping)),
         route(Method::HEAD, "/_ping", head(system::ping)),
         route(Method::GET, "/version", get(system::version)),
         route(Method::GET, "/info", get(system::info)),
+        route(Method::GET, "/events", get(events::events)),
         route(Method::GET, "/swarm", get(system::not_a_swarm)),
         route(Method::POST, "/swarm/leave", post(system::not_a_swarm)),
         route(Method::GET, "/networks", get(networks::list)),

@@ -124,3 +124,63 @@ async fn docker_cli_drives_every_network_subcommand() {
     d.ok(&["sandbox", "rm", "web", "cli"]);
     assert_eq!(d.host.settled_links(&["cnm0", "lo"]).await, ["cnm0", "lo"]);
 }
+
+/// `docker events`: a listener started before sees the network events
+/// (create, connect, disconnect, destroy), filtered by type, each once,
+/// and stops at `--until`; `--since` and `--until` replay them afterwards,
+/// `--filter event=` narrows them, sandboxes have events of their own.
+#[tokio::test]
+async fn docker_events_show_network_events() {
+    if !cnm_tests::tools("docker_events_show_network_events", &["docker"], "docker.io") {
+        return;
+    }
+    let Some(d) = Daemon::start("docker_events_show_network_events").await else { return };
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let since = now();
+    // From `since` (what happened before it connected is replayed, the
+    // rest comes live, nothing twice) until a few seconds from now.
+    let (from, to) = (since.to_string(), (since + 4).to_string());
+    let live = std::process::Command::new("docker")
+        .args(["events", "--since", &from, "--until", &to, "--filter", "type=network"])
+        .args(["--format", "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}"])
+        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
+        .env("DOCKER_CONFIG", d.host.dir.path().join("docker-config"))
+        .env_remove("DOCKER_CONTEXT")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run docker events");
+    std::thread::sleep(Duration::from_millis(200));
+    d.ok(&["sandbox", "create", "ev"]);
+    docker_ok(&d, &["network", "create", "evnet"]);
+    docker_ok(&d, &["network", "connect", "evnet", "ev"]);
+    docker_ok(&d, &["network", "disconnect", "evnet", "ev"]);
+    docker_ok(&d, &["network", "rm", "evnet"]);
+    let out = live.wait_with_output().expect("docker events output");
+    let seen = String::from_utf8_lossy(&out.stdout).to_string();
+    let want = ["network create evnet", "network connect evnet", "network disconnect evnet", "network destroy evnet"];
+    let lines: Vec<&str> = seen.lines().collect();
+    assert_eq!(lines, want, "live: {seen}\n{}", d.log());
+
+    let (since, until) = (since.to_string(), now().to_string());
+    let replay = docker_ok(
+        &d,
+        &[
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--filter",
+            "type=network",
+            "--filter",
+            "event=connect",
+            "--format",
+            "{{.Action}} {{.Actor.Attributes.container}}",
+        ],
+    );
+    let sandbox: serde_json::Value = serde_json::from_str(&d.ok(&["sandbox", "inspect", "ev"])).unwrap();
+    assert_eq!(replay, format!("connect {}", sandbox[0]["Id"].as_str().unwrap()), "replayed: {replay}");
+    let all = docker_ok(&d, &["events", "--since", &since, "--until", &until, "--format", "{{.Type}} {{.Action}}"]);
+    assert!(all.lines().any(|l| l == "sandbox create"), "cnm's own sandbox events: {all}");
+    d.ok(&["sandbox", "rm", "ev"]);
+}

@@ -53,12 +53,14 @@ pub async fn connect(
     #[cfg(feature = "overlay")]
     let joined_net = net.clone();
     let joined_sb = sb.clone();
+    let event_net = net.clone();
     st.inflight
         .run(async move {
             let (nid, sid) = (net.id().to_string(), sb.id().to_string());
             attachments.with(&nid, &sid, connect_locked(net, sb, cfg, priority)).await
         })
         .await?;
+    st.events.network("connect", &event_net, Some(joined_sb.id()));
     // The names go to the cluster store while the sandbox joins the gateway
     // bridge: one waits on etcd, the other on the kernel.
     let names = async {
@@ -135,6 +137,8 @@ pub async fn disconnect(
     }
     let attachments = st.attachments.clone();
     let left = sb.clone();
+    let event_net = net.clone();
+    let event_key = sb.as_ref().map_or_else(|| req.container.clone(), |s| s.id().to_string());
     st.inflight
         .run(async move {
             let nid = net.id().to_string();
@@ -142,6 +146,7 @@ pub async fn disconnect(
             attachments.with(&nid, &key, disconnect_locked(net, sb, req)).await
         })
         .await?;
+    st.events.network("disconnect", &event_net, Some(&event_key));
     if let Some(sb) = left
         && let Err(e) = super::gwbridge::detach_if_unneeded(&st.controller, &sb).await
     {

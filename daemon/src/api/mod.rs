@@ -2,6 +2,7 @@
 //! the system endpoints, over one shared [`ApiState`].
 
 pub mod connect;
+pub mod events;
 pub mod extract;
 pub mod filters;
 pub mod gwbridge;
@@ -31,6 +32,8 @@ pub struct ApiState {
     pub facts: Arc<DaemonFacts>,
     /// Connects and disconnects of one sandbox to one network, one at a time.
     pub attachments: Arc<connect::AttachLocks>,
+    /// What happened, for `GET /events`.
+    pub events: Arc<events::Events>,
     /// The cluster this host is a member of.
     #[cfg(feature = "overlay")]
     pub cluster: Option<crate::cluster::Membership>,
@@ -55,6 +58,7 @@ impl ApiState {
             inflight: Inflight::new(),
             facts: Arc::new(facts),
             attachments: Arc::default(),
+            events: Arc::default(),
             #[cfg(feature = "overlay")]
             cluster: None,
         }

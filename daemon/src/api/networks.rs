@@ -95,6 +95,7 @@ pub async fn create(
         }
         return Err(e);
     }
+    st.events.network("create", &net, None);
     Ok((StatusCode::CREATED, Json(NetworkCreateResponse { id: net.id().to_string(), warning: String::new() })))
 }
 
@@ -150,11 +151,15 @@ pub async fn delete(State(st): State<ApiState>, IdParam(id): IdParam) -> ApiResu
     if let Some(m) = st.cluster.clone() {
         m.check_removable(&st.controller, net.id(), net.name()).await?;
         let id = net.id().to_string();
+        let gone = net.clone();
         st.inflight.run(async move { Ok(net.delete().await?) }).await?;
+        st.events.network("destroy", &gone, None);
         m.withdraw(&id).await;
         return Ok(StatusCode::NO_CONTENT);
     }
+    let gone = net.clone();
     st.inflight.run(async move { Ok(net.delete().await?) }).await?;
+    st.events.network("destroy", &gone, None);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -186,7 +191,10 @@ pub async fn prune(State(st): State<ApiState>, q: QueryMap) -> ApiResult<Json<Ne
                     && f.no_labels("label!", &info.config.labels);
                 if unused && selected {
                     match net.delete().await {
-                        Ok(()) => deleted.push(info.name),
+                        Ok(()) => {
+                            keep.events.network("destroy", &net, None);
+                            deleted.push(info.name)
+                        }
                         Err(e) => tracing::warn!(network = %info.name, error = %e, "prune: cannot delete network"),
                     }
                 }

@@ -29,6 +29,7 @@ pub async fn create(
         })
         .await?;
     tracing::info!(sandbox = %sb.container_id(), id = %cnm::driverapi::id::short(sb.id(), 12), "sandbox created");
+    st.events.sandbox("create", &sb);
     Ok((StatusCode::CREATED, Json(SandboxCreateResponse { id: sb.id().to_string() })))
 }
 
@@ -56,7 +57,19 @@ pub async fn delete(State(st): State<ApiState>, IdParam(id): IdParam) -> ApiResu
             m.withdraw_names(ep.network_id(), ep.id()).await;
         }
     }
+    // Its networks see it go, as dockerd reports a removed container's.
+    let mut networks = Vec::new();
+    for ep in sb.endpoints().await {
+        if let Ok(net) = st.controller.network_by_id(ep.network_id()).await {
+            networks.push(net);
+        }
+    }
+    let gone = sb.clone();
     st.inflight.run(async move { Ok(sb.delete().await?) }).await?;
+    for net in &networks {
+        st.events.network("disconnect", net, Some(gone.id()));
+    }
+    st.events.sandbox("destroy", &gone);
     Ok(StatusCode::NO_CONTENT)
 }
 

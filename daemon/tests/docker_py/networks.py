@@ -7,6 +7,7 @@ usage: networks.py SOCKET up|down
 
 import json
 import sys
+import time
 
 import docker
 from docker.types import IPAMConfig, IPAMPool
@@ -32,6 +33,7 @@ def up(client):
     except docker.errors.APIError as e:
         check(e.status_code == 503 and "not part of a swarm" in str(e), f"swarm leave: {e}")
 
+    started = int(time.time())
     # IPAMPool with only a subnet sends "IPRange": null, "Gateway": null.
     plain = client.networks.create(
         "py-plain",
@@ -109,6 +111,14 @@ def up(client):
         check(False, "a duplicate name was accepted")
     except docker.errors.APIError as e:
         check(e.status_code == 409, f"duplicate: {e}")
+    # The events of what was just done, replayed (since/until) and filtered.
+    created = [
+        e["Actor"]["Attributes"]["name"]
+        for e in client.events(
+            since=started, until=int(time.time()), decode=True, filters={"type": "network", "event": "create"}
+        )
+    ]
+    check(created == ["py-plain", "py-full", "py-internal", "py-six"], f"create events: {created}")
     cli_ip = members["cli"].split("/")[0]
     return {"web": "10.233.2.130", "cli": cli_ip, "internal": internal.id}
 
