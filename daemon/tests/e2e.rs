@@ -529,3 +529,41 @@ async fn a_removed_veth_is_put_back_and_counted_in_info() {
     d.ok(&["sandbox", "rm", "a", "b"]);
     d.ok(&["network", "rm", "n1"]);
 }
+
+/// `cnmctl network` takes what `docker network` users type: `-q`,
+/// `--filter`, `--no-trunc`, Go-template `--format`, `inspect -f`; `rm` of
+/// several names reports every failure and exits non-zero; `prune` asks
+/// (and does nothing on no) unless `-f`; `sandbox exec` needs no `--`.
+#[tokio::test]
+async fn cnmctl_takes_docker_network_flags() {
+    let Some(d) = Daemon::start("cnmctl_takes_docker_network_flags").await else { return };
+    d.ok(&["network", "create", "--subnet", "10.231.7.0/24", "--label", "team=x", "f1"]);
+    d.ok(&["network", "create", "--internal", "f2"]);
+    let ids = d.ok(&["network", "ls", "-q"]);
+    assert!(ids.lines().count() >= 2 && ids.lines().all(|l| l.len() == 12), "{ids}");
+    let full = d.ok(&["network", "ls", "-q", "--no-trunc", "--filter", "name=f1"]);
+    assert!(is_id(full.trim()), "{full}");
+    let row = d.ok(&["network", "ls", "--filter", "label=team=x", "--format", "{{.Name}}\\t{{.Driver}} {{.Internal}}"]);
+    assert_eq!(row, "f1\tbridge false\n");
+    let driver = d.ok(&["network", "inspect", "-f", "{{.IPAM.Driver}} {{.Internal}} {{json .Labels}}", "f1", "f2"]);
+    assert_eq!(driver, "default false {\"team\":\"x\"}\ndefault true {}\n");
+
+    let out = d.cnmctl(&["network", "rm", "f1", "nope1", "nope2"]);
+    assert!(!out.status.success(), "rm with missing networks must fail");
+    let err = stderr(&out);
+    assert!(err.contains("nope1") && err.contains("nope2") && err.contains("2 of 3"), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "f1\n", "f1 was removed");
+
+    // No answer (stdin closed) is no.
+    let asked = d.cnmctl(&["network", "prune"]);
+    assert!(asked.status.success());
+    assert!(String::from_utf8_lossy(&asked.stdout).contains("Are you sure"), "prune asks first");
+    assert!(d.ok(&["network", "ls", "--format", "{{.Name}}"]).lines().any(|l| l == "f2"), "nothing pruned on no");
+    let pruned = d.ok(&["network", "prune", "-f"]);
+    assert!(pruned.contains("f2"), "{pruned}");
+
+    d.ok(&["sandbox", "create", "x"]);
+    let lo = d.ok(&["sandbox", "exec", "x", "ip", "-o", "link", "show", "lo"]);
+    assert!(lo.contains("lo:"), "exec without --: {lo}");
+    d.ok(&["sandbox", "rm", "x"]);
+}

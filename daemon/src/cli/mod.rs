@@ -7,6 +7,7 @@ pub mod network;
 pub mod oci_hook;
 pub mod sandbox;
 pub mod table;
+pub mod template;
 
 use crate::client::{Client, ClientError};
 use crate::listen::ListenAddr;

@@ -1,7 +1,7 @@
 //! `cnmctl network …`: create, ls, inspect, rm, prune, connect, disconnect.
 
 use super::table::{self, short};
-use super::{CliError, Format, key_values, print_json};
+use super::{CliError, key_values, print_json};
 use crate::client::{Client, encode};
 use crate::wire::network::{
     EndpointIpamConfig, EndpointSettings, Ipam, IpamConfig, NetworkConnectRequest, NetworkCreateRequest,
@@ -18,12 +18,12 @@ pub enum NetworkCommand {
     Create(CreateArgs),
     /// List networks
     #[command(alias = "list")]
-    Ls(super::FormatArg),
+    Ls(LsArgs),
     /// Show networks in detail
     Inspect {
-        /// Output format
-        #[arg(long, value_enum, default_value_t = Format::Json)]
-        format: Format,
+        /// `json` (the default), `table`, or a template such as '{{.IPAM.Driver}}'
+        #[arg(short, long)]
+        format: Option<String>,
         /// Networks (names or ids)
         #[arg(required = true)]
         networks: Vec<String>,
@@ -35,8 +35,15 @@ pub enum NetworkCommand {
         #[arg(required = true)]
         networks: Vec<String>,
     },
-    /// Remove every network no sandbox uses
-    Prune,
+    /// Remove every network no sandbox uses (asks first, unless --force)
+    Prune {
+        /// Do not ask
+        #[arg(short, long)]
+        force: bool,
+        /// Only networks matching: label=K[=V], label!=K[=V], until=TIME (repeatable)
+        #[arg(long)]
+        filter: Vec<String>,
+    },
     /// Connect a sandbox to a network
     Connect(ConnectArgs),
     /// Disconnect a sandbox from a network
@@ -49,6 +56,24 @@ pub enum NetworkCommand {
         /// The sandbox
         sandbox: String,
     },
+}
+
+/// `network ls` flags (as `docker network ls`).
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Only ids
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Only networks matching: name=, id=, driver=, label=K[=V], type=custom|builtin, scope= (repeatable)
+    #[arg(short, long)]
+    pub filter: Vec<String>,
+    /// Full ids
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// `table` (the default), `json`, or a template over ID, Name, Driver,
+    /// Scope, IPv6, Internal, Labels, CreatedAt such as '{{.ID}}\t{{.Name}}'
+    #[arg(long, default_value = "table")]
+    pub format: String,
 }
 
 /// `network create` flags (as `docker network create`).
@@ -129,47 +154,86 @@ pub async fn run(client: &Client, cmd: NetworkCommand) -> Result<(), CliError> {
             let r: NetworkCreateResponse = client.post("/networks/create", &req).await?;
             println!("{}", r.id);
         }
-        NetworkCommand::Ls(f) => {
-            let nets: Vec<NetworkResource> = client.get("/networks").await?;
-            match f.format {
-                Format::Json => print_json(&nets)?,
-                Format::Table => table::print(
+        NetworkCommand::Ls(a) => {
+            let path = match filters_query(&a.filter)? {
+                Some(q) => format!("/networks?filters={q}"),
+                None => "/networks".to_string(),
+            };
+            let nets: Vec<NetworkResource> = client.get(&path).await?;
+            let id = |n: &NetworkResource| if a.no_trunc { n.id.clone() } else { short(&n.id) };
+            if a.quiet {
+                for n in &nets {
+                    println!("{}", id(n));
+                }
+                return Ok(());
+            }
+            match a.format.as_str() {
+                "json" => print_json(&nets)?,
+                "table" => table::print(
                     &["NETWORK ID", "NAME", "DRIVER", "SCOPE"],
                     &nets
                         .iter()
-                        .map(|n| vec![short(&n.id), n.name.clone(), n.driver.clone(), n.scope.clone()])
+                        .map(|n| vec![id(n), n.name.clone(), n.driver.clone(), n.scope.clone()])
                         .collect::<Vec<_>>(),
                 ),
-            }
-        }
-        NetworkCommand::Inspect { format, networks } => {
-            let mut out = Vec::new();
-            for n in &networks {
-                out.push(client.get::<NetworkResource>(&format!("/networks/{}", encode(n))).await?);
-            }
-            match format {
-                Format::Json => print_json(&out)?,
-                Format::Table => {
-                    for n in &out {
-                        print_network(n);
+                template => {
+                    for n in &nets {
+                        let labels: Vec<String> = n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                        let row = serde_json::json!({
+                            "ID": id(n), "Name": n.name, "Driver": n.driver, "Scope": n.scope,
+                            "IPv6": n.enable_ipv6, "Internal": n.internal, "Labels": labels.join(","),
+                            "CreatedAt": n.created,
+                        });
+                        println!("{}", super::template::render(template, &row)?);
                     }
                 }
             }
         }
+        NetworkCommand::Inspect { format, networks } => {
+            let mut out = Vec::new();
+            let mut errors = Vec::new();
+            for n in &networks {
+                match client.get::<serde_json::Value>(&format!("/networks/{}", encode(n))).await {
+                    Ok(v) => out.push(v),
+                    Err(e) => errors.push(e.to_string()),
+                }
+            }
+            match format.as_deref().unwrap_or("json") {
+                "json" => print_json(&out)?,
+                "table" => {
+                    for v in out {
+                        let n: NetworkResource =
+                            serde_json::from_value(v).map_err(|e| CliError::Output(e.to_string()))?;
+                        print_network(&n);
+                    }
+                }
+                template => {
+                    for v in &out {
+                        println!("{}", super::template::render(template, v)?);
+                    }
+                }
+            }
+            failures(errors, networks.len(), "networks could not be inspected")?;
+        }
         NetworkCommand::Rm { networks } => {
-            let mut failed = None;
+            let mut errors = Vec::new();
             for n in &networks {
                 match client.delete(&format!("/networks/{}", encode(n))).await {
                     Ok(()) => println!("{n}"),
-                    Err(e) => failed = Some(e),
+                    Err(e) => errors.push(e.to_string()),
                 }
             }
-            if let Some(e) = failed {
-                return Err(e.into());
-            }
+            failures(errors, networks.len(), "networks could not be removed")?;
         }
-        NetworkCommand::Prune => {
-            let r: NetworkPruneResponse = client.post("/networks/prune", &serde_json::json!({})).await?;
+        NetworkCommand::Prune { force, filter } => {
+            if !force && !confirm("WARNING! This will remove all custom networks not used by at least one sandbox.")? {
+                return Ok(());
+            }
+            let path = match filters_query(&filter)? {
+                Some(q) => format!("/networks/prune?filters={q}"),
+                None => "/networks/prune".to_string(),
+            };
+            let r: NetworkPruneResponse = client.post(&path, &serde_json::json!({})).await?;
             if !r.networks_deleted.is_empty() {
                 println!("Deleted Networks:");
                 for n in r.networks_deleted {
@@ -241,6 +305,49 @@ pub fn create_request(a: CreateArgs) -> Result<NetworkCreateRequest, CliError> {
         config_from: a.config_from.map(|network| crate::wire::network::ConfigReference { network }),
         ..Default::default()
     })
+}
+
+/// `--filter k=v` flags as the API's `filters` parameter (URL-encoded JSON), if any.
+pub fn filters_query(flags: &[String]) -> Result<Option<String>, CliError> {
+    if flags.is_empty() {
+        return Ok(None);
+    }
+    let mut map: std::collections::BTreeMap<String, std::collections::BTreeMap<String, bool>> = Default::default();
+    for f in flags {
+        let (k, v) = f
+            .split_once('=')
+            .filter(|(k, _)| !k.is_empty())
+            .ok_or_else(|| CliError::Usage(format!("invalid --filter {f:?}: expected KEY=VALUE")))?;
+        // `label!=K` splits as `label!` and `K`.
+        map.entry(k.to_string()).or_default().insert(v.to_string(), true);
+    }
+    let json = serde_json::to_string(&map).map_err(|e| CliError::Output(e.to_string()))?;
+    Ok(Some(encode(&json)))
+}
+
+/// Fails (non-zero exit) if there was an error: one is the failure's
+/// message; several are each printed on stderr, then counted.
+pub fn failures(mut errors: Vec<String>, of: usize, what: &str) -> Result<(), CliError> {
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(CliError::Usage(errors.remove(0))),
+        n => {
+            for e in &errors {
+                eprintln!("Error: {e}");
+            }
+            Err(CliError::Usage(format!("{n} of {of} {what}")))
+        }
+    }
+}
+
+/// Asks `question` on the terminal; true on `y` or `yes`.
+pub fn confirm(question: &str) -> Result<bool, CliError> {
+    use std::io::Write as _;
+    print!("{question}\nAre you sure you want to continue? [y/N] ");
+    std::io::stdout().flush().map_err(|e| CliError::Output(e.to_string()))?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).map_err(|e| CliError::Output(e.to_string()))?;
+    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
 }
 
 fn print_network(n: &NetworkResource) {

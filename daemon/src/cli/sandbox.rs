@@ -35,8 +35,8 @@ pub enum SandboxCommand {
     Exec {
         /// The sandbox
         sandbox: String,
-        /// The command and its arguments
-        #[arg(last = true, required = true)]
+        /// The command and its arguments (`--` before them is optional)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         command: Vec<String>,
     },
 }
