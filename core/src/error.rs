@@ -12,13 +12,19 @@ pub enum Error {
     /// No network has this name or id.
     #[error("network {0} not found")]
     NetworkNotFound(String),
-    /// The network still has endpoints.
-    #[error("network {name} id {id} has active endpoints")]
+    /// The network still has endpoints (dockerd 20.10's message, with the
+    /// endpoints listed as dockerd 25 and later list them).
+    #[error(
+        "network {name} id {id} has active endpoints ({})",
+        .endpoints.iter().map(|(n, i)| format!("name:{n:?} id:{:?}", cnm_driverapi::id::short(i, 12))).collect::<Vec<_>>().join(", ")
+    )]
     ActiveEndpoints {
         /// The network's name.
         name: String,
         /// The network's id.
         id: String,
+        /// Its endpoints: name (the sandbox's, for a connect) and id.
+        endpoints: Vec<(String, String)>,
     },
     /// An endpoint with this name exists already on the network.
     #[error("endpoint with name {name} already exists in network {network}")]

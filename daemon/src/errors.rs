@@ -94,8 +94,10 @@ mod tests {
         assert_eq!(e.message, "network with name n1 already exists");
         let e: ApiError = cnm::Error::NetworkNotFound("x".into()).into();
         assert_eq!(e.status, StatusCode::NOT_FOUND);
-        let e: ApiError = cnm::Error::ActiveEndpoints { name: "n".into(), id: "i".into() }.into();
+        let endpoints = vec![("web".to_string(), "0123456789abcdef".to_string())];
+        let e: ApiError = cnm::Error::ActiveEndpoints { name: "n".into(), id: "i".into(), endpoints }.into();
         assert_eq!(e.status, StatusCode::FORBIDDEN);
+        assert_eq!(e.message, r#"network n id i has active endpoints (name:"web" id:"0123456789ab")"#);
         let e: ApiError = cnm::Error::InvalidParameter("bad".into()).into();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
     }

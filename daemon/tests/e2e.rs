@@ -47,6 +47,7 @@ async fn cnmctl_networks_sandboxes_connect_and_ping() {
     let out = d.cnmctl(&["network", "rm", "n1"]);
     assert!(!out.status.success(), "a network with a sandbox joined must not be removed");
     assert!(stderr(&out).contains("active endpoints"), "{}", stderr(&out));
+    assert!(stderr(&out).contains(r#"name:"a" id:"#), "the error names the sandboxes: {}", stderr(&out));
     assert_eq!(stderr(&out).lines().count(), 1, "one-line error");
 
     d.ok(&["sandbox", "rm", "a", "b"]);
