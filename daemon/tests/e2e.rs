@@ -213,7 +213,7 @@ async fn fifty_concurrent_clients_create_and_connect() {
 }
 
 /// `cnmctl sandbox create -p 8080:80` publishes through the API: the port is
-/// reported by inspect, answers from the host through localhost, and is
+/// reported by inspect and `sandbox ls`, answers from the host through localhost, and is
 /// released with the sandbox.
 #[tokio::test]
 async fn published_port_through_the_api() {
@@ -223,6 +223,8 @@ async fn published_port_through_the_api() {
     d.ok(&["network", "connect", "pub", "web"]);
     let inspect = d.ok(&["sandbox", "inspect", "web"]);
     assert!(inspect.contains("8080"), "inspect shows the published port:\n{inspect}");
+    let ls = d.ok(&["sandbox", "ls"]);
+    assert!(ls.lines().any(|l| l.contains("web") && l.contains("0.0.0.0:8080->80/tcp")), "sandbox ls shows it:\n{ls}");
     let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
     let ns = cnm::osl::Namespace::open(v[0]["Key"].as_str().unwrap()).unwrap();
     let _srv = cnm_tests::peer_echo_server(&ns, "0.0.0.0:80".parse().unwrap(), 1).await;

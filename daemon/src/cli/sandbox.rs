@@ -101,10 +101,10 @@ pub async fn run(client: &Client, cmd: SandboxCommand) -> Result<Outcome, CliErr
                                 .filter(|e| !e.ip_address.is_empty())
                                 .map(|e| e.ip_address.clone())
                                 .collect();
-                            vec![short(&s.id), s.name.clone(), nets.join(","), addrs.join(",")]
+                            vec![short(&s.id), s.name.clone(), nets.join(","), addrs.join(","), ports(&s.ports)]
                         })
                         .collect();
-                    table::print(&["SANDBOX ID", "NAME", "NETWORKS", "ADDRESSES"], &rows);
+                    table::print(&["SANDBOX ID", "NAME", "NETWORKS", "ADDRESSES", "PORTS"], &rows);
                 }
             }
         }
@@ -194,4 +194,17 @@ pub fn create_request(a: CreateArgs) -> Result<SandboxCreateRequest, CliError> {
         req.port_bindings.entry(key).or_default().push(binding);
     }
     Ok(req)
+}
+
+/// Published ports as `docker ps` shows them: `0.0.0.0:8080->80/tcp`.
+fn ports(map: &crate::wire::ports::PortMap) -> String {
+    let mut out = Vec::new();
+    for (port, bindings) in map {
+        for b in bindings {
+            let ip = if b.host_ip.is_empty() { "0.0.0.0" } else { b.host_ip.as_str() };
+            let ip = if ip.contains(':') { format!("[{ip}]") } else { ip.to_string() };
+            out.push(format!("{ip}:{}->{port}", b.host_port));
+        }
+    }
+    out.join(", ")
 }
