@@ -372,6 +372,9 @@ async fn openapi_document_matches_the_server() {
             }
         }
     }
+    // `/info` of an API without a data root keeps its identity in memory,
+    // not in a file of the working directory.
+    assert!(!std::path::Path::new("engine-id").exists(), "engine-id written in {:?}", std::env::current_dir());
     s.shutdown().await;
 }
 

@@ -69,16 +69,20 @@ pub async fn info(State(st): State<ApiState>) -> Json<InfoResponse> {
 }
 
 /// The daemon's identity in `data_root/engine-id`, made (a random UUID)
-/// the first time it is asked for; empty if it can be neither read nor made.
+/// the first time it is asked for; empty if it can be neither read nor
+/// made. Without a data root (an API served by a program of its own, a
+/// test), one for the process's lifetime.
 fn engine_id(data_root: &std::path::Path) -> String {
+    static EPHEMERAL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    if !data_root.is_absolute() {
+        return EPHEMERAL.get_or_init(new_uuid).clone();
+    }
     let path = data_root.join("engine-id");
     let known = std::fs::read_to_string(&path).map(|s| s.trim().to_string()).unwrap_or_default();
     if !known.is_empty() {
         return known;
     }
-    let b: [u8; 16] = rand::random();
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    let id = format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..]);
+    let id = new_uuid();
     let tmp = data_root.join("engine-id.tmp");
     match std::fs::write(&tmp, &id).and_then(|()| std::fs::rename(&tmp, &path)) {
         Ok(()) => id,
@@ -87,6 +91,13 @@ fn engine_id(data_root: &std::path::Path) -> String {
             String::new()
         }
     }
+}
+
+/// A random UUID (version 4 layout is not claimed: 128 random bits).
+fn new_uuid() -> String {
+    let b: [u8; 16] = rand::random();
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
 }
 
 /// `GET /swarm` and `POST /swarm/leave`: 503, as dockerd answers on a node
