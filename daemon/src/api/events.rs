@@ -172,7 +172,7 @@ pub async fn events(State(st): State<ApiState>, q: QueryMap) -> ApiResult<Respon
         let left = Duration::from_secs(u + 1).saturating_sub(now);
         tokio::time::Instant::now() + left
     });
-    let state = Stream { f, backlog, live, end, until, last_seen };
+    let state = Stream { f, backlog, live, end, since, until, last_seen };
     let body = Body::from_stream(futures::stream::unfold(state, next_line));
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
@@ -183,6 +183,8 @@ struct Stream {
     backlog: VecDeque<Arc<Event>>,
     live: broadcast::Receiver<Arc<Event>>,
     end: Option<tokio::time::Instant>,
+    /// A `since` in the future holds back what happens before it.
+    since: Option<u64>,
     until: Option<u64>,
     /// The last replayed event's time: live events up to it were replayed.
     last_seen: Option<u128>,
@@ -215,7 +217,7 @@ async fn next_line(mut s: Stream) -> Option<(Result<Bytes, std::io::Error>, Stre
         if s.until.is_some_and(|u| ev.time > u) {
             return None;
         }
-        if !matches(&s.f, &ev) {
+        if s.since.is_some_and(|t| ev.time < t) || !matches(&s.f, &ev) {
             continue;
         }
         let mut line = serde_json::to_vec(&*ev).unwrap_or_default();
@@ -240,6 +242,42 @@ mod tests {
             time: 1,
             time_nano: 1,
         }
+    }
+
+    /// A `since` in the future: what happens before it is not sent, what
+    /// happens after it is; the stream ends after `until`.
+    #[tokio::test]
+    async fn a_future_since_holds_back_earlier_events() {
+        let events = Events::default();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let (since, until) = (now + 1, now + 1);
+        let left = Duration::from_secs(until + 1).saturating_sub(SystemTime::now().duration_since(UNIX_EPOCH).unwrap());
+        let stream = Stream {
+            f: Filters::default(),
+            backlog: VecDeque::new(),
+            live: events.live.subscribe(),
+            end: Some(tokio::time::Instant::now() + left),
+            since: Some(since),
+            until: Some(until),
+            last_seen: None,
+        };
+        events.publish("network", "create", "early", &[]);
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            let mut s = stream;
+            while let Some((line, rest)) = next_line(s).await {
+                got.push(String::from_utf8(line.unwrap().to_vec()).unwrap());
+                s = rest;
+            }
+            got
+        });
+        // Into the second `since` names.
+        let wait = Duration::from_secs(since).saturating_sub(SystemTime::now().duration_since(UNIX_EPOCH).unwrap());
+        tokio::time::sleep(wait + Duration::from_millis(50)).await;
+        events.publish("network", "create", "late", &[]);
+        let got = reader.await.unwrap();
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].contains(r#""ID":"late""#), "{got:?}");
     }
 
     #[test]
