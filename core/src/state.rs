@@ -39,3 +39,17 @@ pub(crate) struct State {
     /// Names of endpoints of global networks served by other hosts, by key.
     pub remote_names: std::collections::BTreeMap<String, RemoteName>,
 }
+
+impl State {
+    /// The endpoints of network `network_id`, as (name, id), sorted.
+    pub fn endpoints_of(&self, network_id: &str) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = self
+            .endpoints
+            .values()
+            .filter(|e| e.network_id == network_id)
+            .map(|e| (e.name.clone(), e.id.clone()))
+            .collect();
+        v.sort();
+        v
+    }
+}

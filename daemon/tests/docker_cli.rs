@@ -149,7 +149,6 @@ async fn docker_events_show_network_events() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("run docker events");
-    std::thread::sleep(Duration::from_millis(200));
     d.ok(&["sandbox", "create", "ev"]);
     docker_ok(&d, &["network", "create", "evnet"]);
     docker_ok(&d, &["network", "connect", "evnet", "ev"]);

@@ -18,14 +18,8 @@ impl Network {
         let rec = {
             let st = ctrl.st();
             let rec = st.networks.get(&self.id).ok_or_else(|| Error::NetworkNotFound(self.id.clone()))?;
-            let mut endpoints: Vec<(String, String)> = st
-                .endpoints
-                .values()
-                .filter(|e| e.network_id == self.id)
-                .map(|e| (e.name.clone(), e.id.clone()))
-                .collect();
+            let endpoints = st.endpoints_of(&self.id);
             if !endpoints.is_empty() {
-                endpoints.sort();
                 return Err(Error::ActiveEndpoints { name: self.name.clone(), id: self.id.clone(), endpoints });
             }
             let mut rec = rec.clone();

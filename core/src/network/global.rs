@@ -134,10 +134,8 @@ impl Controller {
         let rec = {
             let st = self.st();
             let Some(rec) = st.networks.get(id) else { return Ok(()) };
-            let mut endpoints: Vec<(String, String)> =
-                st.endpoints.values().filter(|e| e.network_id == id).map(|e| (e.name.clone(), e.id.clone())).collect();
+            let endpoints = st.endpoints_of(id);
             if !endpoints.is_empty() {
-                endpoints.sort();
                 return Err(Error::ActiveEndpoints { name: rec.name.clone(), id: id.to_string(), endpoints });
             }
             rec.clone()
