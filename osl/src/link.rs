@@ -34,6 +34,9 @@ pub struct Link {
     pub mtu: u32,
     /// Whether the link is administratively up.
     pub up: bool,
+    /// Whether the link has a carrier (`LOWER_UP`): a veth has one only
+    /// while both ends are up.
+    pub carrier: bool,
     /// The index of the bridge this link is a port of.
     pub controller: Option<u32>,
     /// The link's alias (`ip link set X alias …`); cnm marks the bridges it creates with it.
@@ -49,6 +52,7 @@ impl Link {
             mac: None,
             mtu: 0,
             up: msg.header.flags.contains(LinkFlags::Up),
+            carrier: msg.header.flags.contains(LinkFlags::LowerUp),
             controller: None,
             alias: None,
         };
@@ -320,6 +324,15 @@ impl Netlink {
     pub async fn link_retire_to_group(&self, index: u32, alias: &str, group: u32) -> Result<()> {
         let msg = LinkUnspec::new_with_index(index).down().alias(alias).link_group(group).build();
         self.link_set(|| format!("ip link set index {index} down alias {alias} group {group}"), msg).await
+    }
+
+    /// Marks a link with `alias` and moves it to link group `group`, leaving
+    /// it up: for a link that already carries nothing (a bridge without
+    /// ports or addresses), where taking it down would only cost the kernel
+    /// a grace period.
+    pub async fn link_mark_to_group(&self, index: u32, alias: &str, group: u32) -> Result<()> {
+        let msg = LinkUnspec::new_with_index(index).alias(alias).link_group(group).build();
+        self.link_set(|| format!("ip link set index {index} alias {alias} group {group}"), msg).await
     }
 
     /// Deletes every link of link group `group` in one request (`ip link del

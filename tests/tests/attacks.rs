@@ -288,3 +288,54 @@ async fn a_containers_router_advertisement_changes_nothing() {
     }
     cnm_tests::remove_all(&ctrl).await;
 }
+
+/// A container with `NET_ADMIN` in its namespace, disconnected from a
+/// network, brings the interface cnm took away up again at once (before it
+/// is deleted) and pings its old neighbour: nothing answers, as the host end
+/// of its veth pair is down. Control: the same probe from a second container
+/// whose host end is brought up again (the hole, made by hand) is answered,
+/// so the probe would have seen it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disconnected_container_raising_its_old_interface_reaches_nothing() {
+    let test = "a_disconnected_container_raising_its_old_interface_reaches_nothing";
+    let Some(h) = TestHost::new(test).await else { return };
+    let ctrl = h.controller().await;
+    let net = ctrl.new_network("bridge", "cut", NetworkConfig::default()).await.unwrap();
+    let (_b, _, b_ip, _) = container(&ctrl, &net, "b", vec![]).await;
+    for (name, hole) in [("a", false), ("c", true)] {
+        let ep = net.create_endpoint(name, EndpointConfig::default()).await.unwrap();
+        let sb = ctrl.new_sandbox(name, SandboxConfig::default()).await.unwrap();
+        ep.join(&sb, JoinOptions::default()).await.unwrap();
+        let ns = sb.namespace().unwrap();
+        let nl = cnm::osl::Netlink::connect(&ns, cnm::osl::DEFAULT_DEADLINE).await.unwrap();
+        cnm_tests::assert_ping(&ns, b_ip.into()).await;
+        let host_end = format!("veth{}", cnm::driverapi::id::short(ep.id(), 11));
+
+        ep.leave_and_delete(&sb).await.unwrap();
+        let old = nl.link_get("eth0").await.unwrap().expect("the old interface, kept until deleted");
+        assert_eq!(old.alias.as_deref(), Some("cnm:deleting"));
+        assert!(!old.up, "cnm took the old interface down");
+        nl.link_set_up(old.index).await.expect("the attacker raises it again");
+        if hole {
+            let host = h.nl.link_get(&host_end).await.unwrap().expect("the host end, kept until deleted");
+            h.nl.link_set_up(host.index).await.unwrap();
+        }
+        let answered = cnm::osl::probe::ping(&ns, b_ip.into(), Duration::from_millis(300)).await.is_ok();
+        let intact = nl.link_get_index(old.index).await.unwrap().is_some_and(|l| l.up);
+        assert!(intact, "the pair was deleted before the probe ended: nothing was proved (rerun)");
+        if hole {
+            assert!(answered, "control: with the host end up, the raised interface reaches the network");
+        } else {
+            assert!(!answered, "a disconnected container reached its old network by raising its interface");
+        }
+        // The pair goes in the background: gone before the next round, so
+        // that the next pair's deletion starts a batch of its own.
+        let start = std::time::Instant::now();
+        while nl.link_get_index(old.index).await.unwrap().is_some() {
+            assert!(start.elapsed() < Duration::from_secs(10), "the old interface was never deleted");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        sb.delete().await.unwrap();
+    }
+    cnm_tests::remove_all(&ctrl).await;
+}

@@ -211,16 +211,23 @@ impl Driver for BridgeDriver {
                 tracing::warn!(error = %e, "failed to unpublish ports of a deleted network");
             }
         }
-        let fw_result = match self.firewall().await {
-            Ok(Some(fw)) => {
-                fw.remove_network(&net.rules()).await.map_err(|e| Error::os("remove the network's firewall rules", e))
-            }
-            Ok(None) => Ok(()),
-            Err(e) => Err(e),
+        // The firewall's elements and the bridge are independent: both
+        // requests are in flight at once.
+        let firewall = async {
+            let removed = match self.firewall().await {
+                Ok(Some(fw)) => fw
+                    .remove_network(&net.rules())
+                    .await
+                    .map_err(|e| Error::os("remove the network's firewall rules", e)),
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            };
+            crate::kill::point("bridge.delete.firewall");
+            removed
         };
-        crate::kill::point("bridge.delete.firewall");
-        network::teardown(&self.nl, &net, &self.reaper).await?;
+        let (fw_result, retired) = tokio::join!(firewall, network::teardown(&self.nl, &net, &self.reaper));
         crate::kill::point("bridge.delete.retired");
+        retired?;
         fw_result?;
         Ok(())
     }

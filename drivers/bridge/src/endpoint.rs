@@ -57,7 +57,10 @@ pub(crate) async fn create_veth(
 
 /// Deletes the endpoint's veth pair if it exists (both ends go together):
 /// down and marked at once, unregistered by the kernel in the background
-/// (a synchronous veth delete costs 20–40 ms of RCU grace periods).
+/// (a synchronous veth delete costs 20–40 ms of RCU grace periods). The
+/// host end goes down even when the sandbox end is down already: left up, it
+/// would give the pair its carrier back as soon as a container with
+/// `NET_ADMIN` brought its end up again, until the batch deletes it.
 pub(crate) async fn delete_veth(nl: &Netlink, endpoint_id: &str, reaper: &crate::reaper::Reaper) -> Result<(), Error> {
     let host = host_name(endpoint_id);
     if reaper.is_pending(&host) {

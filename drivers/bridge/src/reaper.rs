@@ -1,7 +1,7 @@
 //! Deleting links without waiting for the kernel. A deleted network's
 //! bridge, or a leaving endpoint's veth pair, is taken out of service at
-//! once in one request — down, marked with an alias, moved to cnm's "reap"
-//! link group — and the caller goes on. The kernel's unregister costs 20 to
+//! once in one request — marked with an alias, moved to cnm's "reap" link
+//! group, and (a veth) taken down — and the caller goes on. The kernel's unregister costs 20 to
 //! 40 ms of RCU grace periods per delete request, with RTNL held, so every
 //! other link operation on the host waits meanwhile; instead, a background
 //! task deletes the whole group in one request a short while later (one
@@ -15,6 +15,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
+
+/// Whether `addr` is an IPv6 link-local address (fe80::/10).
+fn is_link_local(addr: std::net::IpAddr) -> bool {
+    matches!(addr, std::net::IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80)
+}
 
 /// The alias of a link being deleted.
 pub(crate) const REAP_ALIAS: &str = "cnm:deleting";
@@ -129,6 +134,47 @@ impl Reaper {
             Err(e) if e.is_not_found() => return Ok(()),
             Err(e) => return Err(Error::os(format!("take {name} down"), e)),
         }
+        self.enqueue(nl, name);
+        Ok(())
+    }
+
+    /// As [`Reaper::reap`] for a bridge without ports: its addresses (and so
+    /// its routes) are removed first, at once, so that its subnet is free for
+    /// the next network (the default IPAM avoids the host's networks); IPv6
+    /// link-local ones stay, as they claim nothing. Without ports the bridge
+    /// has no carrier and carries nothing: it is left up ([`Reaper::reap_idle`]).
+    pub async fn reap_bridge(&self, nl: &Netlink, name: &str, index: u32) -> Result<(), Error> {
+        let addrs = match nl.addr_list(Some(index)).await {
+            Ok(addrs) => addrs,
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(Error::os(format!("list the addresses of {name}"), e)),
+        };
+        for a in addrs.into_iter().filter(|a| !is_link_local(a.net.addr())) {
+            match nl.addr_del(index, a.net).await {
+                Err(e) if !e.is_not_found() => return Err(Error::os(format!("remove {} from {name}", a.net), e)),
+                _ => {}
+            }
+        }
+        self.reap_idle(nl, name, index).await
+    }
+
+    /// As [`Reaper::reap`] for a link that carries nothing already (a
+    /// bridge without ports or addresses, a veth whose other end is down):
+    /// marked but left up, as taking a link down makes the kernel wait for
+    /// a grace period (half a millisecond here) with RTNL held.
+    pub async fn reap_idle(&self, nl: &Netlink, name: &str, index: u32) -> Result<(), Error> {
+        match nl.link_mark_to_group(index, REAP_ALIAS, REAP_GROUP).await {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(Error::os(format!("mark {name} for deletion"), e)),
+        }
+        self.enqueue(nl, name);
+        Ok(())
+    }
+
+    /// Puts a marked link into the batch being filled and wakes the task
+    /// that deletes batches (started by the first link).
+    fn enqueue(&self, nl: &Netlink, name: &str) {
         let _ = self.nl.set(nl.clone());
         self.task.get_or_init(|| tokio::spawn(run(self.shared.clone(), nl.clone())));
         {
@@ -137,28 +183,6 @@ impl Reaper {
             p.names.insert(name.to_string(), batch);
         }
         self.shared.wake.notify_one();
-        Ok(())
-    }
-
-    /// As [`Reaper::reap`] for a bridge: its addresses (and so its routes)
-    /// are removed first, at once, so that its subnet is free for the next
-    /// network (the default IPAM avoids the host's networks); the link itself
-    /// goes with the batch. Removing an address costs no grace period.
-    pub async fn reap_bridge(&self, nl: &Netlink, name: &str, index: u32) -> Result<(), Error> {
-        match nl.addr_list(Some(index)).await {
-            Ok(addrs) => {
-                for a in addrs {
-                    match nl.addr_del(index, a.net).await {
-                        Ok(()) => {}
-                        Err(e) if e.is_not_found() => {}
-                        Err(e) => return Err(Error::os(format!("remove {} from {name}", a.net), e)),
-                    }
-                }
-            }
-            Err(e) if e.is_not_found() => return Ok(()),
-            Err(e) => return Err(Error::os(format!("list the addresses of {name}"), e)),
-        }
-        self.reap(nl, name, index).await
     }
 
     /// Whether a deletion of `name` is under way.
@@ -207,5 +231,18 @@ impl Reaper {
             })
             .await
             .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_ipv6_link_local_addresses_stay_on_a_retired_bridge() {
+        for kept in ["fe80::1", "febf::1"] {
+            assert!(super::is_link_local(kept.parse().unwrap()), "{kept}");
+        }
+        for removed in ["172.18.0.1", "fd00::1", "2001:db8::1", "fec0::1"] {
+            assert!(!super::is_link_local(removed.parse().unwrap()), "{removed}");
+        }
     }
 }

@@ -99,6 +99,11 @@ impl BridgeDriver {
             }
             fw.remove_ports_into(&subnets).await.map_err(|e| Error::os("remove the network's port mappings", e))?;
         }
+        if link.carrier {
+            // Ports are still up on it (their sandboxes outlived the
+            // network): down at once, not when the batch deletes it.
+            self.nl.link_set_down(link.index).await.map_err(|e| Error::os(format!("take {} down", link.name), e))?;
+        }
         self.reaper.reap_bridge(&self.nl, &link.name, link.index).await?;
         tracing::info!(network = id, bridge = %link.name, "removed the bridge of an interrupted network");
         Ok(())
