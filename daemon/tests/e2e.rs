@@ -305,9 +305,41 @@ async fn config_only_and_config_from() {
 
     let out = d.cnmctl(&["network", "rm", "conf"]);
     assert!(!out.status.success() && stderr(&out).contains("in use"), "{}", stderr(&out));
-    d.ok(&["sandbox", "rm", "a"]);
-    d.ok(&["network", "rm", "derived"]);
-    d.ok(&["network", "rm", "conf"]);
+
+    // Options set to false and labels come along too (libnetwork's
+    // applyConfigurationTo); a request that sets its own is refused with
+    // dockerd's messages.
+    let quiet = ["network", "create", "--config-only", "--subnet", "10.231.52.0/24", "--label", "team=blue"];
+    d.ok(&[&quiet[..], &["-o", "cnm.network.enable_dns=false", "quiet"]].concat());
+    let out = d.cnmctl(&["network", "create", "--config-from", "quiet", "--label", "x=y", "bad"]);
+    let refused = "user specified configurations are not supported if the node takes config from another network";
+    assert!(!out.status.success() && stderr(&out).contains(refused), "{}", stderr(&out));
+    let out = d.cnmctl(&["network", "create", "--config-from", "quiet", "-o", "cnm.network.enable_dns=true", "bad"]);
+    let refused = "network driver options are not supported if the network depends on a configuration network";
+    assert!(!out.status.success() && stderr(&out).contains(refused), "{}", stderr(&out));
+    d.ok(&["network", "create", "--config-from", "quiet", "hushed"]);
+    let v: serde_json::Value = serde_json::from_str(&d.ok(&["network", "inspect", "hushed"])).unwrap();
+    assert_eq!(v[0]["Labels"]["team"], "blue", "{v}");
+    // By packets: no resolver answers on the derived network (its
+    // configuration turned DNS off); control: on `derived`, one does.
+    for (sandbox, net) in [("q1", "hushed"), ("q2", "hushed"), ("a2", "derived")] {
+        d.ok(&["sandbox", "create", sandbox]);
+        d.ok(&["network", "connect", net, sandbox]);
+    }
+    let ns_of = |sandbox: &str| {
+        let v: serde_json::Value = serde_json::from_str(&d.ok(&["sandbox", "inspect", sandbox])).expect("json");
+        cnm::osl::Namespace::open(v[0]["Key"].as_str().expect("a key")).expect("the sandbox's namespace")
+    };
+    let found = cnm_tests::dns::lookup_a(&ns_of("a"), "a2").await.expect("control: DNS answers on derived");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(d.pings("q1", &d.ip("q2", "hushed")).await, "q1 and q2 share the network");
+    let err = cnm_tests::dns::lookup_a(&ns_of("q1"), "q2").await.unwrap_err();
+    assert!(!err.is_empty(), "no resolver answers on a network whose configuration turned DNS off");
+    for sandbox in ["a", "a2", "q1", "q2"] {
+        d.ok(&["sandbox", "rm", sandbox]);
+    }
+    d.ok(&["network", "rm", "derived", "hushed"]);
+    d.ok(&["network", "rm", "conf", "quiet"]);
 }
 
 /// `network connect --link-local-ip`: the address is on the sandbox's

@@ -71,10 +71,11 @@ async fn failed_calls_leave_the_controller_consistent() {
         ["NetworkDriver.Join", "NetworkDriver.ProgramExternalConnectivity", "NetworkDriver.EndpointOperInfo"]
     );
 
-    // The plugin disappears: teardown still completes in the controller
-    // (Docker ignores Leave/DeleteEndpoint/DeleteNetwork failures too).
+    // The plugin disappears: teardown still completes in the controller,
+    // and succeeds (dockerd logs Leave/DeleteEndpoint/DeleteNetwork
+    // failures and goes on).
     running.stop().await;
-    sb.delete().await.expect_err("the driver calls fail and are reported");
+    sb.delete().await.expect("the driver's failures are logged, the removal goes on");
     assert!(net.endpoints().await.is_empty(), "the endpoint is gone from the controller");
     net.delete().await.expect("network removal ignores driver errors");
     assert!(ctrl.networks().await.is_empty());

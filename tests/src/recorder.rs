@@ -58,7 +58,9 @@ struct Memory {
 impl RecorderPlugin {
     /// Serves plugin `name`, configured as `conf` (the steps file's entry:
     /// `implements`, `scope`, `connectivity_scope`, `join_gateway6`,
-    /// `ipam_caps`, `ipam_address_spaces`), at `path`; calls go to `calls`.
+    /// `ipam_caps`, `ipam_address_spaces`; and, beyond the traces, `fail`:
+    /// method → the error every call of it is answered), at `path`; calls
+    /// go to `calls`.
     pub fn start(path: &Path, name: &str, conf: &Value, calls: Calls) -> RecorderPlugin {
         let _ = std::fs::remove_file(path);
         let listener = tokio::net::UnixListener::bind(path).expect("bind the recorder's socket");
@@ -152,6 +154,11 @@ fn cidr_addr(v: &Value) -> Option<ipnet::IpNet> {
 
 /// What the traces' recorder answered to `path` with `body`.
 fn answer(conf: &Value, m: &mut Memory, path: &str, body: &Value) -> Value {
+    // `fail` in the configuration: methods answered with an error, as a
+    // misbehaving plugin does (`{"Err": …}`).
+    if let Some(err) = conf.get("fail").and_then(|f| f.get(path.trim_start_matches('/'))).and_then(Value::as_str) {
+        return json!({ "Err": err });
+    }
     match path.trim_start_matches('/') {
         "Plugin.Activate" => json!({ "Implements": conf["implements"] }),
         "NetworkDriver.GetCapabilities" => {

@@ -39,7 +39,8 @@ impl Endpoint {
 
 impl Controller {
     /// Deletes an endpoint in its driver, releases its addresses and forgets
-    /// it; keeps going after failures and reports the driver's.
+    /// it; keeps going after failures. A driver's failure is logged, as
+    /// dockerd does; a missing driver or IPAM and the store's are reported.
     pub(crate) async fn finish_endpoint_delete(
         &self,
         rec: &EndpointRecord,
@@ -50,8 +51,11 @@ impl Controller {
             match self.driver(&net.driver).await {
                 Ok(drv) => {
                     let req = DeleteEndpointRequest { network_id: net.id.clone(), endpoint_id: rec.id.clone() };
-                    if let Err(source) = drv.delete_endpoint(req).await {
-                        errs.push(Error::Driver { driver: net.driver.clone(), op: "delete endpoint", source });
+                    // As dockerd's: the driver's failure is logged, and the
+                    // deletion goes on (the address is released).
+                    if let Err(e) = drv.delete_endpoint(req).await {
+                        tracing::warn!(endpoint = %rec.name, network = %net.name, driver = %net.driver, error = %e,
+                            "the driver failed to delete the endpoint; the deletion goes on");
                     }
                 }
                 Err(e) => errs.push(e),

@@ -24,8 +24,10 @@ impl Endpoint {
     /// Takes the endpoint out of `sandbox` and deletes it, as a disconnect
     /// does: [`Endpoint::leave`] then [`Endpoint::delete`], with two durable
     /// commits fewer (the leave's intent is the deletion's, and the
-    /// deletion's end is the leave's). A leave that fails in the driver or
-    /// the sandbox is reported and the endpoint stays, left.
+    /// deletion's end is the leave's). A driver that fails to leave or to
+    /// delete the endpoint is logged and the disconnect goes on, as
+    /// dockerd's; a leave that fails in the sandbox (cnm's own removal of
+    /// the interface) is reported and the endpoint stays, left.
     ///
     /// Errors: [`Error::NotJoined`] if it is not joined to that sandbox.
     /// Teardown keeps going after failures and reports them all.
@@ -101,7 +103,13 @@ impl Controller {
             let req = LeaveRequest { network_id: net.id.clone(), endpoint_id: rec.id.clone() };
             let left = drv.leave(req).await;
             crate::kill::point("leave.driver");
-            left.map_err(|source| Error::Driver { driver: net.driver.clone(), op: "leave", source })
+            // As dockerd's: the driver's failure is logged, and the leave
+            // (and a deletion after it) goes on.
+            if let Err(e) = left {
+                tracing::warn!(endpoint = %rec.name, network = %net.name, driver = %net.driver, error = %e,
+                    "the driver failed to leave; the leave goes on");
+            }
+            Ok(())
         };
         let interface_removal = async {
             let Some(iface) = join.iface.as_ref().filter(|_| !sandbox_going) else { return Ok(()) };
@@ -145,9 +153,9 @@ impl Controller {
             let refreshed = self.refresh_sandbox(&sandbox_id).await;
             [moved, refreshed].into_iter().filter_map(Result::err).collect()
         };
-        // A leave that failed in the driver or the sandbox is not followed
-        // by the deletion (as Docker's disconnect stops there): the
-        // endpoint stays, left.
+        // A leave that failed (the sandbox's interface could not be
+        // removed, or the driver is gone) is not followed by the deletion:
+        // the endpoint stays, left.
         if deleting {
             rec.phase = Phase::Ready;
             self.st().endpoints.insert(rec.id.clone(), rec.clone());

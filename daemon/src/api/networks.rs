@@ -76,7 +76,8 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<NetworkCreateResponse>)> {
     let (driver, mut cfg) = network_config::network_config(&req)?;
     if let Some(from) = cfg.config_from.clone() {
-        take_config(&st.controller, &from, &mut cfg).await?;
+        let sets_options = req.options.as_ref().is_some_and(|o| !o.is_empty());
+        take_config(&st.controller, &from, sets_options, &mut cfg).await?;
     }
     if driver == "overlay" && !st.controller.config().cluster {
         return Err(ApiError::forbidden(
@@ -99,26 +100,47 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(NetworkCreateResponse { id: net.id().to_string(), warning: String::new() })))
 }
 
-/// `--config-from NAME`: the pools, IPAM driver and options, driver options
-/// and IPv6 flag of configuration-only network `from` (the request may set
-/// none of them itself, as in Docker).
-async fn take_config(ctrl: &cnm::Controller, from: &str, cfg: &mut cnm::NetworkConfig) -> ApiResult<()> {
+/// `--config-from NAME`: the pools, IPAM driver and options, labels, driver
+/// options (cnm's own `cnm.network.enable_dns` among them, `false` too) and
+/// IPv6 flag of configuration-only network `from`, as libnetwork's
+/// `applyConfigurationTo`. The request may set none of them itself (nor any
+/// option, `sets_options`): 403 with dockerd's messages.
+async fn take_config(
+    ctrl: &cnm::Controller,
+    from: &str,
+    sets_options: bool,
+    cfg: &mut cnm::NetworkConfig,
+) -> ApiResult<()> {
+    let own_ipam = cfg.ipam_driver != cnm::NetworkConfig::default().ipam_driver;
+    if own_ipam
+        || cfg.enable_ipv6
+        || !cfg.labels.is_empty()
+        || !cfg.ipam_options.is_empty()
+        || !cfg.ipv4.is_empty()
+        || !cfg.ipv6.is_empty()
+    {
+        return Err(ApiError::forbidden(
+            "user specified configurations are not supported if the node takes config from another network",
+        ));
+    }
+    if sets_options {
+        return Err(ApiError::forbidden(
+            "network driver options are not supported if the network depends on a configuration network",
+        ));
+    }
     let source = lookup::network(ctrl, from).await?.info().await?;
     if !source.config.config_only {
         return Err(ApiError::bad_request(format!("network {from} is not a configuration-only network")));
-    }
-    if !cfg.ipv4.is_empty() || !cfg.ipv6.is_empty() || !cfg.driver_options.is_empty() || !cfg.ipam_options.is_empty() {
-        return Err(ApiError::bad_request(
-            "a network that takes its configuration from another (--config-from) cannot set subnets or options",
-        ));
     }
     let s = source.config;
     cfg.ipam_driver = s.ipam_driver;
     cfg.ipam_options = s.ipam_options;
     cfg.ipv4 = s.ipv4;
     cfg.ipv6 = s.ipv6;
-    cfg.enable_ipv6 |= s.enable_ipv6;
+    cfg.enable_ipv6 = s.enable_ipv6;
+    cfg.labels = s.labels;
     cfg.driver_options = s.driver_options;
+    cfg.disable_dns = s.disable_dns;
     Ok(())
 }
 
