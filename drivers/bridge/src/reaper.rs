@@ -1,13 +1,14 @@
 //! Deleting links without waiting for the kernel. A deleted network's
 //! bridge, or a leaving endpoint's veth pair, is taken out of service at
 //! once in one request — marked with an alias, moved to cnm's "reap" link
-//! group, and (a veth) taken down — and the caller goes on. The kernel's unregister costs 20 to
-//! 40 ms of RCU grace periods per delete request, with RTNL held, so every
-//! other link operation on the host waits meanwhile; instead, a background
-//! task deletes the whole group in one request a short while later (one
-//! grace period for the batch). Creating a link of a pending name flushes
-//! the batch at once and waits for it; a link left marked by a process that
-//! died is deleted when the next driver starts.
+//! group, and (a veth) taken down — and the caller goes on. The kernel's
+//! unregister costs 20 to 40 ms of RCU grace periods per delete request,
+//! with RTNL held, so every other link operation on the host waits
+//! meanwhile; instead, a background task deletes the whole group in one
+//! request a short while later (one grace period for the batch). Creating
+//! a link of a pending name flushes the batch at once and waits for it; a
+//! link left marked by a process that died is deleted when the next driver
+//! starts.
 
 use crate::Error;
 use cnm_osl::Netlink;
@@ -158,10 +159,11 @@ impl Reaper {
         self.reap_idle(nl, name, index).await
     }
 
-    /// As [`Reaper::reap`] for a link that carries nothing already (a
-    /// bridge without ports or addresses, a veth whose other end is down):
-    /// marked but left up, as taking a link down makes the kernel wait for
-    /// a grace period (half a millisecond here) with RTNL held.
+    /// As [`Reaper::reap`] for a link that carries nothing and that no
+    /// sandbox can bring back (a bridge without ports or addresses): marked
+    /// but left up, as taking a link down makes the kernel wait for a grace
+    /// period (half a millisecond here) with RTNL held. Not for a veth: its
+    /// sandbox end, raised again by a container, would give it a carrier.
     pub async fn reap_idle(&self, nl: &Netlink, name: &str, index: u32) -> Result<(), Error> {
         match nl.link_mark_to_group(index, REAP_ALIAS, REAP_GROUP).await {
             Ok(()) => {}
