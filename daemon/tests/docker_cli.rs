@@ -125,6 +125,49 @@ async fn docker_cli_drives_every_network_subcommand() {
     assert_eq!(d.host.settled_links(&["cnm0", "lo"]).await, ["cnm0", "lo"]);
 }
 
+/// `docker network connect --driver-opt com.docker.network.endpoint.ifname=NAME`
+/// (Docker 28's endpoint option) names the interface in the sandbox:
+/// packets flow through it; a name the sandbox has already, an invalid
+/// name and an option cnmd does not know are refused, and nothing is left.
+#[tokio::test]
+async fn docker_connect_names_the_interface() {
+    if !cnm_tests::tools("docker_connect_names_the_interface", &["docker"], "docker.io") {
+        return;
+    }
+    let Some(d) = Daemon::start("docker_connect_names_the_interface").await else { return };
+    docker_ok(&d, &["network", "create", "--subnet", "10.232.5.0/24", "dn5"]);
+    docker_ok(&d, &["network", "create", "--subnet", "10.232.6.0/24", "dn6"]);
+    d.ok(&["sandbox", "create", "s1"]);
+    d.ok(&["sandbox", "create", "s2"]);
+    let ifname = "com.docker.network.endpoint.ifname";
+    docker_ok(&d, &["network", "connect", "--driver-opt", &format!("{ifname}=data0"), "dn5", "s1"]);
+    docker_ok(&d, &["network", "connect", "dn5", "s2"]);
+    let v: serde_json::Value = serde_json::from_str(&d.ok(&["sandbox", "inspect", "s1"])).unwrap();
+    let ns = cnm::osl::Namespace::open(v[0]["Key"].as_str().unwrap()).unwrap();
+    let nl = cnm::osl::Netlink::connect(&ns, cnm::osl::DEFAULT_DEADLINE).await.unwrap();
+    let data0 = nl.link_get("data0").await.unwrap().expect("the interface has the name asked for");
+    let addrs = nl.addr_list(Some(data0.index)).await.unwrap();
+    let s1_ip = d.ip("s1", "dn5");
+    assert!(addrs.iter().any(|a| a.net.addr().to_string() == s1_ip), "{addrs:?}");
+    assert!(d.pings("s2", &s1_ip).await, "s2 reaches s1 through data0");
+    assert!(d.pings("s1", &d.ip("s2", "dn5")).await, "s1 reaches s2 through data0");
+
+    let out = d.docker(&["network", "connect", "--driver-opt", &format!("{ifname}=data0"), "dn6", "s1"]);
+    assert!(!out.status.success() && stderr(&out).contains("already in use"), "{}", stderr(&out));
+    let out = d.docker(&["network", "connect", "--driver-opt", &format!("{ifname}=bad/name"), "dn6", "s1"]);
+    assert!(!out.status.success() && stderr(&out).contains("invalid interface name"), "{}", stderr(&out));
+    let out = d.docker(&["network", "connect", "--driver-opt", "com.example.unknown=1", "dn6", "s1"]);
+    assert!(!out.status.success() && stderr(&out).contains("com.example.unknown"), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&docker_ok(&d, &["network", "inspect", "dn6"])).unwrap();
+    assert_eq!(v[0]["Containers"], serde_json::json!({}), "the refused connects left nothing");
+    // (The refused join's veth pair goes with the background deletion.)
+    let names = cnm_tests::settled_links_in(&ns, &["data0", "lo"]).await;
+    assert_eq!(names, ["data0", "lo"], "the refused connects left no interface");
+
+    d.ok(&["sandbox", "rm", "s1", "s2"]);
+    docker_ok(&d, &["network", "rm", "dn5", "dn6"]);
+}
+
 /// `docker events`: a listener started before sees the network events
 /// (create, connect, disconnect, destroy), filtered by type, each once,
 /// and stops at `--until`; `--since` and `--until` replay them afterwards,

@@ -26,4 +26,10 @@ pub struct EndpointConfig {
     /// 169.254.0.0/16 as /16, fe80::/10 as /64, as libnetwork does); never sent to the driver.
     #[serde(default)]
     pub link_local_ips: Vec<std::net::IpAddr>,
+    /// The interface's name in the sandbox (Docker's endpoint option
+    /// `com.docker.network.endpoint.ifname`) instead of the driver's prefix
+    /// and the next free number; a join fails if the sandbox has one of
+    /// that name already.
+    #[serde(default)]
+    pub ifname: Option<String>,
 }

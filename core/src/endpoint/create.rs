@@ -188,6 +188,19 @@ pub(crate) fn check_request(name: &str, config: &EndpointConfig) -> Result<()> {
     if let Some(ip) = config.link_local_ips.iter().find(|ip| !is_link_local(ip)) {
         return Err(Error::InvalidParameter(format!("{ip} is not a link-local address (169.254.0.0/16 or fe80::/10)")));
     }
+    if let Some(n) = &config.ifname {
+        let bad = n.is_empty()
+            || n.len() > cnm_osl::MAX_IFNAME_LEN
+            || n.chars().any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
+            || n == "."
+            || n == "..";
+        if bad {
+            return Err(Error::InvalidParameter(format!(
+                "invalid interface name {n:?}: 1 to {} characters, no '/', ':', spaces or control characters",
+                cnm_osl::MAX_IFNAME_LEN
+            )));
+        }
+    }
     Ok(())
 }
 

@@ -189,7 +189,13 @@ impl Controller {
                     .filter_map(|e| e.join.as_ref().filter(|j| j.sandbox_id == sandbox_id))
                     .filter_map(|j| j.iface.clone())
                     .collect();
-                let dst = match again.name.filter(|n| !used.iter().any(|u| u == n)) {
+                let asked = rec.config.ifname.as_deref();
+                if let Some(n) = asked.filter(|n| used.iter().any(|u| u == n)) {
+                    return Err(Error::InvalidParameter(format!(
+                        "interface name {n} is already in use in the sandbox"
+                    )));
+                }
+                let dst = match again.name.or(asked).filter(|n| !used.iter().any(|u| u == n)) {
                     Some(name) => name.to_string(),
                     None => interface::next_name(&ifn.dst_prefix, used.iter().map(String::as_str)),
                 };

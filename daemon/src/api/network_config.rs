@@ -8,6 +8,10 @@ use cnm::{EndpointConfig, IpamConfig, NetworkConfig};
 use ipnet::IpNet;
 use std::net::IpAddr;
 
+/// The endpoint option (`docker network connect --driver-opt`) that names
+/// the interface in the sandbox, as Docker 28's.
+pub const IFNAME_OPTION: &str = "com.docker.network.endpoint.ifname";
+
 /// The driver used when a request names none.
 pub const DEFAULT_DRIVER: &str = "bridge";
 
@@ -123,10 +127,17 @@ pub fn endpoint_config(settings: Option<&EndpointSettings>) -> Result<(EndpointC
     if !s.links.is_empty() {
         return Err(ApiError::bad_request("links are not supported: use aliases"));
     }
-    if !s.driver_opts.is_empty() {
-        return Err(ApiError::bad_request("endpoint driver options are not supported"));
-    }
     let mut cfg = EndpointConfig { aliases: s.aliases.clone(), ..EndpointConfig::default() };
+    for (key, value) in &s.driver_opts {
+        match key.as_str() {
+            IFNAME_OPTION => cfg.ifname = Some(value.clone()),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "endpoint driver option {key:?} is not supported (only {IFNAME_OPTION})"
+                )));
+            }
+        }
+    }
     if let Some(ipam) = &s.ipam_config {
         for ip in &ipam.link_local_ips {
             cfg.link_local_ips
@@ -178,6 +189,16 @@ mod tests {
         assert_eq!(cfg.ipv4[0].aux_addresses["r"], "10.9.0.5".parse::<IpAddr>().unwrap());
         assert_eq!(cfg.driver_options["a"], "b");
         assert_eq!(cfg.labels["l"], "v");
+    }
+
+    #[test]
+    fn the_ifname_endpoint_option_names_the_interface_and_others_are_refused() {
+        let s: EndpointSettings =
+            serde_json::from_str(r#"{"DriverOpts":{"com.docker.network.endpoint.ifname":"data0"}}"#).unwrap();
+        assert_eq!(endpoint_config(Some(&s)).unwrap().0.ifname.as_deref(), Some("data0"));
+        let s: EndpointSettings = serde_json::from_str(r#"{"DriverOpts":{"com.example.x":"1"}}"#).unwrap();
+        let e = endpoint_config(Some(&s)).unwrap_err();
+        assert!(e.to_string().contains("com.example.x"), "{e}");
     }
 
     #[test]
