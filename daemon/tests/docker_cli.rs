@@ -129,6 +129,7 @@ async fn docker_cli_drives_every_network_subcommand() {
 /// (Docker 28's endpoint option) names the interface in the sandbox:
 /// packets flow through it; a name the sandbox has already, an invalid
 /// name and an option cnmd does not know are refused, and nothing is left.
+/// Also `docker info`'s firewall backend (API 1.48+'s `FirewallBackend`).
 #[tokio::test]
 async fn docker_connect_names_the_interface() {
     if !cnm_tests::tools("docker_connect_names_the_interface", &["docker"], "docker.io") {
@@ -139,6 +140,9 @@ async fn docker_connect_names_the_interface() {
     docker_ok(&d, &["network", "create", "--subnet", "10.232.6.0/24", "dn6"]);
     d.ok(&["sandbox", "create", "s1"]);
     d.ok(&["sandbox", "create", "s2"]);
+    // `docker info` reads the firewall backend as dockerd's.
+    let backend = docker_ok(&d, &["info", "--format", "{{.FirewallBackend.Driver}}"]);
+    assert_eq!(backend, "nftables");
     let ifname = "com.docker.network.endpoint.ifname";
     docker_ok(&d, &["network", "connect", "--driver-opt", &format!("{ifname}=data0"), "dn5", "s1"]);
     docker_ok(&d, &["network", "connect", "dn5", "s2"]);

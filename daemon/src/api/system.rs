@@ -3,7 +3,7 @@
 //! answer to swarm requests on a node outside any swarm.
 
 use super::ApiState;
-use crate::wire::system::{InfoResponse, Platform, Plugins, SwarmInfo, VersionResponse};
+use crate::wire::system::{FirewallInfo, InfoResponse, Platform, Plugins, SwarmInfo, VersionResponse};
 use crate::{API_VERSION, MIN_API_VERSION, VERSION};
 use axum::Json;
 use axum::extract::State;
@@ -63,6 +63,10 @@ pub async fn info(State(st): State<ApiState>) -> Json<InfoResponse> {
         sandboxes,
         plugins: Plugins { network: ctrl.available_drivers().await, ipam: ctrl.available_ipam_drivers().await },
         firewall: st.facts.firewall,
+        firewall_backend: st
+            .facts
+            .firewall
+            .then(|| FirewallInfo { driver: "nftables".into(), info: vec![["Table".into(), "inet cnm".into()]] }),
         repairs: ctrl.repairs().into_iter().map(|(d, what, n)| (format!("{d}: {what}"), n)).collect(),
         rollback_failures: ctrl.rollback_failures(),
     })

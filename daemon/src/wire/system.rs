@@ -89,6 +89,10 @@ pub struct InfoResponse {
     pub plugins: Plugins,
     /// Whether the bridge firewall is on.
     pub firewall: bool,
+    /// The firewall backend, as dockerd's (API 1.52): cnm's own nftables
+    /// table; absent when the firewall is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firewall_backend: Option<FirewallInfo>,
     /// What was put back after someone removed it behind the daemon's back,
     /// as `driver: what` → times.
     #[serde(default)]
@@ -97,6 +101,17 @@ pub struct InfoResponse {
     /// failed since the daemon started; each is also in the log.
     #[serde(default)]
     pub rollback_failures: u64,
+}
+
+/// `/info`'s `FirewallBackend`: the backend's name and label/value pairs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct FirewallInfo {
+    /// The backend: `nftables`.
+    pub driver: String,
+    /// Label/value pairs about it (not a stable format, as dockerd says).
+    #[serde(default)]
+    pub info: Vec<[String; 2]>,
 }
 
 /// The swarm part of `/info`, as dockerd reports it on a node outside any swarm.
