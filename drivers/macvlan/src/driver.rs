@@ -8,7 +8,7 @@ use cnm_driverapi::{
     DeleteNetworkRequest, Driver, InterfaceName, IpamData, JoinRequest, JoinResponse, LeaveRequest, Result, Scope,
     Table,
 };
-use cnm_osl::Netlink;
+use cnm_osl::{MacvlanMode, Netlink};
 use ipnet::IpNet;
 use std::net::IpAddr;
 
@@ -41,6 +41,11 @@ pub struct MacvlanDriver {
 /// The name of the link of endpoint `eid` while it is in the host's namespace.
 fn link_name(eid: &str) -> String {
     format!("mv{}", cnm_driverapi::id::short(eid, 11))
+}
+
+/// A network's id as the driver's errors name it.
+fn short(nid: &str) -> String {
+    cnm_driverapi::id::short(nid, 12).to_string()
 }
 
 /// The dummy parent of host-only network `nid` (Docker's name).
@@ -125,15 +130,21 @@ impl Driver for MacvlanDriver {
     async fn create_network(&self, req: CreateNetworkRequest) -> Result<()> {
         let cfg = MacvlanConfig::from_options(&req.options.generic, req.options.internal)?;
         let nid = req.network_id.clone();
+        // Several networks may share a parent (Docker 28's rule), unless
+        // one of them is in passthru mode, which takes the parent whole.
         if let Some(parent) = &cfg.parent {
-            let other = self
+            let sharing: Vec<(String, MacvlanMode)> = self
                 .networks
                 .lock()
                 .iter()
-                .find(|(id, n)| **id != nid && n.config.parent.as_ref() == Some(parent))
-                .map(|(id, _)| id.clone());
-            if let Some(other) = other {
-                return Err(Error::ParentInUse { network: dummy_name(&other), parent: parent.clone() }.into());
+                .filter(|(id, n)| **id != nid && n.config.parent.as_ref() == Some(parent))
+                .map(|(id, n)| (id.clone(), n.config.mode))
+                .collect();
+            if let Some((other, _)) = sharing.first().filter(|_| cfg.mode == MacvlanMode::Passthru) {
+                return Err(Error::ParentInUse { network: short(other), parent: parent.clone() }.into());
+            }
+            if let Some((other, _)) = sharing.iter().find(|(_, mode)| *mode == MacvlanMode::Passthru) {
+                return Err(Error::ParentInPassthru { network: short(other), parent: parent.clone() }.into());
             }
         }
         let (link, created) = self.ensure_link(&nid, &cfg).await?;
@@ -147,9 +158,20 @@ impl Driver for MacvlanDriver {
 
     async fn delete_network(&self, req: DeleteNetworkRequest) -> Result<()> {
         let net = self.networks.remove(&req.network_id);
-        if let Some(net) = net
-            && net.created
-        {
+        let Some(net) = net.filter(|n| n.created) else { return Ok(()) };
+        // A link the driver made and another network still uses (a VLAN
+        // sub-interface two networks share) stays; that network removes it.
+        let heir = {
+            let mut nets = self.networks.lock();
+            match nets.values_mut().find(|n| n.link == net.link) {
+                Some(n) => {
+                    n.created = true;
+                    true
+                }
+                None => false,
+            }
+        };
+        if !heir {
             self.remove_link(&net.link).await;
         }
         Ok(())

@@ -12,10 +12,19 @@ pub enum Error {
     /// The parent interface does not exist.
     #[error("-o parent interface was not found on the host: {0}")]
     ParentNotFound(String),
-    /// Another macvlan network already uses the parent.
-    #[error("network {network} is already using parent interface {parent}")]
+    /// A passthru network cannot share its parent (the only mode that
+    /// takes the parent whole), as Docker's.
+    #[error("cannot use mode passthru, macvlan network {network} is already using parent interface {parent}")]
     ParentInUse {
         /// The network using it.
+        network: String,
+        /// The parent.
+        parent: String,
+    },
+    /// The parent is taken whole by a passthru network.
+    #[error("macvlan network {network} is already using parent interface {parent} in mode passthru")]
+    ParentInPassthru {
+        /// The passthru network.
         network: String,
         /// The parent.
         parent: String,
@@ -50,7 +59,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::InvalidOption(_) | Error::ParentNotFound(_) => ErrorKind::InvalidParameter,
-            Error::ParentInUse { .. } => ErrorKind::Conflict,
+            Error::ParentInUse { .. } | Error::ParentInPassthru { .. } => ErrorKind::Conflict,
             Error::MissingKernelFeature { .. } => ErrorKind::NotImplemented,
             Error::NetworkNotFound(_) => ErrorKind::NotFound,
             Error::Os { source, .. } => source.kind(),

@@ -48,8 +48,9 @@ async fn default_route(ns: &Namespace) -> Option<IpAddr> {
 }
 
 /// Bridge mode: sandboxes reach each other and the outside host (both
-/// ways), with the default route via the network's gateway; everything goes
-/// with the network, the parent stays.
+/// ways), with the default route via the network's gateway; a second
+/// network shares the parent (not in passthru mode); everything goes with
+/// the networks, the parent stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sandboxes_reach_each_other_and_the_segment() {
     let Some(h) = TestHost::new("macvlan_sandboxes_reach_each_other_and_the_segment").await else { return };
@@ -64,15 +65,30 @@ async fn sandboxes_reach_each_other_and_the_segment() {
     assert_ping(&outside.ns, a_ip).await;
     assert_eq!(default_route(&a_ns).await, Some(OUTSIDE.parse().unwrap()), "default route via the gateway");
 
-    // One network per parent.
-    let mut other = on_uplink(&[("parent", "uplink")], false);
-    other.ipv4 = vec![IpamConfig::subnet("10.251.0.0/24".parse().unwrap())];
-    let e = ctrl.new_network("macvlan", "mv2", other).await.unwrap_err();
-    assert!(e.to_string().contains("already using parent interface uplink"), "{e}");
+    // Several networks on one parent (Docker 28's rule): a second subnet
+    // on the same segment, reaching the outside host's address there, and
+    // still reaching it once the first network is gone.
+    let oeth = outside.nl.link_get("eth0").await.unwrap().unwrap().index;
+    outside.nl.addr_add(oeth, "10.251.0.2/24".parse().unwrap()).await.unwrap();
+    let mut second = on_uplink(&[("parent", "uplink")], false);
+    second.ipv4 = vec![IpamConfig::subnet("10.251.0.0/24".parse().unwrap())];
+    let net2 = ctrl.new_network("macvlan", "mv2", second).await.expect("a second network on the parent");
+    let (c, c_ns, c_ip) = sandbox(&ctrl, &net2, "c").await;
+    assert_ping(&c_ns, "10.251.0.2".parse().unwrap()).await;
+    assert_ping(&outside.ns, c_ip).await;
+    // Passthru takes the parent whole: not beside another network.
+    let mut passthru = on_uplink(&[("parent", "uplink"), ("macvlan_mode", "passthru")], false);
+    passthru.ipv4 = vec![IpamConfig::subnet("10.252.0.0/24".parse().unwrap())];
+    let e = ctrl.new_network("macvlan", "pt", passthru).await.unwrap_err();
+    assert!(e.to_string().contains("cannot use mode passthru, macvlan network"), "{e}");
+    assert!(e.to_string().contains("is already using parent interface uplink"), "{e}");
 
     a.delete().await.unwrap();
     b.delete().await.unwrap();
     net.delete().await.unwrap();
+    assert_ping(&c_ns, "10.251.0.2".parse().unwrap()).await;
+    c.delete().await.unwrap();
+    net2.delete().await.unwrap();
     let links = h.links().await;
     assert!(links.contains(&"uplink".to_string()), "the parent stays: {links:?}");
     assert!(!links.iter().any(|l| l.starts_with("mv")), "no macvlan link left: {links:?}");
@@ -176,10 +192,22 @@ async fn vlan_parent_is_made_and_removed_with_the_network() {
     assert_ping(&a_ns, b_ip).await;
     assert_ping(&a_ns, "10.250.10.2".parse().unwrap()).await;
     assert_no_ping(&a_ns, "10.250.10.3".parse().unwrap()).await;
+    // A second network on the same VLAN parent (another subnet): the
+    // VLAN link stays while either uses it, and goes with the last.
+    outside.nl.addr_add(v10, "10.250.11.2/24".parse().unwrap()).await.unwrap();
+    let mut shared = on_vlan(10);
+    shared.ipv4 = vec![IpamConfig::subnet("10.250.11.0/24".parse().unwrap())];
+    let net2 = ctrl.new_network("macvlan", "vlan10b", shared).await.expect("a second network on uplink.10");
+    let (d, d_ns, _) = sandbox(&ctrl, &net2, "d").await;
+    assert_ping(&d_ns, "10.250.11.2".parse().unwrap()).await;
     a.delete().await.unwrap();
     b.delete().await.unwrap();
     net.delete().await.unwrap();
-    assert!(!h.links().await.contains(&"uplink.10".to_string()), "the VLAN link goes with the network");
+    assert!(h.links().await.contains(&"uplink.10".to_string()), "the VLAN link stays while vlan10b uses it");
+    assert_ping(&d_ns, "10.250.11.2".parse().unwrap()).await;
+    d.delete().await.unwrap();
+    net2.delete().await.unwrap();
+    assert!(!h.links().await.contains(&"uplink.10".to_string()), "the VLAN link goes with the last network");
 
     // The control: the same probe from VLAN 20 sees the peer there, not the one on 10.
     let net = ctrl.new_network("macvlan", "vlan20", on_vlan(20)).await.unwrap();
