@@ -22,9 +22,13 @@ pub fn required() -> bool {
 pub fn skip(test: &str, why: &str) -> bool {
     assert!(!required(), "{test}: {why}, and CI requires it");
     // Straight to the process's stderr: libtest captures `eprintln!` of
-    // passing tests, and a skip must be seen.
+    // passing tests, and a skip must be seen. One write of the whole line
+    // (a pipe takes it whole), so that libtest's own lines, written to the
+    // same pipe by other threads, never land inside it (`.ci/run` reads
+    // the lines that start with SKIPPED).
     use std::io::Write as _;
-    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+    let line = format!("SKIPPED {test}: {why}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
     false
 }
 
