@@ -39,7 +39,7 @@ fn enc(net: &IpNet) -> String {
 }
 
 fn store_error(e: crate::Error) -> Error {
-    Error::Cause { kind: cnm_ipamapi::ErrorKind::Unavailable, source: Box::new(e) }
+    Error::caused(cnm_ipamapi::ErrorKind::Unavailable, e)
 }
 
 /// The pool and sub-pool a global pool id names: `GlobalDefault/<pool>[/<sub>]`.

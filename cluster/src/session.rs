@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 #[non_exhaustive]
 pub enum Error {
     /// etcd did not answer, or refused a request.
-    #[error("cluster store ({endpoints}): {op}: {source}")]
+    #[error("cluster store ({endpoints}): {op}")]
     Etcd {
         /// The store's endpoints.
         endpoints: String,
@@ -329,7 +329,7 @@ impl Cluster {
                         rev + 1
                     }
                     Err(e) => {
-                        tracing::debug!(error = %e, "cluster store unreachable; listing again soon");
+                        tracing::debug!(error = %cnm_ipamapi::Chain(&e), "cluster store unreachable; listing again soon");
                         tokio::time::sleep(Duration::from_millis(500)).await;
                         continue;
                     }

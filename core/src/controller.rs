@@ -196,7 +196,7 @@ impl ControllerBuilder {
             .unwrap_or_default();
         for (name, drv) in drivers {
             if let Err(e) = drv.restored().await {
-                tracing::warn!(driver = %name, error = %e, "driver failed to clean up after the restore");
+                tracing::warn!(driver = %name, error = %crate::Chain(&e), "driver failed to clean up after the restore");
             }
         }
         if let Some(default) = ctrl.inner.config.default_network.clone()
@@ -236,13 +236,13 @@ impl Controller {
     }
 
     /// Logs a rollback step that failed, with its object and cause, and counts it.
-    pub(crate) fn rollback_failed(&self, step: &str, object: &str, cause: &dyn std::fmt::Display) {
+    pub(crate) fn rollback_failed(&self, step: &str, object: &str, cause: &dyn std::error::Error) {
         self.inner.rollback_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        tracing::warn!(step, object, error = %cause, "a rollback step failed");
+        tracing::warn!(step, object, error = %crate::Chain(cause), "a rollback step failed");
     }
 
     /// Runs the outcome of a rollback step through [`Controller::rollback_failed`] when it failed.
-    pub(crate) fn rollback<T, E: std::fmt::Display>(
+    pub(crate) fn rollback<T, E: std::error::Error>(
         &self,
         step: &str,
         object: &str,

@@ -91,7 +91,7 @@ pub enum Error {
     #[error("{0}")]
     Forbidden(String),
     /// A network driver failed.
-    #[error("{driver} driver failed to {op}: {source}")]
+    #[error("{driver} driver failed to {op}")]
     Driver {
         /// The driver's name.
         driver: String,
@@ -102,7 +102,7 @@ pub enum Error {
         source: cnm_driverapi::Error,
     },
     /// An IPAM driver failed.
-    #[error("ipam failed to {op}: {source}")]
+    #[error("ipam failed to {op}")]
     Ipam {
         /// What the IPAM was asked to do.
         op: String,
@@ -111,7 +111,7 @@ pub enum Error {
         source: cnm_ipamapi::Error,
     },
     /// The OS layer (netlink, namespaces) failed.
-    #[error("{op}: {source}")]
+    #[error("{op}")]
     Os {
         /// What was being done.
         op: String,
@@ -120,7 +120,7 @@ pub enum Error {
         source: cnm_osl::Error,
     },
     /// The embedded DNS server of a sandbox could not start.
-    #[error("DNS server of sandbox {sandbox}: {source}")]
+    #[error("DNS server of sandbox {sandbox}")]
     Dns {
         /// The sandbox's id.
         sandbox: String,
@@ -129,7 +129,7 @@ pub enum Error {
         source: cnm_dns::Error,
     },
     /// A file could not be read or written.
-    #[error("{op} {path}: {source}", path = .path.display())]
+    #[error("{op} {path}", path = .path.display())]
     Io {
         /// What was being done.
         op: &'static str,
@@ -143,7 +143,7 @@ pub enum Error {
     #[error("store: {0}")]
     Store(String),
     /// Several failures during a teardown that kept going.
-    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    #[error("{}", .0.iter().map(cnm_kinds::chain).collect::<Vec<_>>().join("; "))]
     Multiple(Vec<Error>),
 }
 
@@ -195,5 +195,24 @@ impl Error {
             1 => Err(errs.remove(0)),
             _ => Err(Error::Multiple(errs)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each layer says what it adds; the chain prints every cause once,
+    /// however many wrappers (transparent or not) lie between.
+    #[test]
+    fn a_driver_failure_prints_each_cause_once() {
+        let os = cnm_osl::Error::NotFound("link br-x".into()).during("create br-x");
+        let driver = cnm_driverapi::Error::from_source(os.kind(), os);
+        let e = Error::Driver { driver: "bridge".into(), op: "create network", source: driver };
+        assert_eq!(e.to_string(), "bridge driver failed to create network");
+        assert_eq!(crate::chain(&e), "bridge driver failed to create network: create br-x: link br-x not found");
+        let wrapped = cnm_driverapi::Error::internal("plugin call").with_source(std::io::Error::other("EOF"));
+        let e = Error::Driver { driver: "p".into(), op: "join", source: wrapped };
+        assert_eq!(crate::chain(&e), "p driver failed to join: plugin call: EOF");
     }
 }

@@ -15,6 +15,7 @@ mod sandbox;
 mod state;
 mod store;
 
+pub use cnm_kinds::{Chain, chain};
 pub use config::{Config, DefaultNetwork};
 pub use controller::{Controller, ControllerBuilder};
 pub use endpoint::{Endpoint, EndpointConfig, EndpointInfo, JoinOptions};

@@ -77,20 +77,20 @@ impl Controller {
         for s in vanished {
             tracing::info!(sandbox = %s.container_id, key = %s.key.display(), "the runtime's namespace is gone: removing the sandbox");
             if let Err(e) = crate::Sandbox::handle(self, &s).delete().await {
-                tracing::warn!(sandbox = %s.container_id, error = %e, "removing a sandbox whose namespace is gone");
+                tracing::warn!(sandbox = %s.container_id, error = %crate::Chain(&e), "removing a sandbox whose namespace is gone");
             }
         }
         let ids: Vec<String> = self.st().sandboxes.keys().cloned().collect();
         for id in ids {
             if let Err(e) = self.apply_gateway_change(&id, None, false).await {
-                tracing::warn!(sandbox = %id, error = %e, "failed to restore the gateway of a sandbox");
+                tracing::warn!(sandbox = %id, error = %crate::Chain(&e), "failed to restore the gateway of a sandbox");
                 // Reported on the sandbox: a host port another program took meanwhile, say.
                 if let Some(sb) = self.st().sandboxes.get_mut(&id) {
-                    sb.errors.push(format!("restoring its gateway and published ports: {e}"));
+                    sb.errors.push(format!("restoring its gateway and published ports: {}", crate::Chain(&e)));
                 }
             }
             if let Err(e) = self.refresh_sandbox(&id).await {
-                tracing::warn!(sandbox = %id, error = %e, "failed to restore sandbox files");
+                tracing::warn!(sandbox = %id, error = %crate::Chain(&e), "failed to restore sandbox files");
             }
         }
         let st = self.st();
@@ -141,24 +141,26 @@ impl Controller {
                                 continue;
                             }
                             if let Err(e) = pools::replay(&*ipam, allocates, &opts, std::slice::from_mut(p)).await {
-                                tracing::error!(network = %n.name, error = %e, "failed to claim the network's pools again");
+                                tracing::error!(network = %n.name, error = %crate::Chain(&e), "failed to claim the network's pools again");
                             }
                         }
                     }
                 }
-                Err(e) => tracing::error!(network = %n.name, error = %e, "network's ipam is not available"),
+                Err(e) => {
+                    tracing::error!(network = %n.name, error = %crate::Chain(&e), "network's ipam is not available")
+                }
             }
         }
         match self.driver(&n.driver).await {
             Ok(drv) => {
                 let req = crate::network::driver_request(&n);
                 if let Err(e) = drv.create_network(req).await {
-                    tracing::error!(network = %n.name, error = %e, "driver failed to restore network; will retry on next use");
+                    tracing::error!(network = %n.name, error = %crate::Chain(&e), "driver failed to restore network; will retry on next use");
                     self.st().unrestored.insert(n.id.clone());
                 }
             }
             Err(e) => {
-                tracing::error!(network = %n.name, error = %e, "network's driver is not available; will retry on next use");
+                tracing::error!(network = %n.name, error = %crate::Chain(&e), "network's driver is not available; will retry on next use");
                 self.st().unrestored.insert(n.id.clone());
             }
         }
@@ -186,7 +188,7 @@ impl Controller {
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::error!(sandbox = %s.container_id, error = %e, "failed to re-create sandbox namespace")
+                    tracing::error!(sandbox = %s.container_id, error = %crate::Chain(&e), "failed to re-create sandbox namespace")
                 }
             }
         }
@@ -258,7 +260,7 @@ impl Controller {
                 let req =
                     RequestAddressRequest { pool_id: pool.pool_id.clone(), address: Some(a.addr()), options: None };
                 if let Err(err) = ipam.request_address(req).await {
-                    tracing::error!(endpoint = %e.name, address = %a, error = %err, "failed to claim the endpoint's address again");
+                    tracing::error!(endpoint = %e.name, address = %a, error = %crate::Chain(&err), "failed to claim the endpoint's address again");
                 }
             }
         }
@@ -317,7 +319,7 @@ impl Controller {
                     }
                 }
                 Err(err) => {
-                    tracing::error!(endpoint = %e.name, error = %err, "failed to re-join endpoint");
+                    tracing::error!(endpoint = %e.name, error = %crate::Chain(&err), "failed to re-join endpoint");
                     rejoin = false;
                 }
             }
@@ -327,7 +329,7 @@ impl Controller {
             e.join = None;
         }
         if let Err(err) = self.inner.store.put(Table::Endpoints, &e.id, &e).await {
-            tracing::warn!(error = %err, "failed to record restored endpoint");
+            tracing::warn!(error = %crate::Chain(&err), "failed to record restored endpoint");
         }
         self.st().endpoints.insert(e.id.clone(), e);
     }
@@ -376,7 +378,7 @@ async fn restore_in_driver(drv: &std::sync::Arc<dyn cnm_driverapi::Driver>, net:
         options: endpoint_options(net, &e.config),
     };
     if let Err(err) = drv.create_endpoint(req).await {
-        tracing::error!(endpoint = %e.name, error = %err, "driver failed to restore endpoint");
+        tracing::error!(endpoint = %e.name, error = %crate::Chain(&err), "driver failed to restore endpoint");
     }
 }
 

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The daemon cannot be reached.
-    #[error("cannot connect to the cnm daemon at {addr}: {source} (is cnmd running?)")]
+    #[error("cannot connect to the cnm daemon at {addr} (is cnmd running?)")]
     Connect {
         /// The address tried.
         addr: String,

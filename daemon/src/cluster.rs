@@ -33,7 +33,10 @@ fn key(id: &str) -> String {
 }
 
 fn unavailable(e: cnm_cluster::Error) -> ApiError {
-    ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("global networks cannot change now: {e}"))
+    ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        format!("global networks cannot change now: {}", cnm::Chain(&e)),
+    )
 }
 
 impl Membership {
@@ -82,14 +85,14 @@ impl Membership {
         let record = NameRecord { host: self.cluster.advertise(), name };
         let Ok(value) = serde_json::to_vec(&record) else { return };
         if let Err(e) = self.cluster.put_leased(&key, &value).await {
-            tracing::warn!(endpoint = eid, error = %e, "cannot publish an endpoint's names");
+            tracing::warn!(endpoint = eid, error = %cnm::Chain(&e), "cannot publish an endpoint's names");
         }
     }
 
     /// Withdraws the names of endpoint `eid` of network `nid` (a no-op for local networks).
     pub async fn withdraw_names(&self, nid: &str, eid: &str) {
         if let Err(e) = self.cluster.delete(&format!("names/{nid}/{eid}")).await {
-            tracing::warn!(endpoint = eid, error = %e, "cannot withdraw an endpoint's names (its lease will)");
+            tracing::warn!(endpoint = eid, error = %cnm::Chain(&e), "cannot withdraw an endpoint's names (its lease will)");
         }
     }
 
@@ -105,7 +108,7 @@ impl Membership {
     /// Withdraws network `id` from the store (after its removal here).
     pub async fn withdraw(&self, id: &str) {
         if let Err(e) = self.cluster.delete(&key(id)).await {
-            tracing::warn!(network = id, error = %e, "cannot withdraw a removed global network");
+            tracing::warn!(network = id, error = %cnm::Chain(&e), "cannot withdraw a removed global network");
         }
     }
 
@@ -175,15 +178,15 @@ async fn adopt(ctrl: &Controller, value: &[u8]) {
         Ok(net) => {
             let name = net.name().to_string();
             if let Err(e) = ctrl.adopt_network(net).await {
-                tracing::warn!(network = name, error = %e, "cannot adopt a global network");
+                tracing::warn!(network = name, error = %cnm::Chain(&e), "cannot adopt a global network");
             }
         }
-        Err(e) => tracing::warn!(error = %e, "a global network in the store cannot be read"),
+        Err(e) => tracing::warn!(error = %cnm::Chain(&e), "a global network in the store cannot be read"),
     }
 }
 
 async fn forget(ctrl: &Controller, id: &str) {
     if let Err(e) = ctrl.forget_network(id).await {
-        tracing::warn!(network = id, error = %e, "cannot forget a removed global network");
+        tracing::warn!(network = id, error = %cnm::Chain(&e), "cannot forget a removed global network");
     }
 }

@@ -65,7 +65,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
 
 impl From<cnm::Error> for ApiError {
     fn from(e: cnm::Error) -> Self {
-        ApiError::new(status_of(e.kind()), e.to_string())
+        ApiError::new(status_of(e.kind()), cnm::chain(&e))
     }
 }
 
@@ -103,21 +103,11 @@ mod tests {
     }
 }
 
-/// An error and its causes on one line, each cause once: the project's
-/// errors print their cause in their own message, so a cause whose text the
-/// line already ends with is not repeated (contexts added by `anyhow` are).
+/// An error and its causes on one line, each once ([`cnm::Chain`]): the
+/// project's errors say only what they add, and contexts added by
+/// `anyhow` are causes like any other.
 pub fn report(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut line = e.to_string();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        let text = cause.to_string();
-        if !line.ends_with(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        next = cause.source();
-    }
-    line
+    cnm::chain(e)
 }
 
 #[cfg(test)]
@@ -125,7 +115,7 @@ mod report_tests {
     use super::report;
 
     #[derive(Debug, thiserror::Error)]
-    #[error("open host netlink: {0}")]
+    #[error("open host netlink")]
     struct Outer(#[source] std::io::Error);
 
     #[test]

@@ -28,7 +28,7 @@ pub enum ListenError {
     #[error("{0} exists and is not a socket: refusing to replace it")]
     NotASocket(PathBuf),
     /// Binding failed.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address.
         addr: String,

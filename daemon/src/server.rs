@@ -203,7 +203,7 @@ where
     let drained = async {
         while let Some(r) = tasks.join_next().await {
             if let Ok(Err(e)) = r {
-                tracing::warn!(error = %e, "listener failed");
+                tracing::warn!(error = %cnm::Chain(&e), "listener failed");
             }
         }
         inflight.drain().await;

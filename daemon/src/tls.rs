@@ -26,7 +26,7 @@ pub enum TlsError {
         message: String,
     },
     /// rustls refused the configuration.
-    #[error("TLS configuration: {0}")]
+    #[error("TLS configuration")]
     Config(#[from] rustls::Error),
     /// The client verifier cannot be built from the CA.
     #[error("TLS client verification: {0}")]
@@ -162,7 +162,7 @@ async fn accept_loop(
         let (stream, peer) = match tcp.accept().await {
             Ok(c) => c,
             Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
+                tracing::warn!(error = %cnm::Chain(&e), "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
@@ -174,7 +174,7 @@ async fn accept_loop(
                 Ok(Ok(tls)) => {
                     let _ = ready.send((tls, peer)).await;
                 }
-                Ok(Err(e)) => tracing::warn!(%peer, error = %e, "TLS handshake refused"),
+                Ok(Err(e)) => tracing::warn!(%peer, error = %cnm::Chain(&e), "TLS handshake refused"),
                 Err(_) => tracing::warn!(%peer, "TLS handshake timed out"),
             }
         });

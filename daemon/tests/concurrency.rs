@@ -55,7 +55,7 @@ impl Rng {
 /// Whether an error is one of the documented refusals a client can meet
 /// when its request races with its own state or another client's.
 fn documented(e: &ClientError) -> bool {
-    let msg = e.to_string();
+    let msg = cnm::chain(&e);
     match e.status().map(|s| s.as_u16()) {
         Some(403) => msg.contains("already connected") || msg.contains("active endpoints"),
         Some(404) => msg.contains("not connected") || msg.contains("not found"),

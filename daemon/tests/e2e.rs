@@ -418,7 +418,7 @@ async fn newlines_never_reach_hosts_or_resolv_conf() {
     ] {
         let e = c.post::<_, serde_json::Value>("/sandboxes", &body).await.unwrap_err();
         assert_eq!(e.status().map(|s| s.as_u16()), Some(400), "{e}");
-        assert!(e.to_string().contains("not allowed in /etc/hosts or resolv.conf"), "{e}");
+        assert!(cnm::chain(&e).contains("not allowed in /etc/hosts or resolv.conf"), "{e}");
     }
     assert!(c.get::<serde_json::Value>("/sandboxes/x").await.is_err(), "nothing created");
     d.ok(&["network", "create", "--subnet", "10.231.3.0/24", "n"]);

@@ -68,7 +68,7 @@ async fn failed_external_connectivity_undoes_the_connect() {
     for name in ["c1", "c2"] {
         sandbox(&d, name).await;
         let err = client.post_unit("/networks/n/connect", &json!({ "Container": name })).await.unwrap_err();
-        assert!(err.to_string().contains("no way out"), "the plugin's error is reported: {err}");
+        assert!(cnm::chain(&err).contains("no way out"), "the plugin's error is reported: {err}");
         let got = calls.take();
         addresses.push(created_address(&got));
         let got: Vec<&str> = got.iter().map(|c| c.path.trim_start_matches("/NetworkDriver.")).collect();

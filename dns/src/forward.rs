@@ -51,7 +51,9 @@ pub(crate) async fn forward(upstreams: &[Upstream], query: &[u8], tcp: bool, tim
                 last = Some(resp);
             }
             Ok(resp) => return Some(resp),
-            Err(e) => tracing::debug!(upstream = %up.addr, error = %e, "upstream did not answer; trying the next"),
+            Err(e) => {
+                tracing::debug!(upstream = %up.addr, error = %cnm_osl::Chain(&e), "upstream did not answer; trying the next")
+            }
         }
     }
     last

@@ -33,7 +33,7 @@ use std::sync::Arc;
 #[non_exhaustive]
 pub enum Error {
     /// A socket operation failed.
-    #[error("{op}: {source}")]
+    #[error("{op}")]
     Io {
         /// What was being done.
         op: &'static str,

@@ -214,7 +214,7 @@ async fn serve_udp(ctx: Arc<Ctx>, sock: Arc<UdpSocket>) {
         let (n, peer) = match sock.recv_from(&mut buf).await {
             Ok(r) => r,
             Err(e) => {
-                tracing::debug!(error = %e, "DNS: receive failed");
+                tracing::debug!(error = %cnm_osl::Chain(&e), "DNS: receive failed");
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }
@@ -267,7 +267,7 @@ async fn serve_tcp(ctx: Arc<Ctx>, listener: TcpListener) {
                 }
             },
             Err(e) => {
-                tracing::debug!(error = %e, "DNS: accept failed");
+                tracing::debug!(error = %cnm_osl::Chain(&e), "DNS: accept failed");
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }

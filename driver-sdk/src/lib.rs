@@ -11,9 +11,9 @@
 //!
 //! # The shape of a driver crate
 //!
-//! The bridge driver has all of it and the macvlan driver nearly (its
-//! options are in `config.rs`, its state in tables); the overlay driver
-//! still parses its two options in `driver.rs`:
+//! The bridge, macvlan and overlay drivers have all of it; host and null,
+//! which take no options and make nothing in the kernel, are the `lib.rs`
+//! part alone:
 //!
 //! * `lib.rs`: `NAME` (the driver's type name), the driver type and its
 //!   typed per-network config, re-exported;
@@ -21,8 +21,11 @@
 //!   in the driver's own namespace that it does not know is refused, naming
 //!   the key (keys of other tools are left alone, as Docker does);
 //! * `error.rs`: the driver's errors (`thiserror`), each with its
-//!   [`driverapi::ErrorKind`]; an OS failure is one variant holding the
-//!   [`osl::Error`] (whose kind it keeps) and what was being done;
+//!   [`driverapi::ErrorKind`] (`driverapi::Kinded`, so `?` makes a
+//!   [`driverapi::Error`] of it); an OS failure is the one shared variant
+//!   [`osl::Failed`]: what was being done, and the [`osl::Error`] as its
+//!   cause (whose kind it keeps). Messages say only what they add; the
+//!   cause is the `source()`, and [`driverapi::Chain`] prints the whole;
 //! * `driver.rs`: the [`driverapi::Driver`] implementation, with one module
 //!   per concept beside it (the bridge driver: `network.rs`, `endpoint.rs`,
 //!   `publish.rs`, `repair.rs`);
@@ -87,19 +90,21 @@
 //!     /// A network this driver does not have.
 //!     #[error("network {0} not found")]
 //!     NetworkNotFound(String),
-//!     /// A kernel operation failed.
-//!     #[error("{op}: {source}")]
-//!     Os { op: String, source: cnm_driver_sdk::osl::Error },
+//!     /// A kernel operation failed: the step and the OS layer's error, the
+//!     /// one OS variant every driver shares (`os_error.during("create br0")`).
+//!     #[error(transparent)]
+//!     Os(#[from] cnm_driver_sdk::osl::Failed),
 //! }
 //!
-//! impl From<MineError> for driverapi::Error {
-//!     fn from(e: MineError) -> Self {
-//!         let kind = match &e {
+//! // With its kind, a driver error becomes a `driverapi::Error` by `?`; its
+//! // message says only what it adds, its cause stays its `source()`.
+//! impl driverapi::Kinded for MineError {
+//!     fn kind(&self) -> ErrorKind {
+//!         match self {
 //!             MineError::UnknownOption(_) | MineError::InvalidOption(_) => ErrorKind::InvalidParameter,
 //!             MineError::NetworkNotFound(_) => ErrorKind::NotFound,
-//!             MineError::Os { source, .. } => source.kind(),
-//!         };
-//!         driverapi::Error::from_source(kind, e)
+//!             MineError::Os(failed) => failed.kind(),
+//!         }
 //!     }
 //! }
 //!
@@ -148,13 +153,17 @@
 //!
 //! // The library's one line (a `cdylib` crate; `cnmd --driver-dir` loads it):
 //! cnm_driver_sdk::export_plugin!(|ctx: cnm_driver_sdk::Context| async move {
-//!     let host = ctx.host_netlink().await.map_err(|e| e.to_string())?;
+//!     let host = ctx.host_netlink().await.map_err(|e| cnm_driver_sdk::osl::chain(&e))?;
 //!     let driver = MineDriver { host, networks: Table::default() };
 //!     Ok(cnm_driver_sdk::Exported::driver(std::sync::Arc::new(driver)))
 //! });
 //! ```
 //!
-//! Then run the behaviour suite against it (`cnm-driver-suite`).
+//! Then run the behaviour suite against it (`cnm-driver-suite`): say what
+//! the driver does (`Declared`), and the suite proves it by packets between
+//! namespaces, as root or rootless (`cnm_driver_suite::rootless_tests!()`
+//! in the test file, then `cargo test` as any user). `examples/ptp/tests/suite.rs`
+//! is a whole example.
 
 pub mod export;
 

@@ -2,36 +2,68 @@
 
 pub use cnm_kinds::ErrorKind;
 
-/// An error returned by a driver: a kind and a lowercase message with its context.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
+/// An error returned by a driver: a kind, a lowercase message saying what
+/// failed, and the cause as `source()`. Its `Display` is the message alone;
+/// [`cnm_kinds::Chain`] prints it with its causes (the whole text a plugin
+/// replies, an API answers or a log line shows).
+#[derive(Debug)]
 pub struct Error {
     kind: ErrorKind,
-    message: String,
-    #[source]
+    /// `None`: the error is its source's (see [`Error::from_source`]).
+    message: Option<String>,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 /// The result type of driver calls.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.message, &self.source) {
+            (Some(m), _) => f.write_str(m),
+            (None, Some(s)) => s.fmt(f),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        let source = self.source.as_deref().map(|s| s as &(dyn std::error::Error + 'static));
+        match self.message {
+            Some(_) => source,
+            // Transparent: the source's own message is this error's.
+            None => source.and_then(|s| s.source()),
+        }
+    }
+}
+
 impl Error {
     /// An error of `kind` with `message`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error { kind, message: message.into(), source: None }
+        Error { kind, message: Some(message.into()), source: None }
     }
 
-    /// An error of `kind` that is `source` (another crate's typed error,
-    /// kept as the cause and reachable by `source()`); its text is the message.
+    /// An error of `kind` that is `source` (another crate's typed error):
+    /// its text is this error's, its causes this error's causes, and it
+    /// stays reachable by downcasting.
     pub fn from_source(kind: ErrorKind, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        Error { kind, message: source.to_string(), source: Some(Box::new(source)) }
+        Error { kind, message: None, source: Some(Box::new(source)) }
     }
 
-    /// Attaches the underlying cause; its text is appended to the message.
+    /// Attaches the underlying cause, kept as `source()`.
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        self.message = format!("{}: {}", self.message, source);
+        if self.message.is_none() {
+            self.message = self.source.as_ref().map(|s| s.to_string());
+        }
         self.source = Some(Box::new(source));
         self
+    }
+
+    /// The typed error this one was made from ([`Error::from_source`]) or
+    /// attached ([`Error::with_source`]), for a caller that downcasts it.
+    pub fn cause(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        self.source.as_deref()
     }
 
     /// An invalid-parameter error.
@@ -79,9 +111,9 @@ impl Error {
         self.kind
     }
 
-    /// The message, without the kind.
-    pub fn message(&self) -> &str {
-        &self.message
+    /// The whole text: the message and its causes, without the kind.
+    pub fn message(&self) -> String {
+        cnm_kinds::chain(self)
     }
 }
 

@@ -22,11 +22,11 @@ mod table;
 /// a driver author needs no crate of their own for it).
 pub use async_trait::async_trait;
 pub use capability::{Capability, Scope};
-pub use cnm_kinds::Kinded;
 /// Kill points for crash tests (from the bottom layer).
 pub use cnm_kinds::kill;
 /// Serde helpers for the remote protocol's encodings (from the bottom layer).
 pub use cnm_kinds::wire;
+pub use cnm_kinds::{Chain, Kinded, chain};
 pub use driver::{Driver, LostInterface, LostInterfaceListener};
 pub use endpoint::{
     CreateEndpointRequest, CreateEndpointResponse, DeleteEndpointRequest, EndpointInterface, EndpointOperInfoRequest,

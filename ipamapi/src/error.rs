@@ -41,15 +41,10 @@ pub enum Error {
     /// A request field is malformed.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
-    /// A failure of another layer (a plugin call, a host look-up), kept as the cause.
-    #[error("{source}")]
-    Cause {
-        /// The class of the error.
-        kind: ErrorKind,
-        /// The underlying error.
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync + 'static>,
-    },
+    /// A failure of another layer (a plugin call, a host look-up): that
+    /// error itself, with a kind ([`Error::caused`]).
+    #[error(transparent)]
+    Cause(Caused),
     /// Any other failure, with its kind (remote IPAM errors answered as text).
     #[error("{message}")]
     Other {
@@ -60,10 +55,35 @@ pub enum Error {
     },
 }
 
+/// Another layer's error as an IPAM error of `kind`: its text and causes
+/// are the IPAM error's.
+#[derive(Debug)]
+pub struct Caused {
+    kind: ErrorKind,
+    source: Box<dyn std::error::Error + Send + Sync + 'static>,
+}
+
+impl std::fmt::Display for Caused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.source.fmt(f)
+    }
+}
+
+impl std::error::Error for Caused {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.source()
+    }
+}
+
 /// The result type of IPAM calls.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// `source` (another layer's error) as an IPAM error of `kind`.
+    pub fn caused(kind: ErrorKind, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::Cause(Caused { kind, source: Box::new(source) })
+    }
+
     /// The class of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
@@ -76,7 +96,8 @@ impl Error {
             // dockerd's classes (libnetwork's ErrPoolOverlap, ErrIPAlreadyAllocated): 403.
             Error::PoolOverlap { .. } | Error::AddressInUse(_) => ErrorKind::Forbidden,
             Error::NoAvailablePool | Error::NoAvailableIps => ErrorKind::Unavailable,
-            Error::Other { kind, .. } | Error::Cause { kind, .. } => *kind,
+            Error::Other { kind, .. } => *kind,
+            Error::Cause(c) => c.kind,
         }
     }
 }

@@ -19,7 +19,7 @@ pub use message::{
 };
 
 /// The error kinds, shared with the driver API.
-pub use cnm_kinds::ErrorKind;
+pub use cnm_kinds::{Chain, ErrorKind, chain};
 
 /// Option and data keys of the IPAM protocol.
 pub mod label {

@@ -125,9 +125,10 @@ impl DefaultIpam {
     /// The host's networks, when the choice is for the local space.
     async fn host_networks(&self, global: bool) -> Result<Vec<IpNet>> {
         match &self.host {
-            Some(host) if !global => {
-                host.networks().await.map_err(|e| internal(format!("could not list the host's networks: {e}")))
-            }
+            Some(host) if !global => host
+                .networks()
+                .await
+                .map_err(|e| internal(format!("could not list the host's networks: {}", cnm_ipamapi::Chain(&e)))),
             _ => Ok(Vec::new()),
         }
     }

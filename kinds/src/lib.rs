@@ -5,12 +5,15 @@
 //!   know theirs;
 //! - [`Protocol`]: a transport protocol;
 //! - [`wire`]: serde helpers for the remote protocol's encodings;
-//! - [`kill`]: named kill points for crash tests.
+//! - [`kill`]: named kill points for crash tests;
+//! - [`Chain`]: an error printed with its causes, each once.
 
+mod chain;
 mod error_kind;
 pub mod kill;
 mod protocol;
 pub mod wire;
 
+pub use chain::{Chain, chain};
 pub use error_kind::{ErrorKind, Kinded};
 pub use protocol::Protocol;

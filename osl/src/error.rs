@@ -25,7 +25,7 @@ pub enum Error {
         millis: u128,
     },
     /// A system call or file operation failed.
-    #[error("{op} {path}: {source}", path = path.display())]
+    #[error("{op} {path}", path = path.display())]
     Io {
         /// What was being done.
         op: &'static str,
@@ -59,6 +59,46 @@ pub enum Error {
 
 /// The class of an error, shared by every crate of the project.
 pub use cnm_kinds::ErrorKind;
+
+/// A step of a driver (or any caller) that failed in the OS layer: what
+/// was being done (`create br0`), and the OS layer's error as its cause.
+/// The one OS-error variant every driver's error type wraps
+/// (`#[error(transparent)] Os(#[from] cnm_osl::Failed)`); its kind is its
+/// cause's.
+#[derive(Debug, thiserror::Error)]
+#[error("{op}")]
+pub struct Failed {
+    /// What was being done.
+    pub op: String,
+    /// The OS layer's error.
+    #[source]
+    pub source: Error,
+}
+
+impl Failed {
+    /// `source`, failing step `op`.
+    pub fn new(op: impl Into<String>, source: Error) -> Self {
+        Failed { op: op.into(), source }
+    }
+
+    /// The class of this error: its cause's.
+    pub fn kind(&self) -> ErrorKind {
+        self.source.kind()
+    }
+}
+
+impl cnm_kinds::Kinded for Failed {
+    fn kind(&self) -> ErrorKind {
+        self.source.kind()
+    }
+}
+
+impl Error {
+    /// This error as the cause of step `op` ([`Failed`]).
+    pub fn during(self, op: impl Into<String>) -> Failed {
+        Failed::new(op, self)
+    }
+}
 
 /// The result type of the OS layer.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -22,7 +22,8 @@ pub mod userns;
 pub mod watch;
 
 pub use address::Address;
-pub use error::{Error, Result};
+pub use cnm_kinds::{Chain, chain};
+pub use error::{Error, Failed, Result};
 pub use link::{BridgePortFlags, Link, LinkKind, MacvlanMode, VethSpec};
 pub use namespace::Namespace;
 pub use netlink::{DEFAULT_DEADLINE, Netlink};

@@ -84,14 +84,14 @@ impl Plugin {
             NETWORK_DRIVER => {
                 let r = RemoteDriver::register(self.client.clone()).await.map(Arc::new);
                 if let Err(e) = &r {
-                    tracing::error!(plugin = %self.client.name(), error = %e, "network driver registration failed");
+                    tracing::error!(plugin = %self.client.name(), error = %cnm_driverapi::Chain(&e), "network driver registration failed");
                 }
                 self.network = Some(r);
             }
             IPAM_DRIVER => {
                 let r = RemoteIpam::register(self.client.clone()).await.map(Arc::new);
                 if let Err(e) = &r {
-                    tracing::error!(plugin = %self.client.name(), error = %e, "ipam driver registration failed");
+                    tracing::error!(plugin = %self.client.name(), error = %cnm_driverapi::Chain(&e), "ipam driver registration failed");
                 }
                 self.ipam = Some(r);
             }

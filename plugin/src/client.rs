@@ -374,7 +374,7 @@ where
         .map_err(|e| e.to_string())?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
-            tracing::debug!(error = %e, "plugin connection closed");
+            tracing::debug!(error = %cnm_driverapi::Chain(&e), "plugin connection closed");
         }
     });
     Ok(sender)

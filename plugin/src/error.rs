@@ -98,7 +98,7 @@ pub enum Error {
         reason: String,
     },
     /// The plugin server's listener failed or refused its address.
-    #[error("plugin server: {0}")]
+    #[error("plugin server")]
     Server(#[source] std::io::Error),
 }
 
@@ -141,7 +141,7 @@ impl From<Error> for cnm_driverapi::Error {
 
 impl From<Error> for cnm_ipamapi::Error {
     fn from(e: Error) -> Self {
-        cnm_ipamapi::Error::Cause { kind: e.kind(), source: Box::new(e) }
+        cnm_ipamapi::Error::caused(e.kind(), e)
     }
 }
 

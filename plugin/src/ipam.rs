@@ -68,7 +68,7 @@ impl RemoteIpam {
         let capability = match client.call_json::<()>(CAPS, None, ErrorField::Error).await {
             Ok(v) => decode_answer::<IpamCapability>(CAPS, v).unwrap_or_default(),
             Err(e) => {
-                tracing::debug!(plugin = %client.name(), error = %e, "ipam plugin has no capabilities");
+                tracing::debug!(plugin = %client.name(), error = %cnm_driverapi::Chain(&e), "ipam plugin has no capabilities");
                 IpamCapability::default()
             }
         };

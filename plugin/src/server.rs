@@ -204,13 +204,13 @@ impl PluginServer {
                             if let Err(e) =
                                 hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), svc).await
                             {
-                                tracing::debug!(error = %e, "plugin connection ended with an error");
+                                tracing::debug!(error = %cnm_driverapi::Chain(&e), "plugin connection ended with an error");
                             }
                         });
                     }
                     Err(e) => {
                         // Out of file descriptors and the like: pause instead of spinning.
-                        tracing::warn!(error = %e, "plugin server failed to accept a connection");
+                        tracing::warn!(error = %cnm_driverapi::Chain(&e), "plugin server failed to accept a connection");
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 },
@@ -270,11 +270,11 @@ fn arg<T: DeserializeOwned>(method: &str, body: &[u8], ipam: bool) -> std::resul
 }
 
 fn driver_err(e: cnm_driverapi::Error) -> Reply {
-    Reply::error(e.kind(), e.message(), false)
+    Reply::error(e.kind(), &e.message(), false)
 }
 
 fn ipam_err(e: cnm_ipamapi::Error) -> Reply {
-    Reply::error(e.kind(), &e.to_string(), true)
+    Reply::error(e.kind(), &cnm_ipamapi::chain(&e), true)
 }
 
 /// Checks the ids of a request before any driver sees them: every

@@ -87,7 +87,7 @@ async fn errors_map_to_statuses_and_fields() {
         *drv.fail.lock().unwrap() = Some(("DeleteNetwork".into(), d::Error::new(kind, "no luck")));
         let e = remote.delete_network(d::DeleteNetworkRequest { network_id: "n1".into() }).await.unwrap_err();
         assert_eq!(e.kind(), kind, "our client recovers the exact kind");
-        assert_eq!(e.to_string(), "NetworkDriver.DeleteNetwork: no luck");
+        assert_eq!(cnm_driverapi::chain(&e), "NetworkDriver.DeleteNetwork: no luck");
     }
     *drv.fail.lock().unwrap() =
         Some(("ProgramExternalConnectivity".into(), d::Error::not_implemented("ProgramExternalConnectivity")));
@@ -119,7 +119,7 @@ async fn tcp_loopback_only_and_concurrent_calls() {
     let log = Log::default();
     let drv: Arc<dyn Driver> = Arc::new(RecordingDriver::new("t", log.clone(), Answers::Emulate));
     let e = cnm_driver_remote::serve(anywhere, drv.clone()).await.unwrap_err();
-    assert!(e.to_string().contains("use a loopback address"), "{e}");
+    assert!(cnm_driverapi::chain(&e).contains("use a loopback address"), "{e}");
 
     let lo = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = lo.local_addr().unwrap();

@@ -1,9 +1,13 @@
-//! The behaviour suite (`cnm-driver-suite`) against every driver there is:
-//! bridge, host, null, the remote driver (our bridge behind our plugin
-//! server), the example ptp driver compiled in, and the same driver loaded
-//! as a library. Each runs in a scratch host of its own.
+//! The behaviour suite (`cnm-driver-suite`) against every driver there is,
+//! each in a scratch host of its own: bridge, host, null, macvlan and
+//! overlay (two hosts, a real etcd) compiled in; the example ptp driver
+//! compiled in and loaded as a library; the bridge served as a remote
+//! plugin. Cases follow what each declares; the declared abilities are
+//! proved by packets. Controls: a driver that breaks the contract, and
+//! drivers declaring more than they do, fail the cases that probe it.
 
-use cnm_driver_suite::{ScratchHost, check_driver};
+use cnm::osl::{Netlink, VethSpec};
+use cnm_driver_suite::{Declared, ScratchHost, Suite};
 use cnm_driverapi::{Driver, DriverProvider};
 use std::sync::Arc;
 
@@ -14,18 +18,70 @@ async fn host(test: &str) -> Option<ScratchHost> {
     Some(ScratchHost::new().await.expect("scratch host"))
 }
 
+const BRIDGE_OPTIONS: &str = "com.docker.network.bridge.";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bridge_passes_the_suite() {
     let Some(h) = host("bridge_passes_the_suite").await else { return };
-    let d = Arc::new(cnm_driver_bridge::BridgeDriver::new(h.netlink().clone()));
-    check_driver(d, &h).await.assert_passed();
+    let nl = h.netlink().clone();
+    let d = Arc::new(cnm_driver_bridge::BridgeDriver::new(nl.clone()));
+    let report = Suite::new(d, &h)
+        .declare(Declared::bridge_like(BRIDGE_OPTIONS))
+        .restart_with(move || Arc::new(cnm_driver_bridge::BridgeDriver::new(nl.clone())))
+        .run()
+        .await;
+    report.assert_passed();
+    assert!(report.passed_cases().contains(&"restart and replay"), "{report:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_and_null_pass_the_suite() {
     let Some(h) = host("host_and_null_pass_the_suite").await else { return };
-    check_driver(Arc::new(cnm_driver_host::HostDriver::new()), &h).await.assert_passed();
-    check_driver(Arc::new(cnm_driver_null::NullDriver::new()), &h).await.assert_passed();
+    for d in
+        [Arc::new(cnm_driver_host::HostDriver::new()) as Arc<dyn Driver>, Arc::new(cnm_driver_null::NullDriver::new())]
+    {
+        let again = d.clone();
+        Suite::new(d, &h)
+            .declare(Declared::no_interface())
+            .restart_with(move || again.clone())
+            .run()
+            .await
+            .assert_passed();
+    }
+}
+
+/// A LAN for macvlan: the scratch host's `lan0` is a veth whose peer is in
+/// a namespace of its own holding the suite's gateway address (.1): the
+/// router a macvlan network's containers reach.
+async fn lan(h: &ScratchHost) -> cnm::osl::Namespace {
+    let path = h.dir().join("lan.netns");
+    let (ns, lan) = Netlink::create_namespace(&path, cnm::osl::DEFAULT_DEADLINE).await.unwrap();
+    let spec =
+        VethSpec { name: "lan0", peer_name: "router0", peer_namespace: Some(&ns), up: true, ..Default::default() };
+    h.netlink().link_create_veth(&spec).await.unwrap();
+    let router = lan.link_get("router0").await.unwrap().unwrap();
+    lan.addr_add(router.index, "10.236.0.1/24".parse().unwrap()).await.unwrap();
+    lan.link_set_up(router.index).await.unwrap();
+    ns
+}
+
+fn macvlan_declared() -> Declared {
+    Declared::routed().with_option("parent", "lan0").with_option_prefix("macvlan_")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn macvlan_passes_the_suite() {
+    let Some(h) = host("macvlan_passes_the_suite").await else { return };
+    let _lan = lan(&h).await;
+    let nl = h.netlink().clone();
+    let d = Arc::new(cnm_driver_macvlan::MacvlanDriver::new(nl.clone()));
+    let report = Suite::new(d, &h)
+        .declare(macvlan_declared())
+        .restart_with(move || Arc::new(cnm_driver_macvlan::MacvlanDriver::new(nl.clone())))
+        .run()
+        .await;
+    cnm::osl::Namespace::remove(h.dir().join("lan.netns")).unwrap();
+    report.assert_passed();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -37,15 +93,21 @@ async fn remote_bridge_passes_the_suite() {
     let server = tokio::spawn(cnm_driver_remote::serve(listener, served));
     let provider = cnm_driver_remote::PluginProvider::new(cnm_driver_remote::Discovery::in_dir(dir.path()));
     let d: Arc<dyn Driver> = provider.network_driver("suite-bridge").await.unwrap().expect("the plugin is found");
-    check_driver(d, &h).await.assert_passed();
+    Suite::new(d, &h).declare(Declared::bridge_like(BRIDGE_OPTIONS)).run().await.assert_passed();
     server.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ptp_compiled_in_passes_the_suite() {
     let Some(h) = host("ptp_compiled_in_passes_the_suite").await else { return };
-    let d = Arc::new(cnm_example_ptp::PtpDriver::new(h.netlink().clone()));
-    check_driver(d, &h).await.assert_passed();
+    let nl = h.netlink().clone();
+    let d = Arc::new(cnm_example_ptp::PtpDriver::new(nl.clone()));
+    Suite::new(d, &h)
+        .declare(Declared::routed())
+        .restart_with(move || Arc::new(cnm_example_ptp::PtpDriver::new(nl.clone())))
+        .run()
+        .await
+        .assert_passed();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -56,7 +118,7 @@ async fn ptp_library_passes_the_suite() {
     let loaded = cnm_driver_dylib::DriverLibrary::open(&lib, &config).expect("load the ptp library");
     let plugin = loaded.activate(cnm_driver_remote::ClientConfig::default()).await.unwrap();
     let d: Arc<dyn Driver> = plugin.network.expect("a network driver").expect("registered");
-    check_driver(d, &h).await.assert_passed();
+    Suite::new(d, &h).declare(Declared::routed()).run().await.assert_passed();
 }
 
 /// A driver that breaks the contract: its join names an interface that
@@ -101,16 +163,40 @@ impl Driver for Broken {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_driver_fails_the_suite() {
     let Some(h) = host("a_broken_driver_fails_the_suite").await else { return };
-    let report = check_driver(Arc::new(Broken), &h).await;
-    let failed: Vec<&str> = report
-        .cases
-        .iter()
-        .filter(|(_, o)| matches!(o, cnm_driver_suite::Outcome::Failed(_)))
-        .map(|(n, _)| *n)
-        .collect();
-    assert!(failed.contains(&"join and leave"), "{report:?}");
+    let report = Suite::new(Arc::new(Broken), &h).declare(Declared::routed()).run().await;
+    let failed = report.failed();
+    assert!(failed.contains(&"join proved by packets, and leave"), "{report:?}");
     assert!(failed.contains(&"unknown network and endpoint"), "{report:?}");
     assert!(failed.contains(&"network lifecycle and re-creation"), "{report:?}");
+}
+
+/// Controls for the packet probes: a driver declaring more than it does
+/// fails the case that probes it. Null declaring connectivity fails the
+/// join; macvlan declaring published ports fails external connectivity;
+/// the bridge declaring that it refuses a key it does not know, under a
+/// prefix that is not its own, fails the options case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drivers_declaring_more_than_they_do_fail_the_suite() {
+    let Some(h) = host("drivers_declaring_more_than_they_do_fail_the_suite").await else { return };
+    let null = Suite::new(Arc::new(cnm_driver_null::NullDriver::new()), &h)
+        .declare(Declared { interface: false, stateless: true, ..Declared::routed() })
+        .run()
+        .await;
+    assert_eq!(null.failed(), ["join proved by packets, and leave"], "{null:?}");
+
+    let _lan = lan(&h).await;
+    let macvlan = Suite::new(Arc::new(cnm_driver_macvlan::MacvlanDriver::new(h.netlink().clone())), &h)
+        .declare(Declared { publishes_ports: true, ..macvlan_declared() })
+        .run()
+        .await;
+    cnm::osl::Namespace::remove(h.dir().join("lan.netns")).unwrap();
+    assert_eq!(macvlan.failed(), ["external connectivity observed"], "{macvlan:?}");
+
+    let bridge = Suite::new(Arc::new(cnm_driver_bridge::BridgeDriver::new(h.netlink().clone())), &h)
+        .declare(Declared::bridge_like("com.example.not-the-bridge."))
+        .run()
+        .await;
+    assert_eq!(bridge.failed(), ["options: foreign kept, unknown own refused by name"], "{bridge:?}");
 }
 
 /// The IPAM part of the suite: Docker's default IPAM in process, behind our
@@ -138,4 +224,102 @@ async fn default_ipam_passes_the_suite_three_ways() {
     let plugin = loaded.activate(cnm_driver_remote::ClientConfig::default()).await.unwrap();
     let from_lib: Arc<dyn Ipam> = plugin.ipam.expect("an IPAM").expect("registered");
     check_ipam("library default", from_lib).await.assert_passed();
+}
+
+/// etcd on this process's loopback (free ports), removed when dropped: the
+/// overlay drivers of the suite's two hosts reach it from here.
+struct Etcd {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    endpoint: String,
+}
+
+impl Etcd {
+    async fn start() -> Etcd {
+        let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let (client, peer) = (free(), free());
+        let dir = tempfile::Builder::new().prefix("cnm-suite-etcd-").tempdir().unwrap();
+        let log = std::fs::File::create(dir.path().join("etcd.log")).unwrap();
+        let endpoint = format!("127.0.0.1:{client}");
+        let child = std::process::Command::new("etcd")
+            .args(["--name", "cnm-suite", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(["--listen-client-urls", &format!("http://{endpoint}")])
+            .args(["--advertise-client-urls", &format!("http://{endpoint}")])
+            .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
+            .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{peer}")])
+            .args(["--initial-cluster", &format!("cnm-suite=http://127.0.0.1:{peer}")])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start etcd");
+        let etcd = Etcd { child, dir, endpoint };
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let addr: std::net::SocketAddr = etcd.endpoint.parse().unwrap();
+        while std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200)).is_err() {
+            let log = std::fs::read_to_string(etcd.dir.path().join("etcd.log")).unwrap_or_default();
+            assert!(std::time::Instant::now() < end, "etcd did not start: {log}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        etcd
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The overlay driver on two scratch hosts linked by an underlay veth
+/// (192.168.232.1 and .2), sharing state through a real etcd: the second
+/// sandbox of every case is on the other host, so "between sandboxes" is
+/// VXLAN across the underlay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlay_across_two_hosts_passes_the_suite() {
+    let test = "overlay_across_two_hosts_passes_the_suite";
+    if !cnm_tests::privileged(test) || !cnm_tests::tools(test, &["etcd"], "etcd-server") {
+        return;
+    }
+    let etcd = Etcd::start().await;
+    let (h1, h2) = (ScratchHost::new().await.unwrap(), ScratchHost::new().await.unwrap());
+    let spec = VethSpec {
+        name: "ul0",
+        peer_name: "ul0",
+        peer_namespace: Some(h2.namespace()),
+        up: true,
+        ..Default::default()
+    };
+    let ul1 = h1.netlink().link_create_veth(&spec).await.unwrap();
+    h1.netlink().addr_add(ul1.index, "192.168.232.1/24".parse().unwrap()).await.unwrap();
+    let ul2 = h2.netlink().link_get("ul0").await.unwrap().unwrap();
+    h2.netlink().addr_add(ul2.index, "192.168.232.2/24".parse().unwrap()).await.unwrap();
+    h2.netlink().link_set_up(ul2.index).await.unwrap();
+
+    let member = |h: &ScratchHost, advertise: [u8; 4]| {
+        let mut config =
+            cnm_cluster::ClusterConfig::parse(&format!("etcd://{}", etcd.endpoint), advertise.into()).unwrap();
+        config.prefix = "/cnm-suite".into();
+        let overlay = cnm_driver_overlay::OverlayConfig { netns_dir: h.dir().join("overlay"), ..Default::default() };
+        (config, overlay, h.netlink().clone())
+    };
+    let (c1, o1, nl1) = member(&h1, [192, 168, 232, 1]);
+    let (c2, o2, nl2) = member(&h2, [192, 168, 232, 2]);
+    let cluster1 = cnm_cluster::Cluster::connect(c1).await.unwrap();
+    let cluster2 = cnm_cluster::Cluster::connect(c2).await.unwrap();
+    let d1 = Arc::new(cnm_driver_overlay::OverlayDriver::new(nl1.clone(), cluster1.clone(), o1.clone()));
+    let d2 = Arc::new(cnm_driver_overlay::OverlayDriver::new(nl2, cluster2, o2));
+    let report = Suite::new(d1, &h1)
+        .second_host(d2, &h2)
+        .declare(Declared::routed().with_option_prefix("com.docker.network.driver.overlay."))
+        .restart_with(move || {
+            Arc::new(cnm_driver_overlay::OverlayDriver::new(nl1.clone(), cluster1.clone(), o1.clone()))
+        })
+        .run()
+        .await;
+    report.assert_passed();
+    assert!(report.passed_cases().contains(&"restart and replay"), "{report:?}");
+    drop(etcd);
 }

@@ -113,7 +113,7 @@ async fn static_ip_is_honoured_and_refused_when_taken() {
     assert_eq!(info.mac.unwrap().to_string(), "02:42:0a:63:00:4d");
     let err = net.create_endpoint("clash", fixed).await.unwrap_err();
     assert_eq!(err.kind(), cnm::ErrorKind::Forbidden, "address in use, as dockerd: {err}");
-    assert!(err.to_string().contains("10.99.0.77"), "{err}");
+    assert!(cnm::chain(&err).contains("10.99.0.77"), "{err}");
 
     let ep2 = net.create_endpoint("dyn", EndpointConfig::default()).await.unwrap();
     let sb1 = ctrl.new_sandbox("s1", SandboxConfig::default()).await.unwrap();

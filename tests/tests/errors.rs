@@ -12,7 +12,7 @@ async fn delete_network_with_endpoints_is_refused() {
     let ep = net.create_endpoint("e", EndpointConfig::default()).await.unwrap();
     let err = net.delete().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Forbidden);
-    assert!(err.to_string().contains("has active endpoints"), "{err}");
+    assert!(cnm::chain(&err).contains("has active endpoints"), "{err}");
     assert!(ctrl.network_by_name("busy").await.is_ok(), "the network is still there");
     ep.delete().await.unwrap();
     net.delete().await.unwrap();
@@ -48,23 +48,23 @@ async fn invalid_requests_are_refused_clearly() {
     let ctrl = h.controller().await;
     let err = ctrl.new_network("brdge", "x", NetworkConfig::default()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
-    assert!(err.to_string().contains("bridge") && err.to_string().contains("null"), "lists the drivers: {err}");
+    assert!(cnm::chain(&err).contains("bridge") && cnm::chain(&err).contains("null"), "lists the drivers: {err}");
     let err = ctrl.new_network("bridge", "", NetworkConfig::default()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidParameter);
-    assert!(err.to_string().contains("name is empty"), "{err}");
+    assert!(cnm::chain(&err).contains("name is empty"), "{err}");
     let err = ctrl.new_network("bridge", "two\nlines", NetworkConfig::default()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidParameter);
     let err = ctrl
         .new_network("bridge", "x", NetworkConfig::default().with_subnet("10.1.2.3/24".parse().unwrap()))
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("10.1.2.0/24"), "suggests the network address: {err}");
+    assert!(cnm::chain(&err).contains("10.1.2.0/24"), "suggests the network address: {err}");
     // A typo among the bridge's own keys is refused by name (a key that is
     // not the bridge's is kept and shown, as Docker keeps it: below).
     let typo = NetworkConfig::default().with_option("com.docker.network.bridge.colour", "blue");
     let err = ctrl.new_network("bridge", "x", typo).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidParameter);
-    assert!(err.to_string().contains("com.docker.network.bridge.colour"), "{err}");
+    assert!(cnm::chain(&err).contains("com.docker.network.bridge.colour"), "{err}");
     let ok = ctrl
         .new_network("bridge", "x", NetworkConfig::default().with_subnet("10.5.0.0/16".parse().unwrap()))
         .await

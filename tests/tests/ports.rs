@@ -68,7 +68,7 @@ async fn published_ports_are_reachable_and_released() {
     // A second container asking for it gets a clear error, and nothing of it is left.
     let err = container(&ctrl, &net, "clash", vec![bind(Protocol::Tcp, 80, None, 8080, 0)]).await.unwrap_err();
     assert_eq!(err.kind(), cnm::ErrorKind::Conflict, "{err}");
-    assert!(err.to_string().contains("8080"), "{err}");
+    assert!(cnm::chain(&err).contains("8080"), "{err}");
     assert!(ctrl.sandbox("clash").await.is_err());
     // The sandbox reports what it published.
     let info = web.info().await.unwrap();
@@ -180,7 +180,7 @@ async fn failed_join_gives_the_gateway_back() {
     driver.fail_program.store(true, Ordering::SeqCst);
     let ep_a = net_a.create_endpoint("a", EndpointConfig::default()).await.unwrap();
     let err = ep_a.join(&sb, JoinOptions::default()).await.unwrap_err();
-    assert!(err.to_string().contains("programming failed"), "{err}");
+    assert!(cnm::chain(&err).contains("programming failed"), "{err}");
 
     // net-b's endpoint is the gateway again: default route and published port.
     let nl = cnm::osl::Netlink::connect(&ns, cnm::osl::DEFAULT_DEADLINE).await.unwrap();
@@ -197,7 +197,7 @@ async fn failed_join_gives_the_gateway_back() {
     driver.fail_program.store(true, Ordering::SeqCst);
     driver.fail_leave.store(true, Ordering::SeqCst);
     let err = ep_a.join(&sb, JoinOptions::default()).await.unwrap_err();
-    assert!(err.to_string().contains("programming failed"), "{err}");
+    assert!(cnm::chain(&err).contains("programming failed"), "{err}");
     assert!(!driver.fail_leave.load(Ordering::SeqCst), "the rollback asked the driver to leave");
     assert_eq!(ctrl.rollback_failures(), 1, "the failed leave of the rollback is counted");
     assert!(ep_a.info().await.unwrap().sandbox_id.is_none(), "the failed join is undone");

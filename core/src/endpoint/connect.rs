@@ -38,7 +38,7 @@ impl Network {
         ctrl.st().endpoints.insert(rec.id.clone(), rec.clone());
         if let Err(e) = ctrl.join_recorded(&net, &drv, rec, old_gateway, &sandbox.id).await {
             if let Err(del) = ep.delete_locked().await {
-                tracing::warn!(endpoint = %ep.name, error = %del, "cannot delete the endpoint of a failed join");
+                tracing::warn!(endpoint = %ep.name, error = %crate::Chain(&del), "cannot delete the endpoint of a failed join");
             }
             return Err(e);
         }

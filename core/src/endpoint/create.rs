@@ -286,7 +286,7 @@ pub(crate) async fn release_addresses(ipam: &dyn Ipam, net: &NetworkRecord, rec:
         let Some(pool) = net.pool_of(a.addr()) else { continue };
         let req = ReleaseAddressRequest { pool_id: pool.pool_id.clone(), address: a.addr() };
         if let Err(e) = ipam.release_address(req).await {
-            tracing::warn!(address = %a, error = %e, "failed to release address");
+            tracing::warn!(address = %a, error = %crate::Chain(&e), "failed to release address");
         }
     }
 }

@@ -54,7 +54,7 @@ impl Controller {
                     // As dockerd's: the driver's failure is logged, and the
                     // deletion goes on (the address is released).
                     if let Err(e) = drv.delete_endpoint(req).await {
-                        tracing::warn!(endpoint = %rec.name, network = %net.name, driver = %net.driver, error = %e,
+                        tracing::warn!(endpoint = %rec.name, network = %net.name, driver = %net.driver, error = %crate::Chain(&e),
                             "the driver failed to delete the endpoint; the deletion goes on");
                     }
                 }

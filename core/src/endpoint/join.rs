@@ -113,7 +113,7 @@ impl Controller {
                     j.phase = JoinPhase::Joined;
                     match info {
                         Ok(info) => j.driver_info = info.value,
-                        Err(e) => tracing::debug!(endpoint = %rec.name, error = %e, "EndpointOperInfo"),
+                        Err(e) => tracing::debug!(endpoint = %rec.name, error = %crate::Chain(&e), "EndpointOperInfo"),
                     }
                 }
                 // The confirmation and the sandbox's files (which read the
@@ -124,7 +124,7 @@ impl Controller {
                     self.refresh_sandbox(sandbox_id)
                 );
                 if let Err(e) = refreshed {
-                    tracing::warn!(error = %e, "failed to refresh sandbox files");
+                    tracing::warn!(error = %crate::Chain(&e), "failed to refresh sandbox files");
                 }
                 confirmed
             }

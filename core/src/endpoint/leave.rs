@@ -106,7 +106,7 @@ impl Controller {
             // As dockerd's: the driver's failure is logged, and the leave
             // (and a deletion after it) goes on.
             if let Err(e) = left {
-                tracing::warn!(endpoint = %rec.name, network = %net.name, driver = %net.driver, error = %e,
+                tracing::warn!(endpoint = %rec.name, network = %net.name, driver = %net.driver, error = %crate::Chain(&e),
                     "the driver failed to leave; the leave goes on");
             }
             Ok(())
@@ -117,7 +117,7 @@ impl Controller {
                 Ok(nl) => interface::remove(&nl, iface).await,
                 // The runtime's namespace is gone (its container exited): so is the interface.
                 Err(e) if runtime_ns => {
-                    tracing::debug!(error = %e, "the runtime's namespace is gone");
+                    tracing::debug!(error = %crate::Chain(&e), "the runtime's namespace is gone");
                     Ok(())
                 }
                 Err(e) => Err(e),

@@ -146,7 +146,7 @@ impl Endpoint {
         if let Some(rec) = updated
             && let Err(e) = self.ctrl.inner.store.put(crate::store::Table::Endpoints, &rec.id, &rec).await
         {
-            tracing::warn!(endpoint = %rec.name, error = %e, "failed to record the driver's endpoint information");
+            tracing::warn!(endpoint = %rec.name, error = %crate::Chain(&e), "failed to record the driver's endpoint information");
         }
         if let Some(mac) = mac {
             info.entry(cnm_driverapi::label::MAC_ADDRESS.to_string())

@@ -76,7 +76,7 @@ impl Controller {
                     }
                     Ok(None) => {}
                     Err(e) => {
-                        tracing::error!(endpoint = %lost.endpoint_id, error = %e, "an interface was removed and cannot be put back")
+                        tracing::error!(endpoint = %lost.endpoint_id, error = %crate::Chain(&e), "an interface was removed and cannot be put back")
                     }
                 }
             }
@@ -116,7 +116,7 @@ impl Controller {
         let drv = self.driver(&net.driver).await?;
         let leave = LeaveRequest { network_id: net.id.clone(), endpoint_id: rec.id.clone() };
         if let Err(e) = drv.leave(leave).await {
-            tracing::debug!(endpoint = %rec.name, error = %e, "driver's leave before joining again");
+            tracing::debug!(endpoint = %rec.name, error = %crate::Chain(&e), "driver's leave before joining again");
         }
         if let Some(sb) = self.st().sandboxes.get_mut(&sandbox_id) {
             sb.ifindex.remove(&iface);

@@ -45,7 +45,7 @@ impl crate::Controller {
         if rec.config.config_only {
             // Nothing was allocated or created for it.
             if let Err(e) = self.inner.store.delete(Table::Networks, &rec.id).await {
-                tracing::warn!(network = %rec.name, error = %e, "cannot remove network from the store");
+                tracing::warn!(network = %rec.name, error = %crate::Chain(&e), "cannot remove network from the store");
             }
             return;
         }
@@ -54,26 +54,26 @@ impl crate::Controller {
                 pools::release(&*ipam, &rec.ipv4).await;
                 pools::release(&*ipam, &rec.ipv6).await;
             }
-            Err(e) => tracing::warn!(network = %rec.name, error = %e, "cannot release pools"),
+            Err(e) => tracing::warn!(network = %rec.name, error = %crate::Chain(&e), "cannot release pools"),
         }
         crate::kill::point("network.delete.pools");
         match self.driver(&rec.driver).await {
             Ok(drv) => {
                 if let Err(e) = drv.delete_network(DeleteNetworkRequest { network_id: rec.id.clone() }).await {
-                    tracing::warn!(network = %rec.name, error = %e, "driver failed to delete network");
+                    tracing::warn!(network = %rec.name, error = %crate::Chain(&e), "driver failed to delete network");
                 }
                 if drv.capability().data_scope == cnm_driverapi::Scope::Global {
                     let free = cnm_driverapi::FreeNetworkRequest { network_id: rec.id.clone() };
                     if let Err(e) = drv.network_free(free).await {
-                        tracing::warn!(network = %rec.name, error = %e, "driver failed to free the network");
+                        tracing::warn!(network = %rec.name, error = %crate::Chain(&e), "driver failed to free the network");
                     }
                 }
             }
-            Err(e) => tracing::warn!(network = %rec.name, error = %e, "cannot delete network in driver"),
+            Err(e) => tracing::warn!(network = %rec.name, error = %crate::Chain(&e), "cannot delete network in driver"),
         }
         crate::kill::point("network.delete.driver");
         if let Err(e) = self.inner.store.delete(Table::Networks, &rec.id).await {
-            tracing::warn!(network = %rec.name, error = %e, "cannot remove network from the store");
+            tracing::warn!(network = %rec.name, error = %crate::Chain(&e), "cannot remove network from the store");
         }
         tracing::info!(network = %rec.name, "network deleted");
     }

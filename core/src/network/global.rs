@@ -144,11 +144,11 @@ impl Controller {
             Ok(drv) => {
                 let req = cnm_driverapi::DeleteNetworkRequest { network_id: rec.id.clone() };
                 if let Err(e) = drv.delete_network(req).await {
-                    tracing::warn!(network = %rec.name, error = %e, "driver failed to delete a forgotten network");
+                    tracing::warn!(network = %rec.name, error = %crate::Chain(&e), "driver failed to delete a forgotten network");
                 }
             }
             Err(e) => {
-                tracing::warn!(network = %rec.name, error = %e, "cannot delete a forgotten network in its driver")
+                tracing::warn!(network = %rec.name, error = %crate::Chain(&e), "cannot delete a forgotten network in its driver")
             }
         }
         self.inner.store.delete(Table::Networks, id).await?;

@@ -77,7 +77,7 @@ async fn request_pool(
         match host.networks().await {
             Ok(n) => n,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot read the host's routes: pools are not checked against them");
+                tracing::warn!(error = %crate::Chain(&e), "cannot read the host's routes: pools are not checked against them");
                 Vec::new()
             }
         }
@@ -115,7 +115,7 @@ async fn request_pool(
     };
     for r in colliding {
         if let Err(e) = ipam.release_pool(ReleasePoolRequest { pool_id: r.pool_id.clone() }).await {
-            tracing::warn!(pool = %r.pool, error = %e, "failed to release a pool set aside");
+            tracing::warn!(pool = %r.pool, error = %crate::Chain(&e), "failed to release a pool set aside");
         }
     }
     result
@@ -203,11 +203,11 @@ pub(crate) async fn release(ipam: &dyn Ipam, pools: &[PoolRecord]) {
         for a in addrs {
             let req = ReleaseAddressRequest { pool_id: p.pool_id.clone(), address: a.addr() };
             if let Err(e) = ipam.release_address(req).await {
-                tracing::warn!(pool = %p.pool, address = %a.addr(), error = %e, "failed to release address");
+                tracing::warn!(pool = %p.pool, address = %a.addr(), error = %crate::Chain(&e), "failed to release address");
             }
         }
         if let Err(e) = ipam.release_pool(ReleasePoolRequest { pool_id: p.pool_id.clone() }).await {
-            tracing::warn!(pool = %p.pool, error = %e, "failed to release pool");
+            tracing::warn!(pool = %p.pool, error = %crate::Chain(&e), "failed to release pool");
         }
     }
 }

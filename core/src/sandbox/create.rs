@@ -134,7 +134,7 @@ impl Controller {
             return;
         }
         if let Err(e) = Namespace::remove(&rec.key) {
-            tracing::warn!(key = %rec.key.display(), error = %e, "failed to remove sandbox namespace");
+            tracing::warn!(key = %rec.key.display(), error = %crate::Chain(&e), "failed to remove sandbox namespace");
         }
     }
 

@@ -133,7 +133,7 @@ impl Controller {
                 .and_then(|v| serde_json::from_value::<Vec<cnm_driverapi::PortBinding>>(v.clone()).ok())
                 .unwrap_or_default(),
             Err(e) => {
-                tracing::warn!(endpoint = eid, error = %e, "driver did not report published ports");
+                tracing::warn!(endpoint = eid, error = %crate::Chain(&e), "driver did not report published ports");
                 return;
             }
         };
@@ -145,7 +145,7 @@ impl Controller {
             rec.clone()
         };
         if let Err(e) = self.inner.store.put(crate::store::Table::Endpoints, eid, &updated).await {
-            tracing::warn!(endpoint = eid, error = %e, "failed to record published ports");
+            tracing::warn!(endpoint = eid, error = %crate::Chain(&e), "failed to record published ports");
         }
     }
 
@@ -156,7 +156,7 @@ impl Controller {
         let Ok(drv) = self.driver(&net.driver).await else { return };
         let req = RevokeExternalConnectivityRequest { network_id: net.id.clone(), endpoint_id: ep.id.clone() };
         if let Err(e) = drv.revoke_external_connectivity(req).await {
-            tracing::warn!(endpoint = %ep.name, error = %e, "failed to revoke external connectivity");
+            tracing::warn!(endpoint = %ep.name, error = %crate::Chain(&e), "failed to revoke external connectivity");
         }
         crate::kill::point("gateway.revoked");
     }

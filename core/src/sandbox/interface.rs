@@ -151,7 +151,7 @@ pub(crate) async fn remove(sb: &Netlink, name: &str) -> Result<()> {
             && let Err(e) = nl.link_del(link.index).await
             && !e.is_not_found()
         {
-            tracing::warn!(link = %link.name, error = %e, "background delete failed; retried at restore");
+            tracing::warn!(link = %link.name, error = %crate::Chain(&e), "background delete failed; retried at restore");
         }
     });
     Ok(())
@@ -180,7 +180,7 @@ pub(crate) async fn sweep_retired(sb: &Netlink) {
         if let Err(e) = sb.link_del(l.index).await
             && !e.is_not_found()
         {
-            tracing::warn!(link = %l.name, error = %e, "failed to delete a link left marked");
+            tracing::warn!(link = %l.name, error = %crate::Chain(&e), "failed to delete a link left marked");
         }
     }
 }
@@ -215,7 +215,7 @@ pub(crate) async fn del_default_routes(sb: &Netlink, index: u32, gw4: Option<Ipv
         if let Err(e) = sb.route_del(&Route::default_via(gw, index)).await
             && !e.is_not_found()
         {
-            tracing::warn!(%gw, index, error = %e, "failed to remove default route");
+            tracing::warn!(%gw, index, error = %crate::Chain(&e), "failed to remove default route");
         }
     }
 }

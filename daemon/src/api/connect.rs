@@ -73,7 +73,7 @@ pub async fn connect(
     };
     let gateway = async {
         if let Err(e) = super::gwbridge::attach_if_needed(&st.controller, &joined_sb).await {
-            tracing::warn!(sandbox = %joined_sb.container_id(), error = %e, "no default route through the gateway bridge");
+            tracing::warn!(sandbox = %joined_sb.container_id(), error = %cnm::Chain(&e), "no default route through the gateway bridge");
         }
     };
     tokio::join!(names, gateway);
@@ -150,7 +150,7 @@ pub async fn disconnect(
     if let Some(sb) = left
         && let Err(e) = super::gwbridge::detach_if_unneeded(&st.controller, &sb).await
     {
-        tracing::warn!(sandbox = %sb.container_id(), error = %e, "cannot leave the gateway bridge");
+        tracing::warn!(sandbox = %sb.container_id(), error = %cnm::Chain(&e), "cannot leave the gateway bridge");
     }
     Ok(StatusCode::OK)
 }
@@ -180,7 +180,7 @@ async fn disconnect_locked(net: Network, sb: Option<Sandbox>, req: NetworkDiscon
 async fn refresh_driver_info(sb: &Sandbox) {
     for ep in sb.endpoints().await {
         if let Err(e) = ep.driver_info().await {
-            tracing::debug!(endpoint = %ep.name(), error = %e, "EndpointOperInfo");
+            tracing::debug!(endpoint = %ep.name(), error = %cnm::Chain(&e), "EndpointOperInfo");
         }
     }
 }

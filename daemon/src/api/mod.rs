@@ -88,7 +88,7 @@ pub async fn predefined_networks(ctrl: &Controller) {
         }
         let cfg = cnm::NetworkConfig { ipam_driver: "null".to_string(), ..Default::default() };
         if let Err(e) = ctrl.new_network(driver, name, cfg).await {
-            tracing::warn!(network = name, error = %e, "cannot create a pre-defined network");
+            tracing::warn!(network = name, error = %cnm::Chain(&e), "cannot create a pre-defined network");
         }
     }
 }
@@ -161,7 +161,7 @@ pub async fn reconcile(ctrl: &Controller) {
                     tracing::info!(network = %net.name(), endpoint = %ep.name(), "removed an endpoint left by an interrupted connect")
                 }
                 Err(e) => {
-                    tracing::warn!(network = %net.name(), endpoint = %ep.name(), error = %e, "cannot remove a stale endpoint")
+                    tracing::warn!(network = %net.name(), endpoint = %ep.name(), error = %cnm::Chain(&e), "cannot remove a stale endpoint")
                 }
             }
         }

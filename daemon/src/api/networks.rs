@@ -92,7 +92,7 @@ pub async fn create(
     {
         // Not shared, not kept: the creation fails as a whole.
         if let Err(del) = net.delete().await {
-            tracing::warn!(network = %net.name(), error = %del, "cannot undo a global network that was not published");
+            tracing::warn!(network = %net.name(), error = %cnm::Chain(&del), "cannot undo a global network that was not published");
         }
         return Err(e);
     }
@@ -217,7 +217,7 @@ pub async fn prune(State(st): State<ApiState>, q: QueryMap) -> ApiResult<Json<Ne
                             keep.events.network("destroy", &net, None);
                             deleted.push(info.name)
                         }
-                        Err(e) => tracing::warn!(network = %info.name, error = %e, "prune: cannot delete network"),
+                        Err(e) => tracing::warn!(network = %info.name, error = %cnm::Chain(&e), "prune: cannot delete network"),
                     }
                 }
             }

@@ -91,7 +91,7 @@ fn engine_id(data_root: &std::path::Path) -> String {
     match std::fs::write(&tmp, &id).and_then(|()| std::fs::rename(&tmp, &path)) {
         Ok(()) => id,
         Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "cannot keep the daemon's identity");
+            tracing::warn!(path = %path.display(), error = %cnm::Chain(&e), "cannot keep the daemon's identity");
             String::new()
         }
     }

@@ -16,11 +16,11 @@ fn main() {
         Ok(Outcome::Exit(code)) => std::process::exit(code),
         Ok(Outcome::Exec(plan)) => {
             let err = cnmd::cli::exec::exec(&plan);
-            eprintln!("cnmctl: error: {err}");
+            eprintln!("cnmctl: error: {}", cnm::Chain(&err));
             std::process::exit(err.exit_code());
         }
         Err(e) => {
-            eprintln!("cnmctl: error: {e}");
+            eprintln!("cnmctl: error: {}", cnm::Chain(&e));
             std::process::exit(1);
         }
     }

@@ -35,7 +35,7 @@ pub struct ExecPlan {
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
     /// A system call failed.
-    #[error("{op}: {source}")]
+    #[error("{op}")]
     Sys {
         /// What was being done.
         op: String,
@@ -44,7 +44,7 @@ pub enum ExecError {
         source: nix::Error,
     },
     /// The sandbox's namespace file cannot be opened.
-    #[error("cannot open the sandbox's namespace {path}: {source}", path = .path.display())]
+    #[error("cannot open the sandbox's namespace {path}", path = .path.display())]
     Open {
         /// The file.
         path: PathBuf,
@@ -67,7 +67,7 @@ pub enum ExecError {
         through: Option<PathBuf>,
     },
     /// The command could not be executed.
-    #[error("cannot run {command:?}: {source}")]
+    #[error("cannot run {command:?}")]
     Exec {
         /// The program.
         command: String,

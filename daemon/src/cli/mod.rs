@@ -113,7 +113,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
             cert: need(&cli.tlscert, "--tlscert")?,
             key: need(&cli.tlskey, "--tlskey")?,
         };
-        Client::with_tls(addr, files.client_config().map_err(|e| CliError::Usage(e.to_string()))?)
+        Client::with_tls(addr, files.client_config().map_err(|e| CliError::Usage(cnm::chain(&e)))?)
     } else {
         Client::new(addr)
     };

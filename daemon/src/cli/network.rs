@@ -195,7 +195,7 @@ pub async fn run(client: &Client, cmd: NetworkCommand) -> Result<(), CliError> {
             for n in &networks {
                 match client.get::<serde_json::Value>(&format!("/networks/{}", encode(n))).await {
                     Ok(v) => out.push(v),
-                    Err(e) => errors.push(e.to_string()),
+                    Err(e) => errors.push(cnm::chain(&e)),
                 }
             }
             match format.as_deref().unwrap_or("json") {
@@ -220,7 +220,7 @@ pub async fn run(client: &Client, cmd: NetworkCommand) -> Result<(), CliError> {
             for n in &networks {
                 match client.delete(&format!("/networks/{}", encode(n))).await {
                     Ok(()) => println!("{n}"),
-                    Err(e) => errors.push(e.to_string()),
+                    Err(e) => errors.push(cnm::chain(&e)),
                 }
             }
             failures(errors, networks.len(), "networks could not be removed")?;

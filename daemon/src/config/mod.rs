@@ -22,7 +22,7 @@ pub const SOCKET_NAME: &str = "cnmd.sock";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file cannot be read.
-    #[error("cannot read config file {path}: {source}", path = .path.display())]
+    #[error("cannot read config file {path}", path = .path.display())]
     Read {
         /// The file.
         path: PathBuf,

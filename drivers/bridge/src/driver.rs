@@ -107,7 +107,7 @@ impl BridgeDriver {
         let programmed = tokio::try_join!(network::host_settings(&self.nl, &net), firewall);
         if let Err(e) = programmed {
             if let Err(err) = network::teardown(&self.nl, &net, &self.reaper).await {
-                tracing::warn!(error = %err, "failed to remove the bridge of a failed network");
+                tracing::warn!(error = %cnm_driverapi::Chain(&err), "failed to remove the bridge of a failed network");
             }
             return Err(e);
         }
@@ -208,7 +208,7 @@ impl Driver for BridgeDriver {
         let eids: Vec<String> = net.published.keys();
         for eid in eids {
             if let Err(e) = self.unpublish(&net, &eid).await {
-                tracing::warn!(error = %e, "failed to unpublish ports of a deleted network");
+                tracing::warn!(error = %cnm_driverapi::Chain(&e), "failed to unpublish ports of a deleted network");
             }
         }
         // The firewall's elements and the bridge are independent: both

@@ -57,20 +57,14 @@ pub enum Error {
     /// The thread preparing the port allocator (its file descriptor table) panicked.
     #[error("the port allocator could not be prepared: its helper thread panicked")]
     PortsPoisoned,
-    /// A kernel operation failed.
-    #[error("{op}: {source}")]
-    Os {
-        /// What was being done.
-        op: String,
-        /// The OS layer's error.
-        #[source]
-        source: cnm_osl::Error,
-    },
+    /// A kernel operation failed: the step, and the OS layer's error.
+    #[error(transparent)]
+    Os(#[from] cnm_osl::Failed),
 }
 
 impl Error {
     pub(crate) fn os(op: impl Into<String>, source: cnm_osl::Error) -> Self {
-        Error::Os { op: op.into(), source }
+        Error::Os(source.during(op))
     }
 
     /// The class of this error.
@@ -81,14 +75,15 @@ impl Error {
             Error::BridgeInUse { .. } | Error::NotABridge(_) | Error::PortUnavailable { .. } => ErrorKind::Conflict,
             Error::NoAddressForBinding(_) => ErrorKind::InvalidParameter,
             Error::PortsPoisoned => ErrorKind::Internal,
-            Error::Os { source, .. } => source.kind(),
+            Error::Os(failed) => failed.kind(),
         }
     }
 }
 
-impl From<Error> for cnm_driverapi::Error {
-    fn from(e: Error) -> Self {
-        cnm_driverapi::Error::from_source(e.kind(), e)
+/// A driver error converts into `cnm_driverapi::Error` with `?` (of its kind).
+impl cnm_driverapi::Kinded for Error {
+    fn kind(&self) -> ErrorKind {
+        Error::kind(self)
     }
 }
 
@@ -103,8 +98,18 @@ mod tests {
         let text = e.to_string();
         let d = cnm_driverapi::Error::from(e);
         assert_eq!(d.kind(), ErrorKind::Conflict);
-        assert_eq!(d.to_string(), text, "the cause's text once, nothing added");
-        let cause = d.source().and_then(|s| s.downcast_ref::<Error>()).expect("typed cause");
+        assert_eq!(cnm_driverapi::chain(&d), text, "the cause's text once, nothing added");
+        assert!(d.source().is_none(), "the bridge error has no cause of its own");
+        let cause = d.cause().and_then(|s| s.downcast_ref::<Error>()).expect("typed cause");
         assert!(matches!(cause, Error::NotABridge(n) if n == "eth0"));
+    }
+
+    #[test]
+    fn an_os_failure_prints_its_step_and_cause_once() {
+        let os = cnm_osl::Error::NotFound("link br-x".into());
+        let d = cnm_driverapi::Error::from(Error::os("create br-x", os));
+        assert_eq!(d.kind(), ErrorKind::Internal);
+        assert_eq!(d.to_string(), "create br-x");
+        assert_eq!(cnm_driverapi::chain(&d), "create br-x: link br-x not found");
     }
 }

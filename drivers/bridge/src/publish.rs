@@ -85,7 +85,7 @@ impl BridgeDriver {
                 .await
         };
         if let Err(e) = hairpin.await {
-            tracing::warn!(port = %host, error = %e, "failed to set hairpin mode; the container cannot reach its own published ports");
+            tracing::warn!(port = %host, error = %cnm_driverapi::Chain(&e), "failed to set hairpin mode; the container cannot reach its own published ports");
         }
         net.published.insert(req.endpoint_id.clone(), published);
         Ok(())
@@ -131,6 +131,6 @@ async fn flush_udp_conntrack(nl: &Netlink, flows: Vec<cnm_osl::firewall::UdpFlow
     match cnm_osl::firewall::flush_udp_flows(nl.namespace(), flows, nl.deadline()).await {
         Ok(0) => {}
         Ok(n) => tracing::debug!(removed = n, "conntrack entries of unpublished UDP ports flushed"),
-        Err(e) => tracing::warn!(error = %e, "failed to flush conntrack entries"),
+        Err(e) => tracing::warn!(error = %cnm_driverapi::Chain(&e), "failed to flush conntrack entries"),
     }
 }

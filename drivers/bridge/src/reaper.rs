@@ -117,7 +117,9 @@ async fn run(shared: Arc<Shared>, nl: Netlink) {
         };
         match nl.link_del_group(REAP_GROUP).await {
             Ok(()) => tracing::debug!(batch, "deleted retired links"),
-            Err(e) => tracing::warn!(error = %e, "background delete failed; retried at next start"),
+            Err(e) => {
+                tracing::warn!(error = %cnm_driverapi::Chain(&e), "background delete failed; retried at next start")
+            }
         }
         shared.pending().names.retain(|_, b| *b > batch);
         shared.done.send_replace(batch);

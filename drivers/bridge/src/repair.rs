@@ -58,7 +58,7 @@ impl BridgeDriver {
                         };
                         tokio::spawn(repair_links(ctx, rx));
                     }
-                    Err(e) => tracing::warn!(error = %e, "cannot watch for removed bridges and addresses"),
+                    Err(e) => tracing::warn!(error = %cnm_driverapi::Chain(&e), "cannot watch for removed bridges and addresses"),
                 }
             })
             .await;
@@ -143,7 +143,9 @@ pub(crate) async fn repair_table(
                     "cnm's firewall table was removed behind its back: put back"
                 );
             }
-            Err(e) => tracing::error!(error = %e, "cnm's firewall table was removed and cannot be put back"),
+            Err(e) => {
+                tracing::error!(error = %cnm_driverapi::Chain(&e), "cnm's firewall table was removed and cannot be put back")
+            }
         }
     }
 }
@@ -198,7 +200,9 @@ async fn repair_bridge(ctx: &RepairContext, net: &BridgeNetwork) {
             let n = ctx.repairs.bridges.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             tracing::warn!(bridge = %net.bridge, ports, repairs = n, "a bridge was removed behind our back: put back");
         }
-        Err(e) => tracing::error!(bridge = %net.bridge, error = %e, "a bridge was removed and cannot be put back"),
+        Err(e) => {
+            tracing::error!(bridge = %net.bridge, error = %cnm_driverapi::Chain(&e), "a bridge was removed and cannot be put back")
+        }
     }
 }
 
@@ -210,7 +214,9 @@ async fn repair_address(ctx: &RepairContext, net: &BridgeNetwork, address: ipnet
             tracing::warn!(bridge = %net.bridge, %address, repairs = n, "a gateway address was removed behind our back: put back");
         }
         // Gone with its bridge (being put back, or deleted).
-        Err(e) => tracing::debug!(bridge = %net.bridge, error = %e, "gateway address not put back"),
+        Err(e) => {
+            tracing::debug!(bridge = %net.bridge, error = %cnm_driverapi::Chain(&e), "gateway address not put back")
+        }
     }
 }
 
@@ -232,7 +238,9 @@ async fn resync(ctx: &RepairContext, nets: &[Arc<BridgeNetwork>]) {
                     repair_address(ctx, net, gw).await;
                 }
             }
-            Err(e) => tracing::warn!(bridge = %net.bridge, error = %e, "cannot look for the bridge"),
+            Err(e) => {
+                tracing::warn!(bridge = %net.bridge, error = %cnm_driverapi::Chain(&e), "cannot look for the bridge")
+            }
         }
     }
     let Some(listener) = ctx.lost.get() else { return };

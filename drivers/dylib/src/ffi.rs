@@ -28,7 +28,7 @@ type CallFn = unsafe extern "C" fn(*const u8, usize, *mut Buffer, *mut Buffer) -
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     /// The file could not be loaded, or lacks a symbol every library has.
-    #[error("{path}: {source}", path = .path.display())]
+    #[error("{path}", path = .path.display())]
     Load {
         /// The library.
         path: PathBuf,

@@ -37,7 +37,7 @@ pub enum Error {
         message: String,
     },
     /// Activation or registration through the plugin protocol failed.
-    #[error("{path}: {source}", path = .path.display())]
+    #[error("{path}", path = .path.display())]
     Plugin {
         /// The library.
         path: PathBuf,
@@ -46,7 +46,7 @@ pub enum Error {
         source: cnm_driver_remote::Error,
     },
     /// The driver directory cannot be read.
-    #[error("cannot read the driver directory {dir}: {source}", dir = .dir.display())]
+    #[error("cannot read the driver directory {dir}", dir = .dir.display())]
     Dir {
         /// The directory.
         dir: PathBuf,

@@ -27,7 +27,7 @@ async fn a_misbehaving_library_is_handled_cleanly() {
     unsafe { std::env::set_var("CNM_FIXTURE_ABI", "99") };
     let err = DriverLibrary::open(&path, &LibraryConfig::default()).unwrap_err();
     assert!(matches!(err, Error::Open(OpenError::AbiVersion { found: 99, expected: 1, .. })), "{err}");
-    let msg = err.to_string();
+    let msg = cnm_driverapi::chain(&err);
     assert!(msg.contains("version 99") && msg.contains("version 1"), "{msg}");
     unsafe { std::env::remove_var("CNM_FIXTURE_ABI") };
 
@@ -46,12 +46,12 @@ async fn a_misbehaving_library_is_handled_cleanly() {
     };
     let e = driver.create_endpoint(ep).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Internal, "{e}");
-    assert!(e.to_string().contains("panicked in NetworkDriver.CreateEndpoint"), "{e}");
+    assert!(cnm_driverapi::chain(&e).contains("panicked in NetworkDriver.CreateEndpoint"), "{e}");
     driver.create_network(net.clone()).await.expect("the library still works after a panic");
 
     let info = EndpointOperInfoRequest { network_id: net.network_id.clone(), endpoint_id: "e1".repeat(32) };
     let e = driver.endpoint_oper_info(info).await.unwrap_err();
-    assert!(e.to_string().contains("EndpointOperInfo"), "names the call: {e}");
+    assert!(cnm_driverapi::chain(&e).contains("EndpointOperInfo"), "names the call: {e}");
 
     let join = JoinRequest { network_id: net.network_id.clone(), endpoint_id: "e1".repeat(32), ..Default::default() };
     let e = driver.join(join).await.unwrap_err();
@@ -64,6 +64,6 @@ async fn a_misbehaving_library_is_handled_cleanly() {
         .expect("the client's deadline ends a hung library call")
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
-    assert!(e.to_string().contains("Leave"), "names the call: {e}");
+    assert!(cnm_driverapi::chain(&e).contains("Leave"), "names the call: {e}");
     driver.create_network(net).await.expect("the library still answers beside the hung call");
 }

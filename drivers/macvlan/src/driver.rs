@@ -105,7 +105,7 @@ impl MacvlanDriver {
 
     async fn remove_link(&self, name: &str) {
         if let Err(e) = self.host.link_del_by_name(name).await {
-            tracing::warn!(link = name, error = %e, "cannot remove a macvlan network's link");
+            tracing::warn!(link = name, error = %cnm_driverapi::Chain(&e), "cannot remove a macvlan network's link");
         }
     }
 }

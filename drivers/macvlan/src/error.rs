@@ -43,15 +43,9 @@ pub enum Error {
     /// The network is not known to the driver.
     #[error("network {0} not found")]
     NetworkNotFound(String),
-    /// A kernel operation failed.
-    #[error("{op}: {source}")]
-    Os {
-        /// What was being done.
-        op: String,
-        /// The cause.
-        #[source]
-        source: cnm_osl::Error,
-    },
+    /// A kernel operation failed: the step, and the OS layer's error.
+    #[error(transparent)]
+    Os(#[from] cnm_osl::Failed),
 }
 
 impl Error {
@@ -62,17 +56,18 @@ impl Error {
             Error::ParentInUse { .. } | Error::ParentInPassthru { .. } => ErrorKind::Conflict,
             Error::MissingKernelFeature { .. } => ErrorKind::NotImplemented,
             Error::NetworkNotFound(_) => ErrorKind::NotFound,
-            Error::Os { source, .. } => source.kind(),
+            Error::Os(failed) => failed.kind(),
         }
     }
 
     pub(crate) fn os(op: impl Into<String>, source: cnm_osl::Error) -> Self {
-        Error::Os { op: op.into(), source }
+        Error::Os(source.during(op))
     }
 }
 
-impl From<Error> for cnm_driverapi::Error {
-    fn from(e: Error) -> Self {
-        cnm_driverapi::Error::from_source(e.kind(), e)
+/// A driver error converts into `cnm_driverapi::Error` with `?` (of its kind).
+impl cnm_driverapi::Kinded for Error {
+    fn kind(&self) -> ErrorKind {
+        Error::kind(self)
     }
 }

@@ -80,8 +80,8 @@ async fn sandboxes_reach_each_other_and_the_segment() {
     let mut passthru = on_uplink(&[("parent", "uplink"), ("macvlan_mode", "passthru")], false);
     passthru.ipv4 = vec![IpamConfig::subnet("10.252.0.0/24".parse().unwrap())];
     let e = ctrl.new_network("macvlan", "pt", passthru).await.unwrap_err();
-    assert!(e.to_string().contains("cannot use mode passthru, macvlan network"), "{e}");
-    assert!(e.to_string().contains("is already using parent interface uplink"), "{e}");
+    assert!(cnm::chain(&e).contains("cannot use mode passthru, macvlan network"), "{e}");
+    assert!(cnm::chain(&e).contains("is already using parent interface uplink"), "{e}");
 
     a.delete().await.unwrap();
     b.delete().await.unwrap();
@@ -123,11 +123,11 @@ async fn bad_options_are_named() {
     let ctrl = controller(&h).await;
     let before = h.links().await;
     let e = ctrl.new_network("macvlan", "nope", on_uplink(&[("parent", "eth9")], false)).await.unwrap_err();
-    assert!(e.to_string().contains("parent interface was not found on the host: eth9"), "{e}");
+    assert!(cnm::chain(&e).contains("parent interface was not found on the host: eth9"), "{e}");
     let e = ctrl.new_network("macvlan", "nope", on_uplink(&[("parent", "eth9.10")], false)).await.unwrap_err();
-    assert!(e.to_string().contains("parent interface was not found on the host: eth9"), "{e}");
+    assert!(cnm::chain(&e).contains("parent interface was not found on the host: eth9"), "{e}");
     let e = ctrl.new_network("macvlan", "mode", on_uplink(&[("parent", "uplink"), ("macvlan_mode", "l3")], false));
-    assert!(e.await.unwrap_err().to_string().contains("expected bridge, private, vepa or passthru"));
+    assert!(cnm::chain(&e.await.unwrap_err()).contains("expected bridge, private, vepa or passthru"));
     assert!(ctrl.networks().await.is_empty(), "no network kept");
     assert_eq!(h.links().await, before, "no link left");
     // The parent is still free for a network.
@@ -138,7 +138,7 @@ async fn bad_options_are_named() {
 /// A network refused for a missing kernel feature: the error names
 /// `feature`, and no network or link is left.
 async fn refused_cleanly(h: &TestHost, ctrl: &Controller, before: &[String], e: cnm::Error, feature: &str) {
-    assert!(e.to_string().contains(feature), "{e}");
+    assert!(cnm::chain(&e).contains(feature), "{e}");
     assert!(ctrl.networks().await.is_empty(), "no network kept");
     assert_eq!(h.links().await, before, "no link left");
 }

@@ -170,7 +170,7 @@ async fn bridge_netfilter_off(ns: &Namespace) -> bool {
     match ns.bridge_netfilter_off().await {
         Ok(loaded) => loaded,
         Err(e) => {
-            tracing::warn!(error = %e, "cannot turn off br_netfilter in an overlay namespace");
+            tracing::warn!(error = %cnm_driverapi::Chain(&e), "cannot turn off br_netfilter in an overlay namespace");
             false
         }
     }
@@ -192,7 +192,7 @@ fn mac_for(ip: Option<Ipv4Addr>, eid: &str) -> [u8; 6] {
 async fn encryption_refused() -> Error {
     const WHAT: &str = "an encrypted overlay network (-o encrypted)";
     let wireguard = cnm_osl::kernel::has_link(cnm_osl::kernel::LinkFeature::Wireguard).await.unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "cannot probe the kernel for WireGuard");
+        tracing::warn!(error = %cnm_driverapi::Chain(&e), "cannot probe the kernel for WireGuard");
         false
     });
     let esp = cnm_osl::kernel::module_available("esp4");
@@ -275,6 +275,24 @@ impl Driver for OverlayDriver {
             return Ok(());
         }
         let (ns, nl, bridge, vxlan) = self.build(&nid, vni, mtu).await?;
+        // br0 holds each pool's gateway address, as Docker's: sandboxes
+        // reach it on every host, each its own (ARP for it is answered by
+        // the local bridge, never carried to peers).
+        for gateway in req.ipv4_data.iter().filter_map(|d| d.gateway) {
+            match nl.addr_add(bridge, gateway).await {
+                Ok(()) => {}
+                Err(e) if e.is_exists() => {}
+                Err(e) => {
+                    // Nothing of the network stays: the VXLAN device (its
+                    // socket is the host's), then the namespace.
+                    let _ = nl.link_del_by_name("vxlan0").await;
+                    if let Some(path) = ns.path() {
+                        let _ = Namespace::remove(path);
+                    }
+                    return Err(Error::os(format!("give br0 the gateway address {gateway}"), e).into());
+                }
+            }
+        }
         let ns_path = ns.path().map(|p| p.to_path_buf()).unwrap_or_default();
         let peers = {
             let pools = req
@@ -309,11 +327,11 @@ impl Driver for OverlayDriver {
             // lives in the host's namespace, and a network created next
             // with the same VNI needs it gone.
             if let Err(e) = net.nl.link_del_by_name("vxlan0").await {
-                tracing::warn!(network = %short(&req.network_id, 12), error = %e, "cannot remove an overlay VXLAN device");
+                tracing::warn!(network = %short(&req.network_id, 12), error = %cnm_driverapi::Chain(&e), "cannot remove an overlay VXLAN device");
             }
             // The bridge and the endpoints' ends go with the namespace.
             if let Err(e) = Namespace::remove(&net.ns_path) {
-                tracing::warn!(network = %short(&req.network_id, 12), vni = net.vni, error = %e, "cannot remove an overlay namespace");
+                tracing::warn!(network = %short(&req.network_id, 12), vni = net.vni, error = %cnm_driverapi::Chain(&e), "cannot remove an overlay namespace");
             }
         }
         Ok(())
@@ -395,7 +413,7 @@ impl Driver for OverlayDriver {
         self.joined.remove(&req.endpoint_id);
         let key = peers::key(&req.network_id, &req.endpoint_id);
         if let Err(e) = self.cluster.delete(&key).await {
-            tracing::warn!(endpoint = %short(&req.endpoint_id, 12), error = %e, "cannot withdraw an overlay endpoint (its lease will)");
+            tracing::warn!(endpoint = %short(&req.endpoint_id, 12), error = %cnm_driverapi::Chain(&e), "cannot withdraw an overlay endpoint (its lease will)");
         }
         // Both ends go together; the kernel's 20–40 ms of unregistering
         // happen in the background, not in the leave.

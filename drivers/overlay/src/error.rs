@@ -43,15 +43,9 @@ pub enum Error {
     /// The cluster store failed.
     #[error(transparent)]
     Cluster(#[from] cnm_cluster::Error),
-    /// A kernel operation failed.
-    #[error("{op}: {source}")]
-    Os {
-        /// What was being done.
-        op: String,
-        /// The cause.
-        #[source]
-        source: cnm_osl::Error,
-    },
+    /// A kernel operation failed: the step, and the OS layer's error.
+    #[error(transparent)]
+    Os(#[from] cnm_osl::Failed),
 }
 
 impl Error {
@@ -63,17 +57,18 @@ impl Error {
             Error::NoVni | Error::Cluster(_) => ErrorKind::Unavailable,
             Error::MissingKernelFeature { .. } | Error::NotSupportedYet { .. } => ErrorKind::NotImplemented,
             Error::NetworkNotFound(_) | Error::EndpointNotFound(_) => ErrorKind::NotFound,
-            Error::Os { source, .. } => source.kind(),
+            Error::Os(failed) => failed.kind(),
         }
     }
 
     pub(crate) fn os(op: impl Into<String>, source: cnm_osl::Error) -> Self {
-        Error::Os { op: op.into(), source }
+        Error::Os(source.during(op))
     }
 }
 
-impl From<Error> for cnm_driverapi::Error {
-    fn from(e: Error) -> Self {
-        cnm_driverapi::Error::from_source(e.kind(), e)
+/// A driver error converts into `cnm_driverapi::Error` with `?` (of its kind).
+impl cnm_driverapi::Kinded for Error {
+    fn kind(&self) -> ErrorKind {
+        Error::kind(self)
     }
 }

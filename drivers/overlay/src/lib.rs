@@ -3,7 +3,8 @@
 //! driver — with its shared state in the cluster store (etcd) instead of a
 //! gossip protocol.
 //!
-//! Per network and host: a namespace holding a bridge (`br0`) and a VXLAN
+//! Per network and host: a namespace holding a bridge (`br0`, with each
+//! pool's gateway address, as Docker's) and a VXLAN
 //! device (`vxlan0`: the network's VNI, UDP port 4789 or the configured
 //! one, the host's advertised address, no learning, ARP answered from its
 //! neighbour table). Each sandbox gets a veth whose other end is a port of

@@ -42,7 +42,7 @@ pub(crate) async fn republish(cluster: &Cluster, nid: &str, joined: &Joined) {
     for (eid, peer) in mine {
         let Ok(value) = serde_json::to_vec(&peer) else { continue };
         if let Err(e) = cluster.put_leased(&key(nid, &eid), &value).await {
-            tracing::warn!(endpoint = %eid, error = %e, "cannot publish an overlay endpoint again");
+            tracing::warn!(endpoint = %eid, error = %cnm_driverapi::Chain(&e), "cannot publish an overlay endpoint again");
         }
     }
 }
@@ -67,7 +67,7 @@ pub(crate) async fn follow(
         let peer = match serde_json::from_slice::<Peer>(v) {
             Ok(p) => p,
             Err(e) => {
-                tracing::warn!(key = k, error = %e, "an overlay peer record cannot be read: ignored");
+                tracing::warn!(key = k, error = %cnm_driverapi::Chain(&e), "an overlay peer record cannot be read: ignored");
                 return None;
             }
         };
@@ -138,20 +138,20 @@ pub(crate) fn check(p: &Peer, pools: &[Ipv4Net], local: &[Peer], me: Ipv4Addr) -
 
 async fn add(nl: &Netlink, vxlan: u32, p: &Peer) {
     if let Err(e) = nl.fdb_replace(vxlan, p.mac, IpAddr::V4(p.host)).await {
-        tracing::warn!(peer = %p.ip, host = %p.host, error = %e, "cannot program an overlay peer's forwarding entry");
+        tracing::warn!(peer = %p.ip, host = %p.host, error = %cnm_driverapi::Chain(&e), "cannot program an overlay peer's forwarding entry");
     }
     if let Err(e) = nl.neigh_replace(vxlan, IpAddr::V4(p.ip), p.mac).await {
-        tracing::warn!(peer = %p.ip, error = %e, "cannot program an overlay peer's neighbour entry");
+        tracing::warn!(peer = %p.ip, error = %cnm_driverapi::Chain(&e), "cannot program an overlay peer's neighbour entry");
     }
     tracing::debug!(peer = %p.ip, host = %p.host, "overlay peer added");
 }
 
 async fn remove(nl: &Netlink, vxlan: u32, p: &Peer) {
     if let Err(e) = nl.neigh_del(vxlan, IpAddr::V4(p.ip)).await {
-        tracing::warn!(peer = %p.ip, error = %e, "cannot remove an overlay peer's neighbour entry");
+        tracing::warn!(peer = %p.ip, error = %cnm_driverapi::Chain(&e), "cannot remove an overlay peer's neighbour entry");
     }
     if let Err(e) = nl.fdb_del(vxlan, p.mac, IpAddr::V4(p.host)).await {
-        tracing::warn!(peer = %p.ip, error = %e, "cannot remove an overlay peer's forwarding entry");
+        tracing::warn!(peer = %p.ip, error = %cnm_driverapi::Chain(&e), "cannot remove an overlay peer's forwarding entry");
     }
     tracing::debug!(peer = %p.ip, host = %p.host, "overlay peer removed");
 }

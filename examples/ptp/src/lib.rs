@@ -139,7 +139,7 @@ impl Driver for PtpDriver {
 
 /// The plugin this crate exports: the driver on the daemon's host namespace.
 pub async fn plugin(ctx: cnm_driver_sdk::Context) -> Result<Exported, String> {
-    let host = ctx.host_netlink().await.map_err(|e| e.to_string())?;
+    let host = ctx.host_netlink().await.map_err(|e| cnm_driver_sdk::osl::chain(&e))?;
     Ok(Exported::driver(Arc::new(PtpDriver::new(host))))
 }
 

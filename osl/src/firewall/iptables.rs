@@ -188,7 +188,7 @@ impl ForeignForward {
                 for tool in TOOLS.iter().filter(picked) {
                     let Some(found) = find(tool) else { continue };
                     if let Err(e) = act(&found) {
-                        tracing::warn!(tool = tool.name, error = %e, "iptables FORWARD chain");
+                        tracing::warn!(tool = tool.name, error = %crate::Chain(&e), "iptables FORWARD chain");
                         first_err.get_or_insert(e);
                     }
                 }
@@ -227,7 +227,7 @@ fn add_blocking(tool: &Found) -> Result<()> {
     let state = match run(tool, &["-S", "FORWARD"]) {
         Ok(text) => parse_forward(&text),
         Err(e) => {
-            tracing::debug!(tool = tool.name, error = %e, "iptables not usable here");
+            tracing::debug!(tool = tool.name, error = %crate::Chain(&e), "iptables not usable here");
             return Ok(());
         }
     };

@@ -86,7 +86,7 @@ impl NftFirewall {
                         // Notifications came faster than they were read: some were lost, go on.
                         Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::ENOBUFS) => {}
                         Err(e) => {
-                            tracing::warn!(error = %e, "stopped watching the firewall table");
+                            tracing::warn!(error = %crate::Chain(&e), "stopped watching the firewall table");
                             return;
                         }
                     }

@@ -254,7 +254,7 @@ impl Drop for Forward {
     fn drop(&mut self) {
         let request = serde_json::json!({ "execute": "remove_hostfwd", "arguments": { "id": self.id } });
         if let Err(e) = Forwarder::call(&self.api, &request) {
-            tracing::warn!(id = self.id, error = %e, "cannot remove a host port forward of slirp4netns");
+            tracing::warn!(id = self.id, error = %crate::Chain(&e), "cannot remove a host port forward of slirp4netns");
         }
     }
 }
