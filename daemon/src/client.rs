@@ -90,7 +90,7 @@ impl Client {
     /// Sends one request with a raw body and returns the raw answer.
     pub async fn raw(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<Answer, ClientError> {
         let connect_err = |source| ClientError::Connect { addr: self.addr.to_string(), source };
-        let http = |e: hyper::Error| ClientError::Http(e.to_string());
+        let http = |e: hyper::Error| ClientError::Http(cnm::chain(&e));
         let mut req = Request::builder().method(method).uri(path).header("host", "cnmd");
         if body.is_some() {
             req = req.header("content-type", "application/json");

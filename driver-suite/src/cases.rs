@@ -230,6 +230,7 @@ impl<'h> Suite<'h> {
         let net = Net::new(self);
         net.create().await?;
         let r = async {
+            let before = net.host_links().await?;
             let a = net.join(0).await?;
             let b = net.join(1).await?;
             let mut proved = Vec::new();
@@ -251,10 +252,13 @@ impl<'h> Suite<'h> {
             }
             net.leave(&b).await?;
             if self.declared.connects_sandboxes {
-                // Control: the answers came through the driver's link.
+                // Control of the probe: with the link gone, no answer; so
+                // the answers above came through the driver's link.
                 net.unreachable(&a, net.address(1)).await?;
             }
             net.leave(&a).await?;
+            // What the joins made on the hosts, the leaves removed.
+            net.host_links_back(&before).await?;
             Ok(Outcome::Passed)
         }
         .await;
@@ -350,6 +354,7 @@ impl<'h> Suite<'h> {
         }
         .await;
         if r.is_err() {
+            net.clean_up().await;
             let _ = net.delete().await;
         }
         r
@@ -506,8 +511,18 @@ impl<'s, 'h> Net<'s, 'h> {
             let resp = self.suite.members[0].driver().network_allocate(req).await.map_err(error)?;
             *self.allocated.lock().unwrap_or_else(|p| p.into_inner()) = resp.options;
         }
-        for d in self.drivers() {
-            d.create_network(self.create_req(extra)).await.map_err(error)?;
+        let drivers = self.drivers();
+        for (n, d) in drivers.iter().enumerate() {
+            if let Err(e) = d.create_network(self.create_req(extra)).await {
+                // Undone as the controller would: the hosts that made it, then the allocation.
+                for made in &drivers[..n] {
+                    let _ = made.delete_network(self.delete_req()).await;
+                }
+                if self.global() {
+                    let _ = drivers[0].network_free(FreeNetworkRequest { network_id: self.id.clone() }).await;
+                }
+                return Err(error(e));
+            }
         }
         Ok(())
     }
@@ -529,8 +544,12 @@ impl<'s, 'h> Net<'s, 'h> {
         Ok(())
     }
 
-    /// Deletes the network after a case, keeping the case's failure first.
+    /// Deletes the network after a case (its endpoints first, if the
+    /// case failed), keeping the case's failure first.
     async fn delete_after(&self, r: CaseResult) -> CaseResult {
+        if r.is_err() {
+            self.clean_up().await;
+        }
         let deleted = self.delete().await;
         let o = r?;
         deleted?;
@@ -562,16 +581,14 @@ impl<'s, 'h> Net<'s, 'h> {
         Ok(Joined { index: i, sandbox, resp })
     }
 
-    /// Leaves and deletes endpoint `j`; the link its join named is gone
-    /// from the host, and the controller's part removes what is left in
-    /// the sandbox.
+    /// Leaves and deletes endpoint `j`, removing what is left of its link
+    /// in the sandbox as the controller does (the driver's leave may
+    /// already have: a veth goes with its host end).
     async fn leave(&self, j: &Joined) -> Result<(), String> {
         let m = self.member(j.index);
         let d = &*m.driver;
         d.leave(self.endpoint(j.index)).await.map_err(|e| failed("leave", e))?;
         if let Some(iface) = &j.resp.interface_name {
-            let host_side = [iface.src_name.clone()];
-            plumb::links_gone(m.host.netlink(), &host_side).await?;
             let placed = plumb::sandbox_name(&iface.dst_prefix);
             if let Ok(Some(l)) = j.sandbox.netlink.link_get(&placed).await {
                 let _ = j.sandbox.netlink.link_del(l.index).await;
@@ -588,11 +605,58 @@ impl<'s, 'h> Net<'s, 'h> {
             .map_err(|e| format!("sandbox {} pinged {dst} and got no answer: {}", self.address(j.index), Chain(&e)))
     }
 
-    /// `dst` does not answer a ping from `j`'s sandbox.
+    /// `dst` does not answer a ping from `j`'s sandbox (no reply, or no
+    /// route; a probe that could not run is a failure, not silence).
     async fn unreachable(&self, j: &Joined, dst: IpAddr) -> Result<(), String> {
         match cnm_osl::probe::ping(j.sandbox.namespace(), dst, UNANSWERED).await {
             Ok(_) => Err(format!("sandbox {} still reaches {dst} after its leave", self.address(j.index))),
-            Err(_) => Ok(()),
+            Err(e) if plumb::is_silence(&e) => Ok(()),
+            Err(e) => Err(format!("the ping from sandbox {} could not run: {}", self.address(j.index), Chain(&e))),
+        }
+    }
+
+    /// The indexes of the links in every member's host namespace.
+    async fn host_links(&self) -> Result<Vec<Vec<u32>>, String> {
+        let mut all = Vec::new();
+        for m in &self.suite.members {
+            let links = m.host.netlink().link_list().await.map_err(|e| failed("list the host's links", e))?;
+            all.push(links.into_iter().map(|l| l.index).collect());
+        }
+        Ok(all)
+    }
+
+    /// Waits (at most 5 s: drivers may delete in the background) until
+    /// no member's host has a link it did not have in `before`.
+    async fn host_links_back(&self, before: &[Vec<u32>]) -> Result<(), String> {
+        let end = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let mut left = Vec::new();
+            for (m, had) in self.suite.members.iter().zip(before) {
+                let links = m.host.netlink().link_list().await.map_err(|e| failed("list the host's links", e))?;
+                left.extend(links.into_iter().filter(|l| !had.contains(&l.index)).map(|l| l.name));
+            }
+            if left.is_empty() {
+                return Ok(());
+            }
+            if std::time::Instant::now() > end {
+                return Err(format!(
+                    "links the joins made are still on the host 5 s after the leaves: {}",
+                    left.join(", ")
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// After a failed case: every endpoint of the case revoked, left and
+    /// deleted wherever it may be, failures ignored (the case already
+    /// failed), so that the next case starts clean.
+    async fn clean_up(&self) {
+        for i in 0u8..2 {
+            let d = self.member(i).driver;
+            let _ = d.revoke_external_connectivity(self.endpoint(i)).await;
+            let _ = d.leave(self.endpoint(i)).await;
+            let _ = d.delete_endpoint(self.endpoint(i)).await;
         }
     }
 
@@ -610,13 +674,16 @@ impl<'s, 'h> Net<'s, 'h> {
         }
     }
 
-    /// The host's `host_port` no longer leads to the service.
+    /// The host's `host_port` no longer leads to the service (refused,
+    /// unanswered or unroutable; a probe that could not run is a failure).
     async fn port_silent(&self, host_port: u16) -> Result<(), String> {
         let client = self.member(0).host.client().await?;
         let to = SocketAddr::new(HOST_ADDRESS.into(), host_port);
         match cnm_osl::probe::tcp_exchange(client, to, Vec::new(), UNANSWERED).await {
             Ok(got) if got == ANSWER => Err(format!("{CLIENT_ADDRESS} → {to} still reaches the service")),
-            _ => Ok(()),
+            Ok(_) => Ok(()),
+            Err(e) if plumb::is_silence(&e) => Ok(()),
+            Err(e) => Err(format!("{CLIENT_ADDRESS} → {to}: the probe could not run: {}", Chain(&e))),
         }
     }
 }

@@ -9,7 +9,6 @@ use cnm_driverapi::{JoinResponse, MacAddress, RouteType};
 use cnm_osl::{Netlink, Route, RouteScope};
 use ipnet::IpNet;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
 
 /// What a placed interface is called in the sandbox.
 pub(crate) fn sandbox_name(prefix: &str) -> String {
@@ -71,29 +70,21 @@ pub(crate) async fn place(
     Ok(())
 }
 
-/// Whether link `name` exists in `nl`'s namespace.
-pub(crate) async fn has_link(nl: &Netlink, name: &str) -> bool {
-    nl.link_get(name).await.ok().flatten().is_some()
-}
-
-/// Waits (at most 5 s: drivers may finish deleting in the background)
-/// until no link called one of `names` is in `nl`'s namespace.
-pub(crate) async fn links_gone(nl: &Netlink, names: &[String]) -> Result<(), String> {
-    let end = Instant::now() + Duration::from_secs(5);
-    loop {
-        let mut left = Vec::new();
-        for n in names {
-            if has_link(nl, n).await {
-                left.push(n.as_str());
-            }
-        }
-        if left.is_empty() {
-            return Ok(());
-        }
-        if Instant::now() > end {
-            return Err(format!("{} still there 5 s after leave", left.join(", ")));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+/// Whether a probe's error means the other side is silent (no answer,
+/// refused, no route), as opposed to a probe that could not run.
+pub(crate) fn is_silence(e: &cnm_osl::Error) -> bool {
+    use std::io::ErrorKind as K;
+    match e {
+        cnm_osl::Error::Io { source, .. } => matches!(
+            source.kind(),
+            K::TimedOut
+                | K::WouldBlock
+                | K::ConnectionRefused
+                | K::ConnectionReset
+                | K::HostUnreachable
+                | K::NetworkUnreachable
+        ),
+        _ => false,
     }
 }
 

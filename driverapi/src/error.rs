@@ -54,7 +54,8 @@ impl Error {
     /// Attaches the underlying cause, kept as `source()`.
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         if self.message.is_none() {
-            self.message = self.source.as_ref().map(|s| s.to_string());
+            // A transparent error keeps its whole text as its message.
+            self.message = self.source.as_deref().map(cnm_kinds::chain);
         }
         self.source = Some(Box::new(source));
         self

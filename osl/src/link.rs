@@ -411,6 +411,25 @@ impl Netlink {
         self.call(|| format!("ip link add {name} link index {parent} type vlan id {vlan}"), req).await
     }
 
+    /// [`Netlink::link_add_vlan`], then the link marked with `alias` (who
+    /// made it: a restarted process tells its own links from the user's by
+    /// the mark). The kernel ignores an alias in a creating request, so the
+    /// mark is a second one; if it fails, the link is deleted again. A
+    /// crash between the two leaves an unmarked link, taken for the user's.
+    pub async fn link_add_vlan_marked(&self, name: &str, parent: u32, vlan: u16, alias: &str) -> Result<()> {
+        self.link_add_vlan(name, parent, vlan).await?;
+        let marked = async {
+            let link = self.link_get(name).await?.ok_or_else(|| Error::NotFound(format!("link {name}")))?;
+            let msg = LinkUnspec::new_with_index(link.index).alias(alias).build();
+            self.link_set(|| format!("ip link set {name} alias {alias}"), msg).await
+        };
+        if let Err(e) = marked.await {
+            let _ = self.link_del_by_name(name).await;
+            return Err(e);
+        }
+        Ok(())
+    }
+
     /// Creates a VXLAN link `name` with id `vni` (down): UDP `port`, source
     /// address `local`, no learning, answering ARP from its neighbour table
     /// (`ip link add NAME type vxlan id VNI local IP dstport PORT nolearning proxy`).

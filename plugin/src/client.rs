@@ -330,11 +330,12 @@ impl PluginClient {
     async fn connect(&self) -> std::result::Result<SendRequest<Full<Bytes>>, String> {
         match &self.address {
             PluginAddress::Unix(path) => {
-                let s = tokio::net::UnixStream::connect(path).await.map_err(|e| e.to_string())?;
+                let s = tokio::net::UnixStream::connect(path).await.map_err(|e| cnm_driverapi::chain(&e))?;
                 handshake(s).await
             }
             PluginAddress::Tcp(hostport) => {
-                let s = tokio::net::TcpStream::connect(hostport.as_str()).await.map_err(|e| e.to_string())?;
+                let s =
+                    tokio::net::TcpStream::connect(hostport.as_str()).await.map_err(|e| cnm_driverapi::chain(&e))?;
                 let _ = s.set_nodelay(true);
                 handshake(s).await
             }
@@ -353,10 +354,10 @@ impl PluginClient {
             .header(header::CONTENT_LENGTH, body.len())
             .header(header::ACCEPT, ACCEPT)
             .body(Full::new(body))
-            .map_err(|e| e.to_string())?;
-        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+            .map_err(|e| cnm_driverapi::chain(&e))?;
+        let resp = sender.send_request(req).await.map_err(|e| cnm_driverapi::chain(&e))?;
         let (parts, body) = resp.into_parts();
-        let body = Limited::new(body, MAX_ANSWER).collect().await.map_err(|e| e.to_string())?.to_bytes();
+        let body = Limited::new(body, MAX_ANSWER).collect().await.map_err(|e| cnm_driverapi::chain(&*e))?.to_bytes();
         let kind = parts.headers.get(ERROR_KIND_HEADER).and_then(|v| v.to_str().ok()).and_then(kind_from_name);
         Ok(Answer { status: parts.status, body, kind })
     }
@@ -371,7 +372,7 @@ where
         .title_case_headers(true)
         .handshake(TokioIo::new(stream))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| cnm_driverapi::chain(&e))?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %cnm_driverapi::Chain(&e), "plugin connection closed");

@@ -226,7 +226,11 @@ impl PluginServer {
             let path = req.uri().path().trim_start_matches('/').to_string();
             match Limited::new(req.into_body(), MAX_REQUEST).collect().await {
                 Ok(b) => self.handle(&path, &b.to_bytes()).await,
-                Err(e) => Reply::error(ErrorKind::InvalidParameter, &format!("cannot read request: {e}"), false),
+                Err(e) => Reply::error(
+                    ErrorKind::InvalidParameter,
+                    &format!("cannot read request: {}", cnm_driverapi::Chain(&*e)),
+                    false,
+                ),
             }
         };
         let mut resp = Response::new(Full::new(reply.body.clone()));

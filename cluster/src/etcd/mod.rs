@@ -92,7 +92,9 @@ impl Etcd {
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
         let mut grpc = tonic::client::Grpc::new(self.channel.clone());
-        grpc.ready().await.map_err(|e| tonic::Status::unavailable(format!("etcd not reachable: {e}")))?;
+        grpc.ready()
+            .await
+            .map_err(|e| tonic::Status::unavailable(format!("etcd not reachable: {}", cnm_ipamapi::chain(&e))))?;
         let codec = ProstCodec::<Req, Resp>::default();
         let path = http::uri::PathAndQuery::from_static(path);
         Ok(grpc.unary(tonic::Request::new(req), path, codec).await?.into_inner())
@@ -108,7 +110,9 @@ impl Etcd {
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
         let mut grpc = tonic::client::Grpc::new(self.channel.clone());
-        grpc.ready().await.map_err(|e| tonic::Status::unavailable(format!("etcd not reachable: {e}")))?;
+        grpc.ready()
+            .await
+            .map_err(|e| tonic::Status::unavailable(format!("etcd not reachable: {}", cnm_ipamapi::chain(&e))))?;
         let (tx, rx) = mpsc::channel(4);
         tx.send(first).await.map_err(|_| EtcdError::Closed)?;
         let codec = ProstCodec::<Req, Resp>::default();

@@ -28,7 +28,8 @@ type CallFn = unsafe extern "C" fn(*const u8, usize, *mut Buffer, *mut Buffer) -
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     /// The file could not be loaded, or lacks a symbol every library has.
-    #[error("{path}", path = .path.display())]
+    /// (The loader's error names the path.)
+    #[error("cannot load the driver library")]
     Load {
         /// The library.
         path: PathBuf,

@@ -84,15 +84,17 @@ impl MacvlanDriver {
                 Err(e) => Err(Error::os(format!("create dummy link {name}"), e)),
             };
         };
-        if exists(parent.clone()).await? {
-            return Ok((parent, false));
+        let found = self.host.link_get(&parent).await.map_err(|e| Error::os(format!("look up {parent}"), e))?;
+        if let Some(link) = found {
+            // A VLAN link this driver made (before a restart, say) is still its own.
+            return Ok((parent, link.alias.as_deref() == Some(MADE_BY_US)));
         }
         let Some((base, vlan)) = cfg.vlan()? else { return Err(Error::ParentNotFound(parent)) };
         let Some(base_link) = self.host.link_get(base).await.map_err(|e| Error::os(format!("look up {base}"), e))?
         else {
             return Err(Error::ParentNotFound(base.to_string()));
         };
-        match self.host.link_add_vlan(&parent, base_link.index, vlan).await {
+        match self.host.link_add_vlan_marked(&parent, base_link.index, vlan, MADE_BY_US).await {
             Ok(()) => Ok((parent, true)),
             Err(e @ cnm_osl::Error::Unsupported(_)) => Err(Error::MissingKernelFeature {
                 what: format!("-o parent={parent} (an 802.1q sub-interface of {base})"),
@@ -109,6 +111,11 @@ impl MacvlanDriver {
         }
     }
 }
+
+/// The alias of a VLAN sub-interface this driver made: it removes the link
+/// with the last network using it, also after a restart; a link without
+/// the mark is the user's and stays.
+const MADE_BY_US: &str = "cnm:macvlan";
 
 /// The gateway of the pool holding `addr`, else of the first pool.
 fn gateway_for(pools: &[IpamData], addr: Option<IpNet>) -> Option<IpAddr> {

@@ -10,6 +10,7 @@
 use cnm::osl::{Namespace, Netlink};
 use cnm::{Controller, EndpointConfig, IpamConfig, JoinOptions, NetworkConfig, Sandbox, SandboxConfig};
 use cnm_driver_macvlan::MacvlanDriver;
+use cnm_driverapi::{CreateNetworkRequest, DeleteNetworkRequest, Driver as _, NetworkOptions};
 use cnm_tests::kernel::{self, Feature};
 use cnm_tests::{OUTSIDE, TestHost, assert_no_ping, assert_ping};
 use std::net::IpAddr;
@@ -216,6 +217,31 @@ async fn vlan_parent_is_made_and_removed_with_the_network() {
     assert_no_ping(&c_ns, "10.250.10.2".parse().unwrap()).await;
     c.delete().await.unwrap();
     net.delete().await.unwrap();
+    // A restart between creating and deleting a network: the driver made
+    // again (as a restarted cnmd makes it) and told of the network again
+    // takes the VLAN link it made for its own (marked when made), and
+    // removes it with the network.
+    let on_vlan40 = || CreateNetworkRequest {
+        network_id: "4".repeat(64),
+        options: NetworkOptions {
+            generic: [("parent".to_string(), "uplink.40".to_string())].into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    MacvlanDriver::new(h.nl.clone()).create_network(on_vlan40()).await.unwrap();
+    assert!(h.links().await.contains(&"uplink.40".to_string()), "the VLAN link is made");
+    let restarted = MacvlanDriver::new(h.nl.clone());
+    restarted.create_network(on_vlan40()).await.unwrap();
+    restarted.delete_network(DeleteNetworkRequest { network_id: "4".repeat(64) }).await.unwrap();
+    assert!(!h.links().await.contains(&"uplink.40".to_string()), "the VLAN link made before the restart goes");
+    // The control: a VLAN link the user made is used as it is, and stays.
+    let uplink = h.nl.link_get("uplink").await.unwrap().unwrap().index;
+    h.nl.link_add_vlan("uplink.30", uplink, 30).await.unwrap();
+    let net = ctrl.new_network("macvlan", "vlan30", on_vlan(30)).await.unwrap();
+    net.delete().await.unwrap();
+    assert!(h.links().await.contains(&"uplink.30".to_string()), "the user's VLAN link stays");
+    h.nl.link_del_by_name("uplink.30").await.unwrap();
     assert_eq!(h.links().await, before, "no link left");
     drop(peer20);
     cnm::osl::Namespace::remove(&peer20_path).unwrap();
