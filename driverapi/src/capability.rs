@@ -28,12 +28,22 @@ pub struct Capability {
     /// (a plugin never answers it; it is `false` for them).
     #[serde(skip)]
     pub host_namespace: bool,
+    /// The driver answers [`crate::Driver::gateway_allocation`] (Docker
+    /// 28's `GwAllocChecker`): asked before a network's pools are
+    /// allocated whether its gateway addresses are needed.
+    #[serde(rename = "GwAllocChecker", default, skip_serializing_if = "std::ops::Not::not")]
+    pub gw_alloc_checker: bool,
 }
 
 impl Capability {
     /// A local driver (local data, local connectivity).
     pub const fn local() -> Self {
-        Capability { data_scope: Scope::Local, connectivity_scope: Some(Scope::Local), host_namespace: false }
+        Capability {
+            data_scope: Scope::Local,
+            connectivity_scope: Some(Scope::Local),
+            host_namespace: false,
+            gw_alloc_checker: false,
+        }
     }
 
     /// A local driver whose networks are the host's own stack (see [`Capability::host_namespace`]).

@@ -3,8 +3,8 @@
 use crate::{
     AllocateNetworkRequest, AllocateNetworkResponse, Capability, CreateEndpointRequest, CreateEndpointResponse,
     CreateNetworkRequest, DeleteEndpointRequest, DeleteNetworkRequest, DiscoveryNotification, EndpointOperInfoRequest,
-    EndpointOperInfoResponse, Error, FreeNetworkRequest, JoinRequest, JoinResponse, LeaveRequest,
-    ProgramExternalConnectivityRequest, Result, RevokeExternalConnectivityRequest,
+    EndpointOperInfoResponse, Error, FreeNetworkRequest, GwAllocCheckRequest, GwAllocCheckResponse, JoinRequest,
+    JoinResponse, LeaveRequest, ProgramExternalConnectivityRequest, Result, RevokeExternalConnectivityRequest,
 };
 use async_trait::async_trait;
 
@@ -79,6 +79,16 @@ pub trait Driver: Send + Sync + 'static {
     /// # Behavior
     /// - Tolerates links that are already gone (crash rollback calls it too).
     async fn leave(&self, req: LeaveRequest) -> Result<()>;
+
+    /// Whether a network with these options needs no gateway address, per
+    /// family (Docker 28's `GwAllocChecker`). The controller asks before it
+    /// allocates the pools, and only a driver whose capability says
+    /// `gw_alloc_checker`; a gateway the user gave is reserved anyway. The
+    /// default skips nothing.
+    async fn gateway_allocation(&self, req: GwAllocCheckRequest) -> Result<GwAllocCheckResponse> {
+        let _ = req;
+        Ok(GwAllocCheckResponse::default())
+    }
 
     /// Programs external connectivity (published ports, NAT) for the sandbox's
     /// gateway endpoint. The default does nothing.

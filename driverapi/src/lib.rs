@@ -41,7 +41,7 @@ pub use join::{
 };
 pub use network::{
     AllocateNetworkRequest, AllocateNetworkResponse, CreateNetworkRequest, DeleteNetworkRequest, FreeNetworkRequest,
-    IpamData, NetworkOptions,
+    GwAllocCheckRequest, GwAllocCheckResponse, IpamData, NetworkOptions,
 };
 pub use ports::{MacAddress, PortBinding, Protocol, TransportPort};
 pub use provider::DriverProvider;

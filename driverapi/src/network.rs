@@ -95,6 +95,27 @@ pub struct AllocateNetworkResponse {
     pub options: BTreeMap<String, String>,
 }
 
+/// `NetworkDriver.GwAllocCheck` (Docker 28): asked before a network's
+/// pools are allocated, of a driver whose capability has `GwAllocChecker`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct GwAllocCheckRequest {
+    /// The options the network will be created with, as in `CreateNetwork`.
+    #[serde(rename = "Options", default)]
+    pub options: NetworkOptions,
+}
+
+/// The answer to `NetworkDriver.GwAllocCheck`: the families whose gateway
+/// address is not to be reserved (unless the user gave one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct GwAllocCheckResponse {
+    /// Reserve no IPv4 gateway address.
+    #[serde(rename = "SkipIPv4", default)]
+    pub skip_ipv4: bool,
+    /// Reserve no IPv6 gateway address.
+    #[serde(rename = "SkipIPv6", default)]
+    pub skip_ipv6: bool,
+}
+
 /// `NetworkDriver.FreeNetwork` (swarm managers only).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FreeNetworkRequest {

@@ -7,8 +7,9 @@ use async_trait::async_trait;
 use cnm_driverapi::{
     AllocateNetworkRequest, AllocateNetworkResponse, Capability, CreateEndpointRequest, CreateEndpointResponse,
     CreateNetworkRequest, DeleteEndpointRequest, DeleteNetworkRequest, DiscoveryNotification, Driver,
-    EndpointOperInfoRequest, EndpointOperInfoResponse, FreeNetworkRequest, JoinRequest, JoinResponse, LeaveRequest,
-    ProgramExternalConnectivityRequest, Result, RevokeExternalConnectivityRequest, Scope,
+    EndpointOperInfoRequest, EndpointOperInfoResponse, FreeNetworkRequest, GwAllocCheckRequest, GwAllocCheckResponse,
+    JoinRequest, JoinResponse, LeaveRequest, ProgramExternalConnectivityRequest, Result,
+    RevokeExternalConnectivityRequest, Scope,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -35,6 +36,9 @@ struct RawCapability {
     scope: String,
     #[serde(rename = "ConnectivityScope", default)]
     connectivity_scope: String,
+    /// Docker 28: the plugin answers `GwAllocCheck`.
+    #[serde(rename = "GwAllocChecker", default)]
+    gw_alloc_checker: bool,
 }
 
 fn parse_scope(what: &str, s: &str) -> std::result::Result<Scope, String> {
@@ -58,7 +62,13 @@ impl RemoteDriver {
             "" => None,
             s => Some(parse_scope("connectivity scope", s).map_err(invalid)?),
         };
-        Ok(RemoteDriver { client, capability: Capability { data_scope, connectivity_scope, host_namespace: false } })
+        let capability = Capability {
+            data_scope,
+            connectivity_scope,
+            host_namespace: false,
+            gw_alloc_checker: raw.gw_alloc_checker,
+        };
+        Ok(RemoteDriver { client, capability })
     }
 
     /// The plugin's client.
@@ -128,6 +138,14 @@ impl Driver for RemoteDriver {
 
     async fn leave(&self, req: LeaveRequest) -> Result<()> {
         self.call_empty("NetworkDriver.Leave", &req).await
+    }
+
+    /// Asked only of a plugin that declared `GwAllocChecker`, as dockerd does.
+    async fn gateway_allocation(&self, req: GwAllocCheckRequest) -> Result<GwAllocCheckResponse> {
+        if !self.capability.gw_alloc_checker {
+            return Ok(GwAllocCheckResponse::default());
+        }
+        Ok(self.call("NetworkDriver.GwAllocCheck", &req).await?)
     }
 
     async fn program_external_connectivity(&self, req: ProgramExternalConnectivityRequest) -> Result<()> {

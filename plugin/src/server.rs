@@ -324,6 +324,7 @@ async fn network_call(d: &dyn Driver, method: &str, m: &str, body: &[u8]) -> std
         "DiscoverDelete" => unit(d.discover_delete(arg(method, body, false)?).await)?,
         "AllocateNetwork" => Reply::ok(&d.network_allocate(arg(method, body, false)?).await.map_err(driver_err)?),
         "FreeNetwork" => unit(d.network_free(arg(method, body, false)?).await)?,
+        "GwAllocCheck" => Reply::ok(&d.gateway_allocation(arg(method, body, false)?).await.map_err(driver_err)?),
         _ => Reply::not_found(),
     })
 }

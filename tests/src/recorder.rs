@@ -162,8 +162,14 @@ fn answer(conf: &Value, m: &mut Memory, path: &str, body: &Value) -> Value {
     match path.trim_start_matches('/') {
         "Plugin.Activate" => json!({ "Implements": conf["implements"] }),
         "NetworkDriver.GetCapabilities" => {
-            json!({ "Scope": conf["scope"], "ConnectivityScope": conf["connectivity_scope"] })
+            let mut caps = json!({ "Scope": conf["scope"], "ConnectivityScope": conf["connectivity_scope"] });
+            // `gw_alloc_check` in the configuration: Docker 28's GwAllocChecker, answered with it.
+            if conf.get("gw_alloc_check").is_some() {
+                caps["GwAllocChecker"] = json!(true);
+            }
+            caps
         }
+        "NetworkDriver.GwAllocCheck" => conf.get("gw_alloc_check").cloned().unwrap_or(json!({})),
         "NetworkDriver.CreateNetwork" => {
             m.networks.insert(body["NetworkID"].as_str().unwrap_or_default().to_string(), body.clone());
             json!({})

@@ -47,6 +47,18 @@ impl Controller {
                 "driver {driver} has global scope: its networks need a cluster store (cnmd --cluster-store etcd://HOST:PORT --advertise-addr IP)"
             )));
         }
+        // A driver may need no gateway address (dockerd asks before it
+        // allocates anything).
+        let skip = if drv.capability().gw_alloc_checker {
+            let req = cnm_driverapi::GwAllocCheckRequest { options: driver_options(&config) };
+            drv.gateway_allocation(req).await.map_err(|source| Error::Driver {
+                driver: driver.to_string(),
+                op: "check gateway allocation",
+                source,
+            })?
+        } else {
+            cnm_driverapi::GwAllocCheckResponse::default()
+        };
         let spaces = ipam.default_address_spaces().await.map_err(|e| Error::ipam("get address spaces", e))?;
         let space = if global { spaces.global } else { spaces.local };
         let allocates = config.ipam_driver != cnm_ipamapi::NULL_IPAM;
@@ -69,10 +81,11 @@ impl Controller {
         };
         let host = crate::host_networks::HostRoutes::new(self.inner.host.clone());
         let allocate = async {
-            let mut allocated =
-                pools::allocate(&*ipam, &host, allocates, &space, &rec.config, false, &mut rec.ipv4).await;
+            let v4 = pools::Family { v6: false, skip_gateway: skip.skip_ipv4 };
+            let mut allocated = pools::allocate(&*ipam, &host, allocates, &space, &rec.config, v4, &mut rec.ipv4).await;
             if allocated.is_ok() && rec.config.enable_ipv6 {
-                allocated = pools::allocate(&*ipam, &host, allocates, &space, &rec.config, true, &mut rec.ipv6).await;
+                let v6 = pools::Family { v6: true, skip_gateway: skip.skip_ipv6 };
+                allocated = pools::allocate(&*ipam, &host, allocates, &space, &rec.config, v6, &mut rec.ipv6).await;
             }
             allocated
         };
@@ -183,13 +196,18 @@ fn new_record(driver: &str, name: &str, config: NetworkConfig, phase: Phase) -> 
 pub(crate) fn driver_request(rec: &NetworkRecord) -> CreateNetworkRequest {
     CreateNetworkRequest {
         network_id: rec.id.clone(),
-        options: NetworkOptions {
-            enable_ipv6: rec.config.enable_ipv6,
-            generic: rec.config.driver_options.clone(),
-            internal: rec.config.internal,
-            labels: rec.config.labels.clone(),
-        },
+        options: driver_options(&rec.config),
         ipv4_data: pools::ipam_data(&rec.ipv4),
         ipv6_data: pools::ipam_data(&rec.ipv6),
+    }
+}
+
+/// A network's options as a driver receives them.
+fn driver_options(config: &NetworkConfig) -> NetworkOptions {
+    NetworkOptions {
+        enable_ipv6: config.enable_ipv6,
+        generic: config.driver_options.clone(),
+        internal: config.internal,
+        labels: config.labels.clone(),
     }
 }

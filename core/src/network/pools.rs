@@ -125,6 +125,17 @@ fn pool_list(pools: &[cnm_ipamapi::RequestPoolResponse]) -> String {
     pools.iter().map(|p| p.pool.to_string()).collect::<Vec<_>>().join(", ")
 }
 
+/// The address family whose pools [`allocate`] allocates.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Family {
+    /// IPv6, else IPv4.
+    pub(crate) v6: bool,
+    /// The driver needs no gateway address in this family (its
+    /// `gateway_allocation` answer): none is reserved unless the user or
+    /// the IPAM gives one.
+    pub(crate) skip_gateway: bool,
+}
+
 /// Allocates the pools of one family into `out` (what is in `out` on error
 /// was allocated and must be released).
 pub(crate) async fn allocate(
@@ -133,9 +144,10 @@ pub(crate) async fn allocate(
     allocates_addresses: bool,
     address_space: &str,
     config: &NetworkConfig,
-    v6: bool,
+    family: Family,
     out: &mut Vec<PoolRecord>,
 ) -> Result<()> {
+    let v6 = family.v6;
     let requested = if v6 { &config.ipv6 } else { &config.ipv4 };
     let default = [IpamConfig::default()];
     let requests: &[IpamConfig] = if requested.is_empty() { &default } else { requested };
@@ -161,10 +173,13 @@ pub(crate) async fn allocate(
         }
         let ipam_gateway = resp.data.get(label::GATEWAY);
         let gateway = match (cfg.gateway, ipam_gateway) {
-            (None, Some(gw)) => gw
-                .parse::<IpNet>()
-                .map_err(|e| Error::InvalidParameter(format!("ipam returned an invalid gateway {gw:?}: {e}")))?,
-            (preferred, _) => {
+            (None, Some(gw)) => Some(
+                gw.parse::<IpNet>()
+                    .map_err(|e| Error::InvalidParameter(format!("ipam returned an invalid gateway {gw:?}: {e}")))?,
+            ),
+            // As dockerd: a driver that needs none gets none, unless the user gave one.
+            (None, None) if family.skip_gateway => None,
+            (preferred, _) => Some(
                 ipam.request_address(RequestAddressRequest {
                     pool_id: resp.pool_id.clone(),
                     address: preferred,
@@ -172,11 +187,11 @@ pub(crate) async fn allocate(
                 })
                 .await
                 .map_err(|e| Error::ipam(format!("allocate gateway in {}", resp.pool), e))?
-                .address
-            }
+                .address,
+            ),
         };
         if let Some(last) = out.last_mut() {
-            last.gateway = Some(gateway);
+            last.gateway = gateway;
         }
         for (name, ip) in &cfg.aux_addresses {
             let a = ipam

@@ -33,7 +33,10 @@ async fn a_misbehaving_library_is_handled_cleanly() {
 
     let lib = DriverLibrary::open(&path, &LibraryConfig::default()).expect("the right version loads");
     assert_eq!(lib.name(), "fixture");
-    let config = ClientConfig { timeout: std::time::Duration::from_millis(300), ..ClientConfig::default() };
+    // Long enough for a panic's report (a backtrace symbolized under
+    // RUST_BACKTRACE on a loaded machine took more than 300 ms in CI), short
+    // enough for the hung call below.
+    let config = ClientConfig { timeout: std::time::Duration::from_secs(3), ..ClientConfig::default() };
     let plugin = lib.activate(config).await.expect("activate");
     let driver = plugin.network.expect("a network driver").expect("registered");
     let net = CreateNetworkRequest { network_id: "n1".repeat(32), ..Default::default() };

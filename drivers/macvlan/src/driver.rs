@@ -131,7 +131,12 @@ impl Driver for MacvlanDriver {
 
     /// Local data; connectivity reaches the parent's segment (global, as Docker says).
     fn capability(&self) -> Capability {
-        Capability { data_scope: Scope::Local, connectivity_scope: Some(Scope::Global), host_namespace: false }
+        Capability {
+            data_scope: Scope::Local,
+            connectivity_scope: Some(Scope::Global),
+            host_namespace: false,
+            ..Capability::local()
+        }
     }
 
     async fn create_network(&self, req: CreateNetworkRequest) -> Result<()> {

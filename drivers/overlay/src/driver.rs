@@ -214,7 +214,12 @@ impl Driver for OverlayDriver {
 
     /// Global: networks and their addresses are the cluster's.
     fn capability(&self) -> Capability {
-        Capability { data_scope: Scope::Global, connectivity_scope: Some(Scope::Global), host_namespace: false }
+        Capability {
+            data_scope: Scope::Global,
+            connectivity_scope: Some(Scope::Global),
+            host_namespace: false,
+            ..Capability::local()
+        }
     }
 
     /// Once per network, on the host that creates it: the VNI.
