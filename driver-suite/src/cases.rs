@@ -615,26 +615,27 @@ impl<'s, 'h> Net<'s, 'h> {
         }
     }
 
-    /// The indexes of the links in every member's host namespace.
-    async fn host_links(&self) -> Result<Vec<Vec<u32>>, String> {
+    /// The links in every member's host namespace.
+    async fn host_links(&self) -> Result<Vec<Vec<cnm_osl::Link>>, String> {
         let mut all = Vec::new();
         for m in &self.suite.members {
-            let links = m.host.netlink().link_list().await.map_err(|e| failed("list the host's links", e))?;
-            all.push(links.into_iter().map(|l| l.index).collect());
+            all.push(m.host.netlink().link_list().await.map_err(|e| failed("list the host's links", e))?);
         }
         Ok(all)
     }
 
     /// Waits (at most 5 s: drivers may delete in the background) until
     /// no member's host has a link it did not have in `before`.
-    async fn host_links_back(&self, before: &[Vec<u32>]) -> Result<(), String> {
+    async fn host_links_back(&self, before: &[Vec<cnm_osl::Link>]) -> Result<(), String> {
         let end = std::time::Instant::now() + Duration::from_secs(5);
         loop {
-            let mut left = Vec::new();
-            for (m, had) in self.suite.members.iter().zip(before) {
-                let links = m.host.netlink().link_list().await.map_err(|e| failed("list the host's links", e))?;
-                left.extend(links.into_iter().filter(|l| !had.contains(&l.index)).map(|l| l.name));
-            }
+            let now = self.host_links().await?;
+            let left: Vec<String> = now
+                .into_iter()
+                .zip(before)
+                .flat_map(|(links, had)| links.into_iter().filter(|l| !had.iter().any(|h| h.index == l.index)))
+                .map(|l| l.name)
+                .collect();
             if left.is_empty() {
                 return Ok(());
             }

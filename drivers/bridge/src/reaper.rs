@@ -132,13 +132,8 @@ async fn run(shared: Arc<Shared>, nl: Netlink) {
 impl Reaper {
     /// Takes the link down, marks it, and deletes it in the background.
     pub async fn reap(&self, nl: &Netlink, name: &str, index: u32) -> Result<(), Error> {
-        match nl.link_retire_to_group(index, REAP_ALIAS, REAP_GROUP).await {
-            Ok(()) => {}
-            Err(e) if e.is_not_found() => return Ok(()),
-            Err(e) => return Err(Error::os(format!("take {name} down"), e)),
-        }
-        self.enqueue(nl, name);
-        Ok(())
+        let marked = nl.link_retire_to_group(index, REAP_ALIAS, REAP_GROUP).await;
+        self.enqueue_marked(nl, name, marked, "take {name} down")
     }
 
     /// As [`Reaper::reap`] for a bridge without ports: its addresses (and so
@@ -167,12 +162,18 @@ impl Reaper {
     /// period (half a millisecond here) with RTNL held. Not for a veth: its
     /// sandbox end, raised again by a container, would give it a carrier.
     pub async fn reap_idle(&self, nl: &Netlink, name: &str, index: u32) -> Result<(), Error> {
-        match nl.link_mark_to_group(index, REAP_ALIAS, REAP_GROUP).await {
-            Ok(()) => {}
-            Err(e) if e.is_not_found() => return Ok(()),
-            Err(e) => return Err(Error::os(format!("mark {name} for deletion"), e)),
+        let marked = nl.link_mark_to_group(index, REAP_ALIAS, REAP_GROUP).await;
+        self.enqueue_marked(nl, name, marked, "mark {name} for deletion")
+    }
+
+    /// Queues link `name` once marking it succeeded; a link already gone
+    /// needs nothing; another failure is `what` (with `{name}` in it) failing.
+    fn enqueue_marked(&self, nl: &Netlink, name: &str, marked: cnm_osl::Result<()>, what: &str) -> Result<(), Error> {
+        match marked {
+            Ok(()) => self.enqueue(nl, name),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(Error::os(what.replace("{name}", name), e)),
         }
-        self.enqueue(nl, name);
         Ok(())
     }
 
