@@ -27,4 +27,4 @@ mod session;
 #[cfg(feature = "etcd")]
 pub use ipam::GlobalIpam;
 #[cfg(feature = "etcd")]
-pub use session::{Cluster, ClusterConfig, Error, Event, Result};
+pub use session::{Cluster, ClusterConfig, Error, Event, Result, STORE_OPTIONS, TlsFiles};

@@ -1,8 +1,10 @@
 //! One daemon's session with the cluster store: keys, leases, watches.
 
 use crate::etcd::proto::{CompareResult, EventType, TxnRequest, WatchCreateRequest};
-use crate::etcd::{Etcd, EtcdError, compare_created, op_put, prefix_end};
+use crate::etcd::{Credentials, Etcd, EtcdError, Tls, compare_created, op_put, prefix_end};
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -36,6 +38,25 @@ pub enum Error {
     /// The address of the store is not `etcd://HOST:PORT[,HOST:PORT…]`.
     #[error("invalid cluster store {0:?}: expected etcd://HOST:PORT[,HOST:PORT…]")]
     InvalidAddress(String),
+    /// A cluster store option (`--cluster-store-opt`) is unknown or has a bad value.
+    #[error("cluster store option {key}: {message}")]
+    InvalidOption {
+        /// The option's key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A file named by a cluster store option cannot be read.
+    #[error("cluster store option {key}: cannot read {}", .path.display())]
+    ReadFile {
+        /// The option's key.
+        key: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The result type of this crate.
@@ -54,6 +75,38 @@ pub struct ClusterConfig {
     pub lease_ttl: Duration,
     /// The deadline of one request.
     pub timeout: Duration,
+    /// TLS towards etcd (`kv.cacertfile`, `kv.certfile`, `kv.keyfile`); `None`: plain.
+    pub tls: Option<TlsFiles>,
+    /// The etcd user to authenticate as (`kv.username`, `kv.passwordfile`).
+    pub credentials: Option<Credentials>,
+}
+
+/// The files of TLS towards etcd, in PEM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The CA etcd's certificate is checked against (`kv.cacertfile`).
+    pub ca: PathBuf,
+    /// This host's certificate and key (`kv.certfile`, `kv.keyfile`), for
+    /// etcd's `--client-cert-auth`.
+    pub identity: Option<(PathBuf, PathBuf)>,
+}
+
+/// The cluster store options this crate knows (dockerd's names where it had them).
+pub const STORE_OPTIONS: [&str; 5] = ["kv.cacertfile", "kv.certfile", "kv.keyfile", "kv.username", "kv.passwordfile"];
+
+impl TlsFiles {
+    /// Reads the files.
+    fn read(&self) -> Result<Tls> {
+        let read = |key: &'static str, path: &PathBuf| {
+            std::fs::read(path).map_err(|source| Error::ReadFile { key, path: path.clone(), source })
+        };
+        let ca = read("kv.cacertfile", &self.ca)?;
+        let identity = match &self.identity {
+            Some((cert, key)) => Some((read("kv.certfile", cert)?, read("kv.keyfile", key)?)),
+            None => None,
+        };
+        Ok(Tls { ca, identity })
+    }
 }
 
 impl ClusterConfig {
@@ -70,7 +123,53 @@ impl ClusterConfig {
             advertise,
             lease_ttl: Duration::from_secs(5),
             timeout: Duration::from_secs(5),
+            tls: None,
+            credentials: None,
         })
+    }
+
+    /// Applies the cluster store options (`--cluster-store-opt KEY=VALUE`):
+    /// `kv.cacertfile` (TLS, checking etcd's certificate against this CA),
+    /// `kv.certfile` and `kv.keyfile` (this host's certificate, both or
+    /// neither, with a CA), `kv.username` and `kv.passwordfile` (an etcd
+    /// user, the password read from the file, so that it shows in no
+    /// process list). An unknown key is refused.
+    pub fn with_options(mut self, options: &BTreeMap<String, String>) -> Result<Self> {
+        let invalid = |key: &str, message: &str| Error::InvalidOption { key: key.into(), message: message.into() };
+        if let Some(key) = options.keys().find(|k| !STORE_OPTIONS.contains(&k.as_str())) {
+            return Err(invalid(key, &format!("unknown (known: {})", STORE_OPTIONS.join(", "))));
+        }
+        let get = |k: &str| options.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let identity = match (get("kv.certfile"), get("kv.keyfile")) {
+            (Some(c), Some(k)) => Some((PathBuf::from(c), PathBuf::from(k))),
+            (None, None) => None,
+            (Some(_), None) => return Err(invalid("kv.certfile", "needs kv.keyfile")),
+            (None, Some(_)) => return Err(invalid("kv.keyfile", "needs kv.certfile")),
+        };
+        self.tls = match (get("kv.cacertfile"), identity) {
+            (Some(ca), identity) => Some(TlsFiles { ca: ca.into(), identity }),
+            (None, None) => None,
+            (None, Some(_)) => return Err(invalid("kv.certfile", "needs kv.cacertfile (TLS)")),
+        };
+        self.credentials = match (get("kv.username"), get("kv.passwordfile")) {
+            (Some(user), Some(file)) => {
+                let path = PathBuf::from(file);
+                let text = std::fs::read_to_string(&path).map_err(|source| Error::ReadFile {
+                    key: "kv.passwordfile",
+                    path: path.clone(),
+                    source,
+                })?;
+                let password = text.trim_end_matches(['\r', '\n']).to_string();
+                if password.is_empty() {
+                    return Err(invalid("kv.passwordfile", "the file holds no password"));
+                }
+                Some(Credentials { user: user.into(), password })
+            }
+            (None, None) => None,
+            (Some(_), None) => return Err(invalid("kv.username", "needs kv.passwordfile")),
+            (None, Some(_)) => return Err(invalid("kv.passwordfile", "needs kv.username")),
+        };
+        Ok(self)
     }
 }
 
@@ -111,11 +210,11 @@ impl Cluster {
     /// retried on use), grants this host's lease when it can and keeps it
     /// renewed in the background.
     pub async fn connect(config: ClusterConfig) -> Result<Cluster> {
-        let client = Etcd::new(&config.endpoints, config.timeout).map_err(|source| Error::Etcd {
-            endpoints: config.endpoints.join(","),
-            op: "connect".into(),
-            source,
-        })?;
+        let tls = config.tls.as_ref().map(TlsFiles::read).transpose()?;
+        let client =
+            Etcd::with_security(&config.endpoints, config.timeout, tls.as_ref(), config.credentials.clone()).map_err(
+                |source| Error::Etcd { endpoints: config.endpoints.join(","), op: "connect".into(), source },
+            )?;
         let cluster = Cluster {
             inner: Arc::new(Inner {
                 config,
@@ -382,6 +481,57 @@ impl Cluster {
                     }
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
+        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn base() -> ClusterConfig {
+        ClusterConfig::parse("etcd://10.0.0.1:2379", Ipv4Addr::new(10, 0, 0, 2)).unwrap()
+    }
+
+    #[test]
+    fn store_options_are_read_as_dockerd_named_them() {
+        let c = base().with_options(&opts(&[("kv.cacertfile", "/ca.pem")])).unwrap();
+        assert_eq!(c.tls, Some(TlsFiles { ca: "/ca.pem".into(), identity: None }));
+        let c = base()
+            .with_options(&opts(&[("kv.cacertfile", "/ca"), ("kv.certfile", "/c"), ("kv.keyfile", "/k")]))
+            .unwrap();
+        assert_eq!(c.tls.unwrap().identity, Some(("/c".into(), "/k".into())));
+        assert!(base().with_options(&opts(&[])).unwrap().tls.is_none());
+
+        let dir = std::env::temp_dir().join(format!("cnm-cluster-opts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("password");
+        std::fs::write(&file, "s3cret\n").unwrap();
+        let c =
+            base().with_options(&opts(&[("kv.username", "cnm"), ("kv.passwordfile", file.to_str().unwrap())])).unwrap();
+        let creds = c.credentials.unwrap();
+        assert_eq!((creds.user.as_str(), creds.password.as_str()), ("cnm", "s3cret"));
+        assert!(!format!("{creds:?}").contains("s3cret"), "the password is never printed");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn bad_store_options_are_refused_by_name() {
+        for (kv, named) in [
+            (vec![("kv.path", "/x")], "kv.path"),
+            (vec![("kv.certfile", "/c")], "kv.certfile"),
+            (vec![("kv.keyfile", "/k")], "kv.keyfile"),
+            (vec![("kv.certfile", "/c"), ("kv.keyfile", "/k")], "kv.certfile"),
+            (vec![("kv.username", "cnm")], "kv.username"),
+            (vec![("kv.passwordfile", "/p")], "kv.passwordfile"),
+            (vec![("kv.username", "cnm"), ("kv.passwordfile", "/nonexistent/cnm")], "kv.passwordfile"),
+        ] {
+            let e = base().with_options(&opts(&kv)).unwrap_err();
+            assert!(e.to_string().contains(named), "{kv:?}: {e}");
         }
     }
 }

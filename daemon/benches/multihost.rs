@@ -43,7 +43,7 @@ async fn etcd_metrics(underlay: &common::cluster::Underlay) -> String {
         .ns
         .run(|| {
             use std::io::{Read, Write};
-            let mut s = std::net::TcpStream::connect(format!("{ETCD}:2379")).expect("etcd metrics");
+            let mut s = std::net::TcpStream::connect(format!("{ETCD}:2381")).expect("etcd metrics");
             s.write_all(b"GET /metrics HTTP/1.0\r\nHost: etcd\r\n\r\n").unwrap();
             let mut out = String::new();
             s.read_to_string(&mut out).unwrap();

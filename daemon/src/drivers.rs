@@ -31,12 +31,13 @@ pub fn register_builtin_drivers(builder: ControllerBuilder, opts: DriverOptions)
     let builder = match opts.cluster.clone() {
         Some((cluster, overlay)) => {
             let for_driver = cluster.clone();
+            let firewall = opts.firewall;
             builder
                 .ipam_on_host(cnm::ipamapi::DEFAULT_IPAM, move |host| {
                     let local = std::sync::Arc::new(cnm_ipams::DefaultIpam::new(pools).with_host_networks(host));
                     cnm_cluster::GlobalIpam::new(cluster, local)
                 })
-                .driver_on_host(move |host| cnm_driver_overlay::OverlayDriver::new(host.clone(), for_driver, overlay))
+                .driver_on_host(move |host| overlay_driver(host, for_driver, overlay, firewall))
         }
         None => builder.ipam_on_host(cnm::ipamapi::DEFAULT_IPAM, move |host| {
             cnm_ipams::DefaultIpam::new(pools).with_host_networks(host)
@@ -66,6 +67,21 @@ fn remote(builder: ControllerBuilder, plugin_dir: Option<&std::path::Path>) -> C
     };
     let plugins = std::sync::Arc::new(cnm_driver_remote::PluginProvider::new(discovery));
     builder.driver_provider(plugins.clone()).ipam_provider(plugins)
+}
+
+/// The overlay driver, filtering VXLAN by peer unless cnm's firewall is off.
+#[cfg(feature = "overlay")]
+fn overlay_driver(
+    host: &cnm::osl::Netlink,
+    cluster: cnm_cluster::Cluster,
+    config: cnm_driver_overlay::OverlayConfig,
+    firewall: bool,
+) -> cnm_driver_overlay::OverlayDriver {
+    if firewall {
+        cnm_driver_overlay::OverlayDriver::new(host.clone(), cluster, config)
+    } else {
+        cnm_driver_overlay::OverlayDriver::with_firewall(host.clone(), cluster, config, None)
+    }
 }
 
 #[cfg(feature = "bridge")]

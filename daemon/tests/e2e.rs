@@ -430,51 +430,6 @@ async fn newlines_never_reach_hosts_or_resolv_conf() {
     d.ok(&["network", "rm", "n"]);
 }
 
-/// Certificates for a TLS test, made with `openssl`: a CA, the daemon's
-/// (for 127.0.0.1) and a client's, both signed by it, and a stranger's
-/// signed by another CA. Returns the directory.
-fn make_certs(dir: &std::path::Path) {
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new("openssl").args(args).current_dir(dir).output().expect("run openssl");
-        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    };
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    for ca in ["ca", "other-ca"] {
-        let mut a = vec!["req", "-x509", "-days", "1", "-subj", "/CN=cnm test CA", "-keyout"];
-        let (key, pem) = (format!("{ca}.key"), format!("{ca}.pem"));
-        a.extend([key.as_str(), "-out", pem.as_str()]);
-        a.extend(ec);
-        run(&a);
-    }
-    std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n").unwrap();
-    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
-    for (name, ca) in [("server", "ca"), ("client", "ca"), ("stranger", "other-ca")] {
-        let (key, csr, pem) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"));
-        let mut a = vec!["req", "-subj", "/CN=cnm test", "-keyout", key.as_str(), "-out", csr.as_str()];
-        a.extend(ec);
-        run(&a);
-        let ext = if name == "server" { "server.ext" } else { "client.ext" };
-        let (ca_pem, ca_key) = (format!("{ca}.pem"), format!("{ca}.key"));
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            &ca_pem,
-            "-CAkey",
-            &ca_key,
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-out",
-            &pem,
-            "-extfile",
-            ext,
-        ]);
-    }
-}
-
 /// The API on TCP with `--tlsverify`: a client with a certificate of the
 /// daemon's CA is served (through the library's client and cnmctl); one
 /// with a certificate of another CA and one speaking plain HTTP are not;
@@ -485,7 +440,7 @@ async fn tls_api_serves_only_clients_with_a_certificate() {
         return;
     }
     let certs = tempfile::tempdir().unwrap();
-    make_certs(certs.path());
+    common::make_certs(certs.path(), "IP:127.0.0.1");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let addr = format!("tcp://127.0.0.1:{port}");
     let p = |f: &str| certs.path().join(f).to_str().unwrap().to_string();

@@ -373,35 +373,27 @@ const VXLANID_LIST: &str = "com.docker.network.driver.overlay.vxlanid_list";
 async fn forge(underlay: &common::cluster::Underlay, genuine: &str, records: Vec<Value>) {
     let genuine = genuine.to_string();
     underlay
-        .ns
-        .run(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async move {
-                let store = format!("etcd://{}:2379", common::cluster::ETCD);
-                let config = cnm_cluster::ClusterConfig::parse(&store, common::cluster::ETCD.parse().unwrap()).unwrap();
-                let etcd = cnm_cluster::Cluster::connect(config).await.expect("a client of etcd");
-                let (all, _) = etcd.list("networks/").await.unwrap();
-                let base: Value = all
-                    .iter()
-                    .map(|(_, v)| serde_json::from_slice::<Value>(v).unwrap())
-                    .find(|v| v["name"] == genuine.as_str())
-                    .expect("the genuine record");
-                for edits in records {
-                    let mut rec = base.clone();
-                    for (k, v) in edits.as_object().unwrap() {
-                        match k.as_str() {
-                            // The VNI sits in the driver's options.
-                            "vni" => rec["config"]["driver_options"][VXLANID_LIST] = v.clone(),
-                            _ => rec[k] = v.clone(),
-                        }
+        .as_store_client(move |etcd| async move {
+            let (all, _) = etcd.list("networks/").await.unwrap();
+            let base: Value = all
+                .iter()
+                .map(|(_, v)| serde_json::from_slice::<Value>(v).unwrap())
+                .find(|v| v["name"] == genuine.as_str())
+                .expect("the genuine record");
+            for edits in records {
+                let mut rec = base.clone();
+                for (k, v) in edits.as_object().unwrap() {
+                    match k.as_str() {
+                        // The VNI sits in the driver's options.
+                        "vni" => rec["config"]["driver_options"][VXLANID_LIST] = v.clone(),
+                        _ => rec[k] = v.clone(),
                     }
-                    let key = format!("networks/{}", rec["id"].as_str().unwrap());
-                    assert!(etcd.create(&key, &serde_json::to_vec(&rec).unwrap()).await.unwrap(), "{key} was free");
                 }
-            })
+                let key = format!("networks/{}", rec["id"].as_str().unwrap());
+                assert!(etcd.create(&key, &serde_json::to_vec(&rec).unwrap()).await.unwrap(), "{key} was free");
+            }
         })
         .await
-        .unwrap();
 }
 
 /// Records read from the cluster store are checked before anything is
@@ -452,4 +444,269 @@ async fn forged_network_records_change_nothing() {
     assert!(!links.iter().any(|l| l.name.starts_with("br-01abab")), "a forged bridge was made: {links:?}");
     let addrs = hosts[1].host.nl.addr_list(None).await.unwrap();
     assert!(!addrs.iter().any(|a| a.net.to_string().starts_with("10.231.74.")), "a forged gateway: {addrs:?}");
+}
+
+/// A VXLAN frame as an attacker on the underlay writes it: VNI `vni`, an
+/// Ethernet frame to `mac` carrying UDP from `src` to `dst:port` with `payload`.
+fn vxlan_frame(
+    vni: u32,
+    mac: [u8; 6],
+    src: std::net::Ipv4Addr,
+    dst: std::net::Ipv4Addr,
+    port: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let v = vni.to_be_bytes();
+    let mut f = vec![0x08, 0, 0, 0, v[1], v[2], v[3], 0];
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&[0x02, 0x42, 0xde, 0xad, 0xbe, 0xef, 0x08, 0x00]);
+    let total = (20 + 8 + payload.len()) as u16;
+    let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0];
+    ip[2..4].copy_from_slice(&total.to_be_bytes());
+    ip.extend_from_slice(&src.octets());
+    ip.extend_from_slice(&dst.octets());
+    let sum = ip.chunks(2).fold(0u32, |s, w| s + u32::from(u16::from_be_bytes([w[0], w[1]])));
+    let sum = (sum & 0xffff) + (sum >> 16);
+    let sum = !(((sum & 0xffff) + (sum >> 16)) as u16);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&5555u16.to_be_bytes());
+    f.extend_from_slice(&port.to_be_bytes());
+    f.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// VXLAN for an overlay network is taken only from its peers' hosts: a
+/// frame an attacker on the underlay (not a host of the network) sends to
+/// host 1's VXLAN port, with the network's VNI and a sandbox's MAC and
+/// address inside, never reaches the sandbox, while the sandboxes of the
+/// two hosts keep reaching each other. Control: once the store holds a
+/// peer record naming the attacker's address (as a writer to etcd could
+/// add), the same frame is delivered; once it is deleted, it is dropped again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vxlan_from_a_non_peer_is_dropped() {
+    let test = "vxlan_from_a_non_peer_is_dropped";
+    let Some((underlay, hosts)) = cluster(test, 2).await else { return };
+    let c: Vec<Client> = hosts.iter().map(|d| d.client()).collect();
+    let (ns1, ip2) = s1_reaches_s2(&c, "10.231.76.0/24").await;
+    let net: Value = c[0].get("/networks/ov").await.unwrap();
+    let nid = net["Id"].as_str().unwrap().to_string();
+    let vni: u32 = net["Options"][VXLANID_LIST].as_str().expect("the VNI in the options").parse().unwrap();
+    let sb: Value = c[0].get("/sandboxes/s1").await.unwrap();
+    let ip1: std::net::Ipv4Addr = sb["Networks"]["ov"]["IPAddress"].as_str().unwrap().parse().unwrap();
+    let nl1 = cnm::osl::Netlink::connect(&ns1, cnm::osl::DEFAULT_DEADLINE).await.unwrap();
+    let mac1 = nl1.link_get("eth0").await.unwrap().expect("s1's eth0").mac.unwrap();
+    let rx = ns1
+        .run(|| {
+            let rx = std::net::UdpSocket::bind("0.0.0.0:7788")?;
+            rx.set_read_timeout(Some(Duration::from_millis(700)))?;
+            Ok::<_, std::io::Error>(rx)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let frame = vxlan_frame(vni, mac1, "10.231.76.200".parse().unwrap(), ip1, 7788, b"injected");
+    // From the underlay namespace (192.168.231.100, etcd's address): no host of the network.
+    let attacker = underlay.ns.clone();
+    let inject = || {
+        let (frame, attacker) = (frame.clone(), attacker.clone());
+        async move {
+            attacker
+                .run(move || {
+                    let tx = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+                    tx.send_to(&frame, "192.168.231.1:4789").unwrap();
+                })
+                .await
+                .unwrap();
+        }
+    };
+    let delivered = |rx: &std::net::UdpSocket| {
+        let mut buf = [0u8; 64];
+        matches!(rx.recv(&mut buf), Ok(n) if &buf[..n] == b"injected")
+    };
+    for _ in 0..3 {
+        inject().await;
+        assert!(!delivered(&rx), "a VXLAN frame from a non-peer reached the sandbox");
+    }
+    assert!(pings(&ns1, ip2).await, "the peers' traffic still passes");
+
+    // The control: the attacker's address made a peer through the store.
+    let key = format!("overlay/peers/{nid}/{}", "fe".repeat(32));
+    let record =
+        json!({ "ip": "10.231.76.200", "mac": [2, 0x42, 0xde, 0xad, 0xbe, 0xef], "host": common::cluster::ETCD });
+    let (k, v) = (key.clone(), serde_json::to_vec(&record).unwrap());
+    underlay.as_store_client(move |etcd| async move { assert!(etcd.create(&k, &v).await.unwrap()) }).await;
+    let mut seen = false;
+    for _ in 0..10 {
+        inject().await;
+        if delivered(&rx) {
+            seen = true;
+            break;
+        }
+    }
+    assert!(seen, "the control: from a peer's address, the same frame is delivered");
+    let k = key.clone();
+    underlay.as_store_client(move |etcd| async move { etcd.delete(&k).await.unwrap() }).await;
+    // Dropped again once the record is gone (the watch may take a moment).
+    let mut dropped = 0;
+    for _ in 0..20 {
+        inject().await;
+        dropped = if delivered(&rx) { 0 } else { dropped + 1 };
+        if dropped == 3 {
+            break;
+        }
+    }
+    assert_eq!(dropped, 3, "the peer's removal closed the filter again");
+}
+
+/// etcd's administration messages the test sends (users, roles, auth), as
+/// in etcd's `rpc.proto` and `auth.proto`.
+mod etcd_admin {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct UserAdd {
+        #[prost(string, tag = "1")]
+        pub name: String,
+        #[prost(string, tag = "2")]
+        pub password: String,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct UserGrantRole {
+        #[prost(string, tag = "1")]
+        pub user: String,
+        #[prost(string, tag = "2")]
+        pub role: String,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct RoleAdd {
+        #[prost(string, tag = "1")]
+        pub name: String,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Permission {
+        /// 2: READWRITE.
+        #[prost(int32, tag = "1")]
+        pub perm_type: i32,
+        #[prost(bytes = "vec", tag = "2")]
+        pub key: Vec<u8>,
+        #[prost(bytes = "vec", tag = "3")]
+        pub range_end: Vec<u8>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct RoleGrantPermission {
+        #[prost(string, tag = "1")]
+        pub name: String,
+        #[prost(message, optional, tag = "2")]
+        pub perm: Option<Permission>,
+    }
+    /// Any answer (its fields are skipped).
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Empty {}
+}
+
+/// As an administrator holding the test CA's client certificate: the
+/// `root` user (needed by etcd to enable auth), a user `cnm` with a role
+/// that reads and writes the keys under `/cnm/` only, and auth enabled.
+async fn enable_etcd_auth(underlay: &common::cluster::Underlay, cnm_password: &str) {
+    use etcd_admin::*;
+    let ca = std::fs::read(underlay.cert("ca.pem")).unwrap();
+    let identity = Some((
+        std::fs::read(underlay.cert("client.pem")).unwrap(),
+        std::fs::read(underlay.cert("client.key")).unwrap(),
+    ));
+    let tls = cnm_cluster::etcd::Tls { ca, identity };
+    let password = cnm_password.to_string();
+    underlay
+        .ns
+        .run(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let endpoints = [format!("{}:2379", common::cluster::ETCD)];
+                let admin =
+                    cnm_cluster::etcd::Etcd::with_security(&endpoints, Duration::from_secs(5), Some(&tls), None)
+                        .unwrap();
+                let user = |name: &str, password: &str| UserAdd { name: name.into(), password: password.into() };
+                let grant = |user: &str, role: &str| UserGrantRole { user: user.into(), role: role.into() };
+                let _: Empty = admin.call("/etcdserverpb.Auth/UserAdd", user("root", "root-secret")).await.unwrap();
+                let _: Empty = admin.call("/etcdserverpb.Auth/UserGrantRole", grant("root", "root")).await.unwrap();
+                let _: Empty = admin.call("/etcdserverpb.Auth/RoleAdd", RoleAdd { name: "cnm".into() }).await.unwrap();
+                let perm = Permission {
+                    perm_type: 2,
+                    key: b"/cnm/".to_vec(),
+                    range_end: cnm_cluster::etcd::prefix_end(b"/cnm/"),
+                };
+                let grant_perm = RoleGrantPermission { name: "cnm".into(), perm: Some(perm) };
+                let _: Empty = admin.call("/etcdserverpb.Auth/RoleGrantPermission", grant_perm).await.unwrap();
+                let _: Empty = admin.call("/etcdserverpb.Auth/UserAdd", user("cnm", &password)).await.unwrap();
+                let _: Empty = admin.call("/etcdserverpb.Auth/UserGrantRole", grant("cnm", "cnm")).await.unwrap();
+                let _: Empty = admin.call("/etcdserverpb.Auth/AuthEnable", Empty {}).await.unwrap();
+            })
+        })
+        .await
+        .unwrap();
+}
+
+/// The cluster store as an operator runs it: etcd over TLS taking only
+/// clients with a certificate of its CA, then with users. cnmd reaches it
+/// with `--cluster-store-opt kv.cacertfile=… kv.certfile=… kv.keyfile=…`
+/// (every multi-host test does) and publishes a global network; a client
+/// without a certificate, one with a certificate of another CA, and one
+/// speaking plain HTTP read nothing (control: the same read with the
+/// CA's certificate sees the network). With auth enabled, cnmd without a
+/// user is refused; given one in its TOML file (`[cluster-store-opts]`
+/// `kv.username`, `kv.passwordfile`) with a wrong password, its error says
+/// the authentication failed; with the right one, its global networks
+/// reach the store again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_takes_only_trusted_clients_and_known_users() {
+    let test = "the_store_takes_only_trusted_clients_and_known_users";
+    let Some((underlay, mut hosts)) = cluster(test, 1).await else { return };
+    let c = hosts[0].client();
+    let ov = |name: &str, subnet: &str| json!({ "Name": name, "Driver": "overlay", "IPAM": { "Config": [{ "Subnet": subnet }] } });
+    let _: Value = c.post("/networks/create", &ov("ov", "10.231.77.0/24")).await.expect("a global network over TLS");
+    let read = |mut config: cnm_cluster::ClusterConfig| {
+        config.timeout = Duration::from_secs(2);
+        underlay.with_store_config(config, |etcd| async move {
+            etcd.list("networks/").await.map(|(kvs, _)| kvs.len()).map_err(|e| cnm::chain(&e))
+        })
+    };
+    assert_eq!(
+        read(underlay.store_config(Some(("client.pem", "client.key")))).await,
+        Ok(1),
+        "control: the CA's client reads the network"
+    );
+    let no_cert = read(underlay.store_config(None)).await;
+    assert!(no_cert.is_err(), "a client without a certificate read {no_cert:?}");
+    let stranger = read(underlay.store_config(Some(("stranger.pem", "stranger.key")))).await;
+    assert!(stranger.is_err(), "a certificate of another CA read {stranger:?}");
+    let store = format!("etcd://{}:2379", common::cluster::ETCD);
+    let plain = read(cnm_cluster::ClusterConfig::parse(&store, common::cluster::ETCD.parse().unwrap()).unwrap()).await;
+    assert!(plain.is_err(), "plain HTTP read {plain:?}");
+
+    enable_etcd_auth(&underlay, "cnm-secret").await;
+    let e = c.post::<_, Value>("/networks/create", &ov("ov2", "10.231.78.0/24")).await.unwrap_err();
+    assert!(cnm::chain(&e).contains("cluster store"), "without a user, refused by the store: {e}");
+
+    let dir = hosts[0].host.dir.path().to_path_buf();
+    for (password, works) in [("wrong", false), ("cnm-secret", true)] {
+        std::fs::write(dir.join("etcd-password"), format!("{password}\n")).unwrap();
+        let toml = format!(
+            "[cluster-store-opts]\n\"kv.username\" = \"cnm\"\n\"kv.passwordfile\" = \"{}\"\n",
+            dir.join("etcd-password").display()
+        );
+        std::fs::write(dir.join("cnmd.toml"), toml).unwrap();
+        assert!(hosts[0].sigterm());
+        hosts[0].spawn();
+        let made = c.post::<_, Value>("/networks/create", &ov("ov2", "10.231.78.0/24")).await;
+        if works {
+            made.unwrap_or_else(|e| panic!("the user cnm with its password: {}", cnm::chain(&e)));
+        } else {
+            let e = cnm::chain(&made.unwrap_err());
+            assert!(e.contains("authentication as etcd user \"cnm\" failed"), "{e}");
+        }
+    }
+    let mut config = underlay.store_config(Some(("client.pem", "client.key")));
+    config.credentials = Some(cnm_cluster::etcd::Credentials { user: "cnm".into(), password: "cnm-secret".into() });
+    assert_eq!(read(config).await, Ok(2), "both networks are in the store, read as the user cnm");
 }

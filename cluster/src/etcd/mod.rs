@@ -5,8 +5,12 @@
 //!
 //! One [`Etcd`] is a load-balanced channel to every endpoint (connected
 //! lazily, so a store that is down now is retried on use), with HTTP/2
-//! keep-alives that notice a dead peer within seconds. Requests carry no
-//! deadline of their own: the session wraps each in one.
+//! keep-alives that notice a dead peer within seconds, over TLS when given
+//! a CA (and a client certificate, for etcd's `--client-cert-auth`).
+//! With [`Credentials`], the client authenticates as an etcd user and
+//! sends the token with every request, authenticating again when etcd
+//! says the token is no longer valid. Requests carry no deadline of their
+//! own: the session wraps each in one.
 
 pub mod proto;
 
@@ -15,7 +19,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codec::Streaming;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic_prost::ProstCodec;
 
 /// An error of the etcd client.
@@ -37,6 +41,15 @@ pub enum EtcdError {
     /// A stream (watch, lease keep-alive) ended.
     #[error("the stream was closed")]
     Closed,
+    /// etcd refused the user name or password.
+    #[error("authentication as etcd user {user:?} failed")]
+    Authentication {
+        /// The user.
+        user: String,
+        /// etcd's answer.
+        #[source]
+        source: tonic::Status,
+    },
 }
 
 impl From<tonic::Status> for EtcdError {
@@ -58,10 +71,57 @@ pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     vec![0]
 }
 
+/// TLS towards etcd, in PEM: the CA etcd's certificate is checked against
+/// and, for etcd's `--client-cert-auth`, this client's certificate and key.
+#[derive(Clone)]
+pub struct Tls {
+    /// The CA bundle.
+    pub ca: Vec<u8>,
+    /// The client's certificate chain and private key.
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls").field("client_certificate", &self.identity.is_some()).finish_non_exhaustive()
+    }
+}
+
+/// An etcd user and password (the password is never printed).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The user.
+    pub user: String,
+    /// The password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials").field("user", &self.user).finish_non_exhaustive()
+    }
+}
+
+/// The user a client authenticates as, and its current token.
+#[derive(Debug)]
+struct Auth {
+    credentials: Credentials,
+    token: tokio::sync::Mutex<Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>>,
+}
+
 /// A client of one etcd cluster (cheap to clone).
 #[derive(Clone, Debug)]
 pub struct Etcd {
     channel: Channel,
+    auth: Option<std::sync::Arc<Auth>>,
+}
+
+/// Whether etcd refused a request for its token (expired, or issued
+/// before the auth store changed): authenticating again may help.
+fn token_refused(s: &tonic::Status) -> bool {
+    s.code() == tonic::Code::Unauthenticated
+        || s.message().contains("invalid auth token")
+        || s.message().contains("revision of auth store is old")
 }
 
 /// The sending half of a bidirectional stream: the stream lasts while it is kept.
@@ -69,13 +129,32 @@ pub type StreamSender<T> = mpsc::Sender<T>;
 
 impl Etcd {
     /// A client of `endpoints` (`host:port`), each connected on first use
-    /// within `connect_timeout`.
+    /// within `connect_timeout`; plain HTTP/2.
     pub fn new(endpoints: &[String], connect_timeout: Duration) -> Result<Etcd, EtcdError> {
+        Self::with_security(endpoints, connect_timeout, None, None)
+    }
+
+    /// A client of `endpoints` over TLS when `tls` is given, authenticating
+    /// as `credentials` when given.
+    pub fn with_security(
+        endpoints: &[String],
+        connect_timeout: Duration,
+        tls: Option<&Tls>,
+        credentials: Option<Credentials>,
+    ) -> Result<Etcd, EtcdError> {
         let mut list = Vec::with_capacity(endpoints.len());
         for e in endpoints {
-            let uri = format!("http://{e}");
-            let endpoint = Endpoint::from_shared(uri)
-                .map_err(|source| EtcdError::Endpoint { endpoint: e.clone(), source })?
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            let bad = |source| EtcdError::Endpoint { endpoint: e.clone(), source };
+            let mut endpoint = Endpoint::from_shared(format!("{scheme}://{e}")).map_err(bad)?;
+            if let Some(tls) = tls {
+                let mut config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&tls.ca));
+                if let Some((cert, key)) = &tls.identity {
+                    config = config.identity(Identity::from_pem(cert, key));
+                }
+                endpoint = endpoint.tls_config(config).map_err(bad)?;
+            }
+            let endpoint = endpoint
                 .connect_timeout(connect_timeout)
                 .tcp_nodelay(true)
                 .http2_keep_alive_interval(Duration::from_secs(2))
@@ -83,21 +162,79 @@ impl Etcd {
                 .keep_alive_while_idle(true);
             list.push(endpoint);
         }
-        Ok(Etcd { channel: Channel::balance_list(list.into_iter()) })
+        let auth = credentials.map(|credentials| std::sync::Arc::new(Auth { credentials, token: Default::default() }));
+        Ok(Etcd { channel: Channel::balance_list(list.into_iter()), auth })
     }
 
-    async fn unary<Req, Resp>(&self, path: &'static str, req: Req) -> Result<Resp, EtcdError>
-    where
-        Req: prost::Message + Send + Sync + 'static,
-        Resp: prost::Message + Default + Send + Sync + 'static,
-    {
+    /// A gRPC client on the channel, ready to send.
+    async fn ready(&self) -> Result<tonic::client::Grpc<Channel>, EtcdError> {
         let mut grpc = tonic::client::Grpc::new(self.channel.clone());
         grpc.ready()
             .await
             .map_err(|e| tonic::Status::unavailable(format!("etcd not reachable: {}", cnm_ipamapi::chain(&e))))?;
+        Ok(grpc)
+    }
+
+    /// `request` with the user's token (authenticating first when there is
+    /// none yet, or when `renew`), if the client has credentials.
+    async fn authorized<T>(&self, request: T, renew: bool) -> Result<tonic::Request<T>, EtcdError> {
+        let mut request = tonic::Request::new(request);
+        let Some(auth) = &self.auth else { return Ok(request) };
+        let mut token = auth.token.lock().await;
+        if renew || token.is_none() {
+            let c = &auth.credentials;
+            let req = AuthenticateRequest { name: c.user.clone(), password: c.password.clone() };
+            let codec = ProstCodec::<AuthenticateRequest, AuthenticateResponse>::default();
+            let path = http::uri::PathAndQuery::from_static("/etcdserverpb.Auth/Authenticate");
+            let answer = self.ready().await?.unary(tonic::Request::new(req), path, codec).await;
+            let answer = answer.map_err(|source| match source.code() {
+                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => EtcdError::Status(source),
+                _ => EtcdError::Authentication { user: c.user.clone(), source },
+            })?;
+            let value = answer.into_inner().token.parse().map_err(|_| {
+                EtcdError::Status(tonic::Status::internal("etcd answered a token that is not valid metadata"))
+            })?;
+            *token = Some(value);
+        }
+        if let Some(t) = token.as_ref() {
+            request.metadata_mut().insert("token", t.clone());
+        }
+        Ok(request)
+    }
+
+    async fn unary<Req, Resp>(&self, path: &'static str, req: Req) -> Result<Resp, EtcdError>
+    where
+        Req: prost::Message + Clone + Send + Sync + 'static,
+        Resp: prost::Message + Default + Send + Sync + 'static,
+    {
+        match self.unary_once(path, req.clone(), false).await {
+            Err(EtcdError::Status(s)) if self.auth.is_some() && token_refused(&s) => {
+                self.unary_once(path, req, true).await
+            }
+            other => other,
+        }
+    }
+
+    async fn unary_once<Req, Resp>(&self, path: &'static str, req: Req, renew: bool) -> Result<Resp, EtcdError>
+    where
+        Req: prost::Message + Send + Sync + 'static,
+        Resp: prost::Message + Default + Send + Sync + 'static,
+    {
+        let request = self.authorized(req, renew).await?;
+        let mut grpc = self.ready().await?;
         let codec = ProstCodec::<Req, Resp>::default();
         let path = http::uri::PathAndQuery::from_static(path);
-        Ok(grpc.unary(tonic::Request::new(req), path, codec).await?.into_inner())
+        Ok(grpc.unary(request, path, codec).await?.into_inner())
+    }
+
+    /// Calls any unary RPC of etcd's API by its path (for administration
+    /// and tests: the messages are the caller's).
+    pub async fn call<Req, Resp>(&self, path: &'static str, req: Req) -> Result<Resp, EtcdError>
+    where
+        Req: prost::Message + Clone + Send + Sync + 'static,
+        Resp: prost::Message + Default + Send + Sync + 'static,
+    {
+        self.unary(path, req).await
     }
 
     async fn streaming<Req, Resp>(
@@ -109,15 +246,15 @@ impl Etcd {
         Req: prost::Message + Send + Sync + 'static,
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
-        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
-        grpc.ready()
-            .await
-            .map_err(|e| tonic::Status::unavailable(format!("etcd not reachable: {}", cnm_ipamapi::chain(&e))))?;
         let (tx, rx) = mpsc::channel(4);
         tx.send(first).await.map_err(|_| EtcdError::Closed)?;
+        // A refused token shows in the first answer of the stream, or in a
+        // unary request: the next stream is opened with a new one.
+        let request = self.authorized(ReceiverStream::new(rx), false).await?;
+        let mut grpc = self.ready().await?;
         let codec = ProstCodec::<Req, Resp>::default();
         let path = http::uri::PathAndQuery::from_static(path);
-        let answers = grpc.streaming(tonic::Request::new(ReceiverStream::new(rx)), path, codec).await?.into_inner();
+        let answers = grpc.streaming(request, path, codec).await?.into_inner();
         Ok((tx, answers))
     }
 

@@ -101,7 +101,8 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     #[cfg(feature = "overlay")]
     let membership = match (&cfg.cluster_store, cfg.advertise_addr) {
         (Some(store), Some(advertise)) => {
-            let config = cnm_cluster::ClusterConfig::parse(store, advertise)?;
+            let config = cnm_cluster::ClusterConfig::parse(store, advertise)?.with_options(&cfg.cluster_store_opts)?;
+            let secured = (config.tls.is_some(), config.credentials.is_some());
             let cluster = cnm_cluster::Cluster::connect(config).await.context("join the cluster")?;
             let overlay = cnm_driver_overlay::OverlayConfig {
                 netns_dir: cfg.exec_root.join("overlay"),
@@ -109,7 +110,13 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
                 ..Default::default()
             };
             driver_options.cluster = Some((cluster.clone(), overlay));
-            tracing::info!(store, %advertise, "cluster member");
+            tracing::info!(store, %advertise, tls = secured.0, user = secured.1, "cluster member");
+            if !secured.0 {
+                tracing::warn!(
+                    store,
+                    "the cluster store is reached without TLS: whoever reaches it can change the cluster's networks (see SECURITY.md)"
+                );
+            }
             Some(cnmd::cluster::Membership::new(cluster))
         }
         _ => None,

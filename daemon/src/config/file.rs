@@ -33,6 +33,9 @@ pub struct ConfigFile {
     pub plugin_dir: Option<PathBuf>,
     /// `cluster-store = "etcd://10.0.0.1:2379"`.
     pub cluster_store: Option<String>,
+    /// `[cluster-store-opts]` with `"kv.cacertfile" = "/etc/cnm/etcd-ca.pem"` and the other keys of `--cluster-store-opt`.
+    #[serde(default)]
+    pub cluster_store_opts: std::collections::BTreeMap<String, String>,
     /// `advertise-addr = "10.0.0.2"`.
     pub advertise_addr: Option<std::net::Ipv4Addr>,
     /// `data-path-port = 4789`.

@@ -76,6 +76,9 @@ pub struct Flags {
     /// Join a cluster: its shared state in etcd (global networks, the overlay driver)
     #[arg(long, value_name = "etcd://HOST:PORT[,HOST:PORT]")]
     pub cluster_store: Option<String>,
+    /// An option of the cluster store, repeatable: kv.cacertfile, kv.certfile, kv.keyfile (TLS), kv.username, kv.passwordfile
+    #[arg(long = "cluster-store-opt", value_name = "KEY=VALUE")]
+    pub cluster_store_opts: Vec<String>,
     /// This host's address on the underlay, which other hosts reach it at
     #[arg(long, value_name = "IP")]
     pub advertise_addr: Option<std::net::Ipv4Addr>,

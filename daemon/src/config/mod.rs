@@ -95,6 +95,9 @@ pub struct DaemonConfig {
     pub plugin_dir: Option<PathBuf>,
     /// The cluster store (`etcd://HOST:PORT[,…]`), if the host is a cluster member.
     pub cluster_store: Option<String>,
+    /// The cluster store's options (`kv.cacertfile`, …): the file's, each
+    /// replaced by the flag of the same key.
+    pub cluster_store_opts: std::collections::BTreeMap<String, String>,
     /// This host's underlay address (needed with a cluster store).
     pub advertise_addr: Option<std::net::Ipv4Addr>,
     /// The VXLAN UDP port.
@@ -176,6 +179,16 @@ impl DaemonConfig {
         }
         let cluster_store = flags.cluster_store.clone().or(file.cluster_store);
         let advertise_addr = flags.advertise_addr.or(file.advertise_addr);
+        let mut cluster_store_opts = file.cluster_store_opts;
+        for opt in &flags.cluster_store_opts {
+            let Some((k, v)) = opt.split_once('=') else {
+                return Err(invalid("cluster-store-opt", format!("{opt:?}: expected KEY=VALUE")));
+            };
+            cluster_store_opts.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        if !cluster_store_opts.is_empty() && cluster_store.is_none() {
+            return Err(invalid("cluster-store-opt", "options of a cluster store, without --cluster-store"));
+        }
         if let Some(store) = &cluster_store {
             if !store.starts_with("etcd://") {
                 return Err(invalid("cluster-store", format!("{store:?}: expected etcd://HOST:PORT[,HOST:PORT…]")));
@@ -195,6 +208,7 @@ impl DaemonConfig {
             driver_dir: flags.driver_dir.clone().or(file.driver_dir),
             plugin_dir: flags.plugin_dir.clone().or(file.plugin_dir),
             cluster_store: cluster_store.clone(),
+            cluster_store_opts,
             advertise_addr,
             data_path_port: flags.data_path_port.or(file.data_path_port).unwrap_or(4789),
             log_level: flags.log_level.clone().or(file.log_level).unwrap_or_else(|| "info".into()),
@@ -269,5 +283,30 @@ mod tests {
             flags::Flags::try_parse_from(["cnmd", "--default-address-pool", "base=10.0.0.0/8,size=4"]).unwrap();
         assert!(DaemonConfig::resolve(&bad_pool, Default::default()).is_err());
         assert!(DaemonConfig::resolve(&flags(&["-H", "http://x"]), Default::default()).is_err());
+    }
+
+    #[test]
+    fn cluster_store_options_come_from_the_file_and_the_flags() {
+        let file = file::ConfigFile::parse(
+            r#"
+            cluster-store = "etcd://10.0.0.1:2379"
+            advertise-addr = "10.0.0.2"
+            [cluster-store-opts]
+            "kv.cacertfile" = "/etc/cnm/ca.pem"
+            "kv.certfile" = "/etc/cnm/old.pem"
+            "#,
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        let c = DaemonConfig::resolve(&flags(&["--cluster-store-opt", "kv.certfile=/etc/cnm/host.pem"]), file).unwrap();
+        assert_eq!(c.cluster_store_opts.get("kv.cacertfile").map(String::as_str), Some("/etc/cnm/ca.pem"));
+        assert_eq!(c.cluster_store_opts.get("kv.certfile").map(String::as_str), Some("/etc/cnm/host.pem"));
+        let e = DaemonConfig::resolve(&flags(&["--cluster-store-opt", "kv.cacertfile=/ca"]), Default::default());
+        assert!(e.unwrap_err().to_string().contains("without --cluster-store"));
+        let e = DaemonConfig::resolve(
+            &flags(&["--cluster-store", "etcd://h:2379", "--advertise-addr", "10.0.0.2", "--cluster-store-opt", "x"]),
+            Default::default(),
+        );
+        assert!(e.unwrap_err().to_string().contains("KEY=VALUE"));
     }
 }

@@ -1,7 +1,10 @@
 //! Simulated hosts for multi-host tests and benchmarks: scratch namespaces
 //! joined by an underlay bridge (192.168.231.0/24), each running its own
 //! `cnmd` inside its namespace with `--cluster-store` pointing at one etcd
-//! started on the underlay (192.168.231.100).
+//! started on the underlay (192.168.231.100). etcd serves TLS only and
+//! takes only clients with a certificate of the test's CA (made with
+//! `openssl`), as an operator should run it; the daemons get theirs with
+//! `--cluster-store-opt kv.cacertfile=… kv.certfile=… kv.keyfile=…`.
 
 use super::Daemon;
 use cnm::osl::{Namespace, Netlink, VethSpec};
@@ -28,6 +31,8 @@ pub struct Underlay {
 impl Underlay {
     pub async fn new() -> Underlay {
         let dir = tempfile::Builder::new().prefix("cnm-underlay-").tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("certs")).unwrap();
+        super::make_certs(&dir.path().join("certs"), &format!("IP:{ETCD}"));
         let (ns, nl) = Netlink::create_namespace(dir.path().join("underlay.netns"), cnm::osl::DEFAULT_DEADLINE)
             .await
             .expect("underlay namespace");
@@ -40,6 +45,34 @@ impl Underlay {
 
     pub fn path(&self) -> PathBuf {
         self.dir.path().join("underlay.netns")
+    }
+
+    /// A file of the test's certificates (`ca.pem`, `client.pem`, `client.key`, `stranger.pem`, …).
+    pub fn cert(&self, name: &str) -> String {
+        self.dir.path().join("certs").join(name).display().to_string()
+    }
+
+    /// cnmd's arguments for a client certificate of the test's CA.
+    pub fn store_args(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        for (k, f) in [("kv.cacertfile", "ca.pem"), ("kv.certfile", "client.pem"), ("kv.keyfile", "client.key")] {
+            v.push("--cluster-store-opt".to_string());
+            v.push(format!("{k}={}", self.cert(f)));
+        }
+        v
+    }
+
+    /// A client configuration of the store: TLS with the test's CA and
+    /// the given certificate and key (`None`: no client certificate).
+    pub fn store_config(&self, identity: Option<(&str, &str)>) -> cnm_cluster::ClusterConfig {
+        let mut opts = std::collections::BTreeMap::new();
+        opts.insert("kv.cacertfile".to_string(), self.cert("ca.pem"));
+        if let Some((cert, key)) = identity {
+            opts.insert("kv.certfile".to_string(), self.cert(cert));
+            opts.insert("kv.keyfile".to_string(), self.cert(key));
+        }
+        let store = format!("etcd://{ETCD}:2379");
+        cnm_cluster::ClusterConfig::parse(&store, ETCD.parse().unwrap()).unwrap().with_options(&opts).unwrap()
     }
 
     /// Plugs host `i` in: its `eth0` gets 192.168.231.i/24.
@@ -84,8 +117,12 @@ impl Underlay {
             .arg("etcd")
             .args(["--name", "cnm-test", "--data-dir"])
             .arg(&data)
-            .args(["--listen-client-urls", &format!("http://{ETCD}:2379")])
-            .args(["--advertise-client-urls", &format!("http://{ETCD}:2379")])
+            .args(["--listen-client-urls", &format!("https://{ETCD}:2379")])
+            .args(["--advertise-client-urls", &format!("https://{ETCD}:2379")])
+            .args(["--cert-file", &self.cert("server.pem"), "--key-file", &self.cert("server.key")])
+            .args(["--client-cert-auth", "--trusted-ca-file", &self.cert("ca.pem")])
+            // Metrics (for the bench) in plain HTTP on a port of their own.
+            .args(["--listen-metrics-urls", &format!("http://{ETCD}:2381")])
             .args(["--listen-peer-urls", "http://127.0.0.1:2380"])
             .args(["--initial-advertise-peer-urls", "http://127.0.0.1:2380"])
             .args(["--initial-cluster", "cnm-test=http://127.0.0.1:2380"])
@@ -120,6 +157,36 @@ impl Underlay {
         }
     }
 
+    /// Runs `f` with a client of the cluster store of its own (with a
+    /// certificate of the test's CA), on a thread inside the underlay
+    /// (where etcd listens), as anyone holding etcd credentials could.
+    pub async fn as_store_client<F, Fut, R>(&self, f: F) -> R
+    where
+        F: FnOnce(cnm_cluster::Cluster) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = R>,
+        R: Send + 'static,
+    {
+        self.with_store_config(self.store_config(Some(("client.pem", "client.key"))), f).await
+    }
+
+    /// [`Underlay::as_store_client`] with the given client configuration.
+    pub async fn with_store_config<F, Fut, R>(&self, config: cnm_cluster::ClusterConfig, f: F) -> R
+    where
+        F: FnOnce(cnm_cluster::Cluster) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = R>,
+        R: Send + 'static,
+    {
+        self.ns
+            .run(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                rt.block_on(
+                    async move { f(cnm_cluster::Cluster::connect(config).await.expect("a client of etcd")).await },
+                )
+            })
+            .await
+            .unwrap()
+    }
+
     pub fn etcd_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("etcd.log")).unwrap_or_default()
     }
@@ -137,6 +204,7 @@ pub async fn cluster(test: &str, n: u8) -> Option<(Underlay, Vec<Daemon>)> {
     if !cnm_tests::real_root(test)
         || !cnm_tests::tools(test, &["etcd"], "etcd-server")
         || !cnm_tests::tools(test, &["nsenter"], "util-linux")
+        || !cnm_tests::tools(test, &["openssl"], "openssl")
     {
         return None;
     }
@@ -144,7 +212,10 @@ pub async fn cluster(test: &str, n: u8) -> Option<(Underlay, Vec<Daemon>)> {
     let mut hosts = Vec::new();
     for i in 1..=n {
         let advertise = format!("192.168.231.{i}");
-        let args = ["--cluster-store", &format!("etcd://{ETCD}:2379"), "--advertise-addr", &advertise];
+        let mut args =
+            vec!["--cluster-store".to_string(), format!("etcd://{ETCD}:2379"), "--advertise-addr".into(), advertise];
+        args.extend(underlay.store_args());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let d = Daemon::unstarted_in_host(&format!("{test}_{i}"), &args).await?;
         underlay.plug(&d.host, i).await;
         hosts.push(d);

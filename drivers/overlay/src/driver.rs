@@ -11,6 +11,7 @@ use cnm_driverapi::{
     CreateNetworkRequest, DeleteEndpointRequest, DeleteNetworkRequest, Driver, EndpointInterface, FreeNetworkRequest,
     InterfaceName, JoinRequest, JoinResponse, LeaveRequest, MacAddress, Result, Scope, Table,
 };
+use cnm_osl::firewall::{Firewall, NftFirewall, VxlanNetwork};
 use cnm_osl::{Namespace, Netlink, VethSpec};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -30,6 +31,8 @@ struct OverlayNetwork {
     bridge: u32,
     /// Follows the network's peers in the store.
     peers: tokio::task::JoinHandle<()>,
+    /// Its VXLAN as the firewall filters it (port and VNI).
+    vxlan: VxlanNetwork,
     /// Whether br_netfilter's calls are known to be off in the namespace
     /// (false while the module is not loaded: it may be loaded later, and
     /// then switches them on; a join looks again).
@@ -54,6 +57,9 @@ pub struct OverlayDriver {
     host: Netlink,
     cluster: Cluster,
     config: OverlayConfig,
+    /// Drops VXLAN from addresses that are not a network's peers (`None`:
+    /// cnm's firewall is off on this host).
+    firewall: Option<Arc<dyn Firewall>>,
     networks: Table<String, Arc<OverlayNetwork>>,
     endpoints: Table<String, OverlayEndpoint>,
     /// This host's joined endpoints, as published.
@@ -76,12 +82,26 @@ fn vni_key(vni: u32) -> String {
 }
 
 impl OverlayDriver {
-    /// An overlay driver on the host behind `host`, sharing state through `cluster`.
+    /// An overlay driver on the host behind `host`, sharing state through
+    /// `cluster`, filtering VXLAN by peer in cnm's nftables table.
     pub fn new(host: Netlink, cluster: Cluster, config: OverlayConfig) -> Self {
+        let firewall: Arc<dyn Firewall> = Arc::new(NftFirewall::new(host.namespace().clone()));
+        Self::with_firewall(host, cluster, config, Some(firewall))
+    }
+
+    /// An overlay driver with the given firewall (`None`: VXLAN is not
+    /// filtered by peer; for hosts where cnm's firewall is off).
+    pub fn with_firewall(
+        host: Netlink,
+        cluster: Cluster,
+        config: OverlayConfig,
+        firewall: Option<Arc<dyn Firewall>>,
+    ) -> Self {
         OverlayDriver {
             host,
             cluster,
             config,
+            firewall,
             networks: Table::default(),
             endpoints: Table::default(),
             joined: peers::Joined::default(),
@@ -90,6 +110,16 @@ impl OverlayDriver {
 
     fn network(&self, nid: &str) -> std::result::Result<Arc<OverlayNetwork>, Error> {
         self.networks.get(nid).ok_or_else(|| Error::NetworkNotFound(nid.into()))
+    }
+
+    /// Stops filtering `filter` (its network is gone or was not made); a
+    /// failure is logged (the restart's sweep removes what stays).
+    async fn unfilter(&self, filter: VxlanNetwork) {
+        if let Some(fw) = &self.firewall
+            && let Err(e) = fw.remove_vxlan(filter).await
+        {
+            tracing::warn!(vni = filter.vni, error = %cnm_driverapi::Chain(&e), "cannot remove an overlay network's VXLAN filter");
+        }
     }
 
     /// Reserves `vni` for network `nid` (compare-and-swap); taken by the same network is fine.
@@ -279,7 +309,20 @@ impl Driver for OverlayDriver {
         if self.networks.contains(&nid) {
             return Ok(());
         }
-        let (ns, nl, bridge, vxlan) = self.build(&nid, vni, mtu).await?;
+        // The filter comes first: the VXLAN device takes nothing from a
+        // host that is not a peer, not even before the peers are read.
+        let filter = VxlanNetwork { port: self.config.port, vni };
+        if let Some(fw) = &self.firewall {
+            fw.ensure_base().await.map_err(|e| Error::os("set up the firewall", e))?;
+            fw.add_vxlan(filter).await.map_err(|e| Error::os(format!("filter VXLAN id {vni} by peer"), e))?;
+        }
+        let (ns, nl, bridge, vxlan) = match self.build(&nid, vni, mtu).await {
+            Ok(built) => built,
+            Err(e) => {
+                self.unfilter(filter).await;
+                return Err(e.into());
+            }
+        };
         // br0 holds each pool's gateway address, as Docker's: sandboxes
         // reach it on every host, each its own (ARP for it is answered by
         // the local bridge, never carried to peers).
@@ -294,6 +337,7 @@ impl Driver for OverlayDriver {
                     if let Some(path) = ns.path() {
                         let _ = Namespace::remove(path);
                     }
+                    self.unfilter(filter).await;
                     return Err(Error::os(format!("give br0 the gateway address {gateway}"), e).into());
                 }
             }
@@ -308,18 +352,12 @@ impl Driver for OverlayDriver {
                     ipnet::IpNet::V6(_) => None,
                 })
                 .collect();
-            tokio::spawn(peers::follow(
-                self.cluster.clone(),
-                nid.clone(),
-                nl.clone(),
-                vxlan,
-                self.joined.clone(),
-                pools,
-            ))
+            let device = peers::Device { nl: nl.clone(), index: vxlan, filter, firewall: self.firewall.clone() };
+            tokio::spawn(peers::follow(self.cluster.clone(), nid.clone(), device, self.joined.clone(), pools))
         };
         tracing::info!(network = %short(&nid, 12), vni, "overlay network");
         let netfilter_off = bridge_netfilter_off(nl.namespace()).await.into();
-        let net = OverlayNetwork { vni, mtu, ns_path, nl, bridge, peers, netfilter_off };
+        let net = OverlayNetwork { vni, mtu, ns_path, nl, bridge, peers, vxlan: filter, netfilter_off };
         self.networks.insert(nid, Arc::new(net));
         Ok(())
     }
@@ -338,6 +376,19 @@ impl Driver for OverlayDriver {
             if let Err(e) = Namespace::remove(&net.ns_path) {
                 tracing::warn!(network = %short(&req.network_id, 12), vni = net.vni, error = %cnm_driverapi::Chain(&e), "cannot remove an overlay namespace");
             }
+            self.unfilter(net.vxlan).await;
+        }
+        Ok(())
+    }
+
+    /// After a restart: the VXLAN filters and peers of networks that are
+    /// gone (a crash between a network's removal and its filter's) go.
+    async fn restored(&self) -> Result<()> {
+        let Some(fw) = &self.firewall else { return Ok(()) };
+        let keep: Vec<VxlanNetwork> = self.networks.values().iter().map(|n| n.vxlan).collect();
+        let removed = fw.retain_vxlan(&keep).await.map_err(|e| Error::os("sweep the VXLAN filters", e))?;
+        if removed > 0 {
+            tracing::info!(removed, "VXLAN filter elements of removed overlay networks swept");
         }
         Ok(())
     }

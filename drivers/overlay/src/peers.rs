@@ -5,10 +5,12 @@
 
 use cnm_cluster::{Cluster, Event};
 use cnm_osl::Netlink;
+use cnm_osl::firewall::{Firewall, VxlanNetwork};
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
 /// An endpoint of an overlay network as the store holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,18 +49,46 @@ pub(crate) async fn republish(cluster: &Cluster, nid: &str, joined: &Joined) {
     }
 }
 
-/// Programs the network's remote endpoints on its VXLAN device (`vxlan`,
-/// in the namespace of `nl`) as they come and go, until the store's watch
-/// ends (the task is aborted with the network). After each (re)connection
-/// this host's own endpoints are published again.
-pub(crate) async fn follow(
-    cluster: Cluster,
-    nid: String,
-    nl: Netlink,
-    vxlan: u32,
-    joined: Joined,
-    pools: Vec<Ipv4Net>,
-) {
+/// A network's VXLAN device on this host, and its filter by peer.
+pub(crate) struct Device {
+    /// A netlink socket in the network's namespace.
+    pub nl: Netlink,
+    /// The device's index there.
+    pub index: u32,
+    /// Its port and VNI, as the firewall filters them.
+    pub filter: VxlanNetwork,
+    /// The firewall accepting VXLAN from peers only (`None`: no filter).
+    pub firewall: Option<Arc<dyn Firewall>>,
+}
+
+impl Device {
+    /// Makes the hosts of `peers` (other than this one) the only sources
+    /// of the network's VXLAN, if they are not already (`applied`); a
+    /// failure is logged and tried again at the next change.
+    async fn accept_from(&self, peers: &HashMap<String, Peer>, me: Ipv4Addr, applied: &mut Option<BTreeSet<Ipv4Addr>>) {
+        let Some(fw) = &self.firewall else { return };
+        let hosts: BTreeSet<Ipv4Addr> = peers.values().map(|p| p.host).filter(|h| *h != me).collect();
+        if applied.as_ref() == Some(&hosts) {
+            return;
+        }
+        let list: Vec<Ipv4Addr> = hosts.iter().copied().collect();
+        match fw.set_vxlan_peers(self.filter, &list).await {
+            Ok(()) => *applied = Some(hosts),
+            Err(e) => {
+                *applied = None;
+                tracing::warn!(vni = self.filter.vni, error = %cnm_driverapi::Chain(&e), "cannot set the hosts an overlay network accepts VXLAN from");
+            }
+        }
+    }
+}
+
+/// Programs the network's remote endpoints on its VXLAN device as they
+/// come and go, and lets VXLAN in from their hosts alone, until the
+/// store's watch ends (the task is aborted with the network). After each
+/// (re)connection this host's own endpoints are published again.
+pub(crate) async fn follow(cluster: Cluster, nid: String, device: Device, joined: Joined, pools: Vec<Ipv4Net>) {
+    let (nl, vxlan) = (&device.nl, device.index);
+    let mut applied: Option<BTreeSet<Ipv4Addr>> = None;
     let me = cluster.advertise();
     let mut rx = cluster.watch(&prefix(&nid));
     let mut known: HashMap<String, Peer> = HashMap::new();
@@ -100,14 +130,17 @@ pub(crate) async fn follow(
                 wanted.remove(&k);
             }
         }
+        // A new host's VXLAN is let in before its entries are programmed;
+        // a gone host's is shut out with its last entry.
+        device.accept_from(&wanted, me, &mut applied).await;
         for (k, p) in &known {
             if wanted.get(k) != Some(p) && p.host != me {
-                remove(&nl, vxlan, p).await;
+                remove(nl, vxlan, p).await;
             }
         }
         for (k, p) in &wanted {
             if known.get(k) != Some(p) && p.host != me {
-                add(&nl, vxlan, p).await;
+                add(nl, vxlan, p).await;
             }
         }
         known = wanted;

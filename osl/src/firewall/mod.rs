@@ -66,6 +66,17 @@ pub struct PortMapping {
     pub container_port: u16,
 }
 
+/// An overlay network's VXLAN on this host: the UDP port its device
+/// listens on and its VNI. Such traffic is accepted only from the
+/// network's peers ([`Firewall::set_vxlan_peers`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VxlanNetwork {
+    /// The VXLAN UDP port (4789 by default).
+    pub port: u16,
+    /// The VXLAN network identifier (24 bits).
+    pub vni: u32,
+}
+
 /// A set or map element as the kernel reports it (raw bytes, each field of a
 /// concatenation padded to 4 bytes).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +118,23 @@ pub trait Firewall: Send + Sync + 'static {
     /// `subnets`, whoever added it (what a crash left behind), in one
     /// transaction; returns how many were removed.
     async fn remove_ports_into(&self, subnets: &[ipnet::IpNet]) -> Result<usize>;
+
+    /// Starts filtering VXLAN for `net`: from now on it is accepted only
+    /// from the addresses given to [`Firewall::set_vxlan_peers`] (none yet).
+    async fn add_vxlan(&self, net: VxlanNetwork) -> Result<()>;
+
+    /// Makes `peers` the underlay addresses VXLAN for `net` is accepted
+    /// from (those added, others removed), in one transaction.
+    async fn set_vxlan_peers(&self, net: VxlanNetwork, peers: &[std::net::Ipv4Addr]) -> Result<()>;
+
+    /// Stops filtering VXLAN for `net` and forgets its peers (the network
+    /// is gone from this host).
+    async fn remove_vxlan(&self, net: VxlanNetwork) -> Result<()>;
+
+    /// Removes the filter and peers of every VXLAN network not in `keep`
+    /// (what a crash left of networks that no longer exist); returns how
+    /// many elements were removed.
+    async fn retain_vxlan(&self, keep: &[VxlanNetwork]) -> Result<usize>;
 
     /// Removes the whole table (tests and uninstall); the user chain goes too.
     async fn remove_all(&self) -> Result<()>;

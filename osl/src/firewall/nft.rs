@@ -5,10 +5,10 @@
 
 use super::elements::{self, Element, ElementOp, key};
 use super::nfnl::Pool;
-use super::{Firewall, NetworkRules, PortMapping, TABLE, ruleset};
+use super::{Firewall, NetworkRules, PortMapping, TABLE, VxlanNetwork, ruleset};
 use crate::{Error, Namespace, Result};
 use async_trait::async_trait;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 /// nftables: the table `inet cnm`, its sets, maps, chains and rules, and
@@ -264,6 +264,31 @@ fn ops(elements: Vec<(&'static str, Element)>, remove: bool) -> Vec<ElementOp> {
     out
 }
 
+/// The key of `net` in `vxlan_nets`: the port, then the VNI (24 bits in
+/// network order), each padded to 4 bytes.
+fn vxlan_key(net: VxlanNetwork) -> Vec<u8> {
+    let vni = net.vni.to_be_bytes();
+    key::concat(&[key::port(net.port), vec![vni[1], vni[2], vni[3], 0]])
+}
+
+/// The key of peer `addr` of `net` in `vxlan_peers`.
+fn vxlan_peer_key(net: VxlanNetwork, addr: Ipv4Addr) -> Vec<u8> {
+    key::concat(&[key::addr(IpAddr::V4(addr)), vxlan_key(net)])
+}
+
+/// The network of a `vxlan_peers` or `vxlan_nets` key (`peer`: the former).
+fn vxlan_of(key: &[u8], peer: bool) -> Option<VxlanNetwork> {
+    let k = if peer { key.get(4..)? } else { key };
+    let port = u16::from_be_bytes([*k.first()?, *k.get(1)?]);
+    let vni = u32::from_be_bytes([0, *k.get(4)?, *k.get(5)?, *k.get(6)?]);
+    Some(VxlanNetwork { port, vni })
+}
+
+/// Plain elements of `keys`.
+fn plain(keys: impl IntoIterator<Item = Vec<u8>>) -> Vec<Element> {
+    keys.into_iter().map(|key| Element { key, key_end: None, data: None }).collect()
+}
+
 /// Checks that a host address can go into the maps (not a mapped or zone-scoped form).
 pub(crate) fn check_mapping(p: &PortMapping) -> Result<()> {
     if let Some(ip) = p.host_ip
@@ -337,6 +362,34 @@ impl Firewall for NftFirewall {
         self.remove(removals).await
     }
 
+    async fn add_vxlan(&self, net: VxlanNetwork) -> Result<()> {
+        self.apply(vec![ElementOp { set: "vxlan_nets", elements: plain([vxlan_key(net)]), delete: false }]).await
+    }
+
+    async fn set_vxlan_peers(&self, net: VxlanNetwork, peers: &[Ipv4Addr]) -> Result<()> {
+        let want: Vec<Vec<u8>> = peers.iter().map(|a| vxlan_peer_key(net, *a)).collect();
+        let stale =
+            self.removal("vxlan_peers", |e| vxlan_of(&e.key, true) == Some(net) && !want.contains(&e.key)).await?;
+        let mut ops = vec![ElementOp { set: "vxlan_peers", elements: plain(want.clone()), delete: false }];
+        ops.extend(stale);
+        ops.retain(|op| !op.elements.is_empty());
+        self.apply(ops).await
+    }
+
+    async fn remove_vxlan(&self, net: VxlanNetwork) -> Result<()> {
+        let mut ops = ops(vec![("vxlan_nets", plain([vxlan_key(net)]).remove(0))], true);
+        ops.extend(self.removal("vxlan_peers", |e| vxlan_of(&e.key, true) == Some(net)).await?);
+        self.apply(ops).await
+    }
+
+    async fn retain_vxlan(&self, keep: &[VxlanNetwork]) -> Result<usize> {
+        let gone = |peer: bool| move |e: &super::SetElement| vxlan_of(&e.key, peer).is_some_and(|n| !keep.contains(&n));
+        let mut removals = Vec::new();
+        removals.extend(self.removal("vxlan_nets", gone(false)).await?);
+        removals.extend(self.removal("vxlan_peers", gone(true)).await?);
+        self.remove(removals).await
+    }
+
     async fn remove_all(&self) -> Result<()> {
         let chains = self.sockets.run(|s| Ok(super::iptables::nft_forward_chains(s))).await?;
         let foreign = self.foreign.remove_all(chains).await;
@@ -374,6 +427,17 @@ mod tests {
         let removal = ops(network_elements(&internal), true);
         assert_eq!(removal.len(), 8, "each set added then deleted");
         assert!(removal[..4].iter().all(|o| !o.delete) && removal[4..].iter().all(|o| o.delete));
+    }
+
+    #[test]
+    fn vxlan_keys_read_back() {
+        let net = VxlanNetwork { port: 4789, vni: 0x01_02_03 };
+        assert_eq!(vxlan_key(net), vec![0x12, 0xb5, 0, 0, 1, 2, 3, 0]);
+        let peer = vxlan_peer_key(net, "192.168.1.2".parse().unwrap());
+        assert_eq!(&peer[..4], &[192, 168, 1, 2]);
+        assert_eq!(vxlan_of(&peer, true), Some(net));
+        assert_eq!(vxlan_of(&vxlan_key(net), false), Some(net));
+        assert_eq!(vxlan_of(&[1, 2], false), None, "a short key is nobody's");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! A firewall that records calls instead of touching the kernel, for driver
 //! unit tests that run without root.
 
-use super::{Firewall, NetworkRules, PortMapping};
+use super::{Firewall, NetworkRules, PortMapping, VxlanNetwork};
 use crate::{Error, Result};
 use async_trait::async_trait;
 use std::sync::Mutex;
@@ -23,6 +23,14 @@ pub enum FirewallCall {
     RemovePortsInto(Vec<ipnet::IpNet>),
     /// `retain`.
     Retain(Vec<String>, Vec<ipnet::IpNet>),
+    /// `add_vxlan`.
+    AddVxlan(VxlanNetwork),
+    /// `set_vxlan_peers`.
+    SetVxlanPeers(VxlanNetwork, Vec<std::net::Ipv4Addr>),
+    /// `remove_vxlan`.
+    RemoveVxlan(VxlanNetwork),
+    /// `retain_vxlan`.
+    RetainVxlan(Vec<VxlanNetwork>),
     /// `remove_all`.
     RemoveAll,
 }
@@ -85,6 +93,18 @@ impl Firewall for RecordingFirewall {
     }
     async fn remove_ports_into(&self, subnets: &[ipnet::IpNet]) -> Result<usize> {
         self.record(FirewallCall::RemovePortsInto(subnets.to_vec())).map(|()| 0)
+    }
+    async fn add_vxlan(&self, net: VxlanNetwork) -> Result<()> {
+        self.record(FirewallCall::AddVxlan(net))
+    }
+    async fn set_vxlan_peers(&self, net: VxlanNetwork, peers: &[std::net::Ipv4Addr]) -> Result<()> {
+        self.record(FirewallCall::SetVxlanPeers(net, peers.to_vec()))
+    }
+    async fn remove_vxlan(&self, net: VxlanNetwork) -> Result<()> {
+        self.record(FirewallCall::RemoveVxlan(net))
+    }
+    async fn retain_vxlan(&self, keep: &[VxlanNetwork]) -> Result<usize> {
+        self.record(FirewallCall::RetainVxlan(keep.to_vec())).map(|()| 0)
     }
     async fn remove_all(&self) -> Result<()> {
         self.record(FirewallCall::RemoveAll)

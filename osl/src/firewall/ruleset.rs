@@ -120,6 +120,10 @@ enum Ty {
     Ipv6,
     InetProto,
     InetService,
+    /// A VXLAN network identifier and the reserved byte after it (masked
+    /// to zero): 4 bytes, of nft's `mark` type (nft cannot list an
+    /// integer of its own length inside a concatenation).
+    Vni,
 }
 
 impl Ty {
@@ -130,6 +134,7 @@ impl Ty {
             Ty::InetProto => 12,
             Ty::InetService => 13,
             Ty::Ifname => 41,
+            Ty::Vni => 19,
         }
     }
 
@@ -139,6 +144,7 @@ impl Ty {
             Ty::Ipv4 => 4,
             Ty::InetProto => 1,
             Ty::InetService => 2,
+            Ty::Vni => 4,
         }
     }
 
@@ -171,7 +177,7 @@ struct SetSpec {
     interval: bool,
 }
 
-use Ty::{Ifname, InetProto, InetService, Ipv4, Ipv6};
+use Ty::{Ifname, InetProto, InetService, Ipv4, Ipv6, Vni};
 
 const SETS: &[SetSpec] = &[
     SetSpec { name: "bridges", key: &[Ifname], data: &[], interval: false },
@@ -190,6 +196,10 @@ const SETS: &[SetSpec] = &[
     SetSpec { name: "ranges4_any", key: &[InetProto, InetService], data: &[Ipv4, InetService], interval: true },
     SetSpec { name: "ranges6", key: &[InetProto, Ipv6, InetService], data: &[Ipv6, InetService], interval: true },
     SetSpec { name: "ranges6_any", key: &[InetProto, InetService], data: &[Ipv6, InetService], interval: true },
+    // Overlay networks on this host (VXLAN port and VNI), and the underlay
+    // addresses of their peers: the only sources of VXLAN for them.
+    SetSpec { name: "vxlan_nets", key: &[InetService, Vni], data: &[], interval: false },
+    SetSpec { name: "vxlan_peers", key: &[Ipv4, InetService, Vni], data: &[], interval: false },
 ];
 
 /// A base chain: its type, hook and priority; the policy is accept.
@@ -416,6 +426,23 @@ const OIF: Field = Field::Meta(NFT_META_OIFNAME);
 const L4PROTO: Field = Field::Meta(NFT_META_L4PROTO);
 const TH_DPORT: Field = Field::Transport { offset: 2, len: 2 };
 const IP_SADDR: Field = Field::Network { offset: 12, len: 4 };
+/// The VNI of a VXLAN header after the UDP header and the reserved byte
+/// after it (masked out by [`vxlan_key`]).
+const VXLAN_VNI: Field = Field::Transport { offset: 12, len: 4 };
+
+/// `… @set` (`!= @set` with `invert`) on `fields` followed by a VXLAN
+/// header's VNI (`@th,96,24`): the VNI's word is loaded with the reserved
+/// byte after it, which is masked to zero, so that a frame cannot step
+/// around the lookup by setting it.
+fn vxlan_key(fields: &[Field], set: &'static str, invert: bool) -> Vec<Expr> {
+    let mut all = fields.to_vec();
+    all.push(VXLAN_VNI);
+    let mut v = load(&all);
+    let vni_reg = R0 + fields.iter().map(|f| f.len().div_ceil(4)).sum::<u32>();
+    v.push(Expr::Bitwise { sreg: vni_reg, dreg: vni_reg, mask: vec![0xff, 0xff, 0xff, 0], xor: vec![0; 4] });
+    v.push(Expr::Lookup { set, sreg: R0, dreg: None, invert });
+    v
+}
 const IP_DADDR: Field = Field::Network { offset: 16, len: 4 };
 const IP6_SADDR: Field = Field::Network { offset: 8, len: 16 };
 const IP6_DADDR: Field = Field::Network { offset: 24, len: 16 };
@@ -486,6 +513,23 @@ fn rules() -> Vec<Rule> {
                 load(&[IP6_DADDR]),
                 vec![Expr::Cmp { sreg: R0, op: NFT_CMP_EQ, data: std::net::Ipv6Addr::LOCALHOST.octets().to_vec() }],
                 not_from_lo(),
+                drop(),
+            ],
+        ),
+        // VXLAN for an overlay network of this host from an address that is
+        // not one of the network's peers (in the cluster store) is dropped
+        // before it is decapsulated: whoever reaches the underlay cannot
+        // inject frames into an overlay network by guessing its VNI.
+        // `udp dport . @th,96,24 @vxlan_nets ip saddr . udp dport . @th,96,24 != @vxlan_peers drop`.
+        Rule::new(
+            "raw",
+            "vxlan-peers",
+            vec![
+                nfproto(NFPROTO_IPV4),
+                load(&[L4PROTO]),
+                vec![Expr::Cmp { sreg: R0, op: NFT_CMP_EQ, data: vec![17] }],
+                vxlan_key(&[TH_DPORT], "vxlan_nets", false),
+                vxlan_key(&[IP_SADDR, TH_DPORT], "vxlan_peers", true),
                 drop(),
             ],
         ),
