@@ -25,9 +25,10 @@ pub struct Config {
     /// Run the embedded DNS resolver (127.0.0.11 in every sandbox on a
     /// network with DNS on; see [`Config::embedded_dns`]).
     pub embedded_dns: bool,
-    /// The host is a member of a cluster (a cluster store is configured):
-    /// networks of global-scope drivers may be created. Their sharing with
-    /// the other hosts is the caller's ([`crate::GlobalNetwork`]).
+    /// The host is a member of a cluster: networks of global-scope drivers
+    /// may be created. Set by [`crate::ControllerBuilder::cluster`], which
+    /// also shares them with the other hosts; set alone, their sharing is
+    /// the caller's ([`crate::GlobalNetwork`]).
     pub cluster: bool,
 }
 

@@ -43,6 +43,9 @@ pub(crate) struct Inner {
     pub lost: crate::endpoint::LostInterfaces,
     /// Rollback steps that failed (each also logged).
     pub rollback_failures: std::sync::atomic::AtomicU64,
+    /// This host's membership of a cluster (see [`ControllerBuilder::cluster`]).
+    #[cfg(feature = "cluster")]
+    pub membership: Option<crate::cluster::Membership>,
 }
 
 /// Makes a driver once the host's netlink handle is open (for drivers that ask for it).
@@ -63,9 +66,30 @@ pub struct ControllerBuilder {
     ipams: Vec<(String, IpamFactory)>,
     driver_providers: Vec<Arc<dyn DriverProvider>>,
     ipam_providers: Vec<Arc<dyn IpamProvider>>,
+    #[cfg(feature = "cluster")]
+    cluster: Option<cnm_cluster::Cluster>,
 }
 
 impl ControllerBuilder {
+    /// Makes the host a member of `cluster` (feature `cluster`): networks of
+    /// global-scope drivers may be created ([`Config::cluster`] is set), a
+    /// global network made here is published in the cluster store and
+    /// withdrawn when removed (refused while any host has endpoints on
+    /// it), the store's networks are adopted and forgotten as other hosts
+    /// create and remove them, and the names of endpoints on global
+    /// networks are shared between the hosts' resolvers. A sandbox joined
+    /// to a global network with no default route also joins the local
+    /// `docker_gwbridge` network (with the `bridge` driver), as Docker's.
+    /// The drivers and IPAMs that keep cluster-wide state (the overlay
+    /// driver, the global IPAM) are registered as usual, with the same
+    /// cluster.
+    #[cfg(feature = "cluster")]
+    pub fn cluster(mut self, cluster: cnm_cluster::Cluster) -> Self {
+        self.config.cluster = true;
+        self.cluster = Some(cluster);
+        self
+    }
+
     /// Registers a network driver under its own name.
     pub fn driver(self, driver: impl Driver) -> Self {
         self.driver_arc(Arc::new(driver))
@@ -185,6 +209,8 @@ impl ControllerBuilder {
                 dns,
                 lost,
                 rollback_failures: std::sync::atomic::AtomicU64::new(0),
+                #[cfg(feature = "cluster")]
+                membership: self.cluster.map(crate::cluster::Membership::new),
             }),
         };
         ctrl.restore().await?;
@@ -206,6 +232,7 @@ impl ControllerBuilder {
             ctrl.new_network(&default.driver, &default.name, default.config).await?;
         }
         ctrl.follow_lost_interfaces();
+        ctrl.cluster_follow();
         Ok(ctrl)
     }
 }
@@ -261,6 +288,8 @@ impl Controller {
             ipams: Vec::new(),
             driver_providers: Vec::new(),
             ipam_providers: Vec::new(),
+            #[cfg(feature = "cluster")]
+            cluster: None,
         }
     }
 

@@ -142,6 +142,16 @@ pub enum Error {
     /// The store failed.
     #[error("store: {0}")]
     Store(String),
+    /// The cluster store could not be reached or refused a change, so
+    /// global networks cannot change now.
+    #[error("global networks cannot change now: {op}")]
+    ClusterStore {
+        /// What was being done.
+        op: String,
+        /// The cluster store's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// Several failures during a teardown that kept going.
     #[error("{}", .0.iter().map(cnm_kinds::chain).collect::<Vec<_>>().join("; "))]
     Multiple(Vec<Error>),
@@ -172,6 +182,7 @@ impl Error {
             Error::Ipam { source, .. } => source.kind(),
             Error::Os { source, .. } => source.kind(),
             Error::Io { .. } | Error::Store(_) | Error::Dns { .. } => ErrorKind::Internal,
+            Error::ClusterStore { .. } => ErrorKind::Unavailable,
             Error::Multiple(errs) => errs.first().map(Error::kind).unwrap_or(ErrorKind::Internal),
         }
     }

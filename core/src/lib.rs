@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod cluster;
 mod config;
 mod controller;
 mod endpoint;
@@ -24,6 +25,7 @@ pub use network::{
     GlobalNetwork, IpamConfig, Network, NetworkConfig, NetworkInfo, PoolInfo, check_name, check_network_name,
 };
 pub use sandbox::files::{hosts_content, resolv_conf_content};
+pub use sandbox::gwbridge::GWBRIDGE;
 pub use sandbox::{ExtraHost, RemoteName, Sandbox, SandboxConfig, SandboxInfo};
 
 pub use cnm_dns as dns;

@@ -13,7 +13,8 @@ pub struct DriverOptions {
     pub default_pools: cnm_ipams::DefaultIpamConfig,
     /// Where plugins are looked for instead of Docker's directories.
     pub plugin_dir: Option<std::path::PathBuf>,
-    /// The cluster this host is a member of: the default IPAM keeps the
+    /// The cluster this host is a member of: the controller is a member
+    /// (it shares global networks and names), the default IPAM keeps the
     /// global address space there, and the overlay driver is registered.
     #[cfg(feature = "overlay")]
     pub cluster: Option<(cnm_cluster::Cluster, cnm_driver_overlay::OverlayConfig)>,
@@ -33,6 +34,7 @@ pub fn register_builtin_drivers(builder: ControllerBuilder, opts: DriverOptions)
             let for_driver = cluster.clone();
             let firewall = opts.firewall;
             builder
+                .cluster(cluster.clone())
                 .ipam_on_host(cnm::ipamapi::DEFAULT_IPAM, move |host| {
                     let local = std::sync::Arc::new(cnm_ipams::DefaultIpam::new(pools).with_host_networks(host));
                     cnm_cluster::GlobalIpam::new(cluster, local)

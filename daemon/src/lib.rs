@@ -9,8 +9,6 @@
 pub mod api;
 pub mod cli;
 pub mod client;
-#[cfg(feature = "overlay")]
-pub mod cluster;
 pub mod config;
 pub mod drivers;
 pub mod errors;

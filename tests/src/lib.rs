@@ -572,7 +572,9 @@ pub async fn can_bind_tcp(ns: &Namespace, addr: std::net::SocketAddr) -> bool {
 pub mod attack;
 pub mod dns;
 pub mod dockerd;
+pub mod etcd;
 pub mod kernel;
+pub mod tls;
 
 pub mod traces;
 

@@ -226,53 +226,6 @@ async fn default_ipam_passes_the_suite_three_ways() {
     check_ipam("library default", from_lib).await.assert_passed();
 }
 
-/// etcd on this process's loopback (free ports), removed when dropped: the
-/// overlay drivers of the suite's two hosts reach it from here.
-struct Etcd {
-    child: std::process::Child,
-    dir: tempfile::TempDir,
-    endpoint: String,
-}
-
-impl Etcd {
-    async fn start() -> Etcd {
-        let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let (client, peer) = (free(), free());
-        let dir = tempfile::Builder::new().prefix("cnm-suite-etcd-").tempdir().unwrap();
-        let log = std::fs::File::create(dir.path().join("etcd.log")).unwrap();
-        let endpoint = format!("127.0.0.1:{client}");
-        let child = std::process::Command::new("etcd")
-            .args(["--name", "cnm-suite", "--data-dir"])
-            .arg(dir.path().join("data"))
-            .args(["--listen-client-urls", &format!("http://{endpoint}")])
-            .args(["--advertise-client-urls", &format!("http://{endpoint}")])
-            .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
-            .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{peer}")])
-            .args(["--initial-cluster", &format!("cnm-suite=http://127.0.0.1:{peer}")])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start etcd");
-        let etcd = Etcd { child, dir, endpoint };
-        let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        let addr: std::net::SocketAddr = etcd.endpoint.parse().unwrap();
-        while std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200)).is_err() {
-            let log = std::fs::read_to_string(etcd.dir.path().join("etcd.log")).unwrap_or_default();
-            assert!(std::time::Instant::now() < end, "etcd did not start: {log}");
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        etcd
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The overlay driver on two scratch hosts linked by an underlay veth
 /// (192.168.232.1 and .2), sharing state through a real etcd: the second
 /// sandbox of every case is on the other host, so "between sandboxes" is
@@ -280,10 +233,13 @@ impl Drop for Etcd {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overlay_across_two_hosts_passes_the_suite() {
     let test = "overlay_across_two_hosts_passes_the_suite";
-    if !cnm_tests::privileged(test) || !cnm_tests::tools(test, &["etcd"], "etcd-server") {
+    if !cnm_tests::privileged(test)
+        || !cnm_tests::tools(test, &["etcd"], "etcd-server")
+        || !cnm_tests::tools(test, &["openssl"], "openssl")
+    {
         return;
     }
-    let etcd = Etcd::start().await;
+    let etcd = cnm_tests::etcd::Etcd::start().await;
     let (h1, h2) = (ScratchHost::new().await.unwrap(), ScratchHost::new().await.unwrap());
     let spec = VethSpec {
         name: "ul0",
@@ -299,9 +255,7 @@ async fn overlay_across_two_hosts_passes_the_suite() {
     h2.netlink().link_set_up(ul2.index).await.unwrap();
 
     let member = |h: &ScratchHost, advertise: [u8; 4]| {
-        let mut config =
-            cnm_cluster::ClusterConfig::parse(&format!("etcd://{}", etcd.endpoint), advertise.into()).unwrap();
-        config.prefix = "/cnm-suite".into();
+        let config = etcd.member("/cnm-suite", advertise.into());
         let overlay = cnm_driver_overlay::OverlayConfig { netns_dir: h.dir().join("overlay"), ..Default::default() };
         (config, overlay, h.netlink().clone())
     };

@@ -23,6 +23,19 @@ impl Network {
         sandbox: &Sandbox,
         options: JoinOptions,
     ) -> Result<Endpoint> {
+        let ep = self.connect_locked(name, config, sandbox, options).await?;
+        self.ctrl.after_join(&self.id, ep.id(), sandbox).await;
+        Ok(ep)
+    }
+
+    /// The work of [`Network::connect`], under the network's and the sandbox's locks.
+    async fn connect_locked(
+        &self,
+        name: &str,
+        config: EndpointConfig,
+        sandbox: &Sandbox,
+        options: JoinOptions,
+    ) -> Result<Endpoint> {
         super::create::check_request(name, &config)?;
         let ctrl = &self.ctrl;
         // The lock order: the network, then the sandbox (see crate::locks).

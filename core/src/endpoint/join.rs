@@ -19,10 +19,14 @@ impl Endpoint {
     /// and OS errors, after which nothing of the join is left.
     pub async fn join(&self, sandbox: &Sandbox, options: JoinOptions) -> Result<()> {
         let ctrl = &self.ctrl;
-        // The lock order: the network, then the sandbox (see crate::locks).
-        let _network_lock = ctrl.inner.locks.lock(&self.network_id).await;
-        let _sandbox_lock = ctrl.inner.locks.lock(&sandbox.id).await;
-        self.join_held(sandbox, options).await
+        {
+            // The lock order: the network, then the sandbox (see crate::locks).
+            let _network_lock = ctrl.inner.locks.lock(&self.network_id).await;
+            let _sandbox_lock = ctrl.inner.locks.lock(&sandbox.id).await;
+            self.join_held(sandbox, options).await?;
+        }
+        ctrl.after_join(&self.network_id, &self.id, sandbox).await;
+        Ok(())
     }
 
     /// The work of [`Endpoint::join`], holding the network's and the

@@ -14,11 +14,7 @@ impl Endpoint {
     /// Errors: [`Error::NotJoined`] if it is not joined to that sandbox.
     /// Teardown keeps going after failures and reports them all.
     pub async fn leave(&self, sandbox: &Sandbox) -> Result<()> {
-        let ctrl = &self.ctrl;
-        let _network_lock = ctrl.inner.locks.lock(&self.network_id).await;
-        let _sandbox_lock = ctrl.inner.locks.lock(&sandbox.id).await;
-        self.check_joined(sandbox)?;
-        ctrl.leave_locked(&self.id, AfterLeave::Stay).await
+        self.leave_then(sandbox, AfterLeave::Stay).await
     }
 
     /// Takes the endpoint out of `sandbox` and deletes it, as a disconnect
@@ -32,11 +28,24 @@ impl Endpoint {
     /// Errors: [`Error::NotJoined`] if it is not joined to that sandbox.
     /// Teardown keeps going after failures and reports them all.
     pub async fn leave_and_delete(&self, sandbox: &Sandbox) -> Result<()> {
+        self.leave_then(sandbox, AfterLeave::Delete).await
+    }
+
+    /// A leave under the network's and the sandbox's locks, framed by what
+    /// a cluster member does: the endpoint's names withdrawn from the other
+    /// hosts first, the gateway bridge left after its last global network.
+    async fn leave_then(&self, sandbox: &Sandbox, after: AfterLeave) -> Result<()> {
         let ctrl = &self.ctrl;
-        let _network_lock = ctrl.inner.locks.lock(&self.network_id).await;
-        let _sandbox_lock = ctrl.inner.locks.lock(&sandbox.id).await;
         self.check_joined(sandbox)?;
-        ctrl.leave_locked(&self.id, AfterLeave::Delete).await
+        ctrl.cluster_withdraw_names(&self.network_id, &self.id).await;
+        {
+            let _network_lock = ctrl.inner.locks.lock(&self.network_id).await;
+            let _sandbox_lock = ctrl.inner.locks.lock(&sandbox.id).await;
+            self.check_joined(sandbox)?;
+            ctrl.leave_locked(&self.id, after).await?;
+        }
+        ctrl.after_leave(&self.network_id, sandbox).await;
+        Ok(())
     }
 
     /// [`Error::NotJoined`] unless the endpoint is joined to `sandbox`.

@@ -147,6 +147,12 @@ impl Controller {
         tracing::info!(network = %rec.name, id = %cnm_driverapi::id::short(&rec.id, 12), driver, "network created");
         let net = Network::handle(self, &rec);
         self.st().networks.insert(rec.id.clone(), rec);
+        // A cluster member shares a global network; one that cannot be
+        // shared is not kept: the creation fails as a whole.
+        if global && let Err(e) = self.cluster_publish(net.id()).await {
+            self.rollback("the removal of a global network that was not published", name, net.delete_here().await);
+            return Err(e);
+        }
         Ok(net)
     }
 }

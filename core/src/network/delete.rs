@@ -9,10 +9,20 @@ use cnm_driverapi::DeleteNetworkRequest;
 impl Network {
     /// Deletes the network.
     ///
-    /// Errors: [`Error::ActiveEndpoints`] while the network has endpoints. A
-    /// failing driver or IPAM release is logged and the network is removed
-    /// anyway, as Docker does.
+    /// Errors: [`Error::ActiveEndpoints`] while the network has endpoints
+    /// (on any host of the cluster, for a global network). A failing
+    /// driver or IPAM release is logged and the network is removed anyway,
+    /// as Docker does. A global network is withdrawn from the cluster
+    /// store after its removal here (the other hosts forget it).
     pub async fn delete(&self) -> Result<()> {
+        self.ctrl.cluster_check_removable(&self.id, &self.name).await?;
+        self.delete_here().await?;
+        self.ctrl.cluster_withdraw(&self.id).await;
+        Ok(())
+    }
+
+    /// The removal on this host.
+    pub(crate) async fn delete_here(&self) -> Result<()> {
         let ctrl = &self.ctrl;
         let _lock = ctrl.inner.locks.lock(&self.id).await;
         let rec = {

@@ -30,6 +30,9 @@ impl Sandbox {
             Ok(v)
         };
         let mut networks = networks_of()?;
+        for ep in self.endpoints().await {
+            ctrl.cluster_withdraw_names(ep.network_id(), ep.id()).await;
+        }
         let (_network_locks, _sandbox_lock) = loop {
             let net_locks = ctrl.inner.locks.lock_all(&networks).await;
             let sb_lock = ctrl.inner.locks.lock(&self.id).await;

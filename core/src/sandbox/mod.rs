@@ -8,6 +8,7 @@ pub use crate::model::RemoteName;
 pub(crate) mod config;
 pub(crate) mod files;
 pub(crate) mod gateway;
+pub(crate) mod gwbridge;
 pub(crate) mod interface;
 pub(crate) use config::check_file_value;
 pub use config::{ExtraHost, SandboxConfig};

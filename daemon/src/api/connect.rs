@@ -50,8 +50,6 @@ pub async fn connect(
     let net = lookup::network(&st.controller, &id).await?;
     let sb = lookup::sandbox(&st.controller, &req.container).await?;
     let attachments = st.attachments.clone();
-    #[cfg(feature = "overlay")]
-    let joined_net = net.clone();
     let joined_sb = sb.clone();
     let event_net = net.clone();
     st.inflight
@@ -61,22 +59,6 @@ pub async fn connect(
         })
         .await?;
     st.events.network("connect", &event_net, Some(joined_sb.id()));
-    // The names go to the cluster store while the sandbox joins the gateway
-    // bridge: one waits on etcd, the other on the kernel.
-    let names = async {
-        #[cfg(feature = "overlay")]
-        if let Some(m) = &st.cluster
-            && let Some(ep) = joined_endpoint(&joined_net, &joined_sb).await
-        {
-            m.publish_names(&st.controller, ep.id()).await;
-        }
-    };
-    let gateway = async {
-        if let Err(e) = super::gwbridge::attach_if_needed(&st.controller, &joined_sb).await {
-            tracing::warn!(sandbox = %joined_sb.container_id(), error = %cnm::Chain(&e), "no default route through the gateway bridge");
-        }
-    };
-    tokio::join!(names, gateway);
     Ok(StatusCode::OK)
 }
 
@@ -129,14 +111,7 @@ pub async fn disconnect(
         Err(e) if !req.force => return Err(e),
         Err(_) => None,
     };
-    #[cfg(feature = "overlay")]
-    if let (Some(m), Some(sb)) = (&st.cluster, &sb)
-        && let Some(ep) = joined_endpoint(&net, sb).await
-    {
-        m.withdraw_names(net.id(), ep.id()).await;
-    }
     let attachments = st.attachments.clone();
-    let left = sb.clone();
     let event_net = net.clone();
     let event_key = sb.as_ref().map_or_else(|| req.container.clone(), |s| s.id().to_string());
     st.inflight
@@ -147,11 +122,6 @@ pub async fn disconnect(
         })
         .await?;
     st.events.network("disconnect", &event_net, Some(&event_key));
-    if let Some(sb) = left
-        && let Err(e) = super::gwbridge::detach_if_unneeded(&st.controller, &sb).await
-    {
-        tracing::warn!(sandbox = %sb.container_id(), error = %cnm::Chain(&e), "cannot leave the gateway bridge");
-    }
     Ok(StatusCode::OK)
 }
 

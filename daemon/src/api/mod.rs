@@ -5,7 +5,6 @@ pub mod connect;
 pub mod events;
 pub mod extract;
 pub mod filters;
-pub mod gwbridge;
 pub mod lookup;
 pub mod network_config;
 pub mod networks;
@@ -34,9 +33,6 @@ pub struct ApiState {
     pub attachments: Arc<connect::AttachLocks>,
     /// What happened, for `GET /events`.
     pub events: Arc<events::Events>,
-    /// The cluster this host is a member of.
-    #[cfg(feature = "overlay")]
-    pub cluster: Option<crate::cluster::Membership>,
 }
 
 /// Facts about the daemon that `/info` reports.
@@ -59,8 +55,6 @@ impl ApiState {
             facts: Arc::new(facts),
             attachments: Arc::default(),
             events: Arc::default(),
-            #[cfg(feature = "overlay")]
-            cluster: None,
         }
     }
 

@@ -86,16 +86,6 @@ pub async fn create(
     }
     let ctrl = st.controller.clone();
     let net = st.inflight.run(async move { Ok(ctrl.new_network(&driver, &req.name, cfg).await?) }).await?;
-    #[cfg(feature = "overlay")]
-    if let Some(m) = &st.cluster
-        && let Err(e) = m.publish(&st.controller, net.id()).await
-    {
-        // Not shared, not kept: the creation fails as a whole.
-        if let Err(del) = net.delete().await {
-            tracing::warn!(network = %net.name(), error = %cnm::Chain(&del), "cannot undo a global network that was not published");
-        }
-        return Err(e);
-    }
     st.events.network("create", &net, None);
     Ok((StatusCode::CREATED, Json(NetworkCreateResponse { id: net.id().to_string(), warning: String::new() })))
 }
@@ -168,16 +158,6 @@ pub async fn delete(State(st): State<ApiState>, IdParam(id): IdParam) -> ApiResu
         && let Some(user) = config_user(&st.controller, net.name()).await
     {
         return Err(ApiError::forbidden(format!("configuration network {} is in use by network {user}", net.name())));
-    }
-    #[cfg(feature = "overlay")]
-    if let Some(m) = st.cluster.clone() {
-        m.check_removable(&st.controller, net.id(), net.name()).await?;
-        let id = net.id().to_string();
-        let gone = net.clone();
-        st.inflight.run(async move { Ok(net.delete().await?) }).await?;
-        st.events.network("destroy", &gone, None);
-        m.withdraw(&id).await;
-        return Ok(StatusCode::NO_CONTENT);
     }
     let gone = net.clone();
     st.inflight.run(async move { Ok(net.delete().await?) }).await?;

@@ -51,12 +51,6 @@ pub async fn inspect(State(st): State<ApiState>, IdParam(id): IdParam) -> ApiRes
 /// `DELETE /sandboxes/{id}`: leaves every network, then removes the namespace.
 pub async fn delete(State(st): State<ApiState>, IdParam(id): IdParam) -> ApiResult<StatusCode> {
     let sb = lookup::sandbox(&st.controller, &id).await?;
-    #[cfg(feature = "overlay")]
-    if let Some(m) = &st.cluster {
-        for ep in sb.endpoints().await {
-            m.withdraw_names(ep.network_id(), ep.id()).await;
-        }
-    }
     // Its networks see it go, as dockerd reports a removed container's.
     let mut networks = Vec::new();
     for ep in sb.endpoints().await {

@@ -99,28 +99,24 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     #[allow(unused_mut)]
     let mut driver_options = cnmd::drivers::driver_options(&cfg);
     #[cfg(feature = "overlay")]
-    let membership = match (&cfg.cluster_store, cfg.advertise_addr) {
-        (Some(store), Some(advertise)) => {
-            let config = cnm_cluster::ClusterConfig::parse(store, advertise)?.with_options(&cfg.cluster_store_opts)?;
-            let secured = (config.tls.is_some(), config.credentials.is_some());
-            let cluster = cnm_cluster::Cluster::connect(config).await.context("join the cluster")?;
-            let overlay = cnm_driver_overlay::OverlayConfig {
-                netns_dir: cfg.exec_root.join("overlay"),
-                port: cfg.data_path_port,
-                ..Default::default()
-            };
-            driver_options.cluster = Some((cluster.clone(), overlay));
-            tracing::info!(store, %advertise, tls = secured.0, user = secured.1, "cluster member");
-            if !secured.0 {
-                tracing::warn!(
-                    store,
-                    "the cluster store is reached without TLS: whoever reaches it can change the cluster's networks (see SECURITY.md)"
-                );
-            }
-            Some(cnmd::cluster::Membership::new(cluster))
+    if let (Some(store), Some(advertise)) = (&cfg.cluster_store, cfg.advertise_addr) {
+        let config = cnm_cluster::ClusterConfig::parse(store, advertise)?.with_options(&cfg.cluster_store_opts)?;
+        let secured = (config.tls.is_some(), config.credentials.is_some());
+        let cluster = cnm_cluster::Cluster::connect(config).await.context("join the cluster")?;
+        let overlay = cnm_driver_overlay::OverlayConfig {
+            netns_dir: cfg.exec_root.join("overlay"),
+            port: cfg.data_path_port,
+            ..Default::default()
+        };
+        driver_options.cluster = Some((cluster.clone(), overlay));
+        tracing::info!(store, %advertise, tls = secured.0, user = secured.1, "cluster member");
+        if !secured.0 {
+            tracing::warn!(
+                store,
+                "the cluster store is reached without TLS: whoever reaches it can change the cluster's networks (see SECURITY.md)"
+            );
         }
-        _ => None,
-    };
+    }
     #[cfg(not(feature = "overlay"))]
     if cfg.cluster_store.is_some() {
         anyhow::bail!("--cluster-store: this cnmd was built without the overlay feature");
@@ -143,13 +139,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     cnmd::api::predefined_networks(&controller).await;
     let facts =
         DaemonFacts { data_root: cfg.data_root.clone(), exec_root: cfg.exec_root.clone(), firewall: cfg.firewall };
-    #[allow(unused_mut)]
-    let mut state = ApiState::new(controller, facts);
-    #[cfg(feature = "overlay")]
-    if let Some(m) = membership {
-        m.follow(state.controller.clone());
-        state.cluster = Some(m);
-    }
+    let state = ApiState::new(controller, facts);
     let inflight = state.inflight.clone();
     let app = cnmd::server::router(state);
 

@@ -1,0 +1,303 @@
+//! Membership of a cluster: what a host does for its global networks
+//! beyond creating them. A global network made here is published in the
+//! cluster store (its creation fails as a whole if it cannot be) and
+//! withdrawn when removed, refused while any host has endpoints on it;
+//! the store's networks are followed (adopted when another host creates
+//! one, forgotten when removed there); the names of endpoints joined here
+//! are published for the other hosts' resolvers, and theirs are fed to
+//! this host's.
+//!
+//! Keys (under the cluster's prefix): `networks/<id>` holds a network as
+//! [`GlobalNetwork`]; `names/<network>/<endpoint>` an endpoint's names, on
+//! this host's lease; the overlay driver keeps `overlay/peers/<id>/…`
+//! (every host's joined endpoints, on that host's lease).
+//!
+//! Everything store-related needs the `cluster` feature and a cluster
+//! given to [`crate::ControllerBuilder::cluster`]; without them a global
+//! network is this host's alone (and needs [`crate::Config::cluster`]).
+
+use crate::{Controller, Result};
+
+#[cfg(feature = "cluster")]
+pub(crate) use member::Membership;
+
+impl Controller {
+    /// What follows a join, once the locks are released: on a global
+    /// network, the endpoint's names go to the store while the sandbox
+    /// joins the gateway bridge if it has no default route (one waits on
+    /// etcd, the other on the kernel). A failure of either is logged: the
+    /// join stands.
+    pub(crate) async fn after_join(&self, nid: &str, eid: &str, sb: &crate::Sandbox) {
+        if !matches!(self.global_network(nid), Ok(Some(_))) {
+            return;
+        }
+        let gateway = async {
+            if let Err(e) = self.gateway_bridge_attach(sb).await {
+                tracing::warn!(sandbox = %sb.container_id(), error = %crate::Chain(&e), "no default route through the gateway bridge");
+            }
+        };
+        tokio::join!(self.cluster_publish_names(eid), gateway);
+    }
+
+    /// What follows a leave of network `nid`: a sandbox on no global
+    /// network any more leaves the gateway bridge (a failure is logged).
+    pub(crate) async fn after_leave(&self, nid: &str, sb: &crate::Sandbox) {
+        if !matches!(self.global_network(nid), Ok(Some(_))) {
+            return;
+        }
+        if let Err(e) = self.gateway_bridge_detach(sb).await {
+            tracing::warn!(sandbox = %sb.container_id(), error = %crate::Chain(&e), "cannot leave the gateway bridge");
+        }
+    }
+
+    /// Publishes network `id` if it is global and the host is a member.
+    pub(crate) async fn cluster_publish(&self, id: &str) -> Result<()> {
+        #[cfg(feature = "cluster")]
+        if let Some(m) = &self.inner.membership {
+            return m.publish(self, id).await;
+        }
+        let _ = id;
+        Ok(())
+    }
+
+    /// Refuses the removal of global network `id` while any host of the
+    /// cluster has endpoints on it.
+    pub(crate) async fn cluster_check_removable(&self, id: &str, name: &str) -> Result<()> {
+        #[cfg(feature = "cluster")]
+        if let Some(m) = &self.inner.membership {
+            return m.check_removable(self, id, name).await;
+        }
+        let _ = (id, name);
+        Ok(())
+    }
+
+    /// Withdraws network `id` from the store (after its removal here).
+    pub(crate) async fn cluster_withdraw(&self, id: &str) {
+        #[cfg(feature = "cluster")]
+        if let Some(m) = &self.inner.membership {
+            m.withdraw(id).await;
+        }
+        let _ = id;
+    }
+
+    /// Publishes the names of endpoint `eid` (joined here) if its network is global.
+    pub(crate) async fn cluster_publish_names(&self, eid: &str) {
+        #[cfg(feature = "cluster")]
+        if let Some(m) = &self.inner.membership {
+            m.publish_names(self, eid).await;
+        }
+        let _ = eid;
+    }
+
+    /// Withdraws the names of endpoint `eid` of network `nid`.
+    pub(crate) async fn cluster_withdraw_names(&self, nid: &str, eid: &str) {
+        #[cfg(feature = "cluster")]
+        if let Some(m) = &self.inner.membership
+            && matches!(self.global_network(nid), Ok(Some(_)))
+        {
+            m.withdraw_names(nid, eid).await;
+        }
+        let _ = (nid, eid);
+    }
+
+    /// Starts following the store (at the end of the build).
+    pub(crate) fn cluster_follow(&self) {
+        #[cfg(feature = "cluster")]
+        if let Some(m) = &self.inner.membership {
+            m.follow(self);
+        }
+    }
+}
+
+#[cfg(feature = "cluster")]
+mod member {
+    use crate::network::GlobalNetwork;
+    use crate::{Controller, Error, RemoteName, Result};
+    use cnm_cluster::{Cluster, Event};
+    use serde::{Deserialize, Serialize};
+    use std::collections::BTreeSet;
+    use std::net::Ipv4Addr;
+    use std::sync::Weak;
+
+    /// An endpoint's names as published for the other hosts' resolvers.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    struct NameRecord {
+        /// The host that publishes it.
+        host: Ipv4Addr,
+        #[serde(flatten)]
+        name: RemoteName,
+    }
+
+    /// This host's membership of a cluster.
+    #[derive(Debug, Clone)]
+    pub(crate) struct Membership {
+        cluster: Cluster,
+    }
+
+    fn key(id: &str) -> String {
+        format!("networks/{id}")
+    }
+
+    fn unavailable(op: &str, e: cnm_cluster::Error) -> Error {
+        Error::ClusterStore { op: op.to_string(), source: Box::new(e) }
+    }
+
+    impl Membership {
+        /// Membership through `cluster`.
+        pub(crate) fn new(cluster: Cluster) -> Self {
+            Membership { cluster }
+        }
+
+        pub(crate) async fn publish(&self, ctrl: &Controller, id: &str) -> Result<()> {
+            let Some(net) = ctrl.global_network(id)? else { return Ok(()) };
+            let value = serde_json::to_vec(&net).map_err(|e| Error::Store(e.to_string()))?;
+            self.cluster.create(&key(id), &value).await.map_err(|e| unavailable("publish the network", e))?;
+            tracing::info!(network = net.name(), "global network published");
+            Ok(())
+        }
+
+        pub(crate) async fn check_removable(&self, ctrl: &Controller, id: &str, name: &str) -> Result<()> {
+            if ctrl.global_network(id)?.is_none() {
+                return Ok(());
+            }
+            let (peers, _) = self
+                .cluster
+                .list(&format!("overlay/peers/{id}/"))
+                .await
+                .map_err(|e| unavailable("list the network's endpoints", e))?;
+            let hosts: BTreeSet<String> = peers
+                .iter()
+                .filter_map(|(_, v)| serde_json::from_slice::<serde_json::Value>(v).ok())
+                .filter_map(|v| v["host"].as_str().map(str::to_string))
+                .collect();
+            if !hosts.is_empty() {
+                return Err(Error::Forbidden(format!(
+                    "error while removing network: network {name} id {id} has active endpoints (on hosts {})",
+                    hosts.into_iter().collect::<Vec<_>>().join(", ")
+                )));
+            }
+            Ok(())
+        }
+
+        pub(crate) async fn publish_names(&self, ctrl: &Controller, eid: &str) {
+            let Some(name) = ctrl.endpoint_names(eid) else { return };
+            if !matches!(ctrl.global_network(&name.network_id), Ok(Some(_))) {
+                return;
+            }
+            let key = format!("names/{}/{eid}", name.network_id);
+            let record = NameRecord { host: self.cluster.advertise(), name };
+            let Ok(value) = serde_json::to_vec(&record) else { return };
+            if let Err(e) = self.cluster.put_leased(&key, &value).await {
+                tracing::warn!(endpoint = eid, error = %crate::Chain(&e), "cannot publish an endpoint's names");
+            }
+        }
+
+        pub(crate) async fn withdraw_names(&self, nid: &str, eid: &str) {
+            if let Err(e) = self.cluster.delete(&format!("names/{nid}/{eid}")).await {
+                tracing::warn!(endpoint = eid, error = %crate::Chain(&e), "cannot withdraw an endpoint's names (its lease will)");
+            }
+        }
+
+        /// Publishes the names of every endpoint of a global network joined here.
+        async fn publish_all_names(&self, ctrl: &Controller) {
+            for sb in ctrl.sandboxes().await {
+                for ep in sb.endpoints().await {
+                    self.publish_names(ctrl, ep.id()).await;
+                }
+            }
+        }
+
+        pub(crate) async fn withdraw(&self, id: &str) {
+            if let Err(e) = self.cluster.delete(&key(id)).await {
+                tracing::warn!(network = id, error = %crate::Chain(&e), "cannot withdraw a removed global network");
+            }
+        }
+
+        /// Follows the store's networks, and the other hosts' endpoint
+        /// names, while the controller lives.
+        pub(crate) fn follow(&self, ctrl: &Controller) {
+            self.follow_names(ctrl);
+            let mut rx = self.cluster.watch("networks/");
+            let weak = std::sync::Arc::downgrade(&ctrl.inner);
+            tokio::spawn(async move {
+                while let Some(event) = rx.recv().await {
+                    let Some(ctrl) = upgrade(&weak) else { return };
+                    match event {
+                        Event::Resync(kvs) => {
+                            let ids: BTreeSet<String> = kvs
+                                .iter()
+                                .filter_map(|(k, _)| k.strip_prefix("networks/").map(str::to_string))
+                                .collect();
+                            for net in ctrl.networks().await {
+                                let id = net.id().to_string();
+                                if ctrl.global_network(&id).ok().flatten().is_some() && !ids.contains(&id) {
+                                    forget(&ctrl, &id).await;
+                                }
+                            }
+                            for (_, v) in kvs {
+                                adopt(&ctrl, &v).await;
+                            }
+                        }
+                        Event::Put(_, v) => adopt(&ctrl, &v).await,
+                        Event::Delete(k) => {
+                            if let Some(id) = k.strip_prefix("networks/") {
+                                forget(&ctrl, id).await;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+
+        /// Feeds the other hosts' endpoint names to the resolver; after each
+        /// (re)connection, publishes this host's own again.
+        fn follow_names(&self, ctrl: &Controller) {
+            let mut rx = self.cluster.watch("names/");
+            let me = self.clone();
+            let weak = std::sync::Arc::downgrade(&ctrl.inner);
+            tokio::spawn(async move {
+                let mine = me.cluster.advertise();
+                let remote = |v: &[u8]| serde_json::from_slice::<NameRecord>(v).ok().filter(|r| r.host != mine);
+                while let Some(event) = rx.recv().await {
+                    let Some(ctrl) = upgrade(&weak) else { return };
+                    match event {
+                        Event::Resync(kvs) => {
+                            let all = kvs.iter().filter_map(|(k, v)| Some((k.clone(), remote(v)?.name))).collect();
+                            ctrl.replace_remote_names(all);
+                            me.publish_all_names(&ctrl).await;
+                        }
+                        Event::Put(k, v) => {
+                            if let Some(r) = remote(&v) {
+                                ctrl.set_remote_names(&k, Some(r.name));
+                            }
+                        }
+                        Event::Delete(k) => ctrl.set_remote_names(&k, None),
+                    }
+                }
+            });
+        }
+    }
+
+    /// The controller, while it lives.
+    fn upgrade(weak: &Weak<crate::controller::Inner>) -> Option<Controller> {
+        weak.upgrade().map(|inner| Controller { inner })
+    }
+
+    async fn adopt(ctrl: &Controller, value: &[u8]) {
+        match serde_json::from_slice::<GlobalNetwork>(value) {
+            Ok(net) => {
+                let name = net.name().to_string();
+                if let Err(e) = ctrl.adopt_network(net).await {
+                    tracing::warn!(network = name, error = %crate::Chain(&e), "cannot adopt a global network");
+                }
+            }
+            Err(e) => tracing::warn!(error = %crate::Chain(&e), "a global network in the store cannot be read"),
+        }
+    }
+
+    async fn forget(ctrl: &Controller, id: &str) {
+        if let Err(e) = ctrl.forget_network(id).await {
+            tracing::warn!(network = id, error = %crate::Chain(&e), "cannot forget a removed global network");
+        }
+    }
+}

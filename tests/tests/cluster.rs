@@ -1,0 +1,128 @@
+//! Multi-host through the library alone: two controllers embedded in this
+//! test binary (no daemon), each on its own scratch host, members of one
+//! cluster through a real etcd over TLS (`ControllerBuilder::cluster`),
+//! the hosts joined by an underlay veth (192.168.233.1 and .2). Everything
+//! a member does is the controller's: publishing and adopting global
+//! networks, sharing names between the resolvers, the gateway bridge,
+//! refusing a removal while another host has endpoints.
+//!
+//! Needs root, `etcd` (Debian's etcd-server) and `openssl`.
+
+use cnm::osl::{Namespace, VethSpec};
+use cnm::{Controller, EndpointConfig, JoinOptions, NetworkConfig, SandboxConfig};
+use cnm_tests::TestHost;
+use cnm_tests::etcd::Etcd;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A controller on `h`, a member through `etcd` with underlay address
+/// `advertise`: the null, bridge and overlay drivers, the default IPAM
+/// keeping the global address space in the cluster, the null IPAM.
+async fn member(h: &TestHost, etcd: &Etcd, advertise: Ipv4Addr) -> Controller {
+    let cluster = cnm_cluster::Cluster::connect(etcd.member("/cnm-embedded", advertise)).await.unwrap();
+    let overlay =
+        cnm_driver_overlay::OverlayConfig { netns_dir: h.dir.path().join("run/overlay"), ..Default::default() };
+    let (for_ipam, for_driver) = (cluster.clone(), cluster.clone());
+    Controller::builder(h.config().embedded_dns(true))
+        .cluster(cluster)
+        .driver(cnm_driver_null::NullDriver::new())
+        .ipam_on_host(cnm::ipamapi::DEFAULT_IPAM, move |host| {
+            let local = Arc::new(cnm_ipams::DefaultIpam::default().with_host_networks(host));
+            cnm_cluster::GlobalIpam::new(for_ipam, local)
+        })
+        .ipam(cnm::ipamapi::NULL_IPAM, cnm_ipams::NullIpam::new())
+        .driver_on_host(|host| cnm_driver_bridge::BridgeDriver::new(host.clone()))
+        .driver_on_host(move |host| cnm_driver_overlay::OverlayDriver::new(host.clone(), for_driver, overlay))
+        .build()
+        .await
+        .expect("a member controller")
+}
+
+/// Waits (at most `secs`) until `f` holds.
+async fn eventually<F, Fut>(what: &str, secs: u64, f: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let end = Instant::now() + Duration::from_secs(secs);
+    while !f().await {
+        assert!(Instant::now() < end, "{what}: not within {secs} s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn pings(ns: &Namespace, ip: IpAddr) -> bool {
+    cnm::osl::probe::ping(ns, ip, Duration::from_millis(500)).await.is_ok()
+}
+
+/// A sandbox `name` on `ctrl`'s host joined to network `net`: its namespace and address.
+async fn sandbox_on(ctrl: &Controller, name: &str, net: &str) -> (cnm::Sandbox, Namespace, Ipv4Addr) {
+    let sb = ctrl.new_sandbox(name, SandboxConfig::default()).await.unwrap();
+    let net = ctrl.network_by_name(net).await.unwrap();
+    let ep = net.connect(name, EndpointConfig::default(), &sb, JoinOptions::default()).await.unwrap();
+    let ip = match ep.info().await.unwrap().ipv4.unwrap().addr() {
+        IpAddr::V4(v4) => v4,
+        IpAddr::V6(_) => unreachable!("an IPv4 network"),
+    };
+    let ns = Namespace::open(sb.key()).unwrap();
+    (sb, ns, ip)
+}
+
+/// An overlay network created on controller 1 is adopted by controller 2
+/// (no caller shares it); sandboxes on the two hosts ping each other over
+/// VXLAN and resolve each other's names; each also reaches its own host's
+/// gateway bridge (its default route, which the controller attached); the
+/// network cannot be removed while host 2 has an endpoint on it; once that
+/// endpoint leaves, its removal on host 1 is followed on host 2 (which
+/// forgets it) and nothing of it stays in the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_embedded_controllers_share_an_overlay_network() {
+    let test = "two_embedded_controllers_share_an_overlay_network";
+    let Some(h1) = TestHost::new(test).await else { return };
+    let Some(h2) = TestHost::new(test).await else { return };
+    if !cnm_tests::tools(test, &["etcd"], "etcd-server") || !cnm_tests::tools(test, &["openssl"], "openssl") {
+        return;
+    }
+    let spec = VethSpec { name: "ul0", peer_name: "ul0", peer_namespace: Some(&h2.ns), up: true, ..Default::default() };
+    h1.nl.link_add_veth(&spec).await.unwrap();
+    let ul1 = h1.nl.link_get("ul0").await.unwrap().unwrap();
+    h1.nl.addr_add(ul1.index, "192.168.233.1/24".parse().unwrap()).await.unwrap();
+    let ul2 = h2.nl.link_get("ul0").await.unwrap().unwrap();
+    h2.nl.addr_add(ul2.index, "192.168.233.2/24".parse().unwrap()).await.unwrap();
+    h2.nl.link_set_up(ul2.index).await.unwrap();
+    let etcd = Etcd::start().await;
+    let c1 = member(&h1, &etcd, Ipv4Addr::new(192, 168, 233, 1)).await;
+    let c2 = member(&h2, &etcd, Ipv4Addr::new(192, 168, 233, 2)).await;
+
+    let config = NetworkConfig::default().with_subnet("10.231.79.0/24".parse().unwrap());
+    c1.new_network("overlay", "ov", config).await.expect("an overlay network on host 1");
+    eventually("host 2 adopts the network", 5, || async { c2.network_by_name("ov").await.is_ok() }).await;
+
+    let (_sb1, ns1, ip1) = sandbox_on(&c1, "s1", "ov").await;
+    let (sb2, ns2, ip2) = sandbox_on(&c2, "s2", "ov").await;
+    eventually("s1 reaches s2 across the hosts", 5, || pings(&ns1, ip2.into())).await;
+    eventually("s2 reaches s1 across the hosts", 5, || pings(&ns2, ip1.into())).await;
+    eventually("s1 resolves s2", 5, || async { cnm_tests::dns::lookup_a(&ns1, "s2").await == Ok(vec![ip2]) }).await;
+    eventually("s2 resolves s1", 5, || async { cnm_tests::dns::lookup_a(&ns2, "s1").await == Ok(vec![ip1]) }).await;
+
+    // The default route: each sandbox was joined to its host's gateway bridge.
+    for (ctrl, ns) in [(&c1, &ns1), (&c2, &ns2)] {
+        let gw = ctrl.network_by_name(cnm::GWBRIDGE).await.expect("the gateway bridge was made");
+        let gateway = gw.info().await.unwrap().ipv4[0].gateway.unwrap().addr();
+        assert!(pings(ns, gateway).await, "the sandbox reaches its gateway bridge at {gateway}");
+    }
+
+    let ov1 = c1.network_by_name("ov").await.unwrap();
+    let ep1 = ov1.endpoint("s1").await.unwrap();
+    let sb1 = c1.sandbox("s1").await.unwrap();
+    ep1.leave_and_delete(&sb1).await.unwrap();
+    let refused = ov1.delete().await.expect_err("host 2 still has an endpoint");
+    assert!(cnm::chain(&refused).contains("has active endpoints (on hosts 192.168.233.2)"), "{refused}");
+    let ov2 = c2.network_by_name("ov").await.unwrap();
+    ov2.endpoint("s2").await.unwrap().leave_and_delete(&sb2).await.unwrap();
+    eventually("s2's name goes with it", 5, || async { cnm_tests::dns::lookup_a(&ns1, "s2").await.is_err() }).await;
+    ov1.delete().await.expect("removed on host 1 once no host has endpoints");
+    eventually("host 2 forgets the network", 5, || async { c2.network_by_name("ov").await.is_err() }).await;
+    assert!(!pings(&ns2, ip1.into()).await, "nothing of the network is left between the hosts");
+}
