@@ -310,6 +310,15 @@ impl Cluster {
         tracing::warn!("cluster store lease lost; granting a new one");
     }
 
+    /// The lease this host's keys are attached to, as it changes: 0 while
+    /// none is granted, then each new lease's id. A change to a new lease
+    /// (after the old one expired, say, during a partition longer than its
+    /// TTL) means that every key on the old one is gone from the store:
+    /// their owners publish them again at once.
+    pub fn leases(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.inner.lease.subscribe()
+    }
+
     /// This host's lease id, waiting (bounded by the deadline) until one is granted.
     pub async fn lease(&self) -> Result<i64> {
         let mut rx = self.inner.lease.subscribe();

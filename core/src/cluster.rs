@@ -250,15 +250,33 @@ mod member {
         }
 
         /// Feeds the other hosts' endpoint names to the resolver; after each
-        /// (re)connection, publishes this host's own again.
+        /// (re)connection and each new lease, publishes this host's own again.
         fn follow_names(&self, ctrl: &Controller) {
             let mut rx = self.cluster.watch("names/");
+            let mut leases = self.cluster.leases();
             let me = self.clone();
             let weak = std::sync::Arc::downgrade(&ctrl.inner);
             tokio::spawn(async move {
                 let mine = me.cluster.advertise();
                 let remote = |v: &[u8]| serde_json::from_slice::<NameRecord>(v).ok().filter(|r| r.host != mine);
-                while let Some(event) = rx.recv().await {
+                loop {
+                    let event = tokio::select! {
+                        event = rx.recv() => match event {
+                            Some(event) => event,
+                            None => return,
+                        },
+                        // A new lease: this host's names went with the old one.
+                        changed = leases.changed() => {
+                            if changed.is_err() {
+                                return;
+                            }
+                            let granted = *leases.borrow_and_update() != 0;
+                            if let (true, Some(ctrl)) = (granted, upgrade(&weak)) {
+                                me.publish_all_names(&ctrl).await;
+                            }
+                            continue;
+                        }
+                    };
                     let Some(ctrl) = upgrade(&weak) else { return };
                     match event {
                         Event::Resync(kvs) => {

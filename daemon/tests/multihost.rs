@@ -710,3 +710,59 @@ async fn the_store_takes_only_trusted_clients_and_known_users() {
     config.credentials = Some(cnm_cluster::etcd::Credentials { user: "cnm".into(), password: "cnm-secret".into() });
     assert_eq!(read(config).await, Ok(2), "both networks are in the store, read as the user cnm");
 }
+
+/// A host cut off from etcd and the other hosts for longer than its lease
+/// (5 s) is withdrawn by the others (the store keeps none of its
+/// endpoints); meanwhile the other host attaches sandboxes, none of which
+/// gets the cut host's address. When the link is back, the cut host
+/// publishes everything it owns again on a new lease: the other host
+/// reaches its sandbox at the same address and resolves its name, and it
+/// reaches the sandboxes attached during the partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_longer_than_the_lease_heals() {
+    let test = "a_partition_longer_than_the_lease_heals";
+    let Some((underlay, hosts)) = cluster(test, 2).await else { return };
+    let c: Vec<Client> = hosts.iter().map(|d| d.client()).collect();
+    let body = json!({ "Name": "ov", "Driver": "overlay", "IPAM": { "Config": [{ "Subnet": "10.231.80.0/24" }] } });
+    let _: Value = c[0].post("/networks/create", &body).await.unwrap();
+    eventually("listed on host 2", 5, || listed(&c[1], "ov")).await;
+    let nid = c[0].get::<Value>("/networks/ov").await.unwrap()["Id"].as_str().unwrap().to_string();
+    let (_, ns1) = sandbox_on(&c[0], "s1", "ov").await;
+    let (ip2, ns2) = sandbox_on(&c[1], "s2", "ov").await;
+    eventually("s1 reaches s2", 5, || pings(&ns1, ip2)).await;
+
+    underlay.cut(2, true).await;
+    let prefix = format!("overlay/peers/{nid}/");
+    let (underlay_ref, prefix_ref) = (&underlay, &prefix);
+    eventually("host 2's endpoint leaves the store with its lease", 20, || async move {
+        let prefix = prefix_ref.clone();
+        let left = underlay_ref
+            .as_store_client(move |etcd| async move {
+                let (kvs, _) = etcd.list(&prefix).await.unwrap();
+                kvs.iter().filter(|(_, v)| String::from_utf8_lossy(v).contains("192.168.231.2")).count()
+            })
+            .await;
+        left == 0
+    })
+    .await;
+    let mut during = Vec::new();
+    for i in 0..3 {
+        let (ip, _) = sandbox_on(&c[0], &format!("m{i}"), "ov").await;
+        assert_ne!(ip, ip2, "the cut host's address was handed out again");
+        during.push(ip);
+    }
+
+    underlay.cut(2, false).await;
+    eventually("host 1 reaches s2 again, at the same address", 30, || pings(&ns1, ip2)).await;
+    for ip in &during {
+        eventually(&format!("s2 reaches {ip}, attached during the partition"), 10, || pings(&ns2, *ip)).await;
+    }
+    let want = vec![match ip2 {
+        IpAddr::V4(v4) => v4,
+        IpAddr::V6(_) => unreachable!("an IPv4 overlay"),
+    }];
+    eventually("s1 resolves s2 again", 10, || async { cnm_tests::dns::lookup_a(&ns1, "s2").await == Ok(want.clone()) })
+        .await;
+    let sb: Value = c[1].get("/sandboxes/s2").await.unwrap();
+    assert_eq!(sb["Networks"]["ov"]["IPAddress"].as_str(), Some(ip2.to_string().as_str()), "s2 kept its address");
+}

@@ -92,6 +92,17 @@ impl Underlay {
         host.nl.addr_add(eth0.index, format!("192.168.231.{i}/24").parse().unwrap()).await.unwrap();
     }
 
+    /// Cuts host `i` off the underlay (from etcd and every other host),
+    /// or plugs it back: its port of the underlay bridge goes down or up.
+    pub async fn cut(&self, i: u8, cut: bool) {
+        let port = self.nl.link_get(&format!("h{i}")).await.unwrap().expect("the host's underlay port");
+        if cut {
+            self.nl.link_set_down(port.index).await.unwrap();
+        } else {
+            self.nl.link_set_up(port.index).await.unwrap();
+        }
+    }
+
     /// Turns GRO on for host `i`'s underlay link, both ends (as a real NIC
     /// has it), when `ethtool` is installed; for throughput figures.
     pub fn gro(&self, host: &cnm_tests::TestHost, i: u8) -> bool {

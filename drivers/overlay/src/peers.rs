@@ -89,6 +89,7 @@ impl Device {
 pub(crate) async fn follow(cluster: Cluster, nid: String, device: Device, joined: Joined, pools: Vec<Ipv4Net>) {
     let (nl, vxlan) = (&device.nl, device.index);
     let mut applied: Option<BTreeSet<Ipv4Addr>> = None;
+    let mut leases = cluster.leases();
     let me = cluster.advertise();
     let mut rx = cluster.watch(&prefix(&nid));
     let mut known: HashMap<String, Peer> = HashMap::new();
@@ -111,7 +112,23 @@ pub(crate) async fn follow(cluster: Cluster, nid: String, device: Device, joined
             }
         }
     };
-    while let Some(event) = rx.recv().await {
+    loop {
+        let event = tokio::select! {
+            event = rx.recv() => match event {
+                Some(event) => event,
+                None => return,
+            },
+            // A new lease: this host's keys went with the old one.
+            changed = leases.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                if *leases.borrow_and_update() != 0 {
+                    republish(&cluster, &nid, &joined).await;
+                }
+                continue;
+            }
+        };
         let mut wanted = known.clone();
         match event {
             Event::Resync(kvs) => {
