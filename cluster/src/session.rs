@@ -352,6 +352,39 @@ impl Cluster {
         Ok(self.run(|| format!("create {k}"), self.inner.client.txn(txn)).await?.succeeded)
     }
 
+    /// Sets `key` on this host's lease only if `parent` exists (one
+    /// transaction); returns whether it was set. A key claiming a share of
+    /// something (an endpoint of a network) is written this way, so that it
+    /// never outlives what it claims a share of.
+    pub async fn put_under_leased(&self, key: &str, value: &[u8], parent: &str) -> Result<bool> {
+        let lease = self.lease().await?;
+        let (k, p) = (self.key(key), self.key(parent));
+        let txn = TxnRequest {
+            compare: vec![compare_created(p.into_bytes(), CompareResult::Greater, 0)],
+            success: vec![op_put(k.clone().into_bytes(), value.to_vec(), lease)],
+            failure: vec![],
+        };
+        Ok(self.run(|| format!("put {k}"), self.inner.client.txn(txn)).await?.succeeded)
+    }
+
+    /// Deletes `key` only if no key exists under `prefix` (one
+    /// transaction); returns whether it was deleted (or already absent).
+    pub async fn delete_if_none_under(&self, key: &str, prefix: &str) -> Result<bool> {
+        let (k, p) = (self.key(key), self.key(prefix));
+        let none_under = crate::etcd::proto::Compare {
+            range_end: prefix_end(p.as_bytes()),
+            ..compare_created(p.into_bytes(), CompareResult::Equal, 0)
+        };
+        let delete = crate::etcd::proto::RequestOp {
+            request: Some(crate::etcd::proto::Request::DeleteRange(crate::etcd::proto::DeleteRangeRequest {
+                key: k.clone().into_bytes(),
+                range_end: vec![],
+            })),
+        };
+        let txn = TxnRequest { compare: vec![none_under], success: vec![delete], failure: vec![] };
+        Ok(self.run(|| format!("delete {k}"), self.inner.client.txn(txn)).await?.succeeded)
+    }
+
     /// [`Cluster::create`] with the key attached to this host's lease.
     pub async fn create_leased(&self, key: &str, value: &[u8]) -> Result<bool> {
         let lease = self.lease().await?;

@@ -1,16 +1,23 @@
 //! Membership of a cluster: what a host does for its global networks
 //! beyond creating them. A global network made here is published in the
-//! cluster store (its creation fails as a whole if it cannot be) and
-//! withdrawn when removed, refused while any host has endpoints on it;
-//! the store's networks are followed (adopted when another host creates
-//! one, forgotten when removed there); the names of endpoints joined here
-//! are published for the other hosts' resolvers, and theirs are fed to
-//! this host's.
+//! cluster store (its creation fails as a whole if it cannot be); the
+//! store's networks are followed (adopted when another host creates one,
+//! forgotten when removed there); the names of endpoints joined here are
+//! published for the other hosts' resolvers, and theirs are fed to this
+//! host's.
+//!
+//! No network is removed while any host has an endpoint on it, without a
+//! race: each endpoint of a global network is claimed in the store before
+//! it gets an address (a key written only if the network's record still
+//! exists, one transaction), and a removal first deletes the network's
+//! record only if no claim exists (one transaction). Whichever comes
+//! first wins; the other is refused.
 //!
 //! Keys (under the cluster's prefix): `networks/<id>` holds a network as
-//! [`GlobalNetwork`]; `names/<network>/<endpoint>` an endpoint's names, on
-//! this host's lease; the overlay driver keeps `overlay/peers/<id>/…`
-//! (every host's joined endpoints, on that host's lease).
+//! [`GlobalNetwork`]; `endpoints/<id>/<endpoint>` a claim (the host's
+//! address), and `names/<id>/<endpoint>` an endpoint's names, both on the
+//! host's lease (published again with every new lease); the overlay driver
+//! keeps `overlay/peers/<id>/…` (every host's joined endpoints).
 //!
 //! Everything store-related needs the `cluster` feature and a cluster
 //! given to [`crate::ControllerBuilder::cluster`]; without them a global
@@ -60,24 +67,39 @@ impl Controller {
         Ok(())
     }
 
-    /// Refuses the removal of global network `id` while any host of the
-    /// cluster has endpoints on it.
-    pub(crate) async fn cluster_check_removable(&self, id: &str, name: &str) -> Result<()> {
+    /// Withdraws global network `id` from the store before its removal
+    /// here, only if no host (this one included) has an endpoint on it (one
+    /// transaction); refused otherwise, naming the hosts.
+    pub(crate) async fn cluster_withdraw(&self, id: &str, name: &str) -> Result<()> {
         #[cfg(feature = "cluster")]
         if let Some(m) = &self.inner.membership {
-            return m.check_removable(self, id, name).await;
+            return m.withdraw(self, id, name).await;
         }
         let _ = (id, name);
         Ok(())
     }
 
-    /// Withdraws network `id` from the store (after its removal here).
-    pub(crate) async fn cluster_withdraw(&self, id: &str) {
+    /// Claims a share of global network `nid` for endpoint `eid` (before it
+    /// gets an address): refused if the network is gone from the cluster.
+    pub(crate) async fn cluster_claim_endpoint(&self, nid: &str, eid: &str) -> Result<()> {
+        #[cfg(feature = "cluster")]
+        if let Some(m) = &self.inner.membership
+            && matches!(self.global_network(nid), Ok(Some(_)))
+        {
+            return m.claim_endpoint(nid, eid).await;
+        }
+        let _ = (nid, eid);
+        Ok(())
+    }
+
+    /// Drops endpoint `eid`'s claim on network `nid` (it is deleted, or was
+    /// not made); a failure is logged (the lease ends it).
+    pub(crate) async fn cluster_release_endpoint(&self, nid: &str, eid: &str) {
         #[cfg(feature = "cluster")]
         if let Some(m) = &self.inner.membership {
-            m.withdraw(id).await;
+            m.release_endpoint(nid, eid).await;
         }
-        let _ = id;
+        let _ = (nid, eid);
     }
 
     /// Publishes the names of endpoint `eid` (joined here) if its network is global.
@@ -119,6 +141,12 @@ mod member {
     use std::net::Ipv4Addr;
     use std::sync::Weak;
 
+    /// An endpoint's claim on its network: the host it is on.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    struct Claim {
+        host: Ipv4Addr,
+    }
+
     /// An endpoint's names as published for the other hosts' resolvers.
     #[derive(Debug, Clone, Serialize, Deserialize)]
     struct NameRecord {
@@ -156,27 +184,69 @@ mod member {
             Ok(())
         }
 
-        pub(crate) async fn check_removable(&self, ctrl: &Controller, id: &str, name: &str) -> Result<()> {
+        pub(crate) async fn withdraw(&self, ctrl: &Controller, id: &str, name: &str) -> Result<()> {
             if ctrl.global_network(id)?.is_none() {
                 return Ok(());
             }
-            let (peers, _) = self
+            let claims = format!("endpoints/{id}/");
+            let withdrawn = self
                 .cluster
-                .list(&format!("overlay/peers/{id}/"))
+                .delete_if_none_under(&key(id), &claims)
                 .await
-                .map_err(|e| unavailable("list the network's endpoints", e))?;
-            let hosts: BTreeSet<String> = peers
+                .map_err(|e| unavailable("withdraw the network", e))?;
+            if withdrawn {
+                tracing::info!(network = name, "global network withdrawn from the cluster");
+                return Ok(());
+            }
+            let (held, _) =
+                self.cluster.list(&claims).await.map_err(|e| unavailable("list the network's endpoints", e))?;
+            let hosts: BTreeSet<String> = held
                 .iter()
-                .filter_map(|(_, v)| serde_json::from_slice::<serde_json::Value>(v).ok())
-                .filter_map(|v| v["host"].as_str().map(str::to_string))
+                .filter_map(|(_, v)| serde_json::from_slice::<Claim>(v).ok())
+                .map(|c| c.host.to_string())
                 .collect();
-            if !hosts.is_empty() {
-                return Err(Error::Forbidden(format!(
-                    "error while removing network: network {name} id {id} has active endpoints (on hosts {})",
-                    hosts.into_iter().collect::<Vec<_>>().join(", ")
-                )));
+            Err(Error::Forbidden(format!(
+                "error while removing network: network {name} id {id} has active endpoints (on hosts {})",
+                hosts.into_iter().collect::<Vec<_>>().join(", ")
+            )))
+        }
+
+        pub(crate) async fn claim_endpoint(&self, nid: &str, eid: &str) -> Result<()> {
+            let value = serde_json::to_vec(&Claim { host: self.cluster.advertise() })
+                .map_err(|e| Error::Store(e.to_string()))?;
+            let claimed = self
+                .cluster
+                .put_under_leased(&format!("endpoints/{nid}/{eid}"), &value, &key(nid))
+                .await
+                .map_err(|e| unavailable("claim an endpoint of the network", e))?;
+            if !claimed {
+                return Err(Error::Forbidden(format!("network {nid} was removed from the cluster")));
             }
             Ok(())
+        }
+
+        pub(crate) async fn release_endpoint(&self, nid: &str, eid: &str) {
+            if let Err(e) = self.cluster.delete(&format!("endpoints/{nid}/{eid}")).await {
+                tracing::warn!(endpoint = eid, error = %crate::Chain(&e), "cannot drop an endpoint's claim (its lease will)");
+            }
+        }
+
+        /// Claims every endpoint of a global network here again (a new
+        /// lease: the old one's claims are gone).
+        async fn claim_all(&self, ctrl: &Controller) {
+            let mine: Vec<(String, String)> = {
+                let st = ctrl.st();
+                st.endpoints
+                    .values()
+                    .filter(|e| st.networks.get(&e.network_id).is_some_and(|n| n.global))
+                    .map(|e| (e.network_id.clone(), e.id.clone()))
+                    .collect()
+            };
+            for (nid, eid) in mine {
+                if let Err(e) = self.claim_endpoint(&nid, &eid).await {
+                    tracing::warn!(endpoint = %eid, network = %nid, error = %crate::Chain(&e), "cannot claim an endpoint again");
+                }
+            }
         }
 
         pub(crate) async fn publish_names(&self, ctrl: &Controller, eid: &str) {
@@ -204,12 +274,6 @@ mod member {
                 for ep in sb.endpoints().await {
                     self.publish_names(ctrl, ep.id()).await;
                 }
-            }
-        }
-
-        pub(crate) async fn withdraw(&self, id: &str) {
-            if let Err(e) = self.cluster.delete(&key(id)).await {
-                tracing::warn!(network = id, error = %crate::Chain(&e), "cannot withdraw a removed global network");
             }
         }
 
@@ -272,6 +336,7 @@ mod member {
                             }
                             let granted = *leases.borrow_and_update() != 0;
                             if let (true, Some(ctrl)) = (granted, upgrade(&weak)) {
+                                me.claim_all(&ctrl).await;
                                 me.publish_all_names(&ctrl).await;
                             }
                             continue;
@@ -282,6 +347,7 @@ mod member {
                         Event::Resync(kvs) => {
                             let all = kvs.iter().filter_map(|(k, v)| Some((k.clone(), remote(v)?.name))).collect();
                             ctrl.replace_remote_names(all);
+                            me.claim_all(&ctrl).await;
                             me.publish_all_names(&ctrl).await;
                         }
                         Event::Put(k, v) => {

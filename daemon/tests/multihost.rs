@@ -766,3 +766,82 @@ async fn a_partition_longer_than_the_lease_heals() {
     let sb: Value = c[1].get("/sandboxes/s2").await.unwrap();
     assert_eq!(sb["Networks"]["ov"]["IPAddress"].as_str(), Some(ip2.to_string().as_str()), "s2 kept its address");
 }
+
+/// A removal on one host racing an attach on the other never lets both
+/// succeed: the attach claims its endpoint in the store before it gets an
+/// address, the removal withdraws the network only if no claim exists,
+/// each in one etcd transaction. Ten rounds: exactly one of the two
+/// succeeds; when the removal wins, the network is gone on both hosts and
+/// the sandbox has no endpoint on it; when the attach wins, the removal is
+/// refused naming the host, and succeeds once the sandbox has left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removal_racing_an_attach_never_lets_both_succeed() {
+    let test = "a_removal_racing_an_attach_never_lets_both_succeed";
+    let Some((_underlay, hosts)) = cluster(test, 2).await else { return };
+    let c: Vec<Client> = hosts.iter().map(|d| d.client()).collect();
+    let mut wins = (0, 0);
+    for round in 0..10 {
+        let name = format!("r{round}");
+        let body = json!({ "Name": name, "Driver": "overlay", "IPAM": { "Config": [{ "Subnet": format!("10.231.{}.0/24", 90 + round) }] } });
+        let _: Value = c[0].post("/networks/create", &body).await.unwrap();
+        eventually("listed on host 2", 5, || listed(&c[1], &name)).await;
+        let sandbox = format!("x{round}");
+        let _: Value = c[1].post("/sandboxes", &json!({ "Name": sandbox })).await.unwrap();
+        let (path, body, gone) =
+            (format!("/networks/{name}/connect"), json!({ "Container": sandbox }), format!("/networks/{name}"));
+        let (removed, attached) = tokio::join!(c[0].delete(&gone), c[1].post_unit(&path, &body));
+        match (removed, attached) {
+            (Ok(()), Err(_)) => {
+                wins.0 += 1;
+                eventually("the network is gone on host 2", 5, || async { !listed(&c[1], &name).await }).await;
+                let sb: Value = c[1].get(&format!("/sandboxes/{sandbox}")).await.unwrap();
+                assert!(sb["Networks"].as_object().is_none_or(|n| n.is_empty()), "round {round}: {sb}");
+            }
+            (Err(e), Ok(())) => {
+                wins.1 += 1;
+                assert!(cnm::chain(&e).contains("has active endpoints (on hosts 192.168.231.2)"), "round {round}: {e}");
+                c[1].delete(&format!("/sandboxes/{sandbox}")).await.unwrap();
+                c[0].delete(&format!("/networks/{name}")).await.expect("removed once the sandbox left");
+            }
+            (removed, attached) => panic!("round {round}: removal {removed:?}, attach {attached:?}"),
+        }
+        let _ = c[1].delete(&format!("/sandboxes/{sandbox}")).await;
+    }
+    eprintln!("removal won {} rounds, the attach {}", wins.0, wins.1);
+}
+
+/// A dual-stack overlay network (`EnableIPv6` with an IPv4 and an IPv6
+/// subnet): sandboxes on the two hosts reach each other over IPv6 too
+/// (their IPv6 addresses published with their IPv4 ones, neighbour entries
+/// for both on the VXLAN devices), and each reaches the network's IPv6
+/// gateway on its own host's bridge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_pings_cross_hosts_on_a_dual_stack_overlay() {
+    let test = "ipv6_pings_cross_hosts_on_a_dual_stack_overlay";
+    let Some((_underlay, hosts)) = cluster(test, 2).await else { return };
+    let c: Vec<Client> = hosts.iter().map(|d| d.client()).collect();
+    let body = json!({ "Name": "ov6", "Driver": "overlay", "EnableIPv6": true, "IPAM": { "Config": [
+        { "Subnet": "10.231.83.0/24" }, { "Subnet": "fd00:231:83::/64", "Gateway": "fd00:231:83::1" } ] } });
+    let _: Value = c[0].post("/networks/create", &body).await.unwrap();
+    eventually("listed on host 2", 5, || listed(&c[1], "ov6")).await;
+    let (ip1, ns1) = sandbox_on(&c[0], "s1", "ov6").await;
+    let (ip2, ns2) = sandbox_on(&c[1], "s2", "ov6").await;
+    let v6 = |c: &Client, name: &'static str| {
+        let c = c.clone();
+        async move {
+            let sb: Value = c.get(&format!("/sandboxes/{name}")).await.unwrap();
+            let a = sb["Networks"]["ov6"]["GlobalIPv6Address"].as_str().unwrap_or_else(|| panic!("{name}: {sb}"));
+            a.parse::<IpAddr>().unwrap()
+        }
+    };
+    let (a1, a2) = (v6(&c[0], "s1").await, v6(&c[1], "s2").await);
+    assert!(a1.is_ipv6() && a2.is_ipv6() && a1 != a2, "{a1} {a2}");
+    eventually("s1 reaches s2 over IPv4", 5, || pings(&ns1, ip2)).await;
+    eventually("s1 reaches s2 over IPv6", 10, || pings(&ns1, a2)).await;
+    eventually("s2 reaches s1 over IPv6", 10, || pings(&ns2, a1)).await;
+    eventually("s2 reaches s1 over IPv4", 5, || pings(&ns2, ip1)).await;
+    let gateway: IpAddr = "fd00:231:83::1".parse().unwrap();
+    for ns in [&ns1, &ns2] {
+        eventually("the IPv6 gateway on the host's own bridge", 10, || pings(ns, gateway)).await;
+    }
+}

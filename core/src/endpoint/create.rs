@@ -39,6 +39,25 @@ impl Network {
         config: EndpointConfig,
         join: Option<JoinRecord>,
     ) -> Result<EndpointRecord> {
+        // On a global network, the endpoint's claim comes before its
+        // addresses: a removal of the network that wins the race refuses it.
+        let id = crate::id::new_id();
+        self.ctrl.cluster_claim_endpoint(&self.id, &id).await?;
+        let made = self.create_claimed(id.clone(), name, config, join).await;
+        if made.is_err() {
+            self.ctrl.cluster_release_endpoint(&self.id, &id).await;
+        }
+        made
+    }
+
+    /// The work of [`Network::create_locked`] once the endpoint's id is claimed.
+    async fn create_claimed(
+        &self,
+        id: String,
+        name: &str,
+        config: EndpointConfig,
+        join: Option<JoinRecord>,
+    ) -> Result<EndpointRecord> {
         let ctrl = &self.ctrl;
         ctrl.ensure_restored(&self.id).await?;
         let net = {
@@ -60,7 +79,7 @@ impl Network {
         let allocates = net.config.ipam_driver != cnm_ipamapi::NULL_IPAM;
 
         let mut rec = EndpointRecord {
-            id: crate::id::new_id(),
+            id,
             name: name.to_string(),
             network_id: self.id.clone(),
             config,

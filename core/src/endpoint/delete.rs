@@ -69,6 +69,9 @@ impl Controller {
         if let Err(e) = self.inner.store.delete(Table::Endpoints, &rec.id).await {
             errs.push(e);
         }
+        if net.is_some_and(|n| n.global) {
+            self.cluster_release_endpoint(&rec.network_id, &rec.id).await;
+        }
         Error::collect(errs)
     }
 }

@@ -10,21 +10,41 @@ impl Network {
     /// Deletes the network.
     ///
     /// Errors: [`Error::ActiveEndpoints`] while the network has endpoints
-    /// (on any host of the cluster, for a global network). A failing
-    /// driver or IPAM release is logged and the network is removed anyway,
-    /// as Docker does. A global network is withdrawn from the cluster
-    /// store after its removal here (the other hosts forget it).
+    /// (on any host of the cluster, for a global network: [`Error::Forbidden`]
+    /// naming the hosts). A failing driver or IPAM release is logged and
+    /// the network is removed anyway, as Docker does. A global network is
+    /// withdrawn from the cluster store first (the other hosts forget it).
     pub async fn delete(&self) -> Result<()> {
-        self.ctrl.cluster_check_removable(&self.id, &self.name).await?;
-        self.delete_here().await?;
-        self.ctrl.cluster_withdraw(&self.id).await;
-        Ok(())
+        // Held throughout: the store's echo of the withdrawal (which
+        // forgets the network) waits for the removal here to finish.
+        let _lock = self.ctrl.inner.locks.lock(&self.id).await;
+        {
+            // This host's endpoints, as always (theirs are claims too, but
+            // the answer names them).
+            let st = self.ctrl.st();
+            if !st.networks.contains_key(&self.id) {
+                return Err(Error::NetworkNotFound(self.id.clone()));
+            }
+            let endpoints = st.endpoints_of(&self.id);
+            if !endpoints.is_empty() {
+                return Err(Error::ActiveEndpoints { name: self.name.clone(), id: self.id.clone(), endpoints });
+            }
+        }
+        // Withdrawn only if no host holds an endpoint (one transaction);
+        // then no host can claim one any more.
+        self.ctrl.cluster_withdraw(&self.id, &self.name).await?;
+        self.delete_locked().await
     }
 
-    /// The removal on this host.
+    /// The removal on this host alone.
     pub(crate) async fn delete_here(&self) -> Result<()> {
+        let _lock = self.ctrl.inner.locks.lock(&self.id).await;
+        self.delete_locked().await
+    }
+
+    /// The removal on this host, holding the network's lock.
+    async fn delete_locked(&self) -> Result<()> {
         let ctrl = &self.ctrl;
-        let _lock = ctrl.inner.locks.lock(&self.id).await;
         let rec = {
             let st = ctrl.st();
             let rec = st.networks.get(&self.id).ok_or_else(|| Error::NetworkNotFound(self.id.clone()))?;

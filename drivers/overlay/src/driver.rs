@@ -14,7 +14,7 @@ use cnm_driverapi::{
 use cnm_osl::firewall::{Firewall, NftFirewall, VxlanNetwork};
 use cnm_osl::{Namespace, Netlink, VethSpec};
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -49,7 +49,15 @@ impl Drop for OverlayNetwork {
 #[derive(Debug, Clone, Copy)]
 struct OverlayEndpoint {
     ip: Option<Ipv4Addr>,
+    ipv6: Option<Ipv6Addr>,
     mac: [u8; 6],
+}
+
+impl OverlayEndpoint {
+    /// The endpoint as the other hosts learn it, if it has an address.
+    fn peer(&self, host: Ipv4Addr) -> Option<Peer> {
+        (self.ip.is_some() || self.ipv6.is_some()).then_some(Peer { ip: self.ip, ipv6: self.ipv6, mac: self.mac, host })
+    }
 }
 
 /// The `overlay` network driver.
@@ -326,7 +334,7 @@ impl Driver for OverlayDriver {
         // br0 holds each pool's gateway address, as Docker's: sandboxes
         // reach it on every host, each its own (ARP for it is answered by
         // the local bridge, never carried to peers).
-        for gateway in req.ipv4_data.iter().filter_map(|d| d.gateway) {
+        for gateway in req.ipv4_data.iter().chain(&req.ipv6_data).filter_map(|d| d.gateway) {
             match nl.addr_add(bridge, gateway).await {
                 Ok(()) => {}
                 Err(e) if e.is_exists() => {}
@@ -344,14 +352,7 @@ impl Driver for OverlayDriver {
         }
         let ns_path = ns.path().map(|p| p.to_path_buf()).unwrap_or_default();
         let peers = {
-            let pools = req
-                .ipv4_data
-                .iter()
-                .filter_map(|d| match d.pool {
-                    ipnet::IpNet::V4(net) => Some(net),
-                    ipnet::IpNet::V6(_) => None,
-                })
-                .collect();
+            let pools = req.ipv4_data.iter().chain(&req.ipv6_data).map(|d| d.pool).collect();
             let device = peers::Device { nl: nl.clone(), index: vxlan, filter, firewall: self.firewall.clone() };
             tokio::spawn(peers::follow(self.cluster.clone(), nid.clone(), device, self.joined.clone(), pools))
         };
@@ -399,14 +400,18 @@ impl Driver for OverlayDriver {
             Some(IpAddr::V4(v4)) => Some(v4),
             _ => None,
         };
+        let ipv6 = match req.interface.address_ipv6.map(|a| a.addr()) {
+            Some(IpAddr::V6(v6)) => Some(v6),
+            _ => None,
+        };
         let given = req.interface.mac_address.map(|m| m.octets());
         let mac = given.unwrap_or_else(|| mac_for(ip, &req.endpoint_id));
-        self.endpoints.insert(req.endpoint_id.clone(), OverlayEndpoint { ip, mac });
+        let ep = OverlayEndpoint { ip, ipv6, mac };
+        self.endpoints.insert(req.endpoint_id.clone(), ep);
         // Replayed after a restart for an endpoint still joined (its bridge
         // port is there): it is published again, on this run's lease.
         let port = format!("vb{}", short(&req.endpoint_id, 11));
-        if let (Some(ip), Ok(Some(_))) = (ip, net.nl.link_get(&port).await) {
-            let peer = Peer { ip, mac, host: self.cluster.advertise() };
+        if let (Some(peer), Ok(Some(_))) = (ep.peer(self.cluster.advertise()), net.nl.link_get(&port).await) {
             self.joined.insert(req.endpoint_id.clone(), (req.network_id.clone(), peer));
             peers::republish(&self.cluster, &req.network_id, &self.joined).await;
         }
@@ -449,8 +454,7 @@ impl Driver for OverlayDriver {
             up: true,
         };
         net.nl.link_add_veth(&spec).await.map_err(|e| Error::os(format!("create veth {inner}"), e))?;
-        if let Some(ip) = ep.ip {
-            let peer = Peer { ip, mac: ep.mac, host: self.cluster.advertise() };
+        if let Some(peer) = ep.peer(self.cluster.advertise()) {
             self.joined.insert(req.endpoint_id.clone(), (req.network_id.clone(), peer));
             let value = serde_json::to_vec(&peer).map_err(|e| cnm_driverapi::Error::internal(e.to_string()))?;
             if let Err(e) = self.cluster.put_leased(&peers::key(&req.network_id, &req.endpoint_id), &value).await {

@@ -4,13 +4,13 @@
 //! gossip protocol.
 //!
 //! Per network and host: a namespace holding a bridge (`br0`, with each
-//! pool's gateway address, as Docker's) and a VXLAN
+//! pool's gateway address, IPv4 and IPv6, as Docker's) and a VXLAN
 //! device (`vxlan0`: the network's VNI, UDP port 4789 or the configured
 //! one, the host's advertised address, no learning, ARP answered from its
 //! neighbour table). Each sandbox gets a veth whose other end is a port of
 //! `br0`; MTUs are the underlay's less the 50 bytes of VXLAN. Remote
 //! endpoints are programmed from the store (a forwarding entry to their
-//! host, a neighbour entry), never learnt or flooded: an endpoint appears
+//! host, a neighbour entry per address), never learnt or flooded: an endpoint appears
 //! on every host when it joins and disappears when it leaves or its host's
 //! lease expires.
 //!

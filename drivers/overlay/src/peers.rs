@@ -1,22 +1,27 @@
 //! Remote endpoints of an overlay network: published in the cluster store
 //! by the host they join on (attached to its lease), and programmed on
 //! every other host's VXLAN device as a forwarding entry (MAC → host) and
-//! a neighbour entry (IP → MAC, answered locally by the device's ARP proxy).
+//! a neighbour entry per address (IPv4 and IPv6 → MAC, answered locally by
+//! the device's ARP and neighbour-discovery proxy).
 
 use cnm_cluster::{Cluster, Event};
 use cnm_osl::Netlink;
 use cnm_osl::firewall::{Firewall, VxlanNetwork};
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 /// An endpoint of an overlay network as the store holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Peer {
-    /// The endpoint's address on the overlay.
-    pub ip: Ipv4Addr,
+    /// The endpoint's IPv4 address on the overlay, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<Ipv4Addr>,
+    /// Its IPv6 address on the overlay, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6Addr>,
     /// Its MAC.
     pub mac: [u8; 6],
     /// The underlay address of its host.
@@ -86,7 +91,7 @@ impl Device {
 /// come and go, and lets VXLAN in from their hosts alone, until the
 /// store's watch ends (the task is aborted with the network). After each
 /// (re)connection this host's own endpoints are published again.
-pub(crate) async fn follow(cluster: Cluster, nid: String, device: Device, joined: Joined, pools: Vec<Ipv4Net>) {
+pub(crate) async fn follow(cluster: Cluster, nid: String, device: Device, joined: Joined, pools: Vec<IpNet>) {
     let (nl, vxlan) = (&device.nl, device.index);
     let mut applied: Option<BTreeSet<Ipv4Addr>> = None;
     let mut leases = cluster.leases();
@@ -107,7 +112,7 @@ pub(crate) async fn follow(cluster: Cluster, nid: String, device: Device, joined
         match check(&peer, &pools, &local, me) {
             Ok(()) => Some(peer),
             Err(why) => {
-                tracing::warn!(key = k, peer = %peer.ip, host = %peer.host, why, "a bad overlay peer record: ignored");
+                tracing::warn!(key = k, peer = ?peer.addresses(), host = %peer.host, why, "a bad overlay peer record: ignored");
                 None
             }
         }
@@ -169,41 +174,60 @@ pub(crate) async fn follow(cluster: Cluster, nid: String, device: Device, joined
 /// broadcasts (a broadcast or multicast MAC) or another endpoint's traffic
 /// (an address of this host's endpoints, or outside the network) to a host
 /// of their choosing.
-pub(crate) fn check(p: &Peer, pools: &[Ipv4Net], local: &[Peer], me: Ipv4Addr) -> Result<(), &'static str> {
+pub(crate) fn check(p: &Peer, pools: &[IpNet], local: &[Peer], me: Ipv4Addr) -> Result<(), &'static str> {
     if p.mac[0] & 1 == 1 || p.mac == [0; 6] {
         return Err("a multicast, broadcast or zero MAC");
     }
-    if !pools.iter().any(|net| net.contains(&p.ip)) || pools.iter().any(|net| p.ip == net.network()) {
+    let addresses = p.addresses();
+    if addresses.is_empty() {
+        return Err("no address");
+    }
+    let inside = |a: &IpAddr| pools.iter().any(|net| net.contains(a) && *a != net.network());
+    if !addresses.iter().all(inside) {
         return Err("an address outside the network's pools");
     }
     let h = p.host;
     if h.is_unspecified() || h.is_loopback() || h.is_multicast() || h.is_broadcast() {
         return Err("a host address that is no host");
     }
-    if p.host != me && local.iter().any(|l| l.ip == p.ip || l.mac == p.mac) {
+    let shares = |l: &Peer| l.mac == p.mac || l.addresses().iter().any(|a| addresses.contains(a));
+    if p.host != me && local.iter().any(shares) {
         return Err("the address or MAC of an endpoint of this host");
     }
     Ok(())
 }
 
+impl Peer {
+    /// The endpoint's addresses, IPv4 first.
+    pub(crate) fn addresses(&self) -> Vec<IpAddr> {
+        self.ip.map(IpAddr::V4).into_iter().chain(self.ipv6.map(IpAddr::V6)).collect()
+    }
+}
+
 async fn add(nl: &Netlink, vxlan: u32, p: &Peer) {
+    let peer = p.addresses();
     if let Err(e) = nl.fdb_replace(vxlan, p.mac, IpAddr::V4(p.host)).await {
-        tracing::warn!(peer = %p.ip, host = %p.host, error = %cnm_driverapi::Chain(&e), "cannot program an overlay peer's forwarding entry");
+        tracing::warn!(?peer, host = %p.host, error = %cnm_driverapi::Chain(&e), "cannot program an overlay peer's forwarding entry");
     }
-    if let Err(e) = nl.neigh_replace(vxlan, IpAddr::V4(p.ip), p.mac).await {
-        tracing::warn!(peer = %p.ip, error = %cnm_driverapi::Chain(&e), "cannot program an overlay peer's neighbour entry");
+    for ip in &peer {
+        if let Err(e) = nl.neigh_replace(vxlan, *ip, p.mac).await {
+            tracing::warn!(peer = %ip, error = %cnm_driverapi::Chain(&e), "cannot program an overlay peer's neighbour entry");
+        }
     }
-    tracing::debug!(peer = %p.ip, host = %p.host, "overlay peer added");
+    tracing::debug!(?peer, host = %p.host, "overlay peer added");
 }
 
 async fn remove(nl: &Netlink, vxlan: u32, p: &Peer) {
-    if let Err(e) = nl.neigh_del(vxlan, IpAddr::V4(p.ip)).await {
-        tracing::warn!(peer = %p.ip, error = %cnm_driverapi::Chain(&e), "cannot remove an overlay peer's neighbour entry");
+    let peer = p.addresses();
+    for ip in &peer {
+        if let Err(e) = nl.neigh_del(vxlan, *ip).await {
+            tracing::warn!(peer = %ip, error = %cnm_driverapi::Chain(&e), "cannot remove an overlay peer's neighbour entry");
+        }
     }
     if let Err(e) = nl.fdb_del(vxlan, p.mac, IpAddr::V4(p.host)).await {
-        tracing::warn!(peer = %p.ip, error = %cnm_driverapi::Chain(&e), "cannot remove an overlay peer's forwarding entry");
+        tracing::warn!(?peer, error = %cnm_driverapi::Chain(&e), "cannot remove an overlay peer's forwarding entry");
     }
-    tracing::debug!(peer = %p.ip, host = %p.host, "overlay peer removed");
+    tracing::debug!(?peer, host = %p.host, "overlay peer removed");
 }
 
 #[cfg(test)]
@@ -212,17 +236,29 @@ mod tests {
 
     #[test]
     fn bad_peer_records_are_refused() {
-        let pools: Vec<Ipv4Net> = vec!["10.0.9.0/24".parse().unwrap()];
+        let pools: Vec<IpNet> = vec!["10.0.9.0/24".parse().unwrap(), "fd00:9::/64".parse().unwrap()];
         let me: Ipv4Addr = "192.168.1.1".parse().unwrap();
-        let ok =
-            Peer { ip: "10.0.9.5".parse().unwrap(), mac: [2, 0x42, 10, 0, 9, 5], host: "192.168.1.2".parse().unwrap() };
+        let ok = Peer {
+            ip: Some("10.0.9.5".parse().unwrap()),
+            ipv6: Some("fd00:9::5".parse().unwrap()),
+            mac: [2, 0x42, 10, 0, 9, 5],
+            host: "192.168.1.2".parse().unwrap(),
+        };
         assert_eq!(check(&ok, &pools, &[], me), Ok(()));
+        assert_eq!(check(&Peer { ip: None, ..ok }, &pools, &[], me), Ok(()), "IPv6 only");
+        assert_eq!(check(&Peer { ipv6: None, ..ok }, &pools, &[], me), Ok(()), "IPv4 only");
+        // A record of an older cnm (IPv4 only, no ipv6 field) is read.
+        let old: Peer =
+            serde_json::from_str(r#"{"ip":"10.0.9.5","mac":[2,66,10,0,9,5],"host":"192.168.1.2"}"#).unwrap();
+        assert_eq!(old, Peer { ipv6: None, ..ok });
         let bad = [
             Peer { mac: [0xff; 6], ..ok },
             Peer { mac: [1, 0, 0x5e, 0, 0, 1], ..ok },
             Peer { mac: [0; 6], ..ok },
-            Peer { ip: "10.0.10.5".parse().unwrap(), ..ok },
-            Peer { ip: "10.0.9.0".parse().unwrap(), ..ok },
+            Peer { ip: None, ipv6: None, ..ok },
+            Peer { ip: Some("10.0.10.5".parse().unwrap()), ..ok },
+            Peer { ip: Some("10.0.9.0".parse().unwrap()), ..ok },
+            Peer { ipv6: Some("fd00:10::5".parse().unwrap()), ..ok },
             Peer { host: "127.0.0.1".parse().unwrap(), ..ok },
             Peer { host: "0.0.0.0".parse().unwrap(), ..ok },
             Peer { host: "224.0.0.1".parse().unwrap(), ..ok },
@@ -232,6 +268,8 @@ mod tests {
         }
         let local = Peer { host: me, ..ok };
         assert!(check(&ok, &pools, &[local], me).is_err(), "a local endpoint's address claimed by another host");
+        let local6 = Peer { host: me, ip: None, mac: [2, 0, 0, 0, 0, 1], ..ok };
+        assert!(check(&ok, &pools, &[local6], me).is_err(), "a local endpoint's IPv6 address claimed by another host");
         assert_eq!(check(&local, &pools, &[local], me), Ok(()), "this host's own record");
     }
 }

@@ -862,10 +862,10 @@ mod tests {
         let s = summary(&b);
         assert_eq!(s.first().map(|m| m.0), Some(16), "BEGIN");
         assert_eq!(s.last().map(|m| m.0), Some(17), "END");
-        assert_eq!(s.iter().filter(|m| m.0 == NFT_MSG_NEWSET).count(), 14);
+        assert_eq!(s.iter().filter(|m| m.0 == NFT_MSG_NEWSET).count(), 16);
         assert_eq!(s.iter().filter(|m| m.0 == NFT_MSG_NEWCHAIN).count(), 7);
         for (chain, n) in [
-            ("raw", 2),
+            ("raw", 3),
             ("mark", 2),
             ("forward", 8),
             ("prerouting", 8),
@@ -895,7 +895,7 @@ mod tests {
         }
         assert_eq!(count(&s, NFT_MSG_DELRULE, USER_CHAIN), 0);
         assert_eq!(count(&s, NFT_MSG_NEWRULE, USER_CHAIN), 0);
-        assert_eq!(s.iter().filter(|m| m.0 == NFT_MSG_NEWRULE).count(), 32);
+        assert_eq!(s.iter().filter(|m| m.0 == NFT_MSG_NEWRULE).count(), 33);
     }
 
     #[test]
@@ -948,6 +948,19 @@ mod tests {
         use super::super::elements::key;
         let k = key::concat(&[key::proto(6), key::addr("::1".parse().unwrap()), key::port(80)]);
         assert_eq!(k.len() as u32, type_of(&[InetProto, Ipv6, InetService]).1);
+    }
+
+    #[test]
+    fn the_vni_is_masked_in_its_own_register() {
+        // `ip saddr . udp dport . vni`: 4 + 4 (a port, padded) bytes before the VNI's word.
+        let v = vxlan_key(&[IP_SADDR, TH_DPORT], "vxlan_peers", true);
+        let masked = v.iter().find_map(|e| match e {
+            Expr::Bitwise { sreg, dreg, mask, .. } => Some((*sreg, *dreg, mask.clone())),
+            _ => None,
+        });
+        assert_eq!(masked, Some((R0 + 2, R0 + 2, vec![0xff, 0xff, 0xff, 0])));
+        assert!(matches!(v.last(), Some(Expr::Lookup { set: "vxlan_peers", sreg: R0, invert: true, .. })));
+        assert_eq!(type_of(&[InetService, Vni]), ((13 << 6) | 19, 8));
     }
 
     #[test]
