@@ -845,3 +845,27 @@ async fn ipv6_pings_cross_hosts_on_a_dual_stack_overlay() {
         eventually("the IPv6 gateway on the host's own bridge", 10, || pings(ns, gateway)).await;
     }
 }
+
+/// An address (and the MAC made from it) released on one host and given
+/// to a sandbox on the other is reachable at once: the other host's
+/// bridge had learnt the MAC behind its VXLAN device from the first
+/// sandbox's frames, and forgets it when that endpoint goes. Control: the
+/// first sandbox answered from the other host before it went.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_moving_to_another_host_is_reachable_at_once() {
+    let test = "an_address_moving_to_another_host_is_reachable_at_once";
+    let Some((_underlay, hosts)) = cluster(test, 2).await else { return };
+    let c: Vec<Client> = hosts.iter().map(|d| d.client()).collect();
+    let body = json!({ "Name": "ov", "Driver": "overlay", "IPAM": { "Config": [{ "Subnet": "10.231.84.0/24" }] } });
+    let _: Value = c[0].post("/networks/create", &body).await.unwrap();
+    eventually("listed on host 2", 5, || listed(&c[1], "ov")).await;
+    let (_, w1) = sandbox_on(&c[0], "w1", "ov").await;
+    let (_, w2) = sandbox_on(&c[1], "w2", "ov").await;
+    let (ip, _) = sandbox_on(&c[0], "first", "ov").await;
+    eventually("the control: host 2 reaches the first sandbox", 5, || pings(&w2, ip)).await;
+    c[0].delete("/sandboxes/first").await.unwrap();
+    let (again, _) = sandbox_on(&c[1], "second", "ov").await;
+    assert_eq!(again, ip, "the released address is handed out again");
+    eventually("host 1 reaches the address on host 2", 3, || pings(&w1, ip)).await;
+    eventually("host 2 reaches it locally", 3, || pings(&w2, ip)).await;
+}

@@ -45,6 +45,24 @@ impl Netlink {
             .await
     }
 
+    /// Removes what the bridge that link `index` is a port of has learnt of
+    /// `mac` on that port (`bridge fdb del MAC dev PORT master`; absent is
+    /// fine): a MAC that moves away from behind the port (an address and
+    /// its MAC handed to an endpoint elsewhere) must not stay there until
+    /// the entry ages out.
+    pub async fn fdb_forget_learned(&self, index: u32, mac: [u8; 6]) -> Result<()> {
+        let mut msg = NeighbourMessage::default();
+        msg.header.family = AddressFamily::Bridge;
+        msg.header.ifindex = index;
+        msg.header.flags = NeighbourFlags::Controller;
+        msg.attributes.push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
+        let req = self.handle.neighbours().del(msg).execute();
+        match self.call(|| format!("bridge fdb del {} dev index {index} master", mac_text(mac)), req).await {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other,
+        }
+    }
+
     /// Removes the forwarding entry of `mac` from VXLAN link `index` (absent is fine).
     pub async fn fdb_del(&self, index: u32, mac: [u8; 6], dst: IpAddr) -> Result<()> {
         let mut msg = NeighbourMessage::default();

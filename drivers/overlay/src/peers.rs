@@ -227,6 +227,12 @@ async fn remove(nl: &Netlink, vxlan: u32, p: &Peer) {
     if let Err(e) = nl.fdb_del(vxlan, p.mac, IpAddr::V4(p.host)).await {
         tracing::warn!(?peer, error = %cnm_driverapi::Chain(&e), "cannot remove an overlay peer's forwarding entry");
     }
+    // br0 learnt the MAC behind vxlan0 from the peer's frames: forgotten
+    // now, or an endpoint given the same address (and MAC) on this host
+    // next would get nothing until the entry aged out (300 s).
+    if let Err(e) = nl.fdb_forget_learned(vxlan, p.mac).await {
+        tracing::warn!(?peer, error = %cnm_driverapi::Chain(&e), "cannot clear what the bridge learnt of an overlay peer");
+    }
     tracing::debug!(?peer, host = %p.host, "overlay peer removed");
 }
 
