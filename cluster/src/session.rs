@@ -139,7 +139,10 @@ impl ClusterConfig {
         if let Some(key) = options.keys().find(|k| !STORE_OPTIONS.contains(&k.as_str())) {
             return Err(invalid(key, &format!("unknown (known: {})", STORE_OPTIONS.join(", "))));
         }
-        let get = |k: &str| options.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+        if let Some((key, _)) = options.iter().find(|(_, v)| v.trim().is_empty()) {
+            return Err(invalid(key, "empty value"));
+        }
+        let get = |k: &str| options.get(k).map(|v| v.trim());
         let identity = match (get("kv.certfile"), get("kv.keyfile")) {
             (Some(c), Some(k)) => Some((PathBuf::from(c), PathBuf::from(k))),
             (None, None) => None,
@@ -169,6 +172,9 @@ impl ClusterConfig {
             (Some(_), None) => return Err(invalid("kv.username", "needs kv.passwordfile")),
             (None, Some(_)) => return Err(invalid("kv.passwordfile", "needs kv.username")),
         };
+        if self.credentials.is_some() && self.tls.is_none() {
+            return Err(invalid("kv.username", "needs kv.cacertfile: a password is not sent to etcd in plaintext"));
+        }
         Ok(self)
     }
 }
@@ -553,11 +559,18 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("password");
         std::fs::write(&file, "s3cret\n").unwrap();
-        let c =
-            base().with_options(&opts(&[("kv.username", "cnm"), ("kv.passwordfile", file.to_str().unwrap())])).unwrap();
+        let c = base()
+            .with_options(&opts(&[
+                ("kv.cacertfile", "/ca"),
+                ("kv.username", "cnm"),
+                ("kv.passwordfile", file.to_str().unwrap()),
+            ]))
+            .unwrap();
         let creds = c.credentials.unwrap();
         assert_eq!((creds.user.as_str(), creds.password.as_str()), ("cnm", "s3cret"));
         assert!(!format!("{creds:?}").contains("s3cret"), "the password is never printed");
+        let plain = base().with_options(&opts(&[("kv.username", "cnm"), ("kv.passwordfile", file.to_str().unwrap())]));
+        assert!(plain.unwrap_err().to_string().contains("not sent to etcd in plaintext"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -570,7 +583,11 @@ mod tests {
             (vec![("kv.certfile", "/c"), ("kv.keyfile", "/k")], "kv.certfile"),
             (vec![("kv.username", "cnm")], "kv.username"),
             (vec![("kv.passwordfile", "/p")], "kv.passwordfile"),
-            (vec![("kv.username", "cnm"), ("kv.passwordfile", "/nonexistent/cnm")], "kv.passwordfile"),
+            (
+                vec![("kv.cacertfile", "/ca"), ("kv.username", "cnm"), ("kv.passwordfile", "/nonexistent/cnm")],
+                "kv.passwordfile",
+            ),
+            (vec![("kv.cacertfile", "")], "kv.cacertfile"),
         ] {
             let e = base().with_options(&opts(&kv)).unwrap_err();
             assert!(e.to_string().contains(named), "{kv:?}: {e}");

@@ -11,7 +11,10 @@
 //! it gets an address (a key written only if the network's record still
 //! exists, one transaction), and a removal first deletes the network's
 //! record only if no claim exists (one transaction). Whichever comes
-//! first wins; the other is refused.
+//! first wins; the other is refused. Claims live on the host's lease (a
+//! dead host does not hold a network forever): a host cut off for longer
+//! than the lease holds nothing back, and one whose claims are refused
+//! when it is back (the network was removed meanwhile) logs it.
 //!
 //! Keys (under the cluster's prefix): `networks/<id>` holds a network as
 //! [`GlobalNetwork`]; `endpoints/<id>/<endpoint>` a claim (the host's
@@ -220,7 +223,8 @@ mod member {
                 .await
                 .map_err(|e| unavailable("claim an endpoint of the network", e))?;
             if !claimed {
-                return Err(Error::Forbidden(format!("network {nid} was removed from the cluster")));
+                // Removed from the cluster meanwhile (this host forgets it next).
+                return Err(Error::NetworkNotFound(nid.to_string()));
             }
             Ok(())
         }
@@ -238,11 +242,18 @@ mod member {
                 let st = ctrl.st();
                 st.endpoints
                     .values()
+                    .filter(|e| e.phase == crate::model::Phase::Ready)
                     .filter(|e| st.networks.get(&e.network_id).is_some_and(|n| n.global))
                     .map(|e| (e.network_id.clone(), e.id.clone()))
                     .collect()
             };
             for (nid, eid) in mine {
+                // Under the network's lock, and only if the endpoint is
+                // still here: a claim never outlives its endpoint.
+                let _lock = ctrl.inner.locks.lock(&nid).await;
+                if !ctrl.st().endpoints.contains_key(&eid) {
+                    continue;
+                }
                 if let Err(e) = self.claim_endpoint(&nid, &eid).await {
                     tracing::warn!(endpoint = %eid, network = %nid, error = %crate::Chain(&e), "cannot claim an endpoint again");
                 }

@@ -484,7 +484,9 @@ fn vxlan_frame(
 /// address inside, never reaches the sandbox, while the sandboxes of the
 /// two hosts keep reaching each other. Control: once the store holds a
 /// peer record naming the attacker's address (as a writer to etcd could
-/// add), the same frame is delivered; once it is deleted, it is dropped again.
+/// add), the same frame is delivered; once it is deleted, it is dropped
+/// again; and after cnm's table is removed behind cnm's back (and
+/// repaired), it is dropped still.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vxlan_from_a_non_peer_is_dropped() {
     let test = "vxlan_from_a_non_peer_is_dropped";
@@ -550,15 +552,41 @@ async fn vxlan_from_a_non_peer_is_dropped() {
     let k = key.clone();
     underlay.as_store_client(move |etcd| async move { etcd.delete(&k).await.unwrap() }).await;
     // Dropped again once the record is gone (the watch may take a moment).
-    let mut dropped = 0;
-    for _ in 0..20 {
+    let host1 = hosts[0].host.ns_path();
+    let peers = move || {
+        let out = std::process::Command::new("nsenter")
+            .arg(format!("--net={}", host1.display()))
+            .args(["nft", "list", "set", "inet", "cnm", "vxlan_peers"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let p = peers.clone();
+    eventually("the attacker's address leaves the peers", 10, || {
+        let p = p.clone();
+        async move { !p().contains(common::cluster::ETCD) }
+    })
+    .await;
+    while delivered(&rx) {}
+    for _ in 0..3 {
         inject().await;
-        dropped = if delivered(&rx) { 0 } else { dropped + 1 };
-        if dropped == 3 {
-            break;
-        }
+        assert!(!delivered(&rx), "the peer's removal closed the filter again: {}", peers());
     }
-    assert_eq!(dropped, 3, "the peer's removal closed the filter again");
+
+    // cnm's table removed behind cnm's back: the filter comes back with it
+    // (a filter that stayed away would let the frame through: see the control).
+    cnm_tests::nft(&hosts[0].host.ns, &["delete", "table", "inet", "cnm"]).await;
+    let p = peers.clone();
+    eventually("the VXLAN filter is put back", 10, || {
+        let p = p.clone();
+        async move { p().contains("192.168.231.2") }
+    })
+    .await;
+    for _ in 0..3 {
+        inject().await;
+        assert!(!delivered(&rx), "after the table's repair, a VXLAN frame from a non-peer reached the sandbox");
+    }
+    assert!(pings(&ns1, ip2).await, "the peers' traffic passes after the repair");
 }
 
 /// etcd's administration messages the test sends (users, roles, auth), as

@@ -102,11 +102,20 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-/// The user a client authenticates as, and its current token.
-#[derive(Debug)]
+/// An etcd auth token, as request metadata (marked sensitive: never printed).
+type Token = tonic::metadata::MetadataValue<tonic::metadata::Ascii>;
+
+/// The user a client authenticates as, and its current token (neither the
+/// password nor the token is ever printed).
 struct Auth {
     credentials: Credentials,
-    token: tokio::sync::Mutex<Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>>,
+    token: tokio::sync::Mutex<Option<Token>>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth").field("user", &self.credentials.user).finish_non_exhaustive()
+    }
 }
 
 /// A client of one etcd cluster (cheap to clone).
@@ -177,11 +186,19 @@ impl Etcd {
 
     /// `request` with the user's token (authenticating first when there is
     /// none yet, or when `renew`), if the client has credentials.
-    async fn authorized<T>(&self, request: T, renew: bool) -> Result<tonic::Request<T>, EtcdError> {
+    /// `request` with the user's token, authenticating first when there is
+    /// none yet or when the current one is `refused` (a request that saw
+    /// an older token refused uses the one another request got since);
+    /// the token it carries is returned with it.
+    async fn authorized<T>(
+        &self,
+        request: T,
+        refused: Option<&Token>,
+    ) -> Result<(tonic::Request<T>, Option<Token>), EtcdError> {
         let mut request = tonic::Request::new(request);
-        let Some(auth) = &self.auth else { return Ok(request) };
+        let Some(auth) = &self.auth else { return Ok((request, None)) };
         let mut token = auth.token.lock().await;
-        if renew || token.is_none() {
+        if token.is_none() || (refused.is_some() && token.as_ref() == refused) {
             let c = &auth.credentials;
             let req = AuthenticateRequest { name: c.user.clone(), password: c.password.clone() };
             let codec = ProstCodec::<AuthenticateRequest, AuthenticateResponse>::default();
@@ -191,15 +208,16 @@ impl Etcd {
                 tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => EtcdError::Status(source),
                 _ => EtcdError::Authentication { user: c.user.clone(), source },
             })?;
-            let value = answer.into_inner().token.parse().map_err(|_| {
+            let mut value: Token = answer.into_inner().token.parse().map_err(|_| {
                 EtcdError::Status(tonic::Status::internal("etcd answered a token that is not valid metadata"))
             })?;
+            value.set_sensitive(true);
             *token = Some(value);
         }
         if let Some(t) = token.as_ref() {
             request.metadata_mut().insert("token", t.clone());
         }
-        Ok(request)
+        Ok((request, token.clone()))
     }
 
     async fn unary<Req, Resp>(&self, path: &'static str, req: Req) -> Result<Resp, EtcdError>
@@ -207,24 +225,36 @@ impl Etcd {
         Req: prost::Message + Clone + Send + Sync + 'static,
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
-        match self.unary_once(path, req.clone(), false).await {
-            Err(EtcdError::Status(s)) if self.auth.is_some() && token_refused(&s) => {
-                self.unary_once(path, req, true).await
+        match self.unary_once(path, req.clone(), None).await {
+            (Err(EtcdError::Status(s)), used) if self.auth.is_some() && token_refused(&s) => {
+                self.unary_once(path, req, used.as_ref()).await.0
             }
-            other => other,
+            (other, _) => other,
         }
     }
 
-    async fn unary_once<Req, Resp>(&self, path: &'static str, req: Req, renew: bool) -> Result<Resp, EtcdError>
+    /// One call, with the token it carried.
+    async fn unary_once<Req, Resp>(
+        &self,
+        path: &'static str,
+        req: Req,
+        refused: Option<&Token>,
+    ) -> (Result<Resp, EtcdError>, Option<Token>)
     where
         Req: prost::Message + Send + Sync + 'static,
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
-        let request = self.authorized(req, renew).await?;
-        let mut grpc = self.ready().await?;
+        let (request, used) = match self.authorized(req, refused).await {
+            Ok(r) => r,
+            Err(e) => return (Err(e), None),
+        };
+        let mut grpc = match self.ready().await {
+            Ok(g) => g,
+            Err(e) => return (Err(e), used),
+        };
         let codec = ProstCodec::<Req, Resp>::default();
         let path = http::uri::PathAndQuery::from_static(path);
-        Ok(grpc.unary(request, path, codec).await?.into_inner())
+        (grpc.unary(request, path, codec).await.map(|r| r.into_inner()).map_err(EtcdError::from), used)
     }
 
     /// Calls any unary RPC of etcd's API by its path (for administration
@@ -250,7 +280,7 @@ impl Etcd {
         tx.send(first).await.map_err(|_| EtcdError::Closed)?;
         // A refused token shows in the first answer of the stream, or in a
         // unary request: the next stream is opened with a new one.
-        let request = self.authorized(ReceiverStream::new(rx), false).await?;
+        let (request, _) = self.authorized(ReceiverStream::new(rx), None).await?;
         let mut grpc = self.ready().await?;
         let codec = ProstCodec::<Req, Resp>::default();
         let path = http::uri::PathAndQuery::from_static(path);

@@ -23,7 +23,10 @@ impl Network {
         let ctrl = &self.ctrl;
         let _lock = ctrl.inner.locks.lock(&self.id).await;
         let rec = self.create_locked(name, config, None).await?;
-        ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec).await?;
+        if let Err(e) = ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec).await {
+            ctrl.cluster_release_endpoint(&self.id, &rec.id).await;
+            return Err(e);
+        }
         let ep = Endpoint::handle(ctrl, &rec);
         ctrl.st().endpoints.insert(rec.id.clone(), rec);
         Ok(ep)

@@ -42,6 +42,11 @@ impl Controller {
             return Err(Error::NetworkNameExists(name.to_string()));
         }
         let global = drv.capability().data_scope == cnm_driverapi::Scope::Global;
+        if global && name == crate::sandbox::gwbridge::GWBRIDGE {
+            return Err(Error::Forbidden(format!(
+                "{name} is the local gateway bridge's name: a network of global scope cannot have it"
+            )));
+        }
         if global && !self.inner.config.cluster {
             return Err(Error::Forbidden(format!(
                 "driver {driver} has global scope: its networks need a cluster store (cnmd --cluster-store etcd://HOST:PORT --advertise-addr IP)"

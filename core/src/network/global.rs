@@ -94,6 +94,9 @@ impl Controller {
         if rec.config.config_only {
             return refuse("a configuration-only network is not shared".into());
         }
+        if rec.name == crate::sandbox::gwbridge::GWBRIDGE {
+            return refuse("the gateway bridge's name is this host's own".into());
+        }
         for (pools, v6) in [(&rec.ipv4, false), (&rec.ipv6, true)] {
             for p in pools {
                 let inside = |a: &ipnet::IpNet| p.pool.contains(&a.addr());

@@ -31,7 +31,12 @@ impl Controller {
             return Ok(());
         }
         let net = match self.network_by_name(GWBRIDGE).await {
-            Ok(n) => n,
+            Ok(n) if n.driver_name() == "bridge" && !matches!(self.global_network(n.id()), Ok(Some(_))) => n,
+            Ok(_) => {
+                return Err(Error::Forbidden(format!(
+                    "network {GWBRIDGE} is not a local bridge network: it cannot be the gateway bridge"
+                )));
+            }
             Err(_) => {
                 let mut cfg = NetworkConfig::default();
                 for (k, v) in [

@@ -67,9 +67,29 @@ pub(crate) struct Device {
 }
 
 impl Device {
+    /// Puts the network's filter back after cnm's table was removed
+    /// behind its back (and made again, empty, by whoever repairs it):
+    /// the peers are set again next.
+    async fn refilter(&self, applied: &mut Option<BTreeSet<Ipv4Addr>>) {
+        let Some(fw) = &self.firewall else { return };
+        *applied = None;
+        let put_back = async {
+            fw.ensure_base().await?;
+            fw.add_vxlan(self.filter).await
+        };
+        if let Err(e) = put_back.await {
+            tracing::warn!(vni = self.filter.vni, error = %cnm_driverapi::Chain(&e), "cannot put an overlay network's VXLAN filter back");
+        } else {
+            tracing::info!(
+                vni = self.filter.vni,
+                "overlay network's VXLAN filter put back after the table was removed"
+            );
+        }
+    }
+
     /// Makes the hosts of `peers` (other than this one) the only sources
     /// of the network's VXLAN, if they are not already (`applied`); a
-    /// failure is logged and tried again at the next change.
+    /// failure is logged and tried again within a second.
     async fn accept_from(&self, peers: &HashMap<String, Peer>, me: Ipv4Addr, applied: &mut Option<BTreeSet<Ipv4Addr>>) {
         let Some(fw) = &self.firewall else { return };
         let hosts: BTreeSet<Ipv4Addr> = peers.values().map(|p| p.host).filter(|h| *h != me).collect();
@@ -98,6 +118,15 @@ pub(crate) async fn follow(cluster: Cluster, nid: String, device: Device, joined
     let me = cluster.advertise();
     let mut rx = cluster.watch(&prefix(&nid));
     let mut known: HashMap<String, Peer> = HashMap::new();
+    // cnm's table removed behind our back: the filter is put back.
+    let mut removed = device.firewall.as_ref().and_then(|fw| fw.table_removed());
+    let table_removed = async |removed: &mut Option<tokio::sync::watch::Receiver<u64>>| match removed {
+        Some(rx) => rx.changed().await.is_ok(),
+        None => std::future::pending().await,
+    };
+    // A failed setting of the peers is tried again every second.
+    let mut retry = tokio::time::interval(std::time::Duration::from_secs(1));
+    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // A key becomes forwarding and neighbour entries only once it is checked.
     let read = |k: &str, v: &[u8]| -> Option<Peer> {
         let peer = match serde_json::from_slice::<Peer>(v) {
@@ -131,6 +160,19 @@ pub(crate) async fn follow(cluster: Cluster, nid: String, device: Device, joined
                 if *leases.borrow_and_update() != 0 {
                     republish(&cluster, &nid, &joined).await;
                 }
+                continue;
+            }
+            still = table_removed(&mut removed) => {
+                if !still {
+                    removed = None;
+                    continue;
+                }
+                device.refilter(&mut applied).await;
+                device.accept_from(&known, me, &mut applied).await;
+                continue;
+            }
+            _ = retry.tick(), if applied.is_none() && device.firewall.is_some() => {
+                device.accept_from(&known, me, &mut applied).await;
                 continue;
             }
         };
