@@ -188,6 +188,11 @@ pub enum Event {
     Put(String, Vec<u8>),
     /// A key was deleted (or its lease expired).
     Delete(String),
+    /// This host has a new lease (the first, or one granted again after
+    /// the old one expired, during a partition longer than its TTL, say):
+    /// every key it had put on the old one is gone, and whoever owns keys
+    /// of this prefix puts them again.
+    LeaseGranted,
 }
 
 /// One daemon's session with the cluster store (cheap to clone).
@@ -314,15 +319,6 @@ impl Cluster {
         // Keys must not be put on a lease that may have expired: callers wait for the new one.
         self.inner.lease.send_replace(0);
         tracing::warn!("cluster store lease lost; granting a new one");
-    }
-
-    /// The lease this host's keys are attached to, as it changes: 0 while
-    /// none is granted, then each new lease's id. A change to a new lease
-    /// (after the old one expired, say, during a partition longer than its
-    /// TTL) means that every key on the old one is gone from the store:
-    /// their owners publish them again at once.
-    pub fn leases(&self) -> tokio::sync::watch::Receiver<i64> {
-        self.inner.lease.subscribe()
     }
 
     /// This host's lease id, waiting (bounded by the deadline) until one is granted.
@@ -458,6 +454,15 @@ impl Cluster {
     pub fn watch(&self, prefix: &str) -> mpsc::Receiver<Event> {
         let (tx, rx) = mpsc::channel(1024);
         let (cluster, prefix) = (self.clone(), prefix.to_string());
+        let mut leases = self.inner.lease.subscribe();
+        let granted = tx.clone();
+        tokio::spawn(async move {
+            while leases.changed().await.is_ok() {
+                if *leases.borrow_and_update() != 0 && granted.send(Event::LeaseGranted).await.is_err() {
+                    return;
+                }
+            }
+        });
         tokio::spawn(async move { cluster.follow(prefix, tx).await });
         rx
     }

@@ -319,6 +319,8 @@ mod member {
                                 forget(&ctrl, id).await;
                             }
                         }
+                        // Network records are on no lease.
+                        Event::LeaseGranted => {}
                     }
                 }
             });
@@ -328,31 +330,12 @@ mod member {
         /// (re)connection and each new lease, publishes this host's own again.
         fn follow_names(&self, ctrl: &Controller) {
             let mut rx = self.cluster.watch("names/");
-            let mut leases = self.cluster.leases();
             let me = self.clone();
             let weak = std::sync::Arc::downgrade(&ctrl.inner);
             tokio::spawn(async move {
                 let mine = me.cluster.advertise();
                 let remote = |v: &[u8]| serde_json::from_slice::<NameRecord>(v).ok().filter(|r| r.host != mine);
-                loop {
-                    let event = tokio::select! {
-                        event = rx.recv() => match event {
-                            Some(event) => event,
-                            None => return,
-                        },
-                        // A new lease: this host's names went with the old one.
-                        changed = leases.changed() => {
-                            if changed.is_err() {
-                                return;
-                            }
-                            let granted = *leases.borrow_and_update() != 0;
-                            if let (true, Some(ctrl)) = (granted, upgrade(&weak)) {
-                                me.claim_all(&ctrl).await;
-                                me.publish_all_names(&ctrl).await;
-                            }
-                            continue;
-                        }
-                    };
+                while let Some(event) = rx.recv().await {
                     let Some(ctrl) = upgrade(&weak) else { return };
                     match event {
                         Event::Resync(kvs) => {
@@ -367,6 +350,11 @@ mod member {
                             }
                         }
                         Event::Delete(k) => ctrl.set_remote_names(&k, None),
+                        // This host's claims and names went with its old lease.
+                        Event::LeaseGranted => {
+                            me.claim_all(&ctrl).await;
+                            me.publish_all_names(&ctrl).await;
+                        }
                     }
                 }
             });

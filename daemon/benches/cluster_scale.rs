@@ -17,8 +17,9 @@
 //! - cnmd's resident memory per host;
 //! - convergence after a host's cnmd restarts (SIGKILL, start: until a
 //!   sandbox attached there answers every other host) and after a host cut
-//!   off the underlay longer than its lease (7 s) is plugged back (until
-//!   its sandbox answers every other host again).
+//!   off the underlay longer than its lease (until its keys have left the
+//!   store) is plugged back (until its sandbox answers every other host
+//!   again).
 //!
 //! Requests per attach must not grow with N. Needs real root, etcd
 //! (etcd-server), openssl and nsenter; bounded (each N is torn down before
@@ -27,35 +28,11 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::cluster::{ETCD, cluster, eventually, listed, sandbox_on};
+use cnm_tests::eventually;
+use common::cluster::{cluster, listed, metric_sum, sandbox_on};
 use serde_json::{Value, json};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
-
-/// etcd's metrics page (plain HTTP on its metrics port).
-async fn etcd_metrics(underlay: &common::cluster::Underlay) -> String {
-    underlay
-        .ns
-        .run(|| {
-            use std::io::{Read, Write};
-            let mut s = std::net::TcpStream::connect(format!("{ETCD}:2381")).expect("etcd metrics");
-            s.write_all(b"GET /metrics HTTP/1.0\r\nHost: etcd\r\n\r\n").unwrap();
-            let mut out = String::new();
-            s.read_to_string(&mut out).unwrap();
-            out
-        })
-        .await
-        .unwrap()
-}
-
-/// The sum of the values of `metrics`' lines that start with `prefix` and pass `keep`.
-fn metric_sum(metrics: &str, prefix: &str, keep: impl Fn(&str) -> bool) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with(prefix) && keep(l))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
 
 /// etcd's counters: unary requests, bytes in and out, watch events sent.
 #[derive(Clone, Copy, Default)]
@@ -67,7 +44,7 @@ struct Work {
 }
 
 async fn work(underlay: &common::cluster::Underlay) -> Work {
-    let m = etcd_metrics(underlay).await;
+    let m = underlay.etcd_metrics().await;
     Work {
         unary: metric_sum(&m, "grpc_server_handled_total{", |l| l.contains("grpc_type=\"unary\"")),
         bytes_in: metric_sum(&m, "etcd_network_client_grpc_received_bytes_total", |_| true),
@@ -187,9 +164,11 @@ async fn run(n: u8, m: usize) {
     let others: Vec<_> = watchers[..last].to_vec();
     let restarted = *answered(&hosts, first_answers(&others, ip, restart).await).iter().max().unwrap();
 
-    // A host cut off longer than its lease, then plugged back.
+    // A host cut off longer than its lease (until its keys leave the store), then plugged back.
+    let nid = c[0].get::<Value>("/networks/ov").await.unwrap()["Id"].as_str().unwrap().to_string();
     underlay.cut(n, true).await;
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    let cut = format!("192.168.231.{n}");
+    eventually("the cut host's keys leave the store", 20, || async { underlay.peers_of(&nid, &cut).await == 0 }).await;
     let heal = Instant::now();
     underlay.cut(n, false).await;
     let healed = *answered(&hosts, first_answers(&others, ip, heal).await).iter().max().unwrap();

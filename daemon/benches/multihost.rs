@@ -16,7 +16,8 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::cluster::{ETCD, cluster, eventually, listed, pings, sandbox_on};
+use cnm_tests::eventually;
+use common::cluster::{cluster, listed, metric_sum, pings, sandbox_on};
 use serde_json::{Value, json};
 use std::net::IpAddr;
 use std::path::Path;
@@ -37,31 +38,6 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// etcd's metrics page.
-async fn etcd_metrics(underlay: &common::cluster::Underlay) -> String {
-    underlay
-        .ns
-        .run(|| {
-            use std::io::{Read, Write};
-            let mut s = std::net::TcpStream::connect(format!("{ETCD}:2381")).expect("etcd metrics");
-            s.write_all(b"GET /metrics HTTP/1.0\r\nHost: etcd\r\n\r\n").unwrap();
-            let mut out = String::new();
-            s.read_to_string(&mut out).unwrap();
-            out
-        })
-        .await
-        .unwrap()
-}
-
-/// The value of each line of `metrics` that starts with `prefix` (and passes `keep`), summed.
-fn metric_sum(metrics: &str, prefix: &str, keep: impl Fn(&str) -> bool) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with(prefix) && keep(l))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// What etcd has done so far: KV requests handled (Range, Txn, Put,
 /// DeleteRange), and its write-ahead log's fsyncs (count, seconds).
 #[derive(Clone, Copy)]
@@ -72,7 +48,7 @@ struct EtcdWork {
 }
 
 async fn etcd_work(underlay: &common::cluster::Underlay) -> EtcdWork {
-    let m = etcd_metrics(underlay).await;
+    let m = underlay.etcd_metrics().await;
     EtcdWork {
         kv_requests: metric_sum(&m, "grpc_server_handled_total{", |l| l.contains("etcdserverpb.KV")),
         fsyncs: metric_sum(&m, "etcd_disk_wal_fsync_duration_seconds_count", |_| true),

@@ -9,8 +9,9 @@
 
 mod common;
 
+use cnm_tests::eventually;
 use cnmd::client::Client;
-use common::cluster::{cluster, eventually, listed, pings, sandbox_on};
+use common::cluster::{cluster, listed, pings, sandbox_on};
 use serde_json::{Value, json};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -760,17 +761,8 @@ async fn a_partition_longer_than_the_lease_heals() {
     eventually("s1 reaches s2", 5, || pings(&ns1, ip2)).await;
 
     underlay.cut(2, true).await;
-    let prefix = format!("overlay/peers/{nid}/");
-    let (underlay_ref, prefix_ref) = (&underlay, &prefix);
-    eventually("host 2's endpoint leaves the store with its lease", 20, || async move {
-        let prefix = prefix_ref.clone();
-        let left = underlay_ref
-            .as_store_client(move |etcd| async move {
-                let (kvs, _) = etcd.list(&prefix).await.unwrap();
-                kvs.iter().filter(|(_, v)| String::from_utf8_lossy(v).contains("192.168.231.2")).count()
-            })
-            .await;
-        left == 0
+    eventually("host 2's endpoint leaves the store with its lease", 20, || async {
+        underlay.peers_of(&nid, "192.168.231.2").await == 0
     })
     .await;
     let mut during = Vec::new();

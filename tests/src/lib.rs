@@ -99,6 +99,20 @@ pub fn init_logging() {
     }
 }
 
+/// Waits (at most `secs`, polling every 50 ms) until `f` holds; fails the
+/// test naming `what` otherwise.
+pub async fn eventually<F, Fut>(what: &str, secs: u64, f: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let end = std::time::Instant::now() + Duration::from_secs(secs);
+    while !f().await {
+        assert!(std::time::Instant::now() < end, "{what}: not within {secs} s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Registers what every Docker host has on `builder`: the `null` driver and
 /// the `default` (avoiding the host's networks) and `null` IPAMs.
 pub fn with_defaults(builder: cnm::ControllerBuilder) -> cnm::ControllerBuilder {

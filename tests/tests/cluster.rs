@@ -12,9 +12,10 @@ use cnm::osl::{Namespace, VethSpec};
 use cnm::{Controller, EndpointConfig, JoinOptions, NetworkConfig, SandboxConfig};
 use cnm_tests::TestHost;
 use cnm_tests::etcd::Etcd;
+use cnm_tests::eventually;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A controller on `h`, a member through `etcd` with underlay address
 /// `advertise`: the null, bridge and overlay drivers, the default IPAM
@@ -37,19 +38,6 @@ async fn member(h: &TestHost, etcd: &Etcd, advertise: Ipv4Addr) -> Controller {
         .build()
         .await
         .expect("a member controller")
-}
-
-/// Waits (at most `secs`) until `f` holds.
-async fn eventually<F, Fut>(what: &str, secs: u64, f: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let end = Instant::now() + Duration::from_secs(secs);
-    while !f().await {
-        assert!(Instant::now() < end, "{what}: not within {secs} s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn pings(ns: &Namespace, ip: IpAddr) -> bool {

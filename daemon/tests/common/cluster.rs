@@ -198,6 +198,31 @@ impl Underlay {
             .unwrap()
     }
 
+    /// etcd's metrics page (plain HTTP on its metrics port, 2381).
+    pub async fn etcd_metrics(&self) -> String {
+        self.ns
+            .run(|| {
+                use std::io::{Read, Write};
+                let mut s = std::net::TcpStream::connect(format!("{ETCD}:2381")).expect("etcd metrics");
+                s.write_all(b"GET /metrics HTTP/1.0\r\nHost: etcd\r\n\r\n").unwrap();
+                let mut out = String::new();
+                s.read_to_string(&mut out).unwrap();
+                out
+            })
+            .await
+            .unwrap()
+    }
+
+    /// How many of network `nid`'s peer records in the store are host `host`'s.
+    pub async fn peers_of(&self, nid: &str, host: &str) -> usize {
+        let (prefix, host) = (format!("overlay/peers/{nid}/"), format!("\"{host}\""));
+        self.as_store_client(move |etcd| async move {
+            let (kvs, _) = etcd.list(&prefix).await.unwrap();
+            kvs.iter().filter(|(_, v)| String::from_utf8_lossy(v).contains(&host)).count()
+        })
+        .await
+    }
+
     pub fn etcd_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("etcd.log")).unwrap_or_default()
     }
@@ -239,17 +264,14 @@ pub async fn cluster(test: &str, n: u8) -> Option<(Underlay, Vec<Daemon>)> {
     Some((underlay, hosts))
 }
 
-/// Waits (at most `secs`) until `f` holds.
-pub async fn eventually<F, Fut>(what: &str, secs: u64, f: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let end = Instant::now() + Duration::from_secs(secs);
-    while !f().await {
-        assert!(Instant::now() < end, "{what}: not within {secs} s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// The sum of the values of etcd's `metrics` lines that start with
+/// `prefix` and pass `keep`.
+pub fn metric_sum(metrics: &str, prefix: &str, keep: impl Fn(&str) -> bool) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(prefix) && keep(l))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// Whether `net` is listed by the daemon behind `c`.

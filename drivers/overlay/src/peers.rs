@@ -114,7 +114,6 @@ impl Device {
 pub(crate) async fn follow(cluster: Cluster, nid: String, device: Device, joined: Joined, pools: Vec<IpNet>) {
     let (nl, vxlan) = (&device.nl, device.index);
     let mut applied: Option<BTreeSet<Ipv4Addr>> = None;
-    let mut leases = cluster.leases();
     let me = cluster.advertise();
     let mut rx = cluster.watch(&prefix(&nid));
     let mut known: HashMap<String, Peer> = HashMap::new();
@@ -152,16 +151,6 @@ pub(crate) async fn follow(cluster: Cluster, nid: String, device: Device, joined
                 Some(event) => event,
                 None => return,
             },
-            // A new lease: this host's keys went with the old one.
-            changed = leases.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-                if *leases.borrow_and_update() != 0 {
-                    republish(&cluster, &nid, &joined).await;
-                }
-                continue;
-            }
             still = table_removed(&mut removed) => {
                 if !still {
                     removed = None;
@@ -192,6 +181,11 @@ pub(crate) async fn follow(cluster: Cluster, nid: String, device: Device, joined
             },
             Event::Delete(k) => {
                 wanted.remove(&k);
+            }
+            // This host's keys went with its old lease.
+            Event::LeaseGranted => {
+                republish(&cluster, &nid, &joined).await;
+                continue;
             }
         }
         // A new host's VXLAN is let in before its entries are programmed;
