@@ -2,13 +2,16 @@
 //!
 //! Keys: `ipam/pools/<pool>` (one per pool, created by compare-and-swap;
 //! `/` in a prefix is written `_`) and `ipam/addrs/<pool>/<address>` (one
-//! per address given out). Automatic pools are /24s of 10.0.0.0/8, the
-//! lowest free; addresses are the lowest free of the pool (or its range).
+//! per address given out), each holding the address of the host that
+//! asked for it: after a restart, a host releases what it was given that
+//! its records do not hold (a crash between the answer and the record).
+//! Automatic pools are /24s of 10.0.0.0/8, the lowest free; addresses are
+//! the lowest free of the pool (or its range).
 
 use crate::Cluster;
 use async_trait::async_trait;
 use cnm_ipamapi::{
-    AddressSpaces, Error, Ipam, IpamCapability, ReleaseAddressRequest, ReleasePoolRequest, RequestAddressRequest,
+    AddressSpaces, Error, Held, Ipam, IpamCapability, ReleaseAddressRequest, ReleasePoolRequest, RequestAddressRequest,
     RequestAddressResponse, RequestPoolRequest, RequestPoolResponse, Result,
 };
 use ipnet::{IpNet, Ipv4Net};
@@ -59,6 +62,45 @@ impl GlobalIpam {
         GlobalIpam { cluster, local }
     }
 
+    /// The value of the keys this host creates: its address.
+    fn owner(&self) -> Vec<u8> {
+        self.cluster.advertise().to_string().into_bytes()
+    }
+
+    /// Releases the pools and addresses of the global space this host was
+    /// given that `held` does not hold.
+    async fn sweep(&self, held: &Held) -> Result<()> {
+        let owner = self.owner();
+        let pools: BTreeSet<IpNet> = held.pools.iter().filter_map(|id| Some(parse_id(id)?.0)).collect();
+        let (kvs, _) = self.cluster.list("ipam/pools/").await.map_err(store_error)?;
+        for (key, value) in kvs {
+            let Some(pool) = key.strip_prefix("ipam/pools/").and_then(|p| p.replace('_', "/").parse::<IpNet>().ok())
+            else {
+                continue;
+            };
+            if value == owner && !pools.contains(&pool) {
+                tracing::info!(%pool, "releasing a pool no network holds (a crash before its record)");
+                self.release_pool(ReleasePoolRequest { pool_id: format!("{GLOBAL_DEFAULT}/{pool}") }).await?;
+            }
+        }
+        let addresses: BTreeSet<(IpNet, IpAddr)> =
+            held.addresses.iter().filter_map(|(id, a)| Some((parse_id(id)?.0, *a))).collect();
+        let (kvs, _) = self.cluster.list("ipam/addrs/").await.map_err(store_error)?;
+        for (key, value) in kvs {
+            let Some((pool, addr)) = key.strip_prefix("ipam/addrs/").and_then(|rest| {
+                let (pool, addr) = rest.rsplit_once('/')?;
+                Some((pool.replace('_', "/").parse::<IpNet>().ok()?, addr.parse::<IpAddr>().ok()?))
+            }) else {
+                continue;
+            };
+            if value == owner && !addresses.contains(&(pool, addr)) {
+                tracing::info!(%addr, "releasing an address no record holds (a crash before its record)");
+                self.cluster.delete(&key).await.map_err(store_error)?;
+            }
+        }
+        Ok(())
+    }
+
     async fn pools(&self) -> Result<Vec<IpNet>> {
         let (kvs, _) = self.cluster.list("ipam/pools/").await.map_err(store_error)?;
         Ok(kvs.iter().filter_map(|(k, _)| k.strip_prefix("ipam/pools/")?.replace('_', "/").parse().ok()).collect())
@@ -85,7 +127,7 @@ impl GlobalIpam {
                     free.ok_or(Error::NoAvailablePool)?
                 }
             };
-            if self.cluster.create(&format!("ipam/pools/{}", enc(&pool)), b"").await.map_err(store_error)? {
+            if self.cluster.create(&format!("ipam/pools/{}", enc(&pool)), &self.owner()).await.map_err(store_error)? {
                 let mut id = format!("{GLOBAL_DEFAULT}/{pool}");
                 if let Some(s) = req.sub_pool {
                     id = format!("{id}/{s}");
@@ -120,7 +162,12 @@ impl GlobalIpam {
                 return Err(Error::AddressOutOfRange(addr.to_string()));
             }
             // One transaction: the pool still exists and the address is free.
-            if self.cluster.create_under(&format!("{dir}{addr}"), b"", &pool_key).await.map_err(store_error)? {
+            if self
+                .cluster
+                .create_under(&format!("{dir}{addr}"), &self.owner(), &pool_key)
+                .await
+                .map_err(store_error)?
+            {
                 let address = IpNet::new(addr, pool.prefix_len()).map_err(|e| Error::InvalidRequest(e.to_string()))?;
                 return Ok(RequestAddressResponse { address, data: BTreeMap::new() });
             }
@@ -180,6 +227,18 @@ impl Ipam for GlobalIpam {
     async fn release_address(&self, req: ReleaseAddressRequest) -> Result<()> {
         let Some((pool, _)) = parse_id(&req.pool_id) else { return self.local.release_address(req).await };
         self.cluster.delete(&format!("ipam/addrs/{}/{}", enc(&pool), req.address)).await.map_err(store_error)
+    }
+
+    /// The global space's pools and addresses given to this host that no
+    /// record holds are released; the local IPAM is told the rest.
+    async fn restored(&self, held: &Held) -> Result<()> {
+        let global = |id: &String| parse_id(id).is_some();
+        let local = Held {
+            pools: held.pools.iter().filter(|id| !global(id)).cloned().collect(),
+            addresses: held.addresses.iter().filter(|(id, _)| !global(id)).cloned().collect(),
+        };
+        self.local.restored(&local).await?;
+        self.sweep(held).await
     }
 }
 

@@ -226,6 +226,26 @@ impl Cluster {
             Etcd::with_security(&config.endpoints, config.timeout, tls.as_ref(), config.credentials.clone()).map_err(
                 |source| Error::Etcd { endpoints: config.endpoints.join(","), op: "connect".into(), source },
             )?;
+        if let Some(c) = &config.credentials {
+            // Wrong credentials are a configuration error, told at start;
+            // a store that cannot be reached now is tried again on use.
+            match tokio::time::timeout(config.timeout, client.authenticate()).await {
+                Ok(Err(source @ EtcdError::Authentication { .. })) => {
+                    return Err(Error::Etcd {
+                        endpoints: config.endpoints.join(","),
+                        op: format!("authenticate as {:?}", c.user),
+                        source,
+                    });
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %cnm_ipamapi::chain(&e), "cannot authenticate to the cluster store now: tried again on use")
+                }
+                Err(_) => {
+                    tracing::warn!("the cluster store did not answer the authentication in time: tried again on use")
+                }
+                Ok(Ok(())) => {}
+            }
+        }
         let cluster = Cluster {
             inner: Arc::new(Inner {
                 config,
@@ -402,6 +422,13 @@ impl Cluster {
             failure: vec![],
         };
         Ok(self.run(|| format!("create {k}"), self.inner.client.txn(txn)).await?.succeeded)
+    }
+
+    /// Sets `key` (on no lease).
+    pub async fn put(&self, key: &str, value: &[u8]) -> Result<()> {
+        let k = self.key(key);
+        let put = self.inner.client.put(k.clone().into_bytes(), value.to_vec(), 0);
+        self.run(|| format!("put {k}"), put).await.map(|_| ())
     }
 
     /// Sets `key` (attached to this host's lease).

@@ -26,7 +26,19 @@
 //! given to [`crate::ControllerBuilder::cluster`]; without them a global
 //! network is this host's alone (and needs [`crate::Config::cluster`]).
 
+use crate::model::NetworkRecord;
 use crate::{Controller, Result};
+
+/// How an interrupted operation on a global network ends at restart (see
+/// [`Controller::cluster_settle`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Settle {
+    /// The network is kept, ready.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    Forward,
+    /// The network is removed here, its allocations released.
+    Back,
+}
 
 #[cfg(feature = "cluster")]
 pub(crate) use member::Membership;
@@ -60,26 +72,47 @@ impl Controller {
         }
     }
 
-    /// Publishes network `id` if it is global and the host is a member.
-    pub(crate) async fn cluster_publish(&self, id: &str) -> Result<()> {
+    /// Publishes network `rec` if it is global and the host is a member.
+    pub(crate) async fn cluster_publish(&self, rec: &NetworkRecord) -> Result<()> {
         #[cfg(feature = "cluster")]
-        if let Some(m) = &self.inner.membership {
-            return m.publish(self, id).await;
+        if let Some(m) = &self.inner.membership
+            && rec.global
+        {
+            return m.publish(rec).await;
         }
-        let _ = id;
+        let _ = rec;
         Ok(())
     }
 
-    /// Withdraws global network `id` from the store before its removal
-    /// here, only if no host (this one included) has an endpoint on it (one
-    /// transaction); refused otherwise, naming the hosts.
-    pub(crate) async fn cluster_withdraw(&self, id: &str, name: &str) -> Result<()> {
+    /// Withdraws network `rec` from the store (if it is global) before its
+    /// removal here, only if no host (this one included) has an endpoint
+    /// on it (one transaction); refused otherwise, naming the hosts.
+    pub(crate) async fn cluster_withdraw(&self, rec: &NetworkRecord) -> Result<()> {
         #[cfg(feature = "cluster")]
-        if let Some(m) = &self.inner.membership {
-            return m.withdraw(self, id, name).await;
+        if let Some(m) = &self.inner.membership
+            && rec.global
+        {
+            return m.withdraw(rec).await;
         }
-        let _ = (id, name);
+        let _ = rec;
         Ok(())
+    }
+
+    /// At restart, how an operation on global network `rec` that a crash
+    /// cut short ends, by what the store says: a creation whose record was
+    /// published goes on, one whose record was not is rolled back; a
+    /// removal whose record is withdrawn (now, if no host claims an
+    /// endpoint) goes on, one refused is undone. `None` when the store
+    /// cannot tell (it is asked again at the next start).
+    pub(crate) async fn cluster_settle(&self, rec: &NetworkRecord) -> Option<Settle> {
+        #[cfg(feature = "cluster")]
+        if let Some(m) = &self.inner.membership
+            && rec.global
+        {
+            return m.settle(rec).await;
+        }
+        let _ = rec;
+        Some(Settle::Back)
     }
 
     /// Claims a share of global network `nid` for endpoint `eid` (before it
@@ -89,7 +122,9 @@ impl Controller {
         if let Some(m) = &self.inner.membership
             && matches!(self.global_network(nid), Ok(Some(_)))
         {
-            return m.claim_endpoint(nid, eid).await;
+            m.claim_endpoint(nid, eid).await?;
+            crate::kill::point("endpoint.create.claimed");
+            return Ok(());
         }
         let _ = (nid, eid);
         Ok(())
@@ -136,6 +171,7 @@ impl Controller {
 
 #[cfg(feature = "cluster")]
 mod member {
+    use crate::model::NetworkRecord;
     use crate::network::GlobalNetwork;
     use crate::{Controller, Error, RemoteName, Result};
     use cnm_cluster::{Cluster, Event};
@@ -179,18 +215,16 @@ mod member {
             Membership { cluster }
         }
 
-        pub(crate) async fn publish(&self, ctrl: &Controller, id: &str) -> Result<()> {
-            let Some(net) = ctrl.global_network(id)? else { return Ok(()) };
+        pub(crate) async fn publish(&self, rec: &NetworkRecord) -> Result<()> {
+            let net = GlobalNetwork::of(rec);
             let value = serde_json::to_vec(&net).map_err(|e| Error::Store(e.to_string()))?;
-            self.cluster.create(&key(id), &value).await.map_err(|e| unavailable("publish the network", e))?;
+            self.cluster.create(&key(&rec.id), &value).await.map_err(|e| unavailable("publish the network", e))?;
             tracing::info!(network = net.name(), "global network published");
             Ok(())
         }
 
-        pub(crate) async fn withdraw(&self, ctrl: &Controller, id: &str, name: &str) -> Result<()> {
-            if ctrl.global_network(id)?.is_none() {
-                return Ok(());
-            }
+        pub(crate) async fn withdraw(&self, rec: &NetworkRecord) -> Result<()> {
+            let (id, name) = (&rec.id, &rec.name);
             let claims = format!("endpoints/{id}/");
             let withdrawn = self
                 .cluster
@@ -198,7 +232,7 @@ mod member {
                 .await
                 .map_err(|e| unavailable("withdraw the network", e))?;
             if withdrawn {
-                tracing::info!(network = name, "global network withdrawn from the cluster");
+                tracing::info!(network = %name, "global network withdrawn from the cluster");
                 return Ok(());
             }
             let (held, _) =
@@ -212,6 +246,31 @@ mod member {
                 "error while removing network: network {name} id {id} has active endpoints (on hosts {})",
                 hosts.into_iter().collect::<Vec<_>>().join(", ")
             )))
+        }
+
+        pub(crate) async fn settle(&self, rec: &NetworkRecord) -> Option<super::Settle> {
+            use super::Settle;
+            let asked = match rec.phase {
+                crate::model::Phase::Creating => self.cluster.get(&key(&rec.id)).await.map(|v| match v {
+                    Some(_) => Settle::Forward,
+                    None => Settle::Back,
+                }),
+                _ => {
+                    let claims = format!("endpoints/{}/", rec.id);
+                    self.cluster
+                        .delete_if_none_under(&key(&rec.id), &claims)
+                        .await
+                        .map(|withdrawn| if withdrawn { Settle::Back } else { Settle::Forward })
+                }
+            };
+            match asked {
+                Ok(settled) => Some(settled),
+                Err(e) => {
+                    tracing::error!(network = %rec.name, phase = ?rec.phase, error = %crate::Chain(&e),
+                        "the cluster store cannot tell how an interrupted operation on a global network ends; asked again at the next start");
+                    None
+                }
+            }
         }
 
         pub(crate) async fn claim_endpoint(&self, nid: &str, eid: &str) -> Result<()> {

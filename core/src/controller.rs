@@ -225,6 +225,7 @@ impl ControllerBuilder {
                 tracing::warn!(driver = %name, error = %crate::Chain(&e), "driver failed to clean up after the restore");
             }
         }
+        ctrl.ipams_restored().await;
         if let Some(default) = ctrl.inner.config.default_network.clone()
             && ctrl.network_by_name(&default.name).await.is_err()
         {

@@ -33,6 +33,45 @@ impl Controller {
             || self.ipam(name).await.is_ok_and(|i| i.capability().requires_request_replay)
     }
 
+    /// Tells each IPAM what the restored records hold of it (see
+    /// [`cnm_ipamapi::Ipam::restored`]); a failure is logged.
+    pub(crate) async fn ipams_restored(&self) {
+        let mut held: std::collections::BTreeMap<String, cnm_ipamapi::Held> = Default::default();
+        {
+            let st = self.st();
+            for n in st.networks.values() {
+                let h = held.entry(n.config.ipam_driver.clone()).or_default();
+                for p in n.ipv4.iter().chain(&n.ipv6) {
+                    h.pools.insert(p.pool_id.clone());
+                    for a in p.gateway.iter().chain(p.aux.values()) {
+                        h.addresses.insert((p.pool_id.clone(), a.addr()));
+                    }
+                }
+            }
+            for e in st.endpoints.values() {
+                let Some(n) = st.networks.get(&e.network_id) else { continue };
+                let h = held.entry(n.config.ipam_driver.clone()).or_default();
+                for a in e.ipv4.iter().chain(&e.ipv6) {
+                    if let Some(p) = n.pool_of(a.addr()) {
+                        h.addresses.insert((p.pool_id.clone(), a.addr()));
+                    }
+                }
+            }
+        }
+        let ipams: Vec<(String, std::sync::Arc<dyn cnm_ipamapi::Ipam>)> = self
+            .inner
+            .ipams
+            .read()
+            .map(|m| m.iter().map(|(n, i)| (n.clone(), i.clone())).collect())
+            .unwrap_or_default();
+        for (name, ipam) in ipams {
+            let h = held.remove(&name).unwrap_or_default();
+            if let Err(e) = ipam.restored(&h).await {
+                tracing::warn!(ipam = %name, error = %crate::Chain(&e), "the IPAM failed to clean up after the restore");
+            }
+        }
+    }
+
     pub(crate) async fn restore(&self) -> Result<()> {
         let networks: Vec<NetworkRecord> = self.inner.store.load(Table::Networks)?;
         let sandboxes: Vec<SandboxRecord> = self.inner.store.load(Table::Sandboxes)?;
@@ -112,6 +151,20 @@ impl Controller {
                 self.finish_network_delete(&n).await;
             }
             return;
+        }
+        if n.phase != Phase::Ready && n.global {
+            match self.cluster_settle(&n).await {
+                Some(crate::cluster::Settle::Forward) => {
+                    tracing::info!(network = %n.name, phase = ?n.phase, "the cluster store has the network as it is: keeping it");
+                    n.phase = Phase::Ready;
+                    if let Err(e) = self.inner.store.put(Table::Networks, &n.id, &n).await {
+                        tracing::error!(network = %n.name, error = %crate::Chain(&e), "cannot confirm a kept global network");
+                    }
+                }
+                Some(crate::cluster::Settle::Back) => {}
+                // Neither kept nor removed: its intent waits on disk.
+                None => return,
+            }
         }
         if n.phase != Phase::Ready {
             tracing::info!(network = %n.name, phase = ?n.phase, "rolling back an interrupted network operation");
@@ -246,6 +299,12 @@ impl Controller {
             }
             let forgotten = self.inner.store.delete(Table::Endpoints, &e.id).await;
             self.rollback("forget the endpoint's record", &e.name, forgotten);
+            if net.global {
+                // Its share of the network in the cluster goes now, not
+                // when the crashed process's lease expires.
+                self.cluster_withdraw_names(&net.id, &e.id).await;
+                self.cluster_release_endpoint(&net.id, &e.id).await;
+            }
             return;
         }
         if self.ipam_replays(&net.config.ipam_driver).await

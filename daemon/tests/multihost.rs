@@ -590,55 +590,10 @@ async fn vxlan_from_a_non_peer_is_dropped() {
     assert!(pings(&ns1, ip2).await, "the peers' traffic passes after the repair");
 }
 
-/// etcd's administration messages the test sends (users, roles, auth), as
-/// in etcd's `rpc.proto` and `auth.proto`.
-mod etcd_admin {
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct UserAdd {
-        #[prost(string, tag = "1")]
-        pub name: String,
-        #[prost(string, tag = "2")]
-        pub password: String,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct UserGrantRole {
-        #[prost(string, tag = "1")]
-        pub user: String,
-        #[prost(string, tag = "2")]
-        pub role: String,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct RoleAdd {
-        #[prost(string, tag = "1")]
-        pub name: String,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Permission {
-        /// 2: READWRITE.
-        #[prost(int32, tag = "1")]
-        pub perm_type: i32,
-        #[prost(bytes = "vec", tag = "2")]
-        pub key: Vec<u8>,
-        #[prost(bytes = "vec", tag = "3")]
-        pub range_end: Vec<u8>,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct RoleGrantPermission {
-        #[prost(string, tag = "1")]
-        pub name: String,
-        #[prost(message, optional, tag = "2")]
-        pub perm: Option<Permission>,
-    }
-    /// Any answer (its fields are skipped).
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Empty {}
-}
-
 /// As an administrator holding the test CA's client certificate: the
 /// `root` user (needed by etcd to enable auth), a user `cnm` with a role
 /// that reads and writes the keys under `/cnm/` only, and auth enabled.
 async fn enable_etcd_auth(underlay: &common::cluster::Underlay, cnm_password: &str) {
-    use etcd_admin::*;
     let ca = std::fs::read(underlay.cert("ca.pem")).unwrap();
     let identity = Some((
         std::fs::read(underlay.cert("client.pem")).unwrap(),
@@ -655,21 +610,7 @@ async fn enable_etcd_auth(underlay: &common::cluster::Underlay, cnm_password: &s
                 let admin =
                     cnm_cluster::etcd::Etcd::with_security(&endpoints, Duration::from_secs(5), Some(&tls), None)
                         .unwrap();
-                let user = |name: &str, password: &str| UserAdd { name: name.into(), password: password.into() };
-                let grant = |user: &str, role: &str| UserGrantRole { user: user.into(), role: role.into() };
-                let _: Empty = admin.call("/etcdserverpb.Auth/UserAdd", user("root", "root-secret")).await.unwrap();
-                let _: Empty = admin.call("/etcdserverpb.Auth/UserGrantRole", grant("root", "root")).await.unwrap();
-                let _: Empty = admin.call("/etcdserverpb.Auth/RoleAdd", RoleAdd { name: "cnm".into() }).await.unwrap();
-                let perm = Permission {
-                    perm_type: 2,
-                    key: b"/cnm/".to_vec(),
-                    range_end: cnm_cluster::etcd::prefix_end(b"/cnm/"),
-                };
-                let grant_perm = RoleGrantPermission { name: "cnm".into(), perm: Some(perm) };
-                let _: Empty = admin.call("/etcdserverpb.Auth/RoleGrantPermission", grant_perm).await.unwrap();
-                let _: Empty = admin.call("/etcdserverpb.Auth/UserAdd", user("cnm", &password)).await.unwrap();
-                let _: Empty = admin.call("/etcdserverpb.Auth/UserGrantRole", grant("cnm", "cnm")).await.unwrap();
-                let _: Empty = admin.call("/etcdserverpb.Auth/AuthEnable", Empty {}).await.unwrap();
+                cnm_tests::etcd::enable_auth(&admin, "/cnm/", "cnm", &password).await;
             })
         })
         .await
@@ -713,31 +654,45 @@ async fn the_store_takes_only_trusted_clients_and_known_users() {
     let plain = read(cnm_cluster::ClusterConfig::parse(&store, common::cluster::ETCD.parse().unwrap()).unwrap()).await;
     assert!(plain.is_err(), "plain HTTP read {plain:?}");
 
-    enable_etcd_auth(&underlay, "cnm-secret").await;
-    let e = c.post::<_, Value>("/networks/create", &ov("ov2", "10.231.78.0/24")).await.unwrap_err();
-    assert!(cnm::chain(&e).contains("cluster store"), "without a user, refused by the store: {e}");
-
+    // A user configured while etcd's authentication is off: requests go
+    // without it (and with it once authentication is turned on).
     let dir = hosts[0].host.dir.path().to_path_buf();
-    for (password, works) in [("wrong", false), ("cnm-secret", true)] {
+    let with_password = |password: &str| {
         std::fs::write(dir.join("etcd-password"), format!("{password}\n")).unwrap();
         let toml = format!(
             "[cluster-store-opts]\n\"kv.username\" = \"cnm\"\n\"kv.passwordfile\" = \"{}\"\n",
             dir.join("etcd-password").display()
         );
         std::fs::write(dir.join("cnmd.toml"), toml).unwrap();
-        assert!(hosts[0].sigterm());
-        hosts[0].spawn();
-        let made = c.post::<_, Value>("/networks/create", &ov("ov2", "10.231.78.0/24")).await;
-        if works {
-            made.unwrap_or_else(|e| panic!("the user cnm with its password: {}", cnm::chain(&e)));
-        } else {
-            let e = cnm::chain(&made.unwrap_err());
-            assert!(e.contains("authentication as etcd user \"cnm\" failed"), "{e}");
-        }
-    }
+    };
+    with_password("cnm-secret");
+    assert!(hosts[0].sigterm());
+    hosts[0].spawn();
+    let made = c.post::<_, Value>("/networks/create", &ov("ov1", "10.231.76.0/24")).await;
+    made.unwrap_or_else(|e| panic!("a user while etcd's authentication is off: {}", cnm::chain(&e)));
+    enable_etcd_auth(&underlay, "cnm-secret").await;
+    let made = c.post::<_, Value>("/networks/create", &ov("ov3", "10.231.75.0/24")).await;
+    made.unwrap_or_else(|e| panic!("the same daemon once authentication is on: {}", cnm::chain(&e)));
+
+    std::fs::write(dir.join("cnmd.toml"), "").unwrap();
+    assert!(hosts[0].sigterm());
+    hosts[0].spawn();
+    let e = c.post::<_, Value>("/networks/create", &ov("ov2", "10.231.78.0/24")).await.unwrap_err();
+    assert!(cnm::chain(&e).contains("cluster store"), "without a user, refused by the store: {e}");
+
+    // A wrong password is told at start.
+    with_password("wrong");
+    assert!(hosts[0].sigterm());
+    let log = hosts[0].spawn_fails();
+    assert!(log.contains("authentication as etcd user \"cnm\" failed"), "{log}");
+    assert!(!log.contains("wrong"), "the password is never printed: {log}");
+    with_password("cnm-secret");
+    hosts[0].spawn();
+    let made = c.post::<_, Value>("/networks/create", &ov("ov2", "10.231.78.0/24")).await;
+    made.unwrap_or_else(|e| panic!("the user cnm with its password: {}", cnm::chain(&e)));
     let mut config = underlay.store_config(Some(("client.pem", "client.key")));
     config.credentials = Some(cnm_cluster::etcd::Credentials { user: "cnm".into(), password: "cnm-secret".into() });
-    assert_eq!(read(config).await, Ok(2), "both networks are in the store, read as the user cnm");
+    assert_eq!(read(config).await, Ok(4), "the four networks are in the store, read as the user cnm");
 }
 
 /// A host cut off from etcd and the other hosts for longer than its lease

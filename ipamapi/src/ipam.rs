@@ -5,6 +5,8 @@ use crate::{
     RequestAddressResponse, RequestPoolRequest, RequestPoolResponse, Result,
 };
 use async_trait::async_trait;
+use std::collections::BTreeSet;
+use std::net::IpAddr;
 
 /// An IPAM driver: hands out pools and addresses in them.
 #[async_trait]
@@ -50,6 +52,25 @@ pub trait Ipam: Send + Sync + 'static {
 
     /// Releases an address.
     async fn release_address(&self, req: ReleaseAddressRequest) -> Result<()>;
+
+    /// Called once after a controller's restart with everything its records
+    /// hold of this IPAM: an IPAM that keeps its own state may release what
+    /// it handed out to this host that no record holds (a crash between
+    /// its answer and the record's write). The default does nothing.
+    async fn restored(&self, held: &Held) -> Result<()> {
+        let _ = held;
+        Ok(())
+    }
+}
+
+/// What a controller's records hold of one IPAM after a restart (see
+/// [`Ipam::restored`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Held {
+    /// The pools, by id.
+    pub pools: BTreeSet<String>,
+    /// The addresses (gateways, auxiliary addresses, endpoints'), by pool id.
+    pub addresses: BTreeSet<(String, IpAddr)>,
 }
 
 /// Supplies IPAM drivers by name on demand (remote plugins).

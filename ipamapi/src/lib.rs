@@ -12,7 +12,7 @@ mod message;
 
 pub use error::{Error, Result};
 pub use host::{HostNetworks, StaticHostNetworks};
-pub use ipam::{Ipam, IpamProvider};
+pub use ipam::{Held, Ipam, IpamProvider};
 pub use message::{
     AddressSpaces, IpamCapability, ReleaseAddressRequest, ReleasePoolRequest, RequestAddressRequest,
     RequestAddressResponse, RequestPoolRequest, RequestPoolResponse,

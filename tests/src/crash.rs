@@ -6,6 +6,43 @@
 use cnm::driverapi::{PortBinding, Protocol, TransportPort};
 use cnm::{Controller, EndpointConfig, JoinOptions, NetworkConfig, SandboxConfig};
 
+/// Runs `child` (a crash child) with `CNM_KILL_AT=point` until it stops
+/// at that point, then kills it with SIGKILL. Panics if it finishes
+/// without reaching the point, or neither in 30 s.
+pub fn kill_at(mut child: std::process::Command, point: &str) {
+    use std::io::{BufRead, BufReader};
+    use std::time::{Duration, Instant};
+    let mut child = child
+        .env("CNM_KILL_AT", point)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("start the kill child");
+    let out = child.stdout.take().expect("the child's output");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let Ok(line) = rx.recv_timeout(end.saturating_duration_since(Instant::now())) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{point}: the child neither reached the point nor finished");
+        };
+        if line == format!("CNM-KILL-POINT {point}") {
+            break;
+        }
+        assert_ne!(line, "CNM-SCENARIO-DONE", "{point}: the scenario never reaches this kill point");
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap the child");
+}
+
 /// The published host port of the scenario.
 pub const HOST_PORT: u16 = 18080;
 
@@ -68,4 +105,77 @@ pub async fn scenario(ctrl: &Controller) -> cnm::Result<()> {
     a.delete().await?;
     b.delete().await?;
     Ok(())
+}
+
+/// The crash scenario of a cluster member: a controller with the overlay
+/// driver and the cluster's global IPAM, on a real etcd, and a global
+/// network's whole life (see `tests/tests/cluster_kill_points.rs`).
+pub mod cluster {
+    use cnm::{Controller, EndpointConfig, JoinOptions, NetworkConfig, SandboxConfig};
+    use std::net::Ipv4Addr;
+    use std::path::Path;
+    use std::sync::Arc;
+
+    /// The scratch host's underlay address (the VXLAN devices' source).
+    pub const ADVERTISE: Ipv4Addr = Ipv4Addr::new(192, 168, 234, 1);
+
+    /// The global network's subnet: a /28 (13 addresses besides the gateway's).
+    pub const SUBNET: &str = "10.231.88.0/28";
+
+    /// A member controller on `config` (exec root `exec_root`) through
+    /// `cluster`: bridge, null and overlay drivers (the overlay filtering
+    /// VXLAN by peer in the host's firewall), the default IPAM keeping the
+    /// global address space in the cluster.
+    pub async fn controller(
+        config: cnm::Config,
+        exec_root: &Path,
+        cluster: cnm_cluster::ClusterConfig,
+    ) -> anyhow::Result<Controller> {
+        let cluster = cnm_cluster::Cluster::connect(cluster).await?;
+        let overlay = cnm_driver_overlay::OverlayConfig { netns_dir: exec_root.join("overlay"), ..Default::default() };
+        let (for_ipam, for_driver) = (cluster.clone(), cluster.clone());
+        let ctrl = Controller::builder(config)
+            .cluster(cluster)
+            .driver(cnm_driver_null::NullDriver::new())
+            .ipam_on_host(cnm::ipamapi::DEFAULT_IPAM, move |host| {
+                let local = Arc::new(cnm_ipams::DefaultIpam::default().with_host_networks(host));
+                cnm_cluster::GlobalIpam::new(for_ipam, local)
+            })
+            .ipam(cnm::ipamapi::NULL_IPAM, cnm_ipams::NullIpam::new())
+            .driver_on_host(|host| cnm_driver_bridge::BridgeDriver::new(host.clone()))
+            .driver_on_host(move |host| cnm_driver_overlay::OverlayDriver::new(host.clone(), for_driver, overlay))
+            .build()
+            .await?;
+        Ok(ctrl)
+    }
+
+    /// Every kill point of a global network's life: the controller's (its
+    /// cluster steps too) and the overlay driver's.
+    pub fn all_points() -> Vec<String> {
+        cnm::kill::POINTS
+            .iter()
+            .chain(cnm::kill::CLUSTER_POINTS)
+            .chain(cnm_driver_overlay::kill::POINTS)
+            .map(|p| p.to_string())
+            .collect()
+    }
+
+    /// An overlay network (published, its pool, addresses and VNI in the
+    /// cluster); a sandbox joined to an endpoint of it (a claim, addresses, the peer
+    /// and names published, the gateway bridge attached); a second
+    /// endpoint created and deleted; the sandbox's endpoint left and
+    /// deleted; the sandbox removed; the network removed (withdrawn).
+    pub async fn scenario(ctrl: &Controller) -> cnm::Result<()> {
+        let config = NetworkConfig::default().with_subnet(SUBNET.parse().expect("a subnet"));
+        let ov = ctrl.new_network("overlay", "kov", config).await?;
+        let sb = ctrl.new_sandbox("c1", SandboxConfig::default()).await?;
+        let ep = ov.create_endpoint("c1", EndpointConfig::default()).await?;
+        ep.join(&sb, JoinOptions::default()).await?;
+        let spare = ov.create_endpoint("c2", EndpointConfig::default()).await?;
+        spare.delete().await?;
+        ep.leave_and_delete(&sb).await?;
+        sb.delete().await?;
+        ov.delete().await?;
+        Ok(())
+    }
 }

@@ -151,3 +151,78 @@ async fn a_claim_and_a_withdrawal_exclude_each_other() {
     let (claims, _) = store.list("endpoints/").await.unwrap();
     assert!(claims.is_empty(), "{claims:?}");
 }
+
+/// A VNI freed by a removal is not handed out again at once (the next
+/// network gets the one after it): a host cut off meanwhile may still
+/// have the old network, whose VXLAN device holds that VNI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_freed_vni_is_not_handed_out_again_at_once() {
+    let test = "a_freed_vni_is_not_handed_out_again_at_once";
+    let Some(h) = TestHost::new(test).await else { return };
+    if !cnm_tests::tools(test, &["etcd"], "etcd-server") || !cnm_tests::tools(test, &["openssl"], "openssl") {
+        return;
+    }
+    let spec = VethSpec { name: "ul0", peer_name: "ul1", up: true, ..Default::default() };
+    h.nl.link_add_veth(&spec).await.unwrap();
+    let ul0 = h.nl.link_get("ul0").await.unwrap().unwrap();
+    h.nl.addr_add(ul0.index, "192.168.233.1/24".parse().unwrap()).await.unwrap();
+    let etcd = Etcd::start().await;
+    let c = member(&h, &etcd, Ipv4Addr::new(192, 168, 233, 1)).await;
+    let vni = |net: &cnm::Network| {
+        let net = net.clone();
+        async move {
+            let info = net.info().await.unwrap();
+            info.config.driver_options[cnm_driver_overlay::VXLANID_LIST].parse::<u32>().unwrap()
+        }
+    };
+    let config = || NetworkConfig::default().with_subnet("10.231.70.0/28".parse().unwrap());
+    let a = c.new_network("overlay", "va", config()).await.unwrap();
+    let first = vni(&a).await;
+    a.delete().await.unwrap();
+    let b = c.new_network("overlay", "vb", config()).await.unwrap();
+    let second = vni(&b).await;
+    assert_eq!(second, first + 1, "the next VNI, not the one just freed");
+    b.delete().await.unwrap();
+}
+
+/// etcd's tokens expire (here after 1 s: `--auth-token-ttl 1`); a session
+/// authenticated as a user renews its token when etcd refuses it, so its
+/// requests keep passing. Control: the token taken before the wait is
+/// refused after it, so the second request did need a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_etcd_token_is_renewed() {
+    use cnm_cluster::etcd::proto::{AuthenticateRequest, AuthenticateResponse, RangeRequest, RangeResponse};
+    let test = "an_expired_etcd_token_is_renewed";
+    if !cnm_tests::tools(test, &["etcd"], "etcd-server") || !cnm_tests::tools(test, &["openssl"], "openssl") {
+        return;
+    }
+    let etcd = Etcd::start_with(&["--auth-token-ttl", "1"]).await;
+    cnm_tests::etcd::enable_auth(&etcd.client(), "/cnm-token/", "cnm", "cnm-secret").await;
+    let mut config = etcd.member("/cnm-token", Ipv4Addr::new(192, 168, 233, 1));
+    config.credentials = Some(cnm_cluster::etcd::Credentials { user: "cnm".into(), password: "cnm-secret".into() });
+    let store = cnm_cluster::Cluster::connect(config).await.unwrap();
+    assert!(store.create("networks/a", b"{}").await.unwrap(), "written as cnm");
+
+    // The control's token, taken now by hand.
+    let login = AuthenticateRequest { name: "cnm".into(), password: "cnm-secret".into() };
+    let answer: AuthenticateResponse = etcd.client().call("/etcdserverpb.Auth/Authenticate", login).await.unwrap();
+    let old = answer.token;
+    let with_old = || async {
+        let range = RangeRequest { key: b"/cnm-token/networks/a".to_vec(), range_end: vec![] };
+        etcd.client().call_with_token::<_, RangeResponse>("/etcdserverpb.KV/Range", range, &old).await
+    };
+    assert!(with_old().await.is_ok(), "the control's token works at first");
+    // Each use of a token extends it: it expires after 1 s left idle
+    // (etcd's check runs every second or so), so the control waits idle.
+    let mut expired = false;
+    for idle in [1500, 3000, 6000] {
+        tokio::time::sleep(Duration::from_millis(idle)).await;
+        if with_old().await.is_err() {
+            expired = true;
+            break;
+        }
+    }
+    assert!(expired, "the control's token expired");
+    let got = store.get("networks/a").await.unwrap_or_else(|e| panic!("after the token expired: {}", cnm::chain(&e)));
+    assert_eq!(got.as_deref(), Some(&b"{}"[..]), "read as cnm with a renewed token");
+}

@@ -21,44 +21,15 @@ use cnm::osl::firewall::NftFirewall;
 use cnm::{Controller, EndpointConfig};
 use cnm_tests::TestHost;
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Runs the child until it stops at `point`, then kills it with SIGKILL.
 fn crash_at(h: &TestHost, point: &str) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cnm-kill-child"))
-        .arg(h.dir.path().join("data"))
-        .arg(h.dir.path().join("run"))
-        .arg(h.ns_path())
-        .env("CNM_KILL_AT", point)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the kill child");
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let end = Instant::now() + Duration::from_secs(30);
-    loop {
-        let line = rx.recv_timeout(end.saturating_duration_since(Instant::now())).unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!("{point}: the child neither reached the point nor finished");
-        });
-        if line == format!("CNM-KILL-POINT {point}") {
-            break;
-        }
-        assert_ne!(line, "CNM-SCENARIO-DONE", "{point}: the scenario never reaches this kill point");
-    }
-    child.kill().expect("SIGKILL");
-    child.wait().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cnm-kill-child"));
+    child.arg(h.dir.path().join("data")).arg(h.dir.path().join("run")).arg(h.ns_path());
+    cnm_tests::crash::kill_at(child, point);
 }
 
 /// Links of the scratch host, with their aliases, waiting (bounded) for the

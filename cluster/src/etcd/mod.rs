@@ -110,6 +110,9 @@ type Token = tonic::metadata::MetadataValue<tonic::metadata::Ascii>;
 struct Auth {
     credentials: Credentials,
     token: tokio::sync::Mutex<Option<Token>>,
+    /// etcd answered that its authentication is off: requests go without
+    /// a token (until one is refused for the want of a user).
+    off: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Auth {
@@ -131,6 +134,17 @@ fn token_refused(s: &tonic::Status) -> bool {
     s.code() == tonic::Code::Unauthenticated
         || s.message().contains("invalid auth token")
         || s.message().contains("revision of auth store is old")
+}
+
+/// Whether etcd refused a request sent without a token for the want of a
+/// user (its authentication was turned on).
+fn user_wanted(s: &tonic::Status) -> bool {
+    s.message().contains("user name is empty")
+}
+
+/// Whether etcd answered an authentication that its authentication is off.
+fn auth_off(s: &tonic::Status) -> bool {
+    s.message().contains("authentication is not enabled")
 }
 
 /// The sending half of a bidirectional stream: the stream lasts while it is kept.
@@ -171,7 +185,9 @@ impl Etcd {
                 .keep_alive_while_idle(true);
             list.push(endpoint);
         }
-        let auth = credentials.map(|credentials| std::sync::Arc::new(Auth { credentials, token: Default::default() }));
+        let auth = credentials.map(|credentials| {
+            std::sync::Arc::new(Auth { credentials, token: Default::default(), off: Default::default() })
+        });
         Ok(Etcd { channel: Channel::balance_list(list.into_iter()), auth })
     }
 
@@ -197,6 +213,9 @@ impl Etcd {
     ) -> Result<(tonic::Request<T>, Option<Token>), EtcdError> {
         let mut request = tonic::Request::new(request);
         let Some(auth) = &self.auth else { return Ok((request, None)) };
+        if auth.off.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok((request, None));
+        }
         let mut token = auth.token.lock().await;
         if token.is_none() || (refused.is_some() && token.as_ref() == refused) {
             let c = &auth.credentials;
@@ -204,6 +223,16 @@ impl Etcd {
             let codec = ProstCodec::<AuthenticateRequest, AuthenticateResponse>::default();
             let path = http::uri::PathAndQuery::from_static("/etcdserverpb.Auth/Authenticate");
             let answer = self.ready().await?.unary(tonic::Request::new(req), path, codec).await;
+            if let Err(s) = &answer
+                && auth_off(s)
+            {
+                // Nothing to authenticate against: the user is not needed.
+                if !auth.off.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    tracing::warn!(user = %c.user, "etcd's authentication is off: requests go without the configured user");
+                }
+                *token = None;
+                return Ok((request, None));
+            }
             let answer = answer.map_err(|source| match source.code() {
                 tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => EtcdError::Status(source),
                 _ => EtcdError::Authentication { user: c.user.clone(), source },
@@ -226,11 +255,34 @@ impl Etcd {
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
         match self.unary_once(path, req.clone(), None).await {
-            (Err(EtcdError::Status(s)), used) if self.auth.is_some() && token_refused(&s) => {
+            (Err(EtcdError::Status(s)), used) if self.authenticating_may_help(&s) => {
                 self.unary_once(path, req, used.as_ref()).await.0
             }
             (other, _) => other,
         }
+    }
+
+    /// Whether a request refused with `s` may pass once authenticated
+    /// (again): its token was refused, or etcd's authentication was turned
+    /// on since it said it was off (a request without a token is then
+    /// refused for the want of a user, or — with a client certificate,
+    /// whose name etcd takes as the user — denied).
+    fn authenticating_may_help(&self, s: &tonic::Status) -> bool {
+        let Some(auth) = &self.auth else { return false };
+        if auth.off.load(std::sync::atomic::Ordering::Relaxed)
+            && (user_wanted(s) || s.code() == tonic::Code::PermissionDenied)
+        {
+            auth.off.store(false, std::sync::atomic::Ordering::Relaxed);
+            return true;
+        }
+        token_refused(s)
+    }
+
+    /// Authenticates now if the client has credentials and no token yet
+    /// (etcd refusing them is [`EtcdError::Authentication`]); nothing to do
+    /// without credentials or when etcd's authentication is off.
+    pub async fn authenticate(&self) -> Result<(), EtcdError> {
+        self.authorized((), None).await.map(|_| ())
     }
 
     /// One call, with the token it carried.
@@ -265,6 +317,24 @@ impl Etcd {
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
         self.unary(path, req).await
+    }
+
+    /// [`Etcd::call`] carrying `token` (one from an `Authenticate` the
+    /// caller made) instead of the client's own.
+    pub async fn call_with_token<Req, Resp>(&self, path: &'static str, req: Req, token: &str) -> Result<Resp, EtcdError>
+    where
+        Req: prost::Message + Send + Sync + 'static,
+        Resp: prost::Message + Default + Send + Sync + 'static,
+    {
+        let mut request = tonic::Request::new(req);
+        let mut value: Token = token
+            .parse()
+            .map_err(|_| EtcdError::Status(tonic::Status::invalid_argument("a token that is not valid metadata")))?;
+        value.set_sensitive(true);
+        request.metadata_mut().insert("token", value);
+        let codec = ProstCodec::<Req, Resp>::default();
+        let path = http::uri::PathAndQuery::from_static(path);
+        Ok(self.ready().await?.unary(request, path, codec).await?.into_inner())
     }
 
     async fn streaming<Req, Resp>(

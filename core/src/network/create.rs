@@ -124,6 +124,12 @@ impl Controller {
                 Err(source) => Err(Error::Driver { driver: driver.to_string(), op: "allocate network", source }),
             };
         }
+        // What an IPAM keeping its own state and the driver allocated (pools,
+        // a VNI) is on disk before anything else happens: a crash from here
+        // on is rolled back by releasing it.
+        if allocated.is_ok() && !together {
+            allocated = self.inner.store.put(Table::Networks, &rec.id, &rec).await;
+        }
         if allocated.is_ok() {
             crate::kill::point("network.create.pools");
         }
@@ -135,30 +141,60 @@ impl Controller {
             }),
             Err(e) => Err(e),
         };
-        if created.is_err() && global {
-            let free = cnm_driverapi::FreeNetworkRequest { network_id: rec.id.clone() };
-            self.rollback("the driver's free of a failed network", name, drv.network_free(free).await);
-        }
         if let Err(e) = created {
-            pools::release(&*ipam, &rec.ipv4).await;
-            pools::release(&*ipam, &rec.ipv6).await;
-            self.inner.store.delete(Table::Networks, &rec.id).await?;
+            self.undo_creation(&*drv, &*ipam, &rec, false).await;
             return Err(e);
         }
-
         crate::kill::point("network.create.driver");
+
+        // A global network is shared before it is confirmed here (a crash
+        // in between is settled at restart by what the store says), under
+        // its lock: the store's echo waits until it is here.
+        let _lock = if global { Some(self.inner.locks.lock(&rec.id).await) } else { None };
+        if global {
+            if let Err(e) = self.cluster_publish(&rec).await {
+                self.undo_creation(&*drv, &*ipam, &rec, true).await;
+                return Err(e);
+            }
+            crate::kill::point("network.create.published");
+        }
         rec.phase = Phase::Ready;
-        self.inner.store.put(Table::Networks, &rec.id, &rec).await?;
+        if let Err(e) = self.inner.store.put(Table::Networks, &rec.id, &rec).await {
+            if global {
+                let withdrawn = self.cluster_withdraw(&rec).await;
+                self.rollback("the withdrawal of a network that could not be confirmed", name, withdrawn);
+            }
+            self.undo_creation(&*drv, &*ipam, &rec, true).await;
+            return Err(e);
+        }
         tracing::info!(network = %rec.name, id = %cnm_driverapi::id::short(&rec.id, 12), driver, "network created");
         let net = Network::handle(self, &rec);
         self.st().networks.insert(rec.id.clone(), rec);
-        // A cluster member shares a global network; one that cannot be
-        // shared is not kept: the creation fails as a whole.
-        if global && let Err(e) = self.cluster_publish(net.id()).await {
-            self.rollback("the removal of a global network that was not published", name, net.delete_here().await);
-            return Err(e);
-        }
         Ok(net)
+    }
+
+    /// Undoes a creation that failed after its allocations: the driver's
+    /// network (when `in_driver`, it was created) and cluster-wide
+    /// resources, the pools, the intent.
+    async fn undo_creation(
+        &self,
+        drv: &dyn cnm_driverapi::Driver,
+        ipam: &dyn cnm_ipamapi::Ipam,
+        rec: &crate::model::NetworkRecord,
+        in_driver: bool,
+    ) {
+        if in_driver {
+            let delete = cnm_driverapi::DeleteNetworkRequest { network_id: rec.id.clone() };
+            self.rollback("the driver's delete of a failed network", &rec.name, drv.delete_network(delete).await);
+        }
+        if rec.global {
+            let free = cnm_driverapi::FreeNetworkRequest { network_id: rec.id.clone() };
+            self.rollback("the driver's free of a failed network", &rec.name, drv.network_free(free).await);
+        }
+        pools::release(ipam, &rec.ipv4).await;
+        pools::release(ipam, &rec.ipv6).await;
+        let forgotten = self.inner.store.delete(Table::Networks, &rec.id).await;
+        self.rollback("forget the failed network's intent", &rec.name, forgotten);
     }
 }
 

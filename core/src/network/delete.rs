@@ -18,36 +18,21 @@ impl Network {
         // Held throughout: the store's echo of the withdrawal (which
         // forgets the network) waits for the removal here to finish.
         let _lock = self.ctrl.inner.locks.lock(&self.id).await;
-        {
-            // This host's endpoints, as always (theirs are claims too, but
-            // the answer names them).
-            let st = self.ctrl.st();
-            if !st.networks.contains_key(&self.id) {
-                return Err(Error::NetworkNotFound(self.id.clone()));
-            }
-            let endpoints = st.endpoints_of(&self.id);
-            if !endpoints.is_empty() {
-                return Err(Error::ActiveEndpoints { name: self.name.clone(), id: self.id.clone(), endpoints });
-            }
-        }
-        // Withdrawn only if no host holds an endpoint (one transaction);
-        // then no host can claim one any more.
-        self.ctrl.cluster_withdraw(&self.id, &self.name).await?;
-        self.delete_locked().await
+        self.delete_locked(true).await
     }
 
-    /// The removal on this host alone.
-    pub(crate) async fn delete_here(&self) -> Result<()> {
-        let _lock = self.ctrl.inner.locks.lock(&self.id).await;
-        self.delete_locked().await
-    }
-
-    /// The removal on this host, holding the network's lock.
-    async fn delete_locked(&self) -> Result<()> {
+    /// The removal, holding the network's lock; with `withdraw`, a global
+    /// network is withdrawn from the cluster first — after the intent is
+    /// on disk (a crash in between is settled at restart by the store), and
+    /// only if no host holds an endpoint of it (one transaction): then no
+    /// host can claim one any more.
+    async fn delete_locked(&self, withdraw: bool) -> Result<()> {
         let ctrl = &self.ctrl;
-        let rec = {
+        let mut rec = {
             let st = ctrl.st();
             let rec = st.networks.get(&self.id).ok_or_else(|| Error::NetworkNotFound(self.id.clone()))?;
+            // This host's endpoints, as always (theirs are claims too, but
+            // the answer names them).
             let endpoints = st.endpoints_of(&self.id);
             if !endpoints.is_empty() {
                 return Err(Error::ActiveEndpoints { name: self.name.clone(), id: self.id.clone(), endpoints });
@@ -58,6 +43,15 @@ impl Network {
         };
         ctrl.inner.store.put(Table::Networks, &self.id, &rec).await?;
         crate::kill::point("network.delete.intent");
+        if withdraw && rec.global {
+            if let Err(e) = ctrl.cluster_withdraw(&rec).await {
+                rec.phase = Phase::Ready;
+                let kept = ctrl.inner.store.put(Table::Networks, &self.id, &rec).await;
+                ctrl.rollback("the intent of a refused removal", &self.name, kept);
+                return Err(e);
+            }
+            crate::kill::point("network.delete.withdrawn");
+        }
         if let Some(r) = ctrl.st().networks.get_mut(&self.id) {
             r.phase = Phase::Deleting;
         }

@@ -20,6 +20,13 @@ use serde::{Deserialize, Serialize};
 pub struct GlobalNetwork(pub(crate) NetworkRecord);
 
 impl GlobalNetwork {
+    /// The shared form of record `rec` (always ready: each host keeps its own phase).
+    pub(crate) fn of(rec: &NetworkRecord) -> Self {
+        let mut rec = rec.clone();
+        rec.phase = Phase::Ready;
+        GlobalNetwork(rec)
+    }
+
     /// The network's id.
     pub fn id(&self) -> &str {
         &self.0.id
@@ -36,11 +43,7 @@ impl Controller {
     pub fn global_network(&self, id: &str) -> Result<Option<GlobalNetwork>> {
         let st = self.st();
         let rec = st.networks.get(id).ok_or_else(|| Error::NetworkNotFound(id.to_string()))?;
-        Ok(rec.global.then(|| {
-            let mut rec = rec.clone();
-            rec.phase = Phase::Ready;
-            GlobalNetwork(rec)
-        }))
+        Ok(rec.global.then(|| GlobalNetwork::of(rec)))
     }
 
     /// Adopts a global network created on another host: same id, name and

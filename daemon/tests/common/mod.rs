@@ -98,8 +98,8 @@ impl Daemon {
         self.host.dir.path().join("run")
     }
 
-    /// Starts the daemon process and waits (at most 30 s) until its socket accepts.
-    pub fn spawn(&mut self) {
+    /// Starts the daemon process.
+    fn launch(&mut self) {
         assert!(self.child.is_none(), "daemon already running");
         self.starts += 1;
         let dir = self.host.dir.path();
@@ -139,6 +139,11 @@ impl Daemon {
             .spawn()
             .expect("start cnmd");
         self.child = Some(child);
+    }
+
+    /// Starts the daemon and waits (at most 30 s) until it serves its API.
+    pub fn spawn(&mut self) {
+        self.launch();
         let end = Instant::now() + Duration::from_secs(30);
         loop {
             if std::os::unix::net::UnixStream::connect(&self.sock).is_ok() {
@@ -148,6 +153,26 @@ impl Daemon {
                 panic!("cnmd exited at start with {status}; log:\n{}", self.log());
             }
             assert!(Instant::now() < end, "cnmd did not listen within 30 s; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Starts the daemon expecting it to refuse to start: waits (at most
+    /// 30 s) for its failing exit and returns its log.
+    pub fn spawn_fails(&mut self) -> String {
+        self.launch();
+        let mut child = self.child.take().expect("started");
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait cnmd") {
+                assert!(!status.success(), "cnmd exited successfully; log:\n{}", self.log());
+                return self.log();
+            }
+            if Instant::now() > end {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("cnmd did not exit within 30 s; log:\n{}", self.log());
+            }
             std::thread::sleep(Duration::from_millis(10));
         }
     }

@@ -20,6 +20,8 @@ use std::sync::Arc;
 
 /// The first VNI given out automatically (Docker's).
 const FIRST_VNI: u32 = 4096;
+/// The last VNI handed out (the next search starts after it).
+const LAST_VNI_KEY: &str = "overlay/vni-last";
 
 /// One network on this host.
 struct OverlayNetwork {
@@ -277,16 +279,28 @@ impl Driver for OverlayDriver {
                 let (taken, _) = self.cluster.list("overlay/vni/").await.map_err(Error::from)?;
                 let taken: std::collections::BTreeSet<u32> =
                     taken.iter().filter_map(|(k, _)| k.strip_prefix("overlay/vni/")?.parse().ok()).collect();
+                // The next free one after the last handed out (wrapping):
+                // a VNI just freed is not reused at once (a host cut off
+                // meanwhile may still have its old network).
+                let last = self.cluster.get(LAST_VNI_KEY).await.map_err(Error::from)?;
+                let last = last.and_then(|v| std::str::from_utf8(&v).ok()?.parse::<u32>().ok());
+                let start = last.filter(|l| (FIRST_VNI..LAST_VNI).contains(l)).map_or(FIRST_VNI, |l| l + 1);
                 let mut chosen = None;
-                for vni in (FIRST_VNI..=LAST_VNI).filter(|v| !taken.contains(v)).take(64) {
+                let order = (start..=LAST_VNI).chain(FIRST_VNI..start);
+                for vni in order.filter(|v| !taken.contains(v)).take(64) {
                     if self.reserve_vni(vni, &req.network_id).await? {
                         chosen = Some(vni);
                         break;
                     }
                 }
-                chosen.ok_or(Error::NoVni)?
+                let vni = chosen.ok_or(Error::NoVni)?;
+                if let Err(e) = self.cluster.put(LAST_VNI_KEY, vni.to_string().as_bytes()).await {
+                    tracing::warn!(vni, error = %cnm_driverapi::Chain(&e), "cannot record the last VNI handed out");
+                }
+                vni
             }
         };
+        crate::kill::point("overlay.allocate.vni");
         let mut options = BTreeMap::new();
         options.insert(VXLANID_LIST.to_string(), vni.to_string());
         Ok(AllocateNetworkResponse { options })
@@ -382,11 +396,50 @@ impl Driver for OverlayDriver {
         Ok(())
     }
 
-    /// After a restart: the VXLAN filters and peers of networks that are
-    /// gone (a crash between a network's removal and its filter's) go.
+    /// After a restart: what networks that are gone left behind (a crash
+    /// during a creation or a removal) goes — their namespaces, a VXLAN
+    /// device made but not yet moved into its namespace, their VXLAN
+    /// filters.
     async fn restored(&self) -> Result<()> {
+        let held = self.networks.values();
+        let namespaces: std::collections::BTreeSet<PathBuf> = held.iter().map(|n| n.ns_path.clone()).collect();
+        if let Ok(dir) = std::fs::read_dir(&self.config.netns_dir) {
+            for entry in dir.flatten() {
+                let path = entry.path();
+                let ours = entry.file_name().to_str().is_some_and(|n| n.starts_with("ov-"));
+                if ours && !namespaces.contains(&path) {
+                    tracing::info!(namespace = %path.display(), "removing the namespace of a removed overlay network");
+                    // Its VXLAN device first and synchronously, as in a
+                    // removal: a network made next with the same VNI needs
+                    // its socket (in the host's namespace) gone.
+                    if let Ok(ns) = Namespace::open(&path)
+                        && let Ok(nl) = Netlink::connect(&ns, self.host.deadline()).await
+                        && let Err(e) = nl.link_del_by_name("vxlan0").await
+                    {
+                        tracing::warn!(namespace = %path.display(), error = %cnm_driverapi::Chain(&e), "cannot remove a stale VXLAN device");
+                    }
+                    if let Err(e) = Namespace::remove(&path) {
+                        tracing::warn!(namespace = %path.display(), error = %cnm_driverapi::Chain(&e), "cannot remove a stale overlay namespace");
+                    }
+                }
+            }
+        }
+        match self.host.link_list().await {
+            Ok(links) => {
+                let stray =
+                    links.iter().filter(|l| l.name.strip_prefix("vx-").is_some_and(|v| v.parse::<u32>().is_ok()));
+                for link in stray {
+                    if let Err(e) = self.host.link_del_by_name(&link.name).await {
+                        tracing::warn!(link = %link.name, error = %cnm_driverapi::Chain(&e), "cannot remove a stray VXLAN device");
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %cnm_driverapi::Chain(&e), "cannot list the host's links for stray VXLAN devices")
+            }
+        }
         let Some(fw) = &self.firewall else { return Ok(()) };
-        let keep: Vec<VxlanNetwork> = self.networks.values().iter().map(|n| n.vxlan).collect();
+        let keep: Vec<VxlanNetwork> = held.iter().map(|n| n.vxlan).collect();
         let removed = fw.retain_vxlan(&keep).await.map_err(|e| Error::os("sweep the VXLAN filters", e))?;
         if removed > 0 {
             tracing::info!(removed, "VXLAN filter elements of removed overlay networks swept");
@@ -462,6 +515,7 @@ impl Driver for OverlayDriver {
                 let _ = net.nl.link_del_by_name(&inner).await;
                 return Err(Error::from(e).into());
             }
+            crate::kill::point("overlay.join.peer");
         }
         Ok(JoinResponse {
             interface_name: Some(InterfaceName { src_name: outer, dst_prefix: "eth".into() }),

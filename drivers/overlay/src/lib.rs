@@ -15,7 +15,8 @@
 //! lease expires.
 //!
 //! The VNI is allocated cluster-wide when the network is created (4096 and
-//! up, or `com.docker.network.driver.overlay.vxlanid_list`). Encryption
+//! up, the next free after the last handed out, so a freed one is not
+//! reused at once; or `com.docker.network.driver.overlay.vxlanid_list`). Encryption
 //! (`-o encrypted`) is refused: on a kernel without IPsec ESP or WireGuard
 //! the error says so; on one with either (probed), it says that this
 //! version of cnm does not encrypt yet.
@@ -31,6 +32,7 @@ mod config;
 mod driver;
 #[cfg(feature = "cluster")]
 mod error;
+pub mod kill;
 #[cfg(feature = "cluster")]
 mod peers;
 
