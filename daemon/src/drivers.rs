@@ -96,11 +96,23 @@ fn bridge(host: &cnm::osl::Netlink, firewall: bool) -> cnm_driver_bridge::Bridge
 }
 
 /// What the built-in drivers and IPAMs of `cfg` are registered with.
+///
+/// The default pools: IPv4 ones as given (or the built-in ones); IPv6 ones
+/// as given, or else, as Docker 27+'s, /64s of a unique local /48 derived
+/// from the daemon's identity ([`ula_prefix`]), so `--ipv6` without a
+/// subnet works.
 pub fn driver_options(cfg: &DaemonConfig) -> DriverOptions {
     let mut default_pools = cnm_ipams::DefaultIpamConfig::default();
-    if !cfg.default_address_pools.is_empty() {
-        default_pools.local_pools = cfg.default_address_pools.clone();
+    let (v6, v4): (Vec<_>, Vec<_>) = cfg.default_address_pools.iter().cloned().partition(|p| p.base.addr().is_ipv6());
+    if !v4.is_empty() {
+        default_pools.local_pools = v4;
     }
+    default_pools.local_pools_v6 = if v6.is_empty() {
+        let ula = ula_prefix(&crate::api::system::engine_id(&cfg.data_root));
+        cnm_ipams::PoolSpec::new(ula.into(), 64).into_iter().collect()
+    } else {
+        v6
+    };
     DriverOptions {
         firewall: cfg.firewall,
         default_pools,
@@ -108,6 +120,18 @@ pub fn driver_options(cfg: &DaemonConfig) -> DriverOptions {
         #[cfg(feature = "overlay")]
         cluster: None,
     }
+}
+
+/// The unique local IPv6 prefix (a /48 of `fd00::/8`) of the daemon with
+/// identity `engine_id`, as Docker's: the low 40 bits of the first 8 bytes
+/// of the identity's SHA-256 after `fd`.
+pub fn ula_prefix(engine_id: &str) -> ipnet::Ipv6Net {
+    let digest = ring::digest::digest(&ring::digest::SHA256, engine_id.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest.as_ref()[..8]);
+    let bits = u64::from_be_bytes(first) & ((1 << 40) - 1);
+    let addr = (0xfdu128 << 120) | (u128::from(bits) << 80);
+    ipnet::Ipv6Net::new_assert(std::net::Ipv6Addr::from(addr), 48)
 }
 
 /// The controller's configuration from `cfg`.
@@ -178,4 +202,16 @@ pub async fn load_driver_dir(
         }
     }
     Ok(builder)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_ula_prefix_is_a_stable_48_of_fd00_8() {
+        let a = super::ula_prefix("6a1c9d5e-0000-4000-8000-000000000001");
+        assert_eq!(a, super::ula_prefix("6a1c9d5e-0000-4000-8000-000000000001"), "stable");
+        assert_eq!(a.prefix_len(), 48);
+        assert_eq!(a.addr().octets()[0], 0xfd);
+        assert_ne!(a, super::ula_prefix("another"), "one per identity");
+    }
 }

@@ -18,8 +18,9 @@ pub mod server;
 pub mod tls;
 pub mod wire;
 
-/// The Docker Engine API version the daemon speaks (answered in `API-Version`).
-pub const API_VERSION: &str = "1.41";
+/// The newest Docker Engine API version the daemon speaks (answered in
+/// `API-Version`; Docker 29's).
+pub const API_VERSION: &str = "1.52";
 /// The oldest API version accepted in a `/vX.Y` path prefix.
 pub const MIN_API_VERSION: &str = "1.24";
 /// The daemon's version.

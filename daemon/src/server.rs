@@ -128,9 +128,18 @@ async fn version_and_headers(
     next: Next,
 ) -> Response {
     let version = params.ok().and_then(|p| p.iter().find(|(k, _)| *k == "version").map(|(_, v)| v.to_string()));
+    let mut req = req;
     let mut resp = match version.map(|v| check_version(&v)) {
         Some(Err(e)) => e.into_response(),
-        _ => next.run(req).await,
+        Some(Ok(v)) => {
+            req.extensions_mut().insert(v);
+            next.run(req).await
+        }
+        // Unprefixed: the newest version.
+        None => {
+            req.extensions_mut().insert(crate::api::ApiVersion::MAX);
+            next.run(req).await
+        }
     };
     let h = resp.headers_mut();
     h.insert("api-version", HeaderValue::from_static(API_VERSION));
@@ -147,9 +156,9 @@ fn parse_version(v: &str) -> Option<(u32, u32)> {
 }
 
 /// A `vX.Y` path segment: unknown shapes are 404s (as Docker's router), versions out of range 400s.
-fn check_version(segment: &str) -> Result<(), ApiError> {
+fn check_version(segment: &str) -> Result<crate::api::ApiVersion, ApiError> {
     let v = segment.strip_prefix('v').and_then(parse_version).ok_or_else(|| ApiError::not_found("page not found"))?;
-    let max = parse_version(API_VERSION).unwrap_or((1, 41));
+    let max = parse_version(API_VERSION).unwrap_or((1, 52));
     let min = parse_version(MIN_API_VERSION).unwrap_or((1, 24));
     let shown = &segment[1..];
     if v > max {
@@ -162,7 +171,7 @@ fn check_version(segment: &str) -> Result<(), ApiError> {
             "client version {shown} is too old. Minimum supported API version is {MIN_API_VERSION}, please upgrade your client to a newer version"
         )));
     }
-    Ok(())
+    Ok(crate::api::ApiVersion(v.0, v.1))
 }
 
 /// How long shutdown waits for connections and operations before giving up.
@@ -219,9 +228,10 @@ mod tests {
 
     #[test]
     fn version_prefixes_are_checked_like_docker() {
-        assert!(check_version("v1.41").is_ok());
+        assert_eq!(check_version("v1.41").unwrap(), crate::api::ApiVersion(1, 41));
         assert!(check_version("v1.24").is_ok());
-        assert_eq!(check_version("v1.52").unwrap_err().status, StatusCode::BAD_REQUEST);
+        assert!(check_version("v1.52").is_ok());
+        assert_eq!(check_version("v1.53").unwrap_err().status, StatusCode::BAD_REQUEST);
         assert_eq!(check_version("v1.12").unwrap_err().status, StatusCode::BAD_REQUEST);
         assert_eq!(check_version("networks").unwrap_err().status, StatusCode::NOT_FOUND);
         assert_eq!(check_version("vx.y").unwrap_err().status, StatusCode::NOT_FOUND);

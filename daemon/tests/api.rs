@@ -220,7 +220,7 @@ async fn bad_requests_get_clear_errors_and_the_daemon_keeps_serving() {
     )
     .await;
     expect(&s, Method::GET, "/sandboxes/ghost", None, StatusCode::NOT_FOUND, &["sandbox ghost not found"]).await;
-    expect(&s, Method::GET, "/v1.99/networks", None, StatusCode::BAD_REQUEST, &["too new", "1.41"]).await;
+    expect(&s, Method::GET, "/v1.99/networks", None, StatusCode::BAD_REQUEST, &["too new", "1.52"]).await;
     expect(&s, Method::GET, "/v1.12/networks", None, StatusCode::BAD_REQUEST, &["too old"]).await;
     expect(&s, Method::GET, "/nothing/here", None, StatusCode::NOT_FOUND, &["page not found"]).await;
     expect(&s, Method::PUT, "/networks", None, StatusCode::METHOD_NOT_ALLOWED, &["method not allowed"]).await;

@@ -230,3 +230,115 @@ async fn docker_events_show_network_events() {
     assert!(all.lines().any(|l| l == "sandbox create"), "cnm's own sandbox events: {all}");
     d.ok(&["sandbox", "rm", "ev"]);
 }
+
+/// The address of `sandbox` on `network` in family `v6`, as sandbox inspect shows it.
+fn address(d: &Daemon, sandbox: &str, network: &str, v6: bool) -> String {
+    let v: serde_json::Value = serde_json::from_str(&d.ok(&["sandbox", "inspect", sandbox])).unwrap();
+    let field = if v6 { "GlobalIPv6Address" } else { "IPAddress" };
+    v[0]["Networks"][network][field].as_str().unwrap_or_default().to_string()
+}
+
+/// The docker CLI 28 at the API it negotiates with cnmd (1.50: cnmd
+/// serves up to 1.52) sends Docker 28's network fields, each tested by
+/// packets: an IPv6-only network (`--ipv4=false`: its sandboxes have no
+/// IPv4 address and reach each other over IPv6); `--ipv6` without a
+/// subnet gets a /64 of the daemon's own unique local /48 (derived from
+/// `docker info`'s ID as Docker's); an interface sysctl given at connect
+/// (`com.docker.network.endpoint.sysctls`, `arp_ignore=8`: the sandbox
+/// answers no ARP, so a neighbour cannot reach it, while one without it
+/// is reached); `--gw-priority` picks the default route's network; inspect
+/// at API 1.52 counts the addresses in use (`Status`).
+#[tokio::test]
+async fn docker_cli_at_api_1_50_drives_docker_28_networks() {
+    let test = "docker_cli_at_api_1_50_drives_docker_28_networks";
+    if !cnm_tests::tools(test, &["docker"], "docker.io") {
+        return;
+    }
+    let Some(d) = Daemon::start(test).await else { return };
+    let versions = docker_ok(&d, &["version", "--format", "{{.Client.APIVersion}} {{.Server.APIVersion}}"]);
+    assert_eq!(versions, "1.50 1.52", "the CLI speaks its newest API to cnmd");
+
+    // IPv6 only.
+    docker_ok(&d, &["network", "create", "--ipv4=false", "--ipv6", "--subnet", "fd00:232:7::/64", "v6only"]);
+    let v: serde_json::Value = serde_json::from_str(&docker_ok(&d, &["network", "inspect", "v6only"])).unwrap();
+    assert_eq!((v[0]["EnableIPv4"].as_bool(), v[0]["EnableIPv6"].as_bool()), (Some(false), Some(true)));
+    d.ok(&["sandbox", "create", "s1"]);
+    d.ok(&["sandbox", "create", "s2"]);
+    docker_ok(&d, &["network", "connect", "v6only", "s1"]);
+    docker_ok(&d, &["network", "connect", "v6only", "s2"]);
+    assert_eq!(address(&d, "s1", "v6only", false), "", "no IPv4 address on an IPv6-only network");
+    let s2 = address(&d, "s2", "v6only", true);
+    assert!(s2.starts_with("fd00:232:7::"), "{s2}");
+    assert!(d.pings("s1", &s2).await, "s1 reaches s2 over IPv6");
+    let out = d.docker(&["network", "create", "--ipv4=false", "neither"]);
+    assert!(!out.status.success() && stderr(&out).contains("IPv4 or IPv6 must be enabled"), "{}", stderr(&out));
+
+    // Inspect at 1.52 (the CLI asks at 1.50): the addresses in use.
+    let status: serde_json::Value = serde_json::from_str(&d.ok(&["network", "inspect", "v6only"]))
+        .map(|v: serde_json::Value| v[0]["Status"].clone())
+        .unwrap_or_default();
+    let sub = &status["IPAM"]["Subnets"]["fd00:232:7::/64"];
+    assert_eq!(sub["IPsInUse"], 4, "anycast, gateway and two sandboxes: {status}");
+    assert_eq!(sub["DynamicIPsAvailable"], u64::MAX - 3, "2^64 less the four: {status}");
+    let at_150: serde_json::Value = serde_json::from_str(&docker_ok(&d, &["network", "inspect", "v6only"])).unwrap();
+    assert!(at_150[0].get("Status").is_none(), "no Status below API 1.52");
+
+    // An IPv6 pool of the daemon's own ULA /48, one /64 per network.
+    docker_ok(&d, &["network", "create", "--ipv6", "--subnet", "10.232.8.0/24", "dual"]);
+    docker_ok(&d, &["network", "create", "--ipv6", "--subnet", "10.232.9.0/24", "dual2"]);
+    let id = docker_ok(&d, &["info", "--format", "{{.ID}}"]);
+    let ula = cnmd::drivers::ula_prefix(&id);
+    let mut seen = Vec::new();
+    for n in ["dual", "dual2"] {
+        let v: serde_json::Value = serde_json::from_str(&docker_ok(&d, &["network", "inspect", n])).unwrap();
+        let v6: ipnet::Ipv6Net = v[0]["IPAM"]["Config"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find_map(|c| c["Subnet"].as_str()?.parse().ok())
+            .expect("an IPv6 subnet");
+        assert!(ula.contains(&v6) && v6.prefix_len() == 64, "{v6} is a /64 of {ula}");
+        seen.push(v6);
+    }
+    assert_ne!(seen[0], seen[1], "one /64 each");
+
+    // An interface sysctl at connect.
+    d.ok(&["sandbox", "create", "s3"]);
+    let sysctl = "com.docker.network.endpoint.sysctls=net.ipv4.conf.IFNAME.arp_ignore=8";
+    docker_ok(&d, &["network", "connect", "--driver-opt", sysctl, "dual", "s1"]);
+    docker_ok(&d, &["network", "connect", "dual", "s2"]);
+    docker_ok(&d, &["network", "connect", "dual", "s3"]);
+    assert!(d.pings("s3", &address(&d, "s2", "dual", false)).await, "control: s3 reaches s2");
+    assert!(!d.pings("s3", &address(&d, "s1", "dual", false)).await, "s1 answers no ARP (arp_ignore=8)");
+    assert!(d.pings("s3", &address(&d, "s1", "dual", true)).await, "s1 is reached over IPv6");
+    let bad = "com.docker.network.endpoint.sysctls=net.ipv4.ip_forward=1";
+    let out = d.docker(&["network", "connect", "--driver-opt", bad, "dual2", "s1"]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("unrecognised network interface sysctl"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The gateway: the highest --gw-priority wins, whatever the order.
+    let default_gateway = |sandbox: &str| {
+        let v: serde_json::Value = serde_json::from_str(&d.ok(&["sandbox", "inspect", sandbox])).unwrap();
+        let key = v[0]["Key"].as_str().unwrap().to_string();
+        async move {
+            let ns = cnm::osl::Namespace::open(&key).unwrap();
+            let nl = cnm::osl::Netlink::connect(&ns, cnm::osl::DEFAULT_DEADLINE).await.unwrap();
+            let routes = nl.route_list(false).await.unwrap();
+            routes.iter().find(|r| r.destination.prefix_len() == 0).and_then(|r| r.gateway).map(|g| g.to_string())
+        }
+    };
+    d.ok(&["sandbox", "create", "s4"]);
+    docker_ok(&d, &["network", "connect", "dual", "s4"]);
+    docker_ok(&d, &["network", "connect", "--gw-priority", "10", "dual2", "s4"]);
+    assert_eq!(default_gateway("s4").await.as_deref(), Some("10.232.9.1"), "the later network, of higher priority");
+    d.ok(&["sandbox", "create", "s5"]);
+    docker_ok(&d, &["network", "connect", "--gw-priority", "10", "dual", "s5"]);
+    docker_ok(&d, &["network", "connect", "dual2", "s5"]);
+    assert_eq!(default_gateway("s5").await.as_deref(), Some("10.232.8.1"), "the earlier network, of higher priority");
+
+    d.ok(&["sandbox", "rm", "s1", "s2", "s3", "s4", "s5"]);
+    docker_ok(&d, &["network", "rm", "v6only", "dual", "dual2"]);
+}

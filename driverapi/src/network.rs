@@ -29,8 +29,12 @@ pub struct IpamData {
 }
 
 /// The `Options` of `CreateNetwork`: generic driver options and network flags.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkOptions {
+    /// Whether the network has IPv4 (false: IPv6 only, Docker 28's
+    /// `EnableIPv4`; sent only when false).
+    #[serde(rename = "com.docker.network.enable_ipv4", default = "yes", skip_serializing_if = "is_true")]
+    pub enable_ipv4: bool,
     /// Whether the network has IPv6.
     #[serde(rename = "com.docker.network.enable_ipv6", default)]
     pub enable_ipv6: bool,
@@ -43,6 +47,26 @@ pub struct NetworkOptions {
     /// User labels of the network; kept in process, never sent over the wire (Docker does not).
     #[serde(skip)]
     pub labels: BTreeMap<String, String>,
+}
+
+impl Default for NetworkOptions {
+    fn default() -> Self {
+        NetworkOptions {
+            enable_ipv4: true,
+            enable_ipv6: false,
+            generic: BTreeMap::new(),
+            internal: false,
+            labels: BTreeMap::new(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(v: &bool) -> bool {
+    *v
 }
 
 /// `NetworkDriver.CreateNetwork`.

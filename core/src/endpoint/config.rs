@@ -32,4 +32,10 @@ pub struct EndpointConfig {
     /// that name already.
     #[serde(default)]
     pub ifname: Option<String>,
+    /// Sysctls of the interface, set in the sandbox after it is placed
+    /// (Docker's endpoint option `com.docker.network.endpoint.sysctls`):
+    /// keys `net.X.Y.IFNAME.Z` with X `ipv4`, `ipv6` or `mpls`, `IFNAME`
+    /// standing for the interface's name.
+    #[serde(default)]
+    pub sysctls: Vec<(String, String)>,
 }

@@ -119,7 +119,14 @@ impl Network {
                 ctrl.rollback("remove the intent of a failed endpoint", &rec.name, forgotten);
             }
         };
-        if allocates {
+        if allocates && rec.config.ipv4.is_some() && net.ipv4.is_empty() {
+            forget_intent(&rec).await;
+            return Err(Error::InvalidParameter(format!(
+                "network {} has no IPv4: no IPv4 address can be given",
+                net.name
+            )));
+        }
+        if allocates && !net.ipv4.is_empty() {
             let preferred4 = rec.config.ipv4.map(IpAddr::V4);
             rec.ipv4 = match request_address(&*ipam, &net, false, preferred4, rec.mac, mac_opt).await {
                 Ok(a) => Some(a),
@@ -128,20 +135,20 @@ impl Network {
                     return Err(e);
                 }
             };
-            if net.config.enable_ipv6 && !net.ipv6.is_empty() {
-                if durable && let Err(e) = ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec).await {
+        }
+        if allocates && net.config.enable_ipv6 && !net.ipv6.is_empty() {
+            if durable && let Err(e) = ctrl.inner.store.put(Table::Endpoints, &rec.id, &rec).await {
+                release_addresses(&*ipam, &net, &rec).await;
+                forget_intent(&rec).await;
+                return Err(e);
+            }
+            let preferred6 = rec.config.ipv6.map(IpAddr::V6);
+            match request_address(&*ipam, &net, true, preferred6, rec.mac, mac_opt).await {
+                Ok(a) => rec.ipv6 = Some(a),
+                Err(e) => {
                     release_addresses(&*ipam, &net, &rec).await;
                     forget_intent(&rec).await;
                     return Err(e);
-                }
-                let preferred6 = rec.config.ipv6.map(IpAddr::V6);
-                match request_address(&*ipam, &net, true, preferred6, rec.mac, mac_opt).await {
-                    Ok(a) => rec.ipv6 = Some(a),
-                    Err(e) => {
-                        release_addresses(&*ipam, &net, &rec).await;
-                        forget_intent(&rec).await;
-                        return Err(e);
-                    }
                 }
             }
         }
@@ -210,6 +217,12 @@ pub(crate) fn check_request(name: &str, config: &EndpointConfig) -> Result<()> {
     if let Some(ip) = config.link_local_ips.iter().find(|ip| !is_link_local(ip)) {
         return Err(Error::InvalidParameter(format!("{ip} is not a link-local address (169.254.0.0/16 or fe80::/10)")));
     }
+    for (key, value) in &config.sysctls {
+        interface_sysctl_path(key, "IFNAME")?;
+        if value.is_empty() || value.chars().any(|c| c.is_control()) {
+            return Err(Error::InvalidParameter(format!("invalid value {value:?} of interface sysctl {key}")));
+        }
+    }
     if let Some(n) = &config.ifname {
         let bad = n.is_empty()
             || n.len() > cnm_osl::MAX_IFNAME_LEN
@@ -224,6 +237,22 @@ pub(crate) fn check_request(name: &str, config: &EndpointConfig) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The path under `/proc/sys` of interface sysctl `key` (`net.X.Y.IFNAME.Z`,
+/// X `ipv4`, `ipv6` or `mpls`) for interface `ifname`; anything else is
+/// refused with dockerd's message.
+pub(crate) fn interface_sysctl_path(key: &str, ifname: &str) -> Result<String> {
+    let parts: Vec<&str> = key.split('.').collect();
+    let fine = |p: &str| !p.is_empty() && !p.contains('/') && p != ".." && !p.chars().any(char::is_whitespace);
+    match parts.as_slice() {
+        ["net", x @ ("ipv4" | "ipv6" | "mpls"), y, "IFNAME" | "ifname", z] if fine(y) && fine(z) => {
+            Ok(format!("net/{x}/{y}/{ifname}/{z}"))
+        }
+        _ => Err(Error::InvalidParameter(format!(
+            "unrecognised network interface sysctl '{key}'; represent 'net.X.Y.ethN.Z=V' as 'net.X.Y.IFNAME.Z=V', 'X' must be 'ipv4', 'ipv6' or 'mpls'"
+        ))),
+    }
 }
 
 /// The endpoint options Docker sends: port keys only on non-internal networks.

@@ -221,6 +221,23 @@ impl Controller {
                         return Err(e);
                     }
                 };
+                for (key, value) in &rec.config.sysctls {
+                    let set = async {
+                        let path = super::create::interface_sysctl_path(key, &dst)?;
+                        nl.namespace()
+                            .sysctl_set(&path, value)
+                            .await
+                            .map_err(|e| Error::os(format!("set interface sysctl {key}={value} on {dst}"), e))
+                    };
+                    if let Err(e) = set.await {
+                        self.rollback(
+                            "remove an interface whose sysctls failed",
+                            &dst,
+                            interface::remove(&nl, &dst).await,
+                        );
+                        return Err(e);
+                    }
+                }
                 placed = Some(dst.clone());
                 if let Some(sb) = self.st().sandboxes.get_mut(&sandbox_id) {
                     sb.ifindex.insert(dst.clone(), index);

@@ -37,6 +37,10 @@ pub struct NetworkConfig {
     pub ipv4: Vec<IpamConfig>,
     /// IPv6 pools (with `enable_ipv6`); empty: one chosen by the IPAM.
     pub ipv6: Vec<IpamConfig>,
+    /// Whether the network has IPv4 (false: an IPv6-only network, Docker
+    /// 28's `EnableIPv4`).
+    #[serde(default = "yes")]
+    pub enable_ipv4: bool,
     /// Whether the network has IPv6.
     pub enable_ipv6: bool,
     /// Whether the network is internal (no external connectivity).
@@ -69,6 +73,7 @@ impl Default for NetworkConfig {
             ipam_options: BTreeMap::new(),
             ipv4: Vec::new(),
             ipv6: Vec::new(),
+            enable_ipv4: true,
             enable_ipv6: false,
             internal: false,
             labels: BTreeMap::new(),
@@ -79,6 +84,10 @@ impl Default for NetworkConfig {
             attachable: false,
         }
     }
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl NetworkConfig {

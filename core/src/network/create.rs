@@ -29,6 +29,12 @@ impl Controller {
         if !config.ipv6.is_empty() && !config.enable_ipv6 {
             return Err(Error::InvalidParameter("IPv6 subnets were given but IPv6 is not enabled".into()));
         }
+        if !config.enable_ipv4 && !config.enable_ipv6 {
+            return Err(Error::InvalidParameter("IPv4 or IPv6 must be enabled".into()));
+        }
+        if !config.ipv4.is_empty() && !config.enable_ipv4 {
+            return Err(Error::InvalidParameter("IPv4 subnets were given but IPv4 is disabled".into()));
+        }
 
         // The name is held from here until the network is inserted (or the creation fails).
         let taken = |ctrl: &Controller| ctrl.st().networks.values().any(|n| n.name == name);
@@ -87,7 +93,10 @@ impl Controller {
         let host = crate::host_networks::HostRoutes::new(self.inner.host.clone());
         let allocate = async {
             let v4 = pools::Family { v6: false, skip_gateway: skip.skip_ipv4 };
-            let mut allocated = pools::allocate(&*ipam, &host, allocates, &space, &rec.config, v4, &mut rec.ipv4).await;
+            let mut allocated = Ok(());
+            if rec.config.enable_ipv4 {
+                allocated = pools::allocate(&*ipam, &host, allocates, &space, &rec.config, v4, &mut rec.ipv4).await;
+            }
             if allocated.is_ok() && rec.config.enable_ipv6 {
                 let v6 = pools::Family { v6: true, skip_gateway: skip.skip_ipv6 };
                 allocated = pools::allocate(&*ipam, &host, allocates, &space, &rec.config, v6, &mut rec.ipv6).await;
@@ -252,6 +261,7 @@ pub(crate) fn driver_request(rec: &NetworkRecord) -> CreateNetworkRequest {
 /// A network's options as a driver receives them.
 fn driver_options(config: &NetworkConfig) -> NetworkOptions {
     NetworkOptions {
+        enable_ipv4: config.enable_ipv4,
         enable_ipv6: config.enable_ipv6,
         generic: config.driver_options.clone(),
         internal: config.internal,

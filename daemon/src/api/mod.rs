@@ -20,6 +20,29 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
+/// The API version a request was made at (its `/vX.Y` prefix; the newest
+/// without one), for handlers whose answer depends on it, as dockerd's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ApiVersion(pub u32, pub u32);
+
+impl ApiVersion {
+    /// The newest version served ([`crate::API_VERSION`]).
+    pub const MAX: ApiVersion = ApiVersion(1, 52);
+
+    /// Whether the request's version is `major.minor` or newer.
+    pub fn at_least(self, major: u32, minor: u32) -> bool {
+        self >= ApiVersion(major, minor)
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ApiVersion {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts.extensions.get::<ApiVersion>().copied().unwrap_or(ApiVersion::MAX))
+    }
+}
+
 /// What every handler shares: the controller and the in-flight tracker.
 #[derive(Clone)]
 pub struct ApiState {

@@ -11,6 +11,9 @@ use std::net::IpAddr;
 /// The endpoint option (`docker network connect --driver-opt`) that names
 /// the interface in the sandbox, as Docker 28's.
 pub const IFNAME_OPTION: &str = "com.docker.network.endpoint.ifname";
+/// The endpoint option setting the interface's sysctls (Docker 27+):
+/// `net.X.Y.IFNAME.Z=V[,…]`.
+pub const SYSCTLS_OPTION: &str = "com.docker.network.endpoint.sysctls";
 
 /// The driver used when a request names none.
 pub const DEFAULT_DRIVER: &str = "bridge";
@@ -31,9 +34,6 @@ pub fn network_config(req: &NetworkCreateRequest) -> Result<(String, NetworkConf
     if !matches!(req.scope.as_str(), "" | "local") {
         return Err(ApiError::bad_request(format!("invalid scope {:?}: only local networks are supported", req.scope)));
     }
-    if req.enable_ipv4 == Some(false) {
-        return Err(ApiError::bad_request("IPv4 cannot be disabled"));
-    }
     let config_from = req.config_from.as_ref().map(|c| c.network.clone()).filter(|n| !n.is_empty());
     if req.config_only && config_from.is_some() {
         return Err(ApiError::bad_request("a configuration-only network cannot take its configuration from another"));
@@ -53,6 +53,21 @@ pub fn network_config(req: &NetworkCreateRequest) -> Result<(String, NetworkConf
         req.driver.clone()
     };
     let mut driver_options = req.options.clone().unwrap_or_default();
+    // Without the fields, the families follow the options of the same
+    // names (as Docker 27+'s), taken out of the driver's options.
+    let mut family = |field: Option<bool>, key: &str, default: bool| -> Result<bool, ApiError> {
+        let option = driver_options.remove(key);
+        match (field, option) {
+            (Some(v), _) => Ok(v),
+            (None, Some(v)) => {
+                v.parse::<bool>().map_err(|_| ApiError::bad_request(format!("driver-opt {key:?} is not a valid bool")))
+            }
+            (None, None) => Ok(default),
+        }
+    };
+    let enable_ipv4 = family(req.enable_ipv4, "com.docker.network.enable_ipv4", true)?;
+    let enable_ipv6 = family(req.enable_ipv6, "com.docker.network.enable_ipv6", false)?;
+    let ipv6_given = req.enable_ipv6.is_some() || enable_ipv6;
     let disable_dns = match driver_options.remove(DNS_OPTION).as_deref() {
         None => false,
         Some(v) => !v
@@ -60,7 +75,8 @@ pub fn network_config(req: &NetworkCreateRequest) -> Result<(String, NetworkConf
             .map_err(|_| ApiError::bad_request(format!("invalid option {DNS_OPTION}={v:?}: expected true or false")))?,
     };
     let mut cfg = NetworkConfig {
-        enable_ipv6: req.enable_ipv6.unwrap_or(false),
+        enable_ipv4,
+        enable_ipv6,
         internal: req.internal,
         labels: req.labels.clone().unwrap_or_default(),
         driver_options,
@@ -94,7 +110,7 @@ pub fn network_config(req: &NetworkCreateRequest) -> Result<(String, NetworkConf
             if v6 { cfg.ipv6.push(entry) } else { cfg.ipv4.push(entry) }
         }
     }
-    if !cfg.ipv6.is_empty() && req.enable_ipv6.is_none() {
+    if !cfg.ipv6.is_empty() && !ipv6_given {
         // Docker 28 enables IPv6 when an IPv6 subnet is given without EnableIPv6.
         cfg.enable_ipv6 = true;
     }
@@ -131,9 +147,17 @@ pub fn endpoint_config(settings: Option<&EndpointSettings>) -> Result<(EndpointC
     for (key, value) in &s.driver_opts {
         match key.as_str() {
             IFNAME_OPTION => cfg.ifname = Some(value.clone()),
+            SYSCTLS_OPTION => {
+                for item in value.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+                    let (k, v) = item.split_once('=').ok_or_else(|| {
+                        ApiError::bad_request(format!("invalid interface sysctl {item:?}: expected net.X.Y.IFNAME.Z=V"))
+                    })?;
+                    cfg.sysctls.push((k.to_string(), v.to_string()));
+                }
+            }
             _ => {
                 return Err(ApiError::bad_request(format!(
-                    "endpoint driver option {key:?} is not supported (only {IFNAME_OPTION})"
+                    "endpoint driver option {key:?} is not supported (only {IFNAME_OPTION} and {SYSCTLS_OPTION})"
                 )));
             }
         }

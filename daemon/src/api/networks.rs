@@ -6,14 +6,15 @@ use super::filters::{Filters, parse_until};
 use super::{ApiState, lookup, network_config};
 use crate::errors::{ApiError, ApiResult};
 use crate::wire::network::{
-    EndpointResource, Ipam, IpamConfig, NetworkCreateRequest, NetworkCreateResponse, NetworkPruneResponse,
-    NetworkResource,
+    EndpointResource, Ipam, IpamConfig, IpamStatus, NetworkCreateRequest, NetworkCreateResponse, NetworkPruneResponse,
+    NetworkResource, NetworkStatus, SubnetStatus,
 };
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use cnm::{Network, PoolInfo};
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 
 const LIST_FILTERS: &[&str] = &["name", "id", "driver", "label", "scope", "type", "dangling"];
 const PRUNE_FILTERS: &[&str] = &["until", "label", "label!"];
@@ -55,6 +56,7 @@ pub async fn list(State(st): State<ApiState>, q: QueryMap) -> ApiResult<Json<Vec
 /// `GET /networks/{id}`: one network with the sandboxes joined to it.
 pub async fn inspect(
     State(st): State<ApiState>,
+    version: super::ApiVersion,
     IdParam(id): IdParam,
     q: QueryMap,
 ) -> ApiResult<Json<NetworkResource>> {
@@ -66,14 +68,68 @@ pub async fn inspect(
     {
         return Err(ApiError::not_found(format!("network {id} not found")));
     }
-    Ok(Json(resource(&st, &net, true).await?))
+    let mut r = resource(&st, &net, true).await?;
+    if version.at_least(1, 52) {
+        r.status = Some(status(&net).await?);
+    }
+    Ok(Json(r))
+}
+
+/// What is allocated in each of `net`'s subnets, counted as dockerd's
+/// IPAM status (API 1.52).
+async fn status(net: &Network) -> ApiResult<NetworkStatus> {
+    let info = net.info().await?;
+    let mut subnets = BTreeMap::new();
+    if info.config.ipam_driver == cnm::ipamapi::NULL_IPAM {
+        return Ok(NetworkStatus::default());
+    }
+    let mut held: Vec<IpAddr> = Vec::new();
+    for ep in net.endpoints().await {
+        let e = ep.info().await?;
+        held.extend(e.ipv4.iter().chain(&e.ipv6).map(|a| a.addr()));
+    }
+    for pool in info.ipv4.iter().chain(&info.ipv6) {
+        subnets.insert(pool.subnet.to_string(), subnet_status(pool, &held));
+    }
+    Ok(NetworkStatus { ipam: IpamStatus { subnets } })
+}
+
+/// One subnet's [`SubnetStatus`]: `held` are the endpoints' addresses.
+fn subnet_status(pool: &PoolInfo, held: &[IpAddr]) -> SubnetStatus {
+    let subnet = pool.subnet;
+    let mut used: std::collections::BTreeSet<IpAddr> = std::collections::BTreeSet::new();
+    match subnet {
+        ipnet::IpNet::V4(n) if n.prefix_len() < 31 => {
+            used.insert(IpAddr::V4(n.network()));
+            used.insert(IpAddr::V4(n.broadcast()));
+        }
+        ipnet::IpNet::V4(_) => {}
+        // The subnet-router anycast address.
+        ipnet::IpNet::V6(n) => {
+            used.insert(IpAddr::V6(n.network()));
+        }
+    }
+    used.extend(pool.gateway.map(|g| g.addr()));
+    used.extend(pool.aux_addresses.values().map(|a| a.addr()));
+    used.extend(held.iter().copied().filter(|a| subnet.contains(a)));
+    let range = pool.ip_range.unwrap_or(subnet);
+    let host_bits = u32::from(range.max_prefix_len() - range.prefix_len());
+    let size: u128 = 1u128.checked_shl(host_bits).unwrap_or(u128::MAX);
+    let in_range = used.iter().filter(|a| range.contains(*a)).count() as u128;
+    let cap = |n: u128| u64::try_from(n).unwrap_or(u64::MAX);
+    SubnetStatus { ips_in_use: cap(used.len() as u128), dynamic_ips_available: cap(size.saturating_sub(in_range)) }
 }
 
 /// `POST /networks/create`.
 pub async fn create(
     State(st): State<ApiState>,
-    JsonBody(req): JsonBody<NetworkCreateRequest>,
+    version: super::ApiVersion,
+    JsonBody(mut req): JsonBody<NetworkCreateRequest>,
 ) -> ApiResult<(StatusCode, Json<NetworkCreateResponse>)> {
+    if !version.at_least(1, 48) {
+        // As dockerd: the field came with API 1.48.
+        req.enable_ipv4 = None;
+    }
     let (driver, mut cfg) = network_config::network_config(&req)?;
     if let Some(from) = cfg.config_from.clone() {
         let sets_options = req.options.as_ref().is_some_and(|o| !o.is_empty());
@@ -103,6 +159,7 @@ async fn take_config(
 ) -> ApiResult<()> {
     let own_ipam = cfg.ipam_driver != cnm::NetworkConfig::default().ipam_driver;
     if own_ipam
+        || !cfg.enable_ipv4
         || cfg.enable_ipv6
         || !cfg.labels.is_empty()
         || !cfg.ipam_options.is_empty()
@@ -127,6 +184,7 @@ async fn take_config(
     cfg.ipam_options = s.ipam_options;
     cfg.ipv4 = s.ipv4;
     cfg.ipv6 = s.ipv6;
+    cfg.enable_ipv4 = s.enable_ipv4;
     cfg.enable_ipv6 = s.enable_ipv6;
     cfg.labels = s.labels;
     cfg.driver_options = s.driver_options;
@@ -258,7 +316,7 @@ pub async fn resource(st: &ApiState, net: &Network, containers: bool) -> ApiResu
         created: crate::wire::time::rfc3339_nanos(info.created, info.created_nanos),
         scope: if info.global { "global".into() } else { "local".into() },
         driver: info.driver,
-        enable_ipv4: true,
+        enable_ipv4: info.config.enable_ipv4,
         enable_ipv6: info.config.enable_ipv6,
         ipam: Ipam {
             driver: info.config.ipam_driver.clone(),
@@ -278,6 +336,7 @@ pub async fn resource(st: &ApiState, net: &Network, containers: bool) -> ApiResu
         containers: map,
         options: info.config.driver_options,
         labels: info.config.labels,
+        status: None,
     })
 }
 
@@ -288,5 +347,38 @@ fn configured_pool(c: &cnm::IpamConfig) -> IpamConfig {
         ip_range: c.ip_range.map(|s| s.to_string()).unwrap_or_default(),
         gateway: c.gateway.map(|s| s.to_string()).unwrap_or_default(),
         auxiliary_addresses: c.aux_addresses.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(subnet: &str, range: Option<&str>, gateway: Option<&str>, aux: &[&str]) -> PoolInfo {
+        let net: ipnet::IpNet = subnet.parse().unwrap();
+        let with_len = |a: &str| ipnet::IpNet::new(a.parse().unwrap(), net.prefix_len()).unwrap();
+        PoolInfo {
+            subnet: net,
+            ip_range: range.map(|r| r.parse().unwrap()),
+            gateway: gateway.map(with_len),
+            aux_addresses: aux.iter().enumerate().map(|(i, a)| (format!("a{i}"), with_len(a))).collect(),
+        }
+    }
+
+    /// The figures dockerd's own test of the IPAM status expects.
+    #[test]
+    fn subnet_status_counts_as_dockerd() {
+        let v4 = pool("10.0.0.0/24", Some("10.0.0.128/31"), Some("10.0.0.1"), &["10.0.0.2", "10.0.0.128"]);
+        let s = subnet_status(&v4, &[]);
+        assert_eq!((s.ips_in_use, s.dynamic_ips_available), (5, 1));
+        let v6 = pool("fd00:1::/64", Some("fd00:1::/120"), Some("fd00:1::1"), &["fd00:1::2", "fd00:1::1:0"]);
+        let s = subnet_status(&v6, &[]);
+        assert_eq!((s.ips_in_use, s.dynamic_ips_available), (4, 253));
+        let big = pool("fd00:2::/56", None, None, &[]);
+        let s = subnet_status(&big, &[]);
+        assert_eq!((s.ips_in_use, s.dynamic_ips_available), (1, u64::MAX));
+        // Endpoints count; an address outside the subnet does not.
+        let s = subnet_status(&v4, &["10.0.0.129".parse().unwrap(), "10.9.9.9".parse().unwrap()]);
+        assert_eq!((s.ips_in_use, s.dynamic_ips_available), (6, 0));
     }
 }

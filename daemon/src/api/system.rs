@@ -76,7 +76,7 @@ pub async fn info(State(st): State<ApiState>) -> Json<InfoResponse> {
 /// the first time it is asked for; empty if it can be neither read nor
 /// made. Without a data root (an API served by a program of its own, a
 /// test), one for the process's lifetime.
-fn engine_id(data_root: &std::path::Path) -> String {
+pub(crate) fn engine_id(data_root: &std::path::Path) -> String {
     static EPHEMERAL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     if !data_root.is_absolute() {
         return EPHEMERAL.get_or_init(new_uuid).clone();
@@ -88,7 +88,10 @@ fn engine_id(data_root: &std::path::Path) -> String {
     }
     let id = new_uuid();
     let tmp = data_root.join("engine-id.tmp");
-    match std::fs::write(&tmp, &id).and_then(|()| std::fs::rename(&tmp, &path)) {
+    let kept = std::fs::create_dir_all(data_root)
+        .and_then(|()| std::fs::write(&tmp, &id))
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    match kept {
         Ok(()) => id,
         Err(e) => {
             tracing::warn!(path = %path.display(), error = %cnm::Chain(&e), "cannot keep the daemon's identity");

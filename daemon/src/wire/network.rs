@@ -272,6 +272,39 @@ pub struct NetworkResource {
     /// User labels.
     #[serde(default, deserialize_with = "null_default")]
     pub labels: BTreeMap<String, String>,
+    /// What is allocated in the network's subnets (inspect at API 1.52+).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<NetworkStatus>,
+}
+
+/// A network's runtime status (API 1.52's `Status`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkStatus {
+    /// The addresses allocated.
+    #[serde(rename = "IPAM")]
+    pub ipam: IpamStatus,
+}
+
+/// The addresses allocated in each subnet of a network.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpamStatus {
+    /// By subnet (CIDR); absent for a network without addresses (`host`, `none`).
+    #[serde(rename = "Subnets", default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub subnets: BTreeMap<String, SubnetStatus>,
+}
+
+/// The addresses allocated in one subnet, counted as dockerd counts them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubnetStatus {
+    /// Addresses in use: the subnet's first address (and, in IPv4, its
+    /// broadcast address, both but in a /31 or /32), the gateway, the
+    /// auxiliary addresses and the endpoints' addresses.
+    #[serde(rename = "IPsInUse")]
+    pub ips_in_use: u64,
+    /// Addresses still free in the range addresses are handed out from
+    /// (the subnet, or its `IPRange`), at most 2^64 - 1.
+    #[serde(rename = "DynamicIPsAvailable")]
+    pub dynamic_ips_available: u64,
 }
 
 /// A sandbox joined to a network, as inspect lists it.

@@ -235,9 +235,12 @@ impl Driver for BridgeDriver {
     async fn create_endpoint(&self, req: CreateEndpointRequest) -> Result<CreateEndpointResponse> {
         let net = self.network(&req.network_id).await?;
         let given = &req.interface;
-        // Docker's bridge derives the MAC from the IPv4 address when none is given.
+        // Docker's bridge derives the MAC from the IPv4 address when none
+        // is given; an endpoint with no IPv4 address (an IPv6-only network)
+        // gets a locally administered one made of its id.
         let derived = match (given.mac_address, given.address.map(|a| a.addr())) {
             (None, Some(IpAddr::V4(v4))) => Some(MacAddress::from_ipv4(v4)),
+            (None, _) => Some(mac_of_id(&req.endpoint_id)),
             _ => None,
         };
         let ep = BridgeEndpoint { ipv4: given.address, ipv6: given.address_ipv6, mac: given.mac_address.or(derived) };
@@ -344,4 +347,14 @@ impl Driver for BridgeDriver {
 pub(crate) struct LinkRepairs {
     pub(crate) bridges: std::sync::atomic::AtomicU64,
     pub(crate) addresses: std::sync::atomic::AtomicU64,
+}
+
+/// A locally administered unicast MAC made of the first 12 hex digits of
+/// endpoint id `id` (stable across restarts).
+fn mac_of_id(id: &str) -> MacAddress {
+    let mut b = [0u8; 6];
+    for (i, byte) in b.iter_mut().enumerate() {
+        *byte = id.get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()).unwrap_or(0);
+    }
+    MacAddress::local_unicast(b)
 }

@@ -36,8 +36,8 @@ pub enum Error {
     /// A link of that name exists and is not a bridge.
     #[error("link {0} exists and is not a bridge")]
     NotABridge(String),
-    /// A network without an IPv4 pool.
-    #[error("a bridge network needs an IPv4 pool")]
+    /// A network without an IPv4 pool (and not IPv6-only with an IPv6 pool).
+    #[error("a bridge network needs an IPv4 pool, or IPv6 only with an IPv6 pool")]
     NoIpv4Pool,
     /// No host port could be had for a binding.
     #[error("cannot publish {proto} port {range} on {ip}: {reason}")]

@@ -121,7 +121,7 @@ pub(crate) async fn setup(
     config: BridgeConfig,
     reaper: &crate::reaper::Reaper,
 ) -> Result<BridgeNetwork, Error> {
-    if req.ipv4_data.is_empty() {
+    if req.ipv4_data.is_empty() && (req.options.enable_ipv4 || req.ipv6_data.is_empty()) {
         return Err(Error::NoIpv4Pool);
     }
     let bridge = config.bridge_name(&req.network_id);
@@ -194,7 +194,10 @@ pub(crate) async fn host_settings(nl: &Netlink, net: &BridgeNetwork) -> Result<(
     if net.internal {
         return Ok(());
     }
-    let mut settings = vec![("net/ipv4/ip_forward".to_string(), "1".to_string())];
+    let mut settings = Vec::new();
+    if net.pools.iter().any(|p| p.addr().is_ipv4()) {
+        settings.push(("net/ipv4/ip_forward".to_string(), "1".to_string()));
+    }
     if net.pools.iter().any(|p| p.addr().is_ipv6()) {
         settings.push(("net/ipv6/conf/all/forwarding".to_string(), "1".to_string()));
     }
