@@ -341,4 +341,132 @@ async fn docker_cli_at_api_1_50_drives_docker_28_networks() {
 
     d.ok(&["sandbox", "rm", "s1", "s2", "s3", "s4", "s5"]);
     docker_ok(&d, &["network", "rm", "v6only", "dual", "dual2"]);
+
+    // A subnet asked by its size alone (Docker 29): one of that size from
+    // the predefined pools, shown and kept as allocated.
+    docker_ok(&d, &["network", "create", "--ipv6", "--subnet", "0.0.0.0/27", "--subnet", "::/56", "sized"]);
+    let subnets = |d: &Daemon| -> Vec<ipnet::IpNet> {
+        let v: serde_json::Value = serde_json::from_str(&docker_ok(d, &["network", "inspect", "sized"])).unwrap();
+        v[0]["IPAM"]["Config"].as_array().unwrap().iter().filter_map(|c| c["Subnet"].as_str()?.parse().ok()).collect()
+    };
+    let shown = subnets(&d);
+    assert_eq!(shown.iter().map(|n| n.prefix_len()).collect::<Vec<_>>(), [27, 56], "{shown:?}");
+    assert!(shown.iter().all(|n| !n.addr().is_unspecified()), "{shown:?}");
+    assert!(ipnet::IpNet::V6(ula).contains(&shown[1]), "{shown:?} from the ULA /48");
+    d.ok(&["sandbox", "create", "z1"]);
+    d.ok(&["sandbox", "create", "z2"]);
+    docker_ok(&d, &["network", "connect", "sized", "z1"]);
+    docker_ok(&d, &["network", "connect", "sized", "z2"]);
+    let z2 = address(&d, "z2", "sized", false);
+    assert!(shown[0].contains(&z2.parse::<std::net::IpAddr>().unwrap()), "{z2} in {}", shown[0]);
+    assert!(d.pings("z1", &z2).await, "z1 reaches z2 on the sized subnet");
+    let mut d = d;
+    assert!(d.sigterm());
+    d.spawn();
+    assert_eq!(subnets(&d), shown, "the same subnets after a restart");
+    let out = d.docker(&["network", "create", "--subnet", "0.0.0.0/4", "huge"]);
+    assert!(!out.status.success() && stderr(&out).contains("no predefined pool can hold"), "{}", stderr(&out));
+    d.ok(&["sandbox", "rm", "z1", "z2"]);
+    docker_ok(&d, &["network", "rm", "sized"]);
+}
+
+/// The namespace of sandbox `name`.
+fn sandbox_ns(d: &Daemon, name: &str) -> cnm::osl::Namespace {
+    let v: serde_json::Value = serde_json::from_str(&d.ok(&["sandbox", "inspect", name])).unwrap();
+    cnm::osl::Namespace::open(v[0]["Key"].as_str().unwrap()).unwrap()
+}
+
+/// Docker's gateway modes (`-o com.docker.network.bridge.gateway_mode_ipv4=…`,
+/// created through the docker CLI), by packets between the sandboxes and an
+/// outside host that routes the sandboxes' subnets through this host:
+/// `nat` masquerades out and lets in only the published host port;
+/// `nat-unprotected` also lets anything in at the containers' addresses;
+/// `routed` does not masquerade and lets in ICMP and the published port at
+/// the container's own address, nothing else; `isolated` (internal only)
+/// puts no gateway on the bridge. Bad values are refused with dockerd's words.
+#[tokio::test]
+async fn docker_gateway_modes_by_packets() {
+    let test = "docker_gateway_modes_by_packets";
+    if !cnm_tests::tools(test, &["docker"], "docker.io") {
+        return;
+    }
+    let Some(d) = Daemon::start(test).await else { return };
+    let outside = d.host.outside().await;
+    let via = cnm::osl::Route {
+        destination: "10.232.0.0/16".parse().unwrap(),
+        gateway: Some(cnm_tests::UPLINK_HOST.parse().unwrap()),
+        oif: None,
+        scope: cnm::osl::RouteScope::Universe,
+    };
+    outside.nl.route_add(&via).await.unwrap();
+    let mode = "com.docker.network.bridge.gateway_mode_ipv4";
+    let modes = [("nat", 20), ("nat-unprotected", 21), ("routed", 22)];
+    for (m, n) in modes {
+        let subnet = format!("10.232.{n}.0/24");
+        docker_ok(&d, &["network", "create", "-o", &format!("{mode}={m}"), "--subnet", &subnet, &format!("g{n}")]);
+        d.ok(&["sandbox", "create", "-p", &format!("90{n}:80"), &format!("s{n}")]);
+        docker_ok(&d, &["network", "connect", &format!("g{n}"), &format!("s{n}")]);
+    }
+    let v: serde_json::Value = serde_json::from_str(&docker_ok(&d, &["network", "inspect", "g22"])).unwrap();
+    assert_eq!(v[0]["Options"][mode], "routed", "inspect shows the mode");
+    let outside_server = cnm_tests::peer_echo_server(&outside.ns, "10.250.0.2:7000".parse().unwrap(), 3).await;
+    for (m, n) in modes {
+        let ns = sandbox_ns(&d, &format!("s{n}"));
+        let ip = format!("10.232.{n}.2");
+        let _published = cnm_tests::peer_echo_server(&ns, "0.0.0.0:80".parse().unwrap(), 2).await;
+        let _other = cnm_tests::peer_echo_server(&ns, "0.0.0.0:81".parse().unwrap(), 1).await;
+        let at = |port: u16| format!("{ip}:{port}").parse().unwrap();
+        // Out: masqueraded to the host's address, or the container's own.
+        let out = cnm_tests::seen_as(&ns, "10.250.0.2:7000".parse().unwrap()).await;
+        let expected_source = if m == "routed" { ip.as_str() } else { cnm_tests::UPLINK_HOST };
+        assert_eq!(out.as_deref(), Ok(expected_source), "{m}: the outside host sees the sandbox as");
+        // In through the host's published port, except for routed.
+        if m != "routed" {
+            let host = format!("{}:90{n}", cnm_tests::UPLINK_HOST).parse().unwrap();
+            assert!(cnm_tests::seen_as(&outside.ns, host).await.is_ok(), "{m}: the published host port answers");
+        }
+        let direct_published = cnm_tests::seen_as(&outside.ns, at(80)).await;
+        let direct_other = cnm_tests::seen_as(&outside.ns, at(81)).await;
+        let pinged = cnm::osl::probe::ping(&outside.ns, ip.parse().unwrap(), Duration::from_secs(1)).await.is_ok();
+        match m {
+            "nat" => {
+                assert!(direct_published.is_err(), "nat: the container's address is not reached directly");
+                assert!(direct_other.is_err() && !pinged, "nat: nothing unsolicited gets in");
+            }
+            "nat-unprotected" => {
+                assert_eq!(direct_other.as_deref(), Ok(cnm_tests::OUTSIDE), "nat-unprotected: any port, directly");
+                assert!(pinged, "nat-unprotected: pinged directly");
+            }
+            _ => {
+                assert_eq!(direct_published.as_deref(), Ok(cnm_tests::OUTSIDE), "routed: the published port, directly");
+                assert!(direct_other.is_err(), "routed: an unpublished port is not reached");
+                assert!(pinged, "routed: ICMP gets in");
+            }
+        }
+    }
+    drop(outside_server);
+
+    // Isolated: internal only, and no gateway on the bridge.
+    let out = d.docker(&["network", "create", "-o", &format!("{mode}=isolated"), "--subnet", "10.232.23.0/24", "g23"]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("can only be used for an internal network"),
+        "{}",
+        stderr(&out)
+    );
+    let args =
+        ["network", "create", "--internal", "-o", &format!("{mode}=isolated"), "--subnet", "10.232.23.0/24", "g23"];
+    docker_ok(&d, &args);
+    d.ok(&["sandbox", "create", "s23"]);
+    docker_ok(&d, &["network", "connect", "g23", "s23"]);
+    d.ok(&["sandbox", "create", "t23"]);
+    docker_ok(&d, &["network", "connect", "g23", "t23"]);
+    assert!(d.pings("s23", &d.ip("t23", "g23")).await, "isolated: the containers reach each other");
+    assert!(!d.pings("s23", "10.232.23.1").await, "isolated: no gateway address on the bridge");
+    let addrs = d.host.nl.addr_list(None).await.unwrap();
+    assert!(!addrs.iter().any(|a| a.net.to_string().starts_with("10.232.23.")), "{addrs:?}");
+    let out = d.docker(&["network", "create", "-o", &format!("{mode}=foo"), "gbad"]);
+    assert!(!out.status.success() && stderr(&out).contains("unknown gateway mode foo"), "{}", stderr(&out));
+
+    d.ok(&["sandbox", "rm", "s20", "s21", "s22", "s23", "t23"]);
+    docker_ok(&d, &["network", "rm", "g20", "g21", "g22", "g23"]);
 }

@@ -2,7 +2,7 @@
 //! address (Docker 20.10's default), or serial allocation with Docker's
 //! `com.docker.network.ipam.serial=true` option.
 
-use crate::config::DefaultIpamConfig;
+use crate::config::{DefaultIpamConfig, PoolSpec};
 use crate::ids::BuildIdHasher;
 use crate::pool::AddressPool;
 use crate::space::Space;
@@ -148,6 +148,38 @@ impl Ipam for DefaultIpam {
 
     async fn request_pool(&self, req: RequestPoolRequest) -> Result<RequestPoolResponse> {
         let global = is_global(&req.address_space)?;
+        // A pool of an unspecified address asks for a size only (Docker 29's
+        // `--subnet 0.0.0.0/24`, `::/56`): one of that size from the
+        // predefined pools (`/0`: their own size).
+        let sized = req.pool.filter(|p| p.addr().is_unspecified());
+        if let Some(size) = sized {
+            if let Some(sub) = req.sub_pool {
+                return Err(Error::InvalidSubPool(format!("{sub}: a pool requested by its size alone takes no range")));
+            }
+            if size.addr().is_ipv6() != req.v6 {
+                return Err(Error::InvalidPool(format!("{size}: not of the family the request asks for")));
+            }
+            let host = self.host_networks(global).await?;
+            let mut state = self.lock();
+            let specs: Vec<PoolSpec> = self
+                .config
+                .pools(global, req.v6)
+                .iter()
+                .filter_map(|s| match size.prefix_len() {
+                    0 => Some(*s),
+                    p => PoolSpec::new(s.base, p).ok(),
+                })
+                .collect();
+            if specs.is_empty() {
+                return Err(Error::InvalidPool(format!("no predefined pool can hold a {size} subnet")));
+            }
+            let pool = state.space(global).choose(&specs, req.v6, &host).ok_or(Error::NoAvailablePool)?;
+            let alloc = AddressPool::new(pool, None)?;
+            let id = pool_id(&req.address_space, &pool, None);
+            state.space(global).insert(pool);
+            state.pools.insert(id.clone(), Entry { global, alloc, serial: serial(Some(&req.options)) });
+            return Ok(RequestPoolResponse { pool_id: id, pool, data: BTreeMap::new() });
+        }
         let (pool, alloc) = match req.pool {
             Some(pool) => {
                 let pool_v6 = matches!(pool, IpNet::V6(_));

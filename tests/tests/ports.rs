@@ -285,6 +285,8 @@ async fn stale_port_mappings_and_orphan_bridges_go_at_restart() {
         masquerade: true,
         internal: false,
         icc: true,
+        gateway_v4: Default::default(),
+        gateway_v6: None,
     };
     fw.add_network(&gone).await.unwrap();
     let outside_any = PortMapping {

@@ -73,7 +73,10 @@ async fn request_pool(
     host: Option<&dyn HostNetworks>,
     req: RequestPoolRequest,
 ) -> Result<cnm_ipamapi::RequestPoolResponse> {
-    let host_nets = if let (None, Some(host)) = (req.pool, host) {
+    // The IPAM chooses (no pool, or a size alone): its choice is checked
+    // against the host's routes.
+    let chooses = req.pool.is_none_or(|p| p.addr().is_unspecified());
+    let host_nets = if let (true, Some(host)) = (chooses, host) {
         match host.networks().await {
             Ok(n) => n,
             Err(e) => {

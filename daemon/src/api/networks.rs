@@ -272,8 +272,10 @@ pub async fn resource(st: &ApiState, net: &Network, containers: bool) -> ApiResu
     // it (no gateway they did not give); when they gave none, the pools the
     // IPAM chose, with their gateways.
     let family = |configured: &[cnm::IpamConfig], allocated: &[PoolInfo]| -> Vec<IpamConfig> {
+        // A subnet asked by its size alone (`0.0.0.0/24`) shows as allocated.
+        let sized = configured.iter().any(|c| c.subnet.is_some_and(|s| s.addr().is_unspecified()));
         let given: Vec<IpamConfig> = configured.iter().filter(|c| c.subnet.is_some()).map(configured_pool).collect();
-        if !given.is_empty() || info.config.config_only {
+        if (!given.is_empty() && !sized) || info.config.config_only {
             return given;
         }
         allocated

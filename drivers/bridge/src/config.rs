@@ -17,6 +17,35 @@ pub const OPT_DEFAULT_BRIDGE: &str = "com.docker.network.bridge.default_bridge";
 /// `com.docker.network.bridge.inhibit_ipv4`: do not put the IPv4 gateway on the bridge.
 pub const OPT_INHIBIT_IPV4: &str = "com.docker.network.bridge.inhibit_ipv4";
 
+/// `com.docker.network.bridge.gateway_mode_ipv4`: `nat`, `nat-unprotected`, `routed` or `isolated`.
+pub const OPT_GATEWAY_MODE_V4: &str = "com.docker.network.bridge.gateway_mode_ipv4";
+/// `com.docker.network.bridge.gateway_mode_ipv6`: the same for IPv6.
+pub const OPT_GATEWAY_MODE_V6: &str = "com.docker.network.bridge.gateway_mode_ipv6";
+
+pub use cnm_osl::firewall::GatewayMode;
+
+/// A gateway mode's name in Docker's options.
+fn mode_name(m: GatewayMode) -> &'static str {
+    match m {
+        GatewayMode::Nat => "nat",
+        GatewayMode::NatUnprotected => "nat-unprotected",
+        GatewayMode::Routed => "routed",
+        GatewayMode::Isolated => "isolated",
+    }
+}
+
+/// Docker's parse of a gateway mode, with dockerd's message.
+fn parse_mode(key: &str, value: &str) -> Result<GatewayMode, Error> {
+    [GatewayMode::Nat, GatewayMode::NatUnprotected, GatewayMode::Routed, GatewayMode::Isolated]
+        .into_iter()
+        .find(|m| mode_name(*m) == value)
+        .ok_or_else(|| Error::InvalidOption {
+            key: key.to_string(),
+            value: value.to_string(),
+            reason: format!("unknown gateway mode {value}: nat, nat-unprotected, routed or isolated"),
+        })
+}
+
 /// The options of one bridge network.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BridgeConfig {
@@ -36,6 +65,11 @@ pub struct BridgeConfig {
     pub container_iface_prefix: String,
     /// Do not assign the IPv4 gateway to the bridge.
     pub inhibit_ipv4: bool,
+    /// How IPv4 crosses the host (`nat` unless given).
+    pub gateway_mode_ipv4: GatewayMode,
+    /// How IPv6 crosses the host; `None`: routed out, in only through
+    /// published ports (cnm's default).
+    pub gateway_mode_ipv6: Option<GatewayMode>,
 }
 
 impl Default for BridgeConfig {
@@ -49,6 +83,8 @@ impl Default for BridgeConfig {
             mtu: None,
             container_iface_prefix: "eth".to_string(),
             inhibit_ipv4: false,
+            gateway_mode_ipv4: GatewayMode::Nat,
+            gateway_mode_ipv6: None,
         }
     }
 }
@@ -97,6 +133,8 @@ impl BridgeConfig {
                 OPT_MASQUERADE => c.enable_ip_masquerade = parse_bool(key, value)?,
                 OPT_DEFAULT_BRIDGE => c.default_bridge = parse_bool(key, value)?,
                 OPT_INHIBIT_IPV4 => c.inhibit_ipv4 = parse_bool(key, value)?,
+                OPT_GATEWAY_MODE_V4 => c.gateway_mode_ipv4 = parse_mode(key, value)?,
+                OPT_GATEWAY_MODE_V6 => c.gateway_mode_ipv6 = Some(parse_mode(key, value)?),
                 OPT_HOST_BINDING => {
                     c.host_binding_ipv4 = value.parse().map_err(|_| invalid(key, value, "expected an IP address"))?;
                 }
@@ -157,6 +195,12 @@ impl BridgeConfig {
         if self.inhibit_ipv4 {
             put(OPT_INHIBIT_IPV4, "true".into());
         }
+        if self.gateway_mode_ipv4 != d.gateway_mode_ipv4 {
+            put(OPT_GATEWAY_MODE_V4, mode_name(self.gateway_mode_ipv4).into());
+        }
+        if let Some(m) = self.gateway_mode_ipv6 {
+            put(OPT_GATEWAY_MODE_V6, mode_name(m).into());
+        }
         o
     }
 
@@ -204,6 +248,8 @@ mod tests {
             mtu: Some(1400),
             container_iface_prefix: "veth".into(),
             inhibit_ipv4: true,
+            gateway_mode_ipv4: GatewayMode::Routed,
+            gateway_mode_ipv6: Some(GatewayMode::NatUnprotected),
         };
         let o = c.to_options();
         assert_eq!(o.get(OPT_DEFAULT_BRIDGE).map(String::as_str), Some("true"));
@@ -214,6 +260,8 @@ mod tests {
     fn bad_options_name_the_key() {
         let e = BridgeConfig::from_options(&opts(&[("com.docker.network.driver.mtu", "big")])).unwrap_err();
         assert!(e.to_string().contains("com.docker.network.driver.mtu"), "{e}");
+        let e = BridgeConfig::from_options(&opts(&[(OPT_GATEWAY_MODE_V4, "foo")])).unwrap_err();
+        assert!(e.to_string().contains("unknown gateway mode foo"), "{e}");
         let e = BridgeConfig::from_options(&opts(&[("com.docker.network.bridge.colour", "blue")])).unwrap_err();
         assert!(e.to_string().contains("com.docker.network.bridge.colour"), "{e}");
         // Not the bridge's: kept, as Docker keeps it.

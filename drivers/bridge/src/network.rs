@@ -52,7 +52,32 @@ impl BridgeNetwork {
             masquerade: self.config.enable_ip_masquerade,
             internal: self.internal,
             icc: self.config.enable_icc,
+            gateway_v4: self.config.gateway_mode_ipv4,
+            gateway_v6: self.config.gateway_mode_ipv6,
         }
+    }
+
+    /// The published ports of `mappings` reached at the containers' own
+    /// addresses: those of a family whose gateway mode is `routed`.
+    pub fn routed_ports(&self, mappings: &[cnm_osl::firewall::PortMapping]) -> Vec<cnm_osl::firewall::RoutedPort> {
+        use crate::config::GatewayMode::Routed;
+        let mut out: Vec<cnm_osl::firewall::RoutedPort> = Vec::new();
+        for m in mappings {
+            let routed = if m.container_ip.is_ipv6() {
+                self.config.gateway_mode_ipv6 == Some(Routed)
+            } else {
+                self.config.gateway_mode_ipv4 == Routed
+            };
+            let p = cnm_osl::firewall::RoutedPort {
+                proto: m.proto,
+                container_ip: m.container_ip,
+                container_port: m.container_port,
+            };
+            if routed && !out.contains(&p) {
+                out.push(p);
+            }
+        }
+        out
     }
 
     /// The gateway of the pool holding `addr`.
@@ -124,20 +149,39 @@ pub(crate) async fn setup(
     if req.ipv4_data.is_empty() && (req.options.enable_ipv4 || req.ipv6_data.is_empty()) {
         return Err(Error::NoIpv4Pool);
     }
+    let isolated_v4 = config.gateway_mode_ipv4 == crate::config::GatewayMode::Isolated;
+    let isolated_v6 = config.gateway_mode_ipv6 == Some(crate::config::GatewayMode::Isolated);
+    if (isolated_v4 || isolated_v6) && !req.options.internal {
+        return Err(Error::InvalidOption {
+            key: if isolated_v4 { crate::config::OPT_GATEWAY_MODE_V4 } else { crate::config::OPT_GATEWAY_MODE_V6 }
+                .to_string(),
+            value: "isolated".into(),
+            reason: "gateway mode 'isolated' can only be used for an internal network".into(),
+        });
+    }
     let bridge = config.bridge_name(&req.network_id);
     // A bridge of this name still being deleted must be gone before we look.
     reaper.wait(&bridge).await;
     let (index, owned) = ensure_bridge(nl, &req.network_id, &bridge, config.mtu).await?;
+    // An isolated family has no gateway: no address on the bridge, no
+    // default route in the containers (for IPv6 not even a link-local
+    // address on the bridge).
     let mut gateways: Vec<IpNet> = Vec::new();
-    if !config.inhibit_ipv4 {
+    if !config.inhibit_ipv4 && !isolated_v4 {
         gateways.extend(req.ipv4_data.iter().filter_map(|d| d.gateway));
     }
-    if req.options.enable_ipv6 {
+    if req.options.enable_ipv6 && !isolated_v6 {
         gateways.extend(req.ipv6_data.iter().filter_map(|d| d.gateway));
     }
     let steps = async {
         if owned {
             refuse_router_advertisements(nl, &bridge).await?;
+        }
+        if owned && isolated_v6 {
+            nl.namespace()
+                .sysctl_set(&format!("net/ipv6/conf/{bridge}/disable_ipv6"), "1")
+                .await
+                .map_err(|e| Error::os(format!("turn IPv6 off on isolated {bridge}"), e))?;
         }
         for gw in &gateways {
             nl.addr_add(index, *gw).await.map_err(|e| Error::os(format!("add gateway {gw} to {bridge}"), e))?;
@@ -150,8 +194,15 @@ pub(crate) async fn setup(
         }
         return Err(e);
     }
-    // The gateway used at join time comes from the pools even with inhibit_ipv4.
-    let gateways = req.ipv4_data.iter().chain(req.ipv6_data.iter()).filter_map(|d| d.gateway).collect();
+    // The gateway used at join time comes from the pools even with
+    // inhibit_ipv4; an isolated family has none.
+    let gateways = req
+        .ipv4_data
+        .iter()
+        .filter(|_| !isolated_v4)
+        .chain(req.ipv6_data.iter().filter(|_| !isolated_v6))
+        .filter_map(|d| d.gateway)
+        .collect();
     let v6 = req.options.enable_ipv6;
     let pools = req.ipv4_data.iter().chain(req.ipv6_data.iter().filter(|_| v6)).map(|d| d.pool).collect();
     Ok(BridgeNetwork {

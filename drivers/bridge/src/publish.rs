@@ -66,7 +66,23 @@ impl BridgeDriver {
         crate::kill::point("bridge.publish.reserved");
         if let Some(fw) = self.firewall().await? {
             let mappings: Vec<PortMapping> = published.iter().flat_map(|p| p.mappings.iter().cloned()).collect();
-            if let Err(e) = fw.add_ports(&mappings).await {
+            // A `routed` family's ports are reached at the container's own
+            // address too (Docker's routed gateway mode).
+            let routed = net.routed_ports(&mappings);
+            let added = match fw.add_ports(&mappings).await {
+                Ok(()) if !routed.is_empty() => match fw.set_routed_ports(&routed, true).await {
+                    Ok(()) => Ok(()),
+                    Err(e) => {
+                        let undone = fw.remove_ports(&mappings).await;
+                        if let Err(u) = undone {
+                            tracing::warn!(error = %cnm_driverapi::Chain(&u), "cannot take back port mappings");
+                        }
+                        Err(e)
+                    }
+                },
+                other => other,
+            };
+            if let Err(e) = added {
                 for p in &published {
                     ports::release(&alloc, p);
                 }
@@ -99,7 +115,11 @@ impl BridgeDriver {
         }
         let mappings: Vec<PortMapping> = published.iter().flat_map(|p| p.mappings.iter().cloned()).collect();
         let result = match self.firewall().await {
-            Ok(Some(fw)) => fw.remove_ports(&mappings).await.map_err(|e| Error::os("unpublish ports", e)),
+            Ok(Some(fw)) => {
+                let routed = net.routed_ports(&mappings);
+                let closed = if routed.is_empty() { Ok(()) } else { fw.set_routed_ports(&routed, false).await };
+                fw.remove_ports(&mappings).await.and(closed).map_err(|e| Error::os("unpublish ports", e))
+            }
             Ok(None) => Ok(()),
             Err(e) => Err(e),
         };

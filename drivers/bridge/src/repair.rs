@@ -90,6 +90,8 @@ impl BridgeDriver {
                 masquerade: true,
                 internal: false,
                 icc: true,
+                gateway_v4: Default::default(),
+                gateway_v6: None,
             };
             // Every element a network can have (absent ones are fine): an
             // internal network has no masquerading element, so both forms.
@@ -126,12 +128,21 @@ pub(crate) async fn repair_table(
             .iter()
             .flat_map(|n| n.published.lock().values().flatten().flat_map(|x| x.mappings.clone()).collect::<Vec<_>>())
             .collect();
+        let routed: Vec<cnm_osl::firewall::RoutedPort> = nets
+            .iter()
+            .flat_map(|n| {
+                let mappings: Vec<PortMapping> =
+                    n.published.lock().values().flatten().flat_map(|x| x.mappings.clone()).collect();
+                n.routed_ports(&mappings)
+            })
+            .collect();
         let restored = async {
             fw.ensure_base().await?;
             for n in &nets {
                 fw.add_network(&n.rules()).await?;
             }
-            fw.add_ports(&ports).await
+            fw.add_ports(&ports).await?;
+            fw.set_routed_ports(&routed, true).await
         };
         match restored.await {
             Ok(()) => {

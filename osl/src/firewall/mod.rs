@@ -46,6 +46,42 @@ pub struct NetworkRules {
     pub internal: bool,
     /// Inter-container communication (routed traffic within the bridge).
     pub icc: bool,
+    /// How IPv4 crosses the host's gateway (Docker's `gateway_mode_ipv4`).
+    pub gateway_v4: GatewayMode,
+    /// How IPv6 crosses it (`gateway_mode_ipv6`); `None`: routed out without
+    /// masquerading, in only through published ports (cnm's default, as
+    /// Docker 20.10's).
+    pub gateway_v6: Option<GatewayMode>,
+}
+
+/// How traffic of one address family crosses the host between a bridge
+/// network and the outside (Docker's gateway modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum GatewayMode {
+    /// Masqueraded out (if the network masquerades); in only through
+    /// published ports of the host.
+    #[default]
+    Nat,
+    /// As `Nat`, and anything from outside may reach the containers'
+    /// addresses directly.
+    NatUnprotected,
+    /// Not masqueraded; from outside, ICMP and the published ports at the
+    /// containers' own addresses.
+    Routed,
+    /// No gateway: the network is internal (nothing crosses).
+    Isolated,
+}
+
+/// A published port of a container on a `routed` network, reached at the
+/// container's own address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RoutedPort {
+    /// The transport protocol.
+    pub proto: Protocol,
+    /// The container's address.
+    pub container_ip: IpAddr,
+    /// The container's port.
+    pub container_port: u16,
 }
 
 /// One published port (or port range) of a container: DNAT from the host.
@@ -107,6 +143,14 @@ pub trait Firewall: Send + Sync + 'static {
 
     /// Removes port mappings, all in one transaction (absent ones are fine).
     async fn remove_ports(&self, ports: &[PortMapping]) -> Result<()>;
+
+    /// Accepts traffic from outside to `ports` (with `open`) or stops
+    /// accepting it (absent ones are fine), in one transaction. A backend
+    /// without gateway modes accepts nothing more.
+    async fn set_routed_ports(&self, ports: &[RoutedPort], open: bool) -> Result<()> {
+        let _ = (ports, open);
+        Ok(())
+    }
 
     /// Removes every element of a network's sets whose bridge is not in
     /// `bridges`, and every port mapping whose container address is in none

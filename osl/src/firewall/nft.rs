@@ -5,7 +5,7 @@
 
 use super::elements::{self, Element, ElementOp, key};
 use super::nfnl::Pool;
-use super::{Firewall, NetworkRules, PortMapping, TABLE, VxlanNetwork, ruleset};
+use super::{Firewall, GatewayMode, NetworkRules, PortMapping, RoutedPort, TABLE, VxlanNetwork, ruleset};
 use crate::{Error, Namespace, Result};
 use async_trait::async_trait;
 use std::net::{IpAddr, Ipv4Addr};
@@ -145,7 +145,8 @@ impl NftFirewall {
         net: &NetworkRules,
         removal: bool,
     ) -> Result<(Vec<super::iptables::NftForward>, bool)> {
-        let batch = elements::batch(TABLE, &ops(network_elements(net), removal));
+        let elements = if removal { every_network_element(net) } else { network_elements(net) };
+        let batch = elements::batch(TABLE, &ops(elements, removal));
         self.sockets
             .run(move |sock| {
                 if !batch.is_empty() {
@@ -187,14 +188,63 @@ fn network_elements(net: &NetworkRules) -> Vec<(&'static str, Element)> {
     if net.icc {
         v.push(("icc_same", plain(key::concat(&[br.clone(), br.clone()]))));
     }
-    if net.masquerade && !net.internal {
-        v.push(("masq", plain(br)));
+    if !net.internal {
+        let nat = |m: GatewayMode| matches!(m, GatewayMode::Nat | GatewayMode::NatUnprotected);
+        if net.masquerade && nat(net.gateway_v4) {
+            v.push(("masq", plain(br.clone())));
+        }
+        if net.masquerade && net.gateway_v6.is_some_and(nat) {
+            v.push(("masq6", plain(br.clone())));
+        }
+        for (mode, open, routed) in [(Some(net.gateway_v4), "open4", "routed4"), (net.gateway_v6, "open6", "routed6")] {
+            match mode {
+                Some(GatewayMode::NatUnprotected) => v.push((open, plain(br.clone()))),
+                Some(GatewayMode::Routed) => v.push((routed, plain(br.clone()))),
+                _ => {}
+            }
+        }
+    }
+    v
+}
+
+/// Every element a network of bridge `net.bridge` may have, whatever its
+/// options (a removal takes them all; absent ones are fine).
+fn every_network_element(net: &NetworkRules) -> Vec<(&'static str, Element)> {
+    let mut v = network_elements(&NetworkRules { internal: false, icc: true, ..net.clone() });
+    let br = key::ifname(&net.bridge);
+    for set in ["internal", "masq", "masq6", "open4", "open6", "routed4", "routed6"] {
+        if !v.iter().any(|(s, _)| *s == set) {
+            v.push((set, Element { key: br.clone(), key_end: None, data: None }));
+        }
     }
     v
 }
 
 /// Every set whose elements belong to a network (keyed by its bridge first).
-const NETWORK_SETS: [&str; 6] = ["bridges", "hairpin4", "hairpin6", "internal", "icc_same", "masq"];
+const NETWORK_SETS: [&str; 11] = [
+    "bridges", "hairpin4", "hairpin6", "internal", "icc_same", "masq", "masq6", "open4", "open6", "routed4", "routed6",
+];
+
+/// The sets of routed networks' published ports (keyed by protocol, then
+/// the container's address).
+const ROUTED_PORT_SETS: [&str; 2] = ["routed_ports4", "routed_ports6"];
+
+/// The container address of a `routed_ports4|6` element.
+fn routed_target(e: &super::SetElement, set: &str) -> Option<IpAddr> {
+    target_address(e.key.get(4..)?, set.ends_with('6'))
+}
+
+/// A routed port's set and element.
+fn routed_element(p: &RoutedPort) -> (&'static str, Element) {
+    let proto = key::proto(match p.proto {
+        super::Protocol::Tcp => 6,
+        super::Protocol::Udp => 17,
+        super::Protocol::Sctp => 132,
+    });
+    let set = if p.container_ip.is_ipv6() { "routed_ports6" } else { "routed_ports4" };
+    let k = key::concat(&[proto, key::addr(p.container_ip), key::port(p.container_port)]);
+    (set, Element { key: k, key_end: None, data: None })
+}
 
 /// Every map of published ports.
 const PORT_MAPS: [&str; 8] =
@@ -338,6 +388,10 @@ impl Firewall for NftFirewall {
         self.apply(ops(ports.iter().map(port_element).collect(), true)).await
     }
 
+    async fn set_routed_ports(&self, ports: &[RoutedPort], open: bool) -> Result<()> {
+        self.apply(ops(ports.iter().map(routed_element).collect(), !open)).await
+    }
+
     async fn retain(&self, bridges: &[String], subnets: &[ipnet::IpNet]) -> Result<usize> {
         let keep: Vec<Vec<u8>> = bridges.iter().map(|b| key::ifname(b)).collect();
         let mut removals = Vec::new();
@@ -349,6 +403,11 @@ impl Firewall for NftFirewall {
                 |e: &super::SetElement| target_in(e, map).is_some_and(|a| !subnets.iter().any(|s| s.contains(&a)));
             removals.extend(self.removal(map, outside).await?);
         }
+        for set in ROUTED_PORT_SETS {
+            let outside =
+                |e: &super::SetElement| routed_target(e, set).is_some_and(|a| !subnets.iter().any(|s| s.contains(&a)));
+            removals.extend(self.removal(set, outside).await?);
+        }
         self.remove(removals).await
     }
 
@@ -358,6 +417,11 @@ impl Firewall for NftFirewall {
             let inside =
                 |e: &super::SetElement| target_in(e, map).is_some_and(|a| subnets.iter().any(|s| s.contains(&a)));
             removals.extend(self.removal(map, inside).await?);
+        }
+        for set in ROUTED_PORT_SETS {
+            let inside =
+                |e: &super::SetElement| routed_target(e, set).is_some_and(|a| subnets.iter().any(|s| s.contains(&a)));
+            removals.extend(self.removal(set, inside).await?);
         }
         self.remove(removals).await
     }
@@ -411,6 +475,8 @@ mod tests {
             masquerade: true,
             internal: false,
             icc: false,
+            gateway_v4: GatewayMode::Nat,
+            gateway_v6: None,
         };
         let sets: Vec<&str> = network_elements(&net).into_iter().map(|(s, _)| s).collect();
         assert_eq!(sets, vec!["bridges", "hairpin4", "masq"], "ICC off: no icc element");

@@ -186,6 +186,16 @@ const SETS: &[SetSpec] = &[
     SetSpec { name: "hairpin4", key: &[Ifname, Ipv4], data: &[], interval: true },
     SetSpec { name: "hairpin6", key: &[Ifname, Ipv6], data: &[], interval: true },
     SetSpec { name: "masq", key: &[Ifname], data: &[], interval: false },
+    // Gateway modes (Docker's `gateway_mode_ipv4|6`): IPv6 masqueraded
+    // (`nat`), everything in accepted (`nat-unprotected`), ICMP and the
+    // published ports of the containers' own addresses accepted (`routed`).
+    SetSpec { name: "masq6", key: &[Ifname], data: &[], interval: false },
+    SetSpec { name: "open4", key: &[Ifname], data: &[], interval: false },
+    SetSpec { name: "open6", key: &[Ifname], data: &[], interval: false },
+    SetSpec { name: "routed4", key: &[Ifname], data: &[], interval: false },
+    SetSpec { name: "routed6", key: &[Ifname], data: &[], interval: false },
+    SetSpec { name: "routed_ports4", key: &[InetProto, Ipv4, InetService], data: &[], interval: false },
+    SetSpec { name: "routed_ports6", key: &[InetProto, Ipv6, InetService], data: &[], interval: false },
     // Single ports in hash maps (constant-time updates at any size); ranges
     // of host ports, one element each, in interval maps.
     SetSpec { name: "ports4", key: &[InetProto, Ipv4, InetService], data: &[Ipv4, InetService], interval: false },
@@ -553,6 +563,42 @@ fn rules() -> Vec<Rule> {
         Rule::new(f, "published", vec![in_set(&[OIF], "bridges", false), ct_any(NFT_CT_STATUS, IPS_DST_NAT), accept()]),
         // Isolation between networks, and ICC off within one.
         Rule::new(f, "isolation", vec![in_set(&[IIF], "bridges", false), in_set(&[OIF], "bridges", false), drop()]),
+        // Gateway modes: `nat-unprotected` takes anything in; `routed`
+        // takes ICMP and the published ports at the containers' addresses.
+        Rule::new(f, "open4", vec![nfproto(NFPROTO_IPV4), in_set(&[OIF], "open4", false), accept()]),
+        Rule::new(f, "open6", vec![nfproto(NFPROTO_IPV6), in_set(&[OIF], "open6", false), accept()]),
+        Rule::new(
+            f,
+            "routed-icmp4",
+            vec![
+                nfproto(NFPROTO_IPV4),
+                in_set(&[OIF], "routed4", false),
+                load(&[L4PROTO]),
+                vec![Expr::Cmp { sreg: R0, op: NFT_CMP_EQ, data: vec![1] }],
+                accept(),
+            ],
+        ),
+        Rule::new(
+            f,
+            "routed-icmp6",
+            vec![
+                nfproto(NFPROTO_IPV6),
+                in_set(&[OIF], "routed6", false),
+                load(&[L4PROTO]),
+                vec![Expr::Cmp { sreg: R0, op: NFT_CMP_EQ, data: vec![58] }],
+                accept(),
+            ],
+        ),
+        Rule::new(
+            f,
+            "routed-ports4",
+            vec![nfproto(NFPROTO_IPV4), in_set(&[L4PROTO, IP_DADDR, TH_DPORT], "routed_ports4", false), accept()],
+        ),
+        Rule::new(
+            f,
+            "routed-ports6",
+            vec![nfproto(NFPROTO_IPV6), in_set(&[L4PROTO, IP6_DADDR, TH_DPORT], "routed_ports6", false), accept()],
+        ),
         // Nothing unsolicited from outside reaches a container.
         Rule::new(f, "unsolicited", vec![in_set(&[OIF], "bridges", false), drop()]),
     ];
@@ -609,11 +655,17 @@ fn rules() -> Vec<Rule> {
                 masq(),
             ],
         ),
-        // Outbound IPv4 from networks that masquerade (as Docker, IPv6 is routed).
+        // Outbound IPv4 from networks that masquerade (IPv6 is routed
+        // unless the network's IPv6 gateway mode is `nat`).
         Rule::new(
             p,
             "masquerade",
             vec![nfproto(NFPROTO_IPV4), in_set(&[IIF], "masq", false), in_set(&[OIF], "bridges", true), masq()],
+        ),
+        Rule::new(
+            p,
+            "masquerade6",
+            vec![nfproto(NFPROTO_IPV6), in_set(&[IIF], "masq6", false), in_set(&[OIF], "bridges", true), masq()],
         ),
     ]);
     v
@@ -862,15 +914,15 @@ mod tests {
         let s = summary(&b);
         assert_eq!(s.first().map(|m| m.0), Some(16), "BEGIN");
         assert_eq!(s.last().map(|m| m.0), Some(17), "END");
-        assert_eq!(s.iter().filter(|m| m.0 == NFT_MSG_NEWSET).count(), 16);
+        assert_eq!(s.iter().filter(|m| m.0 == NFT_MSG_NEWSET).count(), 23);
         assert_eq!(s.iter().filter(|m| m.0 == NFT_MSG_NEWCHAIN).count(), 7);
         for (chain, n) in [
             ("raw", 3),
             ("mark", 2),
-            ("forward", 8),
+            ("forward", 14),
             ("prerouting", 8),
             ("output", 8),
-            ("postrouting", 4),
+            ("postrouting", 5),
             (USER_CHAIN, 0),
         ] {
             assert_eq!(count(&s, NFT_MSG_NEWRULE, chain), n, "{chain}");
@@ -895,7 +947,7 @@ mod tests {
         }
         assert_eq!(count(&s, NFT_MSG_DELRULE, USER_CHAIN), 0);
         assert_eq!(count(&s, NFT_MSG_NEWRULE, USER_CHAIN), 0);
-        assert_eq!(s.iter().filter(|m| m.0 == NFT_MSG_NEWRULE).count(), 33);
+        assert_eq!(s.iter().filter(|m| m.0 == NFT_MSG_NEWRULE).count(), 40);
     }
 
     #[test]
@@ -911,9 +963,9 @@ mod tests {
         current.swap(n - 1, n - 2);
         let s = summary(&ensure_batch(&current));
         assert_eq!(count(&s, NFT_MSG_DELRULE, "forward"), 1);
-        assert_eq!(count(&s, NFT_MSG_NEWRULE, "forward"), 8);
+        assert_eq!(count(&s, NFT_MSG_NEWRULE, "forward"), 14);
         assert_eq!(count(&s, NFT_MSG_DELRULE, "postrouting"), 1);
-        assert_eq!(count(&s, NFT_MSG_NEWRULE, "postrouting"), 4);
+        assert_eq!(count(&s, NFT_MSG_NEWRULE, "postrouting"), 5);
         assert_eq!(count(&s, NFT_MSG_DELRULE, "prerouting") + count(&s, NFT_MSG_NEWRULE, "output"), 0);
         // A rule added by hand to a base chain.
         let mut current = expected();
