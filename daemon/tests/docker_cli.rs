@@ -129,7 +129,7 @@ async fn docker_cli_drives_every_network_subcommand() {
 /// (Docker 28's endpoint option) names the interface in the sandbox:
 /// packets flow through it; a name the sandbox has already, an invalid
 /// name and an option cnmd does not know are refused, and nothing is left.
-/// Also `docker info`'s firewall backend (API 1.48+'s `FirewallBackend`).
+/// Also `docker info`'s firewall backend (API 1.49+'s `FirewallBackend`).
 #[tokio::test]
 async fn docker_connect_names_the_interface() {
     if !cnm_tests::tools("docker_connect_names_the_interface", &["docker"], "docker.io") {
@@ -469,4 +469,53 @@ async fn docker_gateway_modes_by_packets() {
 
     d.ok(&["sandbox", "rm", "s20", "s21", "s22", "s23", "t23"]);
     docker_ok(&d, &["network", "rm", "g20", "g21", "g22", "g23"]);
+}
+
+/// Two macvlan networks on one parent (Docker 28 allows it; their
+/// subnets differ), created with the docker CLI: a sandbox on each
+/// reaches the outside host on the parent's segment at that network's
+/// address, and the outside host reaches each sandbox.
+#[tokio::test]
+async fn docker_two_macvlan_networks_share_a_parent() {
+    let test = "docker_two_macvlan_networks_share_a_parent";
+    if !cnm_tests::tools(test, &["docker"], "docker.io") {
+        return;
+    }
+    let Some(d) = Daemon::start(test).await else { return };
+    let outside = d.host.outside().await;
+    let eth0 = outside.nl.link_get("eth0").await.unwrap().unwrap();
+    outside.nl.addr_add(eth0.index, "10.251.0.2/24".parse().unwrap()).await.unwrap();
+    for (name, subnet, range, gateway) in [
+        ("mva", "10.250.0.0/24", "10.250.0.128/26", "10.250.0.2"),
+        ("mvb", "10.251.0.0/24", "10.251.0.64/26", "10.251.0.2"),
+    ] {
+        let args = [
+            "network",
+            "create",
+            "-d",
+            "macvlan",
+            "-o",
+            "parent=uplink",
+            "--subnet",
+            subnet,
+            "--ip-range",
+            range,
+            "--gateway",
+            gateway,
+            name,
+        ];
+        docker_ok(&d, &args);
+    }
+    d.ok(&["sandbox", "create", "a"]);
+    d.ok(&["sandbox", "create", "b"]);
+    docker_ok(&d, &["network", "connect", "mva", "a"]);
+    docker_ok(&d, &["network", "connect", "mvb", "b"]);
+    let (a, b) = (d.ip("a", "mva"), d.ip("b", "mvb"));
+    assert_eq!((a.as_str(), b.as_str()), ("10.250.0.128", "10.251.0.64"));
+    assert!(d.pings("a", cnm_tests::OUTSIDE).await, "a reaches the outside host");
+    assert!(d.pings("b", "10.251.0.2").await, "b reaches the outside host");
+    cnm_tests::assert_ping(&outside.ns, a.parse().unwrap()).await;
+    cnm_tests::assert_ping(&outside.ns, b.parse().unwrap()).await;
+    d.ok(&["sandbox", "rm", "a", "b"]);
+    docker_ok(&d, &["network", "rm", "mva", "mvb"]);
 }

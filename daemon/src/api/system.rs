@@ -40,7 +40,7 @@ pub async fn version() -> Json<VersionResponse> {
 }
 
 /// `GET /info`.
-pub async fn info(State(st): State<ApiState>) -> Json<InfoResponse> {
+pub async fn info(State(st): State<ApiState>, version: super::ApiVersion) -> Json<InfoResponse> {
     let ctrl = &st.controller;
     let sandboxes = ctrl.sandboxes().await.len();
     Json(InfoResponse {
@@ -63,9 +63,8 @@ pub async fn info(State(st): State<ApiState>) -> Json<InfoResponse> {
         sandboxes,
         plugins: Plugins { network: ctrl.available_drivers().await, ipam: ctrl.available_ipam_drivers().await },
         firewall: st.facts.firewall,
-        firewall_backend: st
-            .facts
-            .firewall
+        // As dockerd: the field came with API 1.49.
+        firewall_backend: (st.facts.firewall && version.at_least(1, 49))
             .then(|| FirewallInfo { driver: "nftables".into(), info: vec![["Table".into(), "inet cnm".into()]] }),
         repairs: ctrl.repairs().into_iter().map(|(d, what, n)| (format!("{d}: {what}"), n)).collect(),
         rollback_failures: ctrl.rollback_failures(),
