@@ -45,13 +45,24 @@ fn store_error(e: crate::Error) -> Error {
     Error::caused(cnm_ipamapi::ErrorKind::Unavailable, e)
 }
 
-/// The pool and sub-pool a global pool id names: `GlobalDefault/<pool>[/<sub>]`.
+/// The pool and sub-pool a global pool id names:
+/// `GlobalDefault/<pool>[/<sub>]`.
 fn parse_id(id: &str) -> Option<(IpNet, Option<IpNet>)> {
+    parse_full_id(id).map(|(p, s, _)| (p, s))
+}
+
+/// [`parse_id`] with the store's revision that created the pool's key, when
+/// the id carries it (`…@<revision>`; ids given out before it have none).
+fn parse_full_id(id: &str) -> Option<(IpNet, Option<IpNet>, Option<i64>)> {
     let rest = id.strip_prefix(GLOBAL_DEFAULT)?.strip_prefix('/')?;
+    let (rest, revision) = match rest.rsplit_once('@') {
+        Some((r, rev)) => (r, Some(rev.parse().ok()?)),
+        None => (rest, None),
+    };
     let parts: Vec<&str> = rest.split('/').collect();
     match parts.as_slice() {
-        [a, l] => Some((format!("{a}/{l}").parse().ok()?, None)),
-        [a, l, b, m] => Some((format!("{a}/{l}").parse().ok()?, Some(format!("{b}/{m}").parse().ok()?))),
+        [a, l] => Some((format!("{a}/{l}").parse().ok()?, None, revision)),
+        [a, l, b, m] => Some((format!("{a}/{l}").parse().ok()?, Some(format!("{b}/{m}").parse().ok()?), revision)),
         _ => None,
     }
 }
@@ -107,9 +118,25 @@ impl GlobalIpam {
     }
 
     async fn request_global_pool(&self, req: &RequestPoolRequest) -> Result<RequestPoolResponse> {
+        // A pool of an unspecified address asks for a size alone (`/0`: a /24).
+        let size = match req.pool {
+            Some(p) if p.addr().is_unspecified() => {
+                if req.v6 || !(8..=30).contains(&p.prefix_len()) && p.prefix_len() != 0 {
+                    return Err(Error::InvalidPool(format!(
+                        "{p}: the global space hands out IPv4 subnets of /8 to /30 from 10.0.0.0/8"
+                    )));
+                }
+                Some(if p.prefix_len() == 0 { 24 } else { p.prefix_len() })
+            }
+            _ => None,
+        };
+        if let (Some(_), Some(sub)) = (size, req.sub_pool) {
+            return Err(Error::InvalidSubPool(format!("{sub}: a pool requested by its size alone takes no range")));
+        }
+        let requested = req.pool.filter(|_| size.is_none());
         for _ in 0..ATTEMPTS {
             let existing = self.pools().await?;
-            let pool = match req.pool {
+            let pool = match requested {
                 Some(p) => {
                     if let Some(e) = existing.iter().find(|e| e.contains(&p.network()) || p.contains(&e.network())) {
                         return Err(Error::PoolOverlap { requested: p.to_string(), existing: e.to_string() });
@@ -120,21 +147,29 @@ impl GlobalIpam {
                 None => {
                     let base: Ipv4Net = "10.0.0.0/8".parse().map_err(|_| Error::NoAvailablePool)?;
                     let free = base
-                        .subnets(24)
+                        .subnets(size.unwrap_or(24))
                         .map_err(|_| Error::NoAvailablePool)?
                         .map(IpNet::V4)
                         .find(|c| !existing.iter().any(|e| e.contains(&c.network()) || c.contains(&e.network())));
                     free.ok_or(Error::NoAvailablePool)?
                 }
             };
-            if self.cluster.create(&format!("ipam/pools/{}", enc(&pool)), &self.owner()).await.map_err(store_error)? {
+            let created = self
+                .cluster
+                .create_revision(&format!("ipam/pools/{}", enc(&pool)), &self.owner())
+                .await
+                .map_err(store_error)?;
+            if let Some(revision) = created {
+                // The id carries the key's revision: a release by a host that
+                // lags never takes the pool from a later network given it again.
                 let mut id = format!("{GLOBAL_DEFAULT}/{pool}");
                 if let Some(s) = req.sub_pool {
                     id = format!("{id}/{s}");
                 }
+                let id = format!("{id}@{revision}");
                 return Ok(RequestPoolResponse { pool_id: id, pool, data: BTreeMap::new() });
             }
-            if req.pool.is_some() {
+            if requested.is_some() {
                 return Err(Error::PoolOverlap { requested: pool.to_string(), existing: pool.to_string() });
             }
         }
@@ -212,9 +247,18 @@ impl Ipam for GlobalIpam {
     }
 
     async fn release_pool(&self, req: ReleasePoolRequest) -> Result<()> {
-        let Some((pool, _)) = parse_id(&req.pool_id) else { return self.local.release_pool(req).await };
-        self.cluster.delete_prefix(&format!("ipam/addrs/{}/", enc(&pool))).await.map_err(store_error)?;
-        self.cluster.delete(&format!("ipam/pools/{}", enc(&pool))).await.map_err(store_error)
+        let Some((pool, _, revision)) = parse_full_id(&req.pool_id) else {
+            return self.local.release_pool(req).await;
+        };
+        let (key, addrs) = (format!("ipam/pools/{}", enc(&pool)), format!("ipam/addrs/{}/", enc(&pool)));
+        if let Some(rev) = revision {
+            // Only the pool given with this id (not one given again since).
+            let keys = [(addrs.as_str(), true), (key.as_str(), false)];
+            self.cluster.delete_if_created_at(&key, rev, &keys).await.map_err(store_error)?;
+            return Ok(());
+        }
+        self.cluster.delete_prefix(&addrs).await.map_err(store_error)?;
+        self.cluster.delete(&key).await.map_err(store_error)
     }
 
     async fn request_address(&self, req: RequestAddressRequest) -> Result<RequestAddressResponse> {
@@ -225,8 +269,16 @@ impl Ipam for GlobalIpam {
     }
 
     async fn release_address(&self, req: ReleaseAddressRequest) -> Result<()> {
-        let Some((pool, _)) = parse_id(&req.pool_id) else { return self.local.release_address(req).await };
-        self.cluster.delete(&format!("ipam/addrs/{}/{}", enc(&pool), req.address)).await.map_err(store_error)
+        let Some((pool, _, revision)) = parse_full_id(&req.pool_id) else {
+            return self.local.release_address(req).await;
+        };
+        let key = format!("ipam/addrs/{}/{}", enc(&pool), req.address);
+        if let Some(rev) = revision {
+            let guard = format!("ipam/pools/{}", enc(&pool));
+            self.cluster.delete_if_created_at(&guard, rev, &[(key.as_str(), false)]).await.map_err(store_error)?;
+            return Ok(());
+        }
+        self.cluster.delete(&key).await.map_err(store_error)
     }
 
     /// The global space's pools and addresses given to this host that no
@@ -250,6 +302,9 @@ mod tests {
     fn pool_ids_and_free_addresses() {
         let (p, s) = parse_id("GlobalDefault/10.0.3.0/24/10.0.3.128/25").unwrap();
         assert_eq!((p.to_string(), s.map(|s| s.to_string())), ("10.0.3.0/24".into(), Some("10.0.3.128/25".into())));
+        let (p, s, rev) = parse_full_id("GlobalDefault/10.0.3.0/24@42").unwrap();
+        assert_eq!((p.to_string(), s, rev), ("10.0.3.0/24".into(), None, Some(42)));
+        assert!(parse_full_id("GlobalDefault/10.0.3.0/24@x").is_none());
         assert!(parse_id("LocalDefault/10.0.3.0/24").is_none());
         let pool: IpNet = "10.0.3.0/24".parse().unwrap();
         let used: BTreeSet<IpAddr> = ["10.0.3.1".parse().unwrap()].into();

@@ -407,6 +407,45 @@ impl Cluster {
         Ok(self.run(|| format!("delete {k}"), self.inner.client.txn(txn)).await?.succeeded)
     }
 
+    /// [`Cluster::create`], answering the store's revision that created the
+    /// key (`None`: it existed).
+    pub async fn create_revision(&self, key: &str, value: &[u8]) -> Result<Option<i64>> {
+        let k = self.key(key);
+        let txn = TxnRequest {
+            compare: vec![compare_created(k.clone().into_bytes(), CompareResult::Equal, 0)],
+            success: vec![op_put(k.clone().into_bytes(), value.to_vec(), 0)],
+            failure: vec![],
+        };
+        let resp = self.run(|| format!("create {k}"), self.inner.client.txn(txn)).await?;
+        Ok(resp.succeeded.then(|| resp.header.map_or(0, |h| h.revision)))
+    }
+
+    /// Deletes `keys` (each a key, or with `true` every key under it as a
+    /// prefix) only if `guard` is the key created at `revision` (one
+    /// transaction): what a key's creator owned is never taken from a later
+    /// creator of the same key. Returns whether they were deleted.
+    pub async fn delete_if_created_at(&self, guard: &str, revision: i64, keys: &[(&str, bool)]) -> Result<bool> {
+        let g = self.key(guard);
+        let success =
+            keys.iter()
+                .map(|(key, prefix)| {
+                    let k = self.key(key).into_bytes();
+                    let range_end = if *prefix { prefix_end(&k) } else { vec![] };
+                    crate::etcd::proto::RequestOp {
+                        request: Some(crate::etcd::proto::Request::DeleteRange(
+                            crate::etcd::proto::DeleteRangeRequest { key: k, range_end },
+                        )),
+                    }
+                })
+                .collect();
+        let txn = TxnRequest {
+            compare: vec![compare_created(g.clone().into_bytes(), CompareResult::Equal, revision)],
+            success,
+            failure: vec![],
+        };
+        Ok(self.run(|| format!("delete under {g}"), self.inner.client.txn(txn)).await?.succeeded)
+    }
+
     /// [`Cluster::create`] with the key attached to this host's lease.
     pub async fn create_leased(&self, key: &str, value: &[u8]) -> Result<bool> {
         let lease = self.lease().await?;

@@ -37,9 +37,19 @@ impl Controller {
     /// [`cnm_ipamapi::Ipam::restored`]); a failure is logged.
     pub(crate) async fn ipams_restored(&self) {
         let mut held: std::collections::BTreeMap<String, cnm_ipamapi::Held> = Default::default();
+        // Records the restore could not settle (the cluster store could
+        // not tell how their operation ends) wait on disk: what they hold
+        // is held too.
+        let waiting: Vec<NetworkRecord> = match self.inner.store.load::<NetworkRecord>(Table::Networks) {
+            Ok(all) => all.into_iter().filter(|n| n.phase != Phase::Ready).collect(),
+            Err(e) => {
+                tracing::warn!(error = %crate::Chain(&e), "cannot read the network records: IPAMs are not told what is held");
+                return;
+            }
+        };
         {
             let st = self.st();
-            for n in st.networks.values() {
+            for n in st.networks.values().chain(&waiting) {
                 let h = held.entry(n.config.ipam_driver.clone()).or_default();
                 for p in n.ipv4.iter().chain(&n.ipv6) {
                     h.pools.insert(p.pool_id.clone());

@@ -226,3 +226,49 @@ async fn an_expired_etcd_token_is_renewed() {
     let got = store.get("networks/a").await.unwrap_or_else(|e| panic!("after the token expired: {}", cnm::chain(&e)));
     assert_eq!(got.as_deref(), Some(&b"{}"[..]), "read as cnm with a renewed token");
 }
+
+/// A release by a host that lags (its network was removed and the pool
+/// given to another network since: a crash's rollback at a restart) never
+/// takes the pool or its addresses from the network that has them now:
+/// the pool's id carries the store's revision that created its key.
+/// Control: the current id releases them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_release_never_takes_a_pool_given_again() {
+    use cnm::ipamapi::{Ipam, ReleaseAddressRequest, ReleasePoolRequest, RequestAddressRequest, RequestPoolRequest};
+    let test = "a_lagging_release_never_takes_a_pool_given_again";
+    if !cnm_tests::tools(test, &["etcd"], "etcd-server") || !cnm_tests::tools(test, &["openssl"], "openssl") {
+        return;
+    }
+    let etcd = Etcd::start().await;
+    let store = cnm_cluster::Cluster::connect(etcd.member("/cnm-lag", Ipv4Addr::new(192, 168, 233, 1))).await.unwrap();
+    let ipam = cnm_cluster::GlobalIpam::new(store, Arc::new(cnm_ipams::DefaultIpam::default()));
+    let subnet: ipnet::IpNet = "10.231.60.0/24".parse().unwrap();
+    let pool = || RequestPoolRequest {
+        address_space: "GlobalDefault".into(),
+        pool: Some(subnet),
+        sub_pool: None,
+        options: Default::default(),
+        v6: false,
+    };
+    let addr =
+        |id: &str, a: Option<std::net::IpAddr>| RequestAddressRequest { pool_id: id.into(), address: a, options: None };
+    let old = ipam.request_pool(pool()).await.unwrap().pool_id;
+    let first = ipam.request_address(addr(&old, None)).await.unwrap().address.addr();
+    ipam.release_pool(ReleasePoolRequest { pool_id: old.clone() }).await.unwrap();
+    let new = ipam.request_pool(pool()).await.expect("the pool, given again").pool_id;
+    assert_ne!(old, new, "another id for the pool given again");
+    let again = ipam.request_address(addr(&new, None)).await.unwrap().address.addr();
+    assert_eq!(first, again, "the same address, held by the new network");
+
+    // The lagging host's releases change nothing.
+    ipam.release_address(ReleaseAddressRequest { pool_id: old.clone(), address: first }).await.unwrap();
+    ipam.release_pool(ReleasePoolRequest { pool_id: old.clone() }).await.unwrap();
+    let taken = ipam.request_address(addr(&new, Some(again))).await.expect_err("still held");
+    assert!(cnm::chain(&taken).contains("in use") || cnm::chain(&taken).contains("already"), "{taken}");
+    assert!(ipam.request_pool(pool()).await.is_err(), "the pool is still given");
+    // Control: the current id releases them.
+    ipam.release_address(ReleaseAddressRequest { pool_id: new.clone(), address: again }).await.unwrap();
+    assert!(ipam.request_address(addr(&new, Some(again))).await.is_ok(), "released by its holder");
+    ipam.release_pool(ReleasePoolRequest { pool_id: new }).await.unwrap();
+    assert!(ipam.request_pool(pool()).await.is_ok(), "the pool is free once its holder releases it");
+}

@@ -162,7 +162,9 @@ impl Controller {
         let _lock = if global { Some(self.inner.locks.lock(&rec.id).await) } else { None };
         if global {
             if let Err(e) = self.cluster_publish(&rec).await {
-                self.undo_creation(&*drv, &*ipam, &rec, true).await;
+                // The record may be in the store all the same (an answer
+                // lost): undone only once it is surely not.
+                self.abandon_global(&*drv, &*ipam, &rec).await;
                 return Err(e);
             }
             crate::kill::point("network.create.published");
@@ -170,16 +172,38 @@ impl Controller {
         rec.phase = Phase::Ready;
         if let Err(e) = self.inner.store.put(Table::Networks, &rec.id, &rec).await {
             if global {
-                let withdrawn = self.cluster_withdraw(&rec).await;
-                self.rollback("the withdrawal of a network that could not be confirmed", name, withdrawn);
+                self.abandon_global(&*drv, &*ipam, &rec).await;
+            } else {
+                self.undo_creation(&*drv, &*ipam, &rec, true).await;
             }
-            self.undo_creation(&*drv, &*ipam, &rec, true).await;
             return Err(e);
         }
         tracing::info!(network = %rec.name, id = %cnm_driverapi::id::short(&rec.id, 12), driver, "network created");
         let net = Network::handle(self, &rec);
         self.st().networks.insert(rec.id.clone(), rec);
         Ok(net)
+    }
+
+    /// Gives up a global network made in the driver whose publication or
+    /// confirmation failed: withdrawn from the store if it is there (only if
+    /// no host claimed an endpoint), then undone. If the store refuses or
+    /// cannot be reached, its intent stays on disk and the next start
+    /// settles it by what the store says (kept if published, else rolled back).
+    async fn abandon_global(
+        &self,
+        drv: &dyn cnm_driverapi::Driver,
+        ipam: &dyn cnm_ipamapi::Ipam,
+        rec: &crate::model::NetworkRecord,
+    ) {
+        match self.cluster_withdraw(rec).await {
+            Ok(()) => self.undo_creation(drv, ipam, rec, true).await,
+            Err(e) => {
+                let delete = cnm_driverapi::DeleteNetworkRequest { network_id: rec.id.clone() };
+                self.rollback("the driver's delete of a failed network", &rec.name, drv.delete_network(delete).await);
+                tracing::warn!(network = %rec.name, error = %crate::Chain(&e),
+                    "a global network that failed may be in the cluster store: settled at the next start");
+            }
+        }
     }
 
     /// Undoes a creation that failed after its allocations: the driver's
@@ -196,12 +220,19 @@ impl Controller {
             let delete = cnm_driverapi::DeleteNetworkRequest { network_id: rec.id.clone() };
             self.rollback("the driver's delete of a failed network", &rec.name, drv.delete_network(delete).await);
         }
+        let mut freed = true;
         if rec.global {
             let free = cnm_driverapi::FreeNetworkRequest { network_id: rec.id.clone() };
-            self.rollback("the driver's free of a failed network", &rec.name, drv.network_free(free).await);
+            let outcome = drv.network_free(free).await;
+            freed = outcome.is_ok();
+            self.rollback("the driver's free of a failed network", &rec.name, outcome);
         }
         pools::release(ipam, &rec.ipv4).await;
         pools::release(ipam, &rec.ipv6).await;
+        if !freed {
+            // Its cluster-wide resources (a VNI) are freed at the next start.
+            return;
+        }
         let forgotten = self.inner.store.delete(Table::Networks, &rec.id).await;
         self.rollback("forget the failed network's intent", &rec.name, forgotten);
     }

@@ -53,7 +53,12 @@ impl BridgeNetwork {
             internal: self.internal,
             icc: self.config.enable_icc,
             gateway_v4: self.config.gateway_mode_ipv4,
-            gateway_v6: self.config.gateway_mode_ipv6,
+            // Unique local addresses are never routed beyond the host:
+            // without a mode, they are masqueraded (Docker 27+'s default).
+            gateway_v6: self.config.gateway_mode_ipv6.or_else(|| {
+                let ula = |p: &IpNet| matches!(p, IpNet::V6(v) if (v.addr().segments()[0] & 0xfe00) == 0xfc00);
+                self.pools.iter().any(ula).then_some(cnm_osl::firewall::GatewayMode::Nat)
+            }),
         }
     }
 
