@@ -2,8 +2,8 @@
 //!
 //! Keys: `ipam/pools/<pool>` (one per pool, created by compare-and-swap;
 //! `/` in a prefix is written `_`) and `ipam/addrs/<pool>/<address>` (one
-//! per address given out), each holding the address of the host that
-//! asked for it: after a restart, a host releases what it was given that
+//! per address given out), each holding the mark of the host that asked
+//! for it (its engine id, or its address): after a restart, a host releases what it was given that
 //! its records do not hold (a crash between the answer and the record).
 //! Automatic pools are /24s of 10.0.0.0/8, the lowest free; addresses are
 //! the lowest free of the pool (or its range).
@@ -29,6 +29,8 @@ const ATTEMPTS: usize = 64;
 pub struct GlobalIpam {
     cluster: Cluster,
     local: Arc<dyn Ipam>,
+    /// The mark of what this host is given (see [`GlobalIpam::with_owner`]).
+    owner: Vec<u8>,
 }
 
 impl std::fmt::Debug for GlobalIpam {
@@ -70,12 +72,23 @@ fn parse_full_id(id: &str) -> Option<(IpNet, Option<IpNet>, Option<i64>)> {
 impl GlobalIpam {
     /// `GlobalDefault` in `cluster`, the rest in `local`.
     pub fn new(cluster: Cluster, local: Arc<dyn Ipam>) -> Self {
-        GlobalIpam { cluster, local }
+        let owner = cluster.advertise().to_string().into_bytes();
+        GlobalIpam { cluster, local, owner }
     }
 
-    /// The value of the keys this host creates: its address.
+    /// Marks what this host is given with `identity` (a daemon's engine
+    /// id) instead of its advertised address, which another daemon may
+    /// share or take over; what a restart sweeps is only what carries it.
+    pub fn with_owner(mut self, identity: &str) -> Self {
+        if !identity.is_empty() {
+            self.owner = identity.as_bytes().to_vec();
+        }
+        self
+    }
+
+    /// The value of the keys this host creates: its mark.
     fn owner(&self) -> Vec<u8> {
-        self.cluster.advertise().to_string().into_bytes()
+        self.owner.clone()
     }
 
     /// Releases the pools and addresses of the global space this host was

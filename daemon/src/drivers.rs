@@ -13,6 +13,9 @@ pub struct DriverOptions {
     pub default_pools: cnm_ipams::DefaultIpamConfig,
     /// Where plugins are looked for instead of Docker's directories.
     pub plugin_dir: Option<std::path::PathBuf>,
+    /// The daemon's identity (`engine-id` in the data root): the mark of
+    /// what the global IPAM hands out to this host.
+    pub identity: String,
     /// The cluster this host is a member of: the controller is a member
     /// (it shares global networks and names), the default IPAM keeps the
     /// global address space there, and the overlay driver is registered.
@@ -33,11 +36,12 @@ pub fn register_builtin_drivers(builder: ControllerBuilder, opts: DriverOptions)
         Some((cluster, overlay)) => {
             let for_driver = cluster.clone();
             let firewall = opts.firewall;
+            let identity = opts.identity.clone();
             builder
                 .cluster(cluster.clone())
                 .ipam_on_host(cnm::ipamapi::DEFAULT_IPAM, move |host| {
                     let local = std::sync::Arc::new(cnm_ipams::DefaultIpam::new(pools).with_host_networks(host));
-                    cnm_cluster::GlobalIpam::new(cluster, local)
+                    cnm_cluster::GlobalIpam::new(cluster, local).with_owner(&identity)
                 })
                 .driver_on_host(move |host| overlay_driver(host, for_driver, overlay, firewall))
         }
@@ -107,8 +111,9 @@ pub fn driver_options(cfg: &DaemonConfig) -> DriverOptions {
     if !v4.is_empty() {
         default_pools.local_pools = v4;
     }
+    let identity = crate::api::system::engine_id(&cfg.data_root);
     default_pools.local_pools_v6 = if v6.is_empty() {
-        let ula = ula_prefix(&crate::api::system::engine_id(&cfg.data_root));
+        let ula = ula_prefix(&identity);
         cnm_ipams::PoolSpec::new(ula.into(), 64).into_iter().collect()
     } else {
         v6
@@ -117,6 +122,7 @@ pub fn driver_options(cfg: &DaemonConfig) -> DriverOptions {
         firewall: cfg.firewall,
         default_pools,
         plugin_dir: cfg.plugin_dir.clone(),
+        identity,
         #[cfg(feature = "overlay")]
         cluster: None,
     }
