@@ -321,10 +321,8 @@ async fn docker_cli_at_api_1_50_drives_docker_28_networks() {
 
     // The gateway: the highest --gw-priority wins, whatever the order.
     let default_gateway = |sandbox: &str| {
-        let v: serde_json::Value = serde_json::from_str(&d.ok(&["sandbox", "inspect", sandbox])).unwrap();
-        let key = v[0]["Key"].as_str().unwrap().to_string();
+        let ns = sandbox_ns(&d, sandbox);
         async move {
-            let ns = cnm::osl::Namespace::open(&key).unwrap();
             let nl = cnm::osl::Netlink::connect(&ns, cnm::osl::DEFAULT_DEADLINE).await.unwrap();
             let routes = nl.route_list(false).await.unwrap();
             routes.iter().find(|r| r.destination.prefix_len() == 0).and_then(|r| r.gateway).map(|g| g.to_string())

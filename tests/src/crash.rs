@@ -122,6 +122,19 @@ pub mod cluster {
     /// The global network's subnet: a /28 (13 addresses besides the gateway's).
     pub const SUBNET: &str = "10.231.88.0/28";
 
+    /// A single host's underlay: a veth pair on scratch host `h`, one end
+    /// holding `addr`/24 (the VXLAN devices' source), both up.
+    pub async fn underlay(h: &crate::TestHost, addr: Ipv4Addr) {
+        let spec = cnm::osl::VethSpec { name: "ul0", peer_name: "ul1", up: true, ..Default::default() };
+        h.nl.link_add_veth(&spec).await.expect("the underlay veth");
+        let ul0 = h.nl.link_get("ul0").await.expect("list links").expect("ul0");
+        h.nl.addr_add(ul0.index, format!("{addr}/24").parse().expect("an address"))
+            .await
+            .expect("the underlay address");
+        let ul1 = h.nl.link_get("ul1").await.expect("list links").expect("ul1");
+        h.nl.link_set_up(ul1.index).await.expect("ul1 up");
+    }
+
     /// A member controller on `config` (exec root `exec_root`) through
     /// `cluster`: bridge, null and overlay drivers (the overlay filtering
     /// VXLAN by peer in the host's firewall), the default IPAM keeping the

@@ -21,21 +21,8 @@ use std::time::Duration;
 /// `advertise`: the null, bridge and overlay drivers, the default IPAM
 /// keeping the global address space in the cluster, the null IPAM.
 async fn member(h: &TestHost, etcd: &Etcd, advertise: Ipv4Addr) -> Controller {
-    let cluster = cnm_cluster::Cluster::connect(etcd.member("/cnm-embedded", advertise)).await.unwrap();
-    let overlay =
-        cnm_driver_overlay::OverlayConfig { netns_dir: h.dir.path().join("run/overlay"), ..Default::default() };
-    let (for_ipam, for_driver) = (cluster.clone(), cluster.clone());
-    Controller::builder(h.config().embedded_dns(true))
-        .cluster(cluster)
-        .driver(cnm_driver_null::NullDriver::new())
-        .ipam_on_host(cnm::ipamapi::DEFAULT_IPAM, move |host| {
-            let local = Arc::new(cnm_ipams::DefaultIpam::default().with_host_networks(host));
-            cnm_cluster::GlobalIpam::new(for_ipam, local)
-        })
-        .ipam(cnm::ipamapi::NULL_IPAM, cnm_ipams::NullIpam::new())
-        .driver_on_host(|host| cnm_driver_bridge::BridgeDriver::new(host.clone()))
-        .driver_on_host(move |host| cnm_driver_overlay::OverlayDriver::new(host.clone(), for_driver, overlay))
-        .build()
+    let run = h.dir.path().join("run");
+    cnm_tests::crash::cluster::controller(h.config().embedded_dns(true), &run, etcd.member("/cnm-embedded", advertise))
         .await
         .expect("a member controller")
 }
@@ -162,10 +149,7 @@ async fn a_freed_vni_is_not_handed_out_again_at_once() {
     if !cnm_tests::tools(test, &["etcd"], "etcd-server") || !cnm_tests::tools(test, &["openssl"], "openssl") {
         return;
     }
-    let spec = VethSpec { name: "ul0", peer_name: "ul1", up: true, ..Default::default() };
-    h.nl.link_add_veth(&spec).await.unwrap();
-    let ul0 = h.nl.link_get("ul0").await.unwrap().unwrap();
-    h.nl.addr_add(ul0.index, "192.168.233.1/24".parse().unwrap()).await.unwrap();
+    cnm_tests::crash::cluster::underlay(&h, Ipv4Addr::new(192, 168, 233, 1)).await;
     let etcd = Etcd::start().await;
     let c = member(&h, &etcd, Ipv4Addr::new(192, 168, 233, 1)).await;
     let vni = |net: &cnm::Network| {

@@ -24,7 +24,6 @@
 //!
 //! Needs root, `etcd` (Debian's etcd-server) and `openssl`.
 
-use cnm::osl::VethSpec;
 use cnm::osl::firewall::NftFirewall;
 use cnm::{Controller, EndpointConfig};
 use cnm_tests::TestHost;
@@ -34,16 +33,6 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// The scratch host's underlay: a veth pair, one end holding [`ADVERTISE`].
-async fn underlay(h: &TestHost) {
-    let spec = VethSpec { name: "ul0", peer_name: "ul1", up: true, ..Default::default() };
-    h.nl.link_add_veth(&spec).await.unwrap();
-    let ul0 = h.nl.link_get("ul0").await.unwrap().unwrap();
-    h.nl.addr_add(ul0.index, format!("{ADVERTISE}/24").parse().unwrap()).await.unwrap();
-    let ul1 = h.nl.link_get("ul1").await.unwrap().unwrap();
-    h.nl.link_set_up(ul1.index).await.unwrap();
-}
 
 /// Runs the child until it stops at `point`, then kills it with SIGKILL.
 fn crash_at(h: &TestHost, etcd: &Etcd, prefix: &str, point: &str) {
@@ -205,7 +194,7 @@ async fn a_crash_at_any_cluster_step_leaves_the_store_matching_the_host() {
         .collect();
     for (i, point) in points.iter().enumerate() {
         let h = TestHost::new(test).await.expect("a scratch host");
-        underlay(&h).await;
+        cnm_tests::crash::cluster::underlay(&h, ADVERTISE).await;
         let prefix = format!("/cnm-kill-{i}");
         crash_at(&h, &etcd, &prefix, point);
         // The dead process's lease, ended once the member is back (keys it

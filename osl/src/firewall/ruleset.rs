@@ -563,45 +563,37 @@ fn rules() -> Vec<Rule> {
         Rule::new(f, "published", vec![in_set(&[OIF], "bridges", false), ct_any(NFT_CT_STATUS, IPS_DST_NAT), accept()]),
         // Isolation between networks, and ICC off within one.
         Rule::new(f, "isolation", vec![in_set(&[IIF], "bridges", false), in_set(&[OIF], "bridges", false), drop()]),
-        // Gateway modes: `nat-unprotected` takes anything in; `routed`
-        // takes ICMP and the published ports at the containers' addresses.
-        Rule::new(f, "open4", vec![nfproto(NFPROTO_IPV4), in_set(&[OIF], "open4", false), accept()]),
-        Rule::new(f, "open6", vec![nfproto(NFPROTO_IPV6), in_set(&[OIF], "open6", false), accept()]),
-        Rule::new(
-            f,
-            "routed-icmp4",
-            vec![
-                nfproto(NFPROTO_IPV4),
-                in_set(&[OIF], "routed4", false),
-                load(&[L4PROTO]),
-                vec![Expr::Cmp { sreg: R0, op: NFT_CMP_EQ, data: vec![1] }],
-                accept(),
-            ],
-        ),
-        Rule::new(
-            f,
-            "routed-icmp6",
-            vec![
-                nfproto(NFPROTO_IPV6),
-                in_set(&[OIF], "routed6", false),
-                load(&[L4PROTO]),
-                vec![Expr::Cmp { sreg: R0, op: NFT_CMP_EQ, data: vec![58] }],
-                accept(),
-            ],
-        ),
-        Rule::new(
-            f,
-            "routed-ports4",
-            vec![nfproto(NFPROTO_IPV4), in_set(&[L4PROTO, IP_DADDR, TH_DPORT], "routed_ports4", false), accept()],
-        ),
-        Rule::new(
-            f,
-            "routed-ports6",
-            vec![nfproto(NFPROTO_IPV6), in_set(&[L4PROTO, IP6_DADDR, TH_DPORT], "routed_ports6", false), accept()],
-        ),
         // Nothing unsolicited from outside reaches a container.
         Rule::new(f, "unsolicited", vec![in_set(&[OIF], "bridges", false), drop()]),
     ];
+    // Gateway modes, before `unsolicited`: `nat-unprotected` takes anything
+    // in; `routed` takes ICMP and the published ports at the containers'
+    // addresses.
+    let unsolicited = v.len() - 1;
+    let mut modes = Vec::new();
+    for (family, daddr, proto, [open, routed, icmp, ports, ports_rule]) in [
+        (NFPROTO_IPV4, IP_DADDR, 1u8, ["open4", "routed4", "routed-icmp4", "routed_ports4", "routed-ports4"]),
+        (NFPROTO_IPV6, IP6_DADDR, 58u8, ["open6", "routed6", "routed-icmp6", "routed_ports6", "routed-ports6"]),
+    ] {
+        modes.push(Rule::new(f, open, vec![nfproto(family), in_set(&[OIF], open, false), accept()]));
+        modes.push(Rule::new(
+            f,
+            icmp,
+            vec![
+                nfproto(family),
+                in_set(&[OIF], routed, false),
+                load(&[L4PROTO]),
+                vec![Expr::Cmp { sreg: R0, op: NFT_CMP_EQ, data: vec![proto] }],
+                accept(),
+            ],
+        ));
+        modes.push(Rule::new(
+            f,
+            ports_rule,
+            vec![nfproto(family), in_set(&[L4PROTO, daddr, TH_DPORT], ports, false), accept()],
+        ));
+    }
+    v.splice(unsolicited..unsolicited, modes);
     for chain in ["prerouting", "output"] {
         for (family, map) in [
             (NFPROTO_IPV4, "ports4"),
