@@ -228,6 +228,10 @@ async fn failed_join_gives_the_gateway_back() {
 async fn published_port_over_ipv6() {
     let Some(h) = TestHost::new("published_port_over_ipv6").await else { return };
     let out = h.outside().await;
+    // No duplicate address detection on the link: an address stays
+    // tentative (answering nothing) for a second or more otherwise.
+    h.ns.sysctl_set("net/ipv6/conf/uplink/accept_dad", "0").await.unwrap();
+    out.ns.sysctl_set("net/ipv6/conf/eth0/accept_dad", "0").await.unwrap();
     let uplink = h.nl.link_get("uplink").await.unwrap().unwrap();
     h.nl.addr_add(uplink.index, "fd00:250::1/64".parse().unwrap()).await.unwrap();
     let oeth = out.nl.link_get("eth0").await.unwrap().unwrap();
