@@ -303,22 +303,26 @@ async fn a_disconnected_container_raising_its_old_interface_reaches_nothing() {
     let net = ctrl.new_network("bridge", "cut", NetworkConfig::default()).await.unwrap();
     let (_b, _, b_ip, _) = container(&ctrl, &net, "b", vec![]).await;
     // A round whose pair the background deletion took before the probe
-    // ended proves nothing and is run again (a slow machine).
-    for (name, hole) in [("a", false), ("c", true)] {
-        let mut answered = None;
-        for attempt in 0..5 {
-            answered = disconnect_raise_and_probe(&h, &ctrl, &net, &format!("{name}{attempt}"), hole, b_ip).await;
-            if answered.is_some() {
-                break;
-            }
-        }
-        let answered = answered.expect("five rounds in a row lost their pair before the probe ended");
-        if hole {
-            assert!(answered, "control: with the host end up, the raised interface reaches the network");
-        } else {
+    // ended proves nothing and is run again (a slow machine), as is a
+    // control round whose one short probe went unanswered: the attack must
+    // be answered in no round, the control in one of five.
+    let mut proved = false;
+    for attempt in 0..5 {
+        if let Some(answered) = disconnect_raise_and_probe(&h, &ctrl, &net, &format!("a{attempt}"), false, b_ip).await {
             assert!(!answered, "a disconnected container reached its old network by raising its interface");
+            proved = true;
+            break;
         }
     }
+    assert!(proved, "five rounds in a row lost their pair before the probe ended");
+    let mut control = false;
+    for attempt in 0..5 {
+        if disconnect_raise_and_probe(&h, &ctrl, &net, &format!("c{attempt}"), true, b_ip).await == Some(true) {
+            control = true;
+            break;
+        }
+    }
+    assert!(control, "control: with the host end up, the raised interface never reached the network in five rounds");
     cnm_tests::remove_all(&ctrl).await;
 }
 
@@ -343,7 +347,11 @@ async fn disconnect_raise_and_probe(
     let host_end = format!("veth{}", cnm::driverapi::id::short(ep.id(), 11));
 
     ep.leave_and_delete(&sb).await.unwrap();
-    let old = nl.link_get("eth0").await.unwrap().expect("the old interface, kept until deleted");
+    let Some(old) = nl.link_get("eth0").await.unwrap() else {
+        // Deleted already: a stall longer than the reaper's delay.
+        sb.delete().await.unwrap();
+        return None;
+    };
     assert_eq!(old.alias.as_deref(), Some("cnm:deleting"));
     assert!(!old.up, "cnm took the old interface down");
     let raised = nl.link_set_up(old.index).await.is_ok();
