@@ -6,11 +6,12 @@ use cnm_osl::Netlink;
 use ipnet::IpNet;
 
 /// Reads routes and addresses of the host namespace over netlink.
-pub(crate) struct HostRoutes {
+pub struct HostRoutes {
     nl: Netlink,
 }
 
 impl HostRoutes {
+    /// Reads the routes and addresses of `nl`'s namespace.
     pub fn new(nl: Netlink) -> Self {
         HostRoutes { nl }
     }

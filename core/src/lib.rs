@@ -21,6 +21,7 @@ pub use config::{Config, DefaultNetwork};
 pub use controller::{Controller, ControllerBuilder};
 pub use endpoint::{Endpoint, EndpointConfig, EndpointInfo, JoinOptions};
 pub use error::{Error, ErrorKind, Result};
+pub use host_networks::HostRoutes;
 pub use network::{
     GlobalNetwork, IpamConfig, Network, NetworkConfig, NetworkInfo, PoolInfo, check_name, check_network_name,
 };

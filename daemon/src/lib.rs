@@ -10,6 +10,8 @@ pub mod api;
 pub mod cli;
 pub mod client;
 pub mod config;
+#[cfg(feature = "docker-plugins")]
+pub mod docker_plugins;
 pub mod drivers;
 pub mod errors;
 pub mod listen;

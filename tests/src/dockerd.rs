@@ -60,43 +60,69 @@ impl Engine {
     /// `FORWARD` policy of DROP) and has a default bridge, as on a real host;
     /// without, neither.
     pub fn start(dir: tempfile::TempDir, netns: &Path, iptables: bool) -> Engine {
-        let d = dir.path();
-        std::fs::write(d.join("daemon.json"), "{}").unwrap();
-        let log = std::fs::File::create(d.join("dockerd.log")).unwrap();
         // unshare and nsenter exec: the child's pid is dockerd's.
-        let child =
-            Command::new("unshare")
-                .args(["--mount", "--propagation", "private", "nsenter"])
-                .arg(format!("--net={}", netns.display()))
-                .arg("dockerd")
-                .arg(format!("--config-file={}", d.join("daemon.json").display()))
-                .arg(format!("--data-root={}", d.join("data").display()))
-                .arg(format!("--exec-root={}", d.join("exec").display()))
-                .arg(format!("--pidfile={}", d.join("dockerd.pid").display()))
-                .arg(format!("--host=unix://{}", d.join("docker.sock").display()))
-                .args(if iptables {
-                    &["--iptables=true", "--bip=172.29.0.1/24", "--storage-driver=vfs"][..]
-                } else {
-                    &[
-                        "--iptables=false",
-                        "--ip6tables=false",
-                        "--bridge=none",
-                        "--ip-masq=false",
-                        "--storage-driver=vfs",
-                    ][..]
-                })
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .expect("start dockerd");
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--mount", "--propagation", "private", "nsenter"]).arg(format!("--net={}", netns.display()));
+        Engine::launch(dir, cmd, iptables, "{}")
+    }
+
+    /// Starts dockerd on Docker host `host` (its network and mount
+    /// namespaces: its own `/run/docker`, plugin directory included), with
+    /// `live-restore` (containers keep running while dockerd restarts), and
+    /// waits (bounded) for its API; no iptables, no default bridge.
+    pub fn start_on(dir: tempfile::TempDir, host: &DockerHost) -> Engine {
+        Engine::launch(dir, host.command_prefix(), false, r#"{"live-restore": true}"#)
+    }
+
+    fn launch(dir: tempfile::TempDir, cmd: Command, iptables: bool, config: &str) -> Engine {
+        std::fs::write(dir.path().join("daemon.json"), config).unwrap();
+        let child = Engine::spawn_dockerd(dir.path(), cmd, iptables);
         let engine = Engine { dir, child };
+        engine.wait_for_api();
+        engine
+    }
+
+    fn spawn_dockerd(d: &Path, mut cmd: Command, iptables: bool) -> std::process::Child {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(d.join("dockerd.log")).unwrap();
+        cmd.arg("dockerd")
+            .arg(format!("--config-file={}", d.join("daemon.json").display()))
+            .arg(format!("--data-root={}", d.join("data").display()))
+            .arg(format!("--exec-root={}", d.join("exec").display()))
+            .arg(format!("--pidfile={}", d.join("dockerd.pid").display()))
+            .arg(format!("--host=unix://{}", d.join("docker.sock").display()))
+            .args(if iptables {
+                &["--iptables=true", "--bip=172.29.0.1/24", "--storage-driver=vfs"][..]
+            } else {
+                &["--iptables=false", "--ip6tables=false", "--bridge=none", "--ip-masq=false", "--storage-driver=vfs"][..]
+            })
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start dockerd")
+    }
+
+    fn wait_for_api(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while engine.docker(&["version"]).is_err() {
-            assert!(Instant::now() < deadline, "dockerd did not come up in 60 s:\n{}", engine.log_tail());
+        while self.docker(&["version"]).is_err() {
+            assert!(Instant::now() < deadline, "dockerd did not come up in 60 s:\n{}", self.log_tail());
             std::thread::sleep(Duration::from_millis(200));
         }
-        engine
+    }
+
+    /// Stops dockerd only (SIGTERM; with live-restore its containers keep
+    /// running) and starts it again on `host` with the same directories
+    /// and configuration; waits (bounded) for its API.
+    pub fn restart_on(&mut self, host: &DockerHost) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait().ok().flatten().is_none() {
+            assert!(Instant::now() < deadline, "dockerd did not stop in 30 s:\n{}", self.log_tail());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.child = Engine::spawn_dockerd(self.dir.path(), host.command_prefix(), false);
+        self.wait_for_api();
     }
 
     /// Processes whose command line mentions the scratch directory (dockerd, containerd, shims).
@@ -153,6 +179,60 @@ impl Drop for Engine {
         if self.child.try_wait().ok().flatten().is_none() || !self.processes().is_empty() {
             self.kill_all();
         }
+    }
+}
+
+/// A Docker host of its own: a network namespace and a mount namespace
+/// whose `/run/docker` is a private tmpfs (Docker's plugin directory and
+/// its containers' namespace files are this host's alone, as on a machine
+/// of its own), held by a sleeping process so that dockerd and plugins can
+/// stop and start in it; the holder is killed when dropped.
+pub struct DockerHost {
+    holder: std::process::Child,
+}
+
+impl DockerHost {
+    /// A Docker host in network namespace `netns`.
+    pub fn new(netns: &Path) -> DockerHost {
+        let holder = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "nsenter"])
+            .arg(format!("--net={}", netns.display()))
+            .args(["sh", "-c", "mkdir -p /run/docker && mount -t tmpfs -o mode=0711 cnm-test-docker /run/docker && mkdir /run/docker/plugins && echo ready && exec sleep 100000"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the Docker host's holder");
+        let mut holder = holder;
+        let mut line = String::new();
+        let out = holder.stdout.take().expect("the holder's output");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line).expect("read the holder's output");
+        assert_eq!(line.trim(), "ready", "the Docker host's mounts failed");
+        DockerHost { holder }
+    }
+
+    /// The holder's pid: its namespaces are the host's.
+    pub fn pid(&self) -> u32 {
+        self.holder.id()
+    }
+
+    /// `nsenter` into the host's namespaces; the program and its arguments follow.
+    pub fn command_prefix(&self) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--target={}", self.pid())).args(["--mount", "--net"]);
+        c
+    }
+
+    /// A path of the host's mount namespace, seen from outside it.
+    pub fn path(&self, inside: &str) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/root{inside}", self.pid()))
+    }
+}
+
+impl Drop for DockerHost {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
     }
 }
 

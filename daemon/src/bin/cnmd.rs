@@ -89,9 +89,10 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
              use a unix socket, or pass --insecure-tcp if every host that can connect may control this host's networking"
         );
     }
-    // Bind first: a second daemon on the same socket fails before touching the store.
+    // Bind first: a second daemon on the same socket fails before touching
+    // the store. Serving Docker plugins, cnmd has no API of its own.
     let mut listeners = Vec::new();
-    for h in &cfg.hosts {
+    for h in cfg.hosts.iter().filter(|_| !flags.docker_plugins) {
         listeners.push(Listener::bind_with(h, tls.clone()).await?);
     }
     let sockets: Vec<_> = listeners.iter().filter_map(|l| l.socket_path().map(|p| p.to_path_buf())).collect();
@@ -120,6 +121,9 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     #[cfg(not(feature = "overlay"))]
     if cfg.cluster_store.is_some() {
         anyhow::bail!("--cluster-store: this cnmd was built without the overlay feature");
+    }
+    if flags.docker_plugins {
+        return docker_plugins(&cfg, driver_options).await;
     }
     let builder =
         register_builtin_drivers(cnm::Controller::builder(cnmd::drivers::controller_config(&cfg)), driver_options);
@@ -160,6 +164,28 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     }
     tracing::info!("stopped; networks and sandboxes stay in place");
     Ok(())
+}
+
+/// `--docker-plugins`: serves the drivers and IPAM to Docker Engine until
+/// SIGTERM or SIGINT (see [`cnmd::docker_plugins`]).
+#[cfg(feature = "docker-plugins")]
+async fn docker_plugins(cfg: &DaemonConfig, options: cnmd::drivers::DriverOptions) -> anyhow::Result<()> {
+    let mut term = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+    };
+    cnmd::docker_plugins::serve(cfg, options, shutdown).await?;
+    tracing::info!("stopped; Docker's networks and containers stay in place");
+    Ok(())
+}
+
+#[cfg(not(feature = "docker-plugins"))]
+async fn docker_plugins(_: &DaemonConfig, _: cnmd::drivers::DriverOptions) -> anyhow::Result<()> {
+    anyhow::bail!("--docker-plugins: this cnmd was built without the docker-plugins feature")
 }
 
 /// Raises the soft limit of open files to the hard one (as dockerd's unit

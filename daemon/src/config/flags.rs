@@ -70,9 +70,12 @@ pub struct Flags {
     /// The daemon's key (with --tlsverify)
     #[arg(long, value_name = "FILE")]
     pub tlskey: Option<PathBuf>,
-    /// Find Docker plugins (sockets, .spec and .json files) in this directory instead of Docker's
+    /// Find Docker plugins (sockets, .spec and .json files) in this directory instead of Docker's; with --docker-plugins, serve them there [default: /run/docker/plugins]
     #[arg(long, value_name = "DIR")]
     pub plugin_dir: Option<PathBuf>,
+    /// Serve the drivers and IPAM to Docker Engine as network plugins (cnm-bridge, cnm-macvlan, cnm-overlay, cnm) in the plugin directory, instead of the API
+    #[arg(long)]
+    pub docker_plugins: bool,
     /// Join a cluster: its shared state in etcd (global networks, the overlay driver)
     #[arg(long, value_name = "etcd://HOST:PORT[,HOST:PORT]")]
     pub cluster_store: Option<String>,

@@ -1,0 +1,434 @@
+//! `cnmd --docker-plugins` with real Docker Engines (Debian's `docker.io`,
+//! as root): each simulated Docker host is a scratch network namespace and
+//! a mount namespace with its own `/run/docker` (so Docker's plugin
+//! directory and its containers' namespace files are that host's alone, and
+//! cnmd sees them as on a real host), running dockerd (live-restore) and
+//! cnmd serving the plugins; containers are made from Debian's
+//! busybox-static, imported offline. Everything they made is checked gone.
+
+mod common;
+
+use cnm_tests::dockerd::{DockerHost, Engine, address, import_busybox};
+use cnm_tests::{OUTSIDE, TestHost, UPLINK_HOST};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// `cnmd --docker-plugins` on a Docker host, with its own data and exec roots.
+struct Plugins {
+    dir: PathBuf,
+    args: Vec<String>,
+    child: Option<Child>,
+    starts: u32,
+}
+
+impl Plugins {
+    fn new(dir: &Path, args: &[String]) -> Plugins {
+        Plugins { dir: dir.to_path_buf(), args: args.to_vec(), child: None, starts: 0 }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join(format!("cnmd-{}.log", self.starts))).unwrap_or_default()
+    }
+
+    /// Starts cnmd on `host` and waits (at most 30 s) until every plugin socket answers.
+    fn start(&mut self, host: &DockerHost, plugins: &[&str]) {
+        self.launch(host, plugins, None);
+    }
+
+    /// [`Plugins::start`] with `CNM_KILL_AT=point`: the channel gets a
+    /// message when cnmd stops there (it then waits to be killed).
+    fn start_killing_at(&mut self, host: &DockerHost, plugins: &[&str], point: &str) -> std::sync::mpsc::Receiver<()> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.launch(host, plugins, Some((point, tx)));
+        rx
+    }
+
+    fn launch(&mut self, host: &DockerHost, plugins: &[&str], kill_at: Option<(&str, std::sync::mpsc::Sender<()>)>) {
+        assert!(self.child.is_none());
+        self.starts += 1;
+        let log = std::fs::File::create(self.dir.join(format!("cnmd-{}.log", self.starts))).unwrap();
+        // nsenter execs cnmd: the child's pid is cnmd's.
+        let mut cmd = host.command_prefix();
+        if let Some((point, _)) = &kill_at {
+            cmd.env("CNM_KILL_AT", point).stdout(Stdio::piped());
+        } else {
+            cmd.stdout(Stdio::null());
+        }
+        let mut child = cmd
+            .arg(env!("CARGO_BIN_EXE_cnmd"))
+            .arg("--docker-plugins")
+            .arg("--data-root")
+            .arg(self.dir.join("data"))
+            .arg("--exec-root")
+            .arg(self.dir.join("run"))
+            .args(["--log-level", "debug"])
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start cnmd --docker-plugins");
+        if let Some((point, tx)) = kill_at {
+            let out = child.stdout.take().expect("cnmd's output");
+            let wanted = format!("CNM-KILL-POINT {point}");
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                    if line == wanted {
+                        let _ = tx.send(());
+                    }
+                }
+            });
+        }
+        self.child = Some(child);
+        let end = Instant::now() + Duration::from_secs(30);
+        for p in plugins {
+            let sock = host.path(&format!("/run/docker/plugins/{p}.sock"));
+            while std::os::unix::net::UnixStream::connect(&sock).is_err() {
+                if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                    panic!("cnmd --docker-plugins exited with {status}:\n{}", self.log());
+                }
+                assert!(Instant::now() < end, "plugin {p} was not served within 30 s:\n{}", self.log());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// Kills cnmd with SIGKILL (a crash).
+    fn kill(&mut self) {
+        let mut c = self.child.take().expect("running");
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+
+    /// Stops cnmd with SIGTERM; whether it exited successfully (at most 30 s).
+    fn stop(&mut self) -> bool {
+        let mut c = self.child.take().expect("running");
+        let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = c.try_wait().unwrap() {
+                return status.success();
+            }
+            if Instant::now() > end {
+                let _ = c.kill();
+                let _ = c.wait();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Plugins {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn ping(e: &Engine, from: &str, to: &str) -> Result<String, String> {
+    e.docker(&["exec", from, "ping", "-c", "1", "-W", "3", to])
+}
+
+/// What container `c` wrote on its standard error (httpd -v logs there).
+fn stderr_logs(e: &Engine, c: &str) -> String {
+    let out = std::process::Command::new("docker")
+        .arg("-H")
+        .arg(format!("unix://{}", e.sock().display()))
+        .args(["logs", c])
+        .output()
+        .expect("docker logs");
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// Whether any process of the engine is a `docker-proxy`.
+fn proxies(e: &Engine) -> usize {
+    e.processes()
+        .iter()
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"docker-proxy")))
+        .count()
+}
+
+const BRIDGE_TEST: &str = "docker_runs_containers_on_cnm_plugins_across_restarts";
+
+/// Docker Engine uses `cnm-bridge` and the IPAM `cnm`: containers ping
+/// each other, a published port answers from an outside host with the
+/// client's address kept and no docker-proxy; cnmd killed with SIGKILL and
+/// started again while the containers run changes nothing (traffic, the
+/// published port, fresh addresses for new containers, removals); dockerd
+/// restarted (live-restore) keeps its containers on their network.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_runs_containers_on_cnm_plugins_across_restarts() {
+    if !cnm_tests::dockerd::available(BRIDGE_TEST) {
+        return;
+    }
+    let Some(h) = TestHost::new(BRIDGE_TEST).await else { return };
+    let out = h.outside().await;
+    let dhost = DockerHost::new(&h.ns_path());
+    let mut plugins = Plugins::new(h.dir.path(), &[]);
+    let served = ["cnm-bridge", "cnm-macvlan", "cnm"];
+    plugins.start(&dhost, &served);
+    let edir = tempfile::Builder::new().prefix("cnm-dockerd-").tempdir().unwrap();
+    let dhost = std::sync::Arc::new(dhost);
+    let on = dhost.clone();
+    let mut engine = tokio::task::spawn_blocking(move || Engine::start_on(edir, &on)).await.unwrap();
+    let e = &engine;
+    import_busybox(e);
+
+    e.ok(&["network", "create", "-d", "cnm-bridge", "--ipam-driver", "cnm", "--subnet", "10.231.210.0/24", "web"]);
+    assert_eq!(e.ok(&["network", "inspect", "-f", "{{.Driver}} {{.IPAM.Driver}}", "web"]), "cnm-bridge cnm");
+    for c in ["c1", "c2"] {
+        e.ok(&["run", "-d", "--name", c, "--network", "web", "busybox:local", "sleep", "3600"]);
+    }
+    let httpd = ["httpd", "-f", "-v", "-p", "80", "-h", "/www"];
+    let mut run_web = vec!["run", "-d", "--name", "www", "--network", "web", "-p", "8080:80", "busybox:local"];
+    run_web.extend(httpd);
+    e.ok(&run_web);
+    let (a1, a2) = (address(e, "c1", "web"), address(e, "c2", "web"));
+    assert!(a1.starts_with("10.231.210.") && a2.starts_with("10.231.210.") && a1 != a2, "{a1} {a2}");
+    ping(e, "c1", &a2).expect("c1 pings c2 on the cnm network");
+    let published: SocketAddr = format!("{UPLINK_HOST}:8080").parse().unwrap();
+    cnm_tests::dockerd::page_answers(&out.ns, published).await.expect("the published port answers from outside");
+    let logs = stderr_logs(e, "www");
+    assert!(logs.contains(OUTSIDE), "the container saw the client's own address: {logs}");
+    assert_eq!(proxies(e), 0, "no docker-proxy for a port published by cnm");
+    let before: Vec<String> = ["c1", "c2", "www"].iter().map(|c| address(e, c, "web")).collect();
+
+    // cnmd crashes and comes back while the containers run.
+    plugins.kill();
+    ping(e, "c1", &a2).expect("traffic does not need cnmd");
+    plugins.start(&dhost, &served);
+    assert!(plugins.log().contains("journal replayed"), "{}", plugins.log());
+    e.ok(&["run", "-d", "--name", "c3", "--network", "web", "busybox:local", "sleep", "3600"]);
+    let a3 = address(e, "c3", "web");
+    assert!(!before.contains(&a3) && a3 != "10.231.210.1", "a new container gets a free address: {a3} vs {before:?}");
+    ping(e, "c3", &a1).expect("c3 pings c1 after the restart");
+    cnm_tests::dockerd::page_answers(&out.ns, published).await.expect("the published port still answers");
+    e.ok(&["rm", "-f", "www"]);
+    let get = b"GET /index.html HTTP/1.0\r\n\r\n".to_vec();
+    let gone = cnm::osl::probe::tcp_exchange(&out.ns, published, get, Duration::from_secs(2)).await;
+    assert!(gone.is_err(), "the port is unpublished with its container after the restart: {gone:?}");
+
+    // dockerd restarts; its containers keep running on their network.
+    let on = dhost.clone();
+    engine = tokio::task::spawn_blocking(move || {
+        engine.restart_on(&on);
+        engine
+    })
+    .await
+    .unwrap();
+    let e = &engine;
+    ping(e, "c1", &a2).expect("c1 pings c2 after dockerd's restart");
+    e.ok(&["network", "disconnect", "web", "c3"]);
+    ping(e, "c3", &a1).expect_err("c3 is off the network");
+    e.ok(&["network", "connect", "web", "c3"]);
+    ping(e, "c3", &a1).expect("c3 is back on the network");
+
+    for c in ["c1", "c2", "c3"] {
+        e.ok(&["rm", "-f", c]);
+    }
+    e.ok(&["network", "rm", "web"]);
+    let links = h.settled_links(&["lo", "uplink"]).await;
+    assert_eq!(links, ["lo", "uplink"], "bridges and veths removed");
+    let engine = engine.stop_async().await;
+    assert!(engine.processes().is_empty(), "dockerd and containerd are gone");
+    assert!(plugins.stop(), "cnmd stops cleanly:\n{}", plugins.log());
+    for p in served {
+        assert!(!dhost.path(&format!("/run/docker/plugins/{p}.sock")).exists(), "socket {p} removed");
+    }
+}
+
+const OVERLAY_TEST: &str = "docker_hosts_share_a_cnm_overlay_without_swarm";
+
+/// Two Docker hosts, no swarm, one etcd: `docker network create -d
+/// cnm-overlay` on each (the second without a subnet: the cluster's pool
+/// is handed out) ties both to one overlay network; their containers get
+/// distinct addresses from the one pool and ping each other across hosts.
+/// Removed on both hosts, nothing is left in the cluster store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_hosts_share_a_cnm_overlay_without_swarm() {
+    if !cnm_tests::dockerd::available(OVERLAY_TEST)
+        || !cnm_tests::tools(OVERLAY_TEST, &["etcd"], "etcd-server")
+        || !cnm_tests::tools(OVERLAY_TEST, &["openssl"], "openssl")
+    {
+        return;
+    }
+    let mut underlay = common::cluster::Underlay::new().await;
+    underlay.start_etcd().await;
+    let mut hosts = Vec::new();
+    for i in 1..=2u8 {
+        let Some(h) = TestHost::new(OVERLAY_TEST).await else { return };
+        underlay.plug(&h, i).await;
+        let dhost = std::sync::Arc::new(DockerHost::new(&h.ns_path()));
+        let mut args = vec![
+            "--cluster-store".to_string(),
+            format!("etcd://{}:2379", common::cluster::ETCD),
+            "--advertise-addr".to_string(),
+            format!("192.168.231.{i}"),
+        ];
+        args.extend(underlay.store_args());
+        let mut plugins = Plugins::new(h.dir.path(), &args);
+        plugins.start(&dhost, &["cnm-overlay", "cnm"]);
+        let edir = tempfile::Builder::new().prefix("cnm-dockerd-").tempdir().unwrap();
+        let on = dhost.clone();
+        let engine = tokio::task::spawn_blocking(move || Engine::start_on(edir, &on)).await.unwrap();
+        import_busybox(&engine);
+        hosts.push((h, dhost, plugins, engine));
+    }
+    let (e1, e2) = (&hosts[0].3, &hosts[1].3);
+    let shared =
+        ["-d", "cnm-overlay", "--ipam-driver", "cnm", "-o", "cnm.network=web", "--ipam-opt", "cnm.network=web"];
+    let mut first = vec!["network", "create"];
+    first.extend(shared);
+    first.extend(["--subnet", "10.231.220.0/24", "web"]);
+    e1.ok(&first);
+    let mut second = vec!["network", "create"];
+    second.extend(shared);
+    second.push("web");
+    e2.ok(&second);
+    assert_eq!(
+        e2.ok(&["network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}}{{end}}", "web"]),
+        "10.231.220.0/24",
+        "the second host got the cluster network's pool"
+    );
+    // Another subnet under the same name is refused.
+    let mut clash = vec!["network", "create"];
+    clash.extend(shared);
+    clash.extend(["--subnet", "10.231.221.0/24", "clash"]);
+    let refused = e2.docker(&clash).expect_err("a second subnet for one cluster network");
+    assert!(refused.contains("10.231.220.0/24"), "{refused}");
+
+    e1.ok(&["run", "-d", "--name", "c1", "--network", "web", "busybox:local", "sleep", "3600"]);
+    e2.ok(&["run", "-d", "--name", "c2", "--network", "web", "busybox:local", "sleep", "3600"]);
+    let (a1, a2) = (address(e1, "c1", "web"), address(e2, "c2", "web"));
+    assert!(a1.starts_with("10.231.220.") && a2.starts_with("10.231.220.") && a1 != a2, "{a1} {a2}");
+    ping(e1, "c1", &a2).expect("c1 on host 1 pings c2 on host 2 over the overlay");
+    ping(e2, "c2", &a1).expect("and back");
+
+    // The plugin host on host 2 crashes and comes back: traffic goes on.
+    let (_, dhost2, plugins2, _) = &mut hosts[1];
+    plugins2.kill();
+    plugins2.start(dhost2, &["cnm-overlay", "cnm"]);
+    let (e1, e2) = (&hosts[0].3, &hosts[1].3);
+    cnm_tests::eventually("c1 reaches c2 after host 2's plugin restart", 10, || async { ping(e1, "c1", &a2).is_ok() })
+        .await;
+
+    e1.ok(&["rm", "-f", "c1"]);
+    e2.ok(&["rm", "-f", "c2"]);
+    e1.ok(&["network", "rm", "web"]);
+    e2.ok(&["network", "rm", "web"]);
+    let left = underlay
+        .as_store_client(|c| async move {
+            let mut keys = Vec::new();
+            for prefix in ["docker-plugin/", "ipam/", "overlay/vni/", "overlay/peers/"] {
+                keys.extend(c.list(prefix).await.unwrap().0.into_iter().map(|(k, _)| k));
+            }
+            keys
+        })
+        .await;
+    assert!(left.is_empty(), "the cluster store holds nothing of the network: {left:?}");
+    for (h, dhost, mut plugins, engine) in hosts {
+        let engine = engine.stop_async().await;
+        assert!(engine.processes().is_empty(), "dockerd and containerd are gone");
+        assert!(plugins.stop(), "cnmd stops cleanly:\n{}", plugins.log());
+        drop(dhost);
+        drop(h);
+    }
+    underlay.stop_etcd();
+}
+
+const KILL_TEST: &str = "the_docker_plugin_host_crashed_at_every_step_leaks_nothing";
+
+/// The steps of a container's life on a cnm network, through the docker
+/// CLI; the first that fails ends the run.
+fn scenario(e: &Engine) -> Result<(), String> {
+    e.docker(&["network", "create", "-d", "cnm-bridge", "--ipam-driver", "cnm", "--subnet", "10.231.212.0/28", "k"])?;
+    e.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "kc",
+        "--network",
+        "k",
+        "-p",
+        "8090:80",
+        "busybox:local",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ])?;
+    e.docker(&["rm", "-f", "kc"])?;
+    e.docker(&["network", "rm", "k"])?;
+    Ok(())
+}
+
+/// cnmd serving Docker is killed (SIGKILL) at each of its kill points
+/// (the plugin host's and the bridge driver's) while dockerd runs a
+/// container's life; started again, and what the user would do after a
+/// failed command done (the container and network removed if Docker kept
+/// them), nothing is left: no link, no published port, no pool (the next
+/// round asks for the same subnet), and an empty journal at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_docker_plugin_host_crashed_at_every_step_leaks_nothing() {
+    if !cnm_tests::dockerd::available(KILL_TEST) {
+        return;
+    }
+    let Some(h) = TestHost::new(KILL_TEST).await else { return };
+    let out = h.outside().await;
+    let dhost = std::sync::Arc::new(DockerHost::new(&h.ns_path()));
+    let mut plugins = Plugins::new(h.dir.path(), &[]);
+    let served = ["cnm-bridge", "cnm"];
+    let edir = tempfile::Builder::new().prefix("cnm-dockerd-").tempdir().unwrap();
+    plugins.start(&dhost, &served);
+    let on = dhost.clone();
+    let engine = std::sync::Arc::new(tokio::task::spawn_blocking(move || Engine::start_on(edir, &on)).await.unwrap());
+    import_busybox(&engine);
+    plugins.stop();
+    let published: SocketAddr = format!("{UPLINK_HOST}:8090").parse().unwrap();
+    let points: Vec<&str> =
+        cnm_docker_plugin::kill::POINTS.iter().chain(cnm_driver_bridge::kill::POINTS).copied().collect();
+    for point in points {
+        let reached = plugins.start_killing_at(&dhost, &served, point);
+        let e = engine.clone();
+        let run = std::thread::spawn(move || scenario(&e));
+        // The point is reached, or the scenario ends without reaching it.
+        let end = Instant::now() + Duration::from_secs(60);
+        while reached.recv_timeout(Duration::from_millis(50)).is_err() {
+            assert!(!run.is_finished(), "{point}: the scenario never reaches this kill point");
+            assert!(Instant::now() < end, "{point}: neither reached nor finished in 60 s");
+        }
+        plugins.kill();
+        plugins.start(&dhost, &served);
+        // Docker retries a call whose connection broke: it may go through now.
+        let outcome = tokio::task::spawn_blocking(move || run.join().expect("the scenario thread")).await.unwrap();
+        let _ = engine.docker(&["rm", "-f", "kc"]);
+        let _ = engine.docker(&["network", "rm", "k"]);
+        let left = engine.ok(&["network", "ls", "-q", "--filter", "driver=cnm-bridge"]);
+        assert!(left.is_empty(), "{point}: Docker still has a cnm network: {left} ({outcome:?})");
+        let links = h.settled_links(&["lo", "uplink"]).await;
+        assert_eq!(links, ["lo", "uplink"], "{point}: links left ({outcome:?})\n{}", plugins.log());
+        let get = b"GET / HTTP/1.0\r\n\r\n".to_vec();
+        let answer = cnm::osl::probe::tcp_exchange(&out.ns, published, get, Duration::from_millis(500)).await;
+        assert!(answer.is_err(), "{point}: the port is still published: {answer:?}");
+        plugins.stop();
+    }
+    // A last run to its end: the subnet is free, and nothing is journaled after it.
+    plugins.start(&dhost, &served);
+    let e = engine.clone();
+    tokio::task::spawn_blocking(move || scenario(&e)).await.unwrap().expect("a clean run after every crash");
+    assert!(plugins.stop(), "cnmd stops cleanly:\n{}", plugins.log());
+    let journal = cnm_docker_plugin::Journal::open(&h.dir.path().join("data").join("docker-plugins.db")).unwrap();
+    let records: Vec<(String, serde_json::Value)> = journal.load("").unwrap();
+    assert!(records.is_empty(), "the journal holds nothing: {records:?}");
+    let engine = std::sync::Arc::into_inner(engine).expect("the scenario threads ended");
+    let engine = engine.stop_async().await;
+    assert!(engine.processes().is_empty(), "dockerd and containerd are gone");
+}

@@ -1,0 +1,136 @@
+//! The plugin host: each journaled driver and IPAM on a socket of its own
+//! in the plugin directory (`<dir>/<name>.sock`, where Docker Engine
+//! discovers plugins), after the journal was replayed, until shutdown;
+//! the sockets are removed when it stops.
+
+use crate::driver::{JournaledDriver, Replayed};
+use crate::ipam::JournaledIpam;
+use crate::journal::Journal;
+use crate::{Error, Result};
+use cnm_driver_remote::PluginServer;
+use std::future::Future;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Docker's plugin directory, where Docker Engine finds plugin sockets.
+pub const DEFAULT_PLUGIN_DIR: &str = "/run/docker/plugins";
+
+/// What the host serves: journaled drivers and IPAMs by plugin name.
+pub struct PluginHost {
+    dir: PathBuf,
+    journal: Journal,
+    drivers: Vec<Arc<JournaledDriver>>,
+    ipams: Vec<Arc<JournaledIpam>>,
+}
+
+impl std::fmt::Debug for PluginHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginHost")
+            .field("dir", &self.dir)
+            .field("drivers", &self.drivers.iter().map(|d| d.plugin().to_string()).collect::<Vec<_>>())
+            .field("ipams", &self.ipams.iter().map(|i| i.plugin().to_string()).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl PluginHost {
+    /// A host serving in `dir`, journaling in `journal`.
+    pub fn new(dir: &Path, journal: Journal) -> Self {
+        PluginHost { dir: dir.to_path_buf(), journal, drivers: Vec::new(), ipams: Vec::new() }
+    }
+
+    /// Serves `driver` as network plugin `name`.
+    pub fn driver(mut self, name: &str, driver: Arc<dyn cnm_driverapi::Driver>) -> Self {
+        self.drivers.push(Arc::new(JournaledDriver::new(name, driver, self.journal.clone())));
+        self
+    }
+
+    /// Serves `ipam` as IPAM plugin `name`.
+    pub fn ipam(mut self, name: &str, ipam: Arc<dyn cnm_ipamapi::Ipam>) -> Self {
+        self.ipams.push(Arc::new(JournaledIpam::new(name, ipam, self.journal.clone())));
+        self
+    }
+
+    /// The names served, network plugins first.
+    pub fn names(&self) -> Vec<String> {
+        self.drivers
+            .iter()
+            .map(|d| d.plugin().to_string())
+            .chain(self.ipams.iter().map(|i| i.plugin().to_string()))
+            .collect()
+    }
+
+    /// Replays the journal: IPAMs first (their pools back before a
+    /// network's driver is told about it), then drivers.
+    pub async fn restore(&self) -> Result<Replayed> {
+        let mut total = Replayed::default();
+        for i in &self.ipams {
+            total.restored += i.restore().await?;
+        }
+        for d in &self.drivers {
+            let r = d.restore().await?;
+            total.restored += r.restored;
+            total.undone += r.undone;
+        }
+        Ok(total)
+    }
+
+    /// Binds every plugin's socket (owner-only: the protocol has no
+    /// authentication), then serves until `shutdown` completes; removes
+    /// the sockets when it returns. A socket another process still serves
+    /// is an error; a stale one is replaced.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| Error::Socket {
+            path: self.dir.clone(),
+            op: "create the directory",
+            source: e,
+        })?;
+        let mut bound = Sockets(Vec::new());
+        let mut servers = tokio::task::JoinSet::new();
+        let plugins = self
+            .drivers
+            .iter()
+            .map(|d| (d.plugin().to_string(), PluginServer::new().with_driver(d.clone())))
+            .chain(self.ipams.iter().map(|i| (i.plugin().to_string(), PluginServer::new().with_ipam(i.clone()))));
+        for (name, server) in plugins {
+            let path = self.dir.join(format!("{name}.sock"));
+            let listener = bind(&path).await?;
+            bound.0.push(path);
+            servers.spawn(async move { server.serve(listener).await.map_err(|source| Error::Serve { name, source }) });
+        }
+        tracing::info!(dir = %self.dir.display(), plugins = ?self.names(), "serving Docker plugins");
+        tokio::select! {
+            () = shutdown => Ok(()),
+            Some(done) = servers.join_next() => match done {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e),
+                Err(e) => Err(Error::Stopped { reason: e.to_string() }),
+            },
+        }
+    }
+}
+
+/// The bound sockets, removed when dropped.
+struct Sockets(Vec<PathBuf>);
+
+impl Drop for Sockets {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+async fn bind(path: &Path) -> Result<tokio::net::UnixListener> {
+    let fail = |op, source| Error::Socket { path: path.to_path_buf(), op, source };
+    if path.exists() {
+        if tokio::net::UnixStream::connect(path).await.is_ok() {
+            return Err(Error::InUse { path: path.to_path_buf() });
+        }
+        std::fs::remove_file(path).map_err(|e| fail("remove the stale socket", e))?;
+    }
+    let listener = tokio::net::UnixListener::bind(path).map_err(|e| fail("bind", e))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| fail("restrict", e))?;
+    Ok(listener)
+}
