@@ -8,128 +8,12 @@
 
 mod common;
 
+use common::plugins::Plugins;
+
 use cnm_tests::dockerd::{DockerHost, Engine, address, import_busybox};
 use cnm_tests::{OUTSIDE, TestHost, UPLINK_HOST};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-
-/// `cnmd --docker-plugins` on a Docker host, with its own data and exec roots.
-struct Plugins {
-    dir: PathBuf,
-    args: Vec<String>,
-    child: Option<Child>,
-    starts: u32,
-}
-
-impl Plugins {
-    fn new(dir: &Path, args: &[String]) -> Plugins {
-        Plugins { dir: dir.to_path_buf(), args: args.to_vec(), child: None, starts: 0 }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join(format!("cnmd-{}.log", self.starts))).unwrap_or_default()
-    }
-
-    /// Starts cnmd on `host` and waits (at most 30 s) until every plugin socket answers.
-    fn start(&mut self, host: &DockerHost, plugins: &[&str]) {
-        self.launch(host, plugins, None);
-    }
-
-    /// [`Plugins::start`] with `CNM_KILL_AT=point`: the channel gets a
-    /// message when cnmd stops there (it then waits to be killed).
-    fn start_killing_at(&mut self, host: &DockerHost, plugins: &[&str], point: &str) -> std::sync::mpsc::Receiver<()> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        self.launch(host, plugins, Some((point, tx)));
-        rx
-    }
-
-    fn launch(&mut self, host: &DockerHost, plugins: &[&str], kill_at: Option<(&str, std::sync::mpsc::Sender<()>)>) {
-        assert!(self.child.is_none());
-        self.starts += 1;
-        let log = std::fs::File::create(self.dir.join(format!("cnmd-{}.log", self.starts))).unwrap();
-        // nsenter execs cnmd: the child's pid is cnmd's.
-        let mut cmd = host.command_prefix();
-        if let Some((point, _)) = &kill_at {
-            cmd.env("CNM_KILL_AT", point).stdout(Stdio::piped());
-        } else {
-            cmd.stdout(Stdio::null());
-        }
-        let mut child = cmd
-            .arg(env!("CARGO_BIN_EXE_cnmd"))
-            .arg("--docker-plugins")
-            .arg("--data-root")
-            .arg(self.dir.join("data"))
-            .arg("--exec-root")
-            .arg(self.dir.join("run"))
-            .args(["--log-level", "debug"])
-            .args(&self.args)
-            .stdin(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start cnmd --docker-plugins");
-        if let Some((point, tx)) = kill_at {
-            let out = child.stdout.take().expect("cnmd's output");
-            let wanted = format!("CNM-KILL-POINT {point}");
-            std::thread::spawn(move || {
-                use std::io::BufRead;
-                for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-                    if line == wanted {
-                        let _ = tx.send(());
-                    }
-                }
-            });
-        }
-        self.child = Some(child);
-        let end = Instant::now() + Duration::from_secs(30);
-        for p in plugins {
-            let sock = host.path(&format!("/run/docker/plugins/{p}.sock"));
-            while std::os::unix::net::UnixStream::connect(&sock).is_err() {
-                if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                    panic!("cnmd --docker-plugins exited with {status}:\n{}", self.log());
-                }
-                assert!(Instant::now() < end, "plugin {p} was not served within 30 s:\n{}", self.log());
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-    }
-
-    /// Kills cnmd with SIGKILL (a crash).
-    fn kill(&mut self) {
-        let mut c = self.child.take().expect("running");
-        let _ = c.kill();
-        let _ = c.wait();
-    }
-
-    /// Stops cnmd with SIGTERM; whether it exited successfully (at most 30 s).
-    fn stop(&mut self) -> bool {
-        let mut c = self.child.take().expect("running");
-        let pid = nix::unistd::Pid::from_raw(c.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let end = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = c.try_wait().unwrap() {
-                return status.success();
-            }
-            if Instant::now() > end {
-                let _ = c.kill();
-                let _ = c.wait();
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Plugins {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 fn ping(e: &Engine, from: &str, to: &str) -> Result<String, String> {
     e.docker(&["exec", from, "ping", "-c", "1", "-W", "3", to])
@@ -148,10 +32,7 @@ fn stderr_logs(e: &Engine, c: &str) -> String {
 
 /// Whether any process of the engine is a `docker-proxy`.
 fn proxies(e: &Engine) -> usize {
-    e.processes()
-        .iter()
-        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"docker-proxy")))
-        .count()
+    e.processes().iter().filter(|pid| cnm_tests::dockerd::is_docker_proxy(**pid as u32)).count()
 }
 
 const BRIDGE_TEST: &str = "docker_runs_containers_on_cnm_plugins_across_restarts";
@@ -164,7 +45,10 @@ const BRIDGE_TEST: &str = "docker_runs_containers_on_cnm_plugins_across_restarts
 /// restarted (live-restore) keeps its containers on their network.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_runs_containers_on_cnm_plugins_across_restarts() {
-    if !cnm_tests::dockerd::available(BRIDGE_TEST) {
+    if !cnm_tests::dockerd::available(BRIDGE_TEST)
+        || !cnm_tests::tools(BRIDGE_TEST, &["python3"], "python3")
+        || !cnm_tests::tools(BRIDGE_TEST, &["setpriv"], "util-linux")
+    {
         return;
     }
     let Some(h) = TestHost::new(BRIDGE_TEST).await else { return };
@@ -173,6 +57,17 @@ async fn docker_runs_containers_on_cnm_plugins_across_restarts() {
     let mut plugins = Plugins::new(h.dir.path(), &[]);
     let served = ["cnm-bridge", "cnm-macvlan", "cnm"];
     plugins.start(&dhost, &served);
+    // The protocol has no authentication: only root may connect.
+    let connect = |user: Option<&str>| {
+        let mut c = dhost.command_prefix();
+        if let Some(u) = user {
+            c.args(["setpriv", &format!("--reuid={u}"), &format!("--regid={u}"), "--clear-groups"]);
+        }
+        let script = "import socket; socket.socket(socket.AF_UNIX).connect('/run/docker/plugins/cnm-bridge.sock')";
+        c.args(["python3", "-c", script]).stderr(std::process::Stdio::null()).status().expect("python3").success()
+    };
+    assert!(connect(None), "control: root reaches the plugin socket");
+    assert!(!connect(Some("65534")), "an unprivileged user reached the plugin socket");
     let edir = tempfile::Builder::new().prefix("cnm-dockerd-").tempdir().unwrap();
     let dhost = std::sync::Arc::new(dhost);
     let on = dhost.clone();

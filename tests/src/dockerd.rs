@@ -236,6 +236,15 @@ impl Drop for DockerHost {
     }
 }
 
+/// Whether process `pid` runs Docker's userland proxy (`docker-proxy`,
+/// which Docker starts by its full path).
+pub fn is_docker_proxy(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+        let argv0 = c.split(|b| *b == 0).next().unwrap_or_default();
+        argv0.rsplit(|b| *b == b'/').next() == Some(&b"docker-proxy"[..])
+    })
+}
+
 /// Imports the image `busybox:local`: Debian's static busybox and the applets the tests use.
 pub fn import_busybox(engine: &Engine) {
     let root = engine.dir.path().join("image");

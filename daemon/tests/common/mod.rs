@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod plugins;
 
 use cnm_tests::TestHost;
 use cnmd::client::Client;
