@@ -5,6 +5,10 @@
 //! one, its pools shared across hosts by name) — in the plugin directory
 //! (`--plugin-dir`, by default Docker's `/run/docker/plugins`), journaled
 //! in `<data-root>/docker-plugins.db`.
+//!
+//! `--managed-plugin DRIVER` runs cnmd as Docker's managed (v2) plugin
+//! (`contrib/docker-plugin/`): one driver and the IPAM on one socket,
+//! [`MANAGED_SOCKET`], both named after the plugin by Docker.
 
 use crate::config::DaemonConfig;
 use crate::drivers::DriverOptions;
@@ -17,23 +21,74 @@ use std::sync::Arc;
 /// The journal's file under the data root.
 pub const JOURNAL_FILE: &str = "docker-plugins.db";
 
-/// Serves the plugins of `cfg` until `shutdown` completes.
+/// The socket of a managed plugin (its `config.json`'s `interface.socket`).
+pub const MANAGED_SOCKET: &str = "cnm.sock";
+
+/// Serves the plugins of `cfg` (or, with `managed`, that one driver as a
+/// managed plugin) until `shutdown` completes.
 pub async fn serve(
     cfg: &DaemonConfig,
     options: DriverOptions,
+    managed: Option<&str>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let host = plugin_host(cfg, options).await?;
+    if managed.is_some() {
+        writable_proc_sys()?;
+    }
+    let (host, finish) = plugin_host(cfg, options, managed).await?;
     let replayed = host.restore().await.context("replay the journal")?;
     tracing::info!(restored = replayed.restored, undone = replayed.undone, "journal replayed");
-    host.serve(shutdown).await.context("serve the plugins")?;
+    let served = host.serve(shutdown).await.context("serve the plugins");
+    for f in finish {
+        f().await;
+    }
+    served
+}
+
+/// What to finish when the plugins stop: link deletions the drivers left
+/// to the background (a disabled managed plugin may never start again to
+/// sweep them).
+pub type Finish = Vec<Box<dyn FnOnce() -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send>>;
+
+/// A managed plugin's `/proc/sys` is read-only (Docker's default container
+/// spec), and the drivers set sysctls of the host's network namespace
+/// there (the plugin has the host's network): with `CAP_SYS_ADMIN`, the
+/// plugin's own mount of it is made writable.
+fn writable_proc_sys() -> anyhow::Result<()> {
+    use nix::mount::{MsFlags, mount};
+    let ro = nix::sys::statvfs::statvfs("/proc/sys")
+        .context("inspect /proc/sys")?
+        .flags()
+        .contains(nix::sys::statvfs::FsFlags::ST_RDONLY);
+    if ro {
+        let flags =
+            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        mount(None::<&str>, "/proc/sys", None::<&str>, flags, None::<&str>)
+            .context("make /proc/sys writable (the plugin needs CAP_SYS_ADMIN)")?;
+        tracing::info!("/proc/sys made writable in the plugin's mounts");
+    }
     Ok(())
 }
 
+/// The drivers `managed` names (all of them: `None`).
+fn wanted(managed: Option<&str>, driver: &str) -> bool {
+    managed.is_none_or(|m| m == driver)
+}
+
 /// The plugins of `cfg`: every driver compiled in that Docker can use as
-/// a plugin, and the IPAM.
+/// a plugin (or the one `managed` names, on one socket), and the IPAM.
 #[allow(unused_variables, unused_mut)]
-pub async fn plugin_host(cfg: &DaemonConfig, options: DriverOptions) -> anyhow::Result<PluginHost> {
+pub async fn plugin_host(
+    cfg: &DaemonConfig,
+    options: DriverOptions,
+    managed: Option<&str>,
+) -> anyhow::Result<(PluginHost, Finish)> {
+    let known = ["bridge", "macvlan", "overlay"];
+    if let Some(m) = managed
+        && !known.contains(&m)
+    {
+        anyhow::bail!("--managed-plugin {m:?}: one of {}", known.join(", "));
+    }
     let ns = match &cfg.host_netns {
         Some(p) => Namespace::open(p).with_context(|| format!("open the host namespace {}", p.display()))?,
         None => Namespace::current().context("open this namespace")?,
@@ -46,32 +101,44 @@ pub async fn plugin_host(cfg: &DaemonConfig, options: DriverOptions) -> anyhow::
             .with_host_networks(Arc::new(cnm::HostRoutes::new(nl.clone()))),
     );
     let mut host = PluginHost::new(&dir, journal);
+    let mut finish: Finish = Vec::new();
+    if managed.is_some() {
+        host = host.on_one_socket(MANAGED_SOCKET);
+    }
     #[cfg(feature = "bridge")]
-    {
+    if wanted(managed, "bridge") {
         let bridge = if options.firewall {
             cnm_driver_bridge::BridgeDriver::new(nl.clone())
         } else {
             cnm_driver_bridge::BridgeDriver::with_firewall(nl.clone(), None)
         };
-        host = host.driver(names::BRIDGE, Arc::new(bridge));
+        let bridge = Arc::new(bridge);
+        let settle = bridge.clone();
+        finish.push(Box::new(move || Box::pin(async move { settle.settle().await })));
+        host = host.driver(names::BRIDGE, bridge);
     }
     #[cfg(feature = "macvlan")]
-    {
+    if wanted(managed, "macvlan") {
         host = host.driver(names::MACVLAN, Arc::new(cnm_driver_macvlan::MacvlanDriver::new(nl.clone())));
     }
     #[cfg(feature = "overlay")]
     if let Some((cluster, overlay)) = options.cluster.clone() {
         use cnm_docker_plugin::shared::{SharedOverlay, SharedPools};
-        let driver = if options.firewall {
-            cnm_driver_overlay::OverlayDriver::new(nl.clone(), cluster.clone(), overlay)
-        } else {
-            cnm_driver_overlay::OverlayDriver::with_firewall(nl.clone(), cluster.clone(), overlay, None)
-        };
-        let shared = SharedOverlay::new(Arc::new(driver), cluster.clone(), &options.identity);
-        host = host.driver(names::OVERLAY, Arc::new(shared));
+        if wanted(managed, "overlay") {
+            let driver = if options.firewall {
+                cnm_driver_overlay::OverlayDriver::new(nl.clone(), cluster.clone(), overlay)
+            } else {
+                cnm_driver_overlay::OverlayDriver::with_firewall(nl.clone(), cluster.clone(), overlay, None)
+            };
+            let shared = SharedOverlay::new(Arc::new(driver), cluster.clone(), &options.identity);
+            host = host.driver(names::OVERLAY, Arc::new(shared));
+        }
         let global = cnm_cluster::GlobalIpam::new(cluster.clone(), local).with_owner(&options.identity);
         let ipam = SharedPools::new(Arc::new(global), cluster, &options.identity);
-        return Ok(host.ipam(names::IPAM, Arc::new(ipam)));
+        return Ok((host.ipam(names::IPAM, Arc::new(ipam)), finish));
     }
-    Ok(host.ipam(names::IPAM, local))
+    if managed == Some("overlay") {
+        anyhow::bail!("--managed-plugin overlay needs --cluster-store and --advertise-addr (and the overlay feature)");
+    }
+    Ok((host.ipam(names::IPAM, local), finish))
 }

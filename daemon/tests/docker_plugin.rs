@@ -327,3 +327,74 @@ async fn the_docker_plugin_host_crashed_at_every_step_leaks_nothing() {
     let engine = engine.stop_async().await;
     assert!(engine.processes().is_empty(), "dockerd and containerd are gone");
 }
+
+const MANAGED_TEST: &str = "docker_installs_cnm_as_a_managed_plugin";
+
+/// The managed (v2) plugin the way a Docker user installs it:
+/// `contrib/docker-plugin/build` (here with the test build of cnmd and its
+/// libraries), `docker plugin create` and `enable` (Docker runs it with
+/// runc: its own rootfs and mounts, the host's network, a read-only
+/// `/proc/sys` it makes writable); containers on its network ping each
+/// other and a published port answers from an outside host; disabled and
+/// removed, it leaves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_installs_cnm_as_a_managed_plugin() {
+    if !cnm_tests::dockerd::available(MANAGED_TEST) {
+        return;
+    }
+    let Some(h) = TestHost::new(MANAGED_TEST).await else { return };
+    let out = h.outside().await;
+    let dhost = std::sync::Arc::new(DockerHost::new(&h.ns_path()));
+    let plugin_dir = h.dir.path().join("plugin");
+    let build = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../contrib/docker-plugin/build"))
+        .arg(&plugin_dir)
+        .arg("bridge")
+        .env("CNMD", env!("CARGO_BIN_EXE_cnmd"))
+        .output()
+        .expect("run contrib/docker-plugin/build");
+    assert!(build.status.success(), "build: {}", String::from_utf8_lossy(&build.stderr));
+    let edir = tempfile::Builder::new().prefix("cnm-dockerd-").tempdir().unwrap();
+    let on = dhost.clone();
+    let engine = tokio::task::spawn_blocking(move || Engine::start_on(edir, &on)).await.unwrap();
+    let e = &engine;
+    import_busybox(e);
+    e.ok(&["plugin", "create", "cnm-bridge", &plugin_dir.display().to_string()]);
+    e.ok(&["plugin", "enable", "cnm-bridge"]);
+    assert_eq!(e.ok(&["plugin", "inspect", "-f", "{{.Enabled}}", "cnm-bridge"]), "true");
+
+    let plugin = "cnm-bridge:latest";
+    e.ok(&["network", "create", "-d", plugin, "--ipam-driver", plugin, "--subnet", "10.231.214.0/24", "m"]);
+    e.ok(&["run", "-d", "--name", "m1", "--network", "m", "busybox:local", "sleep", "3600"]);
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "mweb",
+        "--network",
+        "m",
+        "-p",
+        "8085:80",
+        "busybox:local",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ]);
+    let web = address(e, "mweb", "m");
+    assert!(web.starts_with("10.231.214."), "{web}");
+    ping(e, "m1", &web).expect("containers on the managed plugin's network ping each other");
+    let published: SocketAddr = format!("{UPLINK_HOST}:8085").parse().unwrap();
+    cnm_tests::dockerd::page_answers(&out.ns, published).await.expect("the published port answers from outside");
+    assert_eq!(proxies(e), 0, "no docker-proxy");
+
+    e.ok(&["rm", "-f", "m1", "mweb"]);
+    e.ok(&["network", "rm", "m"]);
+    e.ok(&["plugin", "disable", "cnm-bridge"]);
+    e.ok(&["plugin", "rm", "cnm-bridge"]);
+    let links = h.settled_links(&["lo", "uplink"]).await;
+    assert_eq!(links, ["lo", "uplink"], "bridges and veths removed");
+    let engine = engine.stop_async().await;
+    assert!(engine.processes().is_empty(), "dockerd, containerd and the plugin are gone");
+}

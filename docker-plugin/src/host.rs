@@ -22,6 +22,9 @@ pub struct PluginHost {
     journal: Journal,
     drivers: Vec<Arc<JournaledDriver>>,
     ipams: Vec<Arc<JournaledIpam>>,
+    /// Serve the (one) driver and the IPAM on this one socket, as a
+    /// managed plugin does.
+    one_socket: Option<String>,
 }
 
 impl std::fmt::Debug for PluginHost {
@@ -37,7 +40,7 @@ impl std::fmt::Debug for PluginHost {
 impl PluginHost {
     /// A host serving in `dir`, journaling in `journal`.
     pub fn new(dir: &Path, journal: Journal) -> Self {
-        PluginHost { dir: dir.to_path_buf(), journal, drivers: Vec::new(), ipams: Vec::new() }
+        PluginHost { dir: dir.to_path_buf(), journal, drivers: Vec::new(), ipams: Vec::new(), one_socket: None }
     }
 
     /// Serves `driver` as network plugin `name`.
@@ -49,6 +52,14 @@ impl PluginHost {
     /// Serves `ipam` as IPAM plugin `name`.
     pub fn ipam(mut self, name: &str, ipam: Arc<dyn cnm_ipamapi::Ipam>) -> Self {
         self.ipams.push(Arc::new(JournaledIpam::new(name, ipam, self.journal.clone())));
+        self
+    }
+
+    /// Serves the first driver and the first IPAM together on socket
+    /// `<dir>/<name>` (a managed plugin has one socket, and Docker names
+    /// both roles after the plugin).
+    pub fn on_one_socket(mut self, name: &str) -> Self {
+        self.one_socket = Some(name.to_string());
         self
     }
 
@@ -88,13 +99,29 @@ impl PluginHost {
         })?;
         let mut bound = Sockets(Vec::new());
         let mut servers = tokio::task::JoinSet::new();
-        let plugins = self
-            .drivers
-            .iter()
-            .map(|d| (d.plugin().to_string(), PluginServer::new().with_driver(d.clone())))
-            .chain(self.ipams.iter().map(|i| (i.plugin().to_string(), PluginServer::new().with_ipam(i.clone()))));
-        for (name, server) in plugins {
-            let path = self.dir.join(format!("{name}.sock"));
+        let plugins: Vec<(String, PathBuf, PluginServer)> = match &self.one_socket {
+            Some(socket) => {
+                let mut server = PluginServer::new();
+                if let Some(d) = self.drivers.first() {
+                    server = server.with_driver(d.clone());
+                }
+                if let Some(i) = self.ipams.first() {
+                    server = server.with_ipam(i.clone());
+                }
+                vec![(self.names().join("+"), self.dir.join(socket), server)]
+            }
+            None => self
+                .drivers
+                .iter()
+                .map(|d| (d.plugin().to_string(), PluginServer::new().with_driver(d.clone())))
+                .chain(self.ipams.iter().map(|i| (i.plugin().to_string(), PluginServer::new().with_ipam(i.clone()))))
+                .map(|(name, server)| {
+                    let path = self.dir.join(format!("{name}.sock"));
+                    (name, path, server)
+                })
+                .collect(),
+        };
+        for (name, path, server) in plugins {
             let listener = bind(&path).await?;
             bound.0.push(path);
             servers.spawn(async move { server.serve(listener).await.map_err(|source| Error::Serve { name, source }) });

@@ -92,7 +92,8 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     // Bind first: a second daemon on the same socket fails before touching
     // the store. Serving Docker plugins, cnmd has no API of its own.
     let mut listeners = Vec::new();
-    for h in cfg.hosts.iter().filter(|_| !flags.docker_plugins) {
+    let plugins_only = flags.docker_plugins || flags.managed_plugin.is_some();
+    for h in cfg.hosts.iter().filter(|_| !plugins_only) {
         listeners.push(Listener::bind_with(h, tls.clone()).await?);
     }
     let sockets: Vec<_> = listeners.iter().filter_map(|l| l.socket_path().map(|p| p.to_path_buf())).collect();
@@ -122,8 +123,8 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     if cfg.cluster_store.is_some() {
         anyhow::bail!("--cluster-store: this cnmd was built without the overlay feature");
     }
-    if flags.docker_plugins {
-        return docker_plugins(&cfg, driver_options).await;
+    if plugins_only {
+        return docker_plugins(&cfg, driver_options, flags.managed_plugin.as_deref()).await;
     }
     let builder =
         register_builtin_drivers(cnm::Controller::builder(cnmd::drivers::controller_config(&cfg)), driver_options);
@@ -169,7 +170,11 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
 /// `--docker-plugins`: serves the drivers and IPAM to Docker Engine until
 /// SIGTERM or SIGINT (see [`cnmd::docker_plugins`]).
 #[cfg(feature = "docker-plugins")]
-async fn docker_plugins(cfg: &DaemonConfig, options: cnmd::drivers::DriverOptions) -> anyhow::Result<()> {
+async fn docker_plugins(
+    cfg: &DaemonConfig,
+    options: cnmd::drivers::DriverOptions,
+    managed: Option<&str>,
+) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
     let shutdown = async move {
@@ -178,13 +183,13 @@ async fn docker_plugins(cfg: &DaemonConfig, options: cnmd::drivers::DriverOption
             _ = int.recv() => tracing::info!("SIGINT received"),
         }
     };
-    cnmd::docker_plugins::serve(cfg, options, shutdown).await?;
+    cnmd::docker_plugins::serve(cfg, options, managed, shutdown).await?;
     tracing::info!("stopped; Docker's networks and containers stay in place");
     Ok(())
 }
 
 #[cfg(not(feature = "docker-plugins"))]
-async fn docker_plugins(_: &DaemonConfig, _: cnmd::drivers::DriverOptions) -> anyhow::Result<()> {
+async fn docker_plugins(_: &DaemonConfig, _: cnmd::drivers::DriverOptions, _: Option<&str>) -> anyhow::Result<()> {
     anyhow::bail!("--docker-plugins: this cnmd was built without the docker-plugins feature")
 }
 

@@ -76,6 +76,9 @@ pub struct Flags {
     /// Serve the drivers and IPAM to Docker Engine as network plugins (cnm-bridge, cnm-macvlan, cnm-overlay, cnm) in the plugin directory, instead of the API
     #[arg(long)]
     pub docker_plugins: bool,
+    /// Run as Docker's managed (v2) plugin: serve one driver (bridge, macvlan or overlay) and the IPAM on one socket, cnm.sock, in the plugin directory (implies --docker-plugins)
+    #[arg(long, value_name = "DRIVER")]
+    pub managed_plugin: Option<String>,
     /// Join a cluster: its shared state in etcd (global networks, the overlay driver)
     #[arg(long, value_name = "etcd://HOST:PORT[,HOST:PORT]")]
     pub cluster_store: Option<String>,
