@@ -107,8 +107,10 @@ fn print(what: &str, ports: u16, f: &Figures) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let ports: u16 = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(1000);
-    if !cnm_tests::dockerd::available("docker_ports bench") {
+    let ports: u16 = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(1000).clamp(1, 10_000);
+    if !cnm_tests::dockerd::available("docker_ports bench")
+        || !cnm_tests::tools("docker_ports bench", &["iptables-nft"], "iptables")
+    {
         return;
     }
 

@@ -36,8 +36,6 @@ pub async fn serve(
         writable_proc_sys()?;
     }
     let (host, finish) = plugin_host(cfg, options, managed).await?;
-    let replayed = host.restore().await.context("replay the journal")?;
-    tracing::info!(restored = replayed.restored, undone = replayed.undone, "journal replayed");
     let served = host.serve(shutdown).await.context("serve the plugins");
     for f in finish {
         f().await;

@@ -35,6 +35,9 @@ fn proxies(e: &Engine) -> usize {
     e.processes().iter().filter(|pid| cnm_tests::dockerd::is_docker_proxy(**pid as u32)).count()
 }
 
+/// Debian's python3 (an unprivileged user cannot run one under root's home).
+const PYTHON: &str = "/usr/bin/python3";
+
 const BRIDGE_TEST: &str = "docker_runs_containers_on_cnm_plugins_across_restarts";
 
 /// Docker Engine uses `cnm-bridge` and the IPAM `cnm`: containers ping
@@ -46,7 +49,8 @@ const BRIDGE_TEST: &str = "docker_runs_containers_on_cnm_plugins_across_restarts
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_runs_containers_on_cnm_plugins_across_restarts() {
     if !cnm_tests::dockerd::available(BRIDGE_TEST)
-        || !cnm_tests::tools(BRIDGE_TEST, &["python3"], "python3")
+        || (!std::path::Path::new(PYTHON).exists()
+            && !cnm_tests::skip(BRIDGE_TEST, "needs Debian's python3 (/usr/bin/python3)"))
         || !cnm_tests::tools(BRIDGE_TEST, &["setpriv"], "util-linux")
     {
         return;
@@ -63,11 +67,12 @@ async fn docker_runs_containers_on_cnm_plugins_across_restarts() {
         if let Some(u) = user {
             c.args(["setpriv", &format!("--reuid={u}"), &format!("--regid={u}"), "--clear-groups"]);
         }
-        let script = "import socket; socket.socket(socket.AF_UNIX).connect('/run/docker/plugins/cnm-bridge.sock')";
-        c.args(["python3", "-c", script]).stderr(std::process::Stdio::null()).status().expect("python3").success()
+        // 0: connected; 3: refused for want of permission; anything else: the probe failed.
+        let script = "import socket, sys\ntry:\n socket.socket(socket.AF_UNIX).connect('/run/docker/plugins/cnm-bridge.sock')\nexcept PermissionError:\n sys.exit(3)";
+        c.args([PYTHON, "-c", script]).status().expect("python3").code()
     };
-    assert!(connect(None), "control: root reaches the plugin socket");
-    assert!(!connect(Some("65534")), "an unprivileged user reached the plugin socket");
+    assert_eq!(connect(None), Some(0), "control: root reaches the plugin socket");
+    assert_eq!(connect(Some("65534")), Some(3), "an unprivileged user is refused the plugin socket");
     let edir = tempfile::Builder::new().prefix("cnm-dockerd-").tempdir().unwrap();
     let dhost = std::sync::Arc::new(dhost);
     let on = dhost.clone();
@@ -138,6 +143,60 @@ async fn docker_runs_containers_on_cnm_plugins_across_restarts() {
     }
 }
 
+const MACVLAN_TEST: &str = "docker_runs_containers_on_a_cnm_macvlan_network";
+
+/// `cnm-macvlan` through Docker: containers on the host's link to the
+/// outside host (its parent) reach each other and the outside host on
+/// that segment; removed, their links are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_runs_containers_on_a_cnm_macvlan_network() {
+    if !cnm_tests::dockerd::available(MACVLAN_TEST) {
+        return;
+    }
+    let Some(h) = TestHost::new(MACVLAN_TEST).await else { return };
+    let _out = h.outside().await;
+    let dhost = std::sync::Arc::new(DockerHost::new(&h.ns_path()));
+    let mut plugins = Plugins::new(h.dir.path(), &[]);
+    plugins.start(&dhost, &["cnm-macvlan", "cnm"]);
+    let edir = tempfile::Builder::new().prefix("cnm-dockerd-").tempdir().unwrap();
+    let on = dhost.clone();
+    let engine = tokio::task::spawn_blocking(move || Engine::start_on(edir, &on)).await.unwrap();
+    let e = &engine;
+    import_busybox(e);
+    e.ok(&[
+        "network",
+        "create",
+        "-d",
+        "cnm-macvlan",
+        "-o",
+        "parent=uplink",
+        "--ipam-driver",
+        "cnm",
+        "--subnet",
+        "10.250.0.0/24",
+        "--ip-range",
+        "10.250.0.128/25",
+        "--gateway",
+        UPLINK_HOST,
+        "lan",
+    ]);
+    for c in ["v1", "v2"] {
+        e.ok(&["run", "-d", "--name", c, "--network", "lan", "busybox:local", "sleep", "3600"]);
+    }
+    let v2 = address(e, "v2", "lan");
+    let range: ipnet::Ipv4Net = "10.250.0.128/25".parse().unwrap();
+    assert!(v2.parse::<std::net::Ipv4Addr>().is_ok_and(|a| range.contains(&a)), "{v2} is in the --ip-range");
+    ping(e, "v1", &v2).expect("v1 pings v2 on the macvlan network");
+    ping(e, "v1", OUTSIDE).expect("v1 reaches the outside host on the parent's segment");
+    e.ok(&["rm", "-f", "v1", "v2"]);
+    e.ok(&["network", "rm", "lan"]);
+    let links = h.settled_links(&["lo", "uplink"]).await;
+    assert_eq!(links, ["lo", "uplink"], "macvlan links removed");
+    let engine = engine.stop_async().await;
+    assert!(engine.processes().is_empty(), "dockerd and containerd are gone");
+    assert!(plugins.stop(), "cnmd stops cleanly:\n{}", plugins.log());
+}
+
 const OVERLAY_TEST: &str = "docker_hosts_share_a_cnm_overlay_without_swarm";
 
 /// Two Docker hosts, no swarm, one etcd: `docker network create -d
@@ -195,8 +254,8 @@ async fn docker_hosts_share_a_cnm_overlay_without_swarm() {
     let mut clash = vec!["network", "create"];
     clash.extend(shared);
     clash.extend(["--subnet", "10.231.221.0/24", "clash"]);
-    let refused = e2.docker(&clash).expect_err("a second subnet for one cluster network");
-    assert!(refused.contains("10.231.220.0/24"), "{refused}");
+    let refused = e2.docker(&clash).expect_err("a second network of one name on a host");
+    assert!(refused.contains("already another network's on this host"), "{refused}");
 
     e1.ok(&["run", "-d", "--name", "c1", "--network", "web", "busybox:local", "sleep", "3600"]);
     e2.ok(&["run", "-d", "--name", "c2", "--network", "web", "busybox:local", "sleep", "3600"]);
@@ -212,6 +271,12 @@ async fn docker_hosts_share_a_cnm_overlay_without_swarm() {
     let (e1, e2) = (&hosts[0].3, &hosts[1].3);
     cnm_tests::eventually("c1 reaches c2 after host 2's plugin restart", 10, || async { ping(e1, "c1", &a2).is_ok() })
         .await;
+    // What the restarted plugin host knows: a new container joins the overlay.
+    e2.ok(&["run", "-d", "--name", "c3", "--network", "web", "busybox:local", "sleep", "3600"]);
+    let a3 = address(e2, "c3", "web");
+    assert!(a3 != a1 && a3 != a2, "{a3}: a fresh address");
+    ping(e2, "c3", &a1).expect("a container started after the restart reaches host 1");
+    e2.ok(&["rm", "-f", "c3"]);
 
     e1.ok(&["rm", "-f", "c1"]);
     e2.ok(&["rm", "-f", "c2"]);
@@ -286,7 +351,7 @@ async fn the_docker_plugin_host_crashed_at_every_step_leaks_nothing() {
     let on = dhost.clone();
     let engine = std::sync::Arc::new(tokio::task::spawn_blocking(move || Engine::start_on(edir, &on)).await.unwrap());
     import_busybox(&engine);
-    plugins.stop();
+    assert!(plugins.stop(), "cnmd stops cleanly:\n{}", plugins.log());
     let published: SocketAddr = format!("{UPLINK_HOST}:8090").parse().unwrap();
     let points: Vec<&str> =
         cnm_docker_plugin::kill::POINTS.iter().chain(cnm_driver_bridge::kill::POINTS).copied().collect();
@@ -303,7 +368,12 @@ async fn the_docker_plugin_host_crashed_at_every_step_leaks_nothing() {
         plugins.kill();
         plugins.start(&dhost, &served);
         // Docker retries a call whose connection broke: it may go through now.
-        let outcome = tokio::task::spawn_blocking(move || run.join().expect("the scenario thread")).await.unwrap();
+        let end = Instant::now() + Duration::from_secs(120);
+        while !run.is_finished() {
+            assert!(Instant::now() < end, "{point}: the scenario did not end within 120 s of the restart");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let outcome = run.join().expect("the scenario thread");
         let _ = engine.docker(&["rm", "-f", "kc"]);
         let _ = engine.docker(&["network", "rm", "k"]);
         let left = engine.ok(&["network", "ls", "-q", "--filter", "driver=cnm-bridge"]);
@@ -313,7 +383,7 @@ async fn the_docker_plugin_host_crashed_at_every_step_leaks_nothing() {
         let get = b"GET / HTTP/1.0\r\n\r\n".to_vec();
         let answer = cnm::osl::probe::tcp_exchange(&out.ns, published, get, Duration::from_millis(500)).await;
         assert!(answer.is_err(), "{point}: the port is still published: {answer:?}");
-        plugins.stop();
+        assert!(plugins.stop(), "{point}: cnmd stops cleanly:\n{}", plugins.log());
     }
     // A last run to its end: the subnet is free, and nothing is journaled after it.
     plugins.start(&dhost, &served);

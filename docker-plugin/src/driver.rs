@@ -52,6 +52,9 @@ pub struct Replayed {
     pub restored: usize,
     /// Operations a crash interrupted, undone.
     pub undone: usize,
+    /// Networks the driver refused to restore (their records are kept for
+    /// the next start, and the driver's clean-up after a restore is skipped).
+    pub failed: usize,
 }
 
 /// A driver whose calls are journaled (see the module's header).
@@ -109,17 +112,24 @@ impl JournaledDriver {
         let mut counts = Replayed::default();
         let networks: Vec<(String, NetworkEntry)> = self.journal.load(&format!("net/{}/", self.plugin))?;
         let endpoints: Vec<(String, EndpointEntry)> = self.journal.load(&format!("ep/{}/", self.plugin))?;
+        let mut failed = std::collections::HashSet::new();
         for (_, n) in &networks {
             let id = &n.request.network_id;
             match self.inner.create_network(n.request.clone()).await {
                 Ok(()) => counts.restored += 1,
                 Err(e) => {
-                    tracing::error!(plugin = %self.plugin, network = %id, error = %cnm_driverapi::Chain(&e), "the driver failed to restore a network")
+                    tracing::error!(plugin = %self.plugin, network = %id, error = %cnm_driverapi::Chain(&e), "the driver failed to restore a network; its records wait for the next start");
+                    failed.insert(id.clone());
                 }
             }
         }
+        counts.failed = failed.len();
         for (key, mut e) in endpoints {
             let (nid, eid) = (e.request.network_id.clone(), e.request.endpoint_id.clone());
+            if failed.contains(&nid) {
+                self.cache().insert(eid, e);
+                continue;
+            }
             if let Err(err) = self.inner.create_endpoint(e.request.clone()).await {
                 tracing::error!(plugin = %self.plugin, endpoint = %eid, error = %cnm_driverapi::Chain(&err), "the driver failed to restore an endpoint");
             }
@@ -130,7 +140,8 @@ impl JournaledDriver {
                     }
                 } else {
                     let req = DeleteEndpointRequest { network_id: nid.clone(), endpoint_id: eid.clone() };
-                    undo("revoke external connectivity", &eid, self.inner.revoke_external_connectivity(req).await);
+                    let _done =
+                        undo("revoke external connectivity", &eid, self.inner.revoke_external_connectivity(req).await);
                     e.external = None;
                     counts.undone += 1;
                 }
@@ -139,15 +150,19 @@ impl JournaledDriver {
                 || (e.phase != Phase::Ready && e.join.is_some())
             {
                 let req = DeleteEndpointRequest { network_id: nid.clone(), endpoint_id: eid.clone() };
-                undo("leave", &eid, self.inner.leave(req).await);
+                let _done = undo("leave", &eid, self.inner.leave(req).await);
                 e.join = None;
                 counts.undone += 1;
             }
             if e.phase != Phase::Ready {
                 let req = DeleteEndpointRequest { network_id: nid, endpoint_id: eid.clone() };
-                undo("delete endpoint", &eid, self.inner.delete_endpoint(req).await);
-                self.journal.remove(&key).await?;
-                counts.undone += 1;
+                if undo("delete endpoint", &eid, self.inner.delete_endpoint(req).await) {
+                    self.journal.remove(&key).await?;
+                    counts.undone += 1;
+                    continue;
+                }
+                // Kept as it is: tried again at the next start.
+                self.cache().insert(eid, e);
                 continue;
             }
             counts.restored += 1;
@@ -155,24 +170,36 @@ impl JournaledDriver {
             self.cache().insert(eid, e);
         }
         for (key, n) in networks {
-            if n.phase != Phase::Ready {
-                let req = DeleteNetworkRequest { network_id: n.request.network_id.clone() };
-                undo("delete network", &n.request.network_id, self.inner.delete_network(req).await);
-                self.journal.remove(&key).await?;
-                counts.undone += 1;
+            let id = &n.request.network_id;
+            if n.phase != Phase::Ready && !failed.contains(id) {
+                let req = DeleteNetworkRequest { network_id: id.clone() };
+                if undo("delete network", id, self.inner.delete_network(req).await) {
+                    self.journal.remove(&key).await?;
+                    counts.undone += 1;
+                }
             }
         }
-        if let Err(e) = self.inner.restored().await {
+        // The driver's clean-up removes what no restored network claims: not
+        // while a network it should know is missing.
+        if failed.is_empty()
+            && let Err(e) = self.inner.restored().await
+        {
             tracing::warn!(plugin = %self.plugin, error = %cnm_driverapi::Chain(&e), "the driver failed to clean up after the restore");
         }
         Ok(counts)
     }
 }
 
-/// Logs an undo step that failed (the driver may have had nothing to undo).
-fn undo(what: &str, id: &str, result: Result<()>) {
-    if let Err(e) = result {
-        tracing::debug!(step = what, id, error = %cnm_driverapi::Chain(&e), "undoing an interrupted call");
+/// Whether an undo step is done: it succeeded, or the driver had nothing
+/// to undo (not found); any other failure is logged and the step is kept.
+fn undo(what: &str, id: &str, result: Result<()>) -> bool {
+    match result {
+        Ok(()) => true,
+        Err(e) if e.kind() == cnm_driverapi::ErrorKind::NotFound => true,
+        Err(e) => {
+            tracing::warn!(step = what, id, error = %cnm_driverapi::Chain(&e), "undoing an interrupted call failed; tried again at the next start");
+            false
+        }
     }
 }
 
@@ -190,6 +217,11 @@ impl Driver for JournaledDriver {
 
     async fn create_network(&self, req: CreateNetworkRequest) -> Result<()> {
         let key = self.network_key(&req.network_id);
+        if self.journal.get::<NetworkEntry>(&key).map_err(internal)?.is_some_and(|n| n.phase == Phase::Ready) {
+            // Asked again (Docker retries a call whose connection broke):
+            // the record stands, the driver answers.
+            return self.inner.create_network(req).await;
+        }
         let entry = NetworkEntry { request: req.clone(), phase: Phase::Creating };
         self.journal.put(&key, &entry).await.map_err(internal)?;
         crate::kill::point("plugin.network.intent");
@@ -204,17 +236,30 @@ impl Driver for JournaledDriver {
 
     async fn delete_network(&self, req: DeleteNetworkRequest) -> Result<()> {
         let key = self.network_key(&req.network_id);
-        if let Some(mut entry) = self.journal.get::<NetworkEntry>(&key).map_err(internal)? {
-            entry.phase = Phase::Deleting;
-            self.journal.put(&key, &entry).await.map_err(internal)?;
+        let entry = self.journal.get::<NetworkEntry>(&key).map_err(internal)?;
+        if let Some(entry) = &entry {
+            self.journal
+                .put(&key, &NetworkEntry { phase: Phase::Deleting, ..entry.clone() })
+                .await
+                .map_err(internal)?;
         }
         crate::kill::point("plugin.network.deleting");
-        self.inner.delete_network(req).await?;
+        if let Err(e) = self.inner.delete_network(req).await {
+            // Refused (Docker keeps the network): it stays as it was.
+            if let Some(entry) = entry {
+                self.journal.put(&key, &entry).await.map_err(internal)?;
+            }
+            return Err(e);
+        }
         self.journal.remove(&key).await.map_err(internal)
     }
 
     async fn create_endpoint(&self, req: CreateEndpointRequest) -> Result<CreateEndpointResponse> {
         let id = req.endpoint_id.clone();
+        if self.cache().get(&id).is_some_and(|e| e.phase == Phase::Ready) {
+            // Asked again: the record (with its join and ports) stands.
+            return self.inner.create_endpoint(req).await;
+        }
         let key = self.endpoint_key(&id);
         let mut entry = EndpointEntry { request: req.clone(), phase: Phase::Creating, join: None, external: None };
         self.journal.put(&key, &entry).await.map_err(internal)?;
@@ -241,9 +286,15 @@ impl Driver for JournaledDriver {
 
     async fn delete_endpoint(&self, req: DeleteEndpointRequest) -> Result<()> {
         let id = req.endpoint_id.clone();
+        let before = self.cache().get(&id).map(|e| e.phase);
         self.update_endpoint(&id, |e| e.phase = Phase::Deleting).await?;
         crate::kill::point("plugin.endpoint.deleting");
-        self.inner.delete_endpoint(req).await?;
+        if let Err(e) = self.inner.delete_endpoint(req).await {
+            if let Some(phase) = before {
+                self.update_endpoint(&id, |e| e.phase = phase).await?;
+            }
+            return Err(e);
+        }
         self.forget_endpoint(&id).await
     }
 

@@ -27,11 +27,14 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
-    /// A journal write did not finish (its thread was cancelled).
+    /// A journal write did not finish (its thread was cancelled or panicked).
     #[error("journal write of {key} did not finish")]
     Unfinished {
         /// The record's key.
         key: String,
+        /// How the write's thread ended.
+        #[source]
+        source: tokio::task::JoinError,
     },
     /// A plugin socket could not be made ready.
     #[error("plugin socket {}: {op}", path.display())]
@@ -60,10 +63,11 @@ pub enum Error {
         source: cnm_driver_remote::Error,
     },
     /// A plugin server's task ended abnormally (it panicked).
-    #[error("a plugin server stopped: {reason}")]
+    #[error("a plugin server stopped")]
     Stopped {
-        /// What the task's end said.
-        reason: String,
+        /// How the task ended.
+        #[source]
+        source: tokio::task::JoinError,
     },
 }
 

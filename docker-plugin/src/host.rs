@@ -87,19 +87,19 @@ impl PluginHost {
         Ok(total)
     }
 
-    /// Binds every plugin's socket (owner-only: the protocol has no
-    /// authentication), then serves until `shutdown` completes; removes
-    /// the sockets when it returns. A socket another process still serves
-    /// is an error; a stale one is replaced.
+    /// Binds every plugin's socket (owner-only from the start: the
+    /// protocol has no authentication), replays the journal (Docker's calls
+    /// meanwhile wait in the sockets' backlogs), then serves until
+    /// `shutdown` completes; removes the sockets when it returns. A socket
+    /// another process still serves is an error, found before the journal
+    /// is touched; a stale one is replaced.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<()> {
         std::fs::create_dir_all(&self.dir).map_err(|e| Error::Socket {
             path: self.dir.clone(),
             op: "create the directory",
             source: e,
         })?;
-        let mut bound = Sockets(Vec::new());
-        let mut servers = tokio::task::JoinSet::new();
-        let plugins: Vec<(String, PathBuf, PluginServer)> = match &self.one_socket {
+        let plan: Vec<(String, PathBuf, PluginServer)> = match &self.one_socket {
             Some(socket) => {
                 let mut server = PluginServer::new();
                 if let Some(d) = self.drivers.first() {
@@ -121,9 +121,22 @@ impl PluginHost {
                 })
                 .collect(),
         };
-        for (name, path, server) in plugins {
+        let mut bound = Sockets(Vec::new());
+        let mut listening = Vec::new();
+        for (name, path, server) in plan {
             let listener = bind(&path).await?;
             bound.0.push(path);
+            listening.push((name, listener, server));
+        }
+        let replayed = self.restore().await?;
+        tracing::info!(
+            restored = replayed.restored,
+            undone = replayed.undone,
+            failed = replayed.failed,
+            "journal replayed"
+        );
+        let mut servers = tokio::task::JoinSet::new();
+        for (name, listener, server) in listening {
             servers.spawn(async move { server.serve(listener).await.map_err(|source| Error::Serve { name, source }) });
         }
         tracing::info!(dir = %self.dir.display(), plugins = ?self.names(), "serving Docker plugins");
@@ -132,7 +145,7 @@ impl PluginHost {
             Some(done) = servers.join_next() => match done {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(e)) => Err(e),
-                Err(e) => Err(Error::Stopped { reason: e.to_string() }),
+                Err(e) => Err(Error::Stopped { source: e }),
             },
         }
     }
@@ -144,12 +157,20 @@ struct Sockets(Vec<PathBuf>);
 impl Drop for Sockets {
     fn drop(&mut self) {
         for p in &self.0 {
-            let _ = std::fs::remove_file(p);
+            match std::fs::remove_file(p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!(socket = %p.display(), error = %e, "cannot remove a plugin socket"),
+            }
         }
     }
 }
 
+/// Binds `path` owner-only: in a fresh directory of mode 0700 beside it,
+/// restricted there, then renamed into place (no moment where another user
+/// could connect).
 async fn bind(path: &Path) -> Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::DirBuilderExt;
     let fail = |op, source| Error::Socket { path: path.to_path_buf(), op, source };
     if path.exists() {
         if tokio::net::UnixStream::connect(path).await.is_ok() {
@@ -157,7 +178,19 @@ async fn bind(path: &Path) -> Result<tokio::net::UnixListener> {
         }
         std::fs::remove_file(path).map_err(|e| fail("remove the stale socket", e))?;
     }
-    let listener = tokio::net::UnixListener::bind(path).map_err(|e| fail("bind", e))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| fail("restrict", e))?;
-    Ok(listener)
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let private = path.with_file_name(format!(".{name}.{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&private);
+    std::fs::DirBuilder::new().mode(0o700).create(&private).map_err(|e| fail("create a private directory", e))?;
+    let staged = private.join(&name);
+    let bound = (|| {
+        let listener = tokio::net::UnixListener::bind(&staged).map_err(|e| fail("bind", e))?;
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600)).map_err(|e| fail("restrict", e))?;
+        std::fs::rename(&staged, path).map_err(|e| fail("move into place", e))?;
+        Ok(listener)
+    })();
+    if let Err(e) = std::fs::remove_dir_all(&private) {
+        tracing::warn!(dir = %private.display(), error = %e, "cannot remove a private directory");
+    }
+    bound
 }

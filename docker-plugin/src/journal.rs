@@ -64,7 +64,7 @@ impl Journal {
         let owned = key.to_string();
         tokio::task::spawn_blocking(move || journal.write_now(&owned, value.as_deref()))
             .await
-            .map_err(|_| Error::Unfinished { key: key.to_string() })?
+            .map_err(|source| Error::Unfinished { key: key.to_string(), source })?
     }
 
     fn write_now(&self, key: &str, value: Option<&[u8]>) -> Result<()> {

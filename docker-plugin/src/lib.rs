@@ -7,9 +7,10 @@
 //!
 //! Docker is the controller here: it creates networks and endpoints, moves
 //! interfaces and keeps its own records, but replays nothing to a plugin
-//! that restarts. So every call is journaled ([`journal`]) before the
-//! driver or IPAM acts, and replayed into fresh drivers at start
-//! ([`driver`], [`ipam`]); [`host`] serves them.
+//! that restarts. So every driver call is journaled ([`journal`]) before
+//! the driver acts, and every pool and address once the IPAM granted it
+//! (forgotten before it is released), and all is replayed into fresh
+//! drivers and IPAMs at start ([`driver`], [`ipam`]); [`host`] serves them.
 
 pub mod driver;
 mod error;

@@ -125,7 +125,9 @@ impl Engine {
         self.wait_for_api();
     }
 
-    /// Processes whose command line mentions the scratch directory (dockerd, containerd, shims).
+    /// Processes whose command line mentions the scratch directory
+    /// (dockerd, containerd, shims) or whose root is in it (containers and
+    /// managed plugins, which outlive dockerd with live-restore).
     pub fn processes(&self) -> Vec<i32> {
         let needle = self.dir.path().to_string_lossy().to_string();
         std::fs::read_dir("/proc")
@@ -134,6 +136,8 @@ impl Engine {
             .filter(|pid| {
                 std::fs::read(format!("/proc/{pid}/cmdline"))
                     .is_ok_and(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(&needle))
+                    || std::fs::read_link(format!("/proc/{pid}/root"))
+                        .is_ok_and(|r| r.to_string_lossy().starts_with(&needle))
             })
             .collect()
     }

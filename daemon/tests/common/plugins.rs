@@ -92,6 +92,14 @@ impl Plugins {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
+        // The sockets are bound before the journal is replayed: served once it was.
+        while !self.log().contains("serving Docker plugins") {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("cnmd --docker-plugins exited with {status}:\n{}", self.log());
+            }
+            assert!(Instant::now() < end, "the journal was not replayed within 30 s:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// cnmd's process id, while it runs.

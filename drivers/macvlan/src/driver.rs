@@ -196,9 +196,16 @@ impl Driver for MacvlanDriver {
         Ok(CreateEndpointResponse::default())
     }
 
+    /// Docker Engine moves a container's link back to the host when the
+    /// container stops, after the leave: one found here now goes.
     async fn delete_endpoint(&self, req: DeleteEndpointRequest) -> Result<()> {
         self.endpoints.remove(&req.endpoint_id);
-        Ok(())
+        let name = link_name(&req.endpoint_id);
+        match self.host.link_del_by_name(&name).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(Error::os(format!("delete macvlan link {name}"), e).into()),
+        }
     }
 
     async fn join(&self, req: JoinRequest) -> Result<JoinResponse> {
