@@ -9,6 +9,7 @@
 pub mod api;
 pub mod cli;
 pub mod client;
+pub mod cni;
 pub mod config;
 #[cfg(feature = "docker-plugins")]
 pub mod docker_plugins;

@@ -1,0 +1,168 @@
+//! `cnm-cni` run the way a CNI runtime runs a plugin (the `CNI_*`
+//! environment, the network config on standard input, the result or the
+//! spec's error on standard output) against a real cnmd in a scratch host;
+//! the containers are network namespaces the test makes, as a runtime
+//! makes them. Proved by packets: pings, DNS answers from cnm's resolver
+//! in the runtime's namespace, a published port from an outside host.
+
+mod common;
+
+use common::Daemon;
+use serde_json::{Value, json};
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Runs `cnm-cni` with `command` for `container` on `netns`, `conf` on
+/// stdin; its exit code and what it printed (JSON, or nothing).
+fn cni(command: &str, container: &str, netns: &Path, conf: &Value) -> (i32, Value) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cnm-cni"))
+        .env("CNI_COMMAND", command)
+        .env("CNI_CONTAINERID", container)
+        .env("CNI_NETNS", netns)
+        .env("CNI_IFNAME", "eth0")
+        .env("CNI_PATH", "/opt/cni/bin")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run cnm-cni");
+    child.stdin.take().unwrap().write_all(conf.to_string().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let value = if text.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("cnm-cni printed no JSON ({e}): {text}"))
+    };
+    (out.status.code().unwrap_or(-1), value)
+}
+
+fn ok(command: &str, container: &str, netns: &Path, conf: &Value) -> Value {
+    let (code, out) = cni(command, container, netns, conf);
+    assert_eq!(code, 0, "{command} {container}: {out}");
+    out
+}
+
+fn failed(command: &str, container: &str, netns: &Path, conf: &Value) -> Value {
+    let (code, out) = cni(command, container, netns, conf);
+    assert_eq!(code, 1, "{command} {container} should fail: {out}");
+    assert!(out["msg"].is_string() && out["code"].is_u64(), "the spec's error shape: {out}");
+    out
+}
+
+const TEST: &str = "a_cni_runtime_gets_cnm_networks_dns_and_ports";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cni_runtime_gets_cnm_networks_dns_and_ports() {
+    let Some(mut d) = Daemon::start(TEST).await else { return };
+    let out = d.host.outside().await;
+    let dir = d.host.dir.path().to_path_buf();
+    let mut containers = Vec::new();
+    for c in ["c1", "c2"] {
+        let path = dir.join(format!("{c}.netns"));
+        let (ns, nl) = cnm::osl::Netlink::create_namespace(&path, cnm::osl::DEFAULT_DEADLINE).await.unwrap();
+        nl.link_set_up(1).await.unwrap();
+        containers.push((path, ns));
+    }
+    let (p1, p2) = (containers[0].0.clone(), containers[1].0.clone());
+    let socket = d.sock.display().to_string();
+    let base = json!({
+        "cniVersion": "1.1.0", "name": "podnet", "type": "cnm-cni", "network": "cninet",
+        "driver": "bridge", "subnet": "10.231.240.0/24", "socket": socket,
+    });
+    let with = |runtime: Value| {
+        let mut c = base.clone();
+        c["runtimeConfig"] = runtime;
+        c
+    };
+
+    let version = ok("VERSION", "", Path::new(""), &base);
+    assert!(version["supportedVersions"].as_array().unwrap().contains(&json!("1.1.0")), "{version}");
+    ok("STATUS", "", Path::new(""), &base);
+
+    // c1: an alias and a published port; the network is created by the first ADD.
+    let r1 = ok(
+        "ADD",
+        "c1",
+        &p1,
+        &with(
+            json!({ "aliases": { "podnet": ["web1"] }, "portMappings": [{ "hostPort": 8087, "containerPort": 80, "protocol": "tcp" }] }),
+        ),
+    );
+    assert_eq!(r1["cniVersion"], "1.1.0");
+    assert_eq!(r1["interfaces"][0]["sandbox"], p1.display().to_string());
+    assert_eq!(r1["interfaces"][0]["name"], "eth0");
+    assert_eq!(r1["ips"][0]["gateway"], "10.231.240.1");
+    assert_eq!(r1["routes"][0], json!({ "dst": "0.0.0.0/0", "gw": "10.231.240.1" }));
+    let a1: IpAddr = r1["ips"][0]["address"].as_str().unwrap().split('/').next().unwrap().parse().unwrap();
+    // c2: the address and MAC the runtime asks for.
+    let r2 = ok(
+        "ADD",
+        "c2",
+        &p2,
+        &with(json!({ "ips": ["10.231.240.77/24"], "mac": "02:00:0a:e7:f0:4d", "aliases": { "podnet": ["db"] } })),
+    );
+    assert_eq!(r2["ips"][0]["address"], "10.231.240.77/24");
+    assert_eq!(r2["interfaces"][0]["mac"], "02:00:0a:e7:f0:4d");
+
+    let (ns1, ns2) = (&containers[0].1, &containers[1].1);
+    cnm_tests::assert_ping(ns1, "10.231.240.77".parse().unwrap()).await;
+    cnm_tests::assert_ping(ns2, a1).await;
+    let found = cnm_tests::dns::lookup_a(ns1, "db").await.expect("cnm's resolver answers in the runtime's namespace");
+    assert_eq!(found, ["10.231.240.77".parse::<std::net::Ipv4Addr>().unwrap()]);
+    let _srv = cnm_tests::peer_echo_server(ns1, "0.0.0.0:80".parse().unwrap(), 1).await;
+    let published: SocketAddr = format!("{}:8087", cnm_tests::UPLINK_HOST).parse().unwrap();
+    assert_eq!(
+        cnm_tests::seen_as(&out.ns, published).await.expect("the published port answers from outside"),
+        cnm_tests::OUTSIDE,
+        "the container sees the client's own address"
+    );
+    assert!(d.ok(&["sandbox", "ls"]).contains("cni-c1"), "cnmctl shows the runtime's container");
+    ok("CHECK", "c1", &p1, &base);
+    assert_eq!(failed("CHECK", "nobody", &p1, &base)["code"], 3);
+
+    // DEL is idempotent; GC removes what the runtime no longer knows.
+    ok("DEL", "c2", &p2, &base);
+    ok("DEL", "c2", &p2, &base);
+    cnm_tests::assert_no_ping(ns1, "10.231.240.77".parse().unwrap()).await;
+    let mut gc = base.clone();
+    gc["cni.dev/valid-attachments"] = json!([]);
+    ok("GC", "", Path::new(""), &gc);
+    assert!(!d.ok(&["sandbox", "ls"]).contains("cni-c1"), "GC removed the forgotten container");
+    let gone = cnm::osl::probe::tcp_exchange(&out.ns, published, Vec::new(), Duration::from_secs(1)).await;
+    assert!(gone.is_err(), "its port went with it: {gone:?}");
+
+    // The spec's errors.
+    let mut unknown = base.clone();
+    unknown["network"] = json!("nowhere");
+    unknown.as_object_mut().unwrap().remove("driver");
+    assert_eq!(failed("ADD", "c3", &p1, &unknown)["code"], 7);
+    let mut newer = base.clone();
+    newer["cniVersion"] = json!("9.0.0");
+    assert_eq!(failed("ADD", "c3", &p1, &newer)["code"], 1);
+    let (code, missing) = {
+        let out = Command::new(env!("CARGO_BIN_EXE_cnm-cni"))
+            .env("CNI_COMMAND", "ADD")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (out.status.code(), serde_json::from_slice::<Value>(&out.stdout).unwrap())
+    };
+    assert_eq!((code, missing["code"].as_u64()), (Some(1), Some(4)), "{missing}");
+
+    d.ok(&["network", "rm", "cninet"]);
+    // cnmd down: STATUS says the plugin is unavailable, ADD to try later, each saying what to do.
+    assert!(d.sigterm(), "cnmd stops");
+    let down = failed("STATUS", "", Path::new(""), &base);
+    assert_eq!(down["code"], 50);
+    let later = failed("ADD", "c1", &p1, &base);
+    assert_eq!(later["code"], 11);
+    assert!(later["details"].as_str().unwrap().contains("start it"), "{later}");
+    for (path, ns) in containers {
+        drop(ns);
+        cnm::osl::Namespace::remove(&path).unwrap();
+    }
+}
