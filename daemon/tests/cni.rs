@@ -166,3 +166,149 @@ async fn a_cni_runtime_gets_cnm_networks_dns_and_ports() {
         cnm::osl::Namespace::remove(&path).unwrap();
     }
 }
+
+const CTR_TEST: &str = "containerd_runs_containers_on_a_cnm_network_through_cnm_cni";
+
+/// Runs `ctr` against the test's containerd, inside its host; its output or what it said.
+fn ctr(host: &cnm_tests::dockerd::DockerHost, sock: &Path, args: &[&str]) -> Result<String, String> {
+    let out = host
+        .command_prefix()
+        .arg("ctr")
+        .arg("--address")
+        .arg(sock)
+        .args(["--namespace", "cnmtest"])
+        .args(args)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(format!("ctr {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+/// A root filesystem of Debian's static busybox with the applets the test uses.
+fn busybox_rootfs(dir: &Path) {
+    for d in ["bin", "proc", "sys", "dev", "etc", "tmp"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    std::fs::copy(cnm_tests::dockerd::BUSYBOX, dir.join("bin/busybox")).unwrap();
+    for applet in ["sh", "sleep", "ping", "nslookup", "ip"] {
+        std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet)).unwrap();
+    }
+}
+
+/// containerd's own `ctr run --cni` (Debian's containerd, our private
+/// instance) with `cnm-cni` as its CNI plugin (installed in `/opt/cni/bin`
+/// and configured in `/etc/cni/net.d` of the test's host, overlays on the
+/// machine's directories): its containers are on a cnm network, ping each
+/// other and resolve each other's names through cnm's resolver; `ctr task
+/// delete` runs DEL, and cnmd forgets them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containerd_runs_containers_on_a_cnm_network_through_cnm_cni() {
+    if !cnm_tests::real_root(CTR_TEST)
+        || !cnm_tests::tools(CTR_TEST, &["containerd", "ctr", "containerd-shim-runc-v2"], "docker.io")
+        || !cnm_tests::tools(CTR_TEST, &["runc"], "runc")
+        || !cnm_tests::tools(CTR_TEST, &["busybox"], "busybox-static")
+    {
+        return;
+    }
+    let Some(mut d) = Daemon::start(CTR_TEST).await else { return };
+    d.ok(&["network", "create", "--subnet", "10.231.241.0/24", "ctrnet"]);
+    let dir = d.host.dir.path().to_path_buf();
+    let o = dir.join("overlays");
+    let setup = format!(
+        "mkdir -p {o}/etc-up {o}/etc-work {o}/opt-up {o}/opt-work && \
+         mount -t overlay cnm-test-etc -o lowerdir=/etc,upperdir={o}/etc-up,workdir={o}/etc-work /etc && \
+         mount -t overlay cnm-test-opt -o lowerdir=/opt,upperdir={o}/opt-up,workdir={o}/opt-work /opt && \
+         mkdir -p /etc/cni/net.d /opt/cni/bin /run/containerd && \
+         mount -t tmpfs -o mode=0711 cnm-test-containerd /run/containerd",
+        o = o.display()
+    );
+    let host = cnm_tests::dockerd::DockerHost::with_setup(&d.host.ns_path(), &setup);
+    let conflist = json!({
+        "cniVersion": "1.0.0", "name": "ctrnet",
+        "plugins": [{ "type": "cnm-cni", "network": "ctrnet", "socket": d.sock.display().to_string() }],
+    });
+    std::fs::write(host.path("/etc/cni/net.d/10-cnm.conflist"), conflist.to_string()).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_cnm-cni"), host.path("/opt/cni/bin/cnm-cni")).unwrap();
+    std::fs::write(dir.join("containerd.toml"), "version = 2\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n")
+        .unwrap();
+    let sock = dir.join("containerd.sock");
+    let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
+    // containerd, its shims and the containers go even if the test fails.
+    struct Reaper(std::path::PathBuf);
+    impl Drop for Reaper {
+        fn drop(&mut self) {
+            cnm_tests::dockerd::kill_processes_of(&self.0);
+        }
+    }
+    let _reaper = Reaper(dir.clone());
+    let mut containerd = host
+        .command_prefix()
+        .arg("containerd")
+        .arg("--config")
+        .arg(dir.join("containerd.toml"))
+        .arg("--root")
+        .arg(dir.join("containerd-root"))
+        .arg("--state")
+        .arg(dir.join("containerd-state"))
+        .arg("--address")
+        .arg(&sock)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start containerd");
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    while ctr(&host, &sock, &["version"]).is_err() {
+        assert!(std::time::Instant::now() < end, "containerd did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for c in ["c1", "c2"] {
+        let rootfs = dir.join(format!("rootfs-{c}"));
+        busybox_rootfs(&rootfs);
+        let rootfs = rootfs.display().to_string();
+        ctr(&host, &sock, &["run", "-d", "--cni", "--rootfs", &rootfs, c, "/bin/sleep", "3600"]).unwrap();
+    }
+    // ctr names the CNI attachment `<namespace>-<id>`.
+    let a2 = d.ip("cni-cnmtest-c2", "ctrnet");
+    assert!(a2.starts_with("10.231.241."), "{a2}");
+    ctr(&host, &sock, &["task", "exec", "--exec-id", "p1", "c1", "/bin/ping", "-c", "1", "-W", "3", &a2])
+        .expect("c1 pings c2 on the cnm network");
+    let answer =
+        ctr(&host, &sock, &["task", "exec", "--exec-id", "n1", "c1", "/bin/nslookup", "cni-cnmtest-c2", "127.0.0.11"])
+            .expect("c1 resolves c2's name");
+    assert!(answer.contains(&a2), "{answer}");
+
+    // `ctr run --rm --cni` runs DEL itself when its container exits.
+    let rootfs = dir.join("rootfs-c3");
+    busybox_rootfs(&rootfs);
+    let rootfs = rootfs.display().to_string();
+    ctr(&host, &sock, &["run", "--rm", "--cni", "--rootfs", &rootfs, "c3", "/bin/ping", "-c", "1", "-W", "3", &a2])
+        .expect("a one-shot container pings c2");
+    assert!(!d.ok(&["sandbox", "ls"]).contains("cni-cnmtest-c3"), "ctr's DEL removed c3's attachment");
+    for c in ["c1", "c2"] {
+        ctr(&host, &sock, &["task", "kill", "-s", "SIGKILL", c]).unwrap();
+    }
+    for c in ["c1", "c2"] {
+        let end = std::time::Instant::now() + Duration::from_secs(10);
+        while ctr(&host, &sock, &["task", "delete", c]).is_err() {
+            assert!(std::time::Instant::now() < end, "task {c} never stopped");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        ctr(&host, &sock, &["container", "delete", c]).unwrap();
+    }
+    // ctr 1.6 runs no DEL for a detached task it deletes: the runtime's
+    // garbage collection (CNI GC, with the attachments it still knows) does.
+    assert!(d.ok(&["sandbox", "ls"]).contains("cni-cnmtest-c1"), "control: c1's attachment outlived its task");
+    let mut gc = json!({ "cniVersion": "1.1.0", "name": "ctrnet", "type": "cnm-cni", "network": "ctrnet" });
+    gc["socket"] = json!(d.sock.display().to_string());
+    gc["cni.dev/valid-attachments"] = json!([]);
+    ok("GC", "", Path::new(""), &gc);
+    let left = d.ok(&["sandbox", "ls"]);
+    assert!(!left.contains("cni-cnmtest"), "GC removed the attachments: {left}");
+    let _ =
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(containerd.id() as i32), nix::sys::signal::Signal::SIGTERM);
+    let _ = containerd.wait();
+    d.ok(&["network", "rm", "ctrnet"]);
+}

@@ -129,17 +129,7 @@ impl Engine {
     /// (dockerd, containerd, shims) or whose root is in it (containers and
     /// managed plugins, which outlive dockerd with live-restore).
     pub fn processes(&self) -> Vec<i32> {
-        let needle = self.dir.path().to_string_lossy().to_string();
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-            .filter(|pid| {
-                std::fs::read(format!("/proc/{pid}/cmdline"))
-                    .is_ok_and(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(&needle))
-                    || std::fs::read_link(format!("/proc/{pid}/root"))
-                        .is_ok_and(|r| r.to_string_lossy().starts_with(&needle))
-            })
-            .collect()
+        processes_of(self.dir.path())
     }
 
     /// [`Engine::stop`] on a blocking thread; the engine back.
@@ -198,10 +188,21 @@ pub struct DockerHost {
 impl DockerHost {
     /// A Docker host in network namespace `netns`.
     pub fn new(netns: &Path) -> DockerHost {
+        DockerHost::with_setup(netns, "")
+    }
+
+    /// A host in network namespace `netns` whose mount namespace also gets
+    /// what shell commands `setup` do (run as root inside it, after
+    /// `/run/docker` is made private).
+    pub fn with_setup(netns: &Path, setup: &str) -> DockerHost {
+        let script = format!(
+            "mkdir -p /run/docker && mount -t tmpfs -o mode=0711 cnm-test-docker /run/docker && mkdir /run/docker/plugins && {} echo ready && exec sleep 100000",
+            if setup.is_empty() { String::new() } else { format!("{setup} &&") }
+        );
         let holder = Command::new("unshare")
             .args(["--mount", "--propagation", "private", "nsenter"])
             .arg(format!("--net={}", netns.display()))
-            .args(["sh", "-c", "mkdir -p /run/docker && mount -t tmpfs -o mode=0711 cnm-test-docker /run/docker && mkdir /run/docker/plugins && echo ready && exec sleep 100000"])
+            .args(["sh", "-c", &script])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -237,6 +238,29 @@ impl Drop for DockerHost {
     fn drop(&mut self) {
         let _ = self.holder.kill();
         let _ = self.holder.wait();
+    }
+}
+
+/// Processes whose command line mentions `dir` or whose root is in it
+/// (a runtime's daemons and shims, its containers).
+pub fn processes_of(dir: &Path) -> Vec<i32> {
+    let needle = dir.to_string_lossy().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(&needle))
+                || std::fs::read_link(format!("/proc/{pid}/root"))
+                    .is_ok_and(|r| r.to_string_lossy().starts_with(&needle))
+        })
+        .collect()
+}
+
+/// Kills (SIGKILL) every process of [`processes_of`] `dir`.
+pub fn kill_processes_of(dir: &Path) {
+    for p in processes_of(dir) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::Signal::SIGKILL);
     }
 }
 
