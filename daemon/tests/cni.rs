@@ -213,7 +213,7 @@ async fn containerd_runs_containers_on_a_cnm_network_through_cnm_cni() {
     {
         return;
     }
-    let Some(mut d) = Daemon::start(CTR_TEST).await else { return };
+    let Some(d) = Daemon::start(CTR_TEST).await else { return };
     d.ok(&["network", "create", "--subnet", "10.231.241.0/24", "ctrnet"]);
     let dir = d.host.dir.path().to_path_buf();
     let o = dir.join("overlays");
