@@ -11,7 +11,8 @@
 //! `ipv6`, `options`; `socket` is cnmd's socket (default
 //! `/run/cnm/cnmd.sock`). Capabilities: `portMappings` (published in
 //! cnm's nftables maps, given with the container's first network),
-//! `ips`, `mac`, `aliases` (DNS names on the network). `bandwidth` is not
+//! `ips`, `mac`, `aliases` (DNS names on the network, with the
+//! `K8S_POD_NAME` of `CNI_ARGS`, which podman sets to the container's name). `bandwidth` is not
 //! cnm's: chain the standard `bandwidth` plugin after it.
 
 use crate::client::{Client, ClientError, encode};
@@ -181,6 +182,8 @@ pub struct Call {
     pub netns: String,
     /// `CNI_IFNAME`.
     pub ifname: String,
+    /// `CNI_ARGS` (`K=V;K=V`), by key.
+    pub args: BTreeMap<String, String>,
 }
 
 impl Call {
@@ -192,6 +195,11 @@ impl Call {
             container_id: get("CNI_CONTAINERID"),
             netns: get("CNI_NETNS"),
             ifname: get("CNI_IFNAME"),
+            args: get("CNI_ARGS")
+                .split(';')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .collect(),
         };
         let need: &[(&str, &str)] = match call.command.as_str() {
             "ADD" => {
@@ -373,8 +381,14 @@ async fn add(call: &Call, conf: &NetConf) -> Result<Value, CniError> {
         let _: SandboxCreateResponse =
             client.post("/sandboxes", &req).await.map_err(|e| from_client(e, "create the sandbox"))?;
     }
+    // The runtime's names for the container: its aliases, and the name
+    // podman and Kubernetes runtimes pass in CNI_ARGS.
+    let mut aliases = conf.runtime_config.aliases.get(&conf.name).cloned().unwrap_or_default();
+    if let Some(name) = call.args.get("K8S_POD_NAME").filter(|n| !n.is_empty() && !aliases.contains(n)) {
+        aliases.push(name.clone());
+    }
     let mut settings = EndpointSettings {
-        aliases: conf.runtime_config.aliases.get(&conf.name).cloned().unwrap_or_default(),
+        aliases,
         mac_address: conf.runtime_config.mac.clone().unwrap_or_default(),
         ..Default::default()
     };
@@ -542,6 +556,14 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!((add.command.as_str(), add.ifname.as_str()), ("ADD", "eth0"));
+        let named = Call::from_env(&env(&[
+            ("CNI_COMMAND", "DEL"),
+            ("CNI_CONTAINERID", "c1"),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAMESPACE=web;K8S_POD_NAME=web"),
+        ]))
+        .unwrap();
+        assert_eq!(named.args.get("K8S_POD_NAME").map(String::as_str), Some("web"));
         let missing = Call::from_env(&env(&[("CNI_COMMAND", "ADD"), ("CNI_CONTAINERID", "c1")])).unwrap_err();
         assert_eq!(missing.code, E_INVALID_ENV);
         assert!(missing.msg.contains("CNI_NETNS"), "{missing:?}");
@@ -601,6 +623,7 @@ mod tests {
             container_id: "c1".into(),
             netns: "/run/netns/c1".into(),
             ifname: "eth0".into(),
+            args: BTreeMap::new(),
         };
         let mut sandbox = SandboxResource::default();
         sandbox.networks.insert(

@@ -312,3 +312,192 @@ async fn containerd_runs_containers_on_a_cnm_network_through_cnm_cni() {
     let _ = containerd.wait();
     d.ok(&["network", "rm", "ctrnet"]);
 }
+
+const PODMAN_TEST: &str = "podman_runs_containers_on_a_cnm_network_through_cnm_cni";
+
+/// A podman installation of the test's own: storage, state and
+/// configuration in `dir` (its CNI backend; `cnm-cni` in its plugin
+/// directory; network `conflist`), the image `localhost/busybox:cnm`
+/// imported; its processes and containers killed when dropped.
+struct Podman {
+    dir: std::path::PathBuf,
+}
+
+/// The image the podman tests import.
+const IMAGE: &str = "localhost/busybox:cnm";
+
+impl Podman {
+    fn new(dir: &Path, conflist: &Value) -> Podman {
+        let p = Podman { dir: dir.to_path_buf() };
+        let (bin, netd) = (dir.join("cni-bin"), dir.join("net.d"));
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(&netd).unwrap();
+        std::fs::copy(env!("CARGO_BIN_EXE_cnm-cni"), bin.join("cnm-cni")).unwrap();
+        // Limits within the machine's (podman's defaults exceed what root may set here).
+        let conf = format!(
+            "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n\
+             [network]\nnetwork_backend = \"cni\"\ncni_plugin_dirs = [\"{}\"]\nnetwork_config_dir = \"{}\"\n\
+             [engine]\nruntime = \"runc\"\n",
+            bin.display(),
+            netd.display()
+        );
+        std::fs::write(dir.join("containers.conf"), conf).unwrap();
+        let name = conflist["name"].as_str().unwrap();
+        std::fs::write(netd.join(format!("{name}.conflist")), conflist.to_string()).unwrap();
+        let rootfs = dir.join("rootfs");
+        busybox_rootfs(&rootfs);
+        for applet in ["httpd", "cat"] {
+            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
+        }
+        std::fs::create_dir_all(rootfs.join("www")).unwrap();
+        std::fs::write(rootfs.join("www/index.html"), "published through cnm\n").unwrap();
+        let tar = dir.join("rootfs.tar");
+        let packed = Command::new("tar").arg("-C").arg(&rootfs).arg("-cf").arg(&tar).arg(".").status().unwrap();
+        assert!(packed.success());
+        p.run(&["import", &tar.display().to_string(), IMAGE]).unwrap();
+        p
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new("podman");
+        c.env("CONTAINERS_CONF", self.dir.join("containers.conf"))
+            .arg("--root")
+            .arg(self.dir.join("podman-root"))
+            .arg("--runroot")
+            .arg(self.dir.join("podman-run"))
+            .arg("--tmpdir")
+            .arg(self.dir.join("podman-tmp"))
+            .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file"]);
+        c
+    }
+
+    /// Runs podman; its output, or what it said.
+    fn run(&self, args: &[&str]) -> Result<String, String> {
+        let out = self.command().args(args).output().map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        } else {
+            Err(format!("podman {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+        }
+    }
+
+    /// What container `c` wrote on its standard error.
+    fn stderr_logs(&self, c: &str) -> String {
+        let out = self.command().args(["logs", c]).output().expect("podman logs");
+        String::from_utf8_lossy(&out.stderr).to_string()
+    }
+
+    /// Container `c`'s address on `network`.
+    fn address(&self, c: &str, network: &str) -> String {
+        self.run(&["inspect", "-f", &format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}"), c])
+            .unwrap()
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        cnm_tests::dockerd::kill_processes_of(&self.dir);
+    }
+}
+
+fn podman_available(test: &str) -> bool {
+    cnm_tests::real_root(test)
+        && cnm_tests::tools(test, &["podman", "conmon"], "podman")
+        && cnm_tests::tools(test, &["runc"], "runc")
+        && cnm_tests::tools(test, &["busybox"], "busybox-static")
+}
+
+/// podman 4.3 with its CNI backend and a network whose plugin is
+/// `cnm-cni`: its containers ping each other, resolve each other's names
+/// (the container names podman passes) through cnm's resolver, and publish
+/// a port (`-p`, podman's `portMappings`) that answers an outside host
+/// with the client's address; `podman rm` runs DEL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn podman_runs_containers_on_a_cnm_network_through_cnm_cni() {
+    if !podman_available(PODMAN_TEST) {
+        return;
+    }
+    let Some(d) = Daemon::start(PODMAN_TEST).await else { return };
+    let out = d.host.outside().await;
+    let conflist = json!({
+        "cniVersion": "1.0.0", "name": "cnmnet",
+        "plugins": [{
+            "type": "cnm-cni", "network": "cnmnet", "driver": "bridge", "subnet": "10.231.242.0/24",
+            "socket": d.sock.display().to_string(),
+            "capabilities": { "portMappings": true, "aliases": true },
+        }],
+    });
+    let p = Podman::new(d.host.dir.path(), &conflist);
+    p.run(&["run", "-d", "--name", "db", "--network", "cnmnet", IMAGE, "/bin/sleep", "3600"]).unwrap();
+    let web = [
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "cnmnet",
+        "-p",
+        "8089:80",
+        IMAGE,
+        "/bin/httpd",
+        "-f",
+        "-v",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ];
+    p.run(&web).unwrap();
+    let db = p.address("db", "cnmnet");
+    assert!(db.starts_with("10.231.242."), "{db}");
+    p.run(&["exec", "web", "/bin/ping", "-c", "1", "-W", "3", &db]).expect("web pings db on the cnm network");
+    let answer = p.run(&["exec", "web", "/bin/nslookup", "db", "127.0.0.11"]).expect("web resolves db");
+    assert!(answer.contains(&db), "{answer}");
+    let published: SocketAddr = format!("{}:8089", cnm_tests::UPLINK_HOST).parse().unwrap();
+    cnm_tests::dockerd::page_answers(&out.ns, published).await.expect("the published port answers from outside");
+    let logs = p.stderr_logs("web");
+    assert!(logs.contains(cnm_tests::OUTSIDE), "the container saw the client's own address: {logs}");
+    assert!(d.ok(&["sandbox", "ls"]).contains("cni-"), "cnmctl shows podman's containers");
+
+    p.run(&["rm", "-f", "web", "db"]).unwrap();
+    let left = d.ok(&["sandbox", "ls"]);
+    assert!(!left.contains("cni-"), "podman's DEL removed the attachments: {left}");
+    d.ok(&["network", "rm", "cnmnet"]);
+}
+
+const PODMAN_OVERLAY_TEST: &str = "podman_on_two_hosts_shares_a_cnm_overlay";
+
+/// Two simulated hosts, each with cnmd (one etcd) and a podman of its
+/// own whose CNI network is a cnm overlay network: a container on each
+/// host, and they ping each other across the underlay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn podman_on_two_hosts_shares_a_cnm_overlay() {
+    if !podman_available(PODMAN_OVERLAY_TEST) {
+        return;
+    }
+    let Some((_underlay, hosts)) = common::cluster::cluster(PODMAN_OVERLAY_TEST, 2).await else { return };
+    let c0 = hosts[0].client();
+    let body = json!({ "Name": "ov", "Driver": "overlay", "IPAM": { "Config": [{ "Subnet": "10.231.243.0/24" }] } });
+    let _: Value = c0.post("/networks/create", &body).await.expect("an overlay network on host 1");
+    let c1 = hosts[1].client();
+    cnm_tests::eventually("the network is on host 2", 5, || common::cluster::listed(&c1, "ov")).await;
+    let mut podmans = Vec::new();
+    for h in &hosts {
+        let conflist = json!({
+            "cniVersion": "1.0.0", "name": "ov",
+            "plugins": [{ "type": "cnm-cni", "network": "ov", "socket": h.sock.display().to_string() }],
+        });
+        podmans.push(Podman::new(&h.host.dir.path().join("podman"), &conflist));
+    }
+    for (i, p) in podmans.iter().enumerate() {
+        p.run(&["run", "-d", "--name", &format!("p{i}"), "--network", "ov", IMAGE, "/bin/sleep", "3600"]).unwrap();
+    }
+    let (a0, a1) = (podmans[0].address("p0", "ov"), podmans[1].address("p1", "ov"));
+    assert!(a0 != a1 && a0.starts_with("10.231.243.") && a1.starts_with("10.231.243."), "{a0} {a1}");
+    podmans[0].run(&["exec", "p0", "/bin/ping", "-c", "1", "-W", "3", &a1]).expect("host 1's container pings host 2's");
+    podmans[1].run(&["exec", "p1", "/bin/ping", "-c", "1", "-W", "3", &a0]).expect("and back");
+    for (i, p) in podmans.iter().enumerate() {
+        p.run(&["rm", "-f", &format!("p{i}")]).unwrap();
+    }
+    c0.delete("/networks/ov").await.expect("the overlay network goes once no host has containers on it");
+}
