@@ -12,8 +12,11 @@
 //! `/run/cnm/cnmd.sock`). Capabilities: `portMappings` (published in
 //! cnm's nftables maps, given with the container's first network),
 //! `ips`, `mac`, `aliases` (DNS names on the network, with the
-//! `K8S_POD_NAME` of `CNI_ARGS`, which podman sets to the container's name). `bandwidth` is not
-//! cnm's: chain the standard `bandwidth` plugin after it.
+//! `K8S_POD_NAME` of `CNI_ARGS`, which podman sets to the container's name).
+//! Podman binds the host ports it publishes itself: with podman as the
+//! parent (or `runtimeHoldsPorts`), cnm maps them without binding again.
+//! `bandwidth` is refused (code 2): cnm's drivers own the host side of the
+//! link, which is what the standard `bandwidth` plugin would shape.
 
 use crate::client::{Client, ClientError, encode};
 use crate::listen::ListenAddr;
@@ -114,6 +117,11 @@ pub struct NetConf {
     /// Driver options.
     #[serde(default)]
     pub options: BTreeMap<String, String>,
+    /// Whether the runtime holds published host ports open itself (podman
+    /// does): cnm then maps them without binding them again. Default: true
+    /// when the plugin's parent is podman.
+    #[serde(default)]
+    pub runtime_holds_ports: Option<bool>,
     /// What the runtime passes for the capabilities it honours.
     #[serde(default)]
     pub runtime_config: RuntimeConfig,
@@ -153,6 +161,9 @@ pub struct RuntimeConfig {
     /// DNS names, by network name.
     #[serde(default)]
     pub aliases: BTreeMap<String, Vec<String>>,
+    /// Traffic shaping: refused (see the module's header).
+    #[serde(default)]
+    pub bandwidth: Option<Value>,
 }
 
 /// One `portMappings` entry.
@@ -282,6 +293,13 @@ impl NetConf {
     }
 }
 
+/// Whether this process was started by podman, which binds the host ports
+/// it publishes before it runs its CNI plugins.
+fn parent_is_podman() -> bool {
+    let ppid = nix::unistd::getppid();
+    std::fs::read_to_string(format!("/proc/{ppid}/comm")).is_ok_and(|c| c.trim() == "podman")
+}
+
 /// The sandbox name of container `id`.
 pub fn sandbox_name(container_id: &str) -> String {
     format!("{SANDBOX_PREFIX}{container_id}")
@@ -329,6 +347,7 @@ async fn status(conf: &NetConf) -> Result<(), CniError> {
 }
 
 async fn add(call: &Call, conf: &NetConf) -> Result<Value, CniError> {
+    refuse_bandwidth(conf)?;
     let client = conf.client();
     let network = conf.network()?;
     // The network, made if the config says how and it does not exist.
@@ -376,8 +395,13 @@ async fn add(call: &Call, conf: &NetConf) -> Result<Value, CniError> {
                 .or_default()
                 .push(HostBinding { host_ip: p.host_ip.clone(), host_port: p.host_port.to_string() });
         }
-        let req =
-            SandboxCreateRequest { name: name.clone(), netns: call.netns.clone(), port_bindings, ..Default::default() };
+        let req = SandboxCreateRequest {
+            name: name.clone(),
+            netns: call.netns.clone(),
+            port_bindings,
+            host_ports_held: conf.runtime_holds_ports.unwrap_or_else(parent_is_podman),
+            ..Default::default()
+        };
         let _: SandboxCreateResponse =
             client.post("/sandboxes", &req).await.map_err(|e| from_client(e, "create the sandbox"))?;
     }
@@ -419,6 +443,20 @@ async fn add(call: &Call, conf: &NetConf) -> Result<Value, CniError> {
     let sandbox: SandboxResource =
         client.get(&sandbox_path).await.map_err(|e| from_client(e, "inspect the sandbox"))?;
     result(conf, call, network, &sandbox)
+}
+
+/// cnm's drivers own the host side of a container's link, which the
+/// standard `bandwidth` plugin shapes: a limit given to cnm-cni is refused
+/// rather than silently dropped.
+fn refuse_bandwidth(conf: &NetConf) -> Result<(), CniError> {
+    match &conf.runtime_config.bandwidth {
+        Some(b) if !b.is_null() => Err(CniError::new(
+            E_UNSUPPORTED_FIELD,
+            "cnm-cni does not shape bandwidth",
+            "cnm's drivers own the host side of the link; leave the bandwidth capability out of cnm-cni's config",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The spec's result for the container's endpoint on `network`.
@@ -611,6 +649,11 @@ mod tests {
             NetConf::parse(br#"{"cniVersion":"1.1.0","name":"n","type":"bridge"}"#).unwrap_err().code,
             E_INVALID_CONFIG
         );
+        let shaped =
+            NetConf::parse(br#"{"cniVersion":"1.1.0","name":"n","runtimeConfig":{"bandwidth":{"ingressRate":1000}}}"#)
+                .unwrap();
+        assert_eq!(refuse_bandwidth(&shaped).unwrap_err().code, E_UNSUPPORTED_FIELD);
+        assert!(refuse_bandwidth(&plain).is_ok());
         let nameless = NetConf::parse(br#"{"cniVersion":"1.1.0"}"#).unwrap();
         assert_eq!(nameless.network().unwrap_err().code, E_INVALID_CONFIG);
     }

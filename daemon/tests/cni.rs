@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::podman::{IMAGE, Podman, busybox_rootfs};
+
 use common::Daemon;
 use serde_json::{Value, json};
 use std::io::Write;
@@ -187,17 +189,6 @@ fn ctr(host: &cnm_tests::dockerd::DockerHost, sock: &Path, args: &[&str]) -> Res
     }
 }
 
-/// A root filesystem of Debian's static busybox with the applets the test uses.
-fn busybox_rootfs(dir: &Path) {
-    for d in ["bin", "proc", "sys", "dev", "etc", "tmp"] {
-        std::fs::create_dir_all(dir.join(d)).unwrap();
-    }
-    std::fs::copy(cnm_tests::dockerd::BUSYBOX, dir.join("bin/busybox")).unwrap();
-    for applet in ["sh", "sleep", "ping", "nslookup", "ip"] {
-        std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet)).unwrap();
-    }
-}
-
 /// containerd's own `ctr run --cni` (Debian's containerd, our private
 /// instance) with `cnm-cni` as its CNI plugin (installed in `/opt/cni/bin`
 /// and configured in `/etc/cni/net.d` of the test's host, overlays on the
@@ -221,6 +212,8 @@ async fn containerd_runs_containers_on_a_cnm_network_through_cnm_cni() {
         "mkdir -p {o}/etc-up {o}/etc-work {o}/opt-up {o}/opt-work && \
          mount -t overlay cnm-test-etc -o lowerdir=/etc,upperdir={o}/etc-up,workdir={o}/etc-work /etc && \
          mount -t overlay cnm-test-opt -o lowerdir=/opt,upperdir={o}/opt-up,workdir={o}/opt-work /opt && \
+         mkdir -p {o}/lib-up {o}/lib-work && \
+         mount -t overlay cnm-test-lib -o lowerdir=/var/lib,upperdir={o}/lib-up,workdir={o}/lib-work /var/lib && \
          mkdir -p /etc/cni/net.d /opt/cni/bin /run/containerd && \
          mount -t tmpfs -o mode=0711 cnm-test-containerd /run/containerd",
         o = o.display()
@@ -315,93 +308,14 @@ async fn containerd_runs_containers_on_a_cnm_network_through_cnm_cni() {
 
 const PODMAN_TEST: &str = "podman_runs_containers_on_a_cnm_network_through_cnm_cni";
 
-/// A podman installation of the test's own: storage, state and
-/// configuration in `dir` (its CNI backend; `cnm-cni` in its plugin
-/// directory; network `conflist`), the image `localhost/busybox:cnm`
-/// imported; its processes and containers killed when dropped.
-struct Podman {
-    dir: std::path::PathBuf,
-}
-
-/// The image the podman tests import.
-const IMAGE: &str = "localhost/busybox:cnm";
-
-impl Podman {
-    fn new(dir: &Path, conflist: &Value) -> Podman {
-        let p = Podman { dir: dir.to_path_buf() };
-        let (bin, netd) = (dir.join("cni-bin"), dir.join("net.d"));
-        std::fs::create_dir_all(&bin).unwrap();
-        std::fs::create_dir_all(&netd).unwrap();
-        std::fs::copy(env!("CARGO_BIN_EXE_cnm-cni"), bin.join("cnm-cni")).unwrap();
-        // Limits within the machine's (podman's defaults exceed what root may set here).
-        let conf = format!(
-            "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n\
-             [network]\nnetwork_backend = \"cni\"\ncni_plugin_dirs = [\"{}\"]\nnetwork_config_dir = \"{}\"\n\
-             [engine]\nruntime = \"runc\"\n",
-            bin.display(),
-            netd.display()
-        );
-        std::fs::write(dir.join("containers.conf"), conf).unwrap();
-        let name = conflist["name"].as_str().unwrap();
-        std::fs::write(netd.join(format!("{name}.conflist")), conflist.to_string()).unwrap();
-        let rootfs = dir.join("rootfs");
-        busybox_rootfs(&rootfs);
-        for applet in ["httpd", "cat"] {
-            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
-        }
-        std::fs::create_dir_all(rootfs.join("www")).unwrap();
-        std::fs::write(rootfs.join("www/index.html"), "published through cnm\n").unwrap();
-        let tar = dir.join("rootfs.tar");
-        let packed = Command::new("tar").arg("-C").arg(&rootfs).arg("-cf").arg(&tar).arg(".").status().unwrap();
-        assert!(packed.success());
-        p.run(&["import", &tar.display().to_string(), IMAGE]).unwrap();
-        p
-    }
-
-    fn command(&self) -> Command {
-        let mut c = Command::new("podman");
-        c.env("CONTAINERS_CONF", self.dir.join("containers.conf"))
-            .arg("--root")
-            .arg(self.dir.join("podman-root"))
-            .arg("--runroot")
-            .arg(self.dir.join("podman-run"))
-            .arg("--tmpdir")
-            .arg(self.dir.join("podman-tmp"))
-            .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file"]);
-        c
-    }
-
-    /// Runs podman; its output, or what it said.
-    fn run(&self, args: &[&str]) -> Result<String, String> {
-        let out = self.command().args(args).output().map_err(|e| e.to_string())?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-        } else {
-            Err(format!("podman {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
-        }
-    }
-
-    /// What container `c` wrote on its standard error.
-    fn stderr_logs(&self, c: &str) -> String {
-        let out = self.command().args(["logs", c]).output().expect("podman logs");
-        String::from_utf8_lossy(&out.stderr).to_string()
-    }
-
-    /// Container `c`'s address on `network`.
-    fn address(&self, c: &str, network: &str) -> String {
-        self.run(&["inspect", "-f", &format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}"), c])
-            .unwrap()
-    }
-}
-
-impl Drop for Podman {
-    fn drop(&mut self) {
-        cnm_tests::dockerd::kill_processes_of(&self.dir);
-    }
-}
-
 fn podman_available(test: &str) -> bool {
-    cnm_tests::real_root(test)
+    let tuning = std::path::Path::new("/usr/lib/cni/tuning").exists()
+        || cnm_tests::skip(
+            test,
+            "needs the standard CNI plugins (containernetworking-plugins, a dependency of podman)",
+        );
+    tuning
+        && cnm_tests::real_root(test)
         && cnm_tests::tools(test, &["podman", "conmon"], "podman")
         && cnm_tests::tools(test, &["runc"], "runc")
         && cnm_tests::tools(test, &["busybox"], "busybox-static")
@@ -425,9 +339,12 @@ async fn podman_runs_containers_on_a_cnm_network_through_cnm_cni() {
             "type": "cnm-cni", "network": "cnmnet", "driver": "bridge", "subnet": "10.231.242.0/24",
             "socket": d.sock.display().to_string(),
             "capabilities": { "portMappings": true, "aliases": true },
+        }, {
+            // The standard tuning plugin after cnm-cni: it needs cnm's result as its prevResult.
+            "type": "tuning", "sysctl": { "net.ipv4.conf.eth0.arp_notify": "1" },
         }],
     });
-    let p = Podman::new(d.host.dir.path(), &conflist);
+    let p = Podman::new(&d.host.dir.path().join("podman"), &conflist, &d.host.ns_path());
     p.run(&["run", "-d", "--name", "db", "--network", "cnmnet", IMAGE, "/bin/sleep", "3600"]).unwrap();
     let web = [
         "run",
@@ -450,6 +367,8 @@ async fn podman_runs_containers_on_a_cnm_network_through_cnm_cni() {
     p.run(&web).unwrap();
     let db = p.address("db", "cnmnet");
     assert!(db.starts_with("10.231.242."), "{db}");
+    let tuned = p.run(&["exec", "db", "/bin/cat", "/proc/sys/net/ipv4/conf/eth0/arp_notify"]).unwrap();
+    assert_eq!(tuned, "1", "the chained tuning plugin got cnm-cni's result and set its sysctl");
     p.run(&["exec", "web", "/bin/ping", "-c", "1", "-W", "3", &db]).expect("web pings db on the cnm network");
     let answer = p.run(&["exec", "web", "/bin/nslookup", "db", "127.0.0.11"]).expect("web resolves db");
     assert!(answer.contains(&db), "{answer}");
@@ -487,7 +406,7 @@ async fn podman_on_two_hosts_shares_a_cnm_overlay() {
             "cniVersion": "1.0.0", "name": "ov",
             "plugins": [{ "type": "cnm-cni", "network": "ov", "socket": h.sock.display().to_string() }],
         });
-        podmans.push(Podman::new(&h.host.dir.path().join("podman"), &conflist));
+        podmans.push(Podman::new(&h.host.dir.path().join("podman"), &conflist, &h.host.ns_path()));
     }
     for (i, p) in podmans.iter().enumerate() {
         p.run(&["run", "-d", "--name", &format!("p{i}"), "--network", "ov", IMAGE, "/bin/sleep", "3600"]).unwrap();

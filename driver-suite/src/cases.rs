@@ -495,6 +495,7 @@ impl<'s, 'h> Net<'s, 'h> {
                     host_port,
                     host_port_end: host_port,
                 }],
+                host_ports_held: false,
             },
         }
     }

@@ -18,6 +18,11 @@ pub struct SandboxOptions {
     /// Port bindings of the sandbox.
     #[serde(rename = "com.docker.network.portmap", default, deserialize_with = "crate::wire::null_default")]
     pub port_map: Vec<PortBinding>,
+    /// The container runtime holds the bindings' host ports open itself
+    /// (podman does): they are mapped, not reserved again (cnm's own key,
+    /// sent only when true).
+    #[serde(rename = "cnm.ports.held-by-runtime", default, skip_serializing_if = "std::ops::Not::not")]
+    pub host_ports_held: bool,
 }
 
 /// `NetworkDriver.Join`.

@@ -19,6 +19,15 @@ pub struct PortReservation {
     _forward: Option<crate::userns::Forward>,
 }
 
+impl PortReservation {
+    /// A port another program holds open for it (a container runtime that
+    /// reserves its published ports itself, as podman does): nothing is
+    /// bound here.
+    pub fn held_elsewhere() -> Self {
+        PortReservation { _socket: None, _forward: None }
+    }
+}
+
 /// What to reserve: a protocol, a host address (unspecified: every address) and a port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PortRequest {

@@ -116,7 +116,7 @@ async fn publish_bench(h: &cnm_tests::TestHost) {
         let req = ProgramExternalConnectivityRequest {
             network_id: nid.clone(),
             endpoint_id: eid.clone(),
-            options: SandboxOptions { exposed_ports: vec![], port_map: bindings },
+            options: SandboxOptions { exposed_ports: vec![], port_map: bindings, host_ports_held: false },
         };
         let t = Instant::now();
         driver.program_external_connectivity(req).await.unwrap();

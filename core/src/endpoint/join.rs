@@ -173,6 +173,7 @@ impl Controller {
             let options = SandboxOptions {
                 exposed_ports: sb.rec.config.exposed_ports.clone(),
                 port_map: sb.rec.config.port_bindings.clone(),
+                host_ports_held: sb.rec.config.host_ports_held,
             };
             (options, sb.rec.key.display().to_string())
         };

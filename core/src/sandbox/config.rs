@@ -43,6 +43,11 @@ pub struct SandboxConfig {
     pub exposed_ports: Vec<TransportPort>,
     /// Published ports (`-p`).
     pub port_bindings: Vec<PortBinding>,
+    /// The container runtime holds the published host ports open itself
+    /// (podman does, before it asks a CNI plugin): they are mapped without
+    /// being reserved again, which would fail.
+    #[serde(default)]
+    pub host_ports_held: bool,
 }
 
 /// Refuses a value that goes into `/etc/hosts` or `resolv.conf` if it would

@@ -69,6 +69,7 @@ impl Controller {
                 .map(|s| SandboxOptions {
                     exposed_ports: s.rec.config.exposed_ports.clone(),
                     port_map: s.rec.config.port_bindings.clone(),
+                    host_ports_held: s.rec.config.host_ports_held,
                 })
                 .unwrap_or_default();
             let old_rec = old.as_ref().and_then(|id| st.endpoints.get(id)).cloned();

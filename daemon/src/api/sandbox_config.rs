@@ -77,6 +77,7 @@ pub fn sandbox_config(req: &SandboxCreateRequest) -> Result<SandboxConfig, ApiEr
         exposed_ports,
         port_bindings,
         netns,
+        host_ports_held: req.host_ports_held,
     })
 }
 

@@ -43,6 +43,10 @@ pub struct SandboxCreateRequest {
     /// `/proc/PID/ns/net`): cnm never removes it.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub netns: String,
+    /// The container runtime holds the published host ports open itself
+    /// (podman): they are mapped, not reserved again (cnm's own field).
+    #[serde(rename = "HostPortsHeld", default, skip_serializing_if = "std::ops::Not::not")]
+    pub host_ports_held: bool,
 }
 
 /// The answer to `POST /sandboxes` (201).

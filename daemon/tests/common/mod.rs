@@ -6,6 +6,7 @@
 
 pub mod cluster;
 pub mod plugins;
+pub mod podman;
 
 use cnm_tests::TestHost;
 use cnmd::client::Client;

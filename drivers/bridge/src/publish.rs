@@ -45,7 +45,14 @@ impl BridgeDriver {
         let default_ip = net.config.host_binding_ipv4;
         let (v4, v6) = (ep.ipv4.map(|a| a.addr()), ep.ipv6.map(|a| a.addr()));
         let alloc2 = alloc.clone();
-        let published: Vec<Published> = cnm_osl::reservation::with_port_binder(self.nl.namespace(), move |bind| {
+        let held = req.options.host_ports_held;
+        let published: Vec<Published> = cnm_osl::reservation::with_port_binder(self.nl.namespace(), move |reserve| {
+            // Ports the runtime holds open are mapped, not bound again.
+            let elsewhere =
+                |_: cnm_osl::reservation::PortRequest| Ok(cnm_osl::reservation::PortReservation::held_elsewhere());
+            let bind: &dyn Fn(
+                cnm_osl::reservation::PortRequest,
+            ) -> std::io::Result<cnm_osl::reservation::PortReservation> = if held { &elsewhere } else { reserve };
             let mut out: Vec<Published> = Vec::new();
             for b in &bindings {
                 let addrs = ports::host_addresses(b.host_ip, default_ip, v4.is_some(), v6.is_some());
