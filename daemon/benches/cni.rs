@@ -166,7 +166,8 @@ async fn main() {
         "cniVersion": "1.0.0", "name": "stdnet",
         "plugins": [
             { "type": "bridge", "bridge": "cni-bench0", "isGateway": true, "ipMasq": true, "hairpinMode": true,
-              "ipam": { "type": "host-local", "routes": [{ "dst": "0.0.0.0/0" }], "ranges": [[{ "subnet": "10.231.245.0/24" }]] } },
+              "ipam": { "type": "host-local", "routes": [{ "dst": "0.0.0.0/0" }], "ranges": [[{ "subnet": "10.231.245.0/24" }]],
+                        "dataDir": d.host.dir.path().join("host-local").display().to_string() } },
             { "type": "portmap", "capabilities": { "portMappings": true } },
             { "type": "firewall" },
             { "type": "tuning" },
