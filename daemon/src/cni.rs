@@ -76,6 +76,10 @@ pub const E_INVALID_CONFIG: u32 = 7;
 pub const E_TRY_LATER: u32 = 11;
 /// The plugin is not available (STATUS: cnmd is not running).
 pub const E_NOT_AVAILABLE: u32 = 50;
+/// cnmd refused the request (cnm-cni's own code): the message says why.
+pub const E_CNMD_REFUSED: u32 = 100;
+/// How long a call may wait for cnmd.
+pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The plugin's network configuration (what the runtime writes on stdin).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -216,7 +220,10 @@ impl Call {
             "ADD" => {
                 &[("CNI_CONTAINERID", &call.container_id), ("CNI_NETNS", &call.netns), ("CNI_IFNAME", &call.ifname)]
             }
-            "DEL" | "CHECK" => &[("CNI_CONTAINERID", &call.container_id), ("CNI_IFNAME", &call.ifname)],
+            "CHECK" => {
+                &[("CNI_CONTAINERID", &call.container_id), ("CNI_NETNS", &call.netns), ("CNI_IFNAME", &call.ifname)]
+            }
+            "DEL" => &[("CNI_CONTAINERID", &call.container_id), ("CNI_IFNAME", &call.ifname)],
             "VERSION" | "STATUS" | "GC" => &[],
             "" => return Err(CniError::new(E_INVALID_ENV, "CNI_COMMAND is not set", "")),
             other => return Err(CniError::new(E_INVALID_ENV, format!("unknown CNI_COMMAND {other:?}"), "")),
@@ -300,6 +307,12 @@ fn parent_is_podman() -> bool {
     std::fs::read_to_string(format!("/proc/{ppid}/comm")).is_ok_and(|c| c.trim() == "podman")
 }
 
+/// Whether version `v` is before `than` (both `MAJOR.MINOR.PATCH`).
+fn older(v: &str, than: &str) -> bool {
+    let parse = |s: &str| -> Vec<u32> { s.split('.').map(|p| p.parse().unwrap_or(0)).collect() };
+    parse(v) < parse(than)
+}
+
 /// The sandbox name of container `id`.
 pub fn sandbox_name(container_id: &str) -> String {
     format!("{SANDBOX_PREFIX}{container_id}")
@@ -310,10 +323,13 @@ fn from_client(e: ClientError, what: &str) -> CniError {
     match &e {
         ClientError::Connect { .. } => CniError::new(
             E_TRY_LATER,
-            format!("{what}: {e}"),
+            format!("{what}: {}", cnm::chain(&e)),
             "cnm-cni is a client of cnmd: start it (systemctl start cnmd), or set \"socket\" in the network config",
         ),
-        _ => CniError::new(E_INVALID_CONFIG, format!("{what}: {}", cnm::chain(&e)), ""),
+        _ if e.status().is_none_or(|s| s.is_server_error()) => {
+            CniError::new(E_TRY_LATER, format!("{what}: {}", cnm::chain(&e)), "cnmd could not do it now")
+        }
+        _ => CniError::new(E_CNMD_REFUSED, format!("{what}: {}", cnm::chain(&e)), "cnmd refused it"),
     }
 }
 
@@ -323,6 +339,28 @@ fn not_found(e: &ClientError) -> bool {
 
 /// Runs one call; the JSON to print on success.
 pub async fn run(call: &Call, conf: &NetConf) -> Result<Option<Value>, CniError> {
+    let version = conf.version();
+    let needs = match call.command.as_str() {
+        "CHECK" => Some("0.4.0"),
+        "STATUS" | "GC" => Some("1.1.0"),
+        _ => None,
+    };
+    if let Some(min) = needs
+        && older(version, min)
+    {
+        return Err(CniError::new(E_VERSION, format!("{} needs CNI {min} or later, not {version}", call.command), ""));
+    }
+    match tokio::time::timeout(CALL_TIMEOUT, verb(call, conf)).await {
+        Ok(r) => r,
+        Err(_) => Err(CniError::new(
+            E_TRY_LATER,
+            format!("cnmd did not answer {} within {} s", call.command, CALL_TIMEOUT.as_secs()),
+            "",
+        )),
+    }
+}
+
+async fn verb(call: &Call, conf: &NetConf) -> Result<Option<Value>, CniError> {
     match call.command.as_str() {
         "VERSION" => Ok(Some(json!({ "cniVersion": conf.version(), "supportedVersions": SUPPORTED_VERSIONS }))),
         "STATUS" => status(conf).await.map(|()| None),
@@ -365,7 +403,15 @@ async fn add(call: &Call, conf: &NetConf) -> Result<Value, CniError> {
         match client.post::<_, Value>("/networks/create", &req).await {
             Ok(_) => {}
             // Another container's ADD made it meanwhile.
-            Err(e) if e.status() == Some(hyper::StatusCode::CONFLICT) => {}
+            Err(e) if e.status() == Some(hyper::StatusCode::CONFLICT) => {
+                let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                while client.get::<Value>(&format!("/networks/{}", encode(network))).await.is_err() {
+                    if std::time::Instant::now() > end {
+                        return Err(from_client(e, "create the network"));
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
             Err(e) => return Err(from_client(e, "create the network")),
         }
     }
@@ -376,16 +422,21 @@ async fn add(call: &Call, conf: &NetConf) -> Result<Value, CniError> {
         Err(e) if not_found(&e) => None,
         Err(e) => return Err(from_client(e, "look up the sandbox")),
     };
+    // The same container id on another namespace: the runtime made the
+    // container again (ctr reuses ids and runs no DEL for detached
+    // tasks), so the old attachment is stale.
+    let existing = match existing {
+        Some(s) if s.key != call.netns => {
+            tracing::info!(sandbox = %name, old = %s.key, new = %call.netns, "replacing a stale attachment");
+            match client.delete(&sandbox_path).await {
+                Ok(()) => None,
+                Err(e) if not_found(&e) => None,
+                Err(e) => return Err(from_client(e, "remove a stale attachment")),
+            }
+        }
+        other => other,
+    };
     let created = existing.is_none();
-    if let Some(s) = &existing
-        && s.key != call.netns
-    {
-        return Err(CniError::new(
-            E_UNKNOWN_CONTAINER,
-            format!("container {} is already attached on namespace {}", call.container_id, s.key),
-            "",
-        ));
-    }
     if created {
         let mut port_bindings: BTreeMap<String, Vec<HostBinding>> = BTreeMap::new();
         for p in &conf.runtime_config.port_mappings {
@@ -428,21 +479,59 @@ async fn add(call: &Call, conf: &NetConf) -> Result<Value, CniError> {
     if ipam != EndpointIpamConfig::default() {
         settings.ipam_config = Some(ipam);
     }
+    // The interface name the runtime asks for.
+    settings.driver_opts.insert(crate::api::network_config::IFNAME_OPTION.to_string(), call.ifname.clone());
     let connect = NetworkConnectRequest { container: name.clone(), endpoint_config: Some(settings) };
     let connected = client.post_unit(&format!("/networks/{}/connect", encode(network)), &connect).await;
-    if let Err(e) = connected {
-        let already =
-            e.status() == Some(hyper::StatusCode::FORBIDDEN) || e.status() == Some(hyper::StatusCode::CONFLICT);
-        if !already {
-            if created && let Err(undo) = client.delete(&sandbox_path).await {
-                tracing::warn!(sandbox = %name, error = %cnm::chain(&undo), "removing a sandbox whose connect failed");
+    let sandbox: SandboxResource = match connected {
+        Ok(()) => client.get(&sandbox_path).await.map_err(|e| from_client(e, "inspect the sandbox"))?,
+        Err(e) => {
+            // Connected already (an ADD asked again) is fine; any other refusal is not.
+            let again = client.get::<SandboxResource>(&sandbox_path).await.ok();
+            match again.filter(|s| s.networks.contains_key(network)) {
+                Some(s) if !created => s,
+                _ => {
+                    if created && let Err(undo) = client.delete(&sandbox_path).await {
+                        tracing::warn!(sandbox = %name, error = %cnm::chain(&undo), "removing a sandbox whose connect failed");
+                    }
+                    return Err(from_client(e, "connect the container"));
+                }
             }
-            return Err(from_client(e, "connect the container"));
         }
+    };
+    let ours = result(conf, call, network, &sandbox)?;
+    Ok(chain_onto(conf.prev_result.as_ref(), ours))
+}
+
+/// `ours` added to the previous plugins' result, if any (the spec: a
+/// plugin passes on what came before): its interface appended, its
+/// addresses pointing at it, its routes appended, its DNS where there was none.
+pub fn chain_onto(prev: Option<&Value>, ours: Value) -> Value {
+    let Some(prev) = prev.filter(|p| p.is_object()) else { return ours };
+    let mut out = prev.clone();
+    out["cniVersion"] = ours["cniVersion"].clone();
+    let offset = out["interfaces"].as_array().map_or(0, Vec::len);
+    let append = |out: &mut Value, key: &str, items: Vec<Value>| {
+        let list = out[key].as_array().cloned().unwrap_or_default();
+        out[key] = Value::Array(list.into_iter().chain(items).collect());
+    };
+    append(&mut out, "interfaces", ours["interfaces"].as_array().cloned().unwrap_or_default());
+    let ips: Vec<Value> = ours["ips"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|mut ip| {
+            ip["interface"] = json!(offset);
+            ip
+        })
+        .collect();
+    append(&mut out, "ips", ips);
+    append(&mut out, "routes", ours["routes"].as_array().cloned().unwrap_or_default());
+    if out.get("dns").is_none_or(|d| d.is_null() || d.as_object().is_some_and(|o| o.is_empty())) {
+        out["dns"] = ours["dns"].clone();
     }
-    let sandbox: SandboxResource =
-        client.get(&sandbox_path).await.map_err(|e| from_client(e, "inspect the sandbox"))?;
-    result(conf, call, network, &sandbox)
+    out
 }
 
 /// cnm's drivers own the host side of a container's link, which the
@@ -466,20 +555,34 @@ pub fn result(conf: &NetConf, call: &Call, network: &str, sandbox: &SandboxResou
     })?;
     let mut ips = Vec::new();
     let mut routes = Vec::new();
+    // The default routes are this network's only if it gives the sandbox its gateway.
+    let default_route = sandbox.gateway_endpoint.as_deref() == Some(ep.endpoint_id.as_str());
+    // Before 1.0.0, each address says its family.
+    let versioned = older(conf.version(), "1.0.0");
     if !ep.ip_address.is_empty() {
         let mut ip = json!({ "address": format!("{}/{}", ep.ip_address, ep.ip_prefix_len), "interface": 0 });
+        if versioned {
+            ip["version"] = json!("4");
+        }
         if !ep.gateway.is_empty() {
             ip["gateway"] = json!(ep.gateway);
-            routes.push(json!({ "dst": "0.0.0.0/0", "gw": ep.gateway }));
+            if default_route {
+                routes.push(json!({ "dst": "0.0.0.0/0", "gw": ep.gateway }));
+            }
         }
         ips.push(ip);
     }
     if !ep.global_ipv6_address.is_empty() {
         let mut ip =
             json!({ "address": format!("{}/{}", ep.global_ipv6_address, ep.global_ipv6_prefix_len), "interface": 0 });
+        if versioned {
+            ip["version"] = json!("6");
+        }
         if !ep.ipv6_gateway.is_empty() {
             ip["gateway"] = json!(ep.ipv6_gateway);
-            routes.push(json!({ "dst": "::/0", "gw": ep.ipv6_gateway }));
+            if default_route {
+                routes.push(json!({ "dst": "::/0", "gw": ep.ipv6_gateway }));
+            }
         }
         ips.push(ip);
     }
@@ -513,7 +616,12 @@ async fn detach(client: &Client, name: &str, network: &str) -> Result<(), CniErr
         Err(e) if not_found(&e) => return Ok(()),
         Err(e) => return Err(from_client(e, "look up the sandbox")),
     };
-    if sandbox.networks.contains_key(network) && sandbox.networks.len() > 1 {
+    if !sandbox.networks.contains_key(network) {
+        // Not on this network (an ADD that failed, or DEL asked again): the
+        // container's other networks are not this DEL's.
+        return Ok(());
+    }
+    if sandbox.networks.len() > 1 {
         let req = NetworkDisconnectRequest { container: name.to_string(), force: true };
         return match client.post_unit(&format!("/networks/{}/disconnect", encode(network)), &req).await {
             Ok(()) => Ok(()),
@@ -521,14 +629,11 @@ async fn detach(client: &Client, name: &str, network: &str) -> Result<(), CniErr
             Err(e) => Err(from_client(e, "disconnect the container")),
         };
     }
-    if sandbox.networks.len() <= 1 {
-        return match client.delete(&path).await {
-            Ok(()) => Ok(()),
-            Err(e) if not_found(&e) => Ok(()),
-            Err(e) => Err(from_client(e, "remove the sandbox")),
-        };
+    match client.delete(&path).await {
+        Ok(()) => Ok(()),
+        Err(e) if not_found(&e) => Ok(()),
+        Err(e) => Err(from_client(e, "remove the sandbox")),
     }
-    Ok(())
 }
 
 async fn check(call: &Call, conf: &NetConf) -> Result<(), CniError> {
@@ -549,6 +654,13 @@ async fn check(call: &Call, conf: &NetConf) -> Result<(), CniError> {
     if !sandbox.networks.contains_key(network) {
         return Err(CniError::new(E_UNKNOWN_CONTAINER, format!("the container is not on network {network:?}"), ""));
     }
+    if sandbox.key != call.netns {
+        return Err(CniError::new(
+            E_UNKNOWN_CONTAINER,
+            format!("the container is attached on namespace {}, not {}", sandbox.key, call.netns),
+            "",
+        ));
+    }
     if let Some(problem) = sandbox.errors.first() {
         return Err(CniError::new(100, format!("the container's network is broken: {problem}"), ""));
     }
@@ -567,13 +679,17 @@ async fn gc(conf: &NetConf) -> Result<(), CniError> {
         .collect();
     let sandboxes: Vec<SandboxResource> =
         client.get("/sandboxes").await.map_err(|e| from_client(e, "list the sandboxes"))?;
+    // Every forgotten attachment is tried; the first failure is reported.
+    let mut first_error = None;
     for s in sandboxes {
         if s.name.starts_with(SANDBOX_PREFIX) && s.networks.contains_key(network) && !valid.contains(&s.name) {
             tracing::info!(sandbox = %s.name, network, "removing an attachment the runtime has forgotten");
-            detach(&client, &s.name, network).await?;
+            if let Err(e) = detach(&client, &s.name, network).await {
+                first_error.get_or_insert(e);
+            }
         }
     }
-    Ok(())
+    first_error.map_or(Ok(()), Err)
 }
 
 #[cfg(test)]
@@ -684,9 +800,27 @@ mod tests {
         assert_eq!(r["cniVersion"], "1.1.0");
         assert_eq!(r["interfaces"][0], json!({"name": "eth0", "sandbox": "/run/netns/c1", "mac": "02:42:0a:58:00:02"}));
         assert_eq!(r["ips"][0], json!({"address": "10.88.0.2/24", "gateway": "10.88.0.1", "interface": 0}));
-        assert_eq!(r["routes"][0], json!({"dst": "0.0.0.0/0", "gw": "10.88.0.1"}));
+        let mut gw = sandbox.clone();
+        gw.gateway_endpoint = Some("ep1".into());
+        if let Some(e) = gw.networks.get_mut("n") {
+            e.endpoint_id = "ep1".into();
+        }
+        let routed = result(&conf, &call, "n", &gw).unwrap();
+        assert_eq!(routed["routes"][0], json!({"dst": "0.0.0.0/0", "gw": "10.88.0.1"}));
         assert_eq!(r["dns"]["nameservers"][0], "127.0.0.11");
         assert_eq!(result(&conf, &call, "other", &sandbox).unwrap_err().code, E_UNKNOWN_CONTAINER);
+        // Routes only for the network that gives the gateway; families before 1.0.0.
+        assert_eq!(r["routes"], json!([]), "not the gateway endpoint: no default route");
+        let old = NetConf::parse(br#"{"cniVersion":"0.4.0","name":"n","type":"cnm-cni"}"#).unwrap();
+        assert_eq!(result(&old, &call, "n", &sandbox).unwrap()["ips"][0]["version"], "4");
+        // Chained after another plugin: its result goes on, ours appended.
+        let prev = json!({"cniVersion": "1.1.0", "interfaces": [{"name": "lo0"}], "ips": [], "dns": {"nameservers": ["10.0.0.53"]}});
+        let chained = chain_onto(Some(&prev), r.clone());
+        assert_eq!(chained["interfaces"].as_array().unwrap().len(), 2);
+        assert_eq!(chained["ips"][0]["interface"], 1, "our address points at our interface");
+        assert_eq!(chained["dns"]["nameservers"][0], "10.0.0.53", "earlier DNS kept");
+        assert_eq!(chain_onto(None, r.clone()), r);
+        assert!(older("0.4.0", "1.0.0") && !older("1.1.0", "1.1.0") && older("1.0.0", "1.1.0"));
         let e = CniError::new(E_TRY_LATER, "m", "d").to_json("1.1.0");
         assert_eq!(e, json!({"cniVersion": "1.1.0", "code": 11, "msg": "m", "details": "d"}));
     }

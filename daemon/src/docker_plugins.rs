@@ -69,6 +69,7 @@ fn writable_proc_sys() -> anyhow::Result<()> {
 }
 
 /// The drivers `managed` names (all of them: `None`).
+#[cfg_attr(not(any(feature = "bridge", feature = "macvlan", feature = "overlay")), allow(dead_code))]
 fn wanted(managed: Option<&str>, driver: &str) -> bool {
     managed.is_none_or(|m| m == driver)
 }

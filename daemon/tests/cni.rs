@@ -62,6 +62,16 @@ async fn a_cni_runtime_gets_cnm_networks_dns_and_ports() {
     let Some(mut d) = Daemon::start(TEST).await else { return };
     let out = d.host.outside().await;
     let dir = d.host.dir.path().to_path_buf();
+    // The containers' namespaces go even if the test fails.
+    struct Unmount(Vec<std::path::PathBuf>);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            for p in &self.0 {
+                let _gone = cnm::osl::Namespace::remove(p);
+            }
+        }
+    }
+    let _unmount = Unmount(["c1", "c2"].iter().map(|c| dir.join(format!("{c}.netns"))).collect());
     let mut containers = Vec::new();
     for c in ["c1", "c2"] {
         let path = dir.join(format!("{c}.netns"));
@@ -130,7 +140,15 @@ async fn a_cni_runtime_gets_cnm_networks_dns_and_ports() {
     ok("DEL", "c2", &p2, &base);
     ok("DEL", "c2", &p2, &base);
     cnm_tests::assert_no_ping(ns1, "10.231.240.77".parse().unwrap()).await;
+    // A DEL for a network the container is not on leaves it alone.
+    let mut elsewhere = base.clone();
+    elsewhere["network"] = json!("cninet-other");
+    ok("DEL", "c1", &p1, &elsewhere);
+    assert!(d.ok(&["sandbox", "ls"]).contains("cni-c1"), "a DEL of another network removed the container");
     let mut gc = base.clone();
+    gc["cni.dev/valid-attachments"] = json!([{ "containerID": "c1", "ifname": "eth0" }]);
+    ok("GC", "", Path::new(""), &gc);
+    assert!(d.ok(&["sandbox", "ls"]).contains("cni-c1"), "GC kept an attachment the runtime lists");
     gc["cni.dev/valid-attachments"] = json!([]);
     ok("GC", "", Path::new(""), &gc);
     assert!(!d.ok(&["sandbox", "ls"]).contains("cni-c1"), "GC removed the forgotten container");
@@ -163,10 +181,7 @@ async fn a_cni_runtime_gets_cnm_networks_dns_and_ports() {
     let later = failed("ADD", "c1", &p1, &base);
     assert_eq!(later["code"], 11);
     assert!(later["details"].as_str().unwrap().contains("start it"), "{later}");
-    for (path, ns) in containers {
-        drop(ns);
-        cnm::osl::Namespace::remove(&path).unwrap();
-    }
+    drop(containers);
 }
 
 const CTR_TEST: &str = "containerd_runs_containers_on_a_cnm_network_through_cnm_cni";

@@ -45,7 +45,7 @@ impl Podman {
             dir: dir.to_path_buf(),
             netns: netns.to_path_buf(),
             network: conflist["name"].as_str().unwrap_or_default().to_string(),
-            made_cache: !Path::new(CNI_CACHE).exists(),
+            made_cache: *MADE_CACHE.get_or_init(|| !Path::new(CNI_CACHE).exists()),
         };
         let (bin, netd) = (dir.join("cni-bin"), dir.join("net.d"));
         std::fs::create_dir_all(&bin).unwrap();
@@ -115,6 +115,10 @@ impl Podman {
 
 /// libcni's cache of results (podman's CNI backend writes there).
 const CNI_CACHE: &str = "/var/lib/cni";
+
+/// Whether libcni's cache was absent when this test process first ran a
+/// runtime (its tests run at once: each removes the directories once empty).
+static MADE_CACHE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
 
 impl Drop for Podman {
     fn drop(&mut self) {
