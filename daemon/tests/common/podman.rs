@@ -123,6 +123,13 @@ static MADE_CACHE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
 impl Drop for Podman {
     fn drop(&mut self) {
         cnm_tests::dockerd::kill_processes_of(&self.dir);
+        // What podman mounted under its directory (a container's shm) and
+        // did not unmount, so the scratch directory can go.
+        let dir = self.dir.to_string_lossy().to_string();
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        for point in mounts.lines().filter_map(|l| l.split(' ').nth(4)).filter(|p| p.starts_with(&dir)) {
+            let _unmounted = nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH);
+        }
         remove_cni_cache(&self.network, self.made_cache);
     }
 }
