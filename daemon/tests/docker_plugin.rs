@@ -468,3 +468,127 @@ async fn docker_installs_cnm_as_a_managed_plugin() {
     let engine = engine.stop_async().await;
     assert!(engine.processes().is_empty(), "dockerd, containerd and the plugin are gone");
 }
+
+const OVERLAY_KILL_TEST: &str = "the_docker_plugin_host_crashed_at_every_overlay_step_leaks_nothing";
+
+/// A container's life on a cnm overlay network through the docker CLI;
+/// the first step that fails ends the run.
+fn overlay_scenario(e: &Engine) -> Result<(), String> {
+    e.docker(&[
+        "network",
+        "create",
+        "-d",
+        "cnm-overlay",
+        "--ipam-driver",
+        "cnm",
+        "-o",
+        "cnm.network=k",
+        "--ipam-opt",
+        "cnm.network=k",
+        "--subnet",
+        "10.231.215.0/28",
+        "k",
+    ])?;
+    e.docker(&["run", "-d", "--name", "kc", "--network", "k", "busybox:local", "sleep", "3600"])?;
+    e.docker(&["rm", "-f", "kc"])?;
+    e.docker(&["network", "rm", "k"])?;
+    Ok(())
+}
+
+/// The crash harness above on a cnm overlay network with a real etcd: cnmd
+/// serving Docker is killed at each of the plugin host's kill points a
+/// container's overlay life reaches (its ports are Docker's gateway
+/// bridge's, so no publish) and at the overlay driver's; after a restart
+/// and the user's clean-up, neither the host nor the cluster store holds
+/// anything of the network (its VNI, pool, addresses, peers, names).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_docker_plugin_host_crashed_at_every_overlay_step_leaks_nothing() {
+    if !cnm_tests::dockerd::available(OVERLAY_KILL_TEST)
+        || !cnm_tests::tools(OVERLAY_KILL_TEST, &["etcd"], "etcd-server")
+        || !cnm_tests::tools(OVERLAY_KILL_TEST, &["openssl"], "openssl")
+    {
+        return;
+    }
+    let mut underlay = common::cluster::Underlay::new().await;
+    underlay.start_etcd().await;
+    let Some(h) = TestHost::new(OVERLAY_KILL_TEST).await else { return };
+    underlay.plug(&h, 1).await;
+    let dhost = std::sync::Arc::new(DockerHost::new(&h.ns_path()));
+    let mut args = vec![
+        "--cluster-store".to_string(),
+        format!("etcd://{}:2379", common::cluster::ETCD),
+        "--advertise-addr".to_string(),
+        "192.168.231.1".to_string(),
+    ];
+    args.extend(underlay.store_args());
+    let mut plugins = Plugins::new(h.dir.path(), &args);
+    let served = ["cnm-overlay", "cnm"];
+    plugins.start(&dhost, &served);
+    let edir = tempfile::Builder::new().prefix("cnm-dockerd-").tempdir().unwrap();
+    let on = dhost.clone();
+    let engine = std::sync::Arc::new(tokio::task::spawn_blocking(move || Engine::start_on(edir, &on)).await.unwrap());
+    import_busybox(&engine);
+    assert!(plugins.stop(), "cnmd stops cleanly:\n{}", plugins.log());
+    let points: Vec<&str> = cnm_docker_plugin::kill::POINTS
+        .iter()
+        .copied()
+        .filter(|p| *p != "plugin.publish.intent")
+        .chain(cnm_driver_overlay::kill::POINTS.iter().copied())
+        .collect();
+    let store_keys = || {
+        underlay.as_store_client(|c| async move {
+            let mut keys = Vec::new();
+            for prefix in ["docker-plugin/", "ipam/pools/", "ipam/addrs/", "overlay/vni/", "overlay/peers/", "names/"] {
+                keys.extend(c.list(prefix).await.unwrap().0.into_iter().map(|(k, _)| k));
+            }
+            keys
+        })
+    };
+    for point in points {
+        let reached = plugins.start_killing_at(&dhost, &served, point);
+        let e = engine.clone();
+        let run = std::thread::spawn(move || overlay_scenario(&e));
+        let end = Instant::now() + Duration::from_secs(60);
+        while reached.recv_timeout(Duration::from_millis(50)).is_err() {
+            assert!(!run.is_finished(), "{point}: the scenario never reaches this kill point");
+            assert!(Instant::now() < end, "{point}: neither reached nor finished in 60 s");
+        }
+        plugins.kill();
+        plugins.start(&dhost, &served);
+        let end = Instant::now() + Duration::from_secs(120);
+        while !run.is_finished() {
+            assert!(Instant::now() < end, "{point}: the scenario did not end within 120 s of the restart");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let outcome = run.join().expect("the scenario thread");
+        let _ = engine.docker(&["rm", "-f", "kc"]);
+        let _ = engine.docker(&["network", "rm", "k"]);
+        let left = engine.ok(&["network", "ls", "-q", "--filter", "driver=cnm-overlay"]);
+        assert!(left.is_empty(), "{point}: Docker still has a cnm network: {left} ({outcome:?})");
+        // Docker keeps its own gateway bridge for overlay containers.
+        let end = Instant::now() + Duration::from_secs(5);
+        let links = loop {
+            let links: Vec<String> =
+                h.links().await.into_iter().filter(|l| l != "docker_gwbridge" && !l.starts_with("veth")).collect();
+            if links == ["eth0", "lo"] || Instant::now() > end {
+                break links;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(links, ["eth0", "lo"], "{point}: links left ({outcome:?})\n{}", plugins.log());
+        let keys = store_keys().await;
+        assert!(keys.is_empty(), "{point}: the cluster store holds {keys:?} ({outcome:?})\n{}", plugins.log());
+        assert!(plugins.stop(), "{point}: cnmd stops cleanly:\n{}", plugins.log());
+    }
+    plugins.start(&dhost, &served);
+    let e = engine.clone();
+    tokio::task::spawn_blocking(move || overlay_scenario(&e)).await.unwrap().expect("a clean run after every crash");
+    assert!(plugins.stop(), "cnmd stops cleanly:\n{}", plugins.log());
+    let journal = cnm_docker_plugin::Journal::open(&h.dir.path().join("data").join("docker-plugins.db")).unwrap();
+    let records: Vec<(String, serde_json::Value)> = journal.load("").unwrap();
+    assert!(records.is_empty(), "the journal holds nothing: {records:?}");
+    let engine = std::sync::Arc::into_inner(engine).expect("the scenario threads ended");
+    let engine = engine.stop_async().await;
+    assert!(engine.processes().is_empty(), "dockerd and containerd are gone");
+    underlay.stop_etcd();
+}
