@@ -356,26 +356,7 @@ async fn the_docker_plugin_host_crashed_at_every_step_leaks_nothing() {
     let points: Vec<&str> =
         cnm_docker_plugin::kill::POINTS.iter().chain(cnm_driver_bridge::kill::POINTS).copied().collect();
     for point in points {
-        let reached = plugins.start_killing_at(&dhost, &served, point);
-        let e = engine.clone();
-        let run = std::thread::spawn(move || scenario(&e));
-        // The point is reached, or the scenario ends without reaching it.
-        let end = Instant::now() + Duration::from_secs(60);
-        while reached.recv_timeout(Duration::from_millis(50)).is_err() {
-            assert!(!run.is_finished(), "{point}: the scenario never reaches this kill point");
-            assert!(Instant::now() < end, "{point}: neither reached nor finished in 60 s");
-        }
-        plugins.kill();
-        plugins.start(&dhost, &served);
-        // Docker retries a call whose connection broke: it may go through now.
-        let end = Instant::now() + Duration::from_secs(120);
-        while !run.is_finished() {
-            assert!(Instant::now() < end, "{point}: the scenario did not end within 120 s of the restart");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let outcome = run.join().expect("the scenario thread");
-        let _ = engine.docker(&["rm", "-f", "kc"]);
-        let _ = engine.docker(&["network", "rm", "k"]);
+        let outcome = crash_at(&mut plugins, &dhost, &served, &engine, point, scenario).await;
         let left = engine.ok(&["network", "ls", "-q", "--filter", "driver=cnm-bridge"]);
         assert!(left.is_empty(), "{point}: Docker still has a cnm network: {left} ({outcome:?})");
         let links = h.settled_links(&["lo", "uplink"]).await;
@@ -386,16 +367,7 @@ async fn the_docker_plugin_host_crashed_at_every_step_leaks_nothing() {
         assert!(plugins.stop(), "{point}: cnmd stops cleanly:\n{}", plugins.log());
     }
     // A last run to its end: the subnet is free, and nothing is journaled after it.
-    plugins.start(&dhost, &served);
-    let e = engine.clone();
-    tokio::task::spawn_blocking(move || scenario(&e)).await.unwrap().expect("a clean run after every crash");
-    assert!(plugins.stop(), "cnmd stops cleanly:\n{}", plugins.log());
-    let journal = cnm_docker_plugin::Journal::open(&h.dir.path().join("data").join("docker-plugins.db")).unwrap();
-    let records: Vec<(String, serde_json::Value)> = journal.load("").unwrap();
-    assert!(records.is_empty(), "the journal holds nothing: {records:?}");
-    let engine = std::sync::Arc::into_inner(engine).expect("the scenario threads ended");
-    let engine = engine.stop_async().await;
-    assert!(engine.processes().is_empty(), "dockerd and containerd are gone");
+    clean_run_after_crashes(&mut plugins, &dhost, &served, engine, &h.dir.path().join("data"), scenario).await;
 }
 
 const MANAGED_TEST: &str = "docker_installs_cnm_as_a_managed_plugin";
@@ -545,24 +517,7 @@ async fn the_docker_plugin_host_crashed_at_every_overlay_step_leaks_nothing() {
         })
     };
     for point in points {
-        let reached = plugins.start_killing_at(&dhost, &served, point);
-        let e = engine.clone();
-        let run = std::thread::spawn(move || overlay_scenario(&e));
-        let end = Instant::now() + Duration::from_secs(60);
-        while reached.recv_timeout(Duration::from_millis(50)).is_err() {
-            assert!(!run.is_finished(), "{point}: the scenario never reaches this kill point");
-            assert!(Instant::now() < end, "{point}: neither reached nor finished in 60 s");
-        }
-        plugins.kill();
-        plugins.start(&dhost, &served);
-        let end = Instant::now() + Duration::from_secs(120);
-        while !run.is_finished() {
-            assert!(Instant::now() < end, "{point}: the scenario did not end within 120 s of the restart");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let outcome = run.join().expect("the scenario thread");
-        let _ = engine.docker(&["rm", "-f", "kc"]);
-        let _ = engine.docker(&["network", "rm", "k"]);
+        let outcome = crash_at(&mut plugins, &dhost, &served, &engine, point, overlay_scenario).await;
         let left = engine.ok(&["network", "ls", "-q", "--filter", "driver=cnm-overlay"]);
         assert!(left.is_empty(), "{point}: Docker still has a cnm network: {left} ({outcome:?})");
         // Docker keeps its own gateway bridge for overlay containers.
@@ -580,15 +535,62 @@ async fn the_docker_plugin_host_crashed_at_every_overlay_step_leaks_nothing() {
         assert!(keys.is_empty(), "{point}: the cluster store holds {keys:?} ({outcome:?})\n{}", plugins.log());
         assert!(plugins.stop(), "{point}: cnmd stops cleanly:\n{}", plugins.log());
     }
-    plugins.start(&dhost, &served);
+    clean_run_after_crashes(&mut plugins, &dhost, &served, engine, &h.dir.path().join("data"), overlay_scenario).await;
+    underlay.stop_etcd();
+}
+
+/// Runs `scenario` with cnmd set to stop at `point`, kills it there (the
+/// scenario must reach it), starts it again, waits (bounded) for the
+/// scenario's end and does the user's clean-up (the container and the
+/// network `k` removed if Docker kept them); what the scenario said.
+async fn crash_at(
+    plugins: &mut Plugins,
+    dhost: &DockerHost,
+    served: &[&str],
+    engine: &std::sync::Arc<Engine>,
+    point: &str,
+    scenario: fn(&Engine) -> Result<(), String>,
+) -> Result<(), String> {
+    let reached = plugins.start_killing_at(dhost, served, point);
     let e = engine.clone();
-    tokio::task::spawn_blocking(move || overlay_scenario(&e)).await.unwrap().expect("a clean run after every crash");
+    let run = std::thread::spawn(move || scenario(&e));
+    let end = Instant::now() + Duration::from_secs(60);
+    while reached.recv_timeout(Duration::from_millis(50)).is_err() {
+        assert!(!run.is_finished(), "{point}: the scenario never reaches this kill point");
+        assert!(Instant::now() < end, "{point}: neither reached nor finished in 60 s");
+    }
+    plugins.kill();
+    plugins.start(dhost, served);
+    // Docker retries a call whose connection broke: it may go through now.
+    let end = Instant::now() + Duration::from_secs(120);
+    while !run.is_finished() {
+        assert!(Instant::now() < end, "{point}: the scenario did not end within 120 s of the restart");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let outcome = run.join().expect("the scenario thread");
+    let _ = engine.docker(&["rm", "-f", "kc"]);
+    let _ = engine.docker(&["network", "rm", "k"]);
+    outcome
+}
+
+/// After every crash: `scenario` runs to its end, the journal (under
+/// `data`) holds nothing after it, and dockerd stops with all its processes.
+async fn clean_run_after_crashes(
+    plugins: &mut Plugins,
+    dhost: &DockerHost,
+    served: &[&str],
+    engine: std::sync::Arc<Engine>,
+    data: &std::path::Path,
+    scenario: fn(&Engine) -> Result<(), String>,
+) {
+    plugins.start(dhost, served);
+    let e = engine.clone();
+    tokio::task::spawn_blocking(move || scenario(&e)).await.unwrap().expect("a clean run after every crash");
     assert!(plugins.stop(), "cnmd stops cleanly:\n{}", plugins.log());
-    let journal = cnm_docker_plugin::Journal::open(&h.dir.path().join("data").join("docker-plugins.db")).unwrap();
+    let journal = cnm_docker_plugin::Journal::open(&data.join("docker-plugins.db")).unwrap();
     let records: Vec<(String, serde_json::Value)> = journal.load("").unwrap();
     assert!(records.is_empty(), "the journal holds nothing: {records:?}");
     let engine = std::sync::Arc::into_inner(engine).expect("the scenario threads ended");
     let engine = engine.stop_async().await;
     assert!(engine.processes().is_empty(), "dockerd and containerd are gone");
-    underlay.stop_etcd();
 }

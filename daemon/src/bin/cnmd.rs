@@ -148,14 +148,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     let inflight = state.inflight.clone();
     let app = cnmd::server::router(state);
 
-    let mut term = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
-    let shutdown = async move {
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM received"),
-            _ = int.recv() => tracing::info!("SIGINT received"),
-        }
-    };
+    let shutdown = shutdown_signal()?;
     for h in &cfg.hosts {
         tracing::info!(address = %h, "API listening");
     }
@@ -175,14 +168,7 @@ async fn docker_plugins(
     options: cnmd::drivers::DriverOptions,
     managed: Option<&str>,
 ) -> anyhow::Result<()> {
-    let mut term = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
-    let shutdown = async move {
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM received"),
-            _ = int.recv() => tracing::info!("SIGINT received"),
-        }
-    };
+    let shutdown = shutdown_signal()?;
     cnmd::docker_plugins::serve(cfg, options, managed, shutdown).await?;
     tracing::info!("stopped; Docker's networks and containers stay in place");
     Ok(())
@@ -191,6 +177,18 @@ async fn docker_plugins(
 #[cfg(not(feature = "docker-plugins"))]
 async fn docker_plugins(_: &DaemonConfig, _: cnmd::drivers::DriverOptions, _: Option<&str>) -> anyhow::Result<()> {
     anyhow::bail!("--docker-plugins: this cnmd was built without the docker-plugins feature")
+}
+
+/// Completes at the first SIGTERM or SIGINT (the handlers are installed now).
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    let mut term = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+    })
 }
 
 /// Raises the soft limit of open files to the hard one (as dockerd's unit
