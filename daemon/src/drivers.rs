@@ -60,6 +60,8 @@ pub fn register_builtin_drivers(builder: ControllerBuilder, opts: DriverOptions)
     let builder = builder.driver(cnm_driver_host::HostDriver::new());
     #[cfg(feature = "macvlan")]
     let builder = builder.driver_on_host(|host| cnm_driver_macvlan::MacvlanDriver::new(host.clone()));
+    #[cfg(feature = "ipvlan")]
+    let builder = builder.driver_on_host(|host| cnm_driver_ipvlan::IpvlanDriver::new(host.clone()));
     #[cfg(feature = "remote")]
     let builder = remote(builder, opts.plugin_dir.as_deref());
     builder

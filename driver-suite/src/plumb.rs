@@ -15,8 +15,10 @@ pub(crate) fn sandbox_name(prefix: &str) -> String {
     format!("{prefix}0")
 }
 
-/// Places the link of `resp` in `sb` with `address` and `mac`, and adds
-/// the join's routes. Does nothing for a join without an interface.
+/// Places the link of `resp` in `sb` with `address` and `mac` (not set
+/// again where the link has it: an ipvlan link cannot be given even its
+/// own), and adds the join's routes. Does nothing for a join without an
+/// interface.
 pub(crate) async fn place(
     host: &Netlink,
     sb: &Sandbox,
@@ -30,7 +32,8 @@ pub(crate) async fn place(
     let nl = &sb.netlink;
     let index = match nl.link_get(&iface.src_name).await.map_err(e(format!("find {}", iface.src_name)))? {
         Some(link) => {
-            nl.link_configure(link.index, Some(&dst), mac.map(|m| m.octets()), false)
+            let mac = mac.map(|m| m.octets()).filter(|m| link.mac != Some(*m));
+            nl.link_configure(link.index, Some(&dst), mac, false)
                 .await
                 .map_err(e(format!("name {} {dst}", iface.src_name)))?;
             link.index
@@ -45,9 +48,8 @@ pub(crate) async fn place(
                 .map_err(e(format!("move {} into the sandbox", iface.src_name)))?;
             let moved = nl.link_get(&dst).await.map_err(e(format!("find {dst}")))?;
             let moved = moved.ok_or_else(|| format!("{dst} is not in the sandbox after the move"))?;
-            nl.link_configure(moved.index, None, mac.map(|m| m.octets()), false)
-                .await
-                .map_err(e(format!("configure {dst}")))?;
+            let mac = mac.map(|m| m.octets()).filter(|m| moved.mac != Some(*m));
+            nl.link_configure(moved.index, None, mac, false).await.map_err(e(format!("configure {dst}")))?;
             moved.index
         }
     };

@@ -91,8 +91,8 @@ pub fn plugin_spec(data: &[u8]) {
     }
 }
 
-/// Driver options (`-o key=value`, one per line) as the bridge and
-/// macvlan drivers read them.
+/// Driver options (`-o key=value`, one per line) as the bridge, macvlan
+/// and ipvlan drivers read them.
 pub fn driver_options(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let options: BTreeMap<String, String> = text
@@ -105,6 +105,9 @@ pub fn driver_options(data: &[u8]) {
     let _ = cnm_driver_bridge::BridgeConfig::from_options(&options);
     for internal in [false, true] {
         let _ = cnm_driver_macvlan::MacvlanConfig::from_options(&options, internal);
+        if let Ok(c) = cnm_driver_ipvlan::IpvlanConfig::from_options(&options, internal) {
+            let _ = c.vlan();
+        }
     }
 }
 

@@ -161,6 +161,12 @@ impl Error {
     pub fn is_exists(&self) -> bool {
         self.errno() == Some(libc::EEXIST)
     }
+
+    /// Whether an address is held elsewhere (EADDRINUSE): an ipvlan
+    /// sibling of the same parent has it.
+    pub fn is_address_in_use(&self) -> bool {
+        self.errno() == Some(libc::EADDRINUSE)
+    }
 }
 
 /// The kind travels with the error: the driver contract's error converts

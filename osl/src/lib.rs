@@ -24,7 +24,7 @@ pub mod watch;
 pub use address::Address;
 pub use cnm_kinds::{Chain, chain};
 pub use error::{Error, Failed, Result};
-pub use link::{BridgePortFlags, Link, LinkKind, MacvlanMode, VethSpec};
+pub use link::{BridgePortFlags, IpvlanFlag, IpvlanMode, Link, LinkKind, MacvlanMode, VethSpec};
 pub use namespace::Namespace;
 pub use netlink::{DEFAULT_DEADLINE, Netlink};
 pub use route::{Route, RouteScope};

@@ -3,9 +3,9 @@
 //! namespaces and deletion (`ip link …`).
 
 use crate::{Error, Namespace, Netlink, Result};
-use rtnetlink::packet_route::link::MacVlanMode;
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
-use rtnetlink::{LinkBridge, LinkDummy, LinkMacVlan, LinkMessageBuilder, LinkUnspec, LinkVlan, LinkVxlan};
+use rtnetlink::packet_route::link::{IpVlanFlags, IpVlanMode, MacVlanMode};
+use rtnetlink::{LinkBridge, LinkDummy, LinkIpVlan, LinkMacVlan, LinkMessageBuilder, LinkUnspec, LinkVlan, LinkVxlan};
 use std::os::fd::AsRawFd;
 
 /// The kind of a link, as far as cnm cares.
@@ -161,6 +161,52 @@ impl MacvlanMode {
             MacvlanMode::Private => "private",
             MacvlanMode::Vepa => "vepa",
             MacvlanMode::Passthru => "passthru",
+        }
+    }
+}
+
+/// How ipvlan links reach their parent's segment (`ip link … type ipvlan mode M`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IpvlanMode {
+    /// Switched at layer 2 on the parent (Docker's default).
+    #[default]
+    L2,
+    /// Routed at layer 3 by the parent's namespace; no ARP or broadcast on the links.
+    L3,
+    /// As `L3`, with the parent's netfilter hooks seeing the traffic.
+    L3s,
+}
+
+impl IpvlanMode {
+    /// Docker's name of the mode (`ipvlan_mode`).
+    pub fn name(self) -> &'static str {
+        match self {
+            IpvlanMode::L2 => "l2",
+            IpvlanMode::L3 => "l3",
+            IpvlanMode::L3s => "l3s",
+        }
+    }
+}
+
+/// How ipvlan siblings reach each other (`ip link … type ipvlan mode M F`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IpvlanFlag {
+    /// Siblings talk to each other directly (Docker's default).
+    #[default]
+    Bridge,
+    /// Siblings cannot talk to each other.
+    Private,
+    /// Traffic between siblings goes out to the switch and back.
+    Vepa,
+}
+
+impl IpvlanFlag {
+    /// Docker's name of the flag (`ipvlan_flag`).
+    pub fn name(self) -> &'static str {
+        match self {
+            IpvlanFlag::Bridge => "bridge",
+            IpvlanFlag::Private => "private",
+            IpvlanFlag::Vepa => "vepa",
         }
     }
 }
@@ -401,6 +447,28 @@ impl Netlink {
         }
         let req = self.handle.link().add(b.build()).execute();
         self.call(|| format!("ip link add {name} link index {parent} type macvlan mode {}", mode.name()), req).await
+    }
+
+    /// Creates an ipvlan link named `name` on the link `parent` (an index),
+    /// down (`ip link add NAME link PARENT type ipvlan mode M F`). The mode
+    /// and flag belong to the parent's whole ipvlan port: the last link
+    /// made sets them for all its siblings.
+    pub async fn link_add_ipvlan(&self, name: &str, parent: u32, mode: IpvlanMode, flag: IpvlanFlag) -> Result<()> {
+        check_name(name)?;
+        let kernel_mode = match mode {
+            IpvlanMode::L2 => IpVlanMode::L2,
+            IpvlanMode::L3 => IpVlanMode::L3,
+            IpvlanMode::L3s => IpVlanMode::L3S,
+        };
+        let kernel_flag = match flag {
+            IpvlanFlag::Bridge => IpVlanFlags::empty(),
+            IpvlanFlag::Private => IpVlanFlags::Private,
+            IpvlanFlag::Vepa => IpVlanFlags::Vepa,
+        };
+        let req =
+            self.handle.link().add(LinkIpVlan::new(name, parent, kernel_mode).flag(kernel_flag).build()).execute();
+        let op = || format!("ip link add {name} link index {parent} type ipvlan mode {} {}", mode.name(), flag.name());
+        self.call(op, req).await
     }
 
     /// Creates an 802.1q VLAN link `name` with id `vlan` on `parent`, up

@@ -1,5 +1,6 @@
 //! The behaviour suite (`cnm-driver-suite`) against every driver there is,
-//! each in a scratch host of its own: bridge, host, null, macvlan and
+//! each in a scratch host of its own: bridge, host, null, macvlan, ipvlan
+//! (in the second kernel) and
 //! overlay (two hosts, a real etcd) compiled in; the example ptp driver
 //! compiled in and loaded as a library; the bridge served as a remote
 //! plugin. Cases follow what each declares; the declared abilities are
@@ -82,6 +83,33 @@ async fn macvlan_passes_the_suite() {
         .await;
     cnm::osl::Namespace::remove(h.dir().join("lan.netns")).unwrap();
     report.assert_passed();
+}
+
+/// ipvlan (`l2`, the default) on the same LAN. This VM's kernel may lack
+/// ipvlan: the suite runs where the kernel has it, and
+/// `ipvlan_in_the_second_kernel` runs it in Debian's stock kernel, which
+/// has it (the error of a kernel without it is `drivers/ipvlan`'s test).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipvlan_passes_the_suite() {
+    let Some(h) = host("ipvlan_passes_the_suite").await else { return };
+    if !cnm_tests::kernel::has(cnm_tests::kernel::Feature::Ipvlan).await {
+        return;
+    }
+    let _lan = lan(&h).await;
+    let nl = h.netlink().clone();
+    let d = Arc::new(cnm_driver_ipvlan::IpvlanDriver::new(nl.clone()));
+    let report = Suite::new(d, &h)
+        .declare(Declared::routed().with_option("parent", "lan0").with_option_prefix("ipvlan_"))
+        .restart_with(move || Arc::new(cnm_driver_ipvlan::IpvlanDriver::new(nl.clone())))
+        .run()
+        .await;
+    cnm::osl::Namespace::remove(h.dir().join("lan.netns")).unwrap();
+    report.assert_passed();
+}
+
+#[test]
+fn ipvlan_in_the_second_kernel() {
+    cnm_tests::kernel::run_in_second_kernel("ipvlan_in_the_second_kernel", &["ipvlan_passes_the_suite"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

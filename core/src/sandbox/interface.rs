@@ -42,6 +42,8 @@ pub(crate) fn next_name<'a>(prefix: &str, used: impl Iterator<Item = &'a str> + 
 }
 
 /// Places link `src` in the sandbox as `dst`, with `mac` and `addrs`, up.
+/// A MAC address the link has already is not set again (an ipvlan link
+/// has its parent's and cannot be given one, even the same).
 /// Returns the link's index in the sandbox.
 pub(crate) async fn place(
     host: &Netlink,
@@ -58,7 +60,8 @@ pub(crate) async fn place(
     let up_now = !v4_only;
     let index = match sb.link_get(src).await.map_err(|e| Error::os(op("find"), e))? {
         Some(link) => {
-            let configure = || sb.link_configure(link.index, Some(dst), mac.map(|m| m.octets()), up_now);
+            let mac = mac.map(|m| m.octets()).filter(|m| link.mac != Some(*m));
+            let configure = || sb.link_configure(link.index, Some(dst), mac, up_now);
             match configure().await {
                 Err(e) if e.is_exists() && park_retired(sb, dst).await? => configure().await,
                 r => r,
@@ -83,15 +86,14 @@ pub(crate) async fn place(
                 .await
                 .map_err(|e| Error::os(op("find moved"), e))?
                 .ok_or_else(|| Error::os(op("find moved"), cnm_osl::Error::NotFound(format!("link {dst}"))))?;
-            sb.link_configure(moved.index, None, mac.map(|m| m.octets()), up_now)
-                .await
-                .map_err(|e| Error::os(op("configure"), e))?;
+            let mac = mac.map(|m| m.octets()).filter(|m| moved.mac != Some(*m));
+            sb.link_configure(moved.index, None, mac, up_now).await.map_err(|e| Error::os(op("configure"), e))?;
             moved.index
         }
     };
     let addresses = async {
         for a in addrs {
-            sb.addr_add(index, *a).await.map_err(|e| Error::os(format!("add address {a} to {dst}"), e))?;
+            add_address(sb, index, *a).await.map_err(|e| Error::os(format!("add address {a} to {dst}"), e))?;
         }
         Ok::<_, Error>(())
     };
@@ -104,6 +106,27 @@ pub(crate) async fn place(
         addresses.await?;
     }
     Ok(index)
+}
+
+/// How long an address another link of the same parent still holds is
+/// waited for (see [`add_address`]).
+const ADDRESS_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Adds `addr` to link `index`. An ipvlan parent lets one of its links
+/// hold an address at a time, and the link of a sandbox deleted a moment
+/// ago lives on until the kernel has torn its namespace down (in the
+/// background, some milliseconds): an address it still holds is asked for
+/// again every 20 ms, for at most [`ADDRESS_RELEASE_WAIT`].
+async fn add_address(sb: &Netlink, index: u32, addr: IpNet) -> cnm_osl::Result<()> {
+    let deadline = tokio::time::Instant::now() + ADDRESS_RELEASE_WAIT;
+    loop {
+        match sb.addr_add(index, addr).await {
+            Err(e) if e.is_address_in_use() && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            done => return done,
+        }
+    }
 }
 
 /// Turns IPv6 off on interface `name` of the sandbox before it comes up:
@@ -135,6 +158,14 @@ const PARKED_DELETE_DELAY: std::time::Duration = std::time::Duration::from_secs(
 pub(crate) async fn remove(sb: &Netlink, name: &str) -> Result<()> {
     let op = |what: &str| format!("{what} {name}");
     let Some(link) = sb.link_get(name).await.map_err(|e| Error::os(op("find"), e))? else { return Ok(()) };
+    if matches!(&link.kind, cnm_osl::LinkKind::Other(kind) if kind == "ipvlan") {
+        // An ipvlan link holds its addresses on its parent while it exists
+        // (down too): it goes now, so that they can be given again at once.
+        return match sb.link_del(link.index).await {
+            Err(e) if !e.is_not_found() => Err(Error::os(op("delete"), e)),
+            _ => Ok(()),
+        };
+    }
     match sb.link_retire(link.index, RETIRED_ALIAS).await {
         Ok(()) => {}
         Err(e) if e.is_not_found() => return Ok(()),

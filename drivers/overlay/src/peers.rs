@@ -43,13 +43,23 @@ pub(crate) type Joined = std::sync::Arc<cnm_driverapi::Table<String, (String, Pe
 
 /// Publishes this host's joined endpoints of network `nid` again (after the
 /// store came back, or a new lease).
+///
+/// An endpoint that leaves while its record is on the way (a leave
+/// withdraws after it is out of `joined`) is withdrawn again here, so a
+/// late put never outlives the leave.
 pub(crate) async fn republish(cluster: &Cluster, nid: &str, joined: &Joined) {
     let mine: Vec<(String, Peer)> =
         joined.lock().iter().filter(|(_, (n, _))| n == nid).map(|(e, (_, p))| (e.clone(), *p)).collect();
     for (eid, peer) in mine {
         let Ok(value) = serde_json::to_vec(&peer) else { continue };
-        if let Err(e) = cluster.put_leased(&key(nid, &eid), &value).await {
+        let key = key(nid, &eid);
+        if let Err(e) = cluster.put_leased(&key, &value).await {
             tracing::warn!(endpoint = %eid, error = %cnm_driverapi::Chain(&e), "cannot publish an overlay endpoint again");
+        }
+        if !joined.contains(&eid)
+            && let Err(e) = cluster.delete(&key).await
+        {
+            tracing::warn!(endpoint = %eid, error = %cnm_driverapi::Chain(&e), "cannot withdraw an overlay endpoint that left (its lease will)");
         }
     }
 }

@@ -1,0 +1,120 @@
+//! An ipvlan network's configuration, read from its driver options.
+
+use crate::Error;
+use cnm_osl::{IpvlanFlag, IpvlanMode};
+use std::collections::BTreeMap;
+
+/// The `parent` option.
+pub const PARENT: &str = "parent";
+/// The `ipvlan_mode` option.
+pub const MODE: &str = "ipvlan_mode";
+/// The `ipvlan_flag` option.
+pub const FLAG: &str = "ipvlan_flag";
+/// The prefix of the ipvlan driver's own option keys (besides `parent`).
+const OWN_PREFIX: &str = "ipvlan_";
+
+/// What an ipvlan network is built on.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IpvlanConfig {
+    /// The host interface; `None` for a host-only network on a dummy link.
+    pub parent: Option<String>,
+    /// How the links reach the segment.
+    pub mode: IpvlanMode,
+    /// How the links reach each other.
+    pub flag: IpvlanFlag,
+    /// No default route in sandboxes.
+    pub internal: bool,
+}
+
+impl IpvlanConfig {
+    /// Reads the driver options; an unknown `ipvlan_` key (a typo) is
+    /// refused, other keys are kept (logged), as Docker keeps them.
+    pub fn from_options(options: &BTreeMap<String, String>, internal: bool) -> Result<Self, Error> {
+        let mut cfg = IpvlanConfig { internal, ..Default::default() };
+        for (k, v) in options {
+            match k.as_str() {
+                PARENT if !v.is_empty() => cfg.parent = Some(v.clone()),
+                PARENT => {}
+                MODE => {
+                    cfg.mode = match v.as_str() {
+                        "" | "l2" => IpvlanMode::L2,
+                        "l3" => IpvlanMode::L3,
+                        "l3s" => IpvlanMode::L3s,
+                        other => {
+                            return Err(Error::InvalidOption(format!("{MODE} {other:?}: expected l2, l3 or l3s")));
+                        }
+                    }
+                }
+                FLAG => {
+                    cfg.flag = match v.as_str() {
+                        "" | "bridge" => IpvlanFlag::Bridge,
+                        "private" => IpvlanFlag::Private,
+                        "vepa" => IpvlanFlag::Vepa,
+                        other => {
+                            return Err(Error::InvalidOption(format!(
+                                "{FLAG} {other:?}: expected bridge, private or vepa"
+                            )));
+                        }
+                    }
+                }
+                other if other.starts_with(OWN_PREFIX) => {
+                    return Err(Error::InvalidOption(format!("unknown ipvlan option {other:?}")));
+                }
+                other => tracing::warn!(option = %other, "option kept, not used by the ipvlan driver"),
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Whether sandboxes route through the host (`l3`, `l3s`) rather than a gateway.
+    pub fn routed(&self) -> bool {
+        self.mode != IpvlanMode::L2
+    }
+
+    /// The 802.1q sub-interface the parent names (`eth0.10` → `eth0`, 10), if it names one.
+    pub fn vlan(&self) -> Result<Option<(&str, u16)>, Error> {
+        let Some(parent) = self.parent.as_deref() else { return Ok(None) };
+        let Some((base, id)) = parent.rsplit_once('.') else { return Ok(None) };
+        let id: u16 = id
+            .parse()
+            .ok()
+            .filter(|id| (1..4095).contains(id))
+            .ok_or_else(|| Error::InvalidOption(format!("{PARENT} {parent:?}: the VLAN id must be 1 to 4094")))?;
+        if base.is_empty() {
+            return Err(Error::InvalidOption(format!("{PARENT} {parent:?}: no interface before the VLAN id")));
+        }
+        Ok(Some((base, id)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
+        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn options_are_read_as_docker_names_them() {
+        let given = opts(&[("parent", "eth0.10"), ("ipvlan_mode", "l3s"), ("ipvlan_flag", "private")]);
+        let c = IpvlanConfig::from_options(&given, true).unwrap();
+        assert_eq!(c.parent.as_deref(), Some("eth0.10"));
+        assert_eq!((c.mode, c.flag), (IpvlanMode::L3s, IpvlanFlag::Private));
+        assert!(c.internal && c.routed());
+        assert_eq!(c.vlan().unwrap(), Some(("eth0", 10)));
+        let c = IpvlanConfig::from_options(&opts(&[]), false).unwrap();
+        assert_eq!((c.parent.clone(), c.mode, c.flag), (None, IpvlanMode::L2, IpvlanFlag::Bridge));
+        assert!(!c.routed());
+        assert!(IpvlanConfig::from_options(&opts(&[("ipvlan_mode", "passthru")]), false).is_err());
+        assert!(IpvlanConfig::from_options(&opts(&[("ipvlan_flag", "l3")]), false).is_err());
+        let typo = IpvlanConfig::from_options(&opts(&[("ipvlan_mdoe", "l3")]), false).unwrap_err();
+        assert!(typo.to_string().contains("ipvlan_mdoe"), "{typo}");
+        // Not the ipvlan driver's: kept, as Docker keeps it.
+        assert!(IpvlanConfig::from_options(&opts(&[("mtu", "1400")]), false).is_ok());
+        let c = IpvlanConfig::from_options(&opts(&[("parent", "eth0.0")]), false).unwrap();
+        assert!(c.vlan().is_err());
+        let c = IpvlanConfig::from_options(&opts(&[("parent", ".7")]), false).unwrap();
+        assert!(c.vlan().is_err());
+    }
+}
