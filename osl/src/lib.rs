@@ -20,6 +20,7 @@ mod route;
 mod sysctl;
 pub mod userns;
 pub mod watch;
+pub mod wireguard;
 
 pub use address::Address;
 pub use cnm_kinds::{Chain, chain};
