@@ -105,9 +105,10 @@ pub fn driver_options(data: &[u8]) {
     let _ = cnm_driver_bridge::BridgeConfig::from_options(&options);
     for internal in [false, true] {
         let _ = cnm_driver_macvlan::MacvlanConfig::from_options(&options, internal);
-        if let Ok(c) = cnm_driver_ipvlan::IpvlanConfig::from_options(&options, internal) {
-            let _ = c.vlan();
-        }
+        let _ = cnm_driver_ipvlan::IpvlanConfig::from_options(&options, internal);
+    }
+    if let Some(parent) = options.get(cnm_parent_link::PARENT) {
+        let _ = cnm_parent_link::vlan(parent);
     }
 }
 

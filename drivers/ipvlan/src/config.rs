@@ -4,8 +4,7 @@ use crate::Error;
 use cnm_osl::{IpvlanFlag, IpvlanMode};
 use std::collections::BTreeMap;
 
-/// The `parent` option.
-pub const PARENT: &str = "parent";
+pub use cnm_parent_link::PARENT;
 /// The `ipvlan_mode` option.
 pub const MODE: &str = "ipvlan_mode";
 /// The `ipvlan_flag` option.
@@ -70,21 +69,6 @@ impl IpvlanConfig {
     pub fn routed(&self) -> bool {
         self.mode != IpvlanMode::L2
     }
-
-    /// The 802.1q sub-interface the parent names (`eth0.10` → `eth0`, 10), if it names one.
-    pub fn vlan(&self) -> Result<Option<(&str, u16)>, Error> {
-        let Some(parent) = self.parent.as_deref() else { return Ok(None) };
-        let Some((base, id)) = parent.rsplit_once('.') else { return Ok(None) };
-        let id: u16 = id
-            .parse()
-            .ok()
-            .filter(|id| (1..4095).contains(id))
-            .ok_or_else(|| Error::InvalidOption(format!("{PARENT} {parent:?}: the VLAN id must be 1 to 4094")))?;
-        if base.is_empty() {
-            return Err(Error::InvalidOption(format!("{PARENT} {parent:?}: no interface before the VLAN id")));
-        }
-        Ok(Some((base, id)))
-    }
 }
 
 #[cfg(test)]
@@ -102,7 +86,6 @@ mod tests {
         assert_eq!(c.parent.as_deref(), Some("eth0.10"));
         assert_eq!((c.mode, c.flag), (IpvlanMode::L3s, IpvlanFlag::Private));
         assert!(c.internal && c.routed());
-        assert_eq!(c.vlan().unwrap(), Some(("eth0", 10)));
         let c = IpvlanConfig::from_options(&opts(&[]), false).unwrap();
         assert_eq!((c.parent.clone(), c.mode, c.flag), (None, IpvlanMode::L2, IpvlanFlag::Bridge));
         assert!(!c.routed());
@@ -112,9 +95,5 @@ mod tests {
         assert!(typo.to_string().contains("ipvlan_mdoe"), "{typo}");
         // Not the ipvlan driver's: kept, as Docker keeps it.
         assert!(IpvlanConfig::from_options(&opts(&[("mtu", "1400")]), false).is_ok());
-        let c = IpvlanConfig::from_options(&opts(&[("parent", "eth0.0")]), false).unwrap();
-        assert!(c.vlan().is_err());
-        let c = IpvlanConfig::from_options(&opts(&[("parent", ".7")]), false).unwrap();
-        assert!(c.vlan().is_err());
     }
 }

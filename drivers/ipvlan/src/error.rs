@@ -9,9 +9,9 @@ pub enum Error {
     /// A driver option (or an endpoint's MAC address) is invalid.
     #[error("{0}")]
     InvalidOption(String),
-    /// The parent interface does not exist.
-    #[error("-o parent interface was not found on the host: {0}")]
-    ParentNotFound(String),
+    /// The network's parent link cannot be had (see `cnm_parent_link`).
+    #[error(transparent)]
+    Parent(#[from] cnm_parent_link::Error),
     /// Another network uses the parent with another mode or flag, which
     /// the kernel keeps per parent: the new network would change it under
     /// the other's sandboxes.
@@ -51,7 +51,8 @@ impl Error {
     /// The class of the error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::InvalidOption(_) | Error::ParentNotFound(_) => ErrorKind::InvalidParameter,
+            Error::InvalidOption(_) => ErrorKind::InvalidParameter,
+            Error::Parent(e) => e.kind(),
             Error::ParentInOtherMode { .. } => ErrorKind::Conflict,
             Error::MissingKernelFeature { .. } => ErrorKind::NotImplemented,
             Error::NetworkNotFound(_) => ErrorKind::NotFound,

@@ -4,8 +4,7 @@ use crate::Error;
 use cnm_osl::MacvlanMode;
 use std::collections::BTreeMap;
 
-/// The `parent` option.
-pub const PARENT: &str = "parent";
+pub use cnm_parent_link::PARENT;
 /// The `macvlan_mode` option.
 pub const MODE: &str = "macvlan_mode";
 /// The prefix of the macvlan driver's own option keys (besides `parent`).
@@ -52,21 +51,6 @@ impl MacvlanConfig {
         }
         Ok(cfg)
     }
-
-    /// The 802.1q sub-interface the parent names (`eth0.10` → `eth0`, 10), if it names one.
-    pub fn vlan(&self) -> Result<Option<(&str, u16)>, Error> {
-        let Some(parent) = self.parent.as_deref() else { return Ok(None) };
-        let Some((base, id)) = parent.rsplit_once('.') else { return Ok(None) };
-        let id: u16 = id
-            .parse()
-            .ok()
-            .filter(|id| (1..4095).contains(id))
-            .ok_or_else(|| Error::InvalidOption(format!("{PARENT} {parent:?}: the VLAN id must be 1 to 4094")))?;
-        if base.is_empty() {
-            return Err(Error::InvalidOption(format!("{PARENT} {parent:?}: no interface before the VLAN id")));
-        }
-        Ok(Some((base, id)))
-    }
 }
 
 #[cfg(test)]
@@ -83,7 +67,6 @@ mod tests {
         assert_eq!(c.parent.as_deref(), Some("eth0.10"));
         assert_eq!(c.mode, MacvlanMode::Vepa);
         assert!(c.internal);
-        assert_eq!(c.vlan().unwrap(), Some(("eth0", 10)));
         let c = MacvlanConfig::from_options(&opts(&[]), false).unwrap();
         assert_eq!((c.parent, c.mode), (None, MacvlanMode::Bridge));
         assert!(MacvlanConfig::from_options(&opts(&[("macvlan_mode", "l3")]), false).is_err());
@@ -91,7 +74,5 @@ mod tests {
         assert!(typo.to_string().contains("macvlan_mdoe"), "{typo}");
         // Not the macvlan driver's: kept, as Docker keeps it.
         assert!(MacvlanConfig::from_options(&opts(&[("mtu", "1400")]), false).is_ok());
-        let c = MacvlanConfig::from_options(&opts(&[("parent", "eth0.5000")]), false).unwrap();
-        assert!(c.vlan().is_err());
     }
 }

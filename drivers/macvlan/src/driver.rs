@@ -9,6 +9,7 @@ use cnm_driverapi::{
     Table,
 };
 use cnm_osl::{MacvlanMode, Netlink};
+use cnm_parent_link::{Maker, ParentLink};
 use ipnet::IpNet;
 use std::net::IpAddr;
 
@@ -48,10 +49,9 @@ fn short(nid: &str) -> String {
     cnm_driverapi::id::short(nid, 12).to_string()
 }
 
-/// The dummy parent of host-only network `nid` (Docker's name).
-fn dummy_name(nid: &str) -> String {
-    format!("dm-{}", cnm_driverapi::id::short(nid, 12))
-}
+/// How this driver names and marks the parent links it makes (Docker's
+/// dummy names; the mark tells its 802.1q links from the user's).
+const PARENTS: Maker = Maker { driver: NAME, mark: "cnm:macvlan", dummy_prefix: "dm-" };
 
 impl MacvlanDriver {
     /// A macvlan driver working on the host's links through `host`.
@@ -62,60 +62,7 @@ impl MacvlanDriver {
     fn network(&self, nid: &str) -> std::result::Result<MacvlanNetwork, Error> {
         self.networks.get(nid).ok_or_else(|| Error::NetworkNotFound(nid.into()))
     }
-
-    /// Makes sure the network's link exists: the parent as it is, its VLAN
-    /// sub-interface (created if missing), or a dummy of its own.
-    async fn ensure_link(&self, nid: &str, cfg: &MacvlanConfig) -> std::result::Result<(String, bool), Error> {
-        let exists = |name: String| async move {
-            self.host.link_get(&name).await.map_err(|e| Error::os(format!("look up {name}"), e)).map(|l| l.is_some())
-        };
-        let Some(parent) = cfg.parent.clone() else {
-            let name = dummy_name(nid);
-            if exists(name.clone()).await? {
-                return Ok((name, true));
-            }
-            return match self.host.link_add_dummy(&name).await {
-                Ok(()) => Ok((name, true)),
-                Err(e @ cnm_osl::Error::Unsupported(_)) => Err(Error::MissingKernelFeature {
-                    what: format!("a macvlan network without -o parent (its parent is a dummy link {name})"),
-                    feature: "dummy links (kernel module dummy)",
-                    source: e,
-                }),
-                Err(e) => Err(Error::os(format!("create dummy link {name}"), e)),
-            };
-        };
-        let found = self.host.link_get(&parent).await.map_err(|e| Error::os(format!("look up {parent}"), e))?;
-        if let Some(link) = found {
-            // A VLAN link this driver made (before a restart, say) is still its own.
-            return Ok((parent, link.alias.as_deref() == Some(MADE_BY_US)));
-        }
-        let Some((base, vlan)) = cfg.vlan()? else { return Err(Error::ParentNotFound(parent)) };
-        let Some(base_link) = self.host.link_get(base).await.map_err(|e| Error::os(format!("look up {base}"), e))?
-        else {
-            return Err(Error::ParentNotFound(base.to_string()));
-        };
-        match self.host.link_add_vlan_marked(&parent, base_link.index, vlan, MADE_BY_US).await {
-            Ok(()) => Ok((parent, true)),
-            Err(e @ cnm_osl::Error::Unsupported(_)) => Err(Error::MissingKernelFeature {
-                what: format!("-o parent={parent} (an 802.1q sub-interface of {base})"),
-                feature: "802.1q VLAN links (kernel module 8021q)",
-                source: e,
-            }),
-            Err(e) => Err(Error::os(format!("create VLAN link {parent}"), e)),
-        }
-    }
-
-    async fn remove_link(&self, name: &str) {
-        if let Err(e) = self.host.link_del_by_name(name).await {
-            tracing::warn!(link = name, error = %cnm_driverapi::Chain(&e), "cannot remove a macvlan network's link");
-        }
-    }
 }
-
-/// The alias of a VLAN sub-interface this driver made: it removes the link
-/// with the last network using it, also after a restart; a link without
-/// the mark is the user's and stays.
-const MADE_BY_US: &str = "cnm:macvlan";
 
 /// The gateway of the pool holding `addr`, else of the first pool.
 fn gateway_for(pools: &[IpamData], addr: Option<IpNet>) -> Option<IpAddr> {
@@ -159,7 +106,8 @@ impl Driver for MacvlanDriver {
                 return Err(Error::ParentInPassthru { network: short(other), parent: parent.clone() }.into());
             }
         }
-        let (link, created) = self.ensure_link(&nid, &cfg).await?;
+        let ParentLink { name: link, made: created } =
+            PARENTS.ensure(&self.host, &nid, cfg.parent.as_deref()).await.map_err(Error::from)?;
         let mut pools = req.ipv4_data.clone();
         pools.extend(req.ipv6_data.iter().cloned());
         tracing::info!(network = %nid, link, mode = cfg.mode.name(), "macvlan network");
@@ -184,7 +132,7 @@ impl Driver for MacvlanDriver {
             }
         };
         if !heir {
-            self.remove_link(&net.link).await;
+            PARENTS.remove(&self.host, &net.link).await;
         }
         Ok(())
     }
@@ -215,7 +163,7 @@ impl Driver for MacvlanDriver {
             .link_get(&net.link)
             .await
             .map_err(|e| Error::os(format!("look up {}", net.link), e))?
-            .ok_or_else(|| Error::ParentNotFound(net.link.clone()))?;
+            .ok_or_else(|| Error::from(cnm_parent_link::Error::NotFound(net.link.clone())))?;
         let name = link_name(&req.endpoint_id);
         // A link left by an interrupted join goes first.
         let _ = self.host.link_del_by_name(&name).await;

@@ -9,9 +9,9 @@ pub enum Error {
     /// A driver option is invalid.
     #[error("{0}")]
     InvalidOption(String),
-    /// The parent interface does not exist.
-    #[error("-o parent interface was not found on the host: {0}")]
-    ParentNotFound(String),
+    /// The network's parent link cannot be had (see `cnm_parent_link`).
+    #[error(transparent)]
+    Parent(#[from] cnm_parent_link::Error),
     /// A passthru network cannot share its parent (the only mode that
     /// takes the parent whole), as Docker's.
     #[error("cannot use mode passthru, macvlan network {network} is already using parent interface {parent}")]
@@ -29,17 +29,6 @@ pub enum Error {
         /// The parent.
         parent: String,
     },
-    /// The kernel lacks a link type the network needs.
-    #[error("{what} needs {feature}, which this kernel lacks")]
-    MissingKernelFeature {
-        /// What was being made.
-        what: String,
-        /// The kernel feature (and its module).
-        feature: &'static str,
-        /// The kernel's answer.
-        #[source]
-        source: cnm_osl::Error,
-    },
     /// The network is not known to the driver.
     #[error("network {0} not found")]
     NetworkNotFound(String),
@@ -52,9 +41,9 @@ impl Error {
     /// The class of the error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::InvalidOption(_) | Error::ParentNotFound(_) => ErrorKind::InvalidParameter,
+            Error::InvalidOption(_) => ErrorKind::InvalidParameter,
+            Error::Parent(e) => e.kind(),
             Error::ParentInUse { .. } | Error::ParentInPassthru { .. } => ErrorKind::Conflict,
-            Error::MissingKernelFeature { .. } => ErrorKind::NotImplemented,
             Error::NetworkNotFound(_) => ErrorKind::NotFound,
             Error::Os(failed) => failed.kind(),
         }
