@@ -62,6 +62,14 @@ fn run_script() -> PathBuf {
 /// machine without the kernel or qemu skips loudly; under `CI=true` that is
 /// a failure. Does nothing inside the guest itself.
 pub fn run_in_second_kernel(test: &str, tests: &[&str]) {
+    run_in_second_kernel_with(test, tests, &[]);
+}
+
+/// [`run_in_second_kernel`] with `programs` (names found on `PATH`, each
+/// with its shared libraries, or absolute paths of other files), each with
+/// the Debian package that has it, in the guest too at the same paths:
+/// `etcd`, `openssl` and its configuration for a cluster test, say.
+pub fn run_in_second_kernel_with(test: &str, tests: &[&str], programs: &[(&str, &str)]) {
     if in_second_kernel() {
         return;
     }
@@ -73,9 +81,28 @@ pub fn run_in_second_kernel(test: &str, tests: &[&str]) {
     if !crate::tools(test, &["qemu-system-x86_64"], "qemu-system-x86") || !crate::tools(test, &["cpio"], "cpio") {
         return;
     }
+    for (program, package) in programs.iter().filter(|(p, _)| !p.contains('/')) {
+        if !crate::tools(test, &[program], package) {
+            return;
+        }
+    }
     let exe = std::env::current_exe().expect("this test binary");
     let mut cmd = std::process::Command::new(run_script());
-    cmd.arg("--kernel").arg(&dir).arg("--timeout").arg("600").arg("--file").arg(&exe).arg("--");
+    cmd.arg("--kernel").arg(&dir).arg("--timeout").arg("600").arg("--file").arg(&exe);
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for (program, package) in programs {
+        if program.contains('/') {
+            if !Path::new(program).exists() {
+                crate::skip(test, &format!("needs {program} (Debian package {package})"));
+                return;
+            }
+            cmd.arg("--file").arg(program);
+            continue;
+        }
+        let found = std::env::split_paths(&path).map(|d| d.join(program)).find(|p| p.is_file());
+        cmd.arg("--file").arg(found.expect("found on PATH above"));
+    }
+    cmd.arg("--");
     cmd.args(["env", &format!("{GUEST_ENV}=1"), "CI=true"]);
     if let Some(log) = std::env::var_os("CNM_LOG") {
         cmd.arg(format!("CNM_LOG={}", log.to_string_lossy()));

@@ -256,3 +256,15 @@ async fn a_lagging_release_never_takes_a_pool_given_again() {
     ipam.release_pool(ReleasePoolRequest { pool_id: new }).await.unwrap();
     assert!(ipam.request_pool(pool()).await.is_ok(), "the pool is free once its holder releases it");
 }
+
+/// Two hosts sharing an overlay network again, in Debian's stock kernel
+/// (with a real etcd inside the guest): the overlay is not tied to this
+/// VM's kernel.
+#[test]
+fn overlay_in_the_second_kernel() {
+    cnm_tests::kernel::run_in_second_kernel_with(
+        "overlay_in_the_second_kernel",
+        &["two_embedded_controllers_share_an_overlay_network"],
+        &[("etcd", "etcd-server"), ("openssl", "openssl"), ("/usr/lib/ssl/openssl.cnf", "openssl")],
+    );
+}
