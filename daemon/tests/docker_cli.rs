@@ -228,6 +228,16 @@ async fn docker_events_show_network_events() {
     assert_eq!(replay, format!("connect {}", sandbox[0]["Id"].as_str().unwrap()), "replayed: {replay}");
     let all = docker_ok(&d, &["events", "--since", &since, "--until", &until, "--format", "{{.Type}} {{.Action}}"]);
     assert!(all.lines().any(|l| l == "sandbox create"), "cnm's own sandbox events: {all}");
+    // `--until` alone replays what is kept up to it, as dockerd's; a
+    // sandbox named by a prefix of its id (dockerd's fuzzy match).
+    let upto = docker_ok(&d, &["events", "--until", &until, "--filter", "type=network", "--format", "{{.Action}}"]);
+    assert!(upto.lines().any(|l| l == "destroy"), "--until alone: {upto}");
+    let short = &sandbox[0]["Id"].as_str().unwrap()[..8];
+    let by_prefix = docker_ok(
+        &d,
+        &["events", "--until", &until, "--filter", &format!("container={short}"), "--format", "{{.Type}} {{.Action}}"],
+    );
+    assert!(by_prefix.lines().any(|l| l == "sandbox create"), "a short id: {by_prefix}");
     d.ok(&["sandbox", "rm", "ev"]);
 }
 

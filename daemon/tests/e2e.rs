@@ -305,6 +305,19 @@ async fn config_only_and_config_from() {
 
     let out = d.cnmctl(&["network", "rm", "conf"]);
     assert!(!out.status.success() && stderr(&out).contains("in use"), "{}", stderr(&out));
+    // dockerd's refusals around configuration networks, word for word.
+    for (args, refused) in [
+        (
+            &["--config-only", "--internal"][..],
+            "Network operator fields like [ ingress | internal | attachable | scope ]",
+        ),
+        (&["--config-only", "--config-from", "conf"][..], "a configuration network cannot depend on another"),
+        (&["--config-from", "derived"][..], "configuration network \"derived\" not found"),
+        (&["--config-from", "nonesuch"][..], "configuration network \"nonesuch\" not found"),
+    ] {
+        let out = d.cnmctl(&[&["network", "create"][..], args, &["refused"]].concat());
+        assert!(!out.status.success() && stderr(&out).contains(refused), "{args:?}: {}", stderr(&out));
+    }
 
     // Options set to false and labels come along too (libnetwork's
     // applyConfigurationTo); a request that sets its own is refused with
@@ -555,5 +568,14 @@ async fn cnmctl_takes_docker_network_flags() {
     d.ok(&["sandbox", "create", "x"]);
     let lo = d.ok(&["sandbox", "exec", "x", "ip", "-o", "link", "show", "lo"]);
     assert!(lo.contains("lo:"), "exec without --: {lo}");
-    d.ok(&["sandbox", "rm", "x"]);
+    // Every failure of a multi-name sandbox command is reported; the
+    // names that exist are still done.
+    let out = d.cnmctl(&["sandbox", "rm", "nope1", "x", "nope2"]);
+    assert!(!out.status.success(), "rm with missing sandboxes must fail");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nope1") && err.contains("nope2") && err.contains("2 of 3"), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "x", "x is removed");
+    let out = d.cnmctl(&["sandbox", "inspect", "nope3", "nope4"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("nope3") && err.contains("nope4"), "{err}");
 }

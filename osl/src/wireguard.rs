@@ -214,8 +214,9 @@ const NLA_F_NESTED: u16 = 0x8000;
 const NLA_TYPE_MASK: u16 = 0x3fff;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
-/// Peers per request: each is at most ~100 bytes plus its allowed IPs.
-const PEERS_PER_REQUEST: usize = 16;
+/// The most bytes of peers in one request (a nest's length has 16 bits):
+/// a longer peer list goes in several requests.
+const PEER_BYTES_PER_REQUEST: usize = 32 * 1024;
 
 /// A generic netlink socket of the calling thread's namespace.
 struct Genl {
@@ -445,8 +446,22 @@ fn set_blocking(ifname: &str, config: &DeviceConfig) -> Result<()> {
         p.put(WGPEER_A_FLAGS, &WGPEER_F_REMOVE_ME.to_ne_bytes());
         peers.push(p);
     }
+    let mut batches: Vec<(Vec<&Attrs>, usize)> = Vec::new();
+    for p in &peers {
+        let size = p.0.len() + 4;
+        if size > PEER_BYTES_PER_REQUEST {
+            return Err(Error::Invalid(format!("wg set {ifname}: a peer with too many allowed IPs ({size} bytes)")));
+        }
+        match batches.last_mut() {
+            Some((batch, used)) if *used + size <= PEER_BYTES_PER_REQUEST => {
+                batch.push(p);
+                *used += size;
+            }
+            _ => batches.push((vec![p], size)),
+        }
+    }
     let mut first = true;
-    let mut batches = peers.chunks(PEERS_PER_REQUEST).peekable();
+    let mut batches = batches.into_iter().map(|(b, _)| b).peekable();
     loop {
         let mut body = Attrs::default();
         ifname_attr(&mut body, ifname);
@@ -469,6 +484,7 @@ fn set_blocking(ifname: &str, config: &DeviceConfig) -> Result<()> {
             let mut list = Attrs::default();
             for (i, p) in batch.iter().enumerate() {
                 list.nested(i as u16, Attrs(p.0.clone()));
+                // (at most 32 KiB of peers: their indexes fit in 16 bits)
             }
             body.nested(WGDEVICE_A_PEERS, list);
         }

@@ -128,11 +128,14 @@ impl Events {
 
 /// Whether `ev` passes `f`, as dockerd filters its events.
 fn matches(f: &Filters, ev: &Event) -> bool {
-    let attr = |k: &str| ev.actor.attributes.get(k).map(String::as_str);
-    let network = |v: &str| ev.kind == "network" && (ev.actor.id == v || attr("name") == Some(v));
+    let attr = |k: &str| ev.actor.attributes.get(k).map(String::as_str).unwrap_or_default();
+    // dockerd's fuzzy match: the whole value, or a prefix of it (a short id).
+    let fuzzy = |source: &str, v: &str| !source.is_empty() && source.starts_with(v);
+    let actor = |v: &str| fuzzy(&ev.actor.id, v) || fuzzy(attr("name"), v);
+    let network = |v: &str| ev.kind == "network" && actor(v);
     let container = |v: &str| match ev.kind {
-        "sandbox" => ev.actor.id == v || attr("name") == Some(v),
-        _ => attr("container") == Some(v),
+        "sandbox" => actor(v),
+        _ => fuzzy(attr("container"), v),
     };
     let nothing_of_ours = ["image", "volume", "service", "node", "secret", "config", "plugin", "daemon"];
     f.any("type", |v| v == ev.kind)
@@ -149,7 +152,12 @@ pub async fn events(State(st): State<ApiState>, q: QueryMap) -> ApiResult<Respon
     let f = Filters::parse(q.0.get("filters").map(String::as_str), EVENT_FILTERS)?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     let at = |key: &str| -> Result<Option<u64>, ApiError> {
-        q.0.get(key).filter(|v| !v.is_empty()).map(|v| parse_until(v, now.as_secs())).transpose()
+        let Some(value) = q.0.get(key).filter(|v| !v.is_empty()) else { return Ok(None) };
+        parse_until(value, now.as_secs()).map(Some).map_err(|_| {
+            ApiError::bad_request(format!(
+                "invalid {key} {value:?}: expected a Unix timestamp, an RFC 3339 time or a duration such as 24h"
+            ))
+        })
     };
     let (since, until) = (at("since")?, at("until")?);
     if let (Some(s), Some(u)) = (since, until)
@@ -159,12 +167,13 @@ pub async fn events(State(st): State<ApiState>, q: QueryMap) -> ApiResult<Respon
     }
     // Listening before the replay is read: nothing falls between the two.
     let live = st.events.live.subscribe();
-    let backlog: VecDeque<Arc<Event>> = match since {
-        Some(s) => {
-            let kept = st.events.kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            kept.iter().filter(|e| e.time >= s && until.is_none_or(|u| e.time <= u)).cloned().collect()
-        }
-        None => VecDeque::new(),
+    // As dockerd's: `since` or `until` replays what is kept between them.
+    let backlog: VecDeque<Arc<Event>> = if since.is_some() || until.is_some() {
+        let kept = st.events.kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let s = since.unwrap_or(0);
+        kept.iter().filter(|e| e.time >= s && until.is_none_or(|u| e.time <= u)).cloned().collect()
+    } else {
+        VecDeque::new()
     };
     let last_seen = backlog.back().map(|e| e.time_nano);
     // `until` in seconds: the stream ends once that second is over.
@@ -290,6 +299,10 @@ mod tests {
         assert!(matches(&f(r#"{"network":["n1"],"event":["connect","disconnect"]}"#), &connect));
         assert!(matches(&f(r#"{"network":["n1id"]}"#), &connect));
         assert!(!matches(&f(r#"{"network":["n2"]}"#), &connect));
+        // A prefix (a short id) matches, as dockerd's fuzzy match; not a part inside.
+        assert!(matches(&f(r#"{"network":["n1i"]}"#), &connect));
+        assert!(!matches(&f(r#"{"network":["1id"]}"#), &connect));
+        assert!(matches(&f(r#"{"container":["sb"]}"#), &connect));
         assert!(matches(&f(r#"{"container":["sb1"]}"#), &connect));
         assert!(matches(&f(r#"{"container":["web"]}"#), &created));
         assert!(!matches(&f(r#"{"image":["busybox"]}"#), &connect));

@@ -35,8 +35,14 @@ pub fn network_config(req: &NetworkCreateRequest) -> Result<(String, NetworkConf
         return Err(ApiError::bad_request(format!("invalid scope {:?}: only local networks are supported", req.scope)));
     }
     let config_from = req.config_from.as_ref().map(|c| c.network.clone()).filter(|n| !n.is_empty());
+    // dockerd's statuses and messages (403 both).
+    if req.config_only && (req.internal || req.attachable || !req.scope.is_empty()) {
+        return Err(ApiError::forbidden(
+            "configuration network can only contain network specific fields. Network operator fields like [ ingress | internal | attachable | scope ] are not supported.",
+        ));
+    }
     if req.config_only && config_from.is_some() {
-        return Err(ApiError::bad_request("a configuration-only network cannot take its configuration from another"));
+        return Err(ApiError::forbidden("a configuration network cannot depend on another configuration network"));
     }
     // Docker's rule: a configuration-only network has the null driver.
     let driver = if req.config_only {

@@ -175,9 +175,14 @@ async fn take_config(
             "network driver options are not supported if the network depends on a configuration network",
         ));
     }
-    let source = lookup::network(ctrl, from).await?.info().await?;
+    // As dockerd's, the source is looked up by name among configuration networks only.
+    let missing = || ApiError::not_found(format!("configuration network {from:?} not found"));
+    let source = match ctrl.network_by_name(from).await {
+        Ok(n) => n.info().await?,
+        Err(_) => return Err(missing()),
+    };
     if !source.config.config_only {
-        return Err(ApiError::bad_request(format!("network {from} is not a configuration-only network")));
+        return Err(missing());
     }
     let s = source.config;
     cfg.ipam_driver = s.ipam_driver;

@@ -110,8 +110,12 @@ pub async fn run(client: &Client, cmd: SandboxCommand) -> Result<Outcome, CliErr
         }
         SandboxCommand::Inspect { format, sandboxes } => {
             let mut out = Vec::new();
+            let mut errors = Vec::new();
             for s in &sandboxes {
-                out.push(client.get::<SandboxResource>(&format!("/sandboxes/{}", encode(s))).await?);
+                match client.get::<SandboxResource>(&format!("/sandboxes/{}", encode(s))).await {
+                    Ok(r) => out.push(r),
+                    Err(e) => errors.push(cnm::chain(&e)),
+                }
             }
             match format {
                 Format::Json => print_json(&out)?,
@@ -135,18 +139,17 @@ pub async fn run(client: &Client, cmd: SandboxCommand) -> Result<Outcome, CliErr
                     }
                 }
             }
+            super::network::failures(errors, sandboxes.len(), "sandboxes could not be inspected")?;
         }
         SandboxCommand::Rm { sandboxes } => {
-            let mut failed = None;
+            let mut errors = Vec::new();
             for s in &sandboxes {
                 match client.delete(&format!("/sandboxes/{}", encode(s))).await {
                     Ok(()) => println!("{s}"),
-                    Err(e) => failed = Some(e),
+                    Err(e) => errors.push(cnm::chain(&e)),
                 }
             }
-            if let Some(e) = failed {
-                return Err(e.into());
-            }
+            super::network::failures(errors, sandboxes.len(), "sandboxes could not be removed")?;
         }
         SandboxCommand::Exec { sandbox, command } => {
             let s: SandboxResource = client.get(&format!("/sandboxes/{}", encode(&sandbox))).await?;

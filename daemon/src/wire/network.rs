@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// `POST /networks/create`: Docker's `NetworkCreateRequest`, every field the
-/// docker CLI may send (API 1.24 to 1.51). As dockerd (Go's decoder), a
+/// docker CLI may send (API 1.24 to 1.52). As dockerd (Go's decoder), a
 /// field it does not know is ignored and a `null` is the field's zero value
 /// (docker-py sends `"IPRange": null`, `"Options": null`, …).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -19,7 +19,7 @@ pub struct NetworkCreateRequest {
     /// `local` (or empty); swarm scopes are refused.
     #[serde(default, deserialize_with = "null_default", skip_serializing_if = "String::is_empty")]
     pub scope: String,
-    /// Whether IPv4 is enabled (API 1.48+); `false` is refused.
+    /// Whether IPv4 is enabled (API 1.48+); `false` makes an IPv6-only network.
     #[serde(default, rename = "EnableIPv4", skip_serializing_if = "Option::is_none")]
     pub enable_ipv4: Option<bool>,
     /// Whether IPv6 is enabled.
@@ -34,13 +34,13 @@ pub struct NetworkCreateRequest {
     /// Swarm attachability; accepted and echoed, meaningless locally.
     #[serde(default, deserialize_with = "null_default")]
     pub attachable: bool,
-    /// Swarm routing-mesh network; refused.
+    /// Swarm routing-mesh network; refused (403), as dockerd outside a swarm.
     #[serde(default, deserialize_with = "null_default")]
     pub ingress: bool,
-    /// Configuration-only network; refused.
+    /// A configuration-only network: a record other networks take their configuration from.
     #[serde(default, deserialize_with = "null_default")]
     pub config_only: bool,
-    /// Network to take the configuration from; refused when set.
+    /// The configuration-only network to take the configuration from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_from: Option<ConfigReference>,
     /// Driver options (`-o`).
@@ -255,13 +255,13 @@ pub struct NetworkResource {
     pub ipam: Ipam,
     /// No external connectivity.
     pub internal: bool,
-    /// Always false (no swarm).
+    /// As created (meaningless without a swarm).
     pub attachable: bool,
     /// Always false (no swarm).
     pub ingress: bool,
-    /// Always empty.
+    /// The configuration-only network it was made from (empty: none).
     pub config_from: ConfigReference,
-    /// Always false.
+    /// Whether it is a configuration-only network.
     pub config_only: bool,
     /// The sandboxes joined, by sandbox id.
     #[serde(default, deserialize_with = "null_default")]
