@@ -568,6 +568,20 @@ async fn cnmctl_takes_docker_network_flags() {
     d.ok(&["sandbox", "create", "x"]);
     let lo = d.ok(&["sandbox", "exec", "x", "ip", "-o", "link", "show", "lo"]);
     assert!(lo.contains("lo:"), "exec without --: {lo}");
+    // docker's newer flags: rm -f of a missing network, --ipv4=false and
+    // --ipv6=false, connect --driver-opt (the interface's name) and --gw-priority.
+    d.ok(&["network", "rm", "-f", "nope9"]);
+    d.ok(&["network", "create", "--ipv4=false", "--ipv6", "v6only"]);
+    d.ok(&["network", "create", "--ipv6=false", "--subnet", "10.231.9.0/24", "v4only"]);
+    let v: serde_json::Value = serde_json::from_str(&d.ok(&["network", "inspect", "v6only", "v4only"])).unwrap();
+    assert_eq!((v[0]["EnableIPv4"].as_bool(), v[0]["EnableIPv6"].as_bool()), (Some(false), Some(true)), "{v}");
+    assert_eq!((v[1]["EnableIPv4"].as_bool(), v[1]["EnableIPv6"].as_bool()), (Some(true), Some(false)), "{v}");
+    let ifname = "com.docker.network.endpoint.ifname=lan0";
+    d.ok(&["network", "connect", "--driver-opt", ifname, "--gw-priority", "5", "v4only", "x"]);
+    let lan = d.ok(&["sandbox", "exec", "x", "ip", "-o", "-4", "addr", "show", "lan0"]);
+    assert!(lan.contains("10.231.9."), "the interface is named as asked: {lan}");
+    d.ok(&["network", "disconnect", "v4only", "x"]);
+    d.ok(&["network", "rm", "v6only", "v4only"]);
     // Every failure of a multi-name sandbox command is reported; the
     // names that exist are still done.
     let out = d.cnmctl(&["sandbox", "rm", "nope1", "x", "nope2"]);

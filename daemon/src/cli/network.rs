@@ -31,6 +31,9 @@ pub enum NetworkCommand {
     /// Remove networks
     #[command(alias = "remove")]
     Rm {
+        /// Do not fail for a network that does not exist
+        #[arg(short, long)]
+        force: bool,
         /// Networks (names or ids)
         #[arg(required = true)]
         networks: Vec<String>,
@@ -94,9 +97,12 @@ pub struct CreateArgs {
     /// Reserved address, NAME=IP (repeatable)
     #[arg(long)]
     pub aux_address: Vec<String>,
-    /// Enable IPv6
-    #[arg(long)]
-    pub ipv6: bool,
+    /// Enable IPv6 (`--ipv6=false`: off)
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub ipv6: Option<bool>,
+    /// Enable IPv4 (`--ipv4=false`: an IPv6-only network)
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub ipv4: Option<bool>,
     /// No external connectivity
     #[arg(long)]
     pub internal: bool,
@@ -140,6 +146,12 @@ pub struct ConnectArgs {
     /// MAC address of the sandbox's interface on this network
     #[arg(long)]
     pub mac_address: Option<String>,
+    /// Endpoint driver option, KEY=VALUE (repeatable): com.docker.network.endpoint.ifname, ….sysctls
+    #[arg(long)]
+    pub driver_opt: Vec<String>,
+    /// Priority of this network's gateway as the sandbox's default route (highest wins)
+    #[arg(long)]
+    pub gw_priority: Option<i32>,
     /// The network
     pub network: String,
     /// The sandbox
@@ -215,11 +227,12 @@ pub async fn run(client: &Client, cmd: NetworkCommand) -> Result<(), CliError> {
             }
             failures(errors, networks.len(), "networks could not be inspected")?;
         }
-        NetworkCommand::Rm { networks } => {
+        NetworkCommand::Rm { force, networks } => {
             let mut errors = Vec::new();
             for n in &networks {
                 match client.delete(&format!("/networks/{}", encode(n))).await {
                     Ok(()) => println!("{n}"),
+                    Err(e) if force && e.status() == Some(hyper::StatusCode::NOT_FOUND) => {}
                     Err(e) => errors.push(cnm::chain(&e)),
                 }
             }
@@ -250,6 +263,8 @@ pub async fn run(client: &Client, cmd: NetworkCommand) -> Result<(), CliError> {
                 }),
                 aliases: a.alias,
                 mac_address: a.mac_address.unwrap_or_default(),
+                driver_opts: key_values("--driver-opt", &a.driver_opt)?,
+                gw_priority: a.gw_priority.unwrap_or_default(),
                 ..Default::default()
             };
             let req = NetworkConnectRequest { container: a.sandbox, endpoint_config: Some(settings) };
@@ -296,7 +311,8 @@ pub fn create_request(a: CreateArgs) -> Result<NetworkCreateRequest, CliError> {
     Ok(NetworkCreateRequest {
         name: a.name,
         driver: a.driver,
-        enable_ipv6: a.ipv6.then_some(true),
+        enable_ipv6: a.ipv6,
+        enable_ipv4: a.ipv4,
         ipam: Some(Ipam { driver: a.ipam_driver, config: configs, options: key_values("--ipam-opt", &a.ipam_opt)? }),
         internal: a.internal,
         options: Some(key_values("--opt", &a.opt)?),
