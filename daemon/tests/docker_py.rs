@@ -77,6 +77,11 @@ async fn docker_py_drives_the_network_api() {
     assert!(d.pings("cli", web).await, "cli cannot reach web at the address docker-py asked for");
     assert!(d.pings("web", cli).await, "web cannot reach cli");
     assert!(d.pings("cli", "fd00:233:3::10").await, "cli's static IPv6 address does not answer");
+    // The alias docker-py gave web answers in cnm's resolver, for cli.
+    let v: serde_json::Value = serde_json::from_str(&d.ok(&["sandbox", "inspect", "cli"])).unwrap();
+    let cli_ns = cnm::osl::Namespace::open(v[0]["Key"].as_str().expect("a key")).expect("cli's namespace");
+    let www = cnm_tests::dns::lookup_a(&cli_ns, "www").await.expect("the alias resolves");
+    assert_eq!(www, [web.parse::<std::net::Ipv4Addr>().unwrap()], "www is web's alias");
 
     let down = stage(&d, "down");
     assert!(!d.pings("cli", web).await, "web still answers after docker-py disconnected it");
