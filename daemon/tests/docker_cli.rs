@@ -479,6 +479,93 @@ async fn docker_gateway_modes_by_packets() {
     docker_ok(&d, &["network", "rm", "g20", "g21", "g22", "g23"]);
 }
 
+/// The same modes for IPv6 (`gateway_mode_ipv6`), on dual-stack networks
+/// with global (documentation) IPv6 subnets, by packets between the
+/// sandboxes and an outside host that routes 2001:db8:232::/48 through this
+/// host's IPv6 address on the segment: `nat` masquerades out and lets in
+/// only the published host port; `nat-unprotected` also lets anything in
+/// at the container's address; `routed` does not masquerade and lets in
+/// ICMP and the published port at the container's address; without a mode
+/// a global subnet goes out unmasqueraded and is let in only through the
+/// published host port (see the README's table of differences).
+#[tokio::test]
+async fn docker_ipv6_gateway_modes_by_packets() {
+    let test = "docker_ipv6_gateway_modes_by_packets";
+    if !cnm_tests::tools(test, &["docker"], "docker.io") {
+        return;
+    }
+    let Some(d) = Daemon::start(test).await else { return };
+    let outside = d.host.outside().await;
+    // No duplicate address detection on the segment (a tentative address answers nothing).
+    d.host.ns.sysctl_set("net/ipv6/conf/uplink/accept_dad", "0").await.unwrap();
+    outside.ns.sysctl_set("net/ipv6/conf/eth0/accept_dad", "0").await.unwrap();
+    let uplink = d.host.nl.link_get("uplink").await.unwrap().unwrap();
+    d.host.nl.addr_add(uplink.index, "fd00:250::1/64".parse().unwrap()).await.unwrap();
+    let oeth = outside.nl.link_get("eth0").await.unwrap().unwrap();
+    outside.nl.addr_add(oeth.index, "fd00:250::2/64".parse().unwrap()).await.unwrap();
+    let via = cnm::osl::Route {
+        destination: "2001:db8:232::/48".parse().unwrap(),
+        gateway: Some("fd00:250::1".parse().unwrap()),
+        oif: None,
+        scope: cnm::osl::RouteScope::Universe,
+    };
+    outside.nl.route_add(&via).await.unwrap();
+    let mode = "com.docker.network.bridge.gateway_mode_ipv6";
+    let modes = [("nat", 30), ("nat-unprotected", 31), ("routed", 32), ("", 33)];
+    for (m, n) in modes {
+        let (v4, v6) = (format!("10.232.{n}.0/24"), format!("2001:db8:232:{n}::/64"));
+        let mut args = vec!["network", "create", "--ipv6", "--subnet", &v4, "--subnet", &v6];
+        let opt = format!("{mode}={m}");
+        if !m.is_empty() {
+            args.extend(["-o", &opt]);
+        }
+        let name = format!("g{n}");
+        args.push(&name);
+        docker_ok(&d, &args);
+        d.ok(&["sandbox", "create", "-p", &format!("91{n}:80"), &format!("s{n}")]);
+        docker_ok(&d, &["network", "connect", &format!("g{n}"), &format!("s{n}")]);
+    }
+    let outside_server = cnm_tests::peer_echo_server(&outside.ns, "[fd00:250::2]:7000".parse().unwrap(), 4).await;
+    for (m, n) in modes {
+        let ns = sandbox_ns(&d, &format!("s{n}"));
+        let ip = address(&d, &format!("s{n}"), &format!("g{n}"), true);
+        assert!(ip.starts_with(&format!("2001:db8:232:{n}::")), "{m}: {ip}");
+        let _published = cnm_tests::peer_echo_server(&ns, "[::]:80".parse().unwrap(), 2).await;
+        let _other = cnm_tests::peer_echo_server(&ns, "[::]:81".parse().unwrap(), 1).await;
+        let at = |port: u16| std::net::SocketAddr::new(ip.parse().unwrap(), port);
+        // Out: masqueraded to the host's address, or the container's own.
+        let out = cnm_tests::seen_as(&ns, "[fd00:250::2]:7000".parse().unwrap()).await;
+        let expected_source = if matches!(m, "routed" | "") { ip.as_str() } else { "fd00:250::1" };
+        assert_eq!(out.as_deref(), Ok(expected_source), "{m}: the outside host sees the sandbox as");
+        // In through the host's published port, except for routed.
+        if m != "routed" {
+            let host = format!("[fd00:250::1]:91{n}").parse().unwrap();
+            assert!(cnm_tests::seen_as(&outside.ns, host).await.is_ok(), "{m}: the published host port answers");
+        }
+        let direct_published = cnm_tests::seen_as(&outside.ns, at(80)).await;
+        let direct_other = cnm_tests::seen_as(&outside.ns, at(81)).await;
+        let pinged = cnm::osl::probe::ping(&outside.ns, ip.parse().unwrap(), Duration::from_secs(1)).await.is_ok();
+        match m {
+            "nat" | "" => {
+                assert!(direct_published.is_err(), "{m}: the container's address is not reached directly");
+                assert!(direct_other.is_err() && !pinged, "{m}: nothing unsolicited gets in");
+            }
+            "nat-unprotected" => {
+                assert_eq!(direct_other.as_deref(), Ok("fd00:250::2"), "nat-unprotected: any port, directly");
+                assert!(pinged, "nat-unprotected: pinged directly");
+            }
+            _ => {
+                assert_eq!(direct_published.as_deref(), Ok("fd00:250::2"), "routed: the published port, directly");
+                assert!(direct_other.is_err(), "routed: an unpublished port is not reached");
+                assert!(pinged, "routed: ICMP gets in");
+            }
+        }
+    }
+    drop(outside_server);
+    d.ok(&["sandbox", "rm", "s30", "s31", "s32", "s33"]);
+    docker_ok(&d, &["network", "rm", "g30", "g31", "g32", "g33"]);
+}
+
 /// Two macvlan networks on one parent (Docker 28 allows it; their
 /// subnets differ), created with the docker CLI: a sandbox on each
 /// reaches the outside host on the parent's segment at that network's
