@@ -12,7 +12,9 @@
 //!   `DeleteEndpoint` during a removal (a
 //!   disconnect, or the forced removal of a container) is logged and the
 //!   removal goes on: the request succeeds, the endpoint is gone, its
-//!   address is free, and the network can be removed.
+//!   address is free, and the network can be removed;
+//! * a `--config-from` network passes on to the plugin every option of
+//!   its configuration network, those set to `false` too, and its pool.
 
 mod common;
 
@@ -131,5 +133,39 @@ async fn failing_leave_and_delete_are_logged_and_the_removal_goes_on() {
     }
     client.delete("/networks/n").await.expect("the network can be removed");
     assert_eq!(methods(&calls), ["DeleteNetwork"]);
+    plugin.stop();
+}
+
+/// The fourth: a `--config-from` network hands the plugin everything the
+/// configuration network set, options set to `false` included (libnetwork's
+/// `applyConfigurationTo` copies the generic options whole), and its pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_from_network_passes_on_false_options_to_the_plugin() {
+    let Some((d, plugin, calls, _dir)) =
+        setup("a_config_from_network_passes_on_false_options_to_the_plugin", json!({}), "10.231.62.0/24").await
+    else {
+        return;
+    };
+    let client = d.client();
+    let conf = json!({
+        "Name": "conf", "ConfigOnly": true, "Labels": { "team": "blue" },
+        "Options": { "com.example.flag": "false", "com.example.size": "7" },
+        "IPAM": { "Config": [{ "Subnet": "10.231.63.0/24", "Gateway": "10.231.63.254" }] },
+    });
+    let _: Value = client.post("/networks/create", &conf).await.expect("a configuration network");
+    assert!(methods(&calls).is_empty(), "a configuration network reaches no driver");
+    let derived = json!({ "Name": "derived", "Driver": PLUGIN, "ConfigFrom": { "Network": "conf" } });
+    let _: Value = client.post("/networks/create", &derived).await.expect("a network from the configuration");
+    let got = calls.take();
+    let create = got.iter().find(|c| c.path == "/NetworkDriver.CreateNetwork").expect("a CreateNetwork");
+    let generic = &create.body["Options"]["com.docker.network.generic"];
+    assert_eq!(generic["com.example.flag"], "false", "an option set to false is passed on: {}", create.body);
+    assert_eq!(generic["com.example.size"], "7", "{}", create.body);
+    assert_eq!(create.body["IPv4Data"][0]["Pool"], "10.231.63.0/24", "the configuration's pool: {}", create.body);
+    assert_eq!(create.body["IPv4Data"][0]["Gateway"], "10.231.63.254/24", "{}", create.body);
+    let net: Value = client.get("/networks/derived").await.unwrap();
+    assert_eq!(net["Labels"]["team"], "blue", "{net}");
+    client.delete("/networks/derived").await.unwrap();
+    client.delete("/networks/conf").await.unwrap();
     plugin.stop();
 }
