@@ -165,6 +165,17 @@ async fn a_config_from_network_passes_on_false_options_to_the_plugin() {
     assert_eq!(create.body["IPv4Data"][0]["Gateway"], "10.231.63.254/24", "{}", create.body);
     let net: Value = client.get("/networks/derived").await.unwrap();
     assert_eq!(net["Labels"]["team"], "blue", "{net}");
+    // An endpoint's driver options reach the plugin's CreateEndpoint as
+    // dockerd hands them (cnm's own, the interface's name, do not).
+    sandbox(&d, "c1").await;
+    let opts = json!({ "com.example.queue": "4", "com.docker.network.endpoint.ifname": "data0" });
+    let connect = json!({ "Container": "c1", "EndpointConfig": { "DriverOpts": opts } });
+    client.post_unit("/networks/derived/connect", &connect).await.expect("connect with driver options");
+    let got = calls.take();
+    let create = got.iter().find(|c| c.path == "/NetworkDriver.CreateEndpoint").expect("a CreateEndpoint");
+    assert_eq!(create.body["Options"]["com.example.queue"], "4", "{}", create.body);
+    assert!(create.body["Options"].get("com.docker.network.endpoint.ifname").is_none(), "{}", create.body);
+    client.delete("/sandboxes/c1").await.unwrap();
     client.delete("/networks/derived").await.unwrap();
     client.delete("/networks/conf").await.unwrap();
     plugin.stop();

@@ -38,4 +38,9 @@ pub struct EndpointConfig {
     /// standing for the interface's name.
     #[serde(default)]
     pub sysctls: Vec<(String, String)>,
+    /// Other endpoint driver options (Docker's endpoint `DriverOpts`):
+    /// handed to the driver's `CreateEndpoint` among its options, as
+    /// dockerd hands them; a driver that takes none ignores them.
+    #[serde(default)]
+    pub driver_options: std::collections::BTreeMap<String, String>,
 }

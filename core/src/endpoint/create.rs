@@ -263,7 +263,7 @@ pub(crate) fn endpoint_options(net: &NetworkRecord, cfg: &EndpointConfig) -> End
         exposed_ports: (!internal).then(|| cfg.exposed_ports.clone()),
         mac_address: cfg.mac,
         port_map: (!internal).then(|| cfg.port_bindings.clone()),
-        generic: BTreeMap::new(),
+        generic: cfg.driver_options.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect(),
     }
 }
 

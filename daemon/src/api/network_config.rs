@@ -162,9 +162,7 @@ pub fn endpoint_config(settings: Option<&EndpointSettings>) -> Result<(EndpointC
                 }
             }
             _ => {
-                return Err(ApiError::bad_request(format!(
-                    "endpoint driver option {key:?} is not supported (only {IFNAME_OPTION} and {SYSCTLS_OPTION})"
-                )));
+                cfg.driver_options.insert(key.clone(), value.clone());
             }
         }
     }
@@ -222,13 +220,15 @@ mod tests {
     }
 
     #[test]
-    fn the_ifname_endpoint_option_names_the_interface_and_others_are_refused() {
+    fn the_ifname_endpoint_option_names_the_interface_and_others_go_to_the_driver() {
         let s: EndpointSettings =
             serde_json::from_str(r#"{"DriverOpts":{"com.docker.network.endpoint.ifname":"data0"}}"#).unwrap();
-        assert_eq!(endpoint_config(Some(&s)).unwrap().0.ifname.as_deref(), Some("data0"));
+        let (cfg, _) = endpoint_config(Some(&s)).unwrap();
+        assert_eq!(cfg.ifname.as_deref(), Some("data0"));
+        assert!(cfg.driver_options.is_empty(), "the interface's name is cnm's, not the driver's");
         let s: EndpointSettings = serde_json::from_str(r#"{"DriverOpts":{"com.example.x":"1"}}"#).unwrap();
-        let e = endpoint_config(Some(&s)).unwrap_err();
-        assert!(e.to_string().contains("com.example.x"), "{e}");
+        let (cfg, _) = endpoint_config(Some(&s)).unwrap();
+        assert_eq!(cfg.driver_options.get("com.example.x").map(String::as_str), Some("1"));
     }
 
     #[test]
