@@ -550,6 +550,19 @@ async fn cnmctl_takes_docker_network_flags() {
     assert_eq!(row, "f1\tbridge false\n");
     let driver = d.ok(&["network", "inspect", "-f", "{{.IPAM.Driver}} {{.Internal}} {{json .Labels}}", "f1", "f2"]);
     assert_eq!(driver, "default false {\"team\":\"x\"}\ndefault true {}\n");
+    // The rest of the templates docker users write: table, index, range, if, and json lines.
+    let table = d.ok(&["network", "ls", "--filter", "label=team=x", "--format", "table {{.Name}}\t{{.Driver}}"]);
+    let lines: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(lines, [vec!["NAME", "DRIVER"], vec!["f1", "bridge"]], "{table}");
+    let tmpl =
+        r#"{{index .Labels "team"}}{{range .IPAM.Config}} {{.Subnet}}{{end}} {{if .Internal}}in{{else}}out{{end}}"#;
+    assert_eq!(d.ok(&["network", "inspect", "-f", tmpl, "f1"]), "x 10.231.7.0/24 out\n");
+    let json = d.ok(&["network", "ls", "--filter", "name=f", "--format", "json"]);
+    let names: Vec<String> = json
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("one object a line")["Name"].to_string())
+        .collect();
+    assert_eq!(names, ["\"f1\"", "\"f2\""], "{json}");
 
     let out = d.cnmctl(&["network", "rm", "f1", "nope1", "nope2"]);
     assert!(!out.status.success(), "rm with missing networks must fail");

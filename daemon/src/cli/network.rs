@@ -179,8 +179,22 @@ pub async fn run(client: &Client, cmd: NetworkCommand) -> Result<(), CliError> {
                 }
                 return Ok(());
             }
+            // A network as `docker network ls` formats it.
+            let row = |n: &NetworkResource| {
+                let labels: Vec<String> = n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                serde_json::json!({
+                    "ID": id(n), "Name": n.name, "Driver": n.driver, "Scope": n.scope,
+                    "IPv6": n.enable_ipv6, "Internal": n.internal, "Labels": labels.join(","),
+                    "CreatedAt": n.created,
+                })
+            };
             match a.format.as_str() {
-                "json" => print_json(&nets)?,
+                // One object per line, as docker's.
+                "json" => {
+                    for n in &nets {
+                        println!("{}", row(n));
+                    }
+                }
                 "table" => table::print(
                     &["NETWORK ID", "NAME", "DRIVER", "SCOPE"],
                     &nets
@@ -188,17 +202,37 @@ pub async fn run(client: &Client, cmd: NetworkCommand) -> Result<(), CliError> {
                         .map(|n| vec![id(n), n.name.clone(), n.driver.clone(), n.scope.clone()])
                         .collect::<Vec<_>>(),
                 ),
-                template => {
-                    for n in &nets {
-                        let labels: Vec<String> = n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                        let row = serde_json::json!({
-                            "ID": id(n), "Name": n.name, "Driver": n.driver, "Scope": n.scope,
-                            "IPv6": n.enable_ipv6, "Internal": n.internal, "Labels": labels.join(","),
-                            "CreatedAt": n.created,
-                        });
-                        println!("{}", super::template::render(template, &row)?);
+                template => match template.strip_prefix("table") {
+                    // `table …`: a header of the fields' column names, and
+                    // the rows' tab-separated cells aligned under it.
+                    Some(t) if t.is_empty() || t.starts_with(char::is_whitespace) => {
+                        let t = t.trim_start();
+                        let names: serde_json::Map<String, serde_json::Value> = super::template::columns(t)?
+                            .into_iter()
+                            .map(|c| {
+                                let header = match c.as_str() {
+                                    "ID" => "NETWORK ID".to_string(),
+                                    "CreatedAt" => "CREATED AT".to_string(),
+                                    other => other.to_uppercase(),
+                                };
+                                (c, serde_json::Value::String(header))
+                            })
+                            .collect();
+                        let header = super::template::render(t, &serde_json::Value::Object(names))?;
+                        let header: Vec<&str> = header.split('\t').collect();
+                        let mut rows = Vec::new();
+                        for n in &nets {
+                            let line = super::template::render(t, &row(n))?;
+                            rows.push(line.split('\t').map(str::to_string).collect::<Vec<_>>());
+                        }
+                        table::print(&header, &rows);
                     }
-                }
+                    _ => {
+                        for n in &nets {
+                            println!("{}", super::template::render(template, &row(n))?);
+                        }
+                    }
+                },
             }
         }
         NetworkCommand::Inspect { format, networks } => {
