@@ -55,7 +55,8 @@ impl Key {
 
     /// A key from its base64 form (44 characters).
     pub fn from_base64(s: &str) -> Result<Key> {
-        let bad = || Error::Invalid(format!("not a WireGuard key (44 characters of base64): {s:?}"));
+        // The text is never in the error: it may be a private key.
+        let bad = || Error::Invalid(format!("not a WireGuard key (44 characters of base64; got {})", s.len()));
         let s = s.as_bytes();
         if s.len() != 44 || s[43] != b'=' {
             return Err(bad());
@@ -107,7 +108,7 @@ pub struct PeerConfig {
     pub endpoint: Option<SocketAddr>,
     /// The inner addresses of the peer; they replace the peer's former ones.
     pub allowed_ips: Vec<IpNet>,
-    /// A keepalive every so many seconds (`None` or 0: none).
+    /// A keepalive every so many seconds (0: none; `None`: left as it is).
     pub persistent_keepalive: Option<u16>,
 }
 
@@ -214,9 +215,14 @@ const NLA_F_NESTED: u16 = 0x8000;
 const NLA_TYPE_MASK: u16 = 0x3fff;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
+/// A dump's answer: the objects changed while it ran (`NLM_F_DUMP_INTR`).
+const NLM_F_DUMP_INTR: u16 = 0x10;
 /// The most bytes of peers in one request (a nest's length has 16 bits):
 /// a longer peer list goes in several requests.
 const PEER_BYTES_PER_REQUEST: usize = 32 * 1024;
+/// The most allowed IPs in one peer entry (36 bytes each, so that an
+/// entry stays well below [`PEER_BYTES_PER_REQUEST`]).
+const ALLOWED_IPS_PER_ENTRY: usize = 500;
 
 /// A generic netlink socket of the calling thread's namespace.
 struct Genl {
@@ -297,6 +303,7 @@ impl Genl {
         msg.extend_from_slice(&body.0);
         sendto(self.fd.as_raw_fd(), &msg, &NetlinkAddr::new(0, 0), MsgFlags::empty()).map_err(|e| sys("send", e))?;
         let mut answers = Vec::new();
+        let mut interrupted = false;
         let mut buf = vec![0u8; 65536];
         loop {
             let n = recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()).map_err(|e| sys("receive", e))?;
@@ -304,9 +311,13 @@ impl Genl {
             while rest.len() >= 16 {
                 let mlen = u32::from_ne_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
                 let kind = u16::from_ne_bytes([rest[4], rest[5]]);
+                let msg_flags = u16::from_ne_bytes([rest[6], rest[7]]);
                 let seq = u32::from_ne_bytes(rest[8..12].try_into().expect("4 bytes"));
                 if mlen < 16 || mlen > rest.len() {
-                    return Err(Error::Invalid("a truncated generic netlink answer".into()));
+                    return Err(Error::Internal(format!("{op}: a truncated generic netlink answer")));
+                }
+                if msg_flags & NLM_F_DUMP_INTR != 0 {
+                    interrupted = true;
                 }
                 let payload = &rest[16..mlen];
                 rest = &rest[mlen.next_multiple_of(4).min(rest.len())..];
@@ -317,6 +328,10 @@ impl Genl {
                     // An acknowledgement, or a dump's end: both carry an errno (0: none).
                     NLMSG_ERROR | NLMSG_DONE => {
                         let code = payload.get(..4).map_or(0, |b| i32::from_ne_bytes(b.try_into().expect("4 bytes")));
+                        if code == 0 && interrupted {
+                            let message = "the dump was interrupted by a change".to_string();
+                            return Err(Error::Netlink { op: op.to_string(), errno: Some(libc::EINTR), message });
+                        }
                         if code == 0 {
                             return Ok(answers);
                         }
@@ -384,7 +399,7 @@ fn endpoint_bytes(addr: SocketAddr) -> Vec<u8> {
         SocketAddr::V6(a) => {
             b.extend_from_slice(&(libc::AF_INET6 as u16).to_ne_bytes());
             b.extend_from_slice(&a.port().to_be_bytes());
-            b.extend_from_slice(&a.flowinfo().to_be_bytes());
+            b.extend_from_slice(&a.flowinfo().to_ne_bytes());
             b.extend_from_slice(&a.ip().octets());
             b.extend_from_slice(&a.scope_id().to_ne_bytes());
         }
@@ -407,18 +422,40 @@ fn parse_endpoint(b: &[u8]) -> Option<SocketAddr> {
     }
 }
 
-fn peer_attrs(peer: &PeerConfig) -> Attrs {
-    let mut p = Attrs::default();
-    p.put(WGPEER_A_PUBLIC_KEY, &peer.public_key.0);
-    p.put(WGPEER_A_FLAGS, &WGPEER_F_REPLACE_ALLOWEDIPS.to_ne_bytes());
-    if let Some(ep) = peer.endpoint {
-        p.put(WGPEER_A_ENDPOINT, &endpoint_bytes(ep));
+/// A peer's entries: the first replaces its allowed IPs and sets the rest;
+/// allowed IPs beyond [`ALLOWED_IPS_PER_ENTRY`] follow in entries of their
+/// own that add to them (as `wg` splits a long list), so that no nest
+/// outgrows its 16-bit length.
+fn peer_entries(peer: &PeerConfig) -> Vec<Attrs> {
+    let mut chunks: Vec<&[IpNet]> = peer.allowed_ips.chunks(ALLOWED_IPS_PER_ENTRY).collect();
+    if chunks.is_empty() {
+        chunks.push(&[]);
     }
-    if let Some(k) = peer.persistent_keepalive {
-        p.put(WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL, &k.to_ne_bytes());
-    }
+    chunks
+        .into_iter()
+        .enumerate()
+        .map(|(i, ips)| {
+            let mut p = Attrs::default();
+            p.put(WGPEER_A_PUBLIC_KEY, &peer.public_key.0);
+            if i == 0 {
+                p.put(WGPEER_A_FLAGS, &WGPEER_F_REPLACE_ALLOWEDIPS.to_ne_bytes());
+                if let Some(ep) = peer.endpoint {
+                    p.put(WGPEER_A_ENDPOINT, &endpoint_bytes(ep));
+                }
+                if let Some(k) = peer.persistent_keepalive {
+                    p.put(WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL, &k.to_ne_bytes());
+                }
+            }
+            p.nested(WGPEER_A_ALLOWEDIPS, allowed_ips(ips));
+            p
+        })
+        .collect()
+}
+
+/// Allowed IPs as a nest (at most [`ALLOWED_IPS_PER_ENTRY`]: 36 bytes each).
+fn allowed_ips(nets: &[IpNet]) -> Attrs {
     let mut ips = Attrs::default();
-    for (i, net) in peer.allowed_ips.iter().enumerate() {
+    for (i, net) in nets.iter().enumerate() {
         let mut a = Attrs::default();
         match net.addr() {
             IpAddr::V4(v4) => {
@@ -433,13 +470,12 @@ fn peer_attrs(peer: &PeerConfig) -> Attrs {
         a.put(WGALLOWEDIP_A_CIDR_MASK, &[net.prefix_len()]);
         ips.nested(i as u16, a);
     }
-    p.nested(WGPEER_A_ALLOWEDIPS, ips);
-    p
+    ips
 }
 
 fn set_blocking(ifname: &str, config: &DeviceConfig) -> Result<()> {
     let (mut genl, family) = Genl::wireguard()?;
-    let mut peers: Vec<Attrs> = config.peers.iter().map(peer_attrs).collect();
+    let mut peers: Vec<Attrs> = config.peers.iter().flat_map(peer_entries).collect();
     for key in &config.remove_peers {
         let mut p = Attrs::default();
         p.put(WGPEER_A_PUBLIC_KEY, &key.0);
@@ -448,10 +484,8 @@ fn set_blocking(ifname: &str, config: &DeviceConfig) -> Result<()> {
     }
     let mut batches: Vec<(Vec<&Attrs>, usize)> = Vec::new();
     for p in &peers {
+        // At most ~18 KiB (ALLOWED_IPS_PER_ENTRY): one always fits a batch.
         let size = p.0.len() + 4;
-        if size > PEER_BYTES_PER_REQUEST {
-            return Err(Error::Invalid(format!("wg set {ifname}: a peer with too many allowed IPs ({size} bytes)")));
-        }
         match batches.last_mut() {
             Some((batch, used)) if *used + size <= PEER_BYTES_PER_REQUEST => {
                 batch.push(p);
@@ -484,7 +518,6 @@ fn set_blocking(ifname: &str, config: &DeviceConfig) -> Result<()> {
             let mut list = Attrs::default();
             for (i, p) in batch.iter().enumerate() {
                 list.nested(i as u16, Attrs(p.0.clone()));
-                // (at most 32 KiB of peers: their indexes fit in 16 bits)
             }
             body.nested(WGDEVICE_A_PEERS, list);
         }
@@ -501,10 +534,19 @@ fn get_blocking(ifname: &str) -> Result<DeviceInfo> {
     let mut body = Attrs::default();
     ifname_attr(&mut body, ifname);
     let op = format!("wg show {ifname}");
-    let answers = genl.request(&op, family, WG_CMD_GET_DEVICE, WG_GENL_VERSION, libc::NLM_F_DUMP as u16, &body)?;
+    // A dump the peers changed under is asked for again (a few times).
+    let mut tries = 0;
+    let answers = loop {
+        tries += 1;
+        match genl.request(&op, family, WG_CMD_GET_DEVICE, WG_GENL_VERSION, libc::NLM_F_DUMP as u16, &body) {
+            Err(Error::Netlink { errno: Some(libc::EINTR), .. }) if tries < 5 => continue,
+            other => break other?,
+        }
+    };
     let mut info = DeviceInfo::default();
-    // A device with many peers comes in several answers; each repeats
-    // the device's attributes and carries some of the peers.
+    // A device with many peers comes in several answers: the first has
+    // the device's attributes; a peer whose allowed IPs do not fit one
+    // answer goes on in the next, with its public key and more of them.
     for answer in &answers {
         for (kind, value) in attrs(answer) {
             match kind {
@@ -515,7 +557,16 @@ fn get_blocking(ifname: &str) -> Result<DeviceInfo> {
                 WGDEVICE_A_FWMARK if value.len() >= 4 => {
                     info.fwmark = u32::from_ne_bytes(value[..4].try_into().expect("4 bytes"));
                 }
-                WGDEVICE_A_PEERS => info.peers.extend(attrs(value).filter_map(|(_, p)| parse_peer(p))),
+                WGDEVICE_A_PEERS => {
+                    for peer in attrs(value).filter_map(|(_, p)| parse_peer(p)) {
+                        match info.peers.last_mut() {
+                            Some(last) if last.public_key == peer.public_key => {
+                                last.allowed_ips.extend(peer.allowed_ips);
+                            }
+                            _ => info.peers.push(peer),
+                        }
+                    }
+                }
                 _ => {}
             }
         }
@@ -620,11 +671,29 @@ mod tests {
             allowed_ips: vec!["10.0.0.2/32".parse().unwrap(), "fd00::/64".parse().unwrap()],
             persistent_keepalive: None,
         };
-        let a = peer_attrs(&peer);
+        let entries = peer_entries(&peer);
+        assert_eq!(entries.len(), 1);
+        let a = &entries[0];
         let info = parse_peer(&a.0).unwrap();
         assert_eq!(info.public_key, peer.public_key);
         assert_eq!(info.endpoint, peer.endpoint);
         assert_eq!(info.allowed_ips, peer.allowed_ips);
+        // A long list of allowed IPs is split: every entry's nest fits its
+        // 16-bit length, the first replaces, the others add, all in order.
+        let many: Vec<IpNet> = (0..2000u32)
+            .map(|i| IpNet::new(IpAddr::V6(Ipv6Addr::from(0xfd00_u128 << 112 | u128::from(i))), 128).unwrap())
+            .collect();
+        let long = PeerConfig { allowed_ips: many.clone(), ..peer.clone() };
+        let entries = peer_entries(&long);
+        assert_eq!(entries.len(), 4);
+        let mut back = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            assert!(e.0.len() + 4 < PEER_BYTES_PER_REQUEST, "entry {i}: {} bytes", e.0.len());
+            let flags = attrs(&e.0).find(|(k, _)| *k == WGPEER_A_FLAGS).map(|(_, v)| v.to_vec());
+            assert_eq!(flags.is_some(), i == 0, "only the first replaces");
+            back.extend(parse_peer(&e.0).unwrap().allowed_ips);
+        }
+        assert_eq!(back, many);
         let v6: SocketAddr = "[2001:db8::1]:4789".parse().unwrap();
         assert_eq!(parse_endpoint(&endpoint_bytes(v6)), Some(v6));
         // Truncated input reads as nothing rather than panicking.

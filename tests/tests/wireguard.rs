@@ -13,6 +13,18 @@ use cnm_tests::kernel::{self, Feature};
 use cnm_tests::{assert_no_ping, assert_ping};
 use std::net::SocketAddr;
 
+/// RFC 7748's X25519 test vector (section 6.1, Alice's key pair).
+const RFC7748_PRIVATE: &str = "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a";
+const RFC7748_PUBLIC: &str = "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a";
+
+fn hex_key(hex: &str) -> Key {
+    let mut k = [0u8; 32];
+    for (i, b) in k.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
+    }
+    Key(k)
+}
+
 /// A host: a namespace with `eth0` on the shared segment (10.98.0.N/24)
 /// and `wg0`, whose inner address is 10.97.0.N/24.
 struct Host {
@@ -45,6 +57,7 @@ async fn two_hosts_talk_through_wireguard_and_a_removed_peer_is_cut_off() {
         VethSpec { name: "eth0", peer_name: "eth0", peer_namespace: Some(&b.ns), up: true, ..Default::default() };
     a.nl.link_add_veth(&spec).await.unwrap();
     let mut keys = Vec::new();
+    a.nl.link_add_wireguard("wg1").await.unwrap();
     for (n, h) in [(1u8, &a), (2, &b)] {
         let eth0 = h.nl.link_get("eth0").await.unwrap().unwrap().index;
         h.nl.addr_add(eth0, format!("10.98.0.{n}/24").parse().unwrap()).await.unwrap();
@@ -63,9 +76,35 @@ async fn two_hosts_talk_through_wireguard_and_a_removed_peer_is_cut_off() {
         h.nl.link_set_up(wg0).await.unwrap();
         let info = wireguard::get(&h.ns, "wg0").await.unwrap();
         assert_eq!((info.listen_port, info.fwmark), (51820, 0x4e4d));
-        let public = info.public_key.expect("the kernel derives the public key");
-        assert_ne!(public, private, "the public key is not the private one");
-        keys.push(public);
+        keys.push(info.public_key.expect("the kernel derives the public key"));
+    }
+    // The kernel's public key of a known private key (RFC 7748, 6.1: Alice's).
+    let known = DeviceConfig { private_key: Some(hex_key(RFC7748_PRIVATE)), ..Default::default() };
+    wireguard::set(&a.ns, "wg1", known).await.unwrap();
+    let public = wireguard::get(&a.ns, "wg1").await.unwrap().public_key;
+    assert_eq!(public, Some(hex_key(RFC7748_PUBLIC)), "the key pair of RFC 7748");
+    // Many peers, and a peer with many allowed IPs: several requests, and
+    // answers that split the peer list and a peer's allowed IPs, read back whole.
+    let crowd: Vec<PeerConfig> = (0..300u32)
+        .map(|i| {
+            let mut k = [7u8; 32];
+            k[..4].copy_from_slice(&i.to_be_bytes());
+            let count = if i == 0 { 2000 } else { 10 };
+            let allowed_ips = (0..count).map(|j| format!("fd00:{i:x}::{j:x}/128").parse().unwrap()).collect();
+            PeerConfig { public_key: Key(k), endpoint: None, allowed_ips, persistent_keepalive: None }
+        })
+        .collect();
+    wireguard::set(&a.ns, "wg1", DeviceConfig { peers: crowd.clone(), ..Default::default() }).await.unwrap();
+    let mut read = wireguard::get(&a.ns, "wg1").await.unwrap().peers;
+    read.sort_by_key(|p| p.public_key.0);
+    assert_eq!(read.len(), crowd.len(), "one entry per peer");
+    for (got, want) in read.iter().zip(&crowd) {
+        assert_eq!(got.public_key, want.public_key);
+        let mut ips = got.allowed_ips.clone();
+        ips.sort();
+        let mut expected = want.allowed_ips.clone();
+        expected.sort();
+        assert_eq!(ips, expected, "every allowed IP of a peer");
     }
     let peer = |n: u8, key: Key| PeerConfig {
         public_key: key,

@@ -41,9 +41,16 @@ pub(crate) fn next_name<'a>(prefix: &str, used: impl Iterator<Item = &'a str> + 
         .unwrap_or_else(|| prefix.to_string())
 }
 
-/// Places link `src` in the sandbox as `dst`, with `mac` and `addrs`, up.
-/// A MAC address the link has already is not set again (an ipvlan link
-/// has its parent's and cannot be given one, even the same).
+/// Whether `mac` is to be set on `link`: not when it has it already, and
+/// never on an ipvlan link, which has its parent's and cannot be given
+/// one, even the same (the recorded MAC of an endpoint whose parent
+/// changed its own is not the link's).
+fn takes_mac(link: &cnm_osl::Link, mac: &[u8; 6]) -> bool {
+    link.mac != Some(*mac) && !matches!(&link.kind, cnm_osl::LinkKind::Other(kind) if kind == "ipvlan")
+}
+
+/// Places link `src` in the sandbox as `dst`, with `mac` and `addrs`, up
+/// (the MAC as [`takes_mac`] says).
 /// Returns the link's index in the sandbox.
 pub(crate) async fn place(
     host: &Netlink,
@@ -60,7 +67,7 @@ pub(crate) async fn place(
     let up_now = !v4_only;
     let index = match sb.link_get(src).await.map_err(|e| Error::os(op("find"), e))? {
         Some(link) => {
-            let mac = mac.map(|m| m.octets()).filter(|m| link.mac != Some(*m));
+            let mac = mac.map(|m| m.octets()).filter(|m| takes_mac(&link, m));
             let configure = || sb.link_configure(link.index, Some(dst), mac, up_now);
             match configure().await {
                 Err(e) if e.is_exists() && park_retired(sb, dst).await? => configure().await,
@@ -86,14 +93,17 @@ pub(crate) async fn place(
                 .await
                 .map_err(|e| Error::os(op("find moved"), e))?
                 .ok_or_else(|| Error::os(op("find moved"), cnm_osl::Error::NotFound(format!("link {dst}"))))?;
-            let mac = mac.map(|m| m.octets()).filter(|m| moved.mac != Some(*m));
+            let mac = mac.map(|m| m.octets()).filter(|m| takes_mac(&moved, m));
             sb.link_configure(moved.index, None, mac, up_now).await.map_err(|e| Error::os(op("configure"), e))?;
             moved.index
         }
     };
     let addresses = async {
         for a in addrs {
-            add_address(sb, index, *a).await.map_err(|e| Error::os(format!("add address {a} to {dst}"), e))?;
+            add_address(sb, index, *a).await.map_err(|e| {
+                let held = if e.is_address_in_use() { " (another link of its parent still holds it)" } else { "" };
+                Error::os(format!("add address {a} to {dst}{held}"), e)
+            })?;
         }
         Ok::<_, Error>(())
     };

@@ -21,7 +21,7 @@ pub struct IpvlanConfig {
     pub mode: IpvlanMode,
     /// How the links reach each other.
     pub flag: IpvlanFlag,
-    /// No default route in sandboxes.
+    /// No default route in sandboxes (`--internal`, or no parent).
     pub internal: bool,
 }
 
@@ -61,6 +61,11 @@ impl IpvlanConfig {
                 }
                 other => tracing::warn!(option = %other, "option kept, not used by the ipvlan driver"),
             }
+        }
+        // Docker's rule: a network without a parent (on a dummy link of
+        // its own) is internal — no way out, so no default route.
+        if cfg.parent.is_none() {
+            cfg.internal = true;
         }
         Ok(cfg)
     }

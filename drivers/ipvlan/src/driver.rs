@@ -5,8 +5,8 @@ use crate::{Error, IpvlanConfig, NAME};
 use async_trait::async_trait;
 use cnm_driverapi::{
     Capability, CreateEndpointRequest, CreateEndpointResponse, CreateNetworkRequest, DeleteEndpointRequest,
-    DeleteNetworkRequest, Driver, EndpointInterface, InterfaceName, IpamData, JoinRequest, JoinResponse, LeaveRequest,
-    MacAddress, Result, RouteType, Scope, StaticRoute, Table,
+    DeleteNetworkRequest, Driver, EndpointInterface, GwAllocCheckRequest, GwAllocCheckResponse, InterfaceName,
+    IpamData, JoinRequest, JoinResponse, LeaveRequest, MacAddress, Result, RouteType, Scope, StaticRoute, Table,
 };
 use cnm_osl::Netlink;
 use cnm_osl::kernel::LinkFeature;
@@ -39,6 +39,10 @@ pub struct IpvlanDriver {
     host: Netlink,
     networks: Table<String, IpvlanNetwork>,
     endpoints: Table<String, EndpointAddrs>,
+    /// Held by a network's creation and removal, from the check of the
+    /// networks sharing its parent to the table's update: two of them on
+    /// one parent never interleave.
+    parents: tokio::sync::Mutex<()>,
     /// The kernel was seen making ipvlan links (a module loaded later is
     /// found by the next probe; one found stays).
     kernel_has_ipvlan: AtomicBool,
@@ -68,6 +72,7 @@ impl IpvlanDriver {
             host,
             networks: Table::default(),
             endpoints: Table::default(),
+            parents: tokio::sync::Mutex::new(()),
             kernel_has_ipvlan: AtomicBool::new(false),
         }
     }
@@ -93,7 +98,7 @@ impl IpvlanDriver {
                 what: "an ipvlan network".into(),
                 feature: IPVLAN_FEATURE,
                 source: cnm_osl::Error::Unsupported(
-                    "ip link add … type ipvlan: the kernel does not know the link type".into(),
+                    "a throwaway ipvlan link in a scratch namespace was refused as an unknown link type".into(),
                 ),
             }),
             Err(e) => Err(Error::os("probe the kernel for ipvlan links", e)),
@@ -148,13 +153,23 @@ impl Driver for IpvlanDriver {
             data_scope: Scope::Local,
             connectivity_scope: Some(Scope::Global),
             host_namespace: false,
-            ..Capability::local()
+            gw_alloc_checker: true,
         }
+    }
+
+    /// As Docker's: an internal network (or one without a parent) and a
+    /// routed one reserve no gateway address they would not use.
+    async fn gateway_allocation(&self, req: GwAllocCheckRequest) -> Result<GwAllocCheckResponse> {
+        let cfg = IpvlanConfig::from_options(&req.options.generic, req.options.internal)?;
+        // A routed mode's default route is the interface: no gateway either.
+        let skip = cfg.internal || cfg.routed();
+        Ok(GwAllocCheckResponse { skip_ipv4: skip, skip_ipv6: skip })
     }
 
     async fn create_network(&self, req: CreateNetworkRequest) -> Result<()> {
         let cfg = IpvlanConfig::from_options(&req.options.generic, req.options.internal)?;
         let nid = req.network_id.clone();
+        let _parents = self.parents.lock().await;
         // The kernel keeps the mode and flag per parent, and the last link
         // made sets them for all: networks share a parent only alike.
         if let Some(parent) = &cfg.parent {
@@ -190,6 +205,7 @@ impl Driver for IpvlanDriver {
     }
 
     async fn delete_network(&self, req: DeleteNetworkRequest) -> Result<()> {
+        let _parents = self.parents.lock().await;
         let net = self.networks.remove(&req.network_id);
         let Some(net) = net.filter(|n| n.created) else { return Ok(()) };
         // A link the driver made and another network still uses (a VLAN
@@ -211,7 +227,10 @@ impl Driver for IpvlanDriver {
     }
 
     /// An ipvlan link has its parent's MAC address, and no other: the
-    /// endpoint is given it, and another one asked for is refused.
+    /// endpoint is given it, and another one the user asked for is refused.
+    /// A MAC the controller passes on its own (an endpoint's recorded one,
+    /// replayed after a restart while the parent has another now) is not
+    /// the user's: the link simply has the parent's.
     async fn create_endpoint(&self, req: CreateEndpointRequest) -> Result<CreateEndpointResponse> {
         let net = self.network(&req.network_id)?;
         let link = self
@@ -219,10 +238,9 @@ impl Driver for IpvlanDriver {
             .link_get(&net.link)
             .await
             .map_err(|e| Error::os(format!("look up {}", net.link), e))?
-            .ok_or_else(|| Error::from(cnm_parent_link::Error::NotFound(net.link.clone())))?;
+            .ok_or_else(|| Error::from(cnm_parent_link::Error::Gone(net.link.clone())))?;
         let parent_mac = link.mac.map(MacAddress);
-        let given = req.interface.mac_address;
-        if let Some(mac) = given
+        if let Some(mac) = req.options.mac_address
             && Some(mac) != parent_mac
         {
             return Err(Error::InvalidOption(format!(
@@ -234,7 +252,7 @@ impl Driver for IpvlanDriver {
         }
         let addrs = EndpointAddrs { v4: req.interface.address, v6: req.interface.address_ipv6 };
         self.endpoints.insert(req.endpoint_id, addrs);
-        let interface = (given.is_none() && parent_mac.is_some())
+        let interface = (req.interface.mac_address.is_none() && parent_mac.is_some())
             .then(|| EndpointInterface { mac_address: parent_mac, ..Default::default() });
         Ok(CreateEndpointResponse { interface })
     }
@@ -258,7 +276,7 @@ impl Driver for IpvlanDriver {
             .link_get(&net.link)
             .await
             .map_err(|e| Error::os(format!("look up {}", net.link), e))?
-            .ok_or_else(|| Error::from(cnm_parent_link::Error::NotFound(net.link.clone())))?;
+            .ok_or_else(|| Error::from(cnm_parent_link::Error::Gone(net.link.clone())))?;
         let name = link_name(&req.endpoint_id);
         // A link left by an interrupted join goes first.
         let _ = self.host.link_del_by_name(&name).await;
@@ -274,7 +292,15 @@ impl Driver for IpvlanDriver {
             }
             Err(e) => return Err(Error::os(format!("create ipvlan link {name} on {}", net.link), e).into()),
         }
-        let addrs = self.endpoints.get(&req.endpoint_id).unwrap_or_default();
+        let addrs =
+            self.endpoints.get(&req.endpoint_id).ok_or_else(|| Error::EndpointNotFound(req.endpoint_id.clone()));
+        let addrs = match addrs {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = self.host.link_del_by_name(&name).await;
+                return Err(e.into());
+            }
+        };
         let mut resp = JoinResponse {
             interface_name: Some(InterfaceName { src_name: name, dst_prefix: "eth".into() }),
             ..Default::default()

@@ -42,6 +42,9 @@ pub enum Error {
     /// The network is not known to the driver.
     #[error("network {0} not found")]
     NetworkNotFound(String),
+    /// The endpoint is not known to the driver.
+    #[error("endpoint {0} not found")]
+    EndpointNotFound(String),
     /// A kernel operation failed: the step, and the OS layer's error.
     #[error(transparent)]
     Os(#[from] cnm_osl::Failed),
@@ -55,7 +58,7 @@ impl Error {
             Error::Parent(e) => e.kind(),
             Error::ParentInOtherMode { .. } => ErrorKind::Conflict,
             Error::MissingKernelFeature { .. } => ErrorKind::NotImplemented,
-            Error::NetworkNotFound(_) => ErrorKind::NotFound,
+            Error::NetworkNotFound(_) | Error::EndpointNotFound(_) => ErrorKind::NotFound,
             Error::Os(failed) => failed.kind(),
         }
     }

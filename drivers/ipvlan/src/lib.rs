@@ -8,9 +8,9 @@
 //! removed with the last network using it unless it existed),
 //! `ipvlan_mode` (`l2`, the default, `l3`, `l3s`), `ipvlan_flag`
 //! (`bridge`, the default, `private`, `vepa`). Without a parent the network
-//! is host-only, on a dummy link of its own. The mode and flag belong to
-//! the parent's whole ipvlan port, so networks share a parent only with the
-//! same mode and flag.
+//! is host-only and internal (as Docker's), on a dummy link of its own. The
+//! mode and flag belong to the parent's whole ipvlan port, so networks
+//! share a parent only with the same mode and flag.
 //!
 //! In `l2` mode sandboxes route through the network's gateway, as on a
 //! LAN. In `l3` and `l3s` modes the host's namespace routes for them: a

@@ -336,8 +336,9 @@ async fn vlan_parent_is_made_and_removed_with_the_network() {
 }
 
 /// A network without `-o parent` hangs off a dummy link of its own (as
-/// Docker's host-only ipvlan networks): its sandboxes reach each other,
-/// and the dummy goes with the network.
+/// Docker's host-only ipvlan networks, internal): its sandboxes reach each
+/// other, have no default route, and the dummy goes with the network;
+/// `-o parent=lo` is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parentless_network_on_a_dummy_link() {
     let Some(h) = TestHost::new("ipvlan_parentless_network_on_a_dummy_link").await else { return };
@@ -357,12 +358,14 @@ async fn parentless_network_on_a_dummy_link() {
     let (a, a_ns, _) = sandbox(&ctrl, &net, "a").await;
     let (b, b_ns, b_ip) = sandbox(&ctrl, &net, "b").await;
     assert_ping(&a_ns, b_ip).await;
-    let route = default_route(&b_ns).await.expect("a default route");
-    assert_eq!(route.gateway, Some("10.251.0.1".parse().unwrap()));
+    assert_eq!(default_route(&b_ns).await, None, "a network without a parent is internal, as Docker's");
     a.delete().await.unwrap();
     b.delete().await.unwrap();
     net.delete().await.unwrap();
     assert_eq!(h.links().await, before, "the dummy goes with the network");
+    let e = ctrl.new_network("ipvlan", "lo", network("10.251.1.0/24", "10.251.1.1", &[("parent", "lo")], false));
+    let e = e.await.unwrap_err();
+    assert!(cnm::chain(&e).contains("loopback interface is not a valid ipvlan parent link"), "{e}");
 }
 
 /// Every test above again, in Debian's stock kernel (which has ipvlan,

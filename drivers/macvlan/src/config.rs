@@ -17,7 +17,7 @@ pub struct MacvlanConfig {
     pub parent: Option<String>,
     /// How the links share the parent.
     pub mode: MacvlanMode,
-    /// No default route in sandboxes.
+    /// No default route in sandboxes (`--internal`, or no parent).
     pub internal: bool,
 }
 
@@ -48,6 +48,11 @@ impl MacvlanConfig {
                 }
                 other => tracing::warn!(option = %other, "option kept, not used by the macvlan driver"),
             }
+        }
+        // Docker's rule: a network without a parent (on a dummy link of
+        // its own) is internal — no way out, so no default route.
+        if cfg.parent.is_none() {
+            cfg.internal = true;
         }
         Ok(cfg)
     }

@@ -5,8 +5,8 @@ use crate::{Error, MacvlanConfig, NAME};
 use async_trait::async_trait;
 use cnm_driverapi::{
     Capability, CreateEndpointRequest, CreateEndpointResponse, CreateNetworkRequest, DeleteEndpointRequest,
-    DeleteNetworkRequest, Driver, InterfaceName, IpamData, JoinRequest, JoinResponse, LeaveRequest, Result, Scope,
-    Table,
+    DeleteNetworkRequest, Driver, GwAllocCheckRequest, GwAllocCheckResponse, InterfaceName, IpamData, JoinRequest,
+    JoinResponse, LeaveRequest, Result, Scope, Table,
 };
 use cnm_osl::{MacvlanMode, Netlink};
 use cnm_parent_link::{Maker, ParentLink};
@@ -37,6 +37,10 @@ pub struct MacvlanDriver {
     host: Netlink,
     networks: Table<String, MacvlanNetwork>,
     endpoints: Table<String, EndpointAddrs>,
+    /// Held by a network's creation and removal, from the check of the
+    /// networks sharing its parent to the table's update: two of them on
+    /// one parent never interleave.
+    parents: tokio::sync::Mutex<()>,
 }
 
 /// The name of the link of endpoint `eid` while it is in the host's namespace.
@@ -56,7 +60,12 @@ const PARENTS: Maker = Maker { driver: NAME, mark: "cnm:macvlan", dummy_prefix: 
 impl MacvlanDriver {
     /// A macvlan driver working on the host's links through `host`.
     pub fn new(host: Netlink) -> Self {
-        MacvlanDriver { host, networks: Table::default(), endpoints: Table::default() }
+        MacvlanDriver {
+            host,
+            networks: Table::default(),
+            endpoints: Table::default(),
+            parents: tokio::sync::Mutex::new(()),
+        }
     }
 
     fn network(&self, nid: &str) -> std::result::Result<MacvlanNetwork, Error> {
@@ -82,13 +91,22 @@ impl Driver for MacvlanDriver {
             data_scope: Scope::Local,
             connectivity_scope: Some(Scope::Global),
             host_namespace: false,
-            ..Capability::local()
+            gw_alloc_checker: true,
         }
+    }
+
+    /// As Docker's: an internal network (or one without a parent) reserves
+    /// no gateway address it would not use.
+    async fn gateway_allocation(&self, req: GwAllocCheckRequest) -> Result<GwAllocCheckResponse> {
+        let cfg = MacvlanConfig::from_options(&req.options.generic, req.options.internal)?;
+        let skip = cfg.internal;
+        Ok(GwAllocCheckResponse { skip_ipv4: skip, skip_ipv6: skip })
     }
 
     async fn create_network(&self, req: CreateNetworkRequest) -> Result<()> {
         let cfg = MacvlanConfig::from_options(&req.options.generic, req.options.internal)?;
         let nid = req.network_id.clone();
+        let _parents = self.parents.lock().await;
         // Several networks may share a parent (Docker 28's rule), unless
         // one of them is in passthru mode, which takes the parent whole.
         if let Some(parent) = &cfg.parent {
@@ -117,6 +135,7 @@ impl Driver for MacvlanDriver {
     }
 
     async fn delete_network(&self, req: DeleteNetworkRequest) -> Result<()> {
+        let _parents = self.parents.lock().await;
         let net = self.networks.remove(&req.network_id);
         let Some(net) = net.filter(|n| n.created) else { return Ok(()) };
         // A link the driver made and another network still uses (a VLAN
@@ -163,7 +182,7 @@ impl Driver for MacvlanDriver {
             .link_get(&net.link)
             .await
             .map_err(|e| Error::os(format!("look up {}", net.link), e))?
-            .ok_or_else(|| Error::from(cnm_parent_link::Error::NotFound(net.link.clone())))?;
+            .ok_or_else(|| Error::from(cnm_parent_link::Error::Gone(net.link.clone())))?;
         let name = link_name(&req.endpoint_id);
         // A link left by an interrupted join goes first.
         let _ = self.host.link_del_by_name(&name).await;

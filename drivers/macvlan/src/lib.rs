@@ -7,8 +7,10 @@
 //! 802.1q sub-interface with id 10 of `eth0`, created with the network and
 //! removed with it unless it existed), `macvlan_mode` (`bridge`, the
 //! default, `private`, `vepa`, `passthru`). Without a parent the network is
-//! host-only, on a dummy link of its own. One network per parent. On an
-//! internal network sandboxes get no default route.
+//! host-only and internal (as Docker's), on a dummy link of its own.
+//! Several networks may share a parent, except in `passthru` mode. On an
+//! internal network sandboxes get no default route, and no gateway address
+//! is reserved.
 //!
 //! Kernels without 802.1q VLAN or dummy links get an error naming the
 //! missing feature.

@@ -22,6 +22,10 @@ pub enum Error {
     /// The parent interface does not exist.
     #[error("-o parent interface was not found on the host: {0}")]
     NotFound(String),
+    /// The link a network hangs off went away after the network was made
+    /// (a VLAN or dummy link removed by hand, the parent unplugged).
+    #[error("the network's link {0} is gone from the host")]
+    Gone(String),
     /// The kernel lacks the link type the network needs.
     #[error("{what} needs {feature}, which this kernel lacks")]
     MissingKernelFeature {
@@ -43,6 +47,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::InvalidOption(_) | Error::NotFound(_) => ErrorKind::InvalidParameter,
+            Error::Gone(_) => ErrorKind::NotFound,
             Error::MissingKernelFeature { .. } => ErrorKind::NotImplemented,
             Error::Os(failed) => failed.kind(),
         }
@@ -117,6 +122,9 @@ impl Maker {
                 Err(e) => Err(Error::os(format!("create dummy link {name}"), e)),
             };
         };
+        if parent == "lo" {
+            return Err(Error::InvalidOption(format!("loopback interface is not a valid {} parent link", self.driver)));
+        }
         if let Some(link) = look_up(parent.to_string()).await? {
             // A VLAN link this driver made (before a restart, say) is still its own.
             return Ok(ParentLink { name: parent.to_string(), made: link.alias.as_deref() == Some(self.mark) });
@@ -156,6 +164,18 @@ mod tests {
             assert_eq!(e.kind(), ErrorKind::InvalidParameter, "{bad}");
             assert!(e.to_string().contains(bad), "{e}");
         }
+    }
+
+    #[tokio::test]
+    async fn loopback_is_no_parent() {
+        // Refused before any kernel call: a socket of no namespace in particular is enough.
+        let Ok(host) = Netlink::connect(&cnm_osl::Namespace::current().unwrap(), cnm_osl::DEFAULT_DEADLINE).await
+        else {
+            return;
+        };
+        let m = Maker { driver: "ipvlan", mark: "cnm:ipvlan", dummy_prefix: "di-" };
+        let e = m.ensure(&host, "n", Some("lo")).await.unwrap_err();
+        assert!(e.to_string().contains("loopback interface is not a valid ipvlan parent link"), "{e}");
     }
 
     #[test]
